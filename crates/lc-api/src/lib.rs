@@ -1,0 +1,181 @@
+//! Wire types of the `/1.0/...` HTTP API.
+//!
+//! These are the only serialisable API types in the project: the webapp
+//! produces them, the minion and the admin CLI consume them. Key names are
+//! those of the original Lorry Controller and must not change; fields that
+//! the original did not have are additions, never renames.
+
+use serde::{Deserialize, Serialize};
+
+/// Exit value of a job that is still running, as the original spelled it.
+pub const EXIT_RUNNING: &str = "no";
+
+/// Everything the webapp knows about one lorry (one mirror).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LorryInfo {
+    /// Path of the repository on the Downstream Host; the lorry's identity.
+    pub path: String,
+    /// The spec handed to `lorry`: a JSON map with the single key `path`.
+    pub text: String,
+    /// Upstream Host that generated this lorry; empty for CONFGIT lorries.
+    pub from_host: String,
+    /// Repository path on the Upstream Host; empty for CONFGIT lorries.
+    pub from_path: String,
+    /// Seconds between runs.
+    pub interval: i64,
+    /// Seconds a job may run before the webapp asks for it to be killed.
+    pub lorry_timeout: i64,
+    /// Unix time the last job started; 0 when never run.
+    pub last_run: i64,
+    /// Exit code of the last finished job, as a string.
+    pub last_run_exit: Option<String>,
+    /// Output of the last failed job.
+    pub last_run_error: Option<String>,
+    /// Job currently running for this lorry.
+    pub running_job: Option<i64>,
+    /// Bytes used by the lorry's working area after its last job.
+    pub disk_usage: Option<i64>,
+    /// Unix time the lorry becomes due (`last_run + interval`).
+    pub due: i64,
+    /// Ids of the jobs the webapp remembers for this lorry (only in `/1.0/lorry/<path>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jobs: Option<Vec<i64>>,
+}
+
+/// One row of the run queue in `/1.0/status`: lorry info plus readable times.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueEntry {
+    #[serde(flatten)]
+    pub lorry: LorryInfo,
+    pub interval_nice: String,
+    pub due_nice: String,
+    pub last_run_nice: String,
+    pub disk_usage_nice: String,
+}
+
+/// Answer of `POST /1.0/give-me-job`: `{"job_id": null}` or the lorry plus `job_id`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GiveMeJob {
+    pub job_id: Option<i64>,
+    #[serde(flatten)]
+    pub lorry: Option<LorryInfo>,
+}
+
+/// Everything the webapp knows about one job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobInfo {
+    pub job_id: i64,
+    /// Host name the minion gave in `give-me-job`.
+    pub host: String,
+    /// Process id the minion gave in `give-me-job`.
+    pub pid: i64,
+    pub path: String,
+    /// `"no"` while running, otherwise the exit code.
+    pub exit: String,
+    /// Whether the minion must kill the job.
+    pub kill_job: bool,
+    /// stdout and stderr of the job, in arrival order.
+    pub output: String,
+    pub disk_usage: Option<i64>,
+    pub disk_usage_nice: String,
+    /// Start, `YYYY-MM-DD HH:MM:SS UTC`.
+    pub job_started: String,
+    /// End, same format; empty while running.
+    pub job_ended: String,
+    /// Unix times behind the two fields above, and of the last update.
+    pub started: i64,
+    pub ended: Option<i64>,
+    pub updated: i64,
+}
+
+/// A job in the run queue of `/1.0/list-running-jobs`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunningJobs {
+    pub running_jobs: Vec<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobIds {
+    pub job_ids: Vec<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Queue {
+    pub queue: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MaxJobs {
+    pub max_jobs: Option<i64>,
+}
+
+/// Answer of `start-queue` and `stop-queue`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueState {
+    pub running_queue: bool,
+    pub message: String,
+}
+
+/// A plain acknowledgement of a command.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    pub message: String,
+}
+
+/// Answer of `remove-ghost-jobs`: the jobs that were ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RemovedGhostJobs {
+    pub removed_jobs: Vec<i64>,
+}
+
+/// An Upstream Host as shown in `/1.0/status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostInfo {
+    pub host: String,
+    #[serde(rename = "type")]
+    pub host_type: String,
+    pub protocol: String,
+    pub lorry_interval: i64,
+    pub lorry_timeout: i64,
+    pub ls_interval: i64,
+    /// Unix time of the last successful listing; 0 when never listed.
+    pub ls_last_run: i64,
+    pub ls_last_error: Option<String>,
+    pub last_run_nice: String,
+    pub ls_interval_nice: String,
+    pub due_nice: String,
+    pub prefixmap: serde_json::Value,
+    pub ignore: Vec<String>,
+}
+
+/// A problem found while reading CONFGIT, shown until it is fixed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigProblem {
+    /// File in CONFGIT, relative to its root.
+    pub file: String,
+    /// Spec or section inside the file, when the problem is that narrow.
+    pub item: Option<String>,
+    pub problem: String,
+}
+
+/// `GET /1.0/status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub running_queue: bool,
+    pub run_queue: Vec<QueueEntry>,
+    pub hosts: Vec<HostInfo>,
+    pub max_jobs: Option<i64>,
+    pub disk_free: u64,
+    pub disk_free_mib: f64,
+    pub disk_free_gib: f64,
+    pub timestamp: String,
+    pub config_problems: Vec<ConfigProblem>,
+    pub publish_failures: bool,
+    pub warning_msg: String,
+}
+
+/// The body of every 4xx and 5xx answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+}

@@ -1,0 +1,366 @@
+//! Jobs: handing them out, recording their progress, ending them.
+
+use lc_api::{EXIT_RUNNING, JobInfo, LorryInfo};
+use rusqlite::{OptionalExtension, params};
+
+use super::Tx;
+use crate::error::{Error, Result};
+use crate::timefmt;
+
+/// What a minion reports in one `job-update`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobUpdate {
+    /// `None` while the job runs; its exit code once it has ended.
+    pub exit: Option<i64>,
+    pub stdout: String,
+    pub stderr: String,
+    pub disk_usage: Option<i64>,
+}
+
+/// Exit code recorded for a job whose minion stopped reporting.
+pub const GHOST_EXIT: i64 = 127;
+
+struct JobRow {
+    host: String,
+    pid: i64,
+    path: String,
+    started: i64,
+    ended: Option<i64>,
+    updated: i64,
+    timeout: i64,
+    kill: bool,
+    exit: Option<String>,
+    disk_usage: Option<i64>,
+}
+
+impl Tx<'_> {
+    /// Hands the first due lorry to a minion: marks it running and creates
+    /// its job. `None` when the queue is stopped, `max_jobs` jobs already run,
+    /// or nothing is due.
+    pub fn start_next_job(&self, host: &str, pid: i64) -> Result<Option<(i64, LorryInfo)>> {
+        if !self.running_queue()? {
+            return Ok(None);
+        }
+        if let Some(max) = self.max_jobs()?
+            && self.running_job_count()? >= max
+        {
+            return Ok(None);
+        }
+        let Some(path) = self.next_due_lorry()? else { return Ok(None) };
+        let timeout: i64 = self.conn().query_row(
+            "SELECT lorry_timeout FROM lorries WHERE path = ?1",
+            [&path],
+            |r| r.get(0),
+        )?;
+        self.conn().execute(
+            "INSERT INTO jobs (host, pid, path, started, updated, timeout)
+             VALUES (?1, ?2, ?3, ?4, ?4, ?5)",
+            params![host, pid, path, self.now, timeout],
+        )?;
+        let job_id = self.conn().last_insert_rowid();
+        self.conn().execute(
+            "UPDATE lorries SET running_job = ?2, last_run = ?3, move_kind = 0, move_seq = 0
+             WHERE path = ?1",
+            params![path, job_id, self.now],
+        )?;
+        let lorry = self.lorry_row(&path)?.ok_or_else(|| Error::UnknownLorry(path.clone()))?;
+        Ok(Some((job_id, lorry)))
+    }
+
+    fn running_job_count(&self) -> Result<i64> {
+        Ok(self.conn().query_row("SELECT COUNT(*) FROM jobs WHERE ended IS NULL", [], |r| {
+            r.get(0)
+        })?)
+    }
+
+    /// Records a minion's report. Output is appended; an exit ends the job
+    /// and frees its lorry; a job past its lorry's timeout is marked to be
+    /// killed.
+    pub fn update_job(&self, job_id: i64, update: &JobUpdate) -> Result<JobInfo> {
+        let job = self.job_row(job_id)?;
+        if job.ended.is_some() {
+            return Err(Error::JobEnded(job_id));
+        }
+        self.append_output(job_id, &update.stdout)?;
+        self.append_output(job_id, &update.stderr)?;
+        match update.exit {
+            Some(exit) => self.end_job(job_id, &job.path, exit, update.disk_usage)?,
+            None => {
+                let overdue = self.now - job.started > job.timeout;
+                self.conn().execute(
+                    "UPDATE jobs SET updated = ?2, kill = kill OR ?3 WHERE job_id = ?1",
+                    params![job_id, self.now, overdue],
+                )?;
+            }
+        }
+        self.job(job_id)
+    }
+
+    fn end_job(&self, job_id: i64, path: &str, exit: i64, disk_usage: Option<i64>) -> Result<()> {
+        self.conn().execute(
+            "UPDATE jobs SET updated = ?2, ended = ?2, exit = ?3,
+                 disk_usage = COALESCE(?4, disk_usage)
+             WHERE job_id = ?1",
+            params![job_id, self.now, exit.to_string(), disk_usage],
+        )?;
+        let error = if exit == 0 { None } else { Some(self.output(job_id)?) };
+        self.conn().execute(
+            "UPDATE lorries SET running_job = NULL, last_run_exit = ?3, last_run_error = ?4,
+                 disk_usage = COALESCE(?5, disk_usage)
+             WHERE path = ?1 AND running_job = ?2",
+            params![path, job_id, exit.to_string(), error, disk_usage],
+        )?;
+        Ok(())
+    }
+
+    fn append_output(&self, job_id: i64, text: &str) -> Result<()> {
+        if text.is_empty() {
+            return Ok(());
+        }
+        self.conn()
+            .prepare_cached(
+                "INSERT INTO job_output (job_id, seq, text)
+                 VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM job_output WHERE job_id = ?1),
+                         ?2)",
+            )?
+            .execute(params![job_id, text])?;
+        Ok(())
+    }
+
+    fn output(&self, job_id: i64) -> Result<String> {
+        let mut stmt = self
+            .conn()
+            .prepare_cached("SELECT text FROM job_output WHERE job_id = ?1 ORDER BY seq")?;
+        let chunks = stmt.query_map([job_id], |r| r.get::<_, String>(0))?;
+        let mut output = String::new();
+        for chunk in chunks {
+            output.push_str(&chunk?);
+        }
+        Ok(output)
+    }
+
+    /// Asks for a running job to be killed; the minion does it at its next update.
+    pub fn stop_job(&self, job_id: i64) -> Result<()> {
+        if self.job_row(job_id)?.ended.is_some() {
+            return Err(Error::JobEnded(job_id));
+        }
+        self.conn().execute("UPDATE jobs SET kill = 1 WHERE job_id = ?1", [job_id])?;
+        Ok(())
+    }
+
+    /// Forgets a finished job and its output.
+    pub fn remove_job(&self, job_id: i64) -> Result<()> {
+        if self.job_row(job_id)?.ended.is_none() {
+            return Err(Error::JobRunning(job_id));
+        }
+        self.conn().execute("DELETE FROM jobs WHERE job_id = ?1", [job_id])?;
+        Ok(())
+    }
+
+    /// Ends every running job not updated for more than `ghost_timeout`
+    /// seconds, with exit 127, and frees its lorry. Answers their ids.
+    pub fn remove_ghost_jobs(&self, ghost_timeout: i64) -> Result<Vec<i64>> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT job_id, path, updated FROM jobs WHERE ended IS NULL AND updated + ?1 < ?2
+             ORDER BY job_id",
+        )?;
+        let ghosts: Vec<(i64, String, i64)> = stmt
+            .query_map([ghost_timeout, self.now], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        for (job_id, path, updated) in &ghosts {
+            self.append_output(
+                *job_id,
+                &format!(
+                    "\nlorry-controller: no update from the minion since {}; \
+                     job ended as a ghost\n",
+                    timefmt::utc(*updated)
+                ),
+            )?;
+            self.conn().execute("UPDATE jobs SET kill = 1 WHERE job_id = ?1", [job_id])?;
+            self.end_job(*job_id, path, GHOST_EXIT, None)?;
+        }
+        Ok(ghosts.into_iter().map(|(id, _, _)| id).collect())
+    }
+
+    /// Ids of every job remembered, oldest first.
+    pub fn job_ids(&self) -> Result<Vec<i64>> {
+        self.ids("SELECT job_id FROM jobs ORDER BY job_id")
+    }
+
+    /// Ids of the running jobs, oldest first.
+    pub fn running_job_ids(&self) -> Result<Vec<i64>> {
+        self.ids("SELECT job_id FROM jobs WHERE ended IS NULL ORDER BY job_id")
+    }
+
+    fn ids(&self, sql: &str) -> Result<Vec<i64>> {
+        let mut stmt = self.conn().prepare_cached(sql)?;
+        let ids = stmt.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+        Ok(ids)
+    }
+
+    fn job_row(&self, job_id: i64) -> Result<JobRow> {
+        self.conn()
+            .prepare_cached(
+                "SELECT host, pid, path, started, ended, updated, timeout, kill, exit, disk_usage
+                 FROM jobs WHERE job_id = ?1",
+            )?
+            .query_row([job_id], |r| {
+                Ok(JobRow {
+                    host: r.get(0)?,
+                    pid: r.get(1)?,
+                    path: r.get(2)?,
+                    started: r.get(3)?,
+                    ended: r.get(4)?,
+                    updated: r.get(5)?,
+                    timeout: r.get(6)?,
+                    kill: r.get(7)?,
+                    exit: r.get(8)?,
+                    disk_usage: r.get(9)?,
+                })
+            })
+            .optional()?
+            .ok_or(Error::UnknownJob(job_id))
+    }
+
+    /// Everything known about one job, its whole output included.
+    pub fn job(&self, job_id: i64) -> Result<JobInfo> {
+        let row = self.job_row(job_id)?;
+        Ok(JobInfo {
+            job_id,
+            host: row.host,
+            pid: row.pid,
+            path: row.path,
+            exit: row.exit.unwrap_or_else(|| EXIT_RUNNING.to_owned()),
+            kill_job: row.kill,
+            output: self.output(job_id)?,
+            disk_usage: row.disk_usage,
+            disk_usage_nice: timefmt::bytes(row.disk_usage),
+            job_started: timefmt::utc(row.started),
+            job_ended: row.ended.map(timefmt::utc).unwrap_or_default(),
+            started: row.started,
+            ended: row.ended,
+            updated: row.updated,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::lorries::tests::lorry;
+    use super::super::NewLorry;
+    use super::super::tests::fresh;
+    use super::*;
+
+    fn finished(exit: i64) -> JobUpdate {
+        JobUpdate { exit: Some(exit), ..JobUpdate::default() }
+    }
+
+    #[test]
+    fn a_job_runs_the_due_lorry_once() {
+        let (_dir, db) = fresh();
+        db.write(|tx| {
+            tx.set_pretend_time(1_000)?;
+            tx.upsert_lorry(&lorry("up/foo", 100))
+        })
+        .expect("setup");
+        let (job_id, info) = db.write(|tx| tx.start_next_job("m", 1)).expect("give").expect("job");
+        assert_eq!((job_id, info.path.as_str(), info.running_job), (1, "up/foo", Some(1)));
+        assert_eq!(db.write(|tx| tx.start_next_job("m", 2)).expect("give"), None);
+
+        let update = JobUpdate { stdout: "out\n".into(), stderr: "err\n".into(), ..finished(0) };
+        let job = db.write(|tx| tx.update_job(1, &update)).expect("update");
+        assert_eq!((job.exit.as_str(), job.output.as_str()), ("0", "out\nerr\n"));
+        let lorry = db.read(|tx| tx.lorry("up/foo")).expect("lorry");
+        assert_eq!((lorry.running_job, lorry.last_run, lorry.jobs), (None, 1_000, Some(vec![1])));
+        assert_eq!(lorry.last_run_exit.as_deref(), Some("0"));
+        assert!(matches!(db.write(|tx| tx.update_job(1, &update)), Err(Error::JobEnded(1))));
+    }
+
+    #[test]
+    fn failed_job_keeps_its_output_as_last_error() {
+        let (_dir, db) = fresh();
+        db.write(|tx| tx.upsert_lorry(&lorry("a", 100))).expect("setup");
+        db.write(|tx| tx.start_next_job("m", 1)).expect("give");
+        let update = JobUpdate { stderr: "boom\n".into(), ..finished(1) };
+        db.write(|tx| tx.update_job(1, &update)).expect("update");
+        let lorry = db.read(|tx| tx.lorry("a")).expect("lorry");
+        assert_eq!(lorry.last_run_error.as_deref(), Some("boom\n"));
+    }
+
+    #[test]
+    fn overdue_job_is_marked_for_killing() {
+        let (_dir, db) = fresh();
+        db.write(|tx| {
+            tx.set_pretend_time(1_000)?;
+            tx.upsert_lorry(&NewLorry { lorry_timeout: 60, ..lorry("a", 100) })
+        })
+        .expect("setup");
+        db.write(|tx| tx.start_next_job("m", 1)).expect("give");
+        db.write(|tx| tx.set_pretend_time(1_060)).expect("time");
+        assert!(!db.write(|tx| tx.update_job(1, &JobUpdate::default())).expect("u").kill_job);
+        db.write(|tx| tx.set_pretend_time(1_061)).expect("time");
+        assert!(db.write(|tx| tx.update_job(1, &JobUpdate::default())).expect("u").kill_job);
+    }
+
+    #[test]
+    fn max_jobs_and_stopped_queue_hold_jobs_back() {
+        let (_dir, db) = fresh();
+        db.write(|tx| {
+            tx.upsert_lorry(&lorry("a", 100))?;
+            tx.upsert_lorry(&lorry("b", 100))?;
+            tx.set_max_jobs(Some(1))
+        })
+        .expect("setup");
+        assert!(db.write(|tx| tx.start_next_job("m", 1)).expect("give").is_some());
+        assert!(db.write(|tx| tx.start_next_job("m", 2)).expect("give").is_none());
+        db.write(|tx| tx.set_max_jobs(None)).expect("unlimit");
+        db.write(|tx| tx.set_running_queue(false)).expect("stop");
+        assert!(db.write(|tx| tx.start_next_job("m", 2)).expect("give").is_none());
+        db.write(|tx| tx.set_running_queue(true)).expect("start");
+        assert!(db.write(|tx| tx.start_next_job("m", 2)).expect("give").is_some());
+    }
+
+    #[test]
+    fn ghosts_are_ended_with_127() {
+        let (_dir, db) = fresh();
+        db.write(|tx| {
+            tx.set_pretend_time(1_000)?;
+            tx.upsert_lorry(&lorry("a", 100))
+        })
+        .expect("setup");
+        db.write(|tx| tx.start_next_job("m", 1)).expect("give");
+        assert!(db.write(|tx| tx.remove_ghost_jobs(10)).expect("ghosts").is_empty());
+        db.write(|tx| tx.set_pretend_time(1_011)).expect("time");
+        assert_eq!(db.write(|tx| tx.remove_ghost_jobs(10)).expect("ghosts"), [1]);
+        let job = db.read(|tx| tx.job(1)).expect("job");
+        assert_eq!((job.exit.as_str(), job.kill_job), ("127", true));
+        assert_eq!(db.read(|tx| tx.lorry("a")).expect("lorry").running_job, None);
+    }
+
+    #[test]
+    fn running_jobs_cannot_be_removed_and_ended_ones_cannot_be_stopped() {
+        let (_dir, db) = fresh();
+        db.write(|tx| tx.upsert_lorry(&lorry("a", 100))).expect("setup");
+        db.write(|tx| tx.start_next_job("m", 1)).expect("give");
+        assert!(matches!(db.write(|tx| tx.remove_job(1)), Err(Error::JobRunning(1))));
+        db.write(|tx| tx.stop_job(1)).expect("stop");
+        db.write(|tx| tx.update_job(1, &finished(-9))).expect("end");
+        assert!(matches!(db.write(|tx| tx.stop_job(1)), Err(Error::JobEnded(1))));
+        db.write(|tx| tx.remove_job(1)).expect("remove");
+        assert!(matches!(db.read(|tx| tx.job(1)), Err(Error::UnknownJob(1))));
+        assert!(matches!(db.write(|tx| tx.remove_job(1)), Err(Error::UnknownJob(1))));
+    }
+
+    #[test]
+    fn job_ids_count_up_from_one_and_are_never_reused() {
+        let (_dir, db) = fresh();
+        db.write(|tx| tx.upsert_lorry(&lorry("a", 0))).expect("setup");
+        for expected in 1..=3 {
+            let (id, _) = db.write(|tx| tx.start_next_job("m", 1)).expect("give").expect("job");
+            assert_eq!(id, expected);
+            db.write(|tx| tx.update_job(id, &finished(0))).expect("end");
+            db.write(|tx| tx.remove_job(id)).expect("remove");
+        }
+        assert!(db.read(|tx| tx.job_ids()).expect("ids").is_empty());
+    }
+}

@@ -1,0 +1,294 @@
+//! The run queue: lorries, their order, and moving them.
+//!
+//! Queue order, first to last:
+//! 1. idle lorries moved to the top, the latest move first (due or not);
+//! 2. idle lorries that are due, longest overdue first, then by path;
+//! 3. idle due lorries moved to the bottom, the latest move last;
+//! 4. everything else (running, or not yet due), by when it becomes due, then by path.
+//!
+//! A move lasts until the lorry's next job starts. Because moves are kept
+//! apart from `last_run`, they are exact whatever the intervals.
+
+use lc_api::LorryInfo;
+use rusqlite::{OptionalExtension, Row, params};
+
+use super::Tx;
+use crate::error::{Error, Result};
+
+const LORRY_COLUMNS: &str = "path, text, from_host, from_path, interval, lorry_timeout, \
+     last_run, last_run_exit, last_run_error, running_job, disk_usage, due";
+
+/// The ORDER BY of the whole queue; `?1` is now. Must agree with [`Tx::next_due_lorry`].
+const QUEUE_ORDER: &str = "ORDER BY
+    CASE WHEN running_job IS NOT NULL THEN 3
+         WHEN move_kind = -1 THEN 0
+         WHEN due <= ?1 AND move_kind = 0 THEN 1
+         WHEN due <= ?1 THEN 2
+         ELSE 3 END,
+    CASE WHEN running_job IS NULL AND move_kind = -1 THEN -move_seq
+         WHEN running_job IS NULL AND move_kind = 1 AND due <= ?1 THEN move_seq
+         ELSE due END,
+    path";
+
+/// A lorry as read from CONFGIT or generated from an Upstream Host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewLorry {
+    pub path: String,
+    pub text: String,
+    pub from_host: String,
+    pub from_path: String,
+    pub interval: i64,
+    pub lorry_timeout: i64,
+}
+
+fn lorry_from_row(row: &Row<'_>) -> rusqlite::Result<LorryInfo> {
+    Ok(LorryInfo {
+        path: row.get(0)?,
+        text: row.get(1)?,
+        from_host: row.get(2)?,
+        from_path: row.get(3)?,
+        interval: row.get(4)?,
+        lorry_timeout: row.get(5)?,
+        last_run: row.get(6)?,
+        last_run_exit: row.get(7)?,
+        last_run_error: row.get(8)?,
+        running_job: row.get(9)?,
+        disk_usage: row.get(10)?,
+        due: row.get(11)?,
+        jobs: None,
+    })
+}
+
+impl Tx<'_> {
+    /// Adds a lorry, due at once; or, if its path is known, updates its spec
+    /// and schedule while keeping its last run, running job and history.
+    /// Answers whether anything changed.
+    pub fn upsert_lorry(&self, lorry: &NewLorry) -> Result<bool> {
+        let changed = self.conn().execute(
+            "INSERT INTO lorries (path, text, from_host, from_path, interval, lorry_timeout)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (path) DO UPDATE SET
+                 text = excluded.text, from_host = excluded.from_host,
+                 from_path = excluded.from_path, interval = excluded.interval,
+                 lorry_timeout = excluded.lorry_timeout
+             WHERE text IS NOT excluded.text OR from_host IS NOT excluded.from_host
+                OR from_path IS NOT excluded.from_path OR interval IS NOT excluded.interval
+                OR lorry_timeout IS NOT excluded.lorry_timeout",
+            params![
+                lorry.path,
+                lorry.text,
+                lorry.from_host,
+                lorry.from_path,
+                lorry.interval,
+                lorry.lorry_timeout
+            ],
+        )?;
+        Ok(changed > 0)
+    }
+
+    /// Forgets a lorry. A job still running for it may finish; its update is
+    /// then recorded on the job alone.
+    pub fn remove_lorry(&self, path: &str) -> Result<bool> {
+        Ok(self.conn().execute("DELETE FROM lorries WHERE path = ?1", [path])? > 0)
+    }
+
+    /// Paths of every lorry, sorted.
+    pub fn lorry_paths(&self) -> Result<Vec<String>> {
+        let mut stmt = self.conn().prepare_cached("SELECT path FROM lorries ORDER BY path")?;
+        let paths = stmt.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+        Ok(paths)
+    }
+
+    /// One lorry, with the ids of the jobs remembered for it.
+    pub fn lorry(&self, path: &str) -> Result<LorryInfo> {
+        let mut lorry = self.lorry_row(path)?.ok_or_else(|| Error::UnknownLorry(path.into()))?;
+        let mut stmt = self
+            .conn()
+            .prepare_cached("SELECT job_id FROM jobs WHERE path = ?1 ORDER BY job_id")?;
+        let jobs = stmt.query_map([path], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+        lorry.jobs = Some(jobs);
+        Ok(lorry)
+    }
+
+    pub(super) fn lorry_row(&self, path: &str) -> Result<Option<LorryInfo>> {
+        let sql = format!("SELECT {LORRY_COLUMNS} FROM lorries WHERE path = ?1");
+        Ok(self.conn().prepare_cached(&sql)?.query_row([path], lorry_from_row).optional()?)
+    }
+
+    /// Paths of all lorries in queue order.
+    pub fn queue(&self) -> Result<Vec<String>> {
+        let sql = format!("SELECT path FROM lorries {QUEUE_ORDER}");
+        let mut stmt = self.conn().prepare_cached(&sql)?;
+        let paths = stmt.query_map([self.now], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+        Ok(paths)
+    }
+
+    /// All lorries in queue order.
+    pub fn queue_lorries(&self) -> Result<Vec<LorryInfo>> {
+        let sql = format!("SELECT {LORRY_COLUMNS} FROM lorries {QUEUE_ORDER}");
+        let mut stmt = self.conn().prepare_cached(&sql)?;
+        let lorries =
+            stmt.query_map([self.now], lorry_from_row)?.collect::<rusqlite::Result<_>>()?;
+        Ok(lorries)
+    }
+
+    /// The first lorry in queue order that may run now, if any.
+    ///
+    /// Three index lookups, one per group of the queue order, so the cost
+    /// does not grow with the number of lorries.
+    pub(super) fn next_due_lorry(&self) -> Result<Option<String>> {
+        let lookups = [
+            "SELECT path FROM lorries WHERE running_job IS NULL AND move_kind = -1
+             ORDER BY move_seq DESC LIMIT 1",
+            "SELECT path FROM lorries WHERE running_job IS NULL AND move_kind = 0 AND due <= ?1
+             ORDER BY due, path LIMIT 1",
+            "SELECT path FROM lorries WHERE running_job IS NULL AND move_kind = 1 AND due <= ?1
+             ORDER BY move_seq LIMIT 1",
+        ];
+        for (i, sql) in lookups.iter().enumerate() {
+            let mut stmt = self.conn().prepare_cached(sql)?;
+            let found = if i == 0 {
+                stmt.query_row([], |r| r.get(0)).optional()?
+            } else {
+                stmt.query_row([self.now], |r| r.get(0)).optional()?
+            };
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        Ok(None)
+    }
+
+    /// Makes `path` the next lorry to run, even if it is not yet due.
+    pub fn move_to_top(&self, path: &str) -> Result<()> {
+        self.move_lorry(path, -1)
+    }
+
+    /// Makes `path` run after every other due lorry.
+    pub fn move_to_bottom(&self, path: &str) -> Result<()> {
+        self.move_lorry(path, 1)
+    }
+
+    fn move_lorry(&self, path: &str, kind: i64) -> Result<()> {
+        let moved = self.conn().execute(
+            "UPDATE lorries SET move_kind = ?2,
+                 move_seq = (SELECT COALESCE(MAX(move_seq), 0) + 1 FROM lorries)
+             WHERE path = ?1",
+            params![path, kind],
+        )?;
+        if moved == 0 {
+            return Err(Error::UnknownLorry(path.into()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::super::StateDb;
+    use super::super::tests::fresh;
+    use super::*;
+
+    pub(crate) fn lorry(path: &str, interval: i64) -> NewLorry {
+        NewLorry {
+            path: path.into(),
+            text: format!("{{\"{path}\": {{\"type\": \"git\", \"url\": \"git://x/{path}\"}}}}"),
+            from_host: String::new(),
+            from_path: String::new(),
+            interval,
+            lorry_timeout: 3600,
+        }
+    }
+
+    fn queue(db: &StateDb) -> Vec<String> {
+        db.read(|tx| tx.queue()).expect("queue")
+    }
+
+    #[test]
+    fn new_lorries_are_due_at_once_in_path_order() {
+        let (_dir, db) = fresh();
+        db.write(|tx| {
+            tx.set_pretend_time(10_000)?;
+            tx.upsert_lorry(&lorry("b", 100))?;
+            tx.upsert_lorry(&lorry("a", 5000))?;
+            Ok(())
+        })
+        .expect("write");
+        // Both are due; "b" has been due for longer.
+        assert_eq!(queue(&db), ["b", "a"]);
+        assert_eq!(db.read(|tx| tx.next_due_lorry()).expect("next"), Some("b".into()));
+    }
+
+    #[test]
+    fn upsert_keeps_history_and_reports_changes() {
+        let (_dir, db) = fresh();
+        assert!(db.write(|tx| tx.upsert_lorry(&lorry("a", 100))).expect("insert"));
+        assert!(!db.write(|tx| tx.upsert_lorry(&lorry("a", 100))).expect("same"));
+        assert!(db.write(|tx| tx.upsert_lorry(&lorry("a", 200))).expect("changed"));
+        let info = db.read(|tx| tx.lorry("a")).expect("lorry");
+        assert_eq!(info.interval, 200);
+        assert_eq!(info.last_run, 0);
+    }
+
+    #[test]
+    fn moves_are_exact_whatever_the_intervals() {
+        let (_dir, db) = fresh();
+        db.write(|tx| {
+            tx.set_pretend_time(1_000_000)?;
+            tx.upsert_lorry(&lorry("a", 10))?;
+            tx.upsert_lorry(&lorry("b", 100_000))?;
+            tx.upsert_lorry(&lorry("c", 7))?;
+            Ok(())
+        })
+        .expect("write");
+        assert_eq!(queue(&db), ["c", "a", "b"]);
+        db.write(|tx| tx.move_to_bottom("c")).expect("move");
+        assert_eq!(queue(&db), ["a", "b", "c"]);
+        db.write(|tx| tx.move_to_top("b")).expect("move");
+        assert_eq!(queue(&db), ["b", "a", "c"]);
+        db.write(|tx| tx.move_to_top("c")).expect("move");
+        assert_eq!(queue(&db), ["c", "b", "a"]);
+        assert_eq!(db.read(|tx| tx.next_due_lorry()).expect("next"), Some("c".into()));
+    }
+
+    #[test]
+    fn moving_an_unknown_lorry_is_a_client_error() {
+        let (_dir, db) = fresh();
+        let err = db.write(|tx| tx.move_to_top("nope")).expect_err("unknown");
+        assert!(matches!(err, Error::UnknownLorry(p) if p == "nope"));
+    }
+
+    #[test]
+    fn remove_forgets_the_lorry() {
+        let (_dir, db) = fresh();
+        db.write(|tx| tx.upsert_lorry(&lorry("a", 10))).expect("insert");
+        assert!(db.write(|tx| tx.remove_lorry("a")).expect("remove"));
+        assert!(queue(&db).is_empty());
+        assert!(matches!(db.read(|tx| tx.lorry("a")), Err(Error::UnknownLorry(_))));
+    }
+
+    #[test]
+    fn give_me_job_lookups_use_the_indexes() {
+        let (_dir, db) = fresh();
+        let plans: Vec<String> = db
+            .read(|tx| {
+                let mut plans = Vec::new();
+                for sql in [
+                    "EXPLAIN QUERY PLAN SELECT path FROM lorries WHERE running_job IS NULL \
+                     AND move_kind = 0 AND due <= 5 ORDER BY due, path LIMIT 1",
+                    "EXPLAIN QUERY PLAN SELECT path FROM lorries WHERE running_job IS NULL \
+                     AND move_kind = -1 ORDER BY move_seq DESC LIMIT 1",
+                ] {
+                    let mut stmt = tx.conn().prepare(sql)?;
+                    let rows: Vec<String> =
+                        stmt.query_map([], |r| r.get(3))?.collect::<rusqlite::Result<_>>()?;
+                    plans.push(rows.join("; "));
+                }
+                Ok(plans)
+            })
+            .expect("plans");
+        assert!(plans[0].contains("lorries_idle_by_due"), "{}", plans[0]);
+        assert!(!plans[0].contains("TEMP B-TREE"), "{}", plans[0]);
+        assert!(plans[1].contains("lorries_idle_by_move"), "{}", plans[1]);
+    }
+}

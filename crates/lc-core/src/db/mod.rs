@@ -1,0 +1,243 @@
+//! STATEDB: the webapp's persistent state in one SQLite file.
+//!
+//! All SQL of the project lives in this module. Every state transition runs
+//! as one `BEGIN IMMEDIATE` transaction on the single writer connection, so
+//! decisions such as "which lorry does this minion get" are serialised by
+//! construction: two minions asking at once never get the same lorry.
+//! Readers use a small pool of their own connections (WAL lets them run
+//! beside the writer).
+//!
+//! Callers never hold a connection across an `.await`: the web layer calls
+//! [`StateDb::write`] and [`StateDb::read`] from blocking tasks.
+
+mod jobs;
+mod lorries;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+use rusqlite_migration::{M, Migrations};
+
+use crate::error::{Error, Result};
+
+pub use jobs::{GHOST_EXIT, JobUpdate};
+pub use lorries::NewLorry;
+
+/// The schema, one entry per file in `migrations/`, applied in order at start-up.
+const MIGRATIONS: &[M<'static>] = &[M::up(include_str!(
+    "../../../../migrations/0001_initial.sql"
+))];
+
+/// How long a connection waits for another one's lock before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Reader connections kept open for reuse.
+const READER_POOL: usize = 8;
+
+/// An open STATEDB.
+pub struct StateDb {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+/// One transaction on STATEDB, with the time it runs at.
+///
+/// `now` is read once when the transaction starts: the pretended time when
+/// tests have set one, otherwise the real clock.
+pub struct Tx<'c> {
+    conn: &'c Connection,
+    now: i64,
+}
+
+impl StateDb {
+    /// Opens (creating if needed) the STATEDB at `path` and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<StateDb> {
+        let mut writer = connect(path)?;
+        Migrations::from_slice(MIGRATIONS)
+            .to_latest(&mut writer)
+            .map_err(|source| Error::Migrate { path: path.to_owned(), source })?;
+        Ok(StateDb {
+            path: path.to_owned(),
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` in one write transaction; commits when it returns `Ok`.
+    pub fn write<T>(&self, f: impl FnOnce(&Tx<'_>) -> Result<T>) -> Result<T> {
+        let mut conn = lock(&self.writer);
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let value = f(&Tx::begin(&tx)?)?;
+        tx.commit()?;
+        Ok(value)
+    }
+
+    /// Runs `f` in one read transaction: it sees a single consistent state.
+    pub fn read<T>(&self, f: impl FnOnce(&Tx<'_>) -> Result<T>) -> Result<T> {
+        let pooled = lock(&self.readers).pop();
+        let mut conn = match pooled {
+            Some(conn) => conn,
+            None => connect(&self.path)?,
+        };
+        let value = {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
+            let value = f(&Tx::begin(&tx)?)?;
+            tx.finish()?;
+            value
+        };
+        let mut pool = lock(&self.readers);
+        if pool.len() < READER_POOL {
+            pool.push(conn);
+        }
+        Ok(value)
+    }
+
+    /// Whether the database answers a trivial query.
+    pub fn is_healthy(&self) -> bool {
+        self.read(|tx| Ok(tx.conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
+            .is_ok()
+    }
+}
+
+fn connect(path: &Path) -> Result<Connection> {
+    let open_err = |source| Error::Open { path: path.to_owned(), source };
+    let conn = Connection::open(path).map_err(open_err)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+    conn.pragma_update(None, "journal_mode", "WAL").map_err(open_err)?;
+    conn.pragma_update(None, "synchronous", "NORMAL").map_err(open_err)?;
+    conn.pragma_update(None, "foreign_keys", "ON").map_err(open_err)?;
+    Ok(conn)
+}
+
+/// A poisoned lock only means another request panicked; the connection's
+/// transaction was rolled back when it unwound, so it is safe to go on.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The real clock, in Unix seconds.
+pub fn real_now() -> i64 {
+    jiff::Timestamp::now().as_second()
+}
+
+impl<'c> Tx<'c> {
+    fn begin(conn: &'c Connection) -> Result<Tx<'c>> {
+        let pretended: Option<i64> = conn
+            .query_row("SELECT now FROM pretend_time WHERE id = 1", [], |r| r.get(0))
+            .optional()?;
+        Ok(Tx { conn, now: pretended.unwrap_or_else(real_now) })
+    }
+
+    /// The time this transaction runs at.
+    pub fn now(&self) -> i64 {
+        self.now
+    }
+
+    /// Makes every later transaction see `now` as the current time (tests only).
+    pub fn set_pretend_time(&self, now: i64) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO pretend_time (id, now) VALUES (1, ?1)
+             ON CONFLICT (id) DO UPDATE SET now = excluded.now",
+            [now],
+        )?;
+        Ok(())
+    }
+
+    pub fn running_queue(&self) -> Result<bool> {
+        Ok(self
+            .conn
+            .query_row("SELECT running FROM running_queue WHERE id = 1", [], |r| {
+                r.get::<_, i64>(0)
+            })?
+            != 0)
+    }
+
+    pub fn set_running_queue(&self, running: bool) -> Result<()> {
+        self.conn
+            .execute("UPDATE running_queue SET running = ?1 WHERE id = 1", [running as i64])?;
+        Ok(())
+    }
+
+    pub fn max_jobs(&self) -> Result<Option<i64>> {
+        Ok(self
+            .conn
+            .query_row("SELECT max_jobs FROM max_jobs WHERE id = 1", [], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Sets the limit of concurrently running jobs; `None` removes it.
+    pub fn set_max_jobs(&self, max_jobs: Option<i64>) -> Result<()> {
+        match max_jobs {
+            Some(n) if n < 0 => {
+                return Err(Error::Invalid {
+                    field: "max_jobs",
+                    problem: format!("{n} is negative"),
+                });
+            }
+            Some(n) => self.conn.execute(
+                "INSERT INTO max_jobs (id, max_jobs) VALUES (1, ?1)
+                 ON CONFLICT (id) DO UPDATE SET max_jobs = excluded.max_jobs",
+                [n],
+            )?,
+            None => self.conn.execute("DELETE FROM max_jobs", [])?,
+        };
+        Ok(())
+    }
+
+    /// The raw connection, for sibling modules of this one.
+    fn conn(&self) -> &Connection {
+        self.conn
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn fresh() -> (tempfile::TempDir, StateDb) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = StateDb::open(&dir.path().join("state.db")).expect("open");
+        (dir, db)
+    }
+
+    #[test]
+    fn migrations_are_valid() {
+        Migrations::from_slice(MIGRATIONS).validate().expect("migrations validate");
+    }
+
+    #[test]
+    fn queue_runs_initially_and_state_survives_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("state.db");
+        {
+            let db = StateDb::open(&path).expect("open");
+            assert!(db.read(|tx| tx.running_queue()).expect("read"));
+            db.write(|tx| tx.set_running_queue(false)).expect("write");
+            db.write(|tx| tx.set_max_jobs(Some(3))).expect("write");
+        }
+        let db = StateDb::open(&path).expect("reopen");
+        assert!(!db.read(|tx| tx.running_queue()).expect("read"));
+        assert_eq!(db.read(|tx| tx.max_jobs()).expect("read"), Some(3));
+    }
+
+    #[test]
+    fn pretend_time_is_seen_by_later_transactions() {
+        let (_dir, db) = fresh();
+        db.write(|tx| tx.set_pretend_time(1_000)).expect("write");
+        assert_eq!(db.read(|tx| Ok(tx.now())).expect("read"), 1_000);
+    }
+
+    #[test]
+    fn negative_max_jobs_is_refused() {
+        let (_dir, db) = fresh();
+        let err = db.write(|tx| tx.set_max_jobs(Some(-1))).expect_err("refused");
+        assert!(err.is_client_error());
+    }
+}

@@ -1,0 +1,50 @@
+//! Errors of the domain. Each variant says what failed on which input; the
+//! web layer maps the "you asked for something wrong" ones to 4xx.
+
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("no lorry with path {0:?}")]
+    UnknownLorry(String),
+    #[error("no job with id {0}")]
+    UnknownJob(i64),
+    #[error("job {0} has already ended")]
+    JobEnded(i64),
+    #[error("job {0} is still running")]
+    JobRunning(i64),
+    #[error("invalid value for {field}: {problem}")]
+    Invalid { field: &'static str, problem: String },
+    #[error("cannot open STATEDB {path}: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("cannot migrate STATEDB {path}: {source}")]
+    Migrate {
+        path: PathBuf,
+        #[source]
+        source: rusqlite_migration::Error,
+    },
+    #[error("STATEDB: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("STATEDB holds a malformed value: {0}")]
+    Corrupt(String),
+}
+
+impl Error {
+    /// Whether the error was caused by what the caller asked, rather than by the service.
+    pub fn is_client_error(&self) -> bool {
+        matches!(
+            self,
+            Error::UnknownLorry(_)
+                | Error::UnknownJob(_)
+                | Error::JobEnded(_)
+                | Error::JobRunning(_)
+                | Error::Invalid { .. }
+        )
+    }
+}
