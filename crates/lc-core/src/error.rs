@@ -16,7 +16,10 @@ pub enum Error {
     #[error("job {0} is still running")]
     JobRunning(i64),
     #[error("invalid value for {field}: {problem}")]
-    Invalid { field: &'static str, problem: String },
+    Invalid {
+        field: &'static str,
+        problem: String,
+    },
     #[error("cannot open STATEDB {path}: {source}")]
     Open {
         path: PathBuf,

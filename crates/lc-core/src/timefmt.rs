@@ -23,12 +23,20 @@ pub fn span(seconds: i64) -> String {
         .take(2)
         .map(|(n, unit)| format!("{n} {unit}"))
         .collect();
-    if parts.is_empty() { "0 s".to_owned() } else { parts.join(" ") }
+    if parts.is_empty() {
+        "0 s".to_owned()
+    } else {
+        parts.join(" ")
+    }
 }
 
 /// When something falls due: `now` when it already has, else `in 1 h 5 min`.
 pub fn due(due: i64, now: i64) -> String {
-    if due <= now { "now".to_owned() } else { format!("in {}", span(due - now)) }
+    if due <= now {
+        "now".to_owned()
+    } else {
+        format!("in {}", span(due - now))
+    }
 }
 
 /// How long ago something happened: `3 min ago`, `never` for 0.

@@ -46,7 +46,9 @@ impl Tx<'_> {
         {
             return Ok(None);
         }
-        let Some(path) = self.next_due_lorry()? else { return Ok(None) };
+        let Some(path) = self.next_due_lorry()? else {
+            return Ok(None);
+        };
         let timeout: i64 = self.conn().query_row(
             "SELECT lorry_timeout FROM lorries WHERE path = ?1",
             [&path],
@@ -63,14 +65,18 @@ impl Tx<'_> {
              WHERE path = ?1",
             params![path, job_id, self.now],
         )?;
-        let lorry = self.lorry_row(&path)?.ok_or_else(|| Error::UnknownLorry(path.clone()))?;
+        let lorry = self
+            .lorry_row(&path)?
+            .ok_or_else(|| Error::UnknownLorry(path.clone()))?;
         Ok(Some((job_id, lorry)))
     }
 
     fn running_job_count(&self) -> Result<i64> {
-        Ok(self.conn().query_row("SELECT COUNT(*) FROM jobs WHERE ended IS NULL", [], |r| {
-            r.get(0)
-        })?)
+        Ok(self
+            .conn()
+            .query_row("SELECT COUNT(*) FROM jobs WHERE ended IS NULL", [], |r| {
+                r.get(0)
+            })?)
     }
 
     /// Records a minion's report. Output is appended; an exit ends the job
@@ -103,7 +109,11 @@ impl Tx<'_> {
              WHERE job_id = ?1",
             params![job_id, self.now, exit.to_string(), disk_usage],
         )?;
-        let error = if exit == 0 { None } else { Some(self.output(job_id)?) };
+        let error = if exit == 0 {
+            None
+        } else {
+            Some(self.output(job_id)?)
+        };
         self.conn().execute(
             "UPDATE lorries SET running_job = NULL, last_run_exit = ?3, last_run_error = ?4,
                  disk_usage = COALESCE(?5, disk_usage)
@@ -144,7 +154,8 @@ impl Tx<'_> {
         if self.job_row(job_id)?.ended.is_some() {
             return Err(Error::JobEnded(job_id));
         }
-        self.conn().execute("UPDATE jobs SET kill = 1 WHERE job_id = ?1", [job_id])?;
+        self.conn()
+            .execute("UPDATE jobs SET kill = 1 WHERE job_id = ?1", [job_id])?;
         Ok(())
     }
 
@@ -153,7 +164,8 @@ impl Tx<'_> {
         if self.job_row(job_id)?.ended.is_none() {
             return Err(Error::JobRunning(job_id));
         }
-        self.conn().execute("DELETE FROM jobs WHERE job_id = ?1", [job_id])?;
+        self.conn()
+            .execute("DELETE FROM jobs WHERE job_id = ?1", [job_id])?;
         Ok(())
     }
 
@@ -165,7 +177,9 @@ impl Tx<'_> {
              ORDER BY job_id",
         )?;
         let ghosts: Vec<(i64, String, i64)> = stmt
-            .query_map([ghost_timeout, self.now], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .query_map([ghost_timeout, self.now], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?
             .collect::<rusqlite::Result<_>>()?;
         for (job_id, path, updated) in &ghosts {
             self.append_output(
@@ -176,7 +190,8 @@ impl Tx<'_> {
                     timefmt::utc(*updated)
                 ),
             )?;
-            self.conn().execute("UPDATE jobs SET kill = 1 WHERE job_id = ?1", [job_id])?;
+            self.conn()
+                .execute("UPDATE jobs SET kill = 1 WHERE job_id = ?1", [job_id])?;
             self.end_job(*job_id, path, GHOST_EXIT, None)?;
         }
         Ok(ghosts.into_iter().map(|(id, _, _)| id).collect())
@@ -194,7 +209,9 @@ impl Tx<'_> {
 
     fn ids(&self, sql: &str) -> Result<Vec<i64>> {
         let mut stmt = self.conn().prepare_cached(sql)?;
-        let ids = stmt.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+        let ids = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
         Ok(ids)
     }
 
@@ -246,13 +263,16 @@ impl Tx<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::lorries::tests::lorry;
     use super::super::NewLorry;
+    use super::super::lorries::tests::lorry;
     use super::super::tests::fresh;
     use super::*;
 
     fn finished(exit: i64) -> JobUpdate {
-        JobUpdate { exit: Some(exit), ..JobUpdate::default() }
+        JobUpdate {
+            exit: Some(exit),
+            ..JobUpdate::default()
+        }
     }
 
     #[test]
@@ -263,25 +283,51 @@ mod tests {
             tx.upsert_lorry(&lorry("up/foo", 100))
         })
         .expect("setup");
-        let (job_id, info) = db.write(|tx| tx.start_next_job("m", 1)).expect("give").expect("job");
-        assert_eq!((job_id, info.path.as_str(), info.running_job), (1, "up/foo", Some(1)));
-        assert_eq!(db.write(|tx| tx.start_next_job("m", 2)).expect("give"), None);
+        let (job_id, info) = db
+            .write(|tx| tx.start_next_job("m", 1))
+            .expect("give")
+            .expect("job");
+        assert_eq!(
+            (job_id, info.path.as_str(), info.running_job),
+            (1, "up/foo", Some(1))
+        );
+        assert_eq!(
+            db.write(|tx| tx.start_next_job("m", 2)).expect("give"),
+            None
+        );
 
-        let update = JobUpdate { stdout: "out\n".into(), stderr: "err\n".into(), ..finished(0) };
+        let update = JobUpdate {
+            stdout: "out\n".into(),
+            stderr: "err\n".into(),
+            ..finished(0)
+        };
         let job = db.write(|tx| tx.update_job(1, &update)).expect("update");
-        assert_eq!((job.exit.as_str(), job.output.as_str()), ("0", "out\nerr\n"));
+        assert_eq!(
+            (job.exit.as_str(), job.output.as_str()),
+            ("0", "out\nerr\n")
+        );
         let lorry = db.read(|tx| tx.lorry("up/foo")).expect("lorry");
-        assert_eq!((lorry.running_job, lorry.last_run, lorry.jobs), (None, 1_000, Some(vec![1])));
+        assert_eq!(
+            (lorry.running_job, lorry.last_run, lorry.jobs),
+            (None, 1_000, Some(vec![1]))
+        );
         assert_eq!(lorry.last_run_exit.as_deref(), Some("0"));
-        assert!(matches!(db.write(|tx| tx.update_job(1, &update)), Err(Error::JobEnded(1))));
+        assert!(matches!(
+            db.write(|tx| tx.update_job(1, &update)),
+            Err(Error::JobEnded(1))
+        ));
     }
 
     #[test]
     fn failed_job_keeps_its_output_as_last_error() {
         let (_dir, db) = fresh();
-        db.write(|tx| tx.upsert_lorry(&lorry("a", 100))).expect("setup");
+        db.write(|tx| tx.upsert_lorry(&lorry("a", 100)))
+            .expect("setup");
         db.write(|tx| tx.start_next_job("m", 1)).expect("give");
-        let update = JobUpdate { stderr: "boom\n".into(), ..finished(1) };
+        let update = JobUpdate {
+            stderr: "boom\n".into(),
+            ..finished(1)
+        };
         db.write(|tx| tx.update_job(1, &update)).expect("update");
         let lorry = db.read(|tx| tx.lorry("a")).expect("lorry");
         assert_eq!(lorry.last_run_error.as_deref(), Some("boom\n"));
@@ -292,14 +338,25 @@ mod tests {
         let (_dir, db) = fresh();
         db.write(|tx| {
             tx.set_pretend_time(1_000)?;
-            tx.upsert_lorry(&NewLorry { lorry_timeout: 60, ..lorry("a", 100) })
+            tx.upsert_lorry(&NewLorry {
+                lorry_timeout: 60,
+                ..lorry("a", 100)
+            })
         })
         .expect("setup");
         db.write(|tx| tx.start_next_job("m", 1)).expect("give");
         db.write(|tx| tx.set_pretend_time(1_060)).expect("time");
-        assert!(!db.write(|tx| tx.update_job(1, &JobUpdate::default())).expect("u").kill_job);
+        assert!(
+            !db.write(|tx| tx.update_job(1, &JobUpdate::default()))
+                .expect("u")
+                .kill_job
+        );
         db.write(|tx| tx.set_pretend_time(1_061)).expect("time");
-        assert!(db.write(|tx| tx.update_job(1, &JobUpdate::default())).expect("u").kill_job);
+        assert!(
+            db.write(|tx| tx.update_job(1, &JobUpdate::default()))
+                .expect("u")
+                .kill_job
+        );
     }
 
     #[test]
@@ -311,13 +368,29 @@ mod tests {
             tx.set_max_jobs(Some(1))
         })
         .expect("setup");
-        assert!(db.write(|tx| tx.start_next_job("m", 1)).expect("give").is_some());
-        assert!(db.write(|tx| tx.start_next_job("m", 2)).expect("give").is_none());
+        assert!(
+            db.write(|tx| tx.start_next_job("m", 1))
+                .expect("give")
+                .is_some()
+        );
+        assert!(
+            db.write(|tx| tx.start_next_job("m", 2))
+                .expect("give")
+                .is_none()
+        );
         db.write(|tx| tx.set_max_jobs(None)).expect("unlimit");
         db.write(|tx| tx.set_running_queue(false)).expect("stop");
-        assert!(db.write(|tx| tx.start_next_job("m", 2)).expect("give").is_none());
+        assert!(
+            db.write(|tx| tx.start_next_job("m", 2))
+                .expect("give")
+                .is_none()
+        );
         db.write(|tx| tx.set_running_queue(true)).expect("start");
-        assert!(db.write(|tx| tx.start_next_job("m", 2)).expect("give").is_some());
+        assert!(
+            db.write(|tx| tx.start_next_job("m", 2))
+                .expect("give")
+                .is_some()
+        );
     }
 
     #[test]
@@ -329,34 +402,58 @@ mod tests {
         })
         .expect("setup");
         db.write(|tx| tx.start_next_job("m", 1)).expect("give");
-        assert!(db.write(|tx| tx.remove_ghost_jobs(10)).expect("ghosts").is_empty());
+        assert!(
+            db.write(|tx| tx.remove_ghost_jobs(10))
+                .expect("ghosts")
+                .is_empty()
+        );
         db.write(|tx| tx.set_pretend_time(1_011)).expect("time");
-        assert_eq!(db.write(|tx| tx.remove_ghost_jobs(10)).expect("ghosts"), [1]);
+        assert_eq!(
+            db.write(|tx| tx.remove_ghost_jobs(10)).expect("ghosts"),
+            [1]
+        );
         let job = db.read(|tx| tx.job(1)).expect("job");
         assert_eq!((job.exit.as_str(), job.kill_job), ("127", true));
-        assert_eq!(db.read(|tx| tx.lorry("a")).expect("lorry").running_job, None);
+        assert_eq!(
+            db.read(|tx| tx.lorry("a")).expect("lorry").running_job,
+            None
+        );
     }
 
     #[test]
     fn running_jobs_cannot_be_removed_and_ended_ones_cannot_be_stopped() {
         let (_dir, db) = fresh();
-        db.write(|tx| tx.upsert_lorry(&lorry("a", 100))).expect("setup");
+        db.write(|tx| tx.upsert_lorry(&lorry("a", 100)))
+            .expect("setup");
         db.write(|tx| tx.start_next_job("m", 1)).expect("give");
-        assert!(matches!(db.write(|tx| tx.remove_job(1)), Err(Error::JobRunning(1))));
+        assert!(matches!(
+            db.write(|tx| tx.remove_job(1)),
+            Err(Error::JobRunning(1))
+        ));
         db.write(|tx| tx.stop_job(1)).expect("stop");
         db.write(|tx| tx.update_job(1, &finished(-9))).expect("end");
-        assert!(matches!(db.write(|tx| tx.stop_job(1)), Err(Error::JobEnded(1))));
+        assert!(matches!(
+            db.write(|tx| tx.stop_job(1)),
+            Err(Error::JobEnded(1))
+        ));
         db.write(|tx| tx.remove_job(1)).expect("remove");
         assert!(matches!(db.read(|tx| tx.job(1)), Err(Error::UnknownJob(1))));
-        assert!(matches!(db.write(|tx| tx.remove_job(1)), Err(Error::UnknownJob(1))));
+        assert!(matches!(
+            db.write(|tx| tx.remove_job(1)),
+            Err(Error::UnknownJob(1))
+        ));
     }
 
     #[test]
     fn job_ids_count_up_from_one_and_are_never_reused() {
         let (_dir, db) = fresh();
-        db.write(|tx| tx.upsert_lorry(&lorry("a", 0))).expect("setup");
+        db.write(|tx| tx.upsert_lorry(&lorry("a", 0)))
+            .expect("setup");
         for expected in 1..=3 {
-            let (id, _) = db.write(|tx| tx.start_next_job("m", 1)).expect("give").expect("job");
+            let (id, _) = db
+                .write(|tx| tx.start_next_job("m", 1))
+                .expect("give")
+                .expect("job");
             assert_eq!(id, expected);
             db.write(|tx| tx.update_job(id, &finished(0))).expect("end");
             db.write(|tx| tx.remove_job(id)).expect("remove");

@@ -89,37 +89,54 @@ impl Tx<'_> {
     /// Forgets a lorry. A job still running for it may finish; its update is
     /// then recorded on the job alone.
     pub fn remove_lorry(&self, path: &str) -> Result<bool> {
-        Ok(self.conn().execute("DELETE FROM lorries WHERE path = ?1", [path])? > 0)
+        Ok(self
+            .conn()
+            .execute("DELETE FROM lorries WHERE path = ?1", [path])?
+            > 0)
     }
 
     /// Paths of every lorry, sorted.
     pub fn lorry_paths(&self) -> Result<Vec<String>> {
-        let mut stmt = self.conn().prepare_cached("SELECT path FROM lorries ORDER BY path")?;
-        let paths = stmt.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+        let mut stmt = self
+            .conn()
+            .prepare_cached("SELECT path FROM lorries ORDER BY path")?;
+        let paths = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
         Ok(paths)
     }
 
     /// One lorry, with the ids of the jobs remembered for it.
     pub fn lorry(&self, path: &str) -> Result<LorryInfo> {
-        let mut lorry = self.lorry_row(path)?.ok_or_else(|| Error::UnknownLorry(path.into()))?;
+        let mut lorry = self
+            .lorry_row(path)?
+            .ok_or_else(|| Error::UnknownLorry(path.into()))?;
         let mut stmt = self
             .conn()
             .prepare_cached("SELECT job_id FROM jobs WHERE path = ?1 ORDER BY job_id")?;
-        let jobs = stmt.query_map([path], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+        let jobs = stmt
+            .query_map([path], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
         lorry.jobs = Some(jobs);
         Ok(lorry)
     }
 
     pub(super) fn lorry_row(&self, path: &str) -> Result<Option<LorryInfo>> {
         let sql = format!("SELECT {LORRY_COLUMNS} FROM lorries WHERE path = ?1");
-        Ok(self.conn().prepare_cached(&sql)?.query_row([path], lorry_from_row).optional()?)
+        Ok(self
+            .conn()
+            .prepare_cached(&sql)?
+            .query_row([path], lorry_from_row)
+            .optional()?)
     }
 
     /// Paths of all lorries in queue order.
     pub fn queue(&self) -> Result<Vec<String>> {
         let sql = format!("SELECT path FROM lorries {QUEUE_ORDER}");
         let mut stmt = self.conn().prepare_cached(&sql)?;
-        let paths = stmt.query_map([self.now], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+        let paths = stmt
+            .query_map([self.now], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
         Ok(paths)
     }
 
@@ -127,8 +144,9 @@ impl Tx<'_> {
     pub fn queue_lorries(&self) -> Result<Vec<LorryInfo>> {
         let sql = format!("SELECT {LORRY_COLUMNS} FROM lorries {QUEUE_ORDER}");
         let mut stmt = self.conn().prepare_cached(&sql)?;
-        let lorries =
-            stmt.query_map([self.now], lorry_from_row)?.collect::<rusqlite::Result<_>>()?;
+        let lorries = stmt
+            .query_map([self.now], lorry_from_row)?
+            .collect::<rusqlite::Result<_>>()?;
         Ok(lorries)
     }
 
@@ -216,15 +234,27 @@ pub(crate) mod tests {
         .expect("write");
         // Both are due; "b" has been due for longer.
         assert_eq!(queue(&db), ["b", "a"]);
-        assert_eq!(db.read(|tx| tx.next_due_lorry()).expect("next"), Some("b".into()));
+        assert_eq!(
+            db.read(|tx| tx.next_due_lorry()).expect("next"),
+            Some("b".into())
+        );
     }
 
     #[test]
     fn upsert_keeps_history_and_reports_changes() {
         let (_dir, db) = fresh();
-        assert!(db.write(|tx| tx.upsert_lorry(&lorry("a", 100))).expect("insert"));
-        assert!(!db.write(|tx| tx.upsert_lorry(&lorry("a", 100))).expect("same"));
-        assert!(db.write(|tx| tx.upsert_lorry(&lorry("a", 200))).expect("changed"));
+        assert!(
+            db.write(|tx| tx.upsert_lorry(&lorry("a", 100)))
+                .expect("insert")
+        );
+        assert!(
+            !db.write(|tx| tx.upsert_lorry(&lorry("a", 100)))
+                .expect("same")
+        );
+        assert!(
+            db.write(|tx| tx.upsert_lorry(&lorry("a", 200)))
+                .expect("changed")
+        );
         let info = db.read(|tx| tx.lorry("a")).expect("lorry");
         assert_eq!(info.interval, 200);
         assert_eq!(info.last_run, 0);
@@ -248,7 +278,10 @@ pub(crate) mod tests {
         assert_eq!(queue(&db), ["b", "a", "c"]);
         db.write(|tx| tx.move_to_top("c")).expect("move");
         assert_eq!(queue(&db), ["c", "b", "a"]);
-        assert_eq!(db.read(|tx| tx.next_due_lorry()).expect("next"), Some("c".into()));
+        assert_eq!(
+            db.read(|tx| tx.next_due_lorry()).expect("next"),
+            Some("c".into())
+        );
     }
 
     #[test]
@@ -261,10 +294,14 @@ pub(crate) mod tests {
     #[test]
     fn remove_forgets_the_lorry() {
         let (_dir, db) = fresh();
-        db.write(|tx| tx.upsert_lorry(&lorry("a", 10))).expect("insert");
+        db.write(|tx| tx.upsert_lorry(&lorry("a", 10)))
+            .expect("insert");
         assert!(db.write(|tx| tx.remove_lorry("a")).expect("remove"));
         assert!(queue(&db).is_empty());
-        assert!(matches!(db.read(|tx| tx.lorry("a")), Err(Error::UnknownLorry(_))));
+        assert!(matches!(
+            db.read(|tx| tx.lorry("a")),
+            Err(Error::UnknownLorry(_))
+        ));
     }
 
     #[test]
@@ -280,8 +317,9 @@ pub(crate) mod tests {
                      AND move_kind = -1 ORDER BY move_seq DESC LIMIT 1",
                 ] {
                     let mut stmt = tx.conn().prepare(sql)?;
-                    let rows: Vec<String> =
-                        stmt.query_map([], |r| r.get(3))?.collect::<rusqlite::Result<_>>()?;
+                    let rows: Vec<String> = stmt
+                        .query_map([], |r| r.get(3))?
+                        .collect::<rusqlite::Result<_>>()?;
                     plans.push(rows.join("; "));
                 }
                 Ok(plans)

@@ -10,6 +10,7 @@
 //! Callers never hold a connection across an `.await`: the web layer calls
 //! [`StateDb::write`] and [`StateDb::read`] from blocking tasks.
 
+mod hosts;
 mod jobs;
 mod lorries;
 
@@ -58,7 +59,10 @@ impl StateDb {
         let mut writer = connect(path)?;
         Migrations::from_slice(MIGRATIONS)
             .to_latest(&mut writer)
-            .map_err(|source| Error::Migrate { path: path.to_owned(), source })?;
+            .map_err(|source| Error::Migrate {
+                path: path.to_owned(),
+                source,
+            })?;
         Ok(StateDb {
             path: path.to_owned(),
             writer: Mutex::new(writer),
@@ -107,19 +111,27 @@ impl StateDb {
 }
 
 fn connect(path: &Path) -> Result<Connection> {
-    let open_err = |source| Error::Open { path: path.to_owned(), source };
+    let open_err = |source| Error::Open {
+        path: path.to_owned(),
+        source,
+    };
     let conn = Connection::open(path).map_err(open_err)?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
-    conn.pragma_update(None, "journal_mode", "WAL").map_err(open_err)?;
-    conn.pragma_update(None, "synchronous", "NORMAL").map_err(open_err)?;
-    conn.pragma_update(None, "foreign_keys", "ON").map_err(open_err)?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(open_err)?;
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(open_err)?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(open_err)?;
     Ok(conn)
 }
 
 /// A poisoned lock only means another request panicked; the connection's
 /// transaction was rolled back when it unwound, so it is safe to go on.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The real clock, in Unix seconds.
@@ -130,9 +142,14 @@ pub fn real_now() -> i64 {
 impl<'c> Tx<'c> {
     fn begin(conn: &'c Connection) -> Result<Tx<'c>> {
         let pretended: Option<i64> = conn
-            .query_row("SELECT now FROM pretend_time WHERE id = 1", [], |r| r.get(0))
+            .query_row("SELECT now FROM pretend_time WHERE id = 1", [], |r| {
+                r.get(0)
+            })
             .optional()?;
-        Ok(Tx { conn, now: pretended.unwrap_or_else(real_now) })
+        Ok(Tx {
+            conn,
+            now: pretended.unwrap_or_else(real_now),
+        })
     }
 
     /// The time this transaction runs at.
@@ -160,15 +177,19 @@ impl<'c> Tx<'c> {
     }
 
     pub fn set_running_queue(&self, running: bool) -> Result<()> {
-        self.conn
-            .execute("UPDATE running_queue SET running = ?1 WHERE id = 1", [running as i64])?;
+        self.conn.execute(
+            "UPDATE running_queue SET running = ?1 WHERE id = 1",
+            [running as i64],
+        )?;
         Ok(())
     }
 
     pub fn max_jobs(&self) -> Result<Option<i64>> {
         Ok(self
             .conn
-            .query_row("SELECT max_jobs FROM max_jobs WHERE id = 1", [], |r| r.get(0))
+            .query_row("SELECT max_jobs FROM max_jobs WHERE id = 1", [], |r| {
+                r.get(0)
+            })
             .optional()?)
     }
 
@@ -209,7 +230,9 @@ pub(crate) mod tests {
 
     #[test]
     fn migrations_are_valid() {
-        Migrations::from_slice(MIGRATIONS).validate().expect("migrations validate");
+        Migrations::from_slice(MIGRATIONS)
+            .validate()
+            .expect("migrations validate");
     }
 
     #[test]
@@ -237,7 +260,9 @@ pub(crate) mod tests {
     #[test]
     fn negative_max_jobs_is_refused() {
         let (_dir, db) = fresh();
-        let err = db.write(|tx| tx.set_max_jobs(Some(-1))).expect_err("refused");
+        let err = db
+            .write(|tx| tx.set_max_jobs(Some(-1)))
+            .expect_err("refused");
         assert!(err.is_client_error());
     }
 }
