@@ -1,1 +1,180 @@
-fn main() {}
+//! `lorry-controller-webapp`: owns STATEDB and the run queue, serves the HTTP API.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{CommandFactory, Parser, ValueEnum};
+use lc_core::db::StateDb;
+use lc_web::{AppState, Downstream, WebConfig};
+
+/// Mirrors upstream repositories on a schedule: the controlling web application.
+#[derive(Debug, Parser)]
+#[command(name = "lorry-controller-webapp", version, args_override_self = true)]
+struct Options {
+    /// Read options from this INI file's [config] section (keys are long option names).
+    #[arg(long, value_name = "FILE")]
+    config: Vec<PathBuf>,
+    /// The STATEDB SQLite file; created if missing.
+    #[arg(long, value_name = "FILE")]
+    statedb: PathBuf,
+    /// Where the local clone of CONFGIT lives.
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "/var/lib/lorry-controller/confgit"
+    )]
+    configuration_directory: PathBuf,
+    /// URL of CONFGIT.
+    #[arg(long, value_name = "URL")]
+    confgit_url: Option<String>,
+    /// Branch of CONFGIT to follow.
+    #[arg(long, value_name = "BRANCH", default_value = "master")]
+    confgit_branch: String,
+    /// Clone or update CONFGIT before reading it (the default).
+    #[arg(long, overrides_with = "no_debug_real_confgit")]
+    debug_real_confgit: bool,
+    /// Read the configuration directory as it is, without git.
+    #[arg(long)]
+    no_debug_real_confgit: bool,
+    /// Also write the status page to this file on every status request.
+    #[arg(long, value_name = "FILE")]
+    status_html: Option<PathBuf>,
+    /// Directory of static files served at /lc-static/.
+    #[arg(long, value_name = "DIR")]
+    static_files: Option<PathBuf>,
+    /// Accepted for compatibility; templates are built into the binary.
+    #[arg(long, value_name = "DIR", hide = true)]
+    templates: Option<PathBuf>,
+    /// Accepted for compatibility; the webapp always serves HTTP itself.
+    #[arg(long, hide = true)]
+    wsgi: bool,
+    /// Address to listen on.
+    #[arg(long, value_name = "HOST", default_value = "127.0.0.1")]
+    debug_host: String,
+    /// Port to listen on; 0 picks a free one.
+    #[arg(long, value_name = "PORT", default_value_t = 12765)]
+    debug_port: u16,
+    /// Write the port listened on to this file once connections are accepted.
+    #[arg(long, value_name = "FILE")]
+    debug_port_file: Option<PathBuf>,
+    /// Seconds without an update after which a running job counts as lost.
+    #[arg(long, value_name = "SECONDS", default_value_t = 6 * 3600)]
+    ghost_timeout: i64,
+    /// Show the output of failed jobs on the status page.
+    #[arg(long)]
+    publish_failures: bool,
+    /// Type of the Downstream Host.
+    #[arg(long, alias = "downstream-host-type", value_enum, default_value_t = ServerType::Gitano)]
+    git_server_type: ServerType,
+    /// Directory of the bare repositories of a local Downstream Host.
+    #[arg(long, value_name = "DIR")]
+    local_base_directory: Option<PathBuf>,
+    /// List Upstream Host HOST from the JSON file FILE instead of asking it (tests).
+    #[arg(long, alias = "debug-fake-trove", value_name = "HOST=FILE")]
+    debug_fake_upstream_host: Vec<String>,
+    /// Serve POST /1.0/pretend-time (tests).
+    #[arg(long)]
+    debug_allow_pretend_time: bool,
+    /// Where to log: a file, or stderr (syslog means stderr, which the journal collects).
+    #[arg(long, value_name = "FILE")]
+    log: Option<String>,
+    /// Log level or tracing filter.
+    #[arg(long, value_name = "LEVEL", default_value = "info")]
+    log_level: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ServerType {
+    Local,
+    Gitano,
+    Gitlab,
+    Gitea,
+    Gerrit,
+}
+
+fn web_config(options: &Options) -> anyhow::Result<WebConfig> {
+    let downstream = match options.git_server_type {
+        ServerType::Local => {
+            let Some(base) = &options.local_base_directory else {
+                bail!("--git-server-type local needs --local-base-directory");
+            };
+            Downstream::Local { base: base.clone() }
+        }
+        other => Downstream::External {
+            kind: other
+                .to_possible_value()
+                .map(|v| v.get_name().to_owned())
+                .unwrap_or_default(),
+        },
+    };
+    let mut fake_upstream_hosts = BTreeMap::new();
+    for spec in &options.debug_fake_upstream_host {
+        let Some((host, file)) = spec.split_once('=') else {
+            bail!("--debug-fake-upstream-host: expected HOST=FILE, not {spec:?}");
+        };
+        fake_upstream_hosts.insert(host.to_owned(), PathBuf::from(file));
+    }
+    if options.ghost_timeout < 0 {
+        bail!("--ghost-timeout: {} is negative", options.ghost_timeout);
+    }
+    Ok(WebConfig {
+        configuration_directory: options.configuration_directory.clone(),
+        confgit_url: options.confgit_url.clone(),
+        confgit_branch: options.confgit_branch.clone(),
+        debug_real_confgit: !options.no_debug_real_confgit,
+        status_html: options.status_html.clone(),
+        static_files: options.static_files.clone(),
+        ghost_timeout: options.ghost_timeout,
+        publish_failures: options.publish_failures,
+        downstream,
+        fake_upstream_hosts,
+        allow_pretend_time: options.debug_allow_pretend_time,
+    })
+}
+
+/// Completes on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(err) => {
+            tracing::error!(%err, "cannot listen for SIGTERM");
+            return std::future::pending().await;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = lorry_controller::args_with_config_file(std::env::args_os(), &Options::command())?;
+    let options = Options::parse_from(args);
+    lorry_controller::logging::init(options.log.as_deref(), &options.log_level)?;
+    let config = web_config(&options)?;
+    let db = StateDb::open(&options.statedb)?;
+    let listener = tokio::net::TcpListener::bind((options.debug_host.as_str(), options.debug_port))
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {}:{}",
+                options.debug_host, options.debug_port
+            )
+        })?;
+    let address = listener
+        .local_addr()
+        .context("cannot read the listening address")?;
+    if let Some(file) = &options.debug_port_file {
+        let tmp = file.with_extension("tmp");
+        std::fs::write(&tmp, format!("{}\n", address.port()))
+            .and_then(|()| std::fs::rename(&tmp, file))
+            .with_context(|| format!("--debug-port-file: cannot write {}", file.display()))?;
+    }
+    tracing::info!(%address, statedb = %options.statedb.display(), "listening");
+    lc_web::serve(listener, AppState::new(db, config), shutdown_signal()).await?;
+    Ok(())
+}

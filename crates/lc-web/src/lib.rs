@@ -1,1 +1,102 @@
+//! The webapp's HTTP layer: the `/1.0/...` JSON API.
+//!
+//! This is the only crate that knows HTTP. Handlers are thin: they take
+//! form fields, call one STATEDB transaction in `lc_core::db`, and map the
+//! result to a wire type of `lc_api`. The URLs are all in [`router`].
 
+mod api;
+mod downstream;
+mod error;
+mod form;
+mod router;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use lc_core::db::{StateDb, Tx};
+
+pub use downstream::Downstream;
+pub use error::ApiError;
+pub use form::Fields;
+pub use router::router;
+
+/// The webapp's settings, from its command line and configuration file.
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    /// Where the local clone of CONFGIT lives.
+    pub configuration_directory: PathBuf,
+    pub confgit_url: Option<String>,
+    pub confgit_branch: String,
+    /// When false, CONFGIT is read from `configuration_directory` as it is.
+    pub debug_real_confgit: bool,
+    /// A copy of the status page is written here on every status request.
+    pub status_html: Option<PathBuf>,
+    /// Served at `/lc-static/`.
+    pub static_files: Option<PathBuf>,
+    /// Seconds without a job-update after which a running job is a ghost.
+    pub ghost_timeout: i64,
+    /// Show the output of failed jobs on the status page.
+    pub publish_failures: bool,
+    /// Where mirrors go, and how their repositories are created.
+    pub downstream: Downstream,
+    /// Upstream Hosts whose listing is read from a JSON file (tests).
+    pub fake_upstream_hosts: BTreeMap<String, PathBuf>,
+    /// Whether `POST /1.0/pretend-time` is served (tests).
+    pub allow_pretend_time: bool,
+}
+
+/// What every handler gets.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Arc<StateDb>,
+    pub config: Arc<WebConfig>,
+}
+
+impl AppState {
+    pub fn new(db: StateDb, config: WebConfig) -> AppState {
+        AppState {
+            db: Arc::new(db),
+            config: Arc::new(config),
+        }
+    }
+
+    /// Runs one write transaction on a blocking thread.
+    pub async fn write<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Tx<'_>) -> lc_core::Result<T> + Send + 'static,
+    {
+        let db = Arc::clone(&self.db);
+        tokio::task::spawn_blocking(move || db.write(f))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(ApiError::from)
+    }
+
+    /// Runs one read transaction on a blocking thread.
+    pub async fn read<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Tx<'_>) -> lc_core::Result<T> + Send + 'static,
+    {
+        let db = Arc::clone(&self.db);
+        tokio::task::spawn_blocking(move || db.read(f))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(ApiError::from)
+    }
+}
+
+/// Serves the webapp on an already bound listener until `shutdown` completes;
+/// requests in flight are finished first.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,373 @@
+//! Handlers of the `/1.0/...` JSON API.
+
+use std::path::Path;
+
+use axum::Json;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use lc_api::{
+    GiveMeJob, JobIds, JobInfo, LorryInfo, MaxJobs, Message, Queue, QueueEntry, QueueState,
+    RemovedGhostJobs, RunningJobs, Status,
+};
+use lc_core::db::JobUpdate;
+use lc_core::timefmt;
+use serde::Serialize;
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::form::Fields;
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// The answer to a command: JSON, or a 303 to where a form button asked to go.
+pub enum Reply<T> {
+    Json(T),
+    Redirect(String),
+}
+
+impl<T> Reply<T> {
+    fn new(redirect: Option<&str>, value: T) -> Reply<T> {
+        match redirect {
+            Some(to) => Reply::Redirect(to.to_owned()),
+            None => Reply::Json(value),
+        }
+    }
+}
+
+impl<T: Serialize> IntoResponse for Reply<T> {
+    fn into_response(self) -> Response {
+        match self {
+            Reply::Json(value) => Json(value).into_response(),
+            Reply::Redirect(to) => (
+                StatusCode::SEE_OTHER,
+                [(header::LOCATION, to.clone())],
+                Json(Message {
+                    message: format!("see {to}"),
+                }),
+            )
+                .into_response(),
+        }
+    }
+}
+
+pub async fn status(State(state): State<AppState>) -> ApiResult<Json<Status>> {
+    Ok(Json(build_status(&state).await?))
+}
+
+/// Everything `/1.0/status` shows, read in one transaction.
+pub async fn build_status(state: &AppState) -> ApiResult<Status> {
+    let (running_queue, lorries, hosts, max_jobs, config_problems, now) = state
+        .read(|tx| {
+            Ok((
+                tx.running_queue()?,
+                tx.queue_lorries()?,
+                tx.hosts()?,
+                tx.max_jobs()?,
+                tx.config_problems()?,
+                tx.now(),
+            ))
+        })
+        .await?;
+    let run_queue = lorries
+        .into_iter()
+        .map(|lorry| queue_entry(lorry, now))
+        .collect();
+    let disk_free = disk_free(state.db.path());
+    Ok(Status {
+        running_queue,
+        run_queue,
+        hosts,
+        max_jobs,
+        disk_free,
+        disk_free_mib: disk_free as f64 / (1024.0 * 1024.0),
+        disk_free_gib: disk_free as f64 / (1024.0 * 1024.0 * 1024.0),
+        timestamp: timefmt::utc(now),
+        config_problems,
+        publish_failures: state.config.publish_failures,
+        warning_msg: String::new(),
+    })
+}
+
+fn queue_entry(lorry: LorryInfo, now: i64) -> QueueEntry {
+    QueueEntry {
+        interval_nice: timefmt::span(lorry.interval),
+        due_nice: if lorry.running_job.is_some() {
+            "running".to_owned()
+        } else {
+            timefmt::due(lorry.due, now)
+        },
+        last_run_nice: timefmt::utc(lorry.last_run),
+        disk_usage_nice: timefmt::bytes(lorry.disk_usage),
+        lorry,
+    }
+}
+
+/// Bytes available to us on the file system holding STATEDB.
+fn disk_free(statedb: &Path) -> u64 {
+    let dir = match statedb.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    match nix::sys::statvfs::statvfs(dir) {
+        Ok(stat) => stat.blocks_available().saturating_mul(stat.fragment_size()),
+        Err(err) => {
+            tracing::warn!(dir = %dir.display(), %err, "cannot measure free disk space");
+            0
+        }
+    }
+}
+
+pub async fn list_queue(State(state): State<AppState>) -> ApiResult<Json<Queue>> {
+    let queue = state.read(|tx| tx.queue()).await?;
+    Ok(Json(Queue { queue }))
+}
+
+pub async fn start_queue(
+    State(state): State<AppState>,
+    fields: Fields,
+) -> ApiResult<Reply<QueueState>> {
+    set_queue(state, fields, true).await
+}
+
+pub async fn stop_queue(
+    State(state): State<AppState>,
+    fields: Fields,
+) -> ApiResult<Reply<QueueState>> {
+    set_queue(state, fields, false).await
+}
+
+async fn set_queue(state: AppState, fields: Fields, running: bool) -> ApiResult<Reply<QueueState>> {
+    let redirect = fields.redirect()?;
+    state.write(move |tx| tx.set_running_queue(running)).await?;
+    let message = if running {
+        "Queue set to run"
+    } else {
+        "Queue set to not run"
+    };
+    Ok(Reply::new(
+        redirect,
+        QueueState {
+            running_queue: running,
+            message: message.to_owned(),
+        },
+    ))
+}
+
+pub async fn move_to_top(
+    State(state): State<AppState>,
+    fields: Fields,
+) -> ApiResult<Reply<Message>> {
+    move_lorry(state, fields, true).await
+}
+
+pub async fn move_to_bottom(
+    State(state): State<AppState>,
+    fields: Fields,
+) -> ApiResult<Reply<Message>> {
+    move_lorry(state, fields, false).await
+}
+
+async fn move_lorry(state: AppState, fields: Fields, top: bool) -> ApiResult<Reply<Message>> {
+    let redirect = fields.redirect()?;
+    let path = fields.required("path")?.to_owned();
+    let message = format!(
+        "Lorry {path} moved to the {}",
+        if top { "top" } else { "bottom" }
+    );
+    state
+        .write(move |tx| {
+            if top {
+                tx.move_to_top(&path)
+            } else {
+                tx.move_to_bottom(&path)
+            }
+        })
+        .await?;
+    Ok(Reply::new(redirect, Message { message }))
+}
+
+pub async fn lorry(
+    State(state): State<AppState>,
+    UrlPath(path): UrlPath<String>,
+) -> ApiResult<Json<LorryInfo>> {
+    Ok(Json(state.read(move |tx| tx.lorry(&path)).await?))
+}
+
+pub async fn list_running_jobs(State(state): State<AppState>) -> ApiResult<Json<RunningJobs>> {
+    let running_jobs = state.read(|tx| tx.running_job_ids()).await?;
+    Ok(Json(RunningJobs { running_jobs }))
+}
+
+pub async fn list_jobs(State(state): State<AppState>) -> ApiResult<Json<JobIds>> {
+    let job_ids = state.read(|tx| tx.job_ids()).await?;
+    Ok(Json(JobIds { job_ids }))
+}
+
+pub async fn job(
+    State(state): State<AppState>,
+    UrlPath(job_id): UrlPath<String>,
+) -> ApiResult<Json<JobInfo>> {
+    let job_id = job_id
+        .parse()
+        .map_err(|_| ApiError::NotFound(format!("no job with id {job_id:?}: ids are integers")))?;
+    Ok(Json(state.read(move |tx| tx.job(job_id)).await?))
+}
+
+pub async fn stop_job(State(state): State<AppState>, fields: Fields) -> ApiResult<Reply<Message>> {
+    let redirect = fields.redirect()?;
+    let job_id = fields.required_int("job_id")?;
+    state.write(move |tx| tx.stop_job(job_id)).await?;
+    Ok(Reply::new(
+        redirect,
+        Message {
+            message: format!("Job {job_id} will be stopped"),
+        },
+    ))
+}
+
+pub async fn remove_job(
+    State(state): State<AppState>,
+    fields: Fields,
+) -> ApiResult<Reply<Message>> {
+    let redirect = fields.redirect()?;
+    let job_id = fields.required_int("job_id")?;
+    state.write(move |tx| tx.remove_job(job_id)).await?;
+    Ok(Reply::new(
+        redirect,
+        Message {
+            message: format!("Job {job_id} removed"),
+        },
+    ))
+}
+
+pub async fn remove_ghost_jobs(
+    State(state): State<AppState>,
+    fields: Fields,
+) -> ApiResult<Reply<RemovedGhostJobs>> {
+    let redirect = fields.redirect()?;
+    let timeout = state.config.ghost_timeout;
+    let removed_jobs = state.write(move |tx| tx.remove_ghost_jobs(timeout)).await?;
+    if !removed_jobs.is_empty() {
+        tracing::warn!(?removed_jobs, "ended ghost jobs");
+    }
+    Ok(Reply::new(redirect, RemovedGhostJobs { removed_jobs }))
+}
+
+pub async fn get_max_jobs(State(state): State<AppState>) -> ApiResult<Json<MaxJobs>> {
+    let max_jobs = state.read(|tx| tx.max_jobs()).await?;
+    Ok(Json(MaxJobs { max_jobs }))
+}
+
+/// `max_jobs` is a number of jobs; empty or `none` removes the limit.
+pub async fn set_max_jobs(
+    State(state): State<AppState>,
+    fields: Fields,
+) -> ApiResult<Reply<MaxJobs>> {
+    let redirect = fields.redirect()?;
+    let max_jobs = match fields.optional("max_jobs") {
+        None => return Err(ApiError::BadRequest("field max_jobs is missing".into())),
+        Some(v) if v.trim().is_empty() || v.eq_ignore_ascii_case("none") => None,
+        Some(_) => fields.optional_int("max_jobs")?,
+    };
+    state.write(move |tx| tx.set_max_jobs(max_jobs)).await?;
+    Ok(Reply::new(redirect, MaxJobs { max_jobs }))
+}
+
+pub async fn give_me_job(
+    State(state): State<AppState>,
+    fields: Fields,
+) -> ApiResult<Json<GiveMeJob>> {
+    let host = fields.required("host")?.to_owned();
+    let pid = fields.required_int("pid")?;
+    let none = GiveMeJob {
+        job_id: None,
+        lorry: None,
+    };
+    let Some((job_id, lorry)) = state.write(move |tx| tx.start_next_job(&host, pid)).await? else {
+        return Ok(Json(none));
+    };
+    if let Err(problem) = state.config.downstream.prepare(&lorry.path).await {
+        tracing::warn!(job_id, path = %lorry.path, %problem, "cannot prepare downstream repository");
+        let update = JobUpdate {
+            exit: Some(1),
+            stderr: format!(
+                "lorry-controller: cannot prepare the downstream repository: {problem}\n"
+            ),
+            ..JobUpdate::default()
+        };
+        state
+            .write(move |tx| tx.update_job(job_id, &update))
+            .await?;
+        return Ok(Json(none));
+    }
+    tracing::info!(job_id, path = %lorry.path, "job started");
+    Ok(Json(GiveMeJob {
+        job_id: Some(job_id),
+        lorry: Some(lorry),
+    }))
+}
+
+pub async fn job_update(State(state): State<AppState>, fields: Fields) -> ApiResult<Json<JobInfo>> {
+    let job_id = fields.required_int("job_id")?;
+    let exit = match fields.required("exit")? {
+        lc_api::EXIT_RUNNING => None,
+        _ => Some(fields.required_int("exit")?),
+    };
+    let update = JobUpdate {
+        exit,
+        stdout: fields.optional("stdout").unwrap_or_default().to_owned(),
+        stderr: fields.optional("stderr").unwrap_or_default().to_owned(),
+        disk_usage: fields.optional_int("disk_usage")?,
+    };
+    let job = state
+        .write(move |tx| tx.update_job(job_id, &update))
+        .await?;
+    if let Some(exit) = exit {
+        tracing::info!(job_id, path = %job.path, exit, "job ended");
+    }
+    Ok(Json(job))
+}
+
+pub async fn pretend_time(
+    State(state): State<AppState>,
+    fields: Fields,
+) -> ApiResult<Json<Message>> {
+    if !state.config.allow_pretend_time {
+        return Err(ApiError::NotFound(
+            "no such endpoint: /1.0/pretend-time (start with --debug-allow-pretend-time)".into(),
+        ));
+    }
+    let now = fields.required_int("now")?;
+    state.write(move |tx| tx.set_pretend_time(now)).await?;
+    Ok(Json(Message {
+        message: format!("Pretending it is {}", timefmt::utc(now)),
+    }))
+}
+
+pub async fn read_configuration() -> ApiError {
+    ApiError::NotImplemented("read-configuration is not available in this build yet".into())
+}
+
+pub async fn ls_troves() -> ApiError {
+    ApiError::NotImplemented("ls-troves is not available in this build yet".into())
+}
+
+pub async fn force_ls_troves() -> ApiError {
+    ApiError::NotImplemented("force-ls-troves is not available in this build yet".into())
+}
+
+pub async fn health_check(State(state): State<AppState>) -> Response {
+    let db = std::sync::Arc::clone(&state.db);
+    let healthy = tokio::task::spawn_blocking(move || db.is_healthy())
+        .await
+        .unwrap_or(false);
+    if healthy {
+        Json(Message {
+            message: "ok".into(),
+        })
+        .into_response()
+    } else {
+        ApiError::Unavailable("STATEDB does not answer".into()).into_response()
+    }
+}

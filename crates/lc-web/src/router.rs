@@ -1,0 +1,51 @@
+//! Every URL the webapp serves.
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+
+use crate::AppState;
+use crate::api;
+use crate::error::ApiError;
+
+/// Largest POST body accepted: job-update carries job output.
+const BODY_LIMIT: usize = 64 * 1024 * 1024;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/1.0/status", get(api::status))
+        .route("/1.0/list-queue", get(api::list_queue))
+        .route("/1.0/start-queue", post(api::start_queue))
+        .route("/1.0/stop-queue", post(api::stop_queue))
+        .route("/1.0/move-to-top", post(api::move_to_top))
+        .route("/1.0/move-to-bottom", post(api::move_to_bottom))
+        .route("/1.0/lorry/{*path}", get(api::lorry))
+        .route("/1.0/list-running-jobs", get(api::list_running_jobs))
+        .route("/1.0/list-jobs", get(api::list_jobs))
+        .route("/1.0/job/{job_id}", get(api::job))
+        .route("/1.0/stop-job", post(api::stop_job))
+        .route("/1.0/remove-job", post(api::remove_job))
+        .route("/1.0/remove-ghost-jobs", post(api::remove_ghost_jobs))
+        .route("/1.0/get-max-jobs", get(api::get_max_jobs))
+        .route("/1.0/set-max-jobs", post(api::set_max_jobs))
+        .route("/1.0/give-me-job", post(api::give_me_job))
+        .route("/1.0/job-update", post(api::job_update))
+        .route("/1.0/pretend-time", post(api::pretend_time))
+        // read-configuration: see confgit.rs
+        .route("/1.0/read-configuration", post(api::read_configuration))
+        .route("/1.0/ls-troves", post(api::ls_troves))
+        .route("/1.0/force-ls-troves", post(api::force_ls_troves))
+        .route("/1.0/health-check", get(api::health_check))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::NotFound(format!("no such endpoint: {}", uri.path()))
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::MethodNotAllowed(format!("{} does not accept {method}", uri.path()))
+}
