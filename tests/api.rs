@@ -457,7 +457,9 @@ fn bad_requests_get_4xx_with_a_json_error() {
     app.post_ok("/1.0/give-me-job", &[("host", "m"), ("pid", "1")]);
     app.post_ok("/1.0/job-update", &[("job_id", "1"), ("exit", "0")]);
 
-    let cases: Vec<(&str, &str, Vec<(&str, &str)>, u16, &str)> = vec![
+    // (method, path, form fields, expected status, what the error must mention)
+    type Case<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         ("POST", "/1.0/give-me-job", vec![("pid", "1")], 400, "host"),
         (
             "POST",

@@ -31,7 +31,12 @@ pub fn init_bare(path: &Path) -> Result<(), GitError> {
         return Ok(());
     }
     std::fs::create_dir_all(path)?;
-    let output = git().arg("init").arg("--bare").arg("--quiet").arg(path).output()?;
+    let output = git()
+        .arg("init")
+        .arg("--bare")
+        .arg("--quiet")
+        .arg(path)
+        .output()?;
     if !output.status.success() {
         return Err(GitError::Failed {
             args: format!("init --bare {}", path.display()),
@@ -53,6 +58,9 @@ mod tests {
         assert!(repo.join("HEAD").is_file());
         std::fs::write(repo.join("description"), "kept").expect("write");
         init_bare(&repo).expect("again");
-        assert_eq!(std::fs::read_to_string(repo.join("description")).expect("read"), "kept");
+        assert_eq!(
+            std::fs::read_to_string(repo.join("description")).expect("read"),
+            "kept"
+        );
     }
 }
