@@ -32,6 +32,8 @@ pub enum Error {
         #[source]
         source: rusqlite_migration::Error,
     },
+    #[error("cannot start the STATEDB checkpointer thread: {0}")]
+    Thread(#[source] std::io::Error),
     #[error("STATEDB: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("STATEDB holds a malformed value: {0}")]

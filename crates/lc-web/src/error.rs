@@ -46,7 +46,7 @@ impl From<lc_core::Error> for ApiError {
             E::UnknownLorry(_) | E::UnknownJob(_) => ApiError::NotFound(err.to_string()),
             E::JobEnded(_) | E::JobRunning(_) => ApiError::Conflict(err.to_string()),
             E::Invalid { .. } => ApiError::BadRequest(err.to_string()),
-            E::Open { .. } | E::Migrate { .. } | E::Sqlite(_) | E::Corrupt(_) => {
+            E::Open { .. } | E::Migrate { .. } | E::Thread(_) | E::Sqlite(_) | E::Corrupt(_) => {
                 ApiError::Internal(err.to_string())
             }
         }

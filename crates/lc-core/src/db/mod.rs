@@ -10,6 +10,7 @@
 //! Callers never hold a connection across an `.await`: the web layer calls
 //! [`StateDb::write`] and [`StateDb::read`] from blocking tasks.
 
+mod checkpoint;
 mod hosts;
 mod jobs;
 mod lorries;
@@ -22,6 +23,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use rusqlite_migration::{M, Migrations};
 
 use crate::error::{Error, Result};
+use checkpoint::Checkpointer;
 
 pub use jobs::{GHOST_EXIT, JobUpdate};
 pub use lorries::NewLorry;
@@ -42,6 +44,7 @@ pub struct StateDb {
     path: PathBuf,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+    checkpointer: Checkpointer,
 }
 
 /// One transaction on STATEDB, with the time it runs at.
@@ -67,6 +70,7 @@ impl StateDb {
             path: path.to_owned(),
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
+            checkpointer: Checkpointer::start(path, connect(path)?)?,
         })
     }
 
@@ -80,6 +84,7 @@ impl StateDb {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let value = f(&Tx::begin(&tx)?)?;
         tx.commit()?;
+        self.checkpointer.note_write();
         Ok(value)
     }
 
@@ -122,6 +127,9 @@ fn connect(path: &Path) -> Result<Connection> {
     conn.pragma_update(None, "synchronous", "NORMAL")
         .map_err(open_err)?;
     conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(open_err)?;
+    // The checkpointer thread does it, off the request path: see checkpoint.rs.
+    conn.pragma_update(None, "wal_autocheckpoint", 0)
         .map_err(open_err)?;
     Ok(conn)
 }
@@ -264,5 +272,30 @@ pub(crate) mod tests {
             .write(|tx| tx.set_max_jobs(Some(-1)))
             .expect_err("refused");
         assert!(err.is_client_error());
+    }
+}
+
+#[cfg(test)]
+mod pragma_tests {
+    use super::tests::fresh;
+
+    #[test]
+    fn connections_use_wal_with_normal_sync() {
+        let (_dir, db) = fresh();
+        let (mode, sync, fk, autocheckpoint): (String, i64, i64, i64) = db
+            .read(|tx| {
+                Ok((
+                    tx.conn()
+                        .query_row("PRAGMA journal_mode", [], |r| r.get(0))?,
+                    tx.conn()
+                        .query_row("PRAGMA synchronous", [], |r| r.get(0))?,
+                    tx.conn()
+                        .query_row("PRAGMA foreign_keys", [], |r| r.get(0))?,
+                    tx.conn()
+                        .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))?,
+                ))
+            })
+            .expect("pragmas");
+        assert_eq!((mode.as_str(), sync, fk, autocheckpoint), ("wal", 1, 1, 0));
     }
 }

@@ -1,0 +1,200 @@
+//! Benchmark: give-me-job + job-update round trips over loopback, from
+//! several concurrent clients, against the real webapp binary with 1,000,
+//! 10,000 and 100,000 lorries in STATEDB.
+//!
+//! Baseline, measured in the same run against the same webapp: a round trip
+//! of `GET /1.0/get-max-jobs` (HTTP plus one trivial read transaction), the
+//! floor under any request. Target: p99 of a job round trip ≤ 5 ms at
+//! 100,000 lorries.
+//!
+//! `cargo bench --bench give_me_job`; `LC_BENCH_SIZES=1000,10000` picks sizes,
+//! `LC_BENCH_ROUNDS` the round trips per client (default 300),
+//! `LC_BENCH_CLIENTS` the concurrent clients (default 4), `LC_BENCH_DOWNSTREAM`
+//! the `--git-server-type` (default `local`).
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use lc_core::db::{NewLorry, StateDb};
+
+const WEBAPP: &str = env!("CARGO_BIN_EXE_lorry-controller-webapp");
+
+struct Webapp {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Webapp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(dir: &Path) -> Webapp {
+    let port_file = dir.join("port");
+    let child = Command::new(WEBAPP)
+        .arg(format!("--statedb={}", dir.join("state.db").display()))
+        .arg(format!(
+            "--configuration-directory={}",
+            dir.join("confgit").display()
+        ))
+        .arg("--no-debug-real-confgit")
+        .arg(
+            std::env::var("LC_BENCH_DOWNSTREAM")
+                .map(|t| format!("--git-server-type={t}"))
+                .unwrap_or_else(|_| "--git-server-type=local".into()),
+        )
+        .arg(format!(
+            "--local-base-directory={}",
+            dir.join("downstream").display()
+        ))
+        .arg("--log-level=warn")
+        .args([
+            "--debug-port=0",
+            &format!("--debug-port-file={}", port_file.display()),
+        ])
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start webapp");
+    let start = Instant::now();
+    let port = loop {
+        if let Some(port) = std::fs::read_to_string(&port_file)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+        {
+            break port;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "webapp did not start"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Webapp { child, port }
+}
+
+fn seed(dir: &Path, n: usize) {
+    let db = StateDb::open(&dir.join("state.db")).expect("open STATEDB");
+    db.write(|tx| {
+        for i in 0..n {
+            let path = format!("bench/group{:03}/repo{i:06}", i % 1000);
+            tx.upsert_lorry(&NewLorry {
+                text: format!(
+                    r#"{{"{path}": {{"type": "git", "url": "git://example.invalid/{i}"}}}}"#
+                ),
+                path,
+                from_host: String::new(),
+                from_path: String::new(),
+                interval: 86_400,
+                lorry_timeout: 3_600,
+            })?;
+        }
+        Ok(())
+    })
+    .expect("seed");
+}
+
+/// Runs `clients` threads doing `rounds` of `op` each; answers sorted latencies.
+fn measure(
+    clients: usize,
+    rounds: usize,
+    op: impl Fn(&reqwest::blocking::Client) + Sync,
+) -> Vec<Duration> {
+    let mut all: Vec<Duration> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..clients)
+            .map(|_| {
+                let op = &op;
+                scope.spawn(move || {
+                    let client = reqwest::blocking::Client::new();
+                    (0..rounds)
+                        .map(|_| {
+                            let t = Instant::now();
+                            op(&client);
+                            t.elapsed()
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("client"))
+            .collect()
+    });
+    all.sort();
+    all
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn main() {
+    let sizes: Vec<usize> = std::env::var("LC_BENCH_SIZES")
+        .unwrap_or_else(|_| "1000,10000,100000".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let clients: usize = std::env::var("LC_BENCH_CLIENTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(4);
+    let rounds: usize = std::env::var("LC_BENCH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(300);
+
+    println!("give-me-job + job-update round trips, {clients} concurrent clients, {rounds} each");
+    println!(
+        "{:>8} | {:>12} {:>12} | {:>12} {:>12} | {:>10} | {:>7}",
+        "lorries", "floor p50", "floor p99", "job p50", "job p99", "p99/floor", "target"
+    );
+    for n in sizes {
+        let dir = tempfile::tempdir().expect("tempdir");
+        seed(dir.path(), n);
+        let app = start(dir.path());
+        let base = format!("http://127.0.0.1:{}", app.port);
+
+        let floor = measure(clients, rounds, |client| {
+            let r = client
+                .get(format!("{base}/1.0/get-max-jobs"))
+                .send()
+                .expect("GET");
+            assert!(r.status().is_success());
+        });
+        // Every round trip runs a different lorry: they are not due again for a day.
+        let jobs = measure(clients, rounds.min(n / clients), |client| {
+            let job: serde_json::Value = client
+                .post(format!("{base}/1.0/give-me-job"))
+                .form(&[("host", "bench"), ("pid", "1")])
+                .send()
+                .and_then(|r| r.json())
+                .expect("give-me-job");
+            let id = job["job_id"].as_i64().expect("a lorry was due").to_string();
+            let r = client
+                .post(format!("{base}/1.0/job-update"))
+                .form(&[("job_id", id.as_str()), ("exit", "0"), ("stdout", "done\n")])
+                .send()
+                .expect("job-update");
+            assert!(r.status().is_success());
+        });
+        let (f50, f99) = (percentile(&floor, 0.5), percentile(&floor, 0.99));
+        let (j50, j99) = (percentile(&jobs, 0.5), percentile(&jobs, 0.99));
+        let target = if ms(j99) <= 5.0 { "met" } else { "MISSED" };
+        println!(
+            "{n:>8} | {:>9.3} ms {:>9.3} ms | {:>9.3} ms {:>9.3} ms | {:>9.1}x | {target:>7}",
+            ms(f50),
+            ms(f99),
+            ms(j50),
+            ms(j99),
+            ms(j99) / ms(f99)
+        );
+    }
+}

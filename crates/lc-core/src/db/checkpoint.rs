@@ -1,0 +1,97 @@
+//! Moving the WAL into the database file, off the request path.
+//!
+//! A checkpoint copies pages and syncs files; done on commit (SQLite's
+//! default) it stalls whichever request happens to trigger it, and the sync
+//! of the WAL holds up the writer's appends. So no connection checkpoints on
+//! commit (`wal_autocheckpoint = 0`) and a thread of its own does it, when
+//! the writer has been idle for a moment, or when the WAL has grown large or
+//! old under constant load.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use rusqlite::Connection;
+
+use crate::error::{Error, Result};
+
+/// How often the thread looks.
+const TICK: Duration = Duration::from_millis(100);
+/// Idle time after the last write that makes a good moment.
+const IDLE: Duration = Duration::from_millis(250);
+/// Under constant load, checkpoint anyway when the WAL is this large...
+const MAX_WAL_BYTES: u64 = 64 * 1024 * 1024;
+/// ... or when writes have waited this long.
+const MAX_DELAY: Duration = Duration::from_secs(60);
+
+pub(super) struct Checkpointer {
+    /// Dropping this ends the thread.
+    _stop: mpsc::Sender<()>,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    started: Instant,
+    /// Number of committed write transactions.
+    writes: AtomicU64,
+    /// When the last one committed, in milliseconds since `started`.
+    last_write_ms: AtomicU64,
+}
+
+impl Checkpointer {
+    pub(super) fn start(path: &Path, conn: Connection) -> Result<Checkpointer> {
+        let shared = Arc::new(Shared {
+            started: Instant::now(),
+            writes: AtomicU64::new(0),
+            last_write_ms: AtomicU64::new(0),
+        });
+        let (stop, stopped) = mpsc::channel::<()>();
+        let wal = PathBuf::from(format!("{}-wal", path.display()));
+        let thread_shared = Arc::clone(&shared);
+        std::thread::Builder::new()
+            .name("statedb-checkpoint".into())
+            .spawn(move || run(&conn, &wal, &thread_shared, &stopped))
+            .map_err(Error::Thread)?;
+        Ok(Checkpointer {
+            _stop: stop,
+            shared,
+        })
+    }
+
+    /// Called after every committed write transaction.
+    pub(super) fn note_write(&self) {
+        let ms = self.shared.started.elapsed().as_millis() as u64;
+        self.shared.last_write_ms.store(ms, Ordering::Relaxed);
+        self.shared.writes.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn run(conn: &Connection, wal: &Path, shared: &Shared, stopped: &mpsc::Receiver<()>) {
+    let mut checkpointed_writes = 0;
+    let mut last_checkpoint = Instant::now();
+    while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(TICK) {
+        let writes = shared.writes.load(Ordering::Relaxed);
+        if writes == checkpointed_writes {
+            continue;
+        }
+        let now_ms = shared.started.elapsed().as_millis() as u64;
+        let idle = now_ms.saturating_sub(shared.last_write_ms.load(Ordering::Relaxed))
+            >= IDLE.as_millis() as u64;
+        let large = std::fs::metadata(wal)
+            .map(|m| m.len() >= MAX_WAL_BYTES)
+            .unwrap_or(false);
+        if idle || large || last_checkpoint.elapsed() >= MAX_DELAY {
+            match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                Ok(()) => checkpointed_writes = writes,
+                Err(err) => tracing::warn!(%err, "STATEDB checkpoint failed"),
+            }
+            last_checkpoint = Instant::now();
+        }
+    }
+    // Leave a small WAL behind when the database is closed.
+    if let Err(err) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+        tracing::debug!(%err, "final STATEDB checkpoint failed");
+    }
+}
