@@ -19,14 +19,30 @@ impl Downstream {
         match self {
             Downstream::Local { base } => {
                 let repo = local_repo_path(base, path)?;
-                tokio::task::spawn_blocking(move || lc_git::init_bare(&repo))
+                tokio::task::spawn_blocking(move || init_bare(&repo))
                     .await
                     .map_err(|e| e.to_string())?
-                    .map_err(|e| e.to_string())
             }
             Downstream::External { .. } => Ok(()),
         }
     }
+}
+
+/// Creates a bare repository at `repo`, with missing parents; an existing
+/// one is left as it is.
+///
+/// In-process (libgit2) rather than `git init`: this runs inside
+/// give-me-job before a lorry's first job, and spawning git would cost more
+/// than the rest of the request. It touches only the local file system.
+fn init_bare(repo: &Path) -> Result<(), String> {
+    if repo.join("HEAD").is_file() {
+        return Ok(());
+    }
+    let mut options = git2::RepositoryInitOptions::new();
+    options.bare(true).mkpath(true).external_template(false);
+    git2::Repository::init_opts(repo, &options)
+        .map(drop)
+        .map_err(|err| format!("cannot create {}: {}", repo.display(), err.message()))
 }
 
 /// `<base>/<path>.git`, refusing a path that would leave `base`.
@@ -49,6 +65,26 @@ fn local_repo_path(base: &Path, path: &str) -> Result<PathBuf, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn init_bare_makes_a_repository_git_accepts_and_keeps_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let repo = dir.path().join("a/b.git");
+        init_bare(&repo).expect("init");
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(&repo)
+            .args(["rev-parse", "--is-bare-repository"])
+            .output()
+            .expect("git");
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "true");
+        std::fs::write(repo.join("description"), "kept").expect("write");
+        init_bare(&repo).expect("again");
+        assert_eq!(
+            std::fs::read_to_string(repo.join("description")).expect("read"),
+            "kept"
+        );
+    }
 
     #[test]
     fn local_paths_stay_under_the_base() {
