@@ -29,9 +29,10 @@ pub use jobs::{GHOST_EXIT, JobUpdate};
 pub use lorries::NewLorry;
 
 /// The schema, one entry per file in `migrations/`, applied in order at start-up.
-const MIGRATIONS: &[M<'static>] = &[M::up(include_str!(
-    "../../../../migrations/0001_initial.sql"
-))];
+const MIGRATIONS: &[M<'static>] = &[
+    M::up(include_str!("../../../../migrations/0001_initial.sql")),
+    M::up(include_str!("../../../../migrations/0002_lorry_health.sql")),
+];
 
 /// How long a connection waits for another one's lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
