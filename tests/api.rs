@@ -668,3 +668,27 @@ fn command_line_help_errors_and_config_file() {
         "{stderr}"
     );
 }
+
+#[test]
+fn remove_old_jobs_keeps_recent_and_running_jobs() {
+    let (_dir, app) = webapp(&["--job-max-age=3600", "--job-keep-per-lorry=0"]);
+    app.pretend_time(T0);
+    app.seed(&[git_lorry("a", 60, 600), git_lorry("b", 60, 600)]);
+    app.post_ok("/1.0/give-me-job", &[("host", "m"), ("pid", "1")]);
+    app.post_ok("/1.0/job-update", &[("job_id", "1"), ("exit", "0")]);
+    app.post_ok("/1.0/give-me-job", &[("host", "m"), ("pid", "1")]);
+    app.pretend_time(T0 + 3601);
+    // Job 1 ended an hour and a second ago; job 2 still runs.
+    let answer = app.post_ok("/1.0/remove-old-jobs", &[]);
+    assert_eq!(answer["removed_jobs"], serde_json::json!([1]));
+    assert_eq!(
+        app.get_ok("/1.0/list-jobs")["job_ids"],
+        serde_json::json!([2])
+    );
+    // The form fields override the options.
+    app.post_ok("/1.0/job-update", &[("job_id", "2"), ("exit", "0")]);
+    let kept = app.post_ok("/1.0/remove-old-jobs", &[("max_age", "0"), ("keep", "1")]);
+    assert_eq!(kept["removed_jobs"], serde_json::json!([]));
+    let bad = app.post("/1.0/remove-old-jobs", &[("max_age", "old")]);
+    assert_eq!(bad.status, 400, "{bad:?}");
+}

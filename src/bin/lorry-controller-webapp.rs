@@ -61,6 +61,12 @@ struct Options {
     /// Seconds without an update after which a running job counts as lost.
     #[arg(long, value_name = "SECONDS", default_value_t = 6 * 3600)]
     ghost_timeout: i64,
+    /// remove-old-jobs forgets finished jobs older than this many seconds...
+    #[arg(long, value_name = "SECONDS", default_value_t = 3 * 86_400)]
+    job_max_age: i64,
+    /// ... but keeps this many of the newest jobs of each lorry.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    job_keep_per_lorry: i64,
     /// Show the output of failed jobs on the status page.
     #[arg(long)]
     publish_failures: bool,
@@ -115,8 +121,14 @@ fn web_config(options: &Options) -> anyhow::Result<WebConfig> {
         };
         fake_upstream_hosts.insert(host.to_owned(), PathBuf::from(file));
     }
-    if options.ghost_timeout < 0 {
-        bail!("--ghost-timeout: {} is negative", options.ghost_timeout);
+    for (name, value) in [
+        ("--ghost-timeout", options.ghost_timeout),
+        ("--job-max-age", options.job_max_age),
+        ("--job-keep-per-lorry", options.job_keep_per_lorry),
+    ] {
+        if value < 0 {
+            bail!("{name}: {value} is negative");
+        }
     }
     Ok(WebConfig {
         configuration_directory: options.configuration_directory.clone(),
@@ -126,6 +138,8 @@ fn web_config(options: &Options) -> anyhow::Result<WebConfig> {
         status_html: options.status_html.clone(),
         static_files: options.static_files.clone(),
         ghost_timeout: options.ghost_timeout,
+        job_max_age: options.job_max_age,
+        job_keep_per_lorry: options.job_keep_per_lorry,
         publish_failures: options.publish_failures,
         downstream,
         fake_upstream_hosts,

@@ -37,6 +37,12 @@ pub struct LorryInfo {
     pub disk_usage: Option<i64>,
     /// Unix time the lorry becomes due (`last_run + interval`).
     pub due: i64,
+    /// Unix time its last successful job ended; `None` when none has.
+    #[serde(default)]
+    pub last_success: Option<i64>,
+    /// Failed jobs since the last successful one.
+    #[serde(default)]
+    pub consecutive_failures: i64,
     /// Ids of the jobs the webapp remembers for this lorry (only in `/1.0/lorry/<path>`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jobs: Option<Vec<i64>>,
@@ -125,6 +131,12 @@ pub struct Message {
 /// Answer of `remove-ghost-jobs`: the jobs that were ended.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RemovedGhostJobs {
+    pub removed_jobs: Vec<i64>,
+}
+
+/// Answer of `remove-old-jobs`: the jobs that were forgotten.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RemovedJobs {
     pub removed_jobs: Vec<i64>,
 }
 

@@ -8,7 +8,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use lc_api::{
     GiveMeJob, JobIds, JobInfo, LorryInfo, MaxJobs, Message, Queue, QueueEntry, QueueState,
-    RemovedGhostJobs, RunningJobs, Status,
+    RemovedGhostJobs, RemovedJobs, RunningJobs, Status,
 };
 use lc_core::db::JobUpdate;
 use lc_core::timefmt;
@@ -252,6 +252,32 @@ pub async fn remove_ghost_jobs(
         tracing::warn!(?removed_jobs, "ended ghost jobs");
     }
     Ok(Reply::new(redirect, RemovedGhostJobs { removed_jobs }))
+}
+
+/// Forgets finished jobs older than `max_age` seconds (default
+/// `--job-max-age`), keeping the newest `keep` of each lorry (default
+/// `--job-keep-per-lorry`).
+pub async fn remove_old_jobs(
+    State(state): State<AppState>,
+    fields: Fields,
+) -> ApiResult<Reply<RemovedJobs>> {
+    let redirect = fields.redirect()?;
+    let max_age = fields
+        .optional_int("max_age")?
+        .unwrap_or(state.config.job_max_age);
+    let keep = fields
+        .optional_int("keep")?
+        .unwrap_or(state.config.job_keep_per_lorry);
+    let removed_jobs = state
+        .write(move |tx| tx.remove_old_jobs(max_age, keep))
+        .await?;
+    tracing::info!(
+        count = removed_jobs.len(),
+        max_age,
+        keep,
+        "removed old jobs"
+    );
+    Ok(Reply::new(redirect, RemovedJobs { removed_jobs }))
 }
 
 pub async fn get_max_jobs(State(state): State<AppState>) -> ApiResult<Json<MaxJobs>> {

@@ -37,6 +37,10 @@ pub struct WebConfig {
     pub static_files: Option<PathBuf>,
     /// Seconds without a job-update after which a running job is a ghost.
     pub ghost_timeout: i64,
+    /// Finished jobs older than this many seconds are removed by remove-old-jobs...
+    pub job_max_age: i64,
+    /// ... except this many of the newest of each lorry.
+    pub job_keep_per_lorry: i64,
     /// Show the output of failed jobs on the status page.
     pub publish_failures: bool,
     /// Where mirrors go, and how their repositories are created.

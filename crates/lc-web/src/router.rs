@@ -26,6 +26,7 @@ pub fn router(state: AppState) -> Router {
         .route("/1.0/stop-job", post(api::stop_job))
         .route("/1.0/remove-job", post(api::remove_job))
         .route("/1.0/remove-ghost-jobs", post(api::remove_ghost_jobs))
+        .route("/1.0/remove-old-jobs", post(api::remove_old_jobs))
         .route("/1.0/get-max-jobs", get(api::get_max_jobs))
         .route("/1.0/set-max-jobs", post(api::set_max_jobs))
         .route("/1.0/give-me-job", post(api::give_me_job))

@@ -116,9 +116,12 @@ impl Tx<'_> {
         };
         self.conn().execute(
             "UPDATE lorries SET running_job = NULL, last_run_exit = ?3, last_run_error = ?4,
-                 disk_usage = COALESCE(?5, disk_usage)
+                 disk_usage = COALESCE(?5, disk_usage),
+                 last_success = CASE WHEN ?3 = '0' THEN ?6 ELSE last_success END,
+                 consecutive_failures = CASE WHEN ?3 = '0' THEN 0
+                                             ELSE consecutive_failures + 1 END
              WHERE path = ?1 AND running_job = ?2",
-            params![path, job_id, exit.to_string(), error, disk_usage],
+            params![path, job_id, exit.to_string(), error, disk_usage, self.now],
         )?;
         Ok(())
     }
@@ -195,6 +198,35 @@ impl Tx<'_> {
             self.end_job(*job_id, path, GHOST_EXIT, None)?;
         }
         Ok(ghosts.into_iter().map(|(id, _, _)| id).collect())
+    }
+
+    /// Forgets finished jobs that ended more than `max_age` seconds ago,
+    /// except the newest `keep` jobs of each lorry. Answers their ids.
+    pub fn remove_old_jobs(&self, max_age: i64, keep: i64) -> Result<Vec<i64>> {
+        if max_age < 0 || keep < 0 {
+            return Err(Error::Invalid {
+                field: if max_age < 0 { "max_age" } else { "keep" },
+                problem: "must not be negative".into(),
+            });
+        }
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT job_id FROM (
+                 SELECT job_id, ended,
+                        ROW_NUMBER() OVER (PARTITION BY path ORDER BY job_id DESC) AS newest
+                 FROM jobs WHERE ended IS NOT NULL)
+             WHERE ended < ?1 AND newest > ?2
+             ORDER BY job_id",
+        )?;
+        let old: Vec<i64> = stmt
+            .query_map([self.now - max_age, keep], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut delete = self
+            .conn()
+            .prepare_cached("DELETE FROM jobs WHERE job_id = ?1")?;
+        for job_id in &old {
+            delete.execute([job_id])?;
+        }
+        Ok(old)
     }
 
     /// Ids of every job remembered, oldest first.
@@ -442,6 +474,71 @@ mod tests {
             db.write(|tx| tx.remove_job(1)),
             Err(Error::UnknownJob(1))
         ));
+    }
+
+    #[test]
+    fn success_time_and_consecutive_failures_are_tracked() {
+        let (_dir, db) = fresh();
+        db.write(|tx| {
+            tx.set_pretend_time(1_000)?;
+            tx.upsert_lorry(&lorry("a", 0))
+        })
+        .expect("setup");
+        let mut run = |exit| {
+            let (id, _) = db
+                .write(|tx| tx.start_next_job("m", 1))
+                .expect("give")
+                .expect("job");
+            db.write(|tx| tx.update_job(id, &finished(exit)))
+                .expect("end");
+            db.read(|tx| tx.lorry("a")).expect("lorry")
+        };
+        assert_eq!(
+            (run(1).consecutive_failures, run(2).consecutive_failures),
+            (1, 2)
+        );
+        let ok = run(0);
+        assert_eq!((ok.consecutive_failures, ok.last_success), (0, Some(1_000)));
+        assert_eq!(run(1).last_success, Some(1_000));
+    }
+
+    #[test]
+    fn old_jobs_are_removed_but_the_newest_of_each_lorry_kept() {
+        let (_dir, db) = fresh();
+        db.write(|tx| {
+            tx.set_pretend_time(1_000)?;
+            tx.upsert_lorry(&lorry("a", 0))?;
+            tx.upsert_lorry(&lorry("b", 0))
+        })
+        .expect("setup");
+        // Six finished jobs: "b" runs job 2, "a" all the others (at one
+        // pretended time, the tie of due times goes to the path that sorts
+        // first). Job 7 still runs.
+        for _ in 0..3 {
+            for _ in 0..2 {
+                let (id, _) = db
+                    .write(|tx| tx.start_next_job("m", 1))
+                    .expect("give")
+                    .expect("job");
+                db.write(|tx| tx.update_job(id, &finished(0))).expect("end");
+            }
+        }
+        db.write(|tx| tx.start_next_job("m", 1))
+            .expect("give")
+            .expect("running job 7");
+        db.write(|tx| tx.set_pretend_time(1_000 + 100))
+            .expect("time");
+        assert!(
+            db.write(|tx| tx.remove_old_jobs(100, 1))
+                .expect("young")
+                .is_empty()
+        );
+        let removed = db.write(|tx| tx.remove_old_jobs(99, 1)).expect("old");
+        assert_eq!(removed, [1, 3, 4, 5]);
+        // Each lorry keeps its newest finished job; running jobs are never removed.
+        let left = db.read(|tx| tx.job_ids()).expect("ids");
+        assert_eq!(left, [2, 6, 7]);
+        assert!(db.write(|tx| tx.remove_old_jobs(-1, 1)).is_err());
     }
 
     #[test]

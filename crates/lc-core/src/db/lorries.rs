@@ -16,7 +16,8 @@ use super::Tx;
 use crate::error::{Error, Result};
 
 const LORRY_COLUMNS: &str = "path, text, from_host, from_path, interval, lorry_timeout, \
-     last_run, last_run_exit, last_run_error, running_job, disk_usage, due";
+     last_run, last_run_exit, last_run_error, running_job, disk_usage, due, \
+     last_success, consecutive_failures";
 
 /// The ORDER BY of the whole queue; `?1` is now. Must agree with [`Tx::next_due_lorry`].
 const QUEUE_ORDER: &str = "ORDER BY
@@ -55,6 +56,8 @@ fn lorry_from_row(row: &Row<'_>) -> rusqlite::Result<LorryInfo> {
         running_job: row.get(9)?,
         disk_usage: row.get(10)?,
         due: row.get(11)?,
+        last_success: row.get(12)?,
+        consecutive_failures: row.get(13)?,
         jobs: None,
     })
 }
