@@ -349,8 +349,9 @@ pub async fn job_update(State(state): State<AppState>, fields: Fields) -> ApiRes
     let job = state
         .write(move |tx| tx.update_job(job_id, &update))
         .await?;
-    if let Some(exit) = exit {
+    if let (Some(exit), Some(ended)) = (exit, job.ended) {
         tracing::info!(job_id, path = %job.path, exit, "job ended");
+        state.metrics.observe_job(ended - job.started, exit);
     }
     Ok(Json(job))
 }

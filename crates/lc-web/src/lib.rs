@@ -8,6 +8,7 @@ mod api;
 mod downstream;
 mod error;
 mod form;
+mod metrics;
 mod router;
 
 use std::collections::BTreeMap;
@@ -56,6 +57,7 @@ pub struct WebConfig {
 pub struct AppState {
     pub db: Arc<StateDb>,
     pub config: Arc<WebConfig>,
+    pub metrics: metrics::Metrics,
 }
 
 impl AppState {
@@ -63,6 +65,7 @@ impl AppState {
         AppState {
             db: Arc::new(db),
             config: Arc::new(config),
+            metrics: metrics::Metrics::default(),
         }
     }
 

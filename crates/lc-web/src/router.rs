@@ -5,7 +5,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
 use crate::AppState;
-use crate::api;
+use crate::{api, metrics};
 use crate::error::ApiError;
 
 /// Largest POST body accepted: job-update carries job output.
@@ -37,9 +37,11 @@ pub fn router(state: AppState) -> Router {
         .route("/1.0/ls-troves", post(api::ls_troves))
         .route("/1.0/force-ls-troves", post(api::force_ls_troves))
         .route("/1.0/health-check", get(api::health_check))
+        .route("/1.0/metrics", get(metrics::metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .with_state(state)
 }
 

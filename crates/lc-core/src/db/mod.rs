@@ -14,6 +14,7 @@ mod checkpoint;
 mod hosts;
 mod jobs;
 mod lorries;
+mod metrics;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -27,6 +28,7 @@ use checkpoint::Checkpointer;
 
 pub use jobs::{GHOST_EXIT, JobUpdate};
 pub use lorries::NewLorry;
+pub use metrics::{ERROR_STREAK, FleetSnapshot, LorryHealth};
 
 /// The schema, one entry per file in `migrations/`, applied in order at start-up.
 const MIGRATIONS: &[M<'static>] = &[

@@ -1,0 +1,313 @@
+//! `GET /1.0/metrics`: Prometheus metrics.
+//!
+//! Two kinds: what the webapp counts as it serves (requests, their
+//! latency, job durations), kept in memory since start-up; and what STATEDB
+//! says at the moment of the scrape (the fleet: lorries by health, queue
+//! depth, overdue lorries, per-lorry success time, failure streak and disk
+//! usage). Lorry 2's fleet gauges keep their names so existing dashboards
+//! work.
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use lc_core::db::FleetSnapshot;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::AppState;
+use crate::error::ApiError;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: String,
+    endpoint: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndpointLabels {
+    method: String,
+    endpoint: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LorryLabels {
+    path: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+/// What the webapp counts as it runs. Cloning shares the counters.
+#[derive(Clone)]
+pub struct Metrics {
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<EndpointLabels, Histogram>,
+    job_durations: Family<ResultLabels, Histogram>,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics {
+            requests: Family::default(),
+            // 0.25 ms to about 4 s.
+            latency: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.000_25, 2.0, 15))
+            }),
+            // 1 s to about 1.5 days.
+            job_durations: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(1.0, 2.0, 18))
+            }),
+        }
+    }
+}
+
+impl Metrics {
+    /// Records how long a job ran, once it has ended.
+    pub fn observe_job(&self, seconds: i64, exit: i64) {
+        let result = if exit == 0 { "success" } else { "failure" };
+        self.job_durations
+            .get_or_create(&ResultLabels { result })
+            .observe(seconds.max(0) as f64);
+    }
+}
+
+/// Middleware counting every request by the route it matched.
+pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let endpoint = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = request.method().to_string();
+    let start = std::time::Instant::now();
+    let response = next.run(request).await;
+    let metrics = &state.metrics;
+    let status = response.status().as_u16();
+    metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            method: method.clone(),
+            endpoint: endpoint.clone(),
+            status,
+        })
+        .inc();
+    metrics
+        .latency
+        .get_or_create(&EndpointLabels { method, endpoint })
+        .observe(start.elapsed().as_secs_f64());
+    response
+}
+
+/// Answers OpenMetrics to scrapers that ask for it (Prometheus does), and
+/// the classic text format 0.0.4 to everyone else (curl, promtool).
+pub async fn metrics(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
+    let fleet = state.read(|tx| tx.fleet_snapshot()).await?;
+    let text = render(&state.metrics, &fleet).map_err(ApiError::internal)?;
+    let wants_openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    Ok(if wants_openmetrics {
+        let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+        ([(header::CONTENT_TYPE, content_type)], text).into_response()
+    } else {
+        let content_type = "text/plain; version=0.0.4; charset=utf-8";
+        ([(header::CONTENT_TYPE, content_type)], classic_text(&text)).into_response()
+    })
+}
+
+/// OpenMetrics text as the classic format reads it: a counter family is
+/// named with its `_total` suffix in HELP and TYPE, and there is no `# EOF`.
+fn classic_text(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters
+                .contains(name)
+                .then(|| format!("{prefix}{name}_total {tail}"))
+        });
+        out.push_str(renamed.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
+    out
+}
+
+fn gauge(registry: &mut Registry, name: &str, help: &str, value: i64) {
+    let gauge = Gauge::<i64>::default();
+    gauge.set(value);
+    registry.register(name, help, gauge);
+}
+
+fn render(metrics: &Metrics, fleet: &FleetSnapshot) -> Result<String, std::fmt::Error> {
+    let mut registry = Registry::default();
+    let f = fleet;
+    gauge(
+        &mut registry,
+        "lorry2_total_lorries",
+        "Lorries in the run queue",
+        f.total,
+    );
+    gauge(
+        &mut registry,
+        "lorry2_total_lorries_successful",
+        "Lorries whose last job succeeded",
+        f.successful,
+    );
+    gauge(
+        &mut registry,
+        "lorry2_total_lorries_degraded",
+        "Lorries whose last job failed after a recent success",
+        f.degraded,
+    );
+    gauge(
+        &mut registry,
+        "lorry2_total_lorries_errors",
+        "Lorries failing repeatedly or that never succeeded",
+        f.errors,
+    );
+    let lc = registry.sub_registry_with_prefix("lorry_controller");
+    gauge(
+        lc,
+        "lorries_never_run",
+        "Lorries that have not run yet",
+        f.never_run,
+    );
+    gauge(lc, "jobs_running", "Jobs running now", f.running_jobs);
+    gauge(
+        lc,
+        "queue_depth",
+        "Idle lorries that are due and waiting for a minion",
+        f.waiting,
+    );
+    gauge(
+        lc,
+        "lorries_overdue",
+        "Waiting lorries due for longer than their interval",
+        f.overdue,
+    );
+    gauge(
+        lc,
+        "oldest_waiting_seconds",
+        "How long the longest-waiting lorry has been due",
+        f.oldest_waiting_seconds,
+    );
+
+    let last_success = Family::<LorryLabels, Gauge>::default();
+    let failures = Family::<LorryLabels, Gauge>::default();
+    let disk = Family::<LorryLabels, Gauge>::default();
+    for lorry in &f.lorries {
+        let labels = LorryLabels {
+            path: lorry.path.clone(),
+        };
+        if let Some(t) = lorry.last_success {
+            last_success.get_or_create(&labels).set(t);
+        }
+        failures
+            .get_or_create(&labels)
+            .set(lorry.consecutive_failures);
+        if let Some(bytes) = lorry.disk_usage {
+            disk.get_or_create(&labels).set(bytes);
+        }
+    }
+    lc.register(
+        "lorry_last_success_timestamp_seconds",
+        "Unix time the lorry's last successful job ended",
+        last_success,
+    );
+    lc.register(
+        "lorry_consecutive_failures",
+        "Failed jobs of the lorry since its last success",
+        failures,
+    );
+    lc.register(
+        "lorry_disk_usage_bytes",
+        "Working area of the lorry after its last job",
+        disk,
+    );
+    lc.register(
+        "job_duration_seconds",
+        "Duration of ended jobs",
+        metrics.job_durations.clone(),
+    );
+    lc.register(
+        "http_requests",
+        "HTTP requests served",
+        metrics.requests.clone(),
+    );
+    lc.register(
+        "http_request_duration_seconds",
+        "Time to answer HTTP requests",
+        metrics.latency.clone(),
+    );
+    let mut text = String::new();
+    encode(&mut text, &registry)?;
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lc_core::db::LorryHealth;
+
+    #[test]
+    fn renders_fleet_and_counters() {
+        let metrics = Metrics::default();
+        metrics.observe_job(30, 0);
+        let labels = RequestLabels {
+            method: "GET".into(),
+            endpoint: "/1.0/status".into(),
+            status: 200,
+        };
+        metrics.requests.get_or_create(&labels).inc();
+        let fleet = FleetSnapshot {
+            total: 2,
+            successful: 1,
+            errors: 1,
+            lorries: vec![LorryHealth {
+                path: "a/\"quoted\"".into(),
+                last_success: Some(1_700_000_000),
+                consecutive_failures: 0,
+                disk_usage: Some(4096),
+            }],
+            ..FleetSnapshot::default()
+        };
+        let text = render(&metrics, &fleet).expect("render");
+        assert!(text.contains("lorry2_total_lorries 2\n"), "{text}");
+        assert!(text.contains("lorry2_total_lorries_errors 1\n"), "{text}");
+        assert!(
+            text.contains(r#"lorry_controller_lorry_disk_usage_bytes{path="a/\"quoted\""} 4096"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"lorry_controller_job_duration_seconds_count{result="success"} 1"#)
+        );
+        assert!(text.ends_with("# EOF\n"));
+
+        let classic = classic_text(&text);
+        assert!(!classic.contains("# EOF"));
+        assert!(classic.contains("# TYPE lorry_controller_http_requests_total counter"));
+    }
+}
