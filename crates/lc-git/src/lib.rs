@@ -199,10 +199,43 @@ impl Git {
         push_options: &[String],
         atomic: bool,
     ) -> Result<Vec<PushedRef>, GitError> {
+        self.push_inner(repo, url, refspecs, &[], push_options, atomic)
+    }
+
+    /// Pushes `refspecs` atomically, each ref allowed to move only from the
+    /// value its [`Lease`] expects (`--force-with-lease`), so a downstream
+    /// changed since it was listed makes the whole push fail.
+    pub fn push_with_leases(
+        &self,
+        repo: &Path,
+        url: &str,
+        refspecs: &[String],
+        leases: &[Lease],
+        push_options: &[String],
+    ) -> Result<Vec<PushedRef>, GitError> {
+        self.push_inner(repo, url, refspecs, leases, push_options, true)
+    }
+
+    fn push_inner(
+        &self,
+        repo: &Path,
+        url: &str,
+        refspecs: &[String],
+        leases: &[Lease],
+        push_options: &[String],
+        atomic: bool,
+    ) -> Result<Vec<PushedRef>, GitError> {
         let mut cmd = self.in_repo(repo);
         cmd.args(["push", "--porcelain", "--no-progress"]);
         if atomic {
             cmd.arg("--atomic");
+        }
+        for lease in leases {
+            cmd.arg(format!(
+                "--force-with-lease={}:{}",
+                lease.name,
+                lease.expect.as_deref().unwrap_or("")
+            ));
         }
         for option in push_options {
             cmd.arg(format!("--push-option={option}"));
@@ -627,6 +660,14 @@ fn parse_push_line(line: &str) -> Option<PushedRef> {
         remote: remote.to_owned(),
         summary: summary.to_owned(),
     })
+}
+
+/// What a pushed ref must be on the remote for the push to go ahead:
+/// `expect: None` means it must not exist.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lease {
+    pub name: String,
+    pub expect: Option<Oid>,
 }
 
 /// One change in a ref transaction.

@@ -1,0 +1,133 @@
+//! The mirror tool `lorry`: takes upstream source (git, Subversion,
+//! Mercurial, Bazaar, CVS, archives, plain files) named by `.lorry` files,
+//! keeps it as a bare git mirror in a working area, and pushes it to
+//! `<mirror-base-url-push>/<name>.git`.
+//!
+//! The binary is a thin wrapper around [`main`]; tests call [`run`] with their
+//! own output buffers and a traced [`lc_git::Git`].
+//!
+//! Invariants: only `lc-git` spawns git; every printed line passes through
+//! [`log::Log`], which redacts credentials; one failed spec never stops the
+//! others, and the exit code is 0 only when every spec was mirrored.
+
+pub mod import;
+pub mod log;
+pub mod mirror;
+pub mod options;
+pub mod refspec;
+pub mod source;
+pub mod specs;
+pub mod state;
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::PathBuf;
+
+use lc_git::Git;
+
+use crate::log::Log;
+use crate::options::Options;
+
+/// What one run of `lorry` shares between its specs.
+pub struct Context<'a> {
+    pub options: &'a Options,
+    pub git: Git,
+    pub log: Log<'a>,
+    pub working_area: PathBuf,
+}
+
+/// Runs `lorry` with the process's arguments and standard streams; returns
+/// the exit code.
+pub fn main() -> i32 {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let mut stdout = std::io::stdout().lock();
+    let mut stderr = std::io::stderr().lock();
+    run(args, Git::new(), &mut stdout, &mut stderr)
+}
+
+/// Runs `lorry` with `args` (program name first), running git through
+/// `git`. Returns 0 when every spec of every file was mirrored, 1 when any
+/// failed (one line on `err` per failure), 2 for unusable options.
+pub fn run(args: Vec<OsString>, git: Git, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    let options = match Options::parse(args) {
+        Ok(options) => options,
+        Err(options::OptionsError::Help(text)) => {
+            let _ = write!(out, "{text}");
+            return 0;
+        }
+        Err(options::OptionsError::Usage(text)) => {
+            let _ = write!(err, "{}", lc_core::redact::redact(&text));
+            return 2;
+        }
+        Err(e) => {
+            let _ = writeln!(err, "lorry: {}", lc_core::redact::redact(&e.to_string()));
+            return 2;
+        }
+    };
+    let mut log = Log::new(out, err, options.verbose);
+    let Some(working_area) = options.working_area.clone() else {
+        log.error("lorry: --working-area is required");
+        return 2;
+    };
+    if !options.pull_only && options.mirror_base_url_push.is_none() {
+        log.error("lorry: --mirror-base-url-push is required unless --pull-only is given");
+        return 2;
+    }
+    let mut ctx = Context {
+        options: &options,
+        git,
+        log,
+        working_area,
+    };
+    let mut failed = 0usize;
+    let mut mirrored = 0usize;
+    for file in &options.files {
+        let specs = match specs::load(file) {
+            Ok(specs) => specs,
+            Err(e) => {
+                ctx.log.error(&format!(
+                    "Error in {}: {}",
+                    file.display(),
+                    one_line(&e.to_string())
+                ));
+                failed += 1;
+                continue;
+            }
+        };
+        for spec in specs {
+            match spec {
+                Ok(spec) => match mirror::mirror(&mut ctx, &spec) {
+                    Ok(()) => mirrored += 1,
+                    Err(e) => {
+                        ctx.log.error(&format!(
+                            "Error mirroring {}: {}",
+                            spec.name,
+                            one_line(&e.to_string())
+                        ));
+                        failed += 1;
+                    }
+                },
+                Err((name, e)) => {
+                    ctx.log.error(&format!(
+                        "Error mirroring {name}: invalid spec in {}: {}",
+                        file.display(),
+                        one_line(&e)
+                    ));
+                    failed += 1;
+                }
+            }
+        }
+    }
+    ctx.log
+        .info(&format!("{mirrored} mirrored, {failed} failed"));
+    if failed == 0 { 0 } else { 1 }
+}
+
+/// A message on one line: its lines trimmed and joined by "; ".
+fn one_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+}

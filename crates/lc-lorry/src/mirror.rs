@@ -1,0 +1,712 @@
+//! Mirroring one spec: bring the upstream into the bare mirror in the working
+//! area, decide what each changed ref may do (`on-rewrite`), push exactly
+//! those refs downstream, verify, and only then move the mirror's own refs.
+//!
+//! Invariants:
+//! * the mirror's refs under the spec's namespaces are the last good copy:
+//!   they move only after the whole run (push and verification included) has
+//!   succeeded; fetched refs wait in `refs/lorry/staging/`;
+//! * a downstream ref is never moved to something that does not contain it,
+//!   nor deleted, without its old tip being pushed first (in the same atomic
+//!   push) to `refs/lorry/preserved/<UTC timestamp>/<ref>`, unless the spec
+//!   says `on-rewrite: follow`;
+//! * an unchanged upstream costs one `ls-remote` and no connection to the
+//!   downstream.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use lc_git::{Git, GitError, Lease, RefUpdate};
+
+use crate::Context;
+use crate::import;
+use crate::options::When;
+use crate::refspec::{self, PRESERVED, RefspecError, Refspecs};
+use crate::source::{OnRewrite, Source, Spec};
+use crate::state::{self, State, StateError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum MirrorError {
+    #[error("{0}")]
+    Git(#[from] GitError),
+    #[error("{0}")]
+    Refspec(#[from] RefspecError),
+    #[error("{0}")]
+    State(#[from] StateError),
+    #[error("{0}")]
+    Import(#[from] import::ImportError),
+    #[error("cannot {action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("another lorry is mirroring this spec (lock {0} is held)")]
+    Busy(PathBuf),
+    #[error("--mirror-base-url-push is required unless --pull-only is given")]
+    NoPushUrl,
+    #[error("downstream verification failed: {0}")]
+    Verify(String),
+    #[error("on-rewrite is refuse and upstream rewrote or deleted {0}; left as it was")]
+    Refused(String),
+}
+
+fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> MirrorError {
+    let path = path.to_owned();
+    move |source| MirrorError::Io {
+        action,
+        path,
+        source,
+    }
+}
+
+/// The directory of spec `name` in the working area.
+pub fn spec_dir(working_area: &Path, name: &str) -> PathBuf {
+    working_area.join(name.replace('/', "_"))
+}
+
+/// `<base>/<name>.git`.
+pub fn push_url(base: &str, name: &str) -> String {
+    format!("{}/{}.git", base.trim_end_matches('/'), name)
+}
+
+/// Mirrors one spec.
+pub fn mirror(ctx: &mut Context<'_>, spec: &Spec) -> Result<(), MirrorError> {
+    let dir = spec_dir(&ctx.working_area, &spec.name);
+    std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
+    let lock_path = dir.join("lock");
+    let lock = File::create(&lock_path).map_err(io("create", &lock_path))?;
+    if lock.try_lock().is_err() {
+        return Err(MirrorError::Busy(lock_path));
+    }
+    let result = mirror_locked(ctx, spec, &dir);
+    if result.is_err() {
+        // A failed run must never let the next one take the no-op path.
+        State::clear(&dir)?;
+    }
+    drop(lock);
+    result
+}
+
+fn mirror_locked(ctx: &mut Context<'_>, spec: &Spec, dir: &Path) -> Result<(), MirrorError> {
+    let repo = dir.join("git");
+    let check_certificates = spec
+        .check_certificates
+        .unwrap_or(ctx.options.check_certificates_enabled());
+    let mut git = ctx.git.clone();
+    if !check_certificates {
+        git = git.config("http.sslVerify", "false");
+    }
+    git.init_bare(&repo)?;
+
+    let push_url = if ctx.options.pull_only {
+        None
+    } else {
+        let base = ctx
+            .options
+            .mirror_base_url_push
+            .as_deref()
+            .ok_or(MirrorError::NoPushUrl)?;
+        Some(push_url(base, &spec.name))
+    };
+    let push_key = push_url.as_deref().map(state::push_key);
+    let previous = State::load(dir);
+
+    ctx.log.info(&format!(
+        "{}: mirroring {} upstream into {}",
+        spec.name,
+        spec.source.type_name(),
+        repo.display()
+    ));
+
+    let (refspecs, upstream, new, old) = match &spec.source {
+        Source::Git { url, refspecs } => {
+            let refspecs = Refspecs::new(refspecs.as_deref())?;
+            let listed = git.ls_remote(url, &refspecs.src_prefixes())?;
+            let upstream =
+                refspecs.map_remote(listed.iter().map(|r| (r.name.as_str(), r.oid.as_str())));
+            if let Some(previous) = &previous
+                && previous.upstream == upstream
+                && previous.pushed_to == push_key
+            {
+                ctx.log.note(&format!(
+                    "{}: upstream unchanged since the last run ({} refs); nothing fetched or pushed",
+                    spec.name,
+                    upstream.len()
+                ));
+                return Ok(());
+            }
+            ctx.log.info(&format!("{}: fetching from {url}", spec.name));
+            let fetched = git.fetch(&repo, url, &refspecs.staging_fetch())?;
+            ctx.log.info(&format!(
+                "{}: fetched, {} refs changed in staging",
+                spec.name,
+                fetched
+                    .iter()
+                    .filter(|f| f.status != lc_git::FetchStatus::UpToDate)
+                    .count()
+            ));
+            let staged = git.for_each_ref(&repo, &[refspec::STAGING])?;
+            let new: BTreeMap<String, String> = staged
+                .into_iter()
+                .filter_map(|(name, oid)| refspec::from_staging(&name).map(|n| (n, oid)))
+                .filter(|(name, _)| refspecs.covers(name))
+                .collect();
+            let old = covered_refs(&git, &repo, &refspecs)?;
+            (refspecs, upstream, new, old)
+        }
+        other => {
+            let refspecs = Refspecs::heads_and_tags();
+            let old = covered_refs(&git, &repo, &refspecs)?;
+            let check = check_certificates;
+            import::import(ctx, &git, spec, other, dir, &repo, check)?;
+            let new = covered_refs(&git, &repo, &refspecs)?;
+            if let Some(previous) = &previous
+                && previous.refs == new
+                && previous.pushed_to == push_key
+            {
+                ctx.log.note(&format!(
+                    "{}: nothing new upstream; nothing pushed",
+                    spec.name
+                ));
+                return Ok(());
+            }
+            (refspecs, BTreeMap::new(), new, old)
+        }
+    };
+
+    let stamp = jiff::Timestamp::now()
+        .strftime("%Y%m%dT%H%M%SZ")
+        .to_string();
+    let refused = publish(
+        ctx,
+        &git,
+        &repo,
+        spec,
+        &refspecs,
+        push_url.as_deref(),
+        &new,
+        &old,
+        &stamp,
+    )?;
+
+    after_update(ctx, &git, spec, &repo)?;
+
+    if !refused.is_empty() {
+        return Err(MirrorError::Refused(refused.join(", ")));
+    }
+    let final_refs = covered_refs(&git, &repo, &refspecs)?;
+    State {
+        upstream,
+        pushed_to: push_key,
+        refs: final_refs,
+    }
+    .save(dir)?;
+    ctx.log.info(&format!("{}: done", spec.name));
+    Ok(())
+}
+
+/// The mirror's refs that the refspecs write.
+fn covered_refs(
+    git: &Git,
+    repo: &Path,
+    refspecs: &Refspecs,
+) -> Result<BTreeMap<String, String>, GitError> {
+    Ok(git
+        .for_each_ref(repo, &[])?
+        .into_iter()
+        .filter(|(name, _)| refspecs.covers(name))
+        .collect())
+}
+
+/// What happens to each ref, decided against `base` (the downstream's refs,
+/// or the mirror's when nothing is pushed).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Every covered ref as it must end up.
+    pub target: BTreeMap<String, String>,
+    /// (ref, old tip) to keep under `refs/lorry/preserved/`.
+    pub preserve: Vec<(String, String)>,
+    /// Refs rewritten or deleted upstream and moved anyway (`follow`).
+    pub followed: Vec<String>,
+    /// Refs left as they were (`refuse`).
+    pub refused: Vec<String>,
+}
+
+/// Decides, for every ref in `base` or `new`, where it goes. `contains(a,
+/// b)` says whether commit `b` contains `a` (a fast-forward from `a` to `b`).
+/// A tag that moves is always a rewrite.
+pub fn decide(
+    base: &BTreeMap<String, String>,
+    new: &BTreeMap<String, String>,
+    policy: OnRewrite,
+    mut contains: impl FnMut(&str, &str) -> bool,
+) -> Plan {
+    let mut plan = Plan::default();
+    let names: BTreeSet<&String> = base.keys().chain(new.keys()).collect();
+    for name in names {
+        let old = base.get(name);
+        let now = new.get(name);
+        let rewrite = match (old, now) {
+            (None, Some(n)) => {
+                plan.target.insert(name.clone(), n.clone());
+                continue;
+            }
+            (Some(o), Some(n)) if o == n => {
+                plan.target.insert(name.clone(), n.clone());
+                continue;
+            }
+            (Some(o), Some(n)) => name.starts_with("refs/tags/") || !contains(o, n),
+            (Some(_), None) => true,
+            (None, None) => continue,
+        };
+        if !rewrite {
+            if let Some(n) = now {
+                plan.target.insert(name.clone(), n.clone());
+            }
+            continue;
+        }
+        let Some(o) = old else { continue };
+        match policy {
+            OnRewrite::Preserve => {
+                plan.preserve.push((name.clone(), o.clone()));
+                if let Some(n) = now {
+                    plan.target.insert(name.clone(), n.clone());
+                }
+            }
+            OnRewrite::Follow => {
+                plan.followed.push(name.clone());
+                if let Some(n) = now {
+                    plan.target.insert(name.clone(), n.clone());
+                }
+            }
+            OnRewrite::Refuse => {
+                plan.refused.push(name.clone());
+                plan.target.insert(name.clone(), o.clone());
+            }
+        }
+    }
+    plan
+}
+
+/// A name under `refs/lorry/preserved/<stamp>/` for `name` that is in
+/// neither `taken` set.
+fn preserved_name(stamp: &str, name: &str, taken: &BTreeSet<String>) -> String {
+    let base = format!("{PRESERVED}{stamp}/{name}");
+    if !taken.contains(&base) {
+        return base;
+    }
+    (1..)
+        .map(|n| format!("{PRESERVED}{stamp}-{n}/{name}"))
+        .find(|candidate| !taken.contains(candidate))
+        .unwrap_or(base)
+}
+
+/// Refspecs per `git push` (argv stays well under the kernel's limits).
+const PUSH_CHUNK: usize = 1000;
+
+/// Moves the downstream (unless pulling only) and then the mirror to the
+/// new refs. Returns the refs that `refuse` kept.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site, all inputs distinct"
+)]
+fn publish(
+    ctx: &mut Context<'_>,
+    git: &Git,
+    repo: &Path,
+    spec: &Spec,
+    refspecs: &Refspecs,
+    push_url: Option<&str>,
+    new: &BTreeMap<String, String>,
+    old: &BTreeMap<String, String>,
+    stamp: &str,
+) -> Result<Vec<String>, MirrorError> {
+    let mut taken: BTreeSet<String> = git.for_each_ref(repo, &[PRESERVED])?.into_keys().collect();
+
+    // The base against which rewrites are judged: what the downstream has.
+    let base = match push_url {
+        Some(url) => {
+            let listed = git.ls_remote(url, &[])?;
+            taken.extend(
+                listed
+                    .iter()
+                    .filter(|r| r.name.starts_with(PRESERVED))
+                    .map(|r| r.name.clone()),
+            );
+            let ds: BTreeMap<String, String> = listed
+                .into_iter()
+                .filter(|r| refspecs.covers(&r.name))
+                .map(|r| (r.name, r.oid))
+                .collect();
+            fetch_missing_downstream(ctx, git, repo, url, &ds, new)?;
+            ds
+        }
+        None => old.clone(),
+    };
+
+    let plan = decide(&base, new, spec.on_rewrite, |a, b| {
+        git.is_ancestor(repo, a, b).unwrap_or(false)
+    });
+
+    let mut preserved = Vec::new();
+    for (name, oid) in &plan.preserve {
+        let pname = preserved_name(stamp, name, &taken);
+        taken.insert(pname.clone());
+        let why = if new.contains_key(name) {
+            "rewritten"
+        } else {
+            "deleted"
+        };
+        ctx.log.note(&format!(
+            "{}: {name} was {why} upstream; old tip {oid} preserved as {pname}",
+            spec.name
+        ));
+        preserved.push((pname, oid.clone()));
+    }
+    for name in &plan.followed {
+        ctx.log.note(&format!(
+            "{}: {name} was rewritten or deleted upstream; followed (on-rewrite: follow), old tip not kept",
+            spec.name
+        ));
+    }
+    for name in &plan.refused {
+        ctx.log.error(&format!(
+            "{}: {name} was rewritten or deleted upstream; left as it was (on-rewrite: refuse)",
+            spec.name
+        ));
+    }
+
+    if let Some(url) = push_url {
+        push_and_verify(
+            ctx, git, repo, spec, refspecs, url, &base, &plan, &preserved,
+        )?;
+    }
+
+    // The mirror's own refs move last, in one transaction.
+    let mut updates = Vec::new();
+    for (name, oid) in &preserved {
+        updates.push(RefUpdate::Set {
+            name: name.clone(),
+            oid: oid.clone(),
+        });
+    }
+    let names: BTreeSet<&String> = old.keys().chain(plan.target.keys()).collect();
+    for name in names {
+        match (old.get(name), plan.target.get(name)) {
+            (Some(o), Some(t)) if o == t => {}
+            (_, Some(t)) => updates.push(RefUpdate::Set {
+                name: name.clone(),
+                oid: t.clone(),
+            }),
+            (Some(_), None) => updates.push(RefUpdate::Delete { name: name.clone() }),
+            (None, None) => {}
+        }
+    }
+    git.update_refs(repo, &updates)?;
+    Ok(plan.refused)
+}
+
+/// Fetches the downstream tips that the mirror lacks (a downstream changed
+/// behind lorry's back, or a first run into a filled downstream), so that
+/// they can be judged and preserved.
+fn fetch_missing_downstream(
+    ctx: &mut Context<'_>,
+    git: &Git,
+    repo: &Path,
+    url: &str,
+    ds: &BTreeMap<String, String>,
+    new: &BTreeMap<String, String>,
+) -> Result<(), MirrorError> {
+    let differing: Vec<&str> = ds
+        .iter()
+        .filter(|(name, oid)| new.get(*name) != Some(*oid))
+        .map(|(_, oid)| oid.as_str())
+        .collect();
+    let missing: BTreeSet<String> = git.missing_objects(repo, &differing)?.into_iter().collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let fetch: Vec<String> = ds
+        .iter()
+        .filter(|(_, oid)| missing.contains(*oid))
+        .map(|(name, _)| {
+            format!(
+                "+{name}:refs/lorry/downstream/{}",
+                name.strip_prefix("refs/").unwrap_or(name)
+            )
+        })
+        .collect();
+    ctx.log.info(&format!(
+        "fetching {} downstream tips this mirror lacks",
+        fetch.len()
+    ));
+    git.fetch(repo, url, &fetch)?;
+    Ok(())
+}
+
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site, all inputs distinct"
+)]
+fn push_and_verify(
+    ctx: &mut Context<'_>,
+    git: &Git,
+    repo: &Path,
+    spec: &Spec,
+    refspecs: &Refspecs,
+    url: &str,
+    base: &BTreeMap<String, String>,
+    plan: &Plan,
+    preserved: &[(String, String)],
+) -> Result<(), MirrorError> {
+    // Preserved tips go first, so that a chunked push never moves a ref
+    // before its old tip is kept.
+    let mut pushes: Vec<(String, Lease)> = Vec::new();
+    for (name, oid) in preserved {
+        pushes.push((
+            format!("{oid}:{name}"),
+            Lease {
+                name: name.clone(),
+                expect: None,
+            },
+        ));
+    }
+    let preserved_count = pushes.len();
+    let names: BTreeSet<&String> = base.keys().chain(plan.target.keys()).collect();
+    for name in names {
+        let refspec = match (base.get(name), plan.target.get(name)) {
+            (Some(b), Some(t)) if b == t => continue,
+            (_, Some(t)) => format!("{t}:{name}"),
+            (Some(_), None) => format!(":{name}"),
+            (None, None) => continue,
+        };
+        pushes.push((
+            refspec,
+            Lease {
+                name: name.clone(),
+                expect: base.get(name).cloned(),
+            },
+        ));
+    }
+    if pushes.is_empty() {
+        ctx.log.info(&format!(
+            "{}: downstream already has every ref; nothing to push",
+            spec.name
+        ));
+    } else {
+        ctx.log.info(&format!(
+            "{}: pushing {} refs and {preserved_count} preserved tips to {url}",
+            spec.name,
+            pushes.len() - preserved_count,
+        ));
+        for chunk in pushes.chunks(PUSH_CHUNK) {
+            let (refs, leases): (Vec<String>, Vec<Lease>) = chunk.iter().cloned().unzip();
+            git.push_with_leases(repo, url, &refs, &leases, &ctx.options.push_option)?;
+        }
+    }
+
+    // Verify: the downstream now holds exactly the planned refs.
+    let listed = git.ls_remote(url, &[])?;
+    let after: BTreeMap<String, String> = listed.into_iter().map(|r| (r.name, r.oid)).collect();
+    let mut problems = Vec::new();
+    for (name, oid) in plan
+        .target
+        .iter()
+        .chain(preserved.iter().map(|(n, o)| (n, o)))
+    {
+        match after.get(name) {
+            Some(got) if got == oid => {}
+            Some(got) => problems.push(format!("{name} is {got}, expected {oid}")),
+            None => problems.push(format!("{name} is missing, expected {oid}")),
+        }
+    }
+    for name in after.keys() {
+        if refspecs.covers(name) && !plan.target.contains_key(name) {
+            problems.push(format!("{name} should have been deleted"));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(MirrorError::Verify(problems.join("; ")));
+    }
+    ctx.log.info(&format!(
+        "{}: downstream verified ({} refs)",
+        spec.name,
+        plan.target.len()
+    ));
+    Ok(())
+}
+
+/// Repack, bundle and tarball, as the options ask.
+fn after_update(
+    ctx: &mut Context<'_>,
+    git: &Git,
+    spec: &Spec,
+    repo: &Path,
+) -> Result<(), MirrorError> {
+    if ctx.options.repack_enabled() && needs_repack(repo) {
+        ctx.log.info(&format!("{}: repacking", spec.name));
+        git.repack(repo)?;
+    }
+    let fetch_base = ctx
+        .options
+        .mirror_base_url_fetch
+        .clone()
+        .unwrap_or_default();
+    let stem = quote_url(&push_url(&fetch_base, &spec.name));
+    if let Some(dest) = ctx.options.bundle_dest.clone() {
+        let file = dest.join(format!("{stem}.bndl"));
+        if wanted(ctx.options.bundle, &file) {
+            std::fs::create_dir_all(&dest).map_err(io("create", &dest))?;
+            if git
+                .for_each_ref(repo, &["refs/heads/", "refs/tags/"])?
+                .is_empty()
+            {
+                ctx.log
+                    .info(&format!("{}: no refs yet; no bundle written", spec.name));
+            } else {
+                ctx.log
+                    .info(&format!("{}: writing bundle {}", spec.name, file.display()));
+                let tmp = dest.join(format!("{stem}.bndl.tmp"));
+                git.bundle_create(repo, &tmp)?;
+                std::fs::rename(&tmp, &file).map_err(io("rename into place", &file))?;
+            }
+        }
+    }
+    if let Some(dest) = ctx.options.tarball_dest.clone() {
+        let file = dest.join(format!("{stem}.tar"));
+        if wanted(ctx.options.tarball, &file) {
+            std::fs::create_dir_all(&dest).map_err(io("create", &dest))?;
+            ctx.log.info(&format!(
+                "{}: writing tarball {}",
+                spec.name,
+                file.display()
+            ));
+            let tmp = dest.join(format!("{stem}.tar.tmp"));
+            write_tarball(repo, &tmp).map_err(io("write", &tmp))?;
+            std::fs::rename(&tmp, &file).map_err(io("rename into place", &file))?;
+        }
+    }
+    Ok(())
+}
+
+fn wanted(when: When, file: &Path) -> bool {
+    match when {
+        When::Never => false,
+        When::Always => true,
+        When::First => !file.exists(),
+    }
+}
+
+/// git's gc.autoPackLimit and gc.auto defaults.
+const PACK_LIMIT: usize = 50;
+const LOOSE_LIMIT: usize = 6700;
+
+/// Whether the mirror has grown enough packs or loose objects to be worth
+/// repacking (the same estimate as `git gc --auto`: one fan-out directory
+/// times 256).
+pub fn needs_repack(repo: &Path) -> bool {
+    if lc_git::pack_count(repo).unwrap_or(0) > PACK_LIMIT {
+        return true;
+    }
+    let loose = std::fs::read_dir(repo.join("objects/17"))
+        .map(|entries| entries.count())
+        .unwrap_or(0);
+    loose * 256 > LOOSE_LIMIT
+}
+
+/// A file name made from a URL, as the original's `quote_url`: every
+/// character other than letters, digits, '.', '-' and '_' becomes '_'.
+pub fn quote_url(url: &str) -> String {
+    url.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || ".-_".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn write_tarball(repo: &Path, file: &Path) -> std::io::Result<()> {
+    let out = File::create(file)?;
+    let mut builder = tar::Builder::new(out);
+    builder.follow_symlinks(false);
+    builder.append_dir_all("git", repo)?;
+    builder.into_inner()?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn decide_classifies_refs() {
+        let base = map(&[
+            ("refs/heads/ff", "a"),
+            ("refs/heads/forced", "b"),
+            ("refs/heads/gone", "c"),
+            ("refs/heads/same", "d"),
+            ("refs/tags/moved", "e"),
+        ]);
+        let new = map(&[
+            ("refs/heads/ff", "a2"),
+            ("refs/heads/forced", "b2"),
+            ("refs/heads/same", "d"),
+            ("refs/heads/new", "f"),
+            ("refs/tags/moved", "e2"),
+        ]);
+        let contains = |a: &str, b: &str| b.starts_with(a) && a != "b" && a != "e";
+        let plan = decide(&base, &new, OnRewrite::Preserve, contains);
+        assert_eq!(plan.target, new);
+        assert_eq!(
+            plan.preserve,
+            vec![
+                ("refs/heads/forced".into(), "b".into()),
+                ("refs/heads/gone".into(), "c".into()),
+                ("refs/tags/moved".into(), "e".into()),
+            ]
+        );
+        let plan = decide(&base, &new, OnRewrite::Refuse, contains);
+        assert_eq!(plan.refused.len(), 3);
+        assert_eq!(plan.target["refs/heads/forced"], "b");
+        assert_eq!(plan.target["refs/heads/gone"], "c");
+        assert_eq!(plan.target["refs/heads/ff"], "a2");
+        let plan = decide(&base, &new, OnRewrite::Follow, contains);
+        assert_eq!(plan.target, new);
+        assert_eq!(plan.followed.len(), 3);
+        assert!(plan.preserve.is_empty());
+    }
+
+    #[test]
+    fn preserved_names_are_unique() {
+        let mut taken = BTreeSet::new();
+        let a = preserved_name("T", "refs/heads/x", &taken);
+        assert_eq!(a, "refs/lorry/preserved/T/refs/heads/x");
+        taken.insert(a);
+        assert_eq!(
+            preserved_name("T", "refs/heads/x", &taken),
+            "refs/lorry/preserved/T-1/refs/heads/x"
+        );
+    }
+
+    #[test]
+    fn names_and_urls() {
+        assert_eq!(
+            spec_dir(Path::new("/wa"), "delta/linux"),
+            PathBuf::from("/wa/delta_linux")
+        );
+        assert_eq!(push_url("file:///d/", "a/b"), "file:///d/a/b.git");
+        assert_eq!(quote_url("git://h/a/b.git"), "git___h_a_b.git");
+    }
+}

@@ -1,0 +1,361 @@
+//! `lorry`'s options, with the original's names, from the command line and
+//! from `--config FILE` (INI, a `[config]` section whose keys are long option
+//! names). A file's settings come before the command line's, so the command
+//! line wins; booleans take yes/no/true/false/1/0 and become `--x`/`--no-x`.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use clap::{ArgAction, Parser, ValueEnum};
+
+#[derive(Debug, thiserror::Error)]
+pub enum OptionsError {
+    #[error("cannot read configuration file {file}: {reason}")]
+    Read { file: PathBuf, reason: String },
+    #[error("configuration file {file}: unknown key {key:?}")]
+    UnknownKey { file: PathBuf, key: String },
+    #[error(
+        "configuration file {file}: key {key}: {value:?} is not a boolean (yes/no/true/false/1/0)"
+    )]
+    NotBoolean {
+        file: PathBuf,
+        key: String,
+        value: String,
+    },
+    #[error("configuration file {file}: settings must be in a [config] section (found {key:?})")]
+    NoSection { file: PathBuf, key: String },
+    #[error("configuration file {file}: key config: a configuration file cannot name another")]
+    Nested { file: PathBuf },
+    #[error("{0}")]
+    Usage(String),
+    /// `--help`: the text to print, and a successful exit.
+    #[error("{0}")]
+    Help(String),
+}
+
+/// When to write a bundle or a tarball of a mirror.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum When {
+    /// Only when none exists yet.
+    First,
+    Never,
+    /// After every run that changed the mirror.
+    Always,
+}
+
+#[derive(Clone, Debug, Parser)]
+#[command(
+    name = "lorry",
+    about = "Mirror upstream source (git, svn, hg, bzr, cvs, archives) into git and push it downstream",
+    disable_version_flag = true
+)]
+pub struct Options {
+    /// Where the mirrors live between runs.
+    #[arg(long, short = 'w', value_name = "DIR", overrides_with = "working_area")]
+    pub working_area: Option<PathBuf>,
+    /// Base URL to push to; a spec named NAME goes to BASE/NAME.git.
+    /// Required unless --pull-only.
+    #[arg(long, value_name = "URL", overrides_with = "mirror_base_url_push")]
+    pub mirror_base_url_push: Option<String>,
+    /// Base URL the mirrors are fetched from; names bundles and tarballs.
+    #[arg(long, value_name = "URL", overrides_with = "mirror_base_url_fetch")]
+    pub mirror_base_url_fetch: Option<String>,
+    /// Update the working area only; push nothing.
+    #[arg(long, overrides_with = "no_pull_only")]
+    pub pull_only: bool,
+    #[arg(long, overrides_with = "pull_only", hide = true)]
+    pub no_pull_only: bool,
+    /// Print progress on stdout.
+    #[arg(long, short = 'v', overrides_with = "no_verbose")]
+    pub verbose: bool,
+    #[arg(long, overrides_with = "verbose", hide = true)]
+    pub no_verbose: bool,
+    /// Repack a mirror when its pack count grows (the default).
+    #[arg(long, overrides_with = "no_repack")]
+    pub repack: bool,
+    /// Never repack.
+    #[arg(long, overrides_with = "repack")]
+    pub no_repack: bool,
+    /// When to write a git bundle of each mirror.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "first",
+        value_name = "WHEN",
+        overrides_with = "bundle"
+    )]
+    pub bundle: When,
+    /// Directory for bundles.
+    #[arg(long, value_name = "DIR", overrides_with = "bundle_dest")]
+    pub bundle_dest: Option<PathBuf>,
+    /// When to write a tarball of each bare mirror.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "first",
+        value_name = "WHEN",
+        overrides_with = "tarball"
+    )]
+    pub tarball: When,
+    /// Directory for tarballs.
+    #[arg(long, value_name = "DIR", overrides_with = "tarball_dest")]
+    pub tarball_dest: Option<PathBuf>,
+    /// Passed to `git push --push-option`; repeatable.
+    #[arg(long, value_name = "OPTION", action = ArgAction::Append)]
+    pub push_option: Vec<String>,
+    /// Verify TLS certificates (the default); a spec may override it.
+    #[arg(long, overrides_with = "no_check_certificates")]
+    pub check_certificates: bool,
+    /// Do not verify TLS certificates unless a spec asks to.
+    #[arg(long, overrides_with = "check_certificates")]
+    pub no_check_certificates: bool,
+    /// Keep every failed copy of an import, timestamped.
+    #[arg(long, overrides_with = "no_keep_multiple_backups")]
+    pub keep_multiple_backups: bool,
+    #[arg(long, overrides_with = "keep_multiple_backups", hide = true)]
+    pub no_keep_multiple_backups: bool,
+    /// Read options from this INI file's [config] section (repeatable).
+    #[arg(long, value_name = "FILE", action = ArgAction::Append)]
+    pub config: Vec<PathBuf>,
+    /// The .lorry files to mirror.
+    #[arg(value_name = "LORRY_FILE", required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+impl Options {
+    /// Whether to repack (on unless `--no-repack` came last).
+    pub fn repack_enabled(&self) -> bool {
+        !self.no_repack
+    }
+
+    /// The global TLS verification setting.
+    pub fn check_certificates_enabled(&self) -> bool {
+        !self.no_check_certificates
+    }
+
+    /// Parses `args` (program name first), reading every `--config` file.
+    pub fn parse(args: Vec<OsString>) -> Result<Self, OptionsError> {
+        let expanded = expand_config_files(args)?;
+        Options::try_parse_from(expanded).map_err(|e| match e.kind() {
+            clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                OptionsError::Help(e.to_string())
+            }
+            _ => OptionsError::Usage(e.to_string()),
+        })
+    }
+}
+
+/// Boolean options that take a `--no-` form.
+const BOOLEANS: &[&str] = &[
+    "pull-only",
+    "verbose",
+    "repack",
+    "check-certificates",
+    "keep-multiple-backups",
+];
+
+/// Options that take a value.
+const VALUED: &[&str] = &[
+    "working-area",
+    "mirror-base-url-push",
+    "mirror-base-url-fetch",
+    "bundle",
+    "bundle-dest",
+    "tarball",
+    "tarball-dest",
+    "push-option",
+];
+
+fn expand_config_files(args: Vec<OsString>) -> Result<Vec<OsString>, OptionsError> {
+    let mut files = Vec::new();
+    let mut iter = args.iter().skip(1);
+    while let Some(arg) = iter.next() {
+        let text = arg.to_string_lossy();
+        if text == "--" {
+            break;
+        } else if text == "--config" {
+            if let Some(file) = iter.next() {
+                files.push(PathBuf::from(file));
+            }
+        } else if let Some(file) = text.strip_prefix("--config=") {
+            files.push(PathBuf::from(file));
+        }
+    }
+    let mut expanded: Vec<OsString> = args.iter().take(1).cloned().collect();
+    for file in &files {
+        expanded.extend(options_from_file(file)?);
+    }
+    expanded.extend(args.into_iter().skip(1));
+    Ok(expanded)
+}
+
+fn options_from_file(file: &Path) -> Result<Vec<OsString>, OptionsError> {
+    let ini = ini::Ini::load_from_file(file).map_err(|e| OptionsError::Read {
+        file: file.to_owned(),
+        reason: e.to_string(),
+    })?;
+    let mut options = Vec::new();
+    for (section, properties) in ini.iter() {
+        match section {
+            Some("config") => {}
+            Some(_) => continue,
+            None => {
+                if let Some((key, _)) = properties.iter().next() {
+                    return Err(OptionsError::NoSection {
+                        file: file.to_owned(),
+                        key: key.to_owned(),
+                    });
+                }
+                continue;
+            }
+        }
+        for (key, value) in properties.iter() {
+            options.extend(option_for(file, key, value)?);
+        }
+    }
+    Ok(options)
+}
+
+fn option_for(file: &Path, key: &str, value: &str) -> Result<Vec<OsString>, OptionsError> {
+    let key = key.trim().replace('_', "-");
+    let value = value.trim();
+    if key == "config" {
+        return Err(OptionsError::Nested {
+            file: file.to_owned(),
+        });
+    }
+    if BOOLEANS.contains(&key.as_str()) {
+        let on = match value.to_ascii_lowercase().as_str() {
+            "yes" | "true" | "1" | "on" => true,
+            "no" | "false" | "0" | "off" => false,
+            _ => {
+                return Err(OptionsError::NotBoolean {
+                    file: file.to_owned(),
+                    key,
+                    value: value.to_owned(),
+                });
+            }
+        };
+        let flag = if on {
+            format!("--{key}")
+        } else {
+            format!("--no-{key}")
+        };
+        return Ok(vec![flag.into()]);
+    }
+    if VALUED.contains(&key.as_str()) {
+        return Ok(vec![format!("--{key}={value}").into()]);
+    }
+    Err(OptionsError::UnknownKey {
+        file: file.to_owned(),
+        key,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<OsString> {
+        std::iter::once("lorry")
+            .chain(list.iter().copied())
+            .map(OsString::from)
+            .collect()
+    }
+
+    #[test]
+    fn defaults() {
+        let o = Options::parse(args(&["a.lorry"])).expect("parse");
+        assert!(o.repack_enabled());
+        assert!(o.check_certificates_enabled());
+        assert_eq!(o.bundle, When::First);
+        assert_eq!(o.tarball, When::First);
+        assert!(!o.pull_only);
+        assert_eq!(o.files, vec![PathBuf::from("a.lorry")]);
+    }
+
+    #[test]
+    fn no_forms_and_last_wins() {
+        let o = Options::parse(args(&["--no-repack", "--repack", "x"])).expect("parse");
+        assert!(o.repack_enabled());
+        let o = Options::parse(args(&["--repack", "--no-repack", "x"])).expect("parse");
+        assert!(!o.repack_enabled());
+        let o = Options::parse(args(&[
+            "--push-option",
+            "a",
+            "--push-option=b",
+            "--bundle",
+            "never",
+            "x",
+        ]))
+        .expect("parse");
+        assert_eq!(o.push_option, vec!["a", "b"]);
+        assert_eq!(o.bundle, When::Never);
+        let o = Options::parse(args(&[
+            "--bundle=never",
+            "--bundle=always",
+            "-w",
+            "a",
+            "-w",
+            "b",
+            "x",
+        ]))
+        .expect("repeated single-valued options: the last wins");
+        assert_eq!(o.bundle, When::Always);
+        assert_eq!(o.working_area, Some(PathBuf::from("b")));
+    }
+
+    #[test]
+    fn config_file_sets_defaults_that_the_command_line_overrides() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let conf = dir.path().join("lorry.conf");
+        std::fs::write(
+            &conf,
+            "[config]\nworking-area = /srv/wa\npull-only = yes\nrepack = no\nbundle = always\npush_option = ci.skip\n",
+        )
+        .expect("write");
+        let conf_arg = format!("--config={}", conf.display());
+        let o = Options::parse(args(&[&conf_arg, "--repack", "x"])).expect("parse");
+        assert_eq!(o.working_area, Some(PathBuf::from("/srv/wa")));
+        assert!(o.pull_only);
+        assert!(o.repack_enabled());
+        assert_eq!(o.bundle, When::Always);
+        assert_eq!(o.push_option, vec!["ci.skip"]);
+    }
+
+    #[test]
+    fn config_file_errors_name_file_and_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let conf = dir.path().join("bad.conf");
+        std::fs::write(&conf, "[config]\nworking-aera = /x\n").expect("write");
+        let err = Options::parse(args(&["--config", conf.to_str().expect("utf8"), "x"]))
+            .expect_err("unknown key");
+        let text = err.to_string();
+        assert!(
+            text.contains("bad.conf") && text.contains("working-aera"),
+            "{text}"
+        );
+
+        std::fs::write(&conf, "[config]\nverbose = maybe\n").expect("write");
+        let err = Options::parse(args(&["--config", conf.to_str().expect("utf8"), "x"]))
+            .expect_err("bad bool");
+        assert!(err.to_string().contains("maybe"), "{err}");
+
+        let missing = dir.path().join("missing.conf");
+        let err = Options::parse(args(&["--config", missing.to_str().expect("utf8"), "x"]))
+            .expect_err("missing");
+        assert!(err.to_string().contains("missing.conf"), "{err}");
+    }
+
+    #[test]
+    fn at_least_one_lorry_file() {
+        assert!(matches!(
+            Options::parse(args(&[])),
+            Err(OptionsError::Usage(_))
+        ));
+        assert!(matches!(
+            Options::parse(args(&["--bundle", "sometimes", "x"])),
+            Err(OptionsError::Usage(_))
+        ));
+    }
+}

@@ -1,0 +1,482 @@
+//! git specs against real upstreams (git daemon and file://) and a local
+//! bare downstream.
+
+use serde_json::json;
+
+use crate::common::*;
+
+const NAME: &str = "delta/project";
+
+fn spec(url: &str) -> serde_json::Value {
+    json!({ NAME: { "type": "git", "url": url } })
+}
+
+#[test]
+fn first_mirror_incremental_update_and_no_op_over_git_daemon() {
+    let area = Area::new();
+    let served = area.path().join("served");
+    let mut up = Upstream::new(served.join("project"));
+    up.branch("feature");
+    up.tag("v1.0");
+    let daemon = Daemon::start(&served);
+    let down = area.downstream(NAME);
+    let file = area.lorry_file("p.lorry", &spec(&daemon.url("project")));
+
+    // First mirror.
+    let run = area.run(&[&file], &["--verbose"]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    assert_eq!(heads_and_tags(&down), up.heads_and_tags());
+    assert_eq!(heads_and_tags(&area.mirror(NAME)), up.heads_and_tags());
+    assert!(ran(&run, "push"));
+
+    // Incremental: a new commit and a new branch.
+    up.commit("second");
+    up.branch("another");
+    let run = area.run(&[&file], &[]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    assert_eq!(heads_and_tags(&down), up.heads_and_tags());
+    assert!(
+        refs_under(&down, "refs/lorry/").is_empty(),
+        "nothing preserved on fast-forward"
+    );
+
+    // No-op: one ref listing, no fetch, no push, no contact with downstream.
+    let run = area.run(&[&file], &[]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    assert!(!ran(&run, "fetch"), "{:?}", run.git);
+    assert!(!ran(&run, "push"), "{:?}", run.git);
+    let network: Vec<&String> = run.git.iter().filter(|l| l.contains("ls-remote")).collect();
+    assert_eq!(network.len(), 1, "{:?}", run.git);
+    assert!(network[0].contains(&daemon.url("project")));
+    assert!(
+        !run.git
+            .iter()
+            .any(|l| l.contains(&area.downstream_base().display().to_string())),
+        "the downstream must not be contacted: {:?}",
+        run.git
+    );
+    assert!(run.out.contains("unchanged"), "{}", run.out);
+}
+
+#[test]
+fn deleted_branch_and_force_push_are_preserved_downstream() {
+    let area = Area::new();
+    let mut up = Upstream::new(area.path().join("up"));
+    up.commit("two");
+    up.branch("doomed");
+    let doomed_tip = up.head();
+    let down = area.downstream(NAME);
+    let file = area.lorry_file("p.lorry", &spec(&up.url()));
+    assert_eq!(area.run(&[&file], &[]).code, 0);
+
+    let old_main = up.head();
+    let new_main = up.force_rewrite();
+    up.delete_branch("doomed");
+    let run = area.run(&[&file], &[]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+
+    assert_eq!(heads_and_tags(&down), up.heads_and_tags());
+    assert_eq!(refs(&down)["refs/heads/main"], new_main);
+    let preserved = refs_under(&down, "refs/lorry/preserved/");
+    assert_eq!(preserved.len(), 2, "{preserved:?}");
+    let main_kept = preserved
+        .iter()
+        .find(|(name, _)| name.ends_with("/refs/heads/main"))
+        .expect("main preserved");
+    assert_eq!(main_kept.1, &old_main);
+    let doomed_kept = preserved
+        .iter()
+        .find(|(name, _)| name.ends_with("/refs/heads/doomed"))
+        .expect("doomed preserved");
+    assert_eq!(doomed_kept.1, &doomed_tip);
+    // refs/lorry/preserved/<UTC timestamp>/<ref>
+    let stamp = main_kept
+        .0
+        .strip_prefix("refs/lorry/preserved/")
+        .and_then(|rest| rest.split('/').next())
+        .expect("stamp");
+    assert_eq!(stamp.len(), "20260101T000000Z".len(), "{stamp}");
+    assert!(stamp.ends_with('Z') && stamp.contains('T'));
+    // The output says so.
+    assert!(
+        run.out.contains("preserved as refs/lorry/preserved/"),
+        "{}",
+        run.out
+    );
+    assert!(
+        run.out.contains("refs/heads/doomed was deleted"),
+        "{}",
+        run.out
+    );
+    assert!(
+        run.out.contains("refs/heads/main was rewritten"),
+        "{}",
+        run.out
+    );
+    // And the mirror keeps them too.
+    assert_eq!(
+        refs_under(&area.mirror(NAME), "refs/lorry/preserved/"),
+        preserved
+    );
+}
+
+#[test]
+fn on_rewrite_refuse_fails_and_leaves_the_ref() {
+    let area = Area::new();
+    let mut up = Upstream::new(area.path().join("up"));
+    up.commit("two");
+    up.branch("side");
+    let down = area.downstream(NAME);
+    let file = area.lorry_file(
+        "p.lorry",
+        &json!({ NAME: { "type": "git", "url": up.url(), "on-rewrite": "refuse" } }),
+    );
+    assert_eq!(area.run(&[&file], &[]).code, 0);
+    let old_main = up.head();
+
+    up.force_rewrite();
+    up.checkout("side");
+    let side = up.commit("side moves on");
+    let run = area.run(&[&file], &[]);
+    assert_eq!(run.code, 1, "{}", run.all_output());
+    assert!(run.err.contains("refs/heads/main"), "{}", run.err);
+    assert!(run.err.contains("refuse"), "{}", run.err);
+    let down_refs = refs(&down);
+    assert_eq!(
+        down_refs["refs/heads/main"], old_main,
+        "refused ref left as it was"
+    );
+    assert_eq!(
+        down_refs["refs/heads/side"], side,
+        "other refs still mirrored"
+    );
+    assert!(refs_under(&down, "refs/lorry/").is_empty());
+    assert_eq!(refs(&area.mirror(NAME))["refs/heads/main"], old_main);
+
+    // Still refused on the next run: a failed run never takes the no-op path.
+    let run = area.run(&[&file], &[]);
+    assert_eq!(run.code, 1, "{}", run.all_output());
+    assert!(ran(&run, "fetch"));
+}
+
+#[test]
+fn on_rewrite_follow_moves_without_preserving() {
+    let area = Area::new();
+    let mut up = Upstream::new(area.path().join("up"));
+    up.commit("two");
+    let down = area.downstream(NAME);
+    let file = area.lorry_file(
+        "p.lorry",
+        &json!({ NAME: { "type": "git", "url": up.url(), "on-rewrite": "follow" } }),
+    );
+    assert_eq!(area.run(&[&file], &[]).code, 0);
+    let new_main = up.force_rewrite();
+    let run = area.run(&[&file], &[]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    assert_eq!(refs(&down)["refs/heads/main"], new_main);
+    assert!(refs_under(&down, "refs/lorry/").is_empty());
+    assert!(run.out.contains("followed"), "{}", run.out);
+}
+
+#[test]
+fn a_failed_push_leaves_mirror_and_downstream_intact_and_the_next_run_recovers() {
+    let area = Area::new();
+    let mut up = Upstream::new(area.path().join("up"));
+    up.commit("two");
+    let down = area.downstream(NAME);
+    let file = area.lorry_file("p.lorry", &spec(&up.url()));
+    assert_eq!(area.run(&[&file], &[]).code, 0);
+    let good_down = refs(&down);
+    let good_mirror = heads_and_tags(&area.mirror(NAME));
+
+    // The downstream rejects every push for now.
+    let hook = down.join("hooks/pre-receive");
+    std::fs::write(&hook, "#!/bin/sh\necho 'host says no' >&2\nexit 1\n").expect("hook");
+    set_executable(&hook);
+    let rewritten = up.force_rewrite();
+    up.branch("new-branch");
+    let run = area.run(&[&file], &[]);
+    assert_eq!(run.code, 1, "{}", run.all_output());
+    assert!(
+        run.err.contains("Error mirroring delta/project"),
+        "{}",
+        run.err
+    );
+    assert_eq!(
+        run.err.lines().count(),
+        1,
+        "one line per failed spec: {}",
+        run.err
+    );
+    assert_eq!(refs(&down), good_down, "downstream untouched");
+    assert_eq!(
+        heads_and_tags(&area.mirror(NAME)),
+        good_mirror,
+        "last good copy untouched"
+    );
+
+    // An unreachable upstream fails too, and changes nothing.
+    let broken = area.lorry_file("broken.lorry", &spec("file:///nonexistent/upstream"));
+    let run = area.run(&[&broken], &[]);
+    assert_eq!(run.code, 1);
+
+    std::fs::remove_file(&hook).expect("unhook");
+    let run = area.run(&[&file], &[]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    assert_eq!(refs(&down)["refs/heads/main"], rewritten);
+    assert_eq!(heads_and_tags(&down), up.heads_and_tags());
+    assert_eq!(refs_under(&down, "refs/lorry/preserved/").len(), 1);
+}
+
+#[test]
+fn a_downstream_changed_behind_lorrys_back_is_preserved_not_lost() {
+    let area = Area::new();
+    let up = Upstream::new(area.path().join("up"));
+    let down = area.downstream(NAME);
+    // The downstream already holds a branch main with unrelated history.
+    let mut other = Upstream::new(area.path().join("other"));
+    other.commit("a stranger's work");
+    git(
+        &other.dir,
+        &[
+            "push",
+            "-q",
+            &format!("file://{}", down.display()),
+            "main:main",
+        ],
+    );
+    let stranger = other.head();
+    let file = area.lorry_file("p.lorry", &spec(&up.url()));
+    let run = area.run(&[&file], &[]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    assert_eq!(heads_and_tags(&down), up.heads_and_tags());
+    let preserved = refs_under(&down, "refs/lorry/preserved/");
+    assert_eq!(preserved.values().collect::<Vec<_>>(), vec![&stranger]);
+}
+
+#[test]
+fn refspecs_limit_what_is_mirrored() {
+    let area = Area::new();
+    let up = Upstream::new(area.path().join("up"));
+    up.branch("other");
+    up.tag("v1");
+    let down = area.downstream(NAME);
+    let file = area.lorry_file(
+        "p.lorry",
+        &json!({ NAME: { "type": "git", "url": up.url(), "refspecs": ["refs/heads/main"] } }),
+    );
+    let run = area.run(&[&file], &[]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    assert_eq!(
+        heads_and_tags(&down).keys().collect::<Vec<_>>(),
+        vec!["refs/heads/main"]
+    );
+}
+
+#[test]
+fn pull_only_updates_the_working_area_and_pushes_nothing() {
+    let area = Area::new();
+    let mut up = Upstream::new(area.path().join("up"));
+    up.commit("two");
+    let down = area.downstream(NAME);
+    let file = area.lorry_file("p.lorry", &spec(&up.url()));
+    let wa = format!("--working-area={}", area.working_area().display());
+    let run = lorry(&["--pull-only", &wa, file.to_str().expect("utf8")]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    assert!(!ran(&run, "push"));
+    assert!(refs(&down).is_empty());
+    assert_eq!(heads_and_tags(&area.mirror(NAME)), up.heads_and_tags());
+    // A rewrite is preserved in the mirror itself.
+    let old = up.head();
+    up.force_rewrite();
+    let run = lorry(&["--pull-only", &wa, file.to_str().expect("utf8")]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    let kept = refs_under(&area.mirror(NAME), "refs/lorry/preserved/");
+    assert_eq!(kept.values().collect::<Vec<_>>(), vec![&old]);
+}
+
+#[test]
+fn credentials_are_redacted_in_every_line() {
+    let area = Area::new();
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let url = format!("http://alice:hunter2@127.0.0.1:{closed}/repo.git");
+    let file = area.lorry_file("p.lorry", &spec(&url));
+    let wa = format!("--working-area={}", area.working_area().display());
+    let run = lorry(&[
+        "--verbose",
+        &wa,
+        "--mirror-base-url-push=https://bob:tok3n@downstream.invalid/base",
+        file.to_str().expect("utf8"),
+    ]);
+    assert_eq!(run.code, 1);
+    let all = run.all_output();
+    assert!(!all.contains("hunter2") && !all.contains("alice"), "{all}");
+    assert!(!all.contains("tok3n"), "{all}");
+    assert!(all.contains("***@127.0.0.1"), "{all}");
+    for line in &run.git {
+        assert!(!line.contains("hunter2"), "{line}");
+    }
+}
+
+#[test]
+fn exit_codes_and_one_line_per_failed_spec() {
+    let area = Area::new();
+    let up = Upstream::new(area.path().join("up"));
+    area.downstream("good");
+    let file = area.lorry_file(
+        "mixed.lorry",
+        &json!({
+            "good": { "type": "git", "url": up.url() },
+            "bad-url": { "type": "git", "url": "file:///no/such/repo" },
+            "bad-type": { "type": "darcs", "url": "x" },
+        }),
+    );
+    let run = area.run(&[&file], &[]);
+    assert_eq!(run.code, 1, "{}", run.all_output());
+    let lines: Vec<&str> = run.err.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", run.err);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("Error mirroring bad-url:"))
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("Error mirroring bad-type:") && l.contains("darcs"))
+    );
+    assert_eq!(
+        heads_and_tags(&area.downstream("good")),
+        up.heads_and_tags()
+    );
+
+    let good = area.lorry_file(
+        "good.lorry",
+        &json!({ "good": { "type": "git", "url": up.url() } }),
+    );
+    assert_eq!(area.run(&[&good], &[]).code, 0);
+
+    // Files that are not .lorry files.
+    let garbage = area.path().join("garbage.lorry");
+    std::fs::write(&garbage, "{ this is not json").expect("write");
+    let missing = area.path().join("missing.lorry");
+    let run = area.run(&[&garbage, &missing, &good], &[]);
+    assert_eq!(run.code, 1);
+    assert!(run.err.contains("garbage.lorry"), "{}", run.err);
+    assert!(run.err.contains("missing.lorry"), "{}", run.err);
+    assert_eq!(run.err.lines().count(), 2, "{}", run.err);
+
+    // Usage errors.
+    assert_eq!(lorry(&[]).code, 2);
+    assert_eq!(lorry(&["x.lorry"]).code, 2, "no working area");
+    let wa = format!("--working-area={}", area.working_area().display());
+    let run = lorry(&[&wa, good.to_str().expect("utf8")]);
+    assert_eq!(run.code, 2, "no push URL without --pull-only");
+    assert!(run.err.contains("--mirror-base-url-push"));
+    assert_eq!(lorry(&["--help"]).code, 0);
+}
+
+#[test]
+fn config_file_is_read_and_bad_keys_fail() {
+    let area = Area::new();
+    let up = Upstream::new(area.path().join("up"));
+    let down = area.downstream(NAME);
+    let file = area.lorry_file("p.lorry", &spec(&up.url()));
+    let conf = area.path().join("lorry.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "[config]\nworking-area = {}\nmirror-base-url-push = file://{}\nbundle = never\ntarball = never\nverbose = yes\n",
+            area.working_area().display(),
+            area.downstream_base().display()
+        ),
+    )
+    .expect("write");
+    let conf_arg = format!("--config={}", conf.display());
+    let run = lorry(&[&conf_arg, file.to_str().expect("utf8")]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    assert_eq!(heads_and_tags(&down), up.heads_and_tags());
+    assert!(!run.out.is_empty(), "verbose from the file");
+
+    std::fs::write(&conf, "[config]\nworking-area = /x\nno-such-option = 1\n").expect("write");
+    let run = lorry(&[&conf_arg, file.to_str().expect("utf8")]);
+    assert_ne!(run.code, 0);
+    assert!(
+        run.err.contains("lorry.conf") && run.err.contains("no-such-option"),
+        "{}",
+        run.err
+    );
+}
+
+#[test]
+fn bundles_tarballs_and_push_options() {
+    let area = Area::new();
+    let up = Upstream::new(area.path().join("up"));
+    let down = area.downstream(NAME);
+    // The downstream records the push options it receives.
+    git(&down, &["config", "receive.advertisePushOptions", "true"]);
+    let hook = down.join("hooks/pre-receive");
+    let seen = area.path().join("push-options.txt");
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\ni=0\nwhile [ $i -lt ${{GIT_PUSH_OPTION_COUNT:-0}} ]; do eval echo \\$GIT_PUSH_OPTION_$i >> {}; i=$((i+1)); done\n",
+            seen.display()
+        ),
+    )
+    .expect("hook");
+    set_executable(&hook);
+    let file = area.lorry_file("p.lorry", &spec(&up.url()));
+    let bundles = area.path().join("bundles");
+    let tarballs = area.path().join("tarballs");
+    let run = area.run(
+        &[&file],
+        &[
+            "--bundle=always",
+            &format!("--bundle-dest={}", bundles.display()),
+            "--tarball=first",
+            &format!("--tarball-dest={}", tarballs.display()),
+            "--mirror-base-url-fetch=git://example.com/",
+            "--push-option=ci.skip",
+            "--push-option=note=x",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    let bundle = bundles.join("git___example.com_delta_project.git.bndl");
+    assert!(
+        bundle.is_file(),
+        "{:?}",
+        std::fs::read_dir(&bundles).map(|d| d.count())
+    );
+    let restored = area.path().join("restored.git");
+    git(
+        area.path(),
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            bundle.to_str().expect("utf8"),
+            restored.to_str().expect("utf8"),
+        ],
+    );
+    assert_eq!(heads_and_tags(&restored), up.heads_and_tags());
+    assert!(
+        tarballs
+            .join("git___example.com_delta_project.git.tar")
+            .is_file()
+    );
+    assert_eq!(
+        std::fs::read_to_string(&seen).expect("options seen"),
+        "ci.skip\nnote=x\n"
+    );
+}
+
+fn set_executable(path: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mut perms = std::fs::metadata(path).expect("meta").permissions();
+    perms.set_mode(0o755);
+    std::fs::set_permissions(path, perms).expect("chmod");
+}
