@@ -1,5 +1,7 @@
 //! The integration tests of `lorry`: one binary, real upstreams and a real
 //! downstream in temp dirs.
 
+mod archives;
 mod common;
 mod git;
+mod http;
