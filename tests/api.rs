@@ -692,3 +692,23 @@ fn remove_old_jobs_keeps_recent_and_running_jobs() {
     let bad = app.post("/1.0/remove-old-jobs", &[("max_age", "old")]);
     assert_eq!(bad.status, 400, "{bad:?}");
 }
+
+#[test]
+fn json_logs_carry_job_id_and_path() {
+    let (dir, app) = webapp(&["--log-format=json"]);
+    app.seed(&[git_lorry("logged/repo", 60, 600)]);
+    app.post_ok("/1.0/give-me-job", &[("host", "m"), ("pid", "1")]);
+    app.post_ok("/1.0/job-update", &[("job_id", "1"), ("exit", "0")]);
+    app.stop();
+    let log = std::fs::read_to_string(dir.path().join("webapp.log")).expect("log");
+    let events: Vec<Value> = log
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line:?}")))
+        .collect();
+    let ended = events
+        .iter()
+        .find(|e| e["fields"]["message"] == "job ended")
+        .expect("a 'job ended' event");
+    assert_eq!(ended["fields"]["job_id"], 1);
+    assert_eq!(ended["fields"]["path"], "logged/repo");
+}

@@ -7,6 +7,7 @@ use anyhow::{Context, bail};
 use clap::{CommandFactory, Parser, ValueEnum};
 use lc_core::db::StateDb;
 use lc_web::{AppState, Downstream, WebConfig};
+use lorry_controller::logging::LogFormat;
 
 /// Mirrors upstream repositories on a schedule: the controlling web application.
 #[derive(Debug, Parser)]
@@ -88,6 +89,9 @@ struct Options {
     /// Log level or tracing filter.
     #[arg(long, value_name = "LEVEL", default_value = "info")]
     log_level: String,
+    /// Log lines as readable text or as JSON objects.
+    #[arg(long, value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -168,7 +172,11 @@ async fn shutdown_signal() {
 async fn main() -> anyhow::Result<()> {
     let args = lorry_controller::args_with_config_file(std::env::args_os(), &Options::command())?;
     let options = Options::parse_from(args);
-    lorry_controller::logging::init(options.log.as_deref(), &options.log_level)?;
+    lorry_controller::logging::init_with_format(
+        options.log.as_deref(),
+        &options.log_level,
+        options.log_format,
+    )?;
     let config = web_config(&options)?;
     let db = StateDb::open(&options.statedb)?;
     let listener = tokio::net::TcpListener::bind((options.debug_host.as_str(), options.debug_port))

@@ -80,7 +80,8 @@ impl Metrics {
     }
 }
 
-/// Middleware counting every request by the route it matched.
+/// Middleware counting every request by the route it matched; it also
+/// gives each request a tracing span.
 pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let endpoint = request
         .extensions()
@@ -89,7 +90,8 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
         .unwrap_or_else(|| "unmatched".to_owned());
     let method = request.method().to_string();
     let start = std::time::Instant::now();
-    let response = next.run(request).await;
+    let span = tracing::debug_span!("request", %method, %endpoint);
+    let response = tracing::Instrument::instrument(next.run(request), span).await;
     let metrics = &state.metrics;
     let status = response.status().as_u16();
     metrics
