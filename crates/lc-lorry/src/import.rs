@@ -10,8 +10,8 @@
 //! * `raw-file`: each URL is downloaded once into `<spec dir>/raw-files/`,
 //!   its SHA-256 checked when given, and committed under its `destination`.
 //! * `svn` (git-svn), `hg` (git-remote-hg), `bzr` (brz fast-export piped into
-//!   git fast-import, with marks for incremental runs), `cvs` (git
-//!   cvsimport). A converter that is not installed is an error naming its
+//!   git fast-import), `cvs` (git cvsimport into its own repository, then
+//!   fetched from). A converter that is not installed is an error naming its
 //!   Debian package.
 
 use std::collections::BTreeMap;
@@ -829,8 +829,6 @@ fn import_bzr(
 ) -> Result<(), ImportError> {
     let home = dir.join("home");
     let bzr_dir = dir.join("bzr");
-    let marks_dir = dir.join("bzr-marks");
-    std::fs::create_dir_all(&marks_dir).map_err(io("create", &marks_dir))?;
     for (branch, url) in branches {
         let safe = tag_name(branch);
         let local = bzr_dir.join(&safe);
@@ -848,18 +846,14 @@ fn import_bzr(
             .info(&format!("{}: brz {branch} from {url}", spec.name));
         run_tool(get, "brz")?;
 
-        let brz_marks = marks_dir.join(format!("{safe}.brz"));
-        let git_marks = marks_dir.join(format!("{safe}.git"));
+        // brz 3.3's fast-export fails on incremental runs with marks
+        // (KeyError b'null:'), so every run exports the whole branch; the
+        // commits come out identical, so unchanged history keeps its ids.
         let mut export = tool("brz", "brz", &home)?;
         export
             .arg("fast-export")
             .arg("--quiet")
-            .arg(format!("--git-branch={branch}"));
-        if brz_marks.is_file() {
-            export.arg(format!("--import-marks={}", brz_marks.display()));
-        }
-        export
-            .arg(format!("--export-marks={}", brz_marks.display()))
+            .arg(format!("--git-branch={branch}"))
             .arg(&local)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -875,8 +869,6 @@ fn import_bzr(
         };
         let mut import = git.in_repo(repo);
         import.args(["fast-import", "--quiet", "--force"]);
-        import.arg(format!("--import-marks-if-exists={}", git_marks.display()));
-        import.arg(format!("--export-marks={}", git_marks.display()));
         let child = import.spawn_with_stdin(Stdio::from(stream))?;
         let imported = import.wait(child);
         let exported = exporter.wait_with_output().map_err(|e| ImportError::Tool {
@@ -945,15 +937,29 @@ fn import_cvs(
     }
     let home = dir.join("home");
     std::fs::create_dir_all(&home).map_err(io("create", &home))?;
+    // git cvsimport keeps its own repository (it only creates one that does
+    // not exist yet, and reads its own refs for incremental runs); the
+    // mirror then fetches from it like from any git upstream.
+    let cvs_git = dir.join("cvs-git");
     ctx.log
         .info(&format!("{}: git cvsimport {module} from {url}", spec.name));
     let mut import = git.command();
     import
-        .env("GIT_DIR", repo.as_os_str())
         .env("HOME", home.as_os_str())
+        .env("CVS_RSH", "ssh")
         .current_dir(dir);
-    import.args(["cvsimport", "-i", "-a", "-o", "master", "-d", url, module]);
+    import.args(["cvsimport", "-i", "-a", "-o", "master", "-d", url, "-C"]);
+    import.arg(cvs_git.as_os_str()).arg(module);
     import.run()?;
+    let from = format!("file://{}", cvs_git.display());
+    git.fetch(
+        repo,
+        &from,
+        &[
+            "+refs/heads/*:refs/heads/*".to_owned(),
+            "+refs/tags/*:refs/tags/*".to_owned(),
+        ],
+    )?;
     Ok(())
 }
 
@@ -1037,5 +1043,23 @@ mod tests {
         ];
         strip_common_top(&mut e);
         assert_eq!(e[0].path, "a/x");
+    }
+}
+
+#[cfg(test)]
+mod tool_tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_converter_names_its_debian_package() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let err = tool("lorry-no-such-converter", "lorry-converter-pkg", dir.path())
+            .expect_err("not installed");
+        let text = err.to_string();
+        assert!(text.contains("lorry-no-such-converter"), "{text}");
+        assert!(
+            text.contains("Debian package lorry-converter-pkg"),
+            "{text}"
+        );
     }
 }

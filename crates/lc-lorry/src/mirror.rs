@@ -78,8 +78,15 @@ pub fn mirror(ctx: &mut Context<'_>, spec: &Spec) -> Result<(), MirrorError> {
     std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
     let lock_path = dir.join("lock");
     let lock = File::create(&lock_path).map_err(io("create", &lock_path))?;
-    if lock.try_lock().is_err() {
-        return Err(MirrorError::Busy(lock_path));
+    // A process forked elsewhere in this program may hold a copy of a
+    // just-closed lock until it execs, so a held lock is retried briefly
+    // before it counts as another lorry at work.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while lock.try_lock().is_err() {
+        if std::time::Instant::now() >= deadline {
+            return Err(MirrorError::Busy(lock_path));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
     let result = mirror_locked(ctx, spec, &dir);
     if result.is_err() {

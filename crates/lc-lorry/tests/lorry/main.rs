@@ -3,5 +3,6 @@
 
 mod archives;
 mod common;
+mod converters;
 mod git;
 mod http;

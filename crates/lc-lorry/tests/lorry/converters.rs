@@ -1,0 +1,315 @@
+//! svn, hg, bzr and cvs specs against real local upstreams made here.
+//!
+//! Each test needs its converter. When one is missing the test fails naming
+//! the Debian package if `LORRY_TEST_CONVERTERS=1` (as CI sets), and
+//! otherwise says it was skipped and why.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::json;
+
+use crate::common::*;
+
+/// Whether the tools are installed; panics naming the packages when they
+/// are not and `LORRY_TEST_CONVERTERS=1`.
+fn have(tools: &[(&str, &[&str], &str)]) -> bool {
+    let missing: Vec<&str> = tools
+        .iter()
+        .filter(|(program, args, _)| {
+            !Command::new(program)
+                .args(*args)
+                .env("GIT_CONFIG_NOSYSTEM", "1")
+                .env("GIT_CONFIG_GLOBAL", "/dev/null")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .map(|(_, _, package)| *package)
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    if std::env::var_os("LORRY_TEST_CONVERTERS").is_some_and(|v| v == "1") {
+        panic!(
+            "converter missing: install the Debian packages {}",
+            missing.join(" ")
+        );
+    }
+    eprintln!(
+        "SKIPPED: install the Debian packages {} (CI sets LORRY_TEST_CONVERTERS=1 to require them)",
+        missing.join(" ")
+    );
+    false
+}
+
+/// Runs an upstream tool with HOME in the test area; panics on failure.
+fn tool(home: &Path, dir: &Path, program: &str, args: &[&str]) -> String {
+    std::fs::create_dir_all(home).expect("home");
+    let out = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .env("HOME", home)
+        .env("HGPLAIN", "1")
+        .env("BRZ_EMAIL", "Test <test@example.com>")
+        .env("LC_ALL", "C")
+        .output()
+        .expect("spawn tool");
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn log_count(repo: &Path, rev: &str) -> usize {
+    git(repo, &["rev-list", "--count", rev])
+        .parse()
+        .expect("count")
+}
+
+#[test]
+fn svn_with_standard_layout() {
+    if !have(&[
+        ("svnadmin", &["--version", "--quiet"], "subversion"),
+        ("git", &["svn", "--version"], "git-svn"),
+    ]) {
+        return;
+    }
+    let area = Area::new();
+    let home = area.path().join("home");
+    let root = area.path().join("svnrepo");
+    tool(
+        &home,
+        area.path(),
+        "svnadmin",
+        &["create", root.to_str().expect("utf8")],
+    );
+    let url = format!("file://{}", root.display());
+    let layout = area.path().join("layout");
+    for d in ["trunk", "branches", "tags"] {
+        std::fs::create_dir_all(layout.join(d)).expect("mkdir");
+    }
+    std::fs::write(layout.join("trunk/hello.txt"), "hello\n").expect("write");
+    tool(
+        &home,
+        area.path(),
+        "svn",
+        &["import", "-q", "-m", "init", "layout", &url],
+    );
+    tool(
+        &home,
+        area.path(),
+        "svn",
+        &[
+            "copy",
+            "-q",
+            "-m",
+            "branch",
+            &format!("{url}/trunk"),
+            &format!("{url}/branches/stable"),
+        ],
+    );
+    tool(
+        &home,
+        area.path(),
+        "svn",
+        &[
+            "copy",
+            "-q",
+            "-m",
+            "tag",
+            &format!("{url}/trunk"),
+            &format!("{url}/tags/v1"),
+        ],
+    );
+
+    let down = area.downstream("svn/project");
+    let file = area.lorry_file(
+        "s.lorry",
+        &json!({ "svn/project": { "type": "svn", "url": url, "layout": "standard" } }),
+    );
+    let run = area.run(&[&file], &[]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    let refs = heads_and_tags(&down);
+    assert_eq!(
+        refs.keys().collect::<Vec<_>>(),
+        vec!["refs/heads/master", "refs/heads/stable", "refs/tags/v1"]
+    );
+    assert_eq!(git(&down, &["cat-file", "-p", "master:hello.txt"]), "hello");
+
+    // Incremental.
+    std::fs::write(area.path().join("more.txt"), "more\n").expect("write");
+    tool(
+        &home,
+        area.path(),
+        "svn",
+        &[
+            "import",
+            "-q",
+            "-m",
+            "more",
+            "more.txt",
+            &format!("{url}/trunk/more.txt"),
+        ],
+    );
+    let run = area.run(&[&file], &[]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    assert_eq!(git(&down, &["cat-file", "-p", "master:more.txt"]), "more");
+    assert_eq!(
+        git(&down, &["rev-parse", "master^"]),
+        refs["refs/heads/master"]
+    );
+}
+
+#[test]
+fn hg_via_git_remote_hg() {
+    if !have(&[
+        ("hg", &["--version", "--quiet"], "mercurial"),
+        ("sh", &["-c", "command -v git-remote-hg"], "git-remote-hg"),
+    ]) {
+        return;
+    }
+    let area = Area::new();
+    let home = area.path().join("home");
+    let hgrepo = area.path().join("hgrepo");
+    tool(&home, area.path(), "hg", &["init", "hgrepo"]);
+    std::fs::write(hgrepo.join("a.txt"), "a\n").expect("write");
+    tool(&home, &hgrepo, "hg", &["add", "-q", "a.txt"]);
+    tool(
+        &home,
+        &hgrepo,
+        "hg",
+        &["commit", "-q", "-u", "T <t@e>", "-m", "one"],
+    );
+    tool(&home, &hgrepo, "hg", &["tag", "-u", "T <t@e>", "v1"]);
+
+    let down = area.downstream("hg/project");
+    let file = area.lorry_file(
+        "h.lorry",
+        &json!({ "hg/project": { "type": "hg", "url": format!("file://{}", hgrepo.display()) } }),
+    );
+    let run = area.run(&[&file], &[]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    let refs = heads_and_tags(&down);
+    assert!(refs.contains_key("refs/heads/master"), "{refs:?}");
+    assert!(refs.contains_key("refs/tags/v1"), "{refs:?}");
+    assert_eq!(git(&down, &["cat-file", "-p", "master:a.txt"]), "a");
+
+    std::fs::write(hgrepo.join("b.txt"), "b\n").expect("write");
+    tool(&home, &hgrepo, "hg", &["add", "-q", "b.txt"]);
+    tool(
+        &home,
+        &hgrepo,
+        "hg",
+        &["commit", "-q", "-u", "T <t@e>", "-m", "two"],
+    );
+    let run = area.run(&[&file], &[]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    assert_eq!(git(&down, &["cat-file", "-p", "master:b.txt"]), "b");
+    assert_eq!(
+        git(&down, &["rev-parse", "master^"]),
+        refs["refs/heads/master"]
+    );
+}
+
+#[test]
+fn bzr_via_brz_fast_export() {
+    if !have(&[
+        ("brz", &["version"], "brz"),
+        (
+            "brz",
+            &["help", "fast-export"],
+            "brz (its fastimport plugin, python3-fastimport)",
+        ),
+    ]) {
+        return;
+    }
+    let area = Area::new();
+    let home = area.path().join("home");
+    let branch = area.path().join("bzrbranch");
+    tool(&home, area.path(), "brz", &["init", "-q", "bzrbranch"]);
+    std::fs::write(branch.join("a.txt"), "a\n").expect("write");
+    tool(&home, &branch, "brz", &["add", "-q", "a.txt"]);
+    tool(&home, &branch, "brz", &["commit", "-q", "-m", "one"]);
+
+    let down = area.downstream("bzr/project");
+    let file = area.lorry_file(
+        "b.lorry",
+        &json!({ "bzr/project": { "type": "bzr", "url": format!("file://{}", branch.display()) } }),
+    );
+    let run = area.run(&[&file], &[]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    let first = heads_and_tags(&down)["refs/heads/master"].clone();
+    assert_eq!(git(&down, &["cat-file", "-p", "master:a.txt"]), "a");
+
+    std::fs::write(branch.join("a.txt"), "a\nb\n").expect("write");
+    tool(&home, &branch, "brz", &["commit", "-q", "-m", "two"]);
+    let run = area.run(&[&file], &[]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    assert_eq!(log_count(&down, "master"), 2);
+    assert_eq!(
+        git(&down, &["rev-parse", "master^"]),
+        first,
+        "history kept its ids"
+    );
+    assert!(
+        refs_under(&down, "refs/lorry/").is_empty(),
+        "a fast-forward"
+    );
+}
+
+#[test]
+fn cvs_via_git_cvsimport() {
+    if !have(&[
+        ("cvs", &["--version"], "cvs"),
+        ("sh", &["-c", "command -v cvsps"], "cvsps"),
+        (
+            "sh",
+            &["-c", "git cvsimport -h 2>&1 | grep -q usage:"],
+            "git-cvs",
+        ),
+    ]) {
+        return;
+    }
+    let area = Area::new();
+    let home = area.path().join("home");
+    let root = area.path().join("cvsroot");
+    let root_s = root.to_str().expect("utf8");
+    tool(&home, area.path(), "cvs", &["-Q", "-d", root_s, "init"]);
+    let import = area.path().join("import");
+    std::fs::create_dir_all(&import).expect("mkdir");
+    std::fs::write(import.join("a.txt"), "a\n").expect("write");
+    tool(
+        &home,
+        &import,
+        "cvs",
+        &[
+            "-Q", "-d", root_s, "import", "-m", "init", "mod", "vendor", "start",
+        ],
+    );
+
+    let down = area.downstream("cvs/mod");
+    let file = area.lorry_file(
+        "c.lorry",
+        &json!({ "cvs/mod": { "type": "cvs", "url": root_s, "module": "mod" } }),
+    );
+    let run = area.run(&[&file], &[]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    assert_eq!(git(&down, &["cat-file", "-p", "master:a.txt"]), "a");
+    let first = heads_and_tags(&down)["refs/heads/master"].clone();
+
+    tool(
+        &home,
+        area.path(),
+        "cvs",
+        &["-Q", "-d", root_s, "checkout", "-d", "work", "mod"],
+    );
+    let work = area.path().join("work");
+    std::fs::write(work.join("a.txt"), "a\nb\n").expect("write");
+    tool(&home, &work, "cvs", &["-Q", "commit", "-m", "two"]);
+    let run = area.run(&[&file], &[]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    assert_eq!(git(&down, &["cat-file", "-p", "master:a.txt"]), "a\nb");
+    assert_eq!(git(&down, &["rev-parse", "master^"]), first);
+}
