@@ -712,3 +712,41 @@ fn json_logs_carry_job_id_and_path() {
     assert_eq!(ended["fields"]["job_id"], 1);
     assert_eq!(ended["fields"]["path"], "logged/repo");
 }
+
+#[test]
+fn credentials_are_hidden_from_admins_but_given_to_minions() {
+    let (_dir, app) = webapp(&["--publish-failures"]);
+    let mut lorry = git_lorry("secret/repo", 60, 600);
+    lorry.text = lorry.text.replace(
+        "git://example.invalid",
+        "https://mirror:s3cr3t@example.invalid",
+    );
+    app.seed(&[lorry]);
+    let job = app.post_ok("/1.0/give-me-job", &[("host", "m"), ("pid", "1")]);
+    assert!(
+        job["text"]
+            .as_str()
+            .expect("text")
+            .contains("mirror:s3cr3t@"),
+        "the minion needs it"
+    );
+    app.post_ok(
+        "/1.0/job-update",
+        &[
+            ("job_id", "1"),
+            ("exit", "1"),
+            (
+                "stderr",
+                "fatal: could not read https://mirror:s3cr3t@example.invalid/secret/repo\n",
+            ),
+        ],
+    );
+    for path in ["/1.0/lorry/secret/repo", "/1.0/status", "/1.0/job/1"] {
+        let text = app.get(path).text;
+        assert!(
+            !text.contains("s3cr3t"),
+            "{path} shows the password: {text}"
+        );
+        assert!(text.contains("***"), "{path}: {text}");
+    }
+}

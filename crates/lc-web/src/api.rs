@@ -1,5 +1,6 @@
 //! Handlers of the `/1.0/...` JSON API.
 
+use std::borrow::Cow;
 use std::path::Path;
 
 use axum::Json;
@@ -11,6 +12,7 @@ use lc_api::{
     RemovedGhostJobs, RemovedJobs, RunningJobs, Status,
 };
 use lc_core::db::JobUpdate;
+use lc_core::redact::redact;
 use lc_core::timefmt;
 use serde::Serialize;
 
@@ -89,7 +91,20 @@ pub async fn build_status(state: &AppState) -> ApiResult<Status> {
     })
 }
 
+/// A lorry as shown to admins: credentials in its spec and last error are
+/// hidden. Only give-me-job hands the spec, as written, to a minion.
+pub fn shown(mut lorry: LorryInfo) -> LorryInfo {
+    if let Cow::Owned(text) = redact(&lorry.text) {
+        lorry.text = text;
+    }
+    if let Some(Cow::Owned(error)) = lorry.last_run_error.as_deref().map(redact) {
+        lorry.last_run_error = Some(error);
+    }
+    lorry
+}
+
 fn queue_entry(lorry: LorryInfo, now: i64) -> QueueEntry {
+    let lorry = shown(lorry);
     QueueEntry {
         interval_nice: timefmt::span(lorry.interval),
         due_nice: if lorry.running_job.is_some() {
@@ -191,7 +206,7 @@ pub async fn lorry(
     State(state): State<AppState>,
     UrlPath(path): UrlPath<String>,
 ) -> ApiResult<Json<LorryInfo>> {
-    Ok(Json(state.read(move |tx| tx.lorry(&path)).await?))
+    Ok(Json(shown(state.read(move |tx| tx.lorry(&path)).await?)))
 }
 
 pub async fn list_running_jobs(State(state): State<AppState>) -> ApiResult<Json<RunningJobs>> {
@@ -342,8 +357,9 @@ pub async fn job_update(State(state): State<AppState>, fields: Fields) -> ApiRes
     };
     let update = JobUpdate {
         exit,
-        stdout: fields.optional("stdout").unwrap_or_default().to_owned(),
-        stderr: fields.optional("stderr").unwrap_or_default().to_owned(),
+        // lorry hides credentials itself; this is the second line of defence.
+        stdout: redact(fields.optional("stdout").unwrap_or_default()).into_owned(),
+        stderr: redact(fields.optional("stderr").unwrap_or_default()).into_owned(),
         disk_usage: fields.optional_int("disk_usage")?,
     };
     let job = state
