@@ -1,10 +1,5 @@
-//! Glue shared by the binaries of Lorry Controller: option files and logging.
-//!
-//! The binaries themselves (`src/bin/`) are thin: they parse options with
-//! clap, call [`args_with_config_file`] first so that `--config FILE` works
-//! as it did in the original, set up logging, and call into the library crates.
+//! The binaries of Lorry Controller live in `src/bin/`; the end-to-end tests
+//! that start them in `tests/`. What the binaries share comes from `lc-cli`,
+//! re-exported here.
 
-pub mod logging;
-pub mod options;
-
-pub use options::args_with_config_file;
+pub use lc_cli::{args_with_config_file, logging, options};
