@@ -6,6 +6,7 @@
 
 pub mod db;
 pub mod error;
+pub mod proxy;
 pub mod redact;
 pub mod timefmt;
 

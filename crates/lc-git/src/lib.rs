@@ -128,9 +128,24 @@ impl Git {
     pub fn ls_remote(&self, url: &str, prefixes: &[&str]) -> Result<Vec<RemoteRef>, GitError> {
         let mut cmd = self.command();
         cmd.arg("-c").arg("protocol.version=2");
-        cmd.arg("ls-remote").arg("--refs").arg("--").arg(url);
-        // ls-remote matches patterns against the tail of a ref name, so we
-        // filter by prefix here rather than pass patterns.
+        cmd.arg("ls-remote").arg("--refs");
+        // With protocol v2 the server lists only the asked-for namespaces;
+        // --heads and --tags are the only prefixes ls-remote can send
+        // (its patterns match the tail of a name, client side), so narrower
+        // prefixes are also filtered here.
+        let under = |ns: &str| {
+            prefixes
+                .iter()
+                .all(|p| p.starts_with("refs/heads/") || p.starts_with("refs/tags/"))
+                && prefixes.iter().any(|p| p.starts_with(ns))
+        };
+        if !prefixes.is_empty() && under("refs/heads/") {
+            cmd.arg("--heads");
+        }
+        if !prefixes.is_empty() && under("refs/tags/") {
+            cmd.arg("--tags");
+        }
+        cmd.arg("--").arg(url);
         let out = cmd.run()?;
         let mut refs = Vec::new();
         for line in String::from_utf8_lossy(&out.stdout).lines() {

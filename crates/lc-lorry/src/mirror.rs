@@ -88,16 +88,69 @@ pub fn mirror(ctx: &mut Context<'_>, spec: &Spec) -> Result<(), MirrorError> {
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    let result = mirror_locked(ctx, spec, &dir);
+    let stamp = jiff::Timestamp::now()
+        .strftime("%Y%m%dT%H%M%SZ")
+        .to_string();
+    let result = mirror_locked(ctx, spec, &dir, &stamp);
     if result.is_err() {
         // A failed run must never let the next one take the no-op path.
         State::clear(&dir)?;
+        keep_failed_run(ctx, spec, &dir.join("git"), &stamp);
     }
     drop(lock);
     result
 }
 
-fn mirror_locked(ctx: &mut Context<'_>, spec: &Spec, dir: &Path) -> Result<(), MirrorError> {
+/// Keeps what a failed git run fetched (its staging refs) under
+/// `refs/lorry/post-fail/latest/`, or under `refs/lorry/post-fail/<UTC
+/// timestamp>/` for every failure with `--keep-multiple-backups`: the
+/// mirror's own refs are never touched by a failed run, so this is what
+/// the original's post-failure copies become here. Best effort.
+fn keep_failed_run(ctx: &mut Context<'_>, spec: &Spec, repo: &Path, stamp: &str) {
+    if !repo.join("HEAD").is_file() {
+        return;
+    }
+    let Ok(staged) = ctx.git.for_each_ref(repo, &[refspec::STAGING]) else {
+        return;
+    };
+    if staged.is_empty() {
+        return;
+    }
+    let base = if ctx.options.keep_multiple_backups {
+        format!("{POST_FAIL}{stamp}/")
+    } else {
+        format!("{POST_FAIL}latest/")
+    };
+    let mut updates = Vec::new();
+    let mut names = BTreeSet::new();
+    for (name, oid) in staged {
+        let rest = name.strip_prefix(refspec::STAGING).unwrap_or(&name);
+        let kept = format!("{base}{rest}");
+        names.insert(kept.clone());
+        updates.push(RefUpdate::Set { name: kept, oid });
+    }
+    if let Ok(existing) = ctx.git.for_each_ref(repo, &[&base]) {
+        for name in existing.into_keys().filter(|n| !names.contains(n)) {
+            updates.push(RefUpdate::Delete { name });
+        }
+    }
+    if ctx.git.update_refs(repo, &updates).is_ok() {
+        ctx.log.note(&format!(
+            "{}: the failed run's fetched refs are kept under {base}",
+            spec.name
+        ));
+    }
+}
+
+/// Where failed runs' fetched refs are kept.
+pub const POST_FAIL: &str = "refs/lorry/post-fail/";
+
+fn mirror_locked(
+    ctx: &mut Context<'_>,
+    spec: &Spec,
+    dir: &Path,
+    stamp: &str,
+) -> Result<(), MirrorError> {
     let repo = dir.join("git");
     let check_certificates = spec
         .check_certificates
@@ -184,9 +237,6 @@ fn mirror_locked(ctx: &mut Context<'_>, spec: &Spec, dir: &Path) -> Result<(), M
         }
     };
 
-    let stamp = jiff::Timestamp::now()
-        .strftime("%Y%m%dT%H%M%SZ")
-        .to_string();
     let refused = publish(
         ctx,
         &git,
@@ -196,7 +246,7 @@ fn mirror_locked(ctx: &mut Context<'_>, spec: &Spec, dir: &Path) -> Result<(), M
         push_url.as_deref(),
         &new,
         &old,
-        &stamp,
+        stamp,
     )?;
 
     after_update(ctx, &git, spec, &repo)?;

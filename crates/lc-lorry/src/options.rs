@@ -109,7 +109,8 @@ pub struct Options {
     /// Do not verify TLS certificates unless a spec asks to.
     #[arg(long, overrides_with = "check_certificates")]
     pub no_check_certificates: bool,
-    /// Keep every failed copy of an import, timestamped.
+    /// Keep what every failed run fetched, under
+    /// refs/lorry/post-fail/<timestamp>/ (otherwise only the latest).
     #[arg(long, overrides_with = "no_keep_multiple_backups")]
     pub keep_multiple_backups: bool,
     #[arg(long, overrides_with = "keep_multiple_backups", hide = true)]

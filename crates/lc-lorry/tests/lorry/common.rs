@@ -124,6 +124,15 @@ impl Upstream {
     }
 }
 
+/// `<git --exec-path>/git-daemon`.
+pub fn git_daemon_program() -> PathBuf {
+    let exec_path = lc_git::git()
+        .arg("--exec-path")
+        .output()
+        .expect("git --exec-path");
+    PathBuf::from(String::from_utf8_lossy(&exec_path.stdout).trim()).join("git-daemon")
+}
+
 /// A `git daemon` serving `base` on 127.0.0.1 and an ephemeral port; killed
 /// on drop.
 pub struct Daemon {
@@ -137,9 +146,12 @@ impl Daemon {
             let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
             listener.local_addr().expect("addr").port()
         };
-        let child = lc_git::git()
+        // Run git-daemon itself: `git daemon` would leave it running as an
+        // orphan when killed.
+        let child = Command::new(git_daemon_program())
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
             .args([
-                "daemon",
                 "--reuseaddr",
                 "--export-all",
                 "--informative-errors",

@@ -215,6 +215,23 @@ fn a_failed_push_leaves_mirror_and_downstream_intact_and_the_next_run_recovers()
         "last good copy untouched"
     );
 
+    // What the failed run fetched is kept aside, not in the mirror's refs.
+    let kept = refs_under(&area.mirror(NAME), "refs/lorry/post-fail/");
+    assert_eq!(
+        kept.get("refs/lorry/post-fail/latest/heads/main"),
+        Some(&rewritten),
+        "{kept:?}"
+    );
+    let run = area.run(&[&file], &["--keep-multiple-backups"]);
+    assert_eq!(run.code, 1);
+    let kept = refs_under(&area.mirror(NAME), "refs/lorry/post-fail/");
+    assert!(
+        kept.keys()
+            .any(|k| k.starts_with("refs/lorry/post-fail/2") && k.ends_with("/heads/main")),
+        "{kept:?}"
+    );
+    assert_eq!(refs(&down), good_down, "downstream untouched");
+
     // An unreachable upstream fails too, and changes nothing.
     let broken = area.lorry_file("broken.lorry", &spec("file:///nonexistent/upstream"));
     let run = area.run(&[&broken], &[]);
