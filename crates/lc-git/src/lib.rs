@@ -228,7 +228,16 @@ impl Git {
         leases: &[Lease],
         push_options: &[String],
     ) -> Result<Vec<PushedRef>, GitError> {
-        self.push_inner(repo, url, refspecs, leases, push_options, true)
+        match self.push_inner(repo, url, refspecs, leases, push_options, true) {
+            // Old servers cannot do atomic pushes; the refs still go in one
+            // session, each checked against its lease.
+            Err(GitError::Failed { stderr, .. })
+                if stderr.contains("does not support --atomic") =>
+            {
+                self.push_inner(repo, url, refspecs, leases, push_options, false)
+            }
+            other => other,
+        }
     }
 
     fn push_inner(

@@ -429,8 +429,9 @@ fn publish(
             spec.name
         ));
     }
+    // On stdout: stderr gets one line per failed spec, at the end.
     for name in &plan.refused {
-        ctx.log.error(&format!(
+        ctx.log.note(&format!(
             "{}: {name} was rewritten or deleted upstream; left as it was (on-rewrite: refuse)",
             spec.name
         ));

@@ -139,8 +139,19 @@ fn on_rewrite_refuse_fails_and_leaves_the_ref() {
     let side = up.commit("side moves on");
     let run = area.run(&[&file], &[]);
     assert_eq!(run.code, 1, "{}", run.all_output());
+    assert_eq!(
+        run.err.lines().count(),
+        1,
+        "one line per failed spec: {}",
+        run.err
+    );
     assert!(run.err.contains("refs/heads/main"), "{}", run.err);
     assert!(run.err.contains("refuse"), "{}", run.err);
+    assert!(
+        run.out.contains("left as it was (on-rewrite: refuse)"),
+        "{}",
+        run.out
+    );
     let down_refs = refs(&down);
     assert_eq!(
         down_refs["refs/heads/main"], old_main,
@@ -496,4 +507,26 @@ fn set_executable(path: &std::path::Path) {
     let mut perms = std::fs::metadata(path).expect("meta").permissions();
     perms.set_mode(0o755);
     std::fs::set_permissions(path, perms).expect("chmod");
+}
+
+#[test]
+fn a_downstream_without_atomic_push_still_gets_everything() {
+    let area = Area::new();
+    let mut up = Upstream::new(area.path().join("up"));
+    up.commit("two");
+    let down = area.downstream(NAME);
+    git(&down, &["config", "receive.advertiseAtomic", "false"]);
+    let file = area.lorry_file("p.lorry", &spec(&up.url()));
+    let run = area.run(&[&file], &[]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    up.force_rewrite();
+    let run = area.run(&[&file], &[]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    assert_eq!(heads_and_tags(&down), up.heads_and_tags());
+    assert_eq!(refs_under(&down, "refs/lorry/preserved/").len(), 1);
+    assert!(
+        run.git.iter().filter(|l| l.starts_with("push")).count() >= 2,
+        "an atomic attempt, then a plain one: {:?}",
+        run.git
+    );
 }
