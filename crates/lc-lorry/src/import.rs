@@ -86,9 +86,9 @@ pub fn import(
         Source::RawFiles(files) => {
             import_raw_files(ctx, git, spec, files, dir, repo, check_certificates)
         }
-        Source::Svn { url, layout } => {
-            import_svn(ctx, git, spec, url, layout, repo, check_certificates)
-        }
+        // TLS verification is switchable for git and HTTP downloads only;
+        // svn, hg, bzr and cvs keep their own (verifying) defaults.
+        Source::Svn { url, layout } => import_svn(ctx, git, spec, url, layout, repo),
         Source::Hg { url } => import_hg(ctx, git, spec, url, dir, repo),
         Source::Bzr { branches } => import_bzr(ctx, git, spec, branches, dir, repo),
         Source::Cvs { url, module } => import_cvs(ctx, git, spec, url, module, dir, repo),
@@ -726,7 +726,6 @@ fn import_svn(
     url: &str,
     layout: &SvnLayout,
     repo: &Path,
-    check_certificates: bool,
 ) -> Result<(), ImportError> {
     if !git_subcommand_works(git, &["svn", "--version"]) {
         return Err(ImportError::MissingTool {
@@ -773,9 +772,6 @@ fn import_svn(
         .info(&format!("{}: git svn fetch from {url}", spec.name));
     let mut fetch = git.in_repo(repo);
     fetch.env("GIT_DIR", repo.as_os_str());
-    if !check_certificates {
-        fetch.env("SVN_SSL_NO_VERIFY", "1");
-    }
     fetch.args(["svn", "fetch", "--quiet", "--quiet"]);
     fetch.run()?;
     Ok(())
@@ -876,14 +872,17 @@ fn import_bzr(
             stderr: e.to_string(),
         })?;
         if !exported.status.success() {
-            let mut stderr = String::new();
-            if let Some(mut e) = exporter_stderr(exported.stderr) {
-                stderr.push_str(&e.split_off(0));
+            let stderr = String::from_utf8_lossy(&exported.stderr).into_owned();
+            if stderr.contains("Unable to import library \"fastimport\"") {
+                return Err(ImportError::MissingTool {
+                    tool: "the fastimport module of brz fast-export",
+                    package: "python3-fastimport",
+                });
             }
             if !brz_plugin_present(&home) {
                 return Err(ImportError::MissingTool {
                     tool: "brz fast-export",
-                    package: "brz (with python3-fastimport)",
+                    package: "brz",
                 });
             }
             return Err(ImportError::Tool {
@@ -894,10 +893,6 @@ fn import_bzr(
         imported?;
     }
     Ok(())
-}
-
-fn exporter_stderr(bytes: Vec<u8>) -> Option<String> {
-    Some(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 fn brz_plugin_present(home: &Path) -> bool {

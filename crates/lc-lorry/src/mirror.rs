@@ -196,6 +196,7 @@ fn mirror_locked(
                     spec.name,
                     upstream.len()
                 ));
+                after_update(ctx, &git, spec, &repo, false)?;
                 return Ok(());
             }
             ctx.log.info(&format!("{}: fetching from {url}", spec.name));
@@ -231,6 +232,7 @@ fn mirror_locked(
                     "{}: nothing new upstream; nothing pushed",
                     spec.name
                 ));
+                after_update(ctx, &git, spec, &repo, false)?;
                 return Ok(());
             }
             (refspecs, BTreeMap::new(), new, old)
@@ -249,7 +251,7 @@ fn mirror_locked(
         stamp,
     )?;
 
-    after_update(ctx, &git, spec, &repo)?;
+    after_update(ctx, &git, spec, &repo, true)?;
 
     if !refused.is_empty() {
         return Err(MirrorError::Refused(refused.join(", ")));
@@ -597,14 +599,16 @@ fn push_and_verify(
     Ok(())
 }
 
-/// Repack, bundle and tarball, as the options ask.
+/// Repack, bundle and tarball, as the options ask; `always` means after
+/// every run that `changed` the mirror, `first` whenever none exists yet.
 fn after_update(
     ctx: &mut Context<'_>,
     git: &Git,
     spec: &Spec,
     repo: &Path,
+    changed: bool,
 ) -> Result<(), MirrorError> {
-    if ctx.options.repack_enabled() && needs_repack(repo) {
+    if changed && ctx.options.repack_enabled() && needs_repack(repo) {
         ctx.log.info(&format!("{}: repacking", spec.name));
         git.repack(repo)?;
     }
@@ -616,7 +620,7 @@ fn after_update(
     let stem = quote_url(&push_url(&fetch_base, &spec.name));
     if let Some(dest) = ctx.options.bundle_dest.clone() {
         let file = dest.join(format!("{stem}.bndl"));
-        if wanted(ctx.options.bundle, &file) {
+        if wanted(ctx.options.bundle, &file, changed) {
             std::fs::create_dir_all(&dest).map_err(io("create", &dest))?;
             if git
                 .for_each_ref(repo, &["refs/heads/", "refs/tags/"])?
@@ -635,7 +639,7 @@ fn after_update(
     }
     if let Some(dest) = ctx.options.tarball_dest.clone() {
         let file = dest.join(format!("{stem}.tar"));
-        if wanted(ctx.options.tarball, &file) {
+        if wanted(ctx.options.tarball, &file, changed) {
             std::fs::create_dir_all(&dest).map_err(io("create", &dest))?;
             ctx.log.info(&format!(
                 "{}: writing tarball {}",
@@ -650,10 +654,10 @@ fn after_update(
     Ok(())
 }
 
-fn wanted(when: When, file: &Path) -> bool {
+fn wanted(when: When, file: &Path, changed: bool) -> bool {
     match when {
         When::Never => false,
-        When::Always => true,
+        When::Always => changed || !file.exists(),
         When::First => !file.exists(),
     }
 }

@@ -217,10 +217,12 @@ fn hg_via_git_remote_hg() {
 fn bzr_via_brz_fast_export() {
     if !have(&[
         ("brz", &["version"], "brz"),
+        ("brz", &["help", "fast-export"], "brz"),
+        // brz runs on the system python, not on a python3 earlier in PATH.
         (
-            "brz",
-            &["help", "fast-export"],
-            "brz (its fastimport plugin, python3-fastimport)",
+            "/usr/bin/python3",
+            &["-c", "import fastimport"],
+            "python3-fastimport",
         ),
     ]) {
         return;
