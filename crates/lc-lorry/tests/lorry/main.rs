@@ -6,3 +6,4 @@ mod common;
 mod converters;
 mod git;
 mod http;
+mod tls;
