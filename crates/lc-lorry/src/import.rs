@@ -213,12 +213,18 @@ fn sha256_file(file: &Path) -> Result<String, ImportError> {
 
 // ------------------------------------------------------------- fast-import
 
-/// Writes a git fast-import stream to a running `git fast-import`.
-struct FastImport<'a> {
-    git: &'a Git,
-    repo: &'a Path,
+/// Writes a git fast-import stream to a running `git fast-import`, as it
+/// goes: an archive's content is never held in memory whole.
+struct FastImport {
+    cmd: lc_git::GitCommand,
+    /// `None` once finished; a dropped, unfinished import is killed and no
+    /// ref moves (the stream never said `done`).
+    child: Option<std::process::Child>,
+    sink: Option<std::io::BufWriter<std::process::ChildStdin>>,
+    /// The first write that failed (fast-import died); reported by
+    /// [`FastImport::finish`], after fast-import's own complaint.
+    failed: Option<std::io::Error>,
     marks: usize,
-    stream: Vec<u8>,
 }
 
 /// A file for a commit: its path, mode and blob mark.
@@ -228,13 +234,29 @@ struct Entry {
     mark: usize,
 }
 
-impl<'a> FastImport<'a> {
-    fn new(git: &'a Git, repo: &'a Path) -> Self {
-        Self {
-            git,
-            repo,
+impl FastImport {
+    fn start(git: &Git, repo: &Path) -> Result<Self, ImportError> {
+        let mut cmd = git.in_repo(repo);
+        cmd.args(["fast-import", "--quiet", "--done"]);
+        let mut child = cmd.spawn_with_stdin(Stdio::piped())?;
+        let sink = child.stdin.take().map(std::io::BufWriter::new);
+        Ok(Self {
+            cmd,
+            child: Some(child),
+            sink,
+            failed: None,
             marks: 0,
-            stream: Vec::new(),
+        })
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        if self.failed.is_some() {
+            return;
+        }
+        if let Some(sink) = self.sink.as_mut()
+            && let Err(e) = std::io::Write::write_all(sink, bytes)
+        {
+            self.failed = Some(e);
         }
     }
 
@@ -242,14 +264,37 @@ impl<'a> FastImport<'a> {
     fn blob(&mut self, data: &[u8]) -> usize {
         self.marks += 1;
         let mark = self.marks;
-        self.stream
-            .extend_from_slice(format!("blob\nmark :{mark}\ndata {}\n", data.len()).as_bytes());
-        self.stream.extend_from_slice(data);
-        self.stream.push(b'\n');
+        self.write(format!("blob\nmark :{mark}\ndata {}\n", data.len()).as_bytes());
+        self.write(data);
+        self.write(b"\n");
         mark
     }
 
-    /// Adds a commit on `branch` (child of its current tip, if any); with
+    /// Adds a blob of exactly `size` bytes read from `reader`; returns its
+    /// mark, or the read error.
+    fn blob_from(&mut self, reader: &mut dyn Read, size: u64) -> std::io::Result<usize> {
+        self.marks += 1;
+        let mark = self.marks;
+        self.write(format!("blob\nmark :{mark}\ndata {size}\n").as_bytes());
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut left = size;
+        while left > 0 {
+            let want = usize::try_from(left.min(buf.len() as u64)).unwrap_or(buf.len());
+            let n = reader.read(&mut buf[..want])?;
+            if n == 0 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "archive member shorter than its header says",
+                ));
+            }
+            self.write(&buf[..n]);
+            left -= n as u64;
+        }
+        self.write(b"\n");
+        Ok(mark)
+    }
+
+    /// Adds a commit on `branch` (child of `parent`, if any); with
     /// `replace`, the tree is exactly `entries`, otherwise `entries` are
     /// added to the parent's tree. Returns the commit's mark.
     fn commit(
@@ -263,39 +308,62 @@ impl<'a> FastImport<'a> {
     ) -> usize {
         self.marks += 1;
         let mark = self.marks;
-        let s = &mut self.stream;
-        s.extend_from_slice(format!("commit {branch}\nmark :{mark}\n").as_bytes());
-        s.extend_from_slice(format!("committer Lorry <lorry@localhost> {when} +0000\n").as_bytes());
-        s.extend_from_slice(format!("data {}\n{message}\n", message.len()).as_bytes());
+        let mut s = String::new();
+        s.push_str(&format!("commit {branch}\nmark :{mark}\n"));
+        s.push_str(&format!("committer Lorry <lorry@localhost> {when} +0000\n"));
+        s.push_str(&format!("data {}\n{message}\n", message.len()));
         if let Some(parent) = parent {
-            s.extend_from_slice(format!("from {parent}\n").as_bytes());
+            s.push_str(&format!("from {parent}\n"));
         }
         if replace {
-            s.extend_from_slice(b"deleteall\n");
+            s.push_str("deleteall\n");
         }
         for entry in entries {
-            s.extend_from_slice(
-                format!(
-                    "M {} :{} {}\n",
-                    entry.mode,
-                    entry.mark,
-                    quote_path(&entry.path)
-                )
-                .as_bytes(),
-            );
+            s.push_str(&format!(
+                "M {} :{} {}\n",
+                entry.mode,
+                entry.mark,
+                quote_path(&entry.path)
+            ));
         }
-        s.push(b'\n');
+        s.push('\n');
+        self.write(s.as_bytes());
         mark
     }
 
     fn tag(&mut self, tag: &str, mark: usize) {
-        self.stream
-            .extend_from_slice(format!("reset refs/tags/{tag}\nfrom :{mark}\n\n").as_bytes());
+        self.write(format!("reset refs/tags/{tag}\nfrom :{mark}\n\n").as_bytes());
     }
 
-    fn finish(mut self) -> Result<(), GitError> {
-        self.stream.extend_from_slice(b"done\n");
-        self.git.fast_import(self.repo, &self.stream)
+    /// Ends the stream and waits: refs move only if all of it was good.
+    fn finish(mut self) -> Result<(), ImportError> {
+        self.write(b"done\n");
+        if let Some(mut sink) = self.sink.take()
+            && let Err(e) = std::io::Write::flush(&mut sink)
+            && self.failed.is_none()
+        {
+            self.failed = Some(e);
+        }
+        if let Some(child) = self.child.take() {
+            self.cmd.wait(child)?;
+        }
+        match self.failed.take() {
+            Some(e) => Err(ImportError::Tool {
+                tool: "git fast-import".into(),
+                stderr: e.to_string(),
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for FastImport {
+    fn drop(&mut self) {
+        self.sink.take();
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
@@ -392,7 +460,7 @@ fn import_archive(
     }
     ctx.log
         .info(&format!("{}: importing {file_name}", spec.name));
-    let mut fi = FastImport::new(git, repo);
+    let mut fi = FastImport::start(git, repo)?;
     let bad = |reason: String| ImportError::Archive {
         file: file.clone(),
         reason,
@@ -420,11 +488,11 @@ fn import_archive(
                 let kind = header.entry_type();
                 let (mode, mark) = if kind.is_file() {
                     let exec = header.mode().unwrap_or(0o644) & 0o111 != 0;
-                    let mut data = Vec::new();
-                    entry
-                        .read_to_end(&mut data)
+                    let size = entry.size();
+                    let mark = fi
+                        .blob_from(&mut entry, size)
                         .map_err(|e| bad(e.to_string()))?;
-                    (if exec { "100755" } else { "100644" }, fi.blob(&data))
+                    (if exec { "100755" } else { "100644" }, mark)
                 } else if kind.is_symlink() {
                     let target = entry
                         .link_name()
@@ -553,11 +621,12 @@ fn decompressed(file: &Path) -> Result<Box<dyn Read>, ImportError> {
     match tool {
         None => Ok(Box::new(f)),
         Some((program, package)) => {
-            let output = Command::new(program)
+            let mut child = Command::new(program)
                 .arg("-dc")
                 .stdin(f)
-                .stderr(Stdio::piped())
-                .output()
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
                 .map_err(|e| match e.kind() {
                     std::io::ErrorKind::NotFound => ImportError::MissingTool {
                         tool: program_name(program),
@@ -569,14 +638,50 @@ fn decompressed(file: &Path) -> Result<Box<dyn Read>, ImportError> {
                         source: e,
                     },
                 })?;
-            if !output.status.success() {
-                return Err(ImportError::Archive {
-                    file: file.to_owned(),
-                    reason: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
-                });
-            }
-            Ok(Box::new(std::io::Cursor::new(output.stdout)))
+            let stdout = child.stdout.take();
+            Ok(Box::new(Decompressor {
+                child,
+                stdout,
+                program: program_name(program),
+            }))
         }
+    }
+}
+
+/// The output of a decompressing program, read as it comes; its failure
+/// shows as a read error at the end.
+struct Decompressor {
+    child: std::process::Child,
+    stdout: Option<std::process::ChildStdout>,
+    program: &'static str,
+}
+
+impl Read for Decompressor {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let Some(stdout) = self.stdout.as_mut() else {
+            return Ok(0);
+        };
+        let n = stdout.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            self.stdout = None;
+            let status = self.child.wait()?;
+            if !status.success() {
+                return Err(std::io::Error::other(format!(
+                    "{} -dc failed ({status})",
+                    self.program
+                )));
+            }
+        }
+        Ok(n)
+    }
+}
+
+impl Drop for Decompressor {
+    fn drop(&mut self) {
+        if self.stdout.take().is_some() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
     }
 }
 
@@ -603,7 +708,7 @@ fn import_raw_files(
 ) -> Result<(), ImportError> {
     let cache = dir.join("raw-files");
     let mut client = None;
-    let mut fi = FastImport::new(git, repo);
+    let mut fi = FastImport::start(git, repo)?;
     let mut entries = Vec::new();
     let mut names = Vec::new();
     for raw in files {

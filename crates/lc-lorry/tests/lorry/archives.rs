@@ -221,3 +221,70 @@ fn raw_files_are_checked_and_committed_under_their_destination() {
     );
     assert_eq!(heads_and_tags(&down), before);
 }
+
+/// `program -c` of `data`, e.g. xz or bzip2.
+fn compress(program: &str, data: &[u8]) -> Vec<u8> {
+    let mut child = std::process::Command::new(program)
+        .arg("-c")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{program} is needed ({e})"));
+    let mut stdin = child.stdin.take().expect("stdin");
+    let input = data.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let out = child.wait_with_output().expect("wait");
+    writer.join().expect("join").expect("write");
+    assert!(out.status.success());
+    out.stdout
+}
+
+#[test]
+fn plain_xz_and_bzip2_tarballs_are_streamed_in() {
+    let area = Area::new();
+    let server = HttpServer::start();
+    let tar = {
+        let gz = tar_gz("top", "x");
+        let mut plain = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut plain)
+            .expect("gunzip");
+        plain
+    };
+    server.put("/p.tar", tar.clone());
+    server.put("/p.tar.xz", compress("xz", &tar));
+    server.put("/p.tar.bz2", compress("bzip2", &tar));
+    let mut truncated = compress("xz", &tar);
+    truncated.truncate(truncated.len() / 2);
+    server.put("/broken.tar.xz", truncated);
+    let mut specs = serde_json::Map::new();
+    for (name, path) in [
+        ("k/plain", "/p.tar"),
+        ("k/xz", "/p.tar.xz"),
+        ("k/bz2", "/p.tar.bz2"),
+        ("k/broken", "/broken.tar.xz"),
+    ] {
+        area.downstream(name);
+        specs.insert(
+            name.to_owned(),
+            json!({ "type": "tarball", "url": server.url(path) }),
+        );
+    }
+    let file = area.lorry_file("k.lorry", &serde_json::Value::Object(specs));
+    let run = area.run(&[&file], &[]);
+    assert_eq!(run.code, 1, "{}", run.all_output());
+    assert_eq!(run.err.lines().count(), 1, "{}", run.err);
+    assert!(
+        run.err.starts_with("Error mirroring k/broken"),
+        "{}",
+        run.err
+    );
+    for name in ["k/plain", "k/xz", "k/bz2"] {
+        let down = area.downstream(name);
+        assert_eq!(
+            git(&down, &["cat-file", "-p", "master:README"]),
+            "version x",
+            "{name}"
+        );
+    }
+    assert!(heads_and_tags(&area.mirror("k/broken")).is_empty());
+}
