@@ -460,143 +460,154 @@ fn import_archive(
     }
     ctx.log
         .info(&format!("{}: importing {file_name}", spec.name));
-    let mut fi = FastImport::start(git, repo)?;
-    let bad = |reason: String| ImportError::Archive {
-        file: file.clone(),
-        reason,
-    };
-    let mut entries = Vec::new();
-    let mut when = std::fs::metadata(&file)
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_secs() as i64);
-    match kind {
-        ArchiveKind::Tar => {
-            let reader = decompressed(&file)?;
-            let mut archive = tar::Archive::new(reader);
-            let mut newest = 0u64;
-            let mut by_path: BTreeMap<String, usize> = BTreeMap::new();
-            for entry in archive.entries().map_err(|e| bad(e.to_string()))? {
-                let mut entry = entry.map_err(|e| bad(e.to_string()))?;
-                let header = entry.header();
-                let raw_path = entry.path().map_err(|e| bad(e.to_string()))?;
-                let Some(path) = clean_path(&raw_path.to_string_lossy()) else {
-                    continue;
-                };
-                newest = newest.max(header.mtime().unwrap_or(0));
-                let kind = header.entry_type();
-                let (mode, mark) = if kind.is_file() {
-                    let exec = header.mode().unwrap_or(0o644) & 0o111 != 0;
-                    let size = entry.size();
-                    let mark = fi
-                        .blob_from(&mut entry, size)
-                        .map_err(|e| bad(e.to_string()))?;
-                    (if exec { "100755" } else { "100644" }, mark)
-                } else if kind.is_symlink() {
-                    let target = entry
-                        .link_name()
-                        .map_err(|e| bad(e.to_string()))?
-                        .map(|t| t.to_string_lossy().into_owned())
-                        .unwrap_or_default();
-                    ("120000", fi.blob(target.as_bytes()))
-                } else if kind.is_hard_link() {
-                    let target = entry
-                        .link_name()
-                        .map_err(|e| bad(e.to_string()))?
-                        .and_then(|t| clean_path(&t.to_string_lossy()));
-                    match target.and_then(|t| by_path.get(&t).copied()) {
-                        Some(i) => {
-                            let source: &Entry = &entries[i];
-                            (source.mode, source.mark)
+    let imported = (|| -> Result<usize, ImportError> {
+        let mut fi = FastImport::start(git, repo)?;
+        let bad = |reason: String| ImportError::Archive {
+            file: file.clone(),
+            reason,
+        };
+        let mut entries = Vec::new();
+        let mut when = std::fs::metadata(&file)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_secs() as i64);
+        match kind {
+            ArchiveKind::Tar => {
+                let reader = decompressed(&file)?;
+                let mut archive = tar::Archive::new(reader);
+                let mut newest = 0u64;
+                let mut by_path: BTreeMap<String, usize> = BTreeMap::new();
+                for entry in archive.entries().map_err(|e| bad(e.to_string()))? {
+                    let mut entry = entry.map_err(|e| bad(e.to_string()))?;
+                    let header = entry.header();
+                    let raw_path = entry.path().map_err(|e| bad(e.to_string()))?;
+                    let Some(path) = clean_path(&raw_path.to_string_lossy()) else {
+                        continue;
+                    };
+                    newest = newest.max(header.mtime().unwrap_or(0));
+                    let kind = header.entry_type();
+                    let (mode, mark) = if kind.is_file() {
+                        let exec = header.mode().unwrap_or(0o644) & 0o111 != 0;
+                        let size = entry.size();
+                        let mark = fi
+                            .blob_from(&mut entry, size)
+                            .map_err(|e| bad(e.to_string()))?;
+                        (if exec { "100755" } else { "100644" }, mark)
+                    } else if kind.is_symlink() {
+                        let target = entry
+                            .link_name()
+                            .map_err(|e| bad(e.to_string()))?
+                            .map(|t| t.to_string_lossy().into_owned())
+                            .unwrap_or_default();
+                        ("120000", fi.blob(target.as_bytes()))
+                    } else if kind.is_hard_link() {
+                        let target = entry
+                            .link_name()
+                            .map_err(|e| bad(e.to_string()))?
+                            .and_then(|t| clean_path(&t.to_string_lossy()));
+                        match target.and_then(|t| by_path.get(&t).copied()) {
+                            Some(i) => {
+                                let source: &Entry = &entries[i];
+                                (source.mode, source.mark)
+                            }
+                            None => continue,
                         }
-                        None => continue,
+                    } else {
+                        continue;
+                    };
+                    if let Some(&i) = by_path.get(&path) {
+                        entries[i] = Entry { path, mode, mark };
+                    } else {
+                        by_path.insert(path.clone(), entries.len());
+                        entries.push(Entry { path, mode, mark });
                     }
-                } else {
-                    continue;
-                };
-                if let Some(&i) = by_path.get(&path) {
-                    entries[i] = Entry { path, mode, mark };
-                } else {
-                    by_path.insert(path.clone(), entries.len());
-                    entries.push(Entry { path, mode, mark });
+                }
+                if newest > 0 {
+                    when = newest as i64;
                 }
             }
-            if newest > 0 {
-                when = newest as i64;
-            }
-        }
-        ArchiveKind::Zip => {
-            let f = File::open(&file).map_err(io("open", &file))?;
-            let mut archive = zip::ZipArchive::new(f).map_err(|e| bad(e.to_string()))?;
-            for i in 0..archive.len() {
-                let mut entry = archive.by_index(i).map_err(|e| bad(e.to_string()))?;
-                if entry.is_dir() {
-                    continue;
+            ArchiveKind::Zip => {
+                let f = File::open(&file).map_err(io("open", &file))?;
+                let mut archive = zip::ZipArchive::new(f).map_err(|e| bad(e.to_string()))?;
+                for i in 0..archive.len() {
+                    let mut entry = archive.by_index(i).map_err(|e| bad(e.to_string()))?;
+                    if entry.is_dir() {
+                        continue;
+                    }
+                    let Some(path) = entry
+                        .enclosed_name()
+                        .and_then(|p| clean_path(&p.to_string_lossy()))
+                    else {
+                        continue;
+                    };
+                    let unix = entry.unix_mode().unwrap_or(0o644);
+                    let mut data = Vec::new();
+                    entry
+                        .read_to_end(&mut data)
+                        .map_err(|e| bad(e.to_string()))?;
+                    let mode = if unix & 0o170000 == 0o120000 {
+                        "120000"
+                    } else if unix & 0o111 != 0 {
+                        "100755"
+                    } else {
+                        "100644"
+                    };
+                    entries.push(Entry {
+                        path,
+                        mode,
+                        mark: fi.blob(&data),
+                    });
                 }
-                let Some(path) = entry
-                    .enclosed_name()
-                    .and_then(|p| clean_path(&p.to_string_lossy()))
-                else {
-                    continue;
-                };
-                let unix = entry.unix_mode().unwrap_or(0o644);
+            }
+            ArchiveKind::Gzip => {
+                let f = File::open(&file).map_err(io("open", &file))?;
                 let mut data = Vec::new();
-                entry
+                flate2::read::MultiGzDecoder::new(f)
                     .read_to_end(&mut data)
                     .map_err(|e| bad(e.to_string()))?;
-                let mode = if unix & 0o170000 == 0o120000 {
-                    "120000"
-                } else if unix & 0o111 != 0 {
-                    "100755"
-                } else {
-                    "100644"
-                };
+                let inner = file_name
+                    .strip_suffix(".gz")
+                    .or_else(|| file_name.strip_suffix(".gzip"))
+                    .unwrap_or(&file_name);
+                let path = clean_path(inner).unwrap_or_else(|| "file".to_owned());
                 entries.push(Entry {
                     path,
-                    mode,
+                    mode: "100644",
                     mark: fi.blob(&data),
                 });
             }
         }
-        ArchiveKind::Gzip => {
-            let f = File::open(&file).map_err(io("open", &file))?;
-            let mut data = Vec::new();
-            flate2::read::MultiGzDecoder::new(f)
-                .read_to_end(&mut data)
-                .map_err(|e| bad(e.to_string()))?;
-            let inner = file_name
-                .strip_suffix(".gz")
-                .or_else(|| file_name.strip_suffix(".gzip"))
-                .unwrap_or(&file_name);
-            let path = clean_path(inner).unwrap_or_else(|| "file".to_owned());
-            entries.push(Entry {
-                path,
-                mode: "100644",
-                mark: fi.blob(&data),
-            });
+        if kind != ArchiveKind::Gzip {
+            strip_common_top(&mut entries);
+        }
+        let parent = branch_tip(git, repo, "refs/heads/master")?;
+        let mark = fi.commit(
+            "refs/heads/master",
+            parent.as_deref(),
+            when,
+            &format!("Import {file_name}"),
+            &entries,
+            true,
+        );
+        fi.tag(&tag, mark);
+        fi.finish()?;
+        Ok(entries.len())
+    })();
+    match imported {
+        Ok(count) => {
+            ctx.log.note(&format!(
+                "{}: imported {file_name} ({count} files) as tag {tag}",
+                spec.name
+            ));
+            Ok(())
+        }
+        Err(e) => {
+            // A bad download is fetched again next time.
+            let _ = std::fs::remove_file(&file);
+            Err(e)
         }
     }
-    if kind != ArchiveKind::Gzip {
-        strip_common_top(&mut entries);
-    }
-    let parent = branch_tip(git, repo, "refs/heads/master")?;
-    let mark = fi.commit(
-        "refs/heads/master",
-        parent.as_deref(),
-        when,
-        &format!("Import {file_name}"),
-        &entries,
-        true,
-    );
-    fi.tag(&tag, mark);
-    fi.finish()?;
-    ctx.log.note(&format!(
-        "{}: imported {file_name} ({} files) as tag {tag}",
-        spec.name,
-        entries.len()
-    ));
-    Ok(())
 }
 
 /// The content of a tar file, decompressed according to its first bytes.
@@ -711,6 +722,7 @@ fn import_raw_files(
     let mut fi = FastImport::start(git, repo)?;
     let mut entries = Vec::new();
     let mut names = Vec::new();
+    let mut downloaded = Vec::new();
     for raw in files {
         let file_name = url_file_name(&raw.url)?;
         let repo_path = match &raw.destination {
@@ -753,14 +765,19 @@ fn import_raw_files(
                 });
             }
         }
-        let data = std::fs::read(&fresh).map_err(io("read", &fresh))?;
+        let mut reader = File::open(&fresh).map_err(io("open", &fresh))?;
+        let size = reader.metadata().map_err(io("read", &fresh))?.len();
+        let mark = fi
+            .blob_from(&mut reader, size)
+            .map_err(io("read", &fresh))?;
         entries.push(Entry {
             path: repo_path.clone(),
             mode: "100644",
-            mark: fi.blob(&data),
+            mark,
         });
         names.push(repo_path);
-        std::fs::rename(&fresh, &cached).map_err(io("rename into place", &cached))?;
+        // Into the cache (which means "imported") only once committed.
+        downloaded.push((fresh, cached));
     }
     if entries.is_empty() {
         ctx.log
@@ -778,6 +795,9 @@ fn import_raw_files(
         false,
     );
     fi.finish()?;
+    for (fresh, cached) in downloaded {
+        std::fs::rename(&fresh, &cached).map_err(io("rename into place", &cached))?;
+    }
     ctx.log.note(&format!(
         "{}: imported {} files: {}",
         spec.name,

@@ -168,6 +168,16 @@ fn missing_and_corrupt_archives_fail_clearly() {
         run.err
     );
     assert!(heads_and_tags(&area.mirror("a/corrupt")).is_empty());
+    // A bad download is not kept: the next run fetches it again.
+    assert!(
+        !area
+            .working_area()
+            .join("a_corrupt/archives/bad.tar.gz")
+            .exists()
+    );
+    assert_eq!(server.hits("/bad.tar.gz"), 1);
+    assert_eq!(area.run(&[&file], &[]).code, 1);
+    assert_eq!(server.hits("/bad.tar.gz"), 2);
 }
 
 #[test]
