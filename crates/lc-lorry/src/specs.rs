@@ -257,3 +257,49 @@ mod tests {
         assert!(parse("{\"a\": ").is_err());
     }
 }
+
+#[cfg(test)]
+mod garbage_tests {
+    use super::*;
+    use crate::refspec::Refspec;
+
+    /// A small deterministic generator (xorshift), so failures replay.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+    }
+
+    #[test]
+    fn mutated_lorry_files_and_refspecs_never_panic() {
+        let seed = r#"{"a/b": {"type": "git", "url": "https://u:p@h/x.git", "refspecs": ["refs/heads/*:refs/heads/*"], "on-rewrite": "refuse"},
+                       "raw": {"type": "raw-file", "urls": [{"url": "http://h/f", "destination": "d", "sha256sum": "00"}]},
+                       "s": {"type": "svn", "url": "file:///r", "layout": {"trunk": "t"}}}"#;
+        let alphabet: Vec<char> = "{}[]\":,*/\\ .aZ09é\u{0}\n+^~:".chars().collect();
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        for _ in 0..3000 {
+            let mut text: Vec<char> = seed.chars().collect();
+            for _ in 0..(rng.next() % 6 + 1) {
+                let at = (rng.next() as usize) % text.len();
+                match rng.next() % 3 {
+                    0 => {
+                        text.remove(at);
+                    }
+                    1 => text.insert(at, alphabet[(rng.next() as usize) % alphabet.len()]),
+                    _ => text[at] = alphabet[(rng.next() as usize) % alphabet.len()],
+                }
+            }
+            let text: String = text.into_iter().collect();
+            let _ = parse(&text);
+            for piece in text.split('"') {
+                let _ = Refspec::parse(piece);
+                let _ = lc_core::redact::redact(piece);
+            }
+        }
+    }
+}
