@@ -530,3 +530,34 @@ fn a_downstream_without_atomic_push_still_gets_everything() {
         run.git
     );
 }
+
+#[test]
+fn thousands_of_refs_are_pushed_in_chunks_and_all_arrive() {
+    let area = Area::new();
+    let up = Upstream::new(area.path().join("up"));
+    let head = up.head();
+    // 2,001 tags and a branch: more than two pushes' worth.
+    let mut stream = String::new();
+    for i in 0..2001 {
+        stream.push_str(&format!("reset refs/tags/t{i:04}\nfrom {head}\n\n"));
+    }
+    let mut child = git_cmd(&up.dir)
+        .args(["fast-import", "--quiet"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("fast-import");
+    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), stream.as_bytes())
+        .expect("write");
+    assert!(child.wait().expect("wait").success());
+    let down = area.downstream(NAME);
+    let file = area.lorry_file("p.lorry", &spec(&up.url()));
+    let run = area.run(&[&file], &[]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    assert_eq!(heads_and_tags(&down).len(), 2002);
+    assert_eq!(heads_and_tags(&down), up.heads_and_tags());
+    assert_eq!(
+        run.git.iter().filter(|l| l.starts_with("push")).count(),
+        3,
+        "pushes of at most 1,000 refs"
+    );
+}
