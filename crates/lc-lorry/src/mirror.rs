@@ -522,6 +522,21 @@ fn push_and_verify(
     plan: &Plan,
     preserved: &[(String, String)],
 ) -> Result<(), MirrorError> {
+    if base.is_empty() && preserved.is_empty() && !plan.target.is_empty() {
+        // A first push into an empty downstream: everything, by pattern.
+        // Explicit per-ref refspecs cost git time in proportion to refs
+        // times refspecs, which matters for repositories with many tags.
+        let from_staging = matches!(spec.source, Source::Git { .. });
+        let all = refspecs.push_all(from_staging, |dst| plan.target.contains_key(dst));
+        ctx.log.info(&format!(
+            "{}: first push of {} refs to {url}",
+            spec.name,
+            plan.target.len()
+        ));
+        git.push_with_leases(repo, url, &all, &[], &ctx.options.push_option)?;
+        return verify(ctx, git, spec, refspecs, url, plan, preserved);
+    }
+
     // Preserved tips go first, so that a chunked push never moves a ref
     // before its old tip is kept.
     let mut pushes: Vec<(String, Lease)> = Vec::new();
@@ -568,7 +583,19 @@ fn push_and_verify(
         }
     }
 
-    // Verify: the downstream now holds exactly the planned refs.
+    verify(ctx, git, spec, refspecs, url, plan, preserved)
+}
+
+/// Checks that the downstream now holds exactly the planned refs.
+fn verify(
+    ctx: &mut Context<'_>,
+    git: &Git,
+    spec: &Spec,
+    refspecs: &Refspecs,
+    url: &str,
+    plan: &Plan,
+    preserved: &[(String, String)],
+) -> Result<(), MirrorError> {
     let listed = git.ls_remote(url, &[])?;
     let after: BTreeMap<String, String> = listed.into_iter().map(|r| (r.name, r.oid)).collect();
     let mut problems = Vec::new();

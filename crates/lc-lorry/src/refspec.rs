@@ -179,6 +179,25 @@ impl Refspecs {
         self.0.iter().map(Refspec::src_prefix).collect()
     }
 
+    /// Push refspecs that send every mirrored ref at once (from staging, or
+    /// from the mirror's own refs), for a first push into an empty
+    /// downstream: one refspec per pattern instead of one per ref. An exact
+    /// refspec is left out unless `present(dst)`.
+    pub fn push_all(&self, from_staging: bool, present: impl Fn(&str) -> bool) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|r| r.dst.contains('*') || present(&r.dst))
+            .map(|r| {
+                let src = if from_staging {
+                    staging_name(&r.dst)
+                } else {
+                    r.dst.clone()
+                };
+                format!("{src}:{}", r.dst)
+            })
+            .collect()
+    }
+
     pub fn staging_fetch(&self) -> Vec<String> {
         self.0.iter().map(Refspec::staging_fetch).collect()
     }

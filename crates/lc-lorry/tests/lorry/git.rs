@@ -531,17 +531,13 @@ fn a_downstream_without_atomic_push_still_gets_everything() {
     );
 }
 
-#[test]
-fn thousands_of_refs_are_pushed_in_chunks_and_all_arrive() {
-    let area = Area::new();
-    let up = Upstream::new(area.path().join("up"));
-    let head = up.head();
-    // 2,001 tags and a branch: more than two pushes' worth.
+/// Adds tags `<prefix>0000`.. to `repo`, all at `oid`.
+fn add_tags(repo: &std::path::Path, prefix: &str, count: usize, oid: &str) {
     let mut stream = String::new();
-    for i in 0..2001 {
-        stream.push_str(&format!("reset refs/tags/t{i:04}\nfrom {head}\n\n"));
+    for i in 0..count {
+        stream.push_str(&format!("reset refs/tags/{prefix}{i:04}\nfrom {oid}\n\n"));
     }
-    let mut child = git_cmd(&up.dir)
+    let mut child = git_cmd(repo)
         .args(["fast-import", "--quiet"])
         .stdin(std::process::Stdio::piped())
         .spawn()
@@ -549,15 +545,35 @@ fn thousands_of_refs_are_pushed_in_chunks_and_all_arrive() {
     std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), stream.as_bytes())
         .expect("write");
     assert!(child.wait().expect("wait").success());
+}
+
+#[test]
+fn thousands_of_refs_first_by_pattern_then_in_chunks() {
+    let area = Area::new();
+    let up = Upstream::new(area.path().join("up"));
+    let head = up.head();
+    add_tags(&up.dir, "a", 1500, &head);
     let down = area.downstream(NAME);
     let file = area.lorry_file("p.lorry", &spec(&up.url()));
+    // Into an empty downstream: one push by pattern.
     let run = area.run(&[&file], &[]);
     assert_eq!(run.code, 0, "{}", run.all_output());
-    assert_eq!(heads_and_tags(&down).len(), 2002);
+    assert_eq!(heads_and_tags(&down).len(), 1501);
     assert_eq!(heads_and_tags(&down), up.heads_and_tags());
     assert_eq!(
         run.git.iter().filter(|l| l.starts_with("push")).count(),
-        3,
-        "pushes of at most 1,000 refs"
+        1,
+        "{:?}",
+        run.git
+            .iter()
+            .filter(|l| l.starts_with("push"))
+            .map(|l| &l[..60.min(l.len())])
+            .collect::<Vec<_>>()
     );
+    // 2,001 more: explicit refspecs with leases, at most 1,000 per push.
+    add_tags(&up.dir, "b", 2001, &head);
+    let run = area.run(&[&file], &[]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    assert_eq!(heads_and_tags(&down), up.heads_and_tags());
+    assert_eq!(run.git.iter().filter(|l| l.starts_with("push")).count(), 3);
 }
