@@ -6,6 +6,13 @@
 //! The binary is a thin wrapper around [`main`]; tests call [`run`] with their
 //! own output buffers and a traced [`lc_git::Git`].
 //!
+//! The working area holds one directory per spec, `<name with '/' → '_'>`:
+//! `git/` (the bare mirror; refs under `refs/lorry/` are lorry's own:
+//! `staging/` for fetched refs, `preserved/` for old tips, `post-fail/` for
+//! what failed runs fetched), `lorry-state.json` (what the last successful
+//! run saw and pushed; delete it to force a full run), `lock`, and the
+//! importers' files (`archives/`, `raw-files/`, `bzr/`, `cvs-git/`, `home/`).
+//!
 //! Invariants: only `lc-git` spawns git; every printed line passes through
 //! [`log::Log`], which redacts credentials; one failed spec never stops the
 //! others, and the exit code is 0 only when every spec was mirrored.
