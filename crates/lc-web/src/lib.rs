@@ -9,6 +9,7 @@ mod downstream;
 mod error;
 mod form;
 mod metrics;
+mod pages;
 mod router;
 
 use std::collections::BTreeMap;

@@ -5,15 +5,21 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
 use crate::AppState;
-use crate::{api, metrics};
 use crate::error::ApiError;
+use crate::{api, metrics, pages};
 
 /// Largest POST body accepted: job-update carries job output.
 const BODY_LIMIT: usize = 64 * 1024 * 1024;
 
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/1.0/status", get(api::status))
+        .route("/1.0/status", get(pages::status))
+        .route("/1.0/status-html", get(pages::status_html))
+        .route("/1.0/lorry-html/{*path}", get(pages::lorry_html))
+        .route("/1.0/job-html/{job_id}", get(pages::job_html))
+        .route("/1.0/list-jobs-html", get(pages::list_jobs_html))
+        .route("/1.0/job/{job_id}/output", get(pages::job_output))
+        .route("/lc-static/{*file}", get(pages::static_file))
         .route("/1.0/list-queue", get(api::list_queue))
         .route("/1.0/start-queue", post(api::start_queue))
         .route("/1.0/stop-queue", post(api::stop_queue))
@@ -41,7 +47,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .with_state(state)
 }
 

@@ -15,6 +15,7 @@ mod hosts;
 mod jobs;
 mod lorries;
 mod metrics;
+pub mod status;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};

@@ -1,0 +1,366 @@
+//! The admin pages: status, lorry, job and job list, rendered with askama
+//! from `templates/`, styled by `static/`, and a job's live output.
+//!
+//! Handlers are thin: one read transaction, then a view model of plain
+//! strings the templates only print (askama escapes every `{{ }}`; the only
+//! `|safe` is our own CSS). Buttons are plain forms posting to the JSON
+//! commands with a `redirect` field, so every page works without JavaScript.
+//!
+//! Links are root-relative (`/1.0/...`, `/lc-static/...`): the webapp serves
+//! them at the root, and the redirect of a form must be a path on this server.
+
+mod live;
+mod status;
+mod view;
+
+use askama::Template;
+use axum::extract::{Path as UrlPath, RawQuery, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use lc_core::db::status::LorryState;
+use lc_core::timefmt;
+
+use crate::AppState;
+use crate::api;
+use crate::error::ApiError;
+use view::{Chrome, JobRow, PagerLink, When, encode_path, pager};
+
+pub use live::job_output;
+pub use status::{status, status_html};
+
+/// Rows per page of the status page and the job list.
+pub const PAGE_SIZE: i64 = 100;
+
+/// Jobs shown on a lorry's page, newest first.
+const LORRY_JOBS: i64 = 50;
+
+/// The built-in copies of `static/`: pages are styled out of the box.
+const BUILTIN_STATIC: &[(&str, &str, &str)] = &[
+    (
+        "style.css",
+        "text/css; charset=utf-8",
+        include_str!("../../../static/style.css"),
+    ),
+    (
+        "live-output.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../static/live-output.js"),
+    ),
+];
+
+/// The error of a page: the same policy as [`ApiError`], as an HTML page.
+#[derive(Debug)]
+pub struct PageError(ApiError);
+
+impl From<ApiError> for PageError {
+    fn from(err: ApiError) -> PageError {
+        PageError(err)
+    }
+}
+
+impl From<askama::Error> for PageError {
+    fn from(err: askama::Error) -> PageError {
+        PageError(ApiError::internal(format!("template: {err}")))
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    chrome: Chrome,
+    message: String,
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let status = self.0.status();
+        let message = match self.0 {
+            ApiError::Internal(detail) => {
+                tracing::error!(%detail, "internal error");
+                "Internal error; the webapp's log has the details.".to_owned()
+            }
+            ApiError::BadRequest(m)
+            | ApiError::NotFound(m)
+            | ApiError::Conflict(m)
+            | ApiError::PayloadTooLarge(m)
+            | ApiError::MethodNotAllowed(m)
+            | ApiError::NotImplemented(m)
+            | ApiError::Unavailable(m) => m,
+        };
+        let page = ErrorPage {
+            chrome: Chrome::new(
+                status.canonical_reason().unwrap_or("Error"),
+                lc_core::db::real_now(),
+            ),
+            message,
+        };
+        match page.render() {
+            Ok(html) => (status, Html(html)).into_response(),
+            Err(_) => (status, page.message).into_response(),
+        }
+    }
+}
+
+type PageResult = Result<Html<String>, PageError>;
+
+/// Parses the query string of a page: never fails, unknown keys are ignored.
+fn query_pairs(raw: Option<&str>) -> Vec<(String, String)> {
+    form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
+        .into_owned()
+        .collect()
+}
+
+/// `?page=N`, 1-based; absent or empty is 1.
+fn page_number(value: Option<&str>) -> Result<i64, ApiError> {
+    match value.map(str::trim) {
+        None | Some("") => Ok(1),
+        Some(text) => match text.parse::<i64>() {
+            Ok(n) if (1..=1_000_000_000).contains(&n) => Ok(n),
+            _ => Err(ApiError::BadRequest(format!(
+                "page must be a whole number from 1, not {text:?}"
+            ))),
+        },
+    }
+}
+
+fn parse_job_id(text: &str) -> Result<i64, ApiError> {
+    text.parse()
+        .map_err(|_| ApiError::NotFound(format!("no job with id {text:?}: ids are integers")))
+}
+
+#[derive(Template)]
+#[template(path = "lorry.html")]
+struct LorryPage {
+    chrome: Chrome,
+    path: String,
+    back: String,
+    state: &'static str,
+    url: String,
+    kind: String,
+    from_host: String,
+    from_path: String,
+    interval: String,
+    timeout: String,
+    due: When,
+    last_run: When,
+    exit: String,
+    failures: i64,
+    last_success: When,
+    running_job: Option<i64>,
+    disk: String,
+    error: Option<String>,
+    jobs: Vec<JobRow>,
+    jobs_total: usize,
+    spec: String,
+}
+
+/// `GET /1.0/lorry-html/<path>`.
+pub async fn lorry_html(
+    State(state): State<AppState>,
+    UrlPath(path): UrlPath<String>,
+) -> PageResult {
+    let (lorry, (jobs, jobs_total), now) = state
+        .read(move |tx| {
+            let lorry = tx.lorry(&path)?;
+            let jobs = tx.job_summaries(Some(&path), 0, LORRY_JOBS)?;
+            Ok((lorry, jobs, tx.now()))
+        })
+        .await?;
+    let lorry = api::shown(lorry);
+    let (url, kind) = view::spec_source(&lorry.text, &lorry.path);
+    let page = LorryPage {
+        chrome: Chrome::new(&lorry.path, now),
+        back: format!("/1.0/lorry-html/{}", encode_path(&lorry.path)),
+        state: LorryState::of(&lorry, now).name(),
+        url,
+        kind,
+        interval: timefmt::span(lorry.interval),
+        timeout: timefmt::span(lorry.lorry_timeout),
+        due: When::due(&lorry, now),
+        last_run: When::ago(lorry.last_run, now),
+        exit: lorry.last_run_exit.clone().unwrap_or_else(|| "—".into()),
+        failures: lorry.consecutive_failures,
+        last_success: When::ago(lorry.last_success.unwrap_or(0), now),
+        running_job: lorry.running_job,
+        disk: or_dash(timefmt::bytes(lorry.disk_usage)),
+        error: lorry
+            .last_run_error
+            .clone()
+            .filter(|_| lorry.last_run_exit.as_deref().is_some_and(|e| e != "0")),
+        jobs: jobs.iter().map(|j| JobRow::new(j, now)).collect(),
+        jobs_total: usize::try_from(jobs_total).unwrap_or(0),
+        spec: lorry.text,
+        from_host: lorry.from_host,
+        from_path: lorry.from_path,
+        path: lorry.path,
+    };
+    Ok(Html(page.render()?))
+}
+
+#[derive(Template)]
+#[template(path = "job.html")]
+struct JobPage {
+    chrome: Chrome,
+    id: i64,
+    back: String,
+    path: String,
+    href: String,
+    running: bool,
+    state: &'static str,
+    state_text: String,
+    minion: String,
+    started: When,
+    ended: When,
+    updated: When,
+    took: String,
+    exit: String,
+    disk: String,
+    output: String,
+    last_seq: i64,
+}
+
+/// `GET /1.0/job-html/<id>`.
+pub async fn job_html(
+    State(state): State<AppState>,
+    UrlPath(job_id): UrlPath<String>,
+) -> PageResult {
+    let job_id = parse_job_id(&job_id)?;
+    let (job, output, now) = state
+        .read(move |tx| {
+            let job = tx.job(job_id)?;
+            let output = tx.job_output_since(job_id, 0)?;
+            Ok((job, output, tx.now()))
+        })
+        .await?;
+    let running = job.ended.is_none();
+    let (state_name, state_text) = view::job_state(running, job.kill_job, Some(&job.exit));
+    let page = JobPage {
+        chrome: Chrome::new(&format!("Job {job_id}"), now),
+        id: job_id,
+        back: format!("/1.0/job-html/{job_id}"),
+        href: encode_path(&job.path),
+        running,
+        state: state_name,
+        state_text,
+        minion: format!("{}:{}", job.host, job.pid),
+        started: When::ago(job.started, now),
+        ended: match job.ended {
+            Some(ended) => When::ago(ended, now),
+            None => When::unknown("still running"),
+        },
+        updated: When::ago(job.updated, now),
+        took: timefmt::span(job.ended.unwrap_or(now) - job.started),
+        exit: if running {
+            "—".into()
+        } else {
+            job.exit.clone()
+        },
+        disk: or_dash(job.disk_usage_nice),
+        output: output.text,
+        last_seq: output.last_seq,
+        path: job.path,
+    };
+    Ok(Html(page.render()?))
+}
+
+#[derive(Template)]
+#[template(path = "jobs.html")]
+struct JobsPage {
+    chrome: Chrome,
+    range_text: String,
+    jobs: Vec<JobRow>,
+    pager: Vec<PagerLink>,
+}
+
+/// `GET /1.0/list-jobs-html?page=N`: every job remembered, newest first.
+pub async fn list_jobs_html(State(state): State<AppState>, RawQuery(raw): RawQuery) -> PageResult {
+    let pairs = query_pairs(raw.as_deref());
+    let page = page_number(
+        pairs
+            .iter()
+            .find(|(k, _)| k == "page")
+            .map(|(_, v)| v.as_str()),
+    )?;
+    let ((jobs, total), now) = state
+        .read(move |tx| {
+            Ok((
+                tx.job_summaries(None, (page - 1) * PAGE_SIZE, PAGE_SIZE)?,
+                tx.now(),
+            ))
+        })
+        .await?;
+    let first = (page - 1) * PAGE_SIZE;
+    let view = JobsPage {
+        chrome: Chrome::new("Jobs", now),
+        range_text: view::range_text(first, jobs.len(), total, "jobs"),
+        jobs: jobs.iter().map(|j| JobRow::new(j, now)).collect(),
+        pager: pager(page, total, |n| format!("/1.0/list-jobs-html?page={n}")),
+    };
+    Ok(Html(view.render()?))
+}
+
+/// `GET /lc-static/<file>`: from `--static-files` when it has the file,
+/// otherwise the built-in copy.
+pub async fn static_file(
+    State(state): State<AppState>,
+    UrlPath(file): UrlPath<String>,
+) -> Result<Response, ApiError> {
+    let not_found = || ApiError::NotFound(format!("no static file {file:?}"));
+    let safe = !file.is_empty()
+        && std::path::Path::new(&file)
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
+    if !safe {
+        return Err(not_found());
+    }
+    if let Some(dir) = &state.config.static_files {
+        match tokio::fs::read(dir.join(&file)).await {
+            Ok(bytes) => {
+                return Ok(([(header::CONTENT_TYPE, content_type(&file))], bytes).into_response());
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) if err.kind() == std::io::ErrorKind::IsADirectory => return Err(not_found()),
+            Err(err) => {
+                tracing::warn!(file, %err, "cannot read static file");
+                return Err(not_found());
+            }
+        }
+    }
+    match BUILTIN_STATIC.iter().find(|(name, _, _)| *name == file) {
+        Some((_, mime, body)) => Ok((
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, *mime),
+                (header::CACHE_CONTROL, "max-age=300"),
+            ],
+            *body,
+        )
+            .into_response()),
+        None => Err(not_found()),
+    }
+}
+
+/// The built-in stylesheet, for the status file's inline copy.
+fn builtin_css() -> &'static str {
+    BUILTIN_STATIC[0].2
+}
+
+fn content_type(file: &str) -> &'static str {
+    match file.rsplit_once('.').map(|(_, ext)| ext) {
+        Some("css") => "text/css; charset=utf-8",
+        Some("js") => "text/javascript; charset=utf-8",
+        Some("html") => "text/html; charset=utf-8",
+        Some("svg") => "image/svg+xml",
+        Some("png") => "image/png",
+        Some("ico") => "image/x-icon",
+        Some("txt") => "text/plain; charset=utf-8",
+        _ => "application/octet-stream",
+    }
+}
+
+fn or_dash(text: String) -> String {
+    if text.is_empty() { "—".into() } else { text }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,430 @@
+//! The status page, and its copy in `--status-html FILE`.
+//!
+//! At 100,000 lorries the page reads two things: counts per state (one
+//! aggregate query) and one page of rows, never the whole queue.
+//!
+//! # The status file
+//! Every `GET /1.0/status` and `/1.0/status-html` also writes the default
+//! view (no filter, first page) to `--status-html FILE`, atomically: a
+//! temporary file in the same directory, then a rename. It is meant to be
+//! served by a plain web server while the webapp may be down, so:
+//! - the stylesheet is inlined: the copy looks right with no webapp;
+//! - it has no buttons (they need the webapp) but a link to the live page;
+//! - its links stay root-relative (`/1.0/lorry-html/...`): they work where
+//!   the original's deployments served the file, on the same host name as
+//!   the webapp behind one front server that proxies `/1.0/` to it. Absolute
+//!   URLs would need a public name the webapp does not know, and relative
+//!   ones would depend on where the front server puts the file.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use askama::Template;
+use axum::Json;
+use axum::extract::{RawQuery, State};
+use axum::response::Html;
+use lc_api::{ConfigProblem, Status};
+use lc_core::db::status::{LorryState, QueueFilter, QueuePage};
+use lc_core::timefmt;
+
+use super::view::{Chrome, PagerLink, When, encode_path, pager, range_text};
+use super::{PAGE_SIZE, PageError, PageResult, builtin_css, page_number, query_pairs};
+use crate::AppState;
+use crate::api;
+use crate::error::ApiError;
+
+/// What the query string asks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct StatusQuery {
+    filter: QueueFilter,
+    page: i64,
+}
+
+impl StatusQuery {
+    fn parse(raw: Option<&str>) -> Result<StatusQuery, ApiError> {
+        let pairs = query_pairs(raw);
+        let get = |key: &str| {
+            pairs
+                .iter()
+                .rev()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.as_str())
+        };
+        let state = match get("state").map(str::trim) {
+            None | Some("") | Some("all") => None,
+            Some(name) => Some(LorryState::parse(name).ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "state must be one of all, failed, due, running, fresh; not {name:?}"
+                ))
+            })?),
+        };
+        Ok(StatusQuery {
+            filter: QueueFilter {
+                prefix: get("prefix").unwrap_or_default().to_owned(),
+                state,
+            },
+            page: page_number(get("page"))?,
+        })
+    }
+
+    /// The status page's URL for this filter, on page `page`.
+    fn href(&self, state: Option<LorryState>, page: i64) -> String {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        if !self.filter.prefix.is_empty() {
+            query.append_pair("prefix", &self.filter.prefix);
+        }
+        if let Some(state) = state {
+            query.append_pair("state", state.name());
+        }
+        if page > 1 {
+            query.append_pair("page", &page.to_string());
+        }
+        let query = query.finish();
+        if query.is_empty() {
+            "/1.0/status-html".to_owned()
+        } else {
+            format!("/1.0/status-html?{query}")
+        }
+    }
+}
+
+/// A summary count that links to its filter.
+struct Card {
+    label: &'static str,
+    class: &'static str,
+    count: i64,
+    note: String,
+    href: String,
+    selected: bool,
+}
+
+struct StateOption {
+    value: &'static str,
+    label: &'static str,
+    selected: bool,
+}
+
+struct Row {
+    path: String,
+    href: String,
+    state: &'static str,
+    failures: i64,
+    due: When,
+    interval: String,
+    job: Option<i64>,
+    last_run: When,
+    exit: String,
+    disk: String,
+    error: Option<String>,
+}
+
+struct HostRow {
+    host: String,
+    kind: String,
+    last_run: When,
+    interval: String,
+    due: When,
+    error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "status.html")]
+struct StatusPage {
+    chrome: Chrome,
+    /// The status file's copy: no buttons.
+    snapshot: bool,
+    back: String,
+    running_queue: bool,
+    warning: String,
+    cards: Vec<Card>,
+    disk_free: String,
+    max_jobs: String,
+    problems: Vec<ConfigProblem>,
+    prefix: String,
+    state_options: Vec<StateOption>,
+    filtered: bool,
+    range_text: String,
+    rows: Vec<Row>,
+    pager: Vec<PagerLink>,
+    hosts: Vec<HostRow>,
+}
+
+/// The most of a failed lorry's last error shown on the status page; its
+/// lorry page has all of it.
+const ERROR_TAIL: usize = 2000;
+
+/// Everything the page shows, read in one transaction.
+struct Snapshot {
+    running_queue: bool,
+    max_jobs: Option<i64>,
+    hosts: Vec<lc_api::HostInfo>,
+    problems: Vec<ConfigProblem>,
+    page: QueuePage,
+    now: i64,
+}
+
+async fn read(state: &AppState, query: &StatusQuery) -> Result<Snapshot, ApiError> {
+    let filter = query.filter.clone();
+    let offset = (query.page - 1) * PAGE_SIZE;
+    state
+        .read(move |tx| {
+            Ok(Snapshot {
+                running_queue: tx.running_queue()?,
+                max_jobs: tx.max_jobs()?,
+                hosts: tx.hosts()?,
+                problems: tx.config_problems()?,
+                page: tx.queue_page(&filter, offset, PAGE_SIZE)?,
+                now: tx.now(),
+            })
+        })
+        .await
+}
+
+fn build(
+    query: &StatusQuery,
+    snap: Snapshot,
+    disk_free: u64,
+    publish_failures: bool,
+) -> StatusPage {
+    let now = snap.now;
+    let counts = snap.page.counts;
+    let mut cards = vec![Card {
+        label: "lorries",
+        class: "all",
+        count: counts.total(),
+        note: String::new(),
+        href: query.href(None, 1),
+        selected: query.filter.state.is_none(),
+    }];
+    for state in LorryState::ALL {
+        cards.push(Card {
+            label: state.name(),
+            class: state.name(),
+            count: counts.get(state),
+            note: if state == LorryState::Due && counts.overdue > 0 {
+                format!("{} overdue", counts.overdue)
+            } else {
+                String::new()
+            },
+            href: query.href(Some(state), 1),
+            selected: query.filter.state == Some(state),
+        });
+    }
+    let mut state_options = vec![StateOption {
+        value: "all",
+        label: "all",
+        selected: query.filter.state.is_none(),
+    }];
+    state_options.extend(LorryState::ALL.map(|s| StateOption {
+        value: s.name(),
+        label: s.name(),
+        selected: query.filter.state == Some(s),
+    }));
+    let rows = snap
+        .page
+        .lorries
+        .into_iter()
+        .map(|lorry| {
+            let lorry = api::shown(lorry);
+            let state = LorryState::of(&lorry, now);
+            let error = if publish_failures && state == LorryState::Failed {
+                lorry.last_run_error.as_deref().map(tail)
+            } else {
+                None
+            };
+            Row {
+                href: encode_path(&lorry.path),
+                state: state.name(),
+                failures: lorry.consecutive_failures,
+                due: When::due(&lorry, now),
+                interval: timefmt::span(lorry.interval),
+                job: lorry.running_job,
+                last_run: When::ago(lorry.last_run, now),
+                exit: lorry.last_run_exit.clone().unwrap_or_default(),
+                disk: timefmt::bytes(lorry.disk_usage),
+                error,
+                path: lorry.path,
+            }
+        })
+        .collect::<Vec<_>>();
+    let hosts = snap
+        .hosts
+        .into_iter()
+        .map(|h| HostRow {
+            last_run: When::ago(h.ls_last_run, now),
+            interval: timefmt::span(h.ls_interval),
+            due: When::until(h.ls_last_run + h.ls_interval, now),
+            error: h
+                .ls_last_error
+                .map(|e| lc_core::redact::redact(&e).into_owned()),
+            kind: h.host_type,
+            host: h.host,
+        })
+        .collect();
+    let first = (query.page - 1) * PAGE_SIZE;
+    StatusPage {
+        chrome: Chrome::new("Status", now),
+        snapshot: false,
+        back: query.href(query.filter.state, query.page),
+        running_queue: snap.running_queue,
+        warning: String::new(),
+        cards,
+        disk_free: timefmt::bytes(Some(i64::try_from(disk_free).unwrap_or(i64::MAX))),
+        max_jobs: snap
+            .max_jobs
+            .map_or_else(|| "no limit".to_owned(), |n| n.to_string()),
+        problems: snap.problems,
+        prefix: query.filter.prefix.clone(),
+        state_options,
+        filtered: query.filter != QueueFilter::default(),
+        range_text: range_text(first, rows.len(), snap.page.matching, "lorries"),
+        rows,
+        pager: pager(query.page, snap.page.matching, |n| {
+            query.href(query.filter.state, n)
+        }),
+        hosts,
+    }
+}
+
+/// The last [`ERROR_TAIL`] bytes of `text`, cut at a line start.
+fn tail(text: &str) -> String {
+    if text.len() <= ERROR_TAIL {
+        return text.to_owned();
+    }
+    let mut start = text.len() - ERROR_TAIL;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    let cut = &text[start..];
+    let cut = cut.find('\n').map_or(cut, |nl| &cut[nl + 1..]);
+    format!("[… earlier output on the lorry's page]\n{cut}")
+}
+
+/// Renders the status page for `query`.
+pub async fn render(state: &AppState, raw_query: Option<&str>) -> Result<String, PageError> {
+    let query = StatusQuery::parse(raw_query)?;
+    let snap = read(state, &query).await?;
+    let page = build(
+        &query,
+        snap,
+        disk_free(state.db.path()),
+        state.config.publish_failures,
+    );
+    Ok(page.render()?)
+}
+
+/// `GET /1.0/status-html`.
+pub async fn status_html(State(state): State<AppState>, RawQuery(raw): RawQuery) -> PageResult {
+    let html = render(&state, raw.as_deref()).await?;
+    write_status_file(&state).await;
+    Ok(Html(html))
+}
+
+/// `GET /1.0/status`: the JSON status, and the status file.
+pub async fn status(State(state): State<AppState>) -> Result<Json<Status>, ApiError> {
+    let json = api::status(State(state.clone())).await?;
+    write_status_file(&state).await;
+    Ok(json)
+}
+
+/// Writes the default view to `--status-html`, if given. A failure is
+/// logged, never the request's failure.
+async fn write_status_file(state: &AppState) {
+    let Some(file) = state.config.status_html.clone() else {
+        return;
+    };
+    let html = async {
+        let query = StatusQuery {
+            page: 1,
+            ..StatusQuery::default()
+        };
+        let snap = read(state, &query).await?;
+        let mut page = build(
+            &query,
+            snap,
+            disk_free(state.db.path()),
+            state.config.publish_failures,
+        );
+        page.snapshot = true;
+        page.chrome.inline_css = Some(builtin_css());
+        Ok::<_, PageError>(page.render()?)
+    }
+    .await;
+    let result = match html {
+        Ok(html) => write_atomically(&file, html.into_bytes())
+            .await
+            .map_err(|e| e.to_string()),
+        Err(PageError(err)) => Err(format!("{err:?}")),
+    };
+    if let Err(err) = result {
+        tracing::warn!(file = %file.display(), %err, "cannot write the status file");
+    }
+}
+
+/// Writes `bytes` to a fresh temporary file beside `file`, then renames it
+/// over `file`: readers see the old page or the new one, never a part.
+async fn write_atomically(file: &Path, bytes: Vec<u8>) -> std::io::Result<()> {
+    static SERIAL: AtomicU64 = AtomicU64::new(0);
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "status.html".into());
+    let tmp: PathBuf = file.with_file_name(format!(
+        ".{name}.{}.{}.tmp",
+        std::process::id(),
+        SERIAL.fetch_add(1, Ordering::Relaxed)
+    ));
+    if let Err(err) = tokio::fs::write(&tmp, bytes).await {
+        let _ = tokio::fs::remove_file(&tmp).await;
+        return Err(err);
+    }
+    if let Err(err) = tokio::fs::rename(&tmp, file).await {
+        let _ = tokio::fs::remove_file(&tmp).await;
+        return Err(err);
+    }
+    Ok(())
+}
+
+/// Bytes available on the file system holding STATEDB (as `/1.0/status`).
+fn disk_free(statedb: &Path) -> u64 {
+    let dir = match statedb.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    nix::sys::statvfs::statvfs(dir)
+        .map(|s| s.blocks_available().saturating_mul(s.fragment_size()))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_parse_and_round_trip() {
+        let q = StatusQuery::parse(Some("prefix=up%2F&state=failed&page=3")).expect("parse");
+        assert_eq!(q.filter.prefix, "up/");
+        assert_eq!(q.filter.state, Some(LorryState::Failed));
+        assert_eq!(q.page, 3);
+        assert_eq!(
+            q.href(q.filter.state, 2),
+            "/1.0/status-html?prefix=up%2F&state=failed&page=2"
+        );
+        assert_eq!(
+            StatusQuery::parse(None).expect("empty").href(None, 1),
+            "/1.0/status-html"
+        );
+        assert!(StatusQuery::parse(Some("state=bogus")).is_err());
+        assert!(StatusQuery::parse(Some("page=0")).is_err());
+        assert!(StatusQuery::parse(Some("page=x")).is_err());
+    }
+
+    #[test]
+    fn long_errors_keep_their_tail() {
+        let text = format!("{}\nlast line\n", "x".repeat(5000));
+        let shown = tail(&text);
+        assert!(shown.ends_with("last line\n"));
+        assert!(shown.len() < 2100);
+        assert_eq!(tail("short"), "short");
+    }
+}

@@ -1,0 +1,446 @@
+//! Router-level tests of the admin pages: a real STATEDB in a temporary
+//! directory, requests through the whole router with `oneshot`.
+
+use std::path::{Path, PathBuf};
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use futures_util::StreamExt;
+use lc_core::db::{JobUpdate, NewLorry, StateDb};
+use tower::ServiceExt;
+
+use crate::{AppState, Downstream, WebConfig, router};
+
+const NOW: i64 = 1_700_000_000;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    state: AppState,
+}
+
+fn config(dir: &Path, status_html: Option<PathBuf>, publish_failures: bool) -> WebConfig {
+    WebConfig {
+        configuration_directory: dir.join("confgit"),
+        confgit_url: None,
+        confgit_branch: "master".into(),
+        debug_real_confgit: false,
+        status_html,
+        static_files: None,
+        ghost_timeout: 3600,
+        job_max_age: 86_400,
+        job_keep_per_lorry: 3,
+        publish_failures,
+        downstream: Downstream::External {
+            kind: "none".into(),
+        },
+        fake_upstream_hosts: Default::default(),
+        allow_pretend_time: true,
+    }
+}
+
+fn fixture_with(configure: impl FnOnce(&Path) -> WebConfig) -> Fixture {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = StateDb::open(&dir.path().join("state.db")).expect("open");
+    db.write(|tx| tx.set_pretend_time(NOW)).expect("time");
+    let config = configure(dir.path());
+    Fixture {
+        _dir: dir,
+        state: AppState::new(db, config),
+    }
+}
+
+fn fixture() -> Fixture {
+    fixture_with(|dir| config(dir, None, true))
+}
+
+fn lorry(path: &str, text: &str) -> NewLorry {
+    NewLorry {
+        path: path.into(),
+        text: text.into(),
+        from_host: String::new(),
+        from_path: String::new(),
+        interval: 3600,
+        lorry_timeout: 600,
+    }
+}
+
+fn git_spec(path: &str, url: &str) -> String {
+    serde_json::json!({ path: { "type": "git", "url": url } }).to_string()
+}
+
+impl Fixture {
+    fn seed(&self, lorries: &[NewLorry]) {
+        self.state
+            .db
+            .write(|tx| {
+                for l in lorries {
+                    tx.upsert_lorry(l)?;
+                }
+                Ok(())
+            })
+            .expect("seed");
+    }
+
+    /// Starts the job of `path` and reports `output`, ending it with `exit` if given.
+    fn run(&self, path: &str, output: &str, exit: Option<i64>) -> i64 {
+        let path = path.to_owned();
+        self.state
+            .db
+            .write(|tx| tx.move_to_top(&path))
+            .expect("move");
+        let (id, info) = self
+            .state
+            .db
+            .write(|tx| tx.start_next_job("minion", 42))
+            .expect("give")
+            .expect("a job");
+        assert_eq!(info.path, path);
+        self.update(id, output, exit);
+        id
+    }
+
+    fn update(&self, id: i64, output: &str, exit: Option<i64>) {
+        let update = JobUpdate {
+            exit,
+            stdout: output.into(),
+            ..JobUpdate::default()
+        };
+        self.state
+            .db
+            .write(|tx| tx.update_job(id, &update))
+            .expect("update");
+    }
+
+    async fn get(&self, uri: &str) -> (StatusCode, String, String) {
+        let response = router(self.state.clone())
+            .oneshot(Request::get(uri).body(Body::empty()).expect("request"))
+            .await
+            .expect("response");
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        (
+            status,
+            content_type,
+            String::from_utf8(body.to_vec()).expect("utf-8"),
+        )
+    }
+
+    async fn page(&self, uri: &str) -> String {
+        let (status, content_type, body) = self.get(uri).await;
+        assert_eq!(status, StatusCode::OK, "GET {uri}: {body}");
+        assert!(content_type.starts_with("text/html"), "{content_type}");
+        body
+    }
+}
+
+fn rows(html: &str) -> Vec<&str> {
+    html.split("<td class=\"path\"><a href=\"/1.0/lorry-html/")
+        .skip(1)
+        .map(|rest| &rest[rest.find('>').map_or(0, |i| i + 1)..rest.find("</a>").unwrap_or(0)])
+        .collect()
+}
+
+#[tokio::test]
+async fn html_in_paths_specs_and_output_renders_as_text() {
+    let fx = fixture();
+    let evil = "up/<script>alert(1)</script>";
+    fx.seed(&[lorry(
+        evil,
+        &git_spec(evil, "https://bob:s3cret@example.com/<b>.git"),
+    )]);
+    let job = fx.run(evil, "<script>alert('out')</script>\n", Some(1));
+
+    for uri in [
+        "/1.0/status-html".to_owned(),
+        format!("/1.0/lorry-html/{}", super::encode_path(evil)),
+        format!("/1.0/job-html/{job}"),
+        "/1.0/list-jobs-html".to_owned(),
+    ] {
+        let html = fx.page(&uri).await;
+        assert!(
+            !html.contains("<script>alert"),
+            "{uri} has raw HTML: {html}"
+        );
+        assert!(
+            html.contains("&#60;script&#62;alert"),
+            "{uri} lost the text"
+        );
+        assert!(!html.contains("s3cret"), "{uri} shows a password");
+    }
+    let lorry_page = fx
+        .page(&format!("/1.0/lorry-html/{}", super::encode_path(evil)))
+        .await;
+    assert!(lorry_page.contains("https://***@example.com/&#60;b&#62;.git"));
+    // The redirect back to the lorry page is a path on this server.
+    assert!(
+        lorry_page.contains("value=\"/1.0/lorry-html/up/%3Cscript%3Ealert%281%29%3C/script%3E\"")
+    );
+}
+
+#[tokio::test]
+async fn status_page_counts_orders_and_publishes_failures() {
+    let fx = fixture();
+    fx.seed(&[
+        lorry("a/ok", &git_spec("a/ok", "git://x/ok")),
+        lorry("a/broken", &git_spec("a/broken", "git://x/broken")),
+        lorry("b/waiting", &git_spec("b/waiting", "git://x/waiting")),
+        lorry("b/busy", &git_spec("b/busy", "git://x/busy")),
+    ]);
+    fx.run("a/ok", "fine\n", Some(0));
+    fx.run("a/broken", "fatal: <repository> not found\n", Some(128));
+    fx.run("b/busy", "counting\n", None);
+
+    let html = fx.page("/1.0/status-html").await;
+    // Failed first, then the queue: the due lorry, then by due time.
+    assert_eq!(rows(&html), ["a/broken", "b/waiting", "a/ok", "b/busy"]);
+    for (count, label) in [
+        (4, "lorries"),
+        (1, "failed"),
+        (1, "due"),
+        (1, "running"),
+        (1, "fresh"),
+    ] {
+        assert!(
+            html.contains(&format!(
+                "<span class=\"count\">{count}</span><span class=\"label\">{label}</span>"
+            )),
+            "no count {count} {label}"
+        );
+    }
+    assert!(html.contains("<pre class=\"output\">fatal: &#60;repository&#62; not found\n</pre>"));
+    assert!(html.contains("Queue running"));
+    assert!(html.contains("action=\"/1.0/stop-queue\""));
+    assert!(html.contains("name=\"redirect\" value=\"/1.0/status-html\""));
+
+    // Without --publish-failures the error stays off the status page.
+    let quiet = fixture_with(|dir| config(dir, None, false));
+    quiet.seed(&[lorry("x", &git_spec("x", "git://x/x"))]);
+    quiet.run("x", "secret-ish failure text\n", Some(1));
+    let html = quiet.page("/1.0/status-html").await;
+    assert!(!html.contains("secret-ish failure text"));
+    assert!(html.contains("badge failed"));
+}
+
+#[tokio::test]
+async fn status_page_filters_and_pages() {
+    let fx = fixture();
+    let mut lorries: Vec<NewLorry> = (0..250)
+        .map(|i| {
+            let path = format!("up/r{i:03}");
+            lorry(&path, &git_spec(&path, "git://x/r"))
+        })
+        .collect();
+    lorries.push(lorry("other/z", &git_spec("other/z", "git://x/z")));
+    fx.seed(&lorries);
+    fx.run("up/r007", "no\n", Some(1));
+
+    let first = fx.page("/1.0/status-html").await;
+    assert_eq!(rows(&first).len(), 100);
+    assert_eq!(rows(&first)[0], "up/r007");
+    assert!(first.contains("Showing 1–100 of 251 lorries"));
+    assert!(first.contains("href=\"/1.0/status-html?page=3\""));
+
+    let third = fx.page("/1.0/status-html?page=3").await;
+    assert_eq!(rows(&third).len(), 51);
+    let beyond = fx.page("/1.0/status-html?page=9").await;
+    assert!(rows(&beyond).is_empty());
+
+    let other = fx.page("/1.0/status-html?prefix=other%2F").await;
+    assert_eq!(rows(&other), ["other/z"]);
+    assert!(other.contains("value=\"other/\""));
+
+    let failed = fx.page("/1.0/status-html?prefix=up%2F&state=failed").await;
+    assert_eq!(rows(&failed), ["up/r007"]);
+    let fresh = fx.page("/1.0/status-html?state=fresh").await;
+    assert!(rows(&fresh).is_empty());
+    // Page links keep the filter.
+    let due = fx.page("/1.0/status-html?prefix=up%2F&state=due").await;
+    assert!(due.contains("Showing 1–100 of 249 lorries"));
+    assert!(due.contains("href=\"/1.0/status-html?prefix=up%2F&#38;state=due&#38;page=2\""));
+}
+
+#[tokio::test]
+async fn unknown_things_and_bad_queries_are_4xx_pages() {
+    let fx = fixture();
+    for (uri, status) in [
+        ("/1.0/lorry-html/no/such", StatusCode::NOT_FOUND),
+        ("/1.0/job-html/99", StatusCode::NOT_FOUND),
+        ("/1.0/job-html/abc", StatusCode::NOT_FOUND),
+        ("/1.0/job-html/-1", StatusCode::NOT_FOUND),
+        (
+            "/1.0/job-html/99999999999999999999999",
+            StatusCode::NOT_FOUND,
+        ),
+        ("/1.0/status-html?state=%3Cb%3E", StatusCode::BAD_REQUEST),
+        ("/1.0/status-html?page=-2", StatusCode::BAD_REQUEST),
+        ("/1.0/list-jobs-html?page=x", StatusCode::BAD_REQUEST),
+    ] {
+        let (got, content_type, body) = fx.get(uri).await;
+        assert_eq!(got, status, "GET {uri}: {body}");
+        assert!(
+            content_type.starts_with("text/html"),
+            "{uri}: {content_type}"
+        );
+        assert!(!body.contains("<b>"), "{uri} echoes HTML: {body}");
+    }
+    let (status, _, _) = fx.get("/1.0/job/99/output").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _, _) = fx.get("/1.0/job/abc/output").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // Percent-encoded garbage in a path is still only a 404.
+    let (status, _, _) = fx.get("/1.0/lorry-html/%FF%FE").await;
+    assert!(status.is_client_error(), "{status}");
+}
+
+#[tokio::test]
+async fn job_pages_show_output_and_a_stop_button_while_running() {
+    let fx = fixture();
+    fx.seed(&[lorry("a", &git_spec("a", "git://x/a"))]);
+    let job = fx.run("a", "first line\n", None);
+    let html = fx.page(&format!("/1.0/job-html/{job}")).await;
+    assert!(html.contains("action=\"/1.0/stop-job\""));
+    assert!(html.contains(&format!("name=\"job_id\" value=\"{job}\"")));
+    assert!(html.contains("first line"));
+    assert!(html.contains("data-stream=\"/1.0/job/1/output\""));
+    assert!(html.contains("http-equiv=\"refresh\""), "no-JS fallback");
+    fx.update(job, "done\n", Some(0));
+    let html = fx.page(&format!("/1.0/job-html/{job}")).await;
+    assert!(!html.contains("stop-job"));
+    assert!(!html.contains("data-stream"));
+    assert!(html.contains("first line\ndone\n"));
+    assert!(html.contains("exit 0"));
+
+    let list = fx.page("/1.0/list-jobs-html").await;
+    assert!(list.contains("href=\"/1.0/job-html/1\""));
+    let lorry_page = fx.page("/1.0/lorry-html/a").await;
+    assert!(lorry_page.contains("href=\"/1.0/job-html/1\""));
+    assert!(lorry_page.contains("action=\"/1.0/move-to-top\""));
+    assert!(lorry_page.contains("action=\"/1.0/move-to-bottom\""));
+}
+
+#[tokio::test]
+async fn live_output_streams_until_the_job_ends() {
+    let fx = fixture();
+    fx.seed(&[lorry("a", &git_spec("a", "git://x/a"))]);
+    let job = fx.run("a", "one\n", None);
+    let response = router(fx.state.clone())
+        .oneshot(
+            Request::get(format!("/1.0/job/{job}/output"))
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("response");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers().get("content-type").expect("type"),
+        "text/event-stream"
+    );
+    let mut body = response.into_body().into_data_stream();
+    let mut seen = String::new();
+    let mut next = async || {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), body.next())
+            .await
+            .expect("an event in time");
+        chunk.map(|c| String::from_utf8(c.expect("chunk").to_vec()).expect("utf-8"))
+    };
+    while !seen.contains("\"one\\n\"") {
+        seen.push_str(&next().await.expect("more"));
+    }
+    assert!(seen.contains("event: output"), "{seen}");
+    // New output arrives on the open stream, then the end.
+    fx.update(job, "two <b>\n", Some(3));
+    while let Some(chunk) = next().await {
+        seen.push_str(&chunk);
+    }
+    assert!(seen.contains("data: \"two <b>\\n\""), "{seen}");
+    assert!(seen.contains("event: end\ndata: 3"), "{seen}");
+
+    // Asking after the last chunk gives only the end.
+    let (status, _, body) = fx.get(&format!("/1.0/job/{job}/output?after=2")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!body.contains("event: output"), "{body}");
+    assert!(body.contains("event: end"), "{body}");
+}
+
+#[tokio::test]
+async fn status_requests_write_the_status_file_atomically() {
+    let fx = fixture_with(|dir| config(dir, Some(dir.join("www/status.html")), false));
+    let file = fx.state.config.status_html.clone().expect("configured");
+    std::fs::create_dir_all(file.parent().expect("dir")).expect("mkdir");
+    fx.seed(&[lorry("up/<i>x", &git_spec("up/<i>x", "git://x/x"))]);
+
+    let (status, _, _) = fx.get("/1.0/status").await;
+    assert_eq!(status, StatusCode::OK);
+    let copy = std::fs::read_to_string(&file).expect("status file");
+    assert!(copy.contains("up/&#60;i&#62;x"));
+    assert!(copy.contains("<style>"), "stylesheet inlined");
+    assert!(
+        !copy.contains("<form method=\"post\""),
+        "no buttons in the copy"
+    );
+    assert!(copy.contains("href=\"/1.0/lorry-html/up/%3Ci%3Ex\""));
+
+    fx.seed(&[lorry("up/second", &git_spec("up/second", "git://x/s"))]);
+    // A filtered status-html request still writes the default view.
+    fx.page("/1.0/status-html?prefix=nothing").await;
+    let copy = std::fs::read_to_string(&file).expect("status file");
+    assert!(copy.contains("up/second"));
+    let names: Vec<_> = std::fs::read_dir(file.parent().expect("dir"))
+        .expect("list")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(names, ["status.html"], "temporary files left behind");
+
+    // A status file that cannot be written does not fail the request.
+    let broken = fixture_with(|dir| config(dir, Some(dir.join("missing/dir/s.html")), false));
+    let (status, _, _) = broken.get("/1.0/status").await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn static_files_are_built_in_or_from_the_directory() {
+    let fx = fixture();
+    let (status, content_type, css) = fx.get("/lc-static/style.css").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(content_type.starts_with("text/css"));
+    assert!(css.contains(".badge"));
+    for uri in [
+        "/lc-static/nope.css",
+        "/lc-static/../Cargo.toml",
+        "/lc-static/%2e%2e/Cargo.toml",
+        "/lc-static//etc/passwd",
+    ] {
+        let (status, _, _) = fx.get(uri).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{uri}");
+    }
+
+    let custom = fixture_with(|dir| {
+        std::fs::create_dir_all(dir.join("static")).expect("mkdir");
+        std::fs::write(dir.join("static/style.css"), "body { color: red }").expect("css");
+        std::fs::write(dir.join("secret.txt"), "no").expect("secret");
+        WebConfig {
+            static_files: Some(dir.join("static")),
+            ..config(dir, None, false)
+        }
+    });
+    let (_, _, css) = custom.get("/lc-static/style.css").await;
+    assert_eq!(css, "body { color: red }");
+    let (status, _, js) = custom.get("/lc-static/live-output.js").await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "built-in copy when the directory lacks it"
+    );
+    assert!(js.contains("EventSource"));
+    let (status, _, _) = custom.get("/lc-static/%2E%2E/secret.txt").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

@@ -1,0 +1,473 @@
+//! The admin pages in a real browser: headless Chromium driven over
+//! WebDriver against the real webapp binary with real data.
+//!
+//! Needs Debian's `chromium` and `chromium-driver` (`/usr/bin/chromium`,
+//! `/usr/bin/chromedriver`); CI installs them, and without them this test
+//! fails, naming the packages. Screenshots of every page go to
+//! `target/screenshots/`.
+//!
+//! The WebDriver client is the few W3C commands we use (session, navigate,
+//! find, click, text, script, screenshot, and chromedriver's log endpoint)
+//! spoken with the blocking reqwest the other end-to-end tests already use:
+//! the same thing a client crate would send, without its dependency tree.
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use base64::Engine;
+use common::{READY_TIMEOUT, Webapp, git_lorry, wait_for};
+use serde_json::{Value, json};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const T0: i64 = 1_700_000_000;
+
+/// The W3C name of an element reference in WebDriver answers.
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// A chromedriver process, killed when dropped.
+struct ChromeDriver {
+    child: Child,
+    url: String,
+}
+
+impl Drop for ChromeDriver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl ChromeDriver {
+    fn start(dir: &Path) -> ChromeDriver {
+        for program in [CHROMIUM, CHROMEDRIVER] {
+            assert!(
+                Path::new(program).exists(),
+                "{program} is missing: the browser tests need the Debian packages \
+                 `chromium` and `chromium-driver` (apt-get install chromium chromium-driver)"
+            );
+        }
+        // chromedriver cannot report a port it picked; take a free one.
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let child = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .arg(format!(
+                "--log-path={}",
+                dir.join("chromedriver.log").display()
+            ))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let driver = ChromeDriver {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let http = client();
+        wait_for("chromedriver to be ready", READY_TIMEOUT, || {
+            let status: Value = http
+                .get(format!("{}/status", driver.url))
+                .send()
+                .ok()?
+                .json()
+                .ok()?;
+            status["value"]["ready"].as_bool().filter(|r| *r)
+        });
+        driver
+    }
+
+    fn session(&self, profile: &Path) -> Browser {
+        let args = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--window-size=1280,900",
+            &format!("--user-data-dir={}", profile.display()),
+        ];
+        let capabilities = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {"binary": CHROMIUM, "args": args},
+            "goog:loggingPrefs": {"browser": "ALL"},
+        }}});
+        let http = client();
+        let answer = command(
+            &http,
+            reqwest::Method::POST,
+            &format!("{}/session", self.url),
+            Some(capabilities),
+        );
+        let id = answer["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session id in {answer}"))
+            .to_owned();
+        Browser {
+            http,
+            base: format!("{}/session/{id}", self.url),
+        }
+    }
+}
+
+fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()
+        .expect("http client")
+}
+
+/// Sends one WebDriver command; its `value`, or a panic naming the error.
+fn command(
+    http: &reqwest::blocking::Client,
+    method: reqwest::Method,
+    url: &str,
+    body: Option<Value>,
+) -> Value {
+    let mut request = http.request(method.clone(), url);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request
+        .send()
+        .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    let status = response.status();
+    let answer: Value = response.json().expect("WebDriver answers JSON");
+    assert!(status.is_success(), "{method} {url}: {status} {answer}");
+    answer["value"].clone()
+}
+
+/// One browser session, ended when dropped.
+struct Browser {
+    http: reqwest::blocking::Client,
+    base: String,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.http.delete(&self.base).send();
+    }
+}
+
+impl Browser {
+    fn cmd(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        command(&self.http, method, &format!("{}{path}", self.base), body)
+    }
+
+    fn goto(&self, url: &str) {
+        self.cmd(reqwest::Method::POST, "/url", Some(json!({ "url": url })));
+    }
+
+    fn current_url(&self) -> String {
+        self.cmd(reqwest::Method::GET, "/url", None)
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    fn script(&self, script: &str) -> Value {
+        self.cmd(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({"script": script, "args": []})),
+        )
+    }
+
+    /// Elements matching a CSS selector.
+    fn find_all(&self, css: &str) -> Vec<String> {
+        self.cmd(
+            reqwest::Method::POST,
+            "/elements",
+            Some(json!({"using": "css selector", "value": css})),
+        )
+        .as_array()
+        .map(|all| {
+            all.iter()
+                .filter_map(|e| e[ELEMENT].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+    }
+
+    fn find(&self, css: &str) -> String {
+        self.find_all(css)
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| panic!("no element {css} on {}", self.current_url()))
+    }
+
+    fn text(&self, css: &str) -> String {
+        let id = self.find(css);
+        self.cmd(reqwest::Method::GET, &format!("/element/{id}/text"), None)
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// Clicks `css` and waits for the page it leads to.
+    fn click(&self, css: &str) {
+        let id = self.find(css);
+        self.cmd(
+            reqwest::Method::POST,
+            &format!("/element/{id}/click"),
+            Some(json!({})),
+        );
+        wait_for("the page to load", READY_TIMEOUT, || {
+            (self.script("return document.readyState") == "complete").then_some(())
+        });
+    }
+
+    fn screenshot(&self, name: &str) {
+        let png = self.cmd(reqwest::Method::GET, "/screenshot", None);
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(png.as_str().expect("base64 PNG"))
+            .expect("valid base64");
+        let dir = screenshots();
+        std::fs::create_dir_all(&dir).expect("create target/screenshots");
+        std::fs::write(dir.join(format!("{name}.png")), bytes).expect("write screenshot");
+    }
+
+    /// Fails on any console error since the last call.
+    fn assert_no_console_errors(&self, page: &str) {
+        let log = self.cmd(
+            reqwest::Method::POST,
+            "/se/log",
+            Some(json!({"type": "browser"})),
+        );
+        let errors: Vec<&Value> = log
+            .as_array()
+            .expect("log entries")
+            .iter()
+            .filter(|e| e["level"] == "SEVERE")
+            .collect();
+        assert!(errors.is_empty(), "console errors on {page}: {errors:?}");
+    }
+}
+
+fn screenshots() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots")
+}
+
+/// A job through give-me-job, with `output` reported and, if `exit` is given, ended.
+fn job(app: &Webapp, output: &str, exit: Option<i64>) -> (i64, String) {
+    let job = app.post_ok("/1.0/give-me-job", &[("host", "minion-1"), ("pid", "4242")]);
+    let id = job["job_id"].as_i64().expect("a job was handed out");
+    let exit = exit.map_or_else(|| "no".to_owned(), |e| e.to_string());
+    app.post_ok(
+        "/1.0/job-update",
+        &[
+            ("job_id", &id.to_string()),
+            ("exit", &exit),
+            ("stdout", output),
+            ("disk_usage", "1843200"),
+        ],
+    );
+    (id, job["path"].as_str().expect("path").to_owned())
+}
+
+#[test]
+fn admin_pages_work_in_a_real_browser() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let status_file = dir.path().join("www/status.html");
+    std::fs::create_dir_all(status_file.parent().expect("www")).expect("mkdir");
+    let app = Webapp::start(
+        dir.path(),
+        &[
+            "--publish-failures",
+            &format!("--status-html={}", status_file.display()),
+        ],
+    );
+    app.pretend_time(T0);
+    let mut lorries = vec![
+        git_lorry("upstream/linux", 3600, 600),
+        git_lorry("upstream/gcc", 3600, 600),
+        git_lorry("upstream/<b>not bold</b>", 3600, 600),
+        git_lorry("baserock/morph", 7200, 600),
+    ];
+    lorries.extend((0..40).map(|i| git_lorry(&format!("mirrors/project-{i:02}"), 86_400, 600)));
+    app.seed(&lorries);
+
+    // Real jobs: one fails, one succeeds, one is still running.
+    let (failed, failed_path) = job(
+        &app,
+        "fatal: unable to access 'https://example.invalid/': Could not resolve host\n",
+        Some(128),
+    );
+    let (_ok, _) = job(&app, "Fetching...\nPushing refs\n", Some(0));
+    let (running, _) = job(&app, "Counting objects: 42% <done?>\n", None);
+    app.pretend_time(T0 + 95);
+
+    let driver = ChromeDriver::start(dir.path());
+    let browser = driver.session(&dir.path().join("chromium-profile"));
+    let page = |path: &str| app.url(path);
+
+    // Status page: counts, failures first, the escaped lorry name.
+    browser.goto(&page("/1.0/status-html"));
+    assert_eq!(
+        browser.script("return document.title"),
+        "Status · Lorry Controller"
+    );
+    let first_row = browser.text("table.queue tbody tr td.path");
+    assert_eq!(first_row, failed_path, "failed lorry comes first");
+    assert!(
+        browser
+            .text("table.queue")
+            .contains("upstream/<b>not bold</b>")
+    );
+    assert!(
+        browser.find_all("table.queue b").is_empty(),
+        "HTML in a path rendered"
+    );
+    assert!(
+        browser
+            .text("pre.output")
+            .contains("Could not resolve host")
+    );
+    assert!(browser.text(".pill").contains("Queue running"));
+    assert!(
+        !browser
+            .find_all("form[action='/1.0/read-configuration'] button")
+            .is_empty()
+    );
+    assert!(
+        !browser
+            .find_all("form[action='/1.0/force-ls-troves'] button")
+            .is_empty()
+    );
+    browser.screenshot("status");
+    browser.assert_no_console_errors("the status page");
+
+    // Stop the queue and start it again with the buttons.
+    browser.click("form[action='/1.0/stop-queue'] button");
+    assert_eq!(app.get_ok("/1.0/status")["running_queue"], false);
+    assert_eq!(browser.current_url(), page("/1.0/status-html"));
+    assert!(browser.text(".pill").contains("Queue stopped"));
+    browser.screenshot("status-queue-stopped");
+    browser.click("form[action='/1.0/start-queue'] button");
+    assert_eq!(app.get_ok("/1.0/status")["running_queue"], true);
+    assert!(browser.text(".pill").contains("Queue running"));
+
+    // Filtering with the form, and paging.
+    let prefix = browser.find("input[name='prefix']");
+    browser.cmd(
+        reqwest::Method::POST,
+        &format!("/element/{prefix}/value"),
+        Some(json!({"text": "mirrors/"})),
+    );
+    browser.click("form.filter button");
+    assert!(browser.current_url().contains("prefix=mirrors%2F"));
+    let rows = browser.find_all("table.queue tbody tr td.path");
+    assert_eq!(rows.len(), 40);
+    browser.screenshot("status-filtered");
+    browser.goto(&page("/1.0/status-html?state=failed"));
+    assert_eq!(browser.find_all("table.queue tbody tr td.path").len(), 1);
+    browser.assert_no_console_errors("the filtered status page");
+
+    // The lorry page: Move to top.
+    let target = "mirrors/project-39";
+    assert_ne!(app.queue()[0], target);
+    browser.goto(&page(&format!("/1.0/lorry-html/{target}")));
+    assert!(browser.text("h1").contains(target));
+    assert!(
+        browser
+            .text("dl")
+            .contains("git://example.invalid/mirrors/project-39")
+    );
+    browser.screenshot("lorry");
+    browser.click("form[action='/1.0/move-to-top'] button");
+    assert_eq!(app.queue()[0], target);
+    assert_eq!(
+        browser.current_url(),
+        page(&format!("/1.0/lorry-html/{target}"))
+    );
+    browser.assert_no_console_errors("the lorry page");
+
+    // The failed lorry's page shows its error.
+    browser.goto(&page(&format!("/1.0/lorry-html/{failed_path}")));
+    assert!(
+        browser
+            .text("pre.output")
+            .contains("Could not resolve host")
+    );
+    browser.screenshot("lorry-failed");
+
+    // A running job's page: output arrives live, then Stop job.
+    browser.goto(&page(&format!("/1.0/job-html/{running}")));
+    assert!(
+        browser
+            .text("#output")
+            .contains("Counting objects: 42% <done?>")
+    );
+    wait_for("the live stream to open", READY_TIMEOUT, || {
+        browser.text("#live").contains("live").then_some(())
+    });
+    app.post_ok(
+        "/1.0/job-update",
+        &[
+            ("job_id", &running.to_string()),
+            ("exit", "no"),
+            ("stdout", "Counting objects: 100% <done>\n"),
+        ],
+    );
+    wait_for("new output on the page", READY_TIMEOUT, || {
+        browser
+            .text("#output")
+            .contains("Counting objects: 100% <done>")
+            .then_some(())
+    });
+    browser.screenshot("job-running");
+    browser.assert_no_console_errors("the running job's page");
+    browser.click("form[action='/1.0/stop-job'] button");
+    assert_eq!(app.get_ok(&format!("/1.0/job/{running}"))["kill_job"], true);
+    assert!(browser.text("#job-state").contains("stopping"));
+    // The minion ends the job; the open page notices and reloads itself.
+    wait_for("the live stream to reopen", READY_TIMEOUT, || {
+        browser.text("#live").contains("live").then_some(())
+    });
+    app.post_ok(
+        "/1.0/job-update",
+        &[
+            ("job_id", &running.to_string()),
+            ("exit", "143"),
+            ("stderr", "killed by the webapp\n"),
+        ],
+    );
+    wait_for("the page to show the end", READY_TIMEOUT, || {
+        browser
+            .text("#job-state")
+            .contains("exit 143")
+            .then_some(())
+    });
+    assert!(browser.find_all("form[action='/1.0/stop-job']").is_empty());
+    browser.screenshot("job-ended");
+    browser.assert_no_console_errors("the ended job's page");
+
+    // The job list.
+    browser.goto(&page("/1.0/list-jobs-html"));
+    assert_eq!(browser.find_all("table.jobs tbody tr").len(), 3);
+    assert!(browser.text("table.jobs").contains(&format!("#{failed}")));
+    browser.screenshot("jobs");
+    browser.assert_no_console_errors("the job list");
+
+    // Unknown things are pages too.
+    browser.goto(&page("/1.0/job-html/999"));
+    assert!(browser.text("main").contains("no job"));
+
+    // The status file, opened from disk, is styled and shows the fleet.
+    browser.goto(&format!("file://{}", status_file.display()));
+    assert!(browser.text("table.queue").contains("upstream/linux"));
+    let background = browser
+        .script("return getComputedStyle(document.querySelector('header.bar')).backgroundColor");
+    assert_eq!(background, "rgb(29, 36, 48)", "inline stylesheet applied");
+    browser.screenshot("status-file");
+}
