@@ -227,6 +227,14 @@ impl Browser {
         });
     }
 
+    fn resize(&self, width: u32, height: u32) {
+        self.cmd(
+            reqwest::Method::POST,
+            "/window/rect",
+            Some(json!({"width": width, "height": height})),
+        );
+    }
+
     fn screenshot(&self, name: &str) {
         let png = self.cmd(reqwest::Method::GET, "/screenshot", None);
         let bytes = base64::engine::general_purpose::STANDARD
@@ -346,6 +354,18 @@ fn admin_pages_work_in_a_real_browser() {
     );
     browser.screenshot("status");
     browser.assert_no_console_errors("the status page");
+
+    // On a phone-sized window the page does not scroll sideways: wide
+    // tables scroll inside their own box.
+    browser.resize(420, 900);
+    browser.goto(&page("/1.0/status-html"));
+    assert_eq!(
+        browser.script("return document.documentElement.scrollWidth <= window.innerWidth"),
+        true,
+        "the status page overflows a narrow window"
+    );
+    browser.screenshot("status-narrow");
+    browser.resize(1280, 900);
 
     // Stop the queue and start it again with the buttons.
     browser.click("form[action='/1.0/stop-queue'] button");
@@ -470,4 +490,16 @@ fn admin_pages_work_in_a_real_browser() {
         .script("return getComputedStyle(document.querySelector('header.bar')).backgroundColor");
     assert_eq!(background, "rgb(29, 36, 48)", "inline stylesheet applied");
     browser.screenshot("status-file");
+
+    // Re-read configuration, last: it may replace the seeded lorries with
+    // CONFGIT's. Clicked once the webapp implements it (it answers 501
+    // until then); its button was checked on the status page above.
+    if app.post("/1.0/read-configuration", &[]).status != 501 {
+        browser.goto(&page("/1.0/status-html"));
+        browser.click("form[action='/1.0/read-configuration'] button");
+        assert_eq!(browser.current_url(), page("/1.0/status-html"));
+        assert!(browser.text(".pill").contains("Queue running"));
+        app.get_ok("/1.0/status");
+        browser.assert_no_console_errors("the status page after re-reading CONFGIT");
+    }
 }
