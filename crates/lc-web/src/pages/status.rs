@@ -253,7 +253,11 @@ fn build(
         .map(|h| HostRow {
             last_run: When::ago(h.ls_last_run, now),
             interval: timefmt::span(h.ls_interval),
-            due: When::until(h.ls_last_run + h.ls_interval, now),
+            due: if h.ls_last_run <= 0 {
+                When::unknown("now (never listed)")
+            } else {
+                When::until(h.ls_last_run + h.ls_interval, now)
+            },
             error: h
                 .ls_last_error
                 .map(|e| lc_core::redact::redact(&e).into_owned()),
@@ -417,6 +421,75 @@ mod tests {
         assert!(StatusQuery::parse(Some("state=bogus")).is_err());
         assert!(StatusQuery::parse(Some("page=0")).is_err());
         assert!(StatusQuery::parse(Some("page=x")).is_err());
+    }
+
+    #[test]
+    fn hosts_and_configuration_problems_are_shown_escaped() {
+        let host = |name: &str, last: i64, error: Option<&str>| lc_api::HostInfo {
+            host: name.into(),
+            host_type: "gitlab".into(),
+            protocol: "https".into(),
+            lorry_interval: 3600,
+            lorry_timeout: 600,
+            ls_interval: 7200,
+            ls_last_run: last,
+            ls_last_error: error.map(str::to_owned),
+            last_run_nice: String::new(),
+            ls_interval_nice: String::new(),
+            due_nice: String::new(),
+            prefixmap: serde_json::json!({}),
+            ignore: Vec::new(),
+        };
+        let now = 1_700_000_000;
+        let snap = Snapshot {
+            running_queue: false,
+            max_jobs: Some(4),
+            hosts: vec![
+                host("<i>git.example</i>", 0, None),
+                host(
+                    "gl.example",
+                    now - 600,
+                    Some("GET https://u:tok3n@gl.example/api: <b>401</b>"),
+                ),
+            ],
+            problems: vec![ConfigProblem {
+                file: "lorries/<x>.lorry".into(),
+                item: Some("up/<y>".into()),
+                problem: "url is <missing>".into(),
+            }],
+            page: QueuePage {
+                counts: Default::default(),
+                matching: 0,
+                lorries: Vec::new(),
+            },
+            now,
+        };
+        let query = StatusQuery {
+            page: 1,
+            ..StatusQuery::default()
+        };
+        let html = build(&query, snap, 1 << 30, false)
+            .render()
+            .expect("render");
+        for raw in ["<i>", "<b>", "<x>", "<y>", "<missing>", "tok3n"] {
+            assert!(!html.contains(raw), "{raw} shown raw: {html}");
+        }
+        for shown in [
+            "&#60;i&#62;git.example&#60;/i&#62;",
+            "now (never listed)",
+            "in 1 h 50 min",
+            "10 min ago",
+            "https://***@gl.example/api: &#60;b&#62;401&#60;/b&#62;",
+            "lorries/&#60;x&#62;.lorry",
+            "url is &#60;missing&#62;",
+            "Queue stopped",
+            "action=\"/1.0/start-queue\"",
+            "<strong>4</strong>",
+            "<strong>1.0 GiB</strong>",
+            "No lorries.",
+        ] {
+            assert!(html.contains(shown), "{shown} missing: {html}");
+        }
     }
 
     #[test]
