@@ -134,17 +134,28 @@ fn command(
     url: &str,
     body: Option<Value>,
 ) -> Value {
-    let mut request = http.request(method.clone(), url);
+    try_command(http, method.clone(), url, body).unwrap_or_else(|e| panic!("{method} {url}: {e}"))
+}
+
+/// Sends one WebDriver command; its `value`, or the error.
+fn try_command(
+    http: &reqwest::blocking::Client,
+    method: reqwest::Method,
+    url: &str,
+    body: Option<Value>,
+) -> Result<Value, String> {
+    let mut request = http.request(method, url);
     if let Some(body) = body {
         request = request.json(&body);
     }
-    let response = request
-        .send()
-        .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    let response = request.send().map_err(|e| e.to_string())?;
     let status = response.status();
-    let answer: Value = response.json().expect("WebDriver answers JSON");
-    assert!(status.is_success(), "{method} {url}: {status} {answer}");
-    answer["value"].clone()
+    let answer: Value = response.json().map_err(|e| e.to_string())?;
+    if status.is_success() {
+        Ok(answer["value"].clone())
+    } else {
+        Err(format!("{status} {answer}"))
+    }
 }
 
 /// One browser session, ended when dropped.
@@ -206,6 +217,36 @@ impl Browser {
             .unwrap_or_else(|| panic!("no element {css} on {}", self.current_url()))
     }
 
+    /// The text of `css`, or `None` while it is missing or the page is
+    /// being replaced (a reload makes found elements stale): for polling.
+    fn try_text(&self, css: &str) -> Option<String> {
+        let found = try_command(
+            &self.http,
+            reqwest::Method::POST,
+            &format!("{}/element", self.base),
+            Some(json!({"using": "css selector", "value": css})),
+        )
+        .ok()?;
+        let id = found[ELEMENT].as_str()?;
+        let text = try_command(
+            &self.http,
+            reqwest::Method::GET,
+            &format!("{}/element/{id}/text", self.base),
+            None,
+        )
+        .ok()?;
+        text.as_str().map(str::to_owned)
+    }
+
+    /// Polls until the text of `css` contains `wanted`.
+    fn wait_for_text(&self, css: &str, wanted: &str) {
+        wait_for(&format!("{wanted:?} in {css}"), READY_TIMEOUT, || {
+            self.try_text(css)
+                .filter(|text| text.contains(wanted))
+                .map(|_| ())
+        });
+    }
+
     fn text(&self, css: &str) -> String {
         let id = self.find(css);
         self.cmd(reqwest::Method::GET, &format!("/element/{id}/text"), None)
@@ -217,13 +258,24 @@ impl Browser {
     /// Clicks `css` and waits for the page it leads to.
     fn click(&self, css: &str) {
         let id = self.find(css);
+        // Marks the old document, to tell it from the one the click loads.
+        self.script("window.lcOldPage = true");
         self.cmd(
             reqwest::Method::POST,
             &format!("/element/{id}/click"),
             Some(json!({})),
         );
-        wait_for("the page to load", READY_TIMEOUT, || {
-            (self.script("return document.readyState") == "complete").then_some(())
+        wait_for("the next page to load", READY_TIMEOUT, || {
+            let loaded = try_command(
+                &self.http,
+                reqwest::Method::POST,
+                &format!("{}/execute/sync", self.base),
+                Some(json!({
+                    "script": "return !window.lcOldPage && document.readyState === 'complete'",
+                    "args": [],
+                })),
+            );
+            (loaded.ok()? == true).then_some(())
         });
     }
 
@@ -428,9 +480,7 @@ fn admin_pages_work_in_a_real_browser() {
             .text("#output")
             .contains("Counting objects: 42% <done?>")
     );
-    wait_for("the live stream to open", READY_TIMEOUT, || {
-        browser.text("#live").contains("live").then_some(())
-    });
+    browser.wait_for_text("#live", "live");
     app.post_ok(
         "/1.0/job-update",
         &[
@@ -439,21 +489,14 @@ fn admin_pages_work_in_a_real_browser() {
             ("stdout", "Counting objects: 100% <done>\n"),
         ],
     );
-    wait_for("new output on the page", READY_TIMEOUT, || {
-        browser
-            .text("#output")
-            .contains("Counting objects: 100% <done>")
-            .then_some(())
-    });
+    browser.wait_for_text("#output", "Counting objects: 100% <done>");
     browser.screenshot("job-running");
     browser.assert_no_console_errors("the running job's page");
     browser.click("form[action='/1.0/stop-job'] button");
     assert_eq!(app.get_ok(&format!("/1.0/job/{running}"))["kill_job"], true);
     assert!(browser.text("#job-state").contains("stopping"));
     // The minion ends the job; the open page notices and reloads itself.
-    wait_for("the live stream to reopen", READY_TIMEOUT, || {
-        browser.text("#live").contains("live").then_some(())
-    });
+    browser.wait_for_text("#live", "live");
     app.post_ok(
         "/1.0/job-update",
         &[
@@ -462,12 +505,7 @@ fn admin_pages_work_in_a_real_browser() {
             ("stderr", "killed by the webapp\n"),
         ],
     );
-    wait_for("the page to show the end", READY_TIMEOUT, || {
-        browser
-            .text("#job-state")
-            .contains("exit 143")
-            .then_some(())
-    });
+    browser.wait_for_text("#job-state", "exit 143");
     assert!(browser.find_all("form[action='/1.0/stop-job']").is_empty());
     browser.screenshot("job-ended");
     browser.assert_no_console_errors("the ended job's page");

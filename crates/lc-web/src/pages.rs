@@ -150,6 +150,8 @@ struct LorryPage {
     disk: String,
     error: Option<String>,
     jobs: Vec<JobRow>,
+    /// The jobs table has no path column here: they are all this lorry's.
+    show_path: bool,
     jobs_total: usize,
     spec: String,
 }
@@ -188,6 +190,7 @@ pub async fn lorry_html(
             .clone()
             .filter(|_| lorry.last_run_exit.as_deref().is_some_and(|e| e != "0")),
         jobs: jobs.iter().map(|j| JobRow::new(j, now)).collect(),
+        show_path: false,
         jobs_total: usize::try_from(jobs_total).unwrap_or(0),
         spec: lorry.text,
         from_host: lorry.from_host,
@@ -269,6 +272,7 @@ struct JobsPage {
     chrome: Chrome,
     range_text: String,
     jobs: Vec<JobRow>,
+    show_path: bool,
     pager: Vec<PagerLink>,
 }
 
@@ -294,6 +298,7 @@ pub async fn list_jobs_html(State(state): State<AppState>, RawQuery(raw): RawQue
         chrome: Chrome::new("Jobs", now),
         range_text: view::range_text(first, jobs.len(), total, "jobs"),
         jobs: jobs.iter().map(|j| JobRow::new(j, now)).collect(),
+        show_path: true,
         pager: pager(page, total, |n| format!("/1.0/list-jobs-html?page={n}")),
     };
     Ok(Html(view.render()?))

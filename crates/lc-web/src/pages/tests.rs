@@ -369,6 +369,26 @@ async fn live_output_streams_until_the_job_ends() {
     assert_eq!(status, StatusCode::OK);
     assert!(!body.contains("event: output"), "{body}");
     assert!(body.contains("event: end"), "{body}");
+
+    // A reconnecting browser's Last-Event-ID wins over the page's ?after=.
+    let response = router(fx.state.clone())
+        .oneshot(
+            Request::get(format!("/1.0/job/{job}/output?after=0"))
+                .header("last-event-id", "1")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("response");
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("body");
+    let body = String::from_utf8(body.to_vec()).expect("utf-8");
+    assert!(!body.contains("one"), "{body}");
+    assert!(body.contains("two <b>"), "{body}");
+
+    let (status, _, _) = fx.get(&format!("/1.0/job/{job}/output?after=x")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test]
