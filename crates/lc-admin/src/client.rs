@@ -34,7 +34,7 @@ pub enum Error {
         message: String,
     },
     /// The webapp answered 5xx.
-    #[error("the webapp failed: {message} (HTTP {status} from {url})")]
+    #[error("{} {message} (HTTP {status} from {url})", failed_prefix(*.status))]
     Failed {
         url: Url,
         status: u16,
@@ -62,6 +62,15 @@ impl Error {
             | Error::BadAnswer { .. }
             | Error::Client(_) => EXIT_UNAVAILABLE,
         }
+    }
+}
+
+/// How a 5xx message starts: 501 is an older webapp without the endpoint.
+fn failed_prefix(status: u16) -> &'static str {
+    if status == 501 {
+        "the webapp does not support this yet:"
+    } else {
+        "the webapp failed:"
     }
 }
 
@@ -304,6 +313,18 @@ mod tests {
             message: String::new(),
         };
         assert_eq!(failed.exit_code(), EXIT_UNAVAILABLE);
+        assert!(failed.to_string().starts_with("the webapp failed: "));
+        let unsupported = Error::Failed {
+            url: url.clone(),
+            status: 501,
+            message: "no".into(),
+        };
+        assert!(
+            unsupported
+                .to_string()
+                .starts_with("the webapp does not support this yet: no (HTTP 501"),
+            "{unsupported}"
+        );
         let bad = Error::BadAnswer {
             url,
             reason: String::new(),
