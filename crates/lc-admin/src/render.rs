@@ -329,6 +329,59 @@ mod tests {
     }
 
     #[test]
+    fn status_lists_hosts_and_confgit_problems() {
+        let status = Status {
+            running_queue: false,
+            run_queue: Vec::new(),
+            hosts: vec![lc_api::HostInfo {
+                host: "git.example.org".into(),
+                host_type: "gitlab".into(),
+                protocol: "https".into(),
+                lorry_interval: 3600,
+                lorry_timeout: 3600,
+                ls_interval: 3600,
+                ls_last_run: 0,
+                ls_last_error: Some("401 Unauthorized".into()),
+                last_run_nice: "never".into(),
+                ls_interval_nice: "1 h".into(),
+                due_nice: "now".into(),
+                prefixmap: json!({}),
+                ignore: Vec::new(),
+            }],
+            max_jobs: Some(2),
+            disk_free: 3 * 1024 * 1024 * 1024,
+            disk_free_mib: 3072.0,
+            disk_free_gib: 3.0,
+            timestamp: "2023-11-14 22:13:20 UTC".into(),
+            config_problems: vec![lc_api::ConfigProblem {
+                file: "bad.lorry".into(),
+                item: None,
+                problem: "not JSON".into(),
+            }],
+            publish_failures: false,
+            warning_msg: String::new(),
+        };
+        assert_eq!(
+            self::status(&status),
+            "queue:      stopped (no jobs are handed out)\n\
+             max jobs:   2\n\
+             disk free:  3.0 GiB\n\
+             time:       2023-11-14 22:13:20 UTC\n\
+             lorries:    0 (0 running)\n\
+             \n\
+             The run queue is empty.\n\
+             \n\
+             Upstream Hosts:\n\
+             HOST             TYPE    PROTOCOL  LAST LISTED  NEXT  ERROR\n\
+             git.example.org  gitlab  https     never        now   401 Unauthorized\n\
+             \n\
+             CONFGIT problems:\n\
+             FILE       ITEM  PROBLEM\n\
+             bad.lorry        not JSON\n"
+        );
+    }
+
+    #[test]
     fn removed_jobs_reads_well() {
         let r = |v: Vec<i64>| RemovedJobs { removed_jobs: v };
         assert_eq!(removed_jobs(&r(vec![]), "old"), "No old jobs to remove.\n");
