@@ -1,0 +1,194 @@
+//! The two webapp calls a minion makes: `give-me-job` and `job-update`.
+
+use std::time::Duration;
+
+use lc_api::{ErrorBody, GiveMeJob, JobInfo};
+use serde::de::DeserializeOwned;
+
+use crate::Error;
+
+/// Why a call to the webapp failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("webapp unreachable at {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("webapp failed {url} with status {status}: {message}")]
+    Server {
+        url: String,
+        status: u16,
+        message: String,
+    },
+    #[error("webapp refused {url} with status {status}: {message}")]
+    Refused {
+        url: String,
+        status: u16,
+        message: String,
+    },
+    #[error("webapp's answer to {url} is not what was expected: {reason}")]
+    BadAnswer { url: String, reason: String },
+}
+
+impl ClientError {
+    /// Whether trying again later may succeed: the webapp was away, broken
+    /// for a moment, or answered garbage. A 4xx refusal is final.
+    pub fn is_transient(&self) -> bool {
+        !matches!(self, ClientError::Refused { .. })
+    }
+
+    /// Whether the webapp no longer has the job as running: it ended it
+    /// (409, for instance as a ghost) or forgot it (404).
+    pub fn job_is_gone(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Refused {
+                status: 404 | 409,
+                ..
+            }
+        )
+    }
+}
+
+/// A job handed out by `give-me-job`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    pub job_id: i64,
+    pub path: String,
+    /// The `.lorry` spec to mirror.
+    pub text: String,
+    pub lorry_timeout: i64,
+}
+
+/// What a `job-update` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Running,
+    Exited(i32),
+}
+
+/// A client of one webapp.
+#[derive(Debug, Clone)]
+pub struct WebappClient {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl WebappClient {
+    /// `base` is `http://host:port`; every request times out after `timeout`.
+    /// Proxy variables of the minion's own environment are not used: they
+    /// are meant for lorry's traffic to upstreams, not for the webapp.
+    pub fn new(base: &str, timeout: Duration) -> Result<Self, Error> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .no_proxy()
+            .build()
+            .map_err(|e| Error::HttpClient(e.to_string()))?;
+        Ok(WebappClient {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+        })
+    }
+
+    pub async fn give_me_job(&self, host: &str, pid: u32) -> Result<Option<Job>, ClientError> {
+        let pid = pid.to_string();
+        let answer: GiveMeJob = self
+            .post("/1.0/give-me-job", &[("host", host), ("pid", &pid)])
+            .await?;
+        match (answer.job_id, answer.lorry) {
+            (None, _) => Ok(None),
+            (Some(job_id), Some(lorry)) => Ok(Some(Job {
+                job_id,
+                path: lorry.path,
+                text: lorry.text,
+                lorry_timeout: lorry.lorry_timeout,
+            })),
+            (Some(job_id), None) => Err(ClientError::BadAnswer {
+                url: self.url("/1.0/give-me-job"),
+                reason: format!("job {job_id} without its lorry"),
+            }),
+        }
+    }
+
+    pub async fn job_update(
+        &self,
+        job_id: i64,
+        exit: Exit,
+        stdout: &str,
+        stderr: &str,
+        disk_usage: Option<u64>,
+    ) -> Result<JobInfo, ClientError> {
+        let job_id = job_id.to_string();
+        let exit = match exit {
+            Exit::Running => lc_api::EXIT_RUNNING.to_owned(),
+            Exit::Exited(code) => code.to_string(),
+        };
+        let disk_usage = disk_usage.map(|n| n.to_string());
+        let mut form = vec![
+            ("job_id", job_id.as_str()),
+            ("exit", exit.as_str()),
+            ("stdout", stdout),
+            ("stderr", stderr),
+        ];
+        if let Some(bytes) = &disk_usage {
+            form.push(("disk_usage", bytes.as_str()));
+        }
+        self.post("/1.0/job-update", &form).await
+    }
+
+    fn url(&self, endpoint: &str) -> String {
+        format!("{}{endpoint}", self.base)
+    }
+
+    async fn post<T: DeserializeOwned>(
+        &self,
+        endpoint: &str,
+        form: &[(&str, &str)],
+    ) -> Result<T, ClientError> {
+        let url = self.url(endpoint);
+        let unreachable = |e: reqwest::Error| ClientError::Unreachable {
+            url: url.clone(),
+            reason: error_chain(&e),
+        };
+        let response = self
+            .http
+            .post(&url)
+            .form(form)
+            .send()
+            .await
+            .map_err(unreachable)?;
+        let status = response.status().as_u16();
+        let body = response.bytes().await.map_err(unreachable)?;
+        if (200..300).contains(&status) {
+            return serde_json::from_slice(&body).map_err(|e| ClientError::BadAnswer {
+                url: url.clone(),
+                reason: e.to_string(),
+            });
+        }
+        let message = serde_json::from_slice::<ErrorBody>(&body)
+            .map(|b| b.error)
+            .unwrap_or_else(|_| String::from_utf8_lossy(&body).chars().take(200).collect());
+        if (400..500).contains(&status) {
+            Err(ClientError::Refused {
+                url,
+                status,
+                message,
+            })
+        } else {
+            Err(ClientError::Server {
+                url,
+                status,
+                message,
+            })
+        }
+    }
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,307 @@
+//! What the minion runs with: the webapp's address, its timings, and how to
+//! start `lorry`.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use lc_core::proxy::ProxyConfig;
+use lc_core::redact::Secret;
+
+use crate::Error;
+use crate::output::Redactor;
+
+/// Everything [`crate::run`] needs.
+#[derive(Debug, Clone)]
+pub struct MinionConfig {
+    /// `http://host:port` of the webapp, without a trailing slash.
+    pub webapp: String,
+    /// Timeout of each request to the webapp.
+    pub webapp_timeout: Duration,
+    /// How long to wait before asking again when there was no job.
+    pub sleep: Duration,
+    /// How often a running job's new output is sent (the job's heartbeat).
+    pub update_interval: Duration,
+    /// Longest wait between retries while the webapp is unreachable.
+    pub retry_max: Duration,
+    /// Time between SIGTERM and SIGKILL to lorry's process group.
+    pub kill_grace: Duration,
+    /// After SIGTERM to the minion, how long it keeps trying to report the
+    /// killed job to an unreachable webapp before it gives up and exits.
+    pub shutdown_report_timeout: Duration,
+    /// Most bytes of each stream kept while the webapp is unreachable.
+    pub output_cap: usize,
+    /// Host name and process id given in give-me-job.
+    pub host: String,
+    pub pid: u32,
+    pub lorry: LorryCommand,
+    /// lorry's working area, for the disk usage reported at a job's end.
+    pub working_area: Option<PathBuf>,
+    pub redactor: Redactor,
+}
+
+impl MinionConfig {
+    /// A configuration with the defaults of the command line for the
+    /// webapp at `webapp` and the lorry program `program`.
+    pub fn new(webapp: impl Into<String>, program: impl Into<PathBuf>) -> Self {
+        MinionConfig {
+            webapp: webapp.into().trim_end_matches('/').to_owned(),
+            webapp_timeout: Duration::from_secs(60),
+            sleep: Duration::from_secs(30),
+            update_interval: Duration::from_secs(5),
+            retry_max: Duration::from_secs(60),
+            kill_grace: Duration::from_secs(5),
+            shutdown_report_timeout: Duration::from_secs(30),
+            output_cap: 16 * 1024 * 1024,
+            host: hostname(),
+            pid: std::process::id(),
+            lorry: LorryCommand::new(program),
+            working_area: None,
+            redactor: Redactor::default(),
+        }
+    }
+
+    /// Puts the proxy of `proxy.conf` into lorry's environment and hides
+    /// its password from the job output. A missing file means no proxy, as
+    /// in the original; a file that exists but is not valid is an error.
+    pub fn use_proxy_config(&mut self, file: &Path) -> Result<(), Error> {
+        if !file.exists() {
+            tracing::debug!(file = %file.display(), "no proxy configuration");
+            return Ok(());
+        }
+        let proxy = ProxyConfig::load(file)?;
+        let mut secrets = vec![proxy.url().expose().to_owned()];
+        if let Some(password) = &proxy.password {
+            secrets.push(password.clone());
+            secrets.push(proxy_password_encoded(&proxy));
+        }
+        self.redactor = Redactor::new(secrets);
+        self.lorry.env = proxy
+            .env()
+            .into_iter()
+            .map(|(name, value)| (name.to_owned(), value))
+            .collect();
+        tracing::info!(proxy = %proxy.url(), "lorry goes through a proxy");
+        Ok(())
+    }
+}
+
+/// The password as it appears inside the proxy URL (percent-encoded).
+fn proxy_password_encoded(proxy: &ProxyConfig) -> String {
+    let url = proxy.url();
+    let url = url.expose();
+    url.strip_prefix("http://")
+        .and_then(|rest| rest.rsplit_once('@'))
+        .and_then(|(userinfo, _)| userinfo.split_once(':'))
+        .map(|(_, password)| password.to_owned())
+        .unwrap_or_default()
+}
+
+fn hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|name| name.into_string().ok())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+/// Resource limits of lorry and everything it starts.
+///
+/// They are set by running lorry through util-linux's `prlimit`, which sets
+/// them on itself and then executes lorry (same process id, same process
+/// group): the workspace forbids `unsafe`, which rules out `setrlimit` in a
+/// `pre_exec` hook, and setting them on the minion itself would limit the
+/// minion too. Each limit is per process (as `setrlimit` is), inherited by
+/// git and the importers lorry starts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// RLIMIT_CPU: CPU seconds; the kernel sends SIGXCPU, then SIGKILL.
+    pub cpu_seconds: Option<u64>,
+    /// RLIMIT_AS: bytes of address space; allocations beyond it fail.
+    pub memory_bytes: Option<u64>,
+    /// RLIMIT_FSIZE: bytes of the largest file written; SIGXFSZ beyond it.
+    pub file_size_bytes: Option<u64>,
+}
+
+impl Limits {
+    pub fn is_empty(&self) -> bool {
+        *self == Limits::default()
+    }
+
+    /// The `prlimit` options that set these limits (soft and hard alike).
+    pub fn prlimit_args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        if let Some(n) = self.cpu_seconds {
+            args.push(format!("--cpu={n}"));
+        }
+        if let Some(n) = self.memory_bytes {
+            args.push(format!("--as={n}"));
+        }
+        if let Some(n) = self.file_size_bytes {
+            args.push(format!("--fsize={n}"));
+        }
+        args
+    }
+}
+
+/// How `lorry` is started for one job.
+#[derive(Debug, Clone)]
+pub struct LorryCommand {
+    pub program: PathBuf,
+    /// Passed to lorry as `--config`.
+    pub config: Option<PathBuf>,
+    /// Passed to lorry as `--working-area`.
+    pub working_area: Option<PathBuf>,
+    /// Added to lorry's environment (the proxy variables).
+    pub env: Vec<(String, Secret)>,
+    pub limits: Limits,
+    /// The `prlimit` program used when there are limits.
+    pub prlimit: PathBuf,
+}
+
+impl LorryCommand {
+    pub fn new(program: impl Into<PathBuf>) -> Self {
+        LorryCommand {
+            program: program.into(),
+            config: None,
+            working_area: None,
+            env: Vec::new(),
+            limits: Limits::default(),
+            prlimit: PathBuf::from("prlimit"),
+        }
+    }
+
+    /// Program and arguments for mirroring the spec in `spec_file`.
+    pub fn argv(&self, spec_file: &Path) -> Vec<OsString> {
+        let mut argv: Vec<OsString> = Vec::new();
+        if !self.limits.is_empty() {
+            argv.push(self.prlimit.clone().into());
+            argv.extend(self.limits.prlimit_args().into_iter().map(OsString::from));
+            argv.push("--".into());
+        }
+        argv.push(self.program.clone().into());
+        if let Some(config) = &self.config {
+            argv.push("--config".into());
+            argv.push(config.clone().into());
+        }
+        if let Some(area) = &self.working_area {
+            argv.push("--working-area".into());
+            argv.push(area.clone().into());
+        }
+        argv.push(spec_file.into());
+        argv
+    }
+
+    /// The command, in a process group of its own, stdin from /dev/null,
+    /// stdout and stderr piped.
+    pub fn command(&self, spec_file: &Path) -> tokio::process::Command {
+        let argv = self.argv(spec_file);
+        let mut command = tokio::process::Command::new(&argv[0]);
+        command
+            .args(&argv[1..])
+            .envs(self.env.iter().map(|(name, value)| (name, value.expose())))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        command
+    }
+}
+
+/// The `working-area` key of a lorry configuration file (INI, `[config]`
+/// section, as `lorry --config` reads it); `None` when it has none.
+pub fn working_area_of_lorry_config(file: &Path) -> Result<Option<PathBuf>, Error> {
+    let ini = ini::Ini::load_from_file(file).map_err(|source| Error::LorryConfig {
+        path: file.to_owned(),
+        reason: source.to_string(),
+    })?;
+    Ok(ini.section(Some("config")).and_then(|section| {
+        section
+            .get("working-area")
+            .or_else(|| section.get("working_area"))
+            .map(|value| PathBuf::from(value.trim()))
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_become_prlimit_options_in_front_of_lorry() {
+        let mut lorry = LorryCommand::new("/usr/bin/lorry");
+        lorry.config = Some("/etc/lorry.conf".into());
+        let plain = lorry.argv(Path::new("/tmp/x.lorry"));
+        assert_eq!(
+            plain,
+            [
+                "/usr/bin/lorry",
+                "--config",
+                "/etc/lorry.conf",
+                "/tmp/x.lorry"
+            ]
+            .map(OsString::from)
+        );
+        lorry.limits = Limits {
+            cpu_seconds: Some(60),
+            memory_bytes: None,
+            file_size_bytes: Some(1 << 30),
+        };
+        let limited = lorry.argv(Path::new("/tmp/x.lorry"));
+        assert_eq!(
+            limited[..4],
+            ["prlimit", "--cpu=60", "--fsize=1073741824", "--"].map(OsString::from)
+        );
+        assert_eq!(limited[4..], plain[..]);
+    }
+
+    #[test]
+    fn working_area_comes_from_the_lorry_config() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("lorry.conf");
+        std::fs::write(
+            &file,
+            "[config]\nworking-area = /srv/lorry \nverbose = yes\n",
+        )
+        .expect("write");
+        assert_eq!(
+            working_area_of_lorry_config(&file).expect("read"),
+            Some(PathBuf::from("/srv/lorry"))
+        );
+        std::fs::write(&file, "[config]\nverbose = yes\n").expect("write");
+        assert_eq!(working_area_of_lorry_config(&file).expect("read"), None);
+        let err = working_area_of_lorry_config(&dir.path().join("none.conf")).expect_err("missing");
+        assert!(err.to_string().contains("none.conf"), "{err}");
+    }
+
+    #[test]
+    fn proxy_configuration_sets_the_environment_and_hides_the_password() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = MinionConfig::new("http://localhost:1", "lorry");
+        config
+            .use_proxy_config(&dir.path().join("missing.conf"))
+            .expect("a missing file is no proxy");
+        assert!(config.lorry.env.is_empty());
+        let file = dir.path().join("proxy.conf");
+        std::fs::write(
+            &file,
+            r#"{"hostname": "proxy.example", "port": 3128, "username": "u", "password": "s3cr@t"}"#,
+        )
+        .expect("write");
+        config.use_proxy_config(&file).expect("proxy");
+        let names: Vec<&str> = config.lorry.env.iter().map(|(n, _)| n.as_str()).collect();
+        assert!(names.contains(&"http_proxy") && names.contains(&"https_proxy"));
+        assert_eq!(
+            config.lorry.env[0].1.expose(),
+            "http://u:s3cr%40t@proxy.example:3128"
+        );
+        let shown = config.redactor.apply(
+            "password s3cr@t, encoded s3cr%40t, http_proxy=http://u:s3cr%40t@proxy.example:3128\n",
+        );
+        assert!(!shown.contains("s3cr"), "{shown}");
+        std::fs::write(&file, "{not json").expect("write");
+        let err = config.use_proxy_config(&file).expect_err("invalid");
+        assert!(err.to_string().contains("proxy.conf"), "{err}");
+    }
+}

@@ -1,0 +1,428 @@
+//! One job: lorry started, watched, reported on, and killed when asked.
+
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, sleep, sleep_until, timeout};
+use tracing::Instrument;
+
+use crate::client::{ClientError, Exit, Job, WebappClient};
+use crate::config::MinionConfig;
+use crate::disk::{disk_usage, working_dir};
+use crate::output::{StreamBuffer, Unsent};
+use crate::{Backoff, Shutdown};
+
+/// How long lorry's pipes may stay open after lorry exited (a straggler in
+/// its process group) before the group is killed.
+const PIPE_DRAIN: Duration = Duration::from_secs(2);
+
+/// What happened to a job, as far as the minion is concerned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobOutcome {
+    /// The exit code reported (128 + N for a lorry killed by signal N).
+    pub exit: i32,
+    /// Whether the webapp acknowledged the final report.
+    pub reported: bool,
+}
+
+/// Runs `job` to its end and reports it. Never fails: every problem ends up
+/// in the job's output and exit code, or in the minion's log when the
+/// webapp cannot be told.
+pub async fn run_job(
+    config: &MinionConfig,
+    client: &WebappClient,
+    job: Job,
+    shutdown: &mut Shutdown,
+) -> JobOutcome {
+    let span = tracing::info_span!("job", job_id = job.job_id, path = %job.path);
+    job.run(config, client, shutdown).instrument(span).await
+}
+
+/// Output read from lorry and not yet taken.
+#[derive(Default)]
+struct Streams {
+    stdout: StreamBuffer,
+    stderr: StreamBuffer,
+}
+
+type Shared = Arc<Mutex<Streams>>;
+
+fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, Streams> {
+    shared
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Text not yet acknowledged by the webapp.
+struct Pending {
+    stdout: Unsent,
+    stderr: Unsent,
+}
+
+impl Pending {
+    fn absorb(&mut self, shared: &Shared, all: bool, config: &MinionConfig) {
+        let mut streams = lock(shared);
+        let out = streams.stdout.take(all, &config.redactor);
+        let err = streams.stderr.take(all, &config.redactor);
+        drop(streams);
+        self.stdout.push(&out);
+        self.stderr.push(&err);
+    }
+
+    fn clear(&mut self) {
+        self.stdout.clear();
+        self.stderr.clear();
+    }
+}
+
+/// A kill in progress: SIGTERM sent, SIGKILL due at `deadline`.
+struct Kill {
+    reason: &'static str,
+    deadline: Instant,
+    escalated: bool,
+}
+
+impl Job {
+    async fn run(
+        self,
+        config: &MinionConfig,
+        client: &WebappClient,
+        shutdown: &mut Shutdown,
+    ) -> JobOutcome {
+        tracing::info!(lorry_timeout = self.lorry_timeout, "job received");
+        let mut pending = Pending {
+            stdout: Unsent::new(config.output_cap),
+            stderr: Unsent::new(config.output_cap),
+        };
+        if shutdown.is_requested() {
+            pending
+                .stderr
+                .push("lorry-controller-minion: not started: the minion is stopping\n");
+            let exit = 128 + Signal::SIGTERM as i32;
+            return self
+                .report_end(config, client, exit, &mut pending, None, shutdown)
+                .await;
+        }
+        let spec = match write_spec(&self) {
+            Ok(spec) => spec,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot write the spec file");
+                pending.stderr.push(&format!(
+                    "lorry-controller-minion: cannot write the spec file: {e}\n"
+                ));
+                return self
+                    .report_end(config, client, 127, &mut pending, None, shutdown)
+                    .await;
+            }
+        };
+        let spec_file = spec
+            .path()
+            .join(format!("{}.lorry", self.path.replace('/', "_")));
+        let mut child = match config.lorry.command(&spec_file).spawn() {
+            Ok(child) => child,
+            Err(e) => {
+                let program = config.lorry.argv(&spec_file)[0]
+                    .to_string_lossy()
+                    .into_owned();
+                tracing::error!(%program, error = %e, "cannot start lorry");
+                pending.stderr.push(&format!(
+                    "lorry-controller-minion: cannot run {program}: {e}\n"
+                ));
+                return self
+                    .report_end(config, client, 127, &mut pending, None, shutdown)
+                    .await;
+            }
+        };
+        let group = child
+            .id()
+            .and_then(|pid| i32::try_from(pid).ok())
+            .map(Pid::from_raw);
+        tracing::info!(pid = ?group, "lorry started");
+        let shared: Shared = Arc::default();
+        let readers = [
+            child
+                .stdout
+                .take()
+                .map(|pipe| pump(pipe, Arc::clone(&shared), false)),
+            child
+                .stderr
+                .take()
+                .map(|pipe| pump(pipe, Arc::clone(&shared), true)),
+        ];
+
+        let mut backoff = Backoff::new(config.update_interval, config.retry_max);
+        let mut next_update = Instant::now() + config.update_interval;
+        let mut in_flight: Option<JoinHandle<Result<lc_api::JobInfo, ClientError>>> = None;
+        let mut reporting = true;
+        let mut kill: Option<Kill> = None;
+        let status = loop {
+            let kill_deadline = kill.as_ref().filter(|k| !k.escalated).map(|k| k.deadline);
+            tokio::select! {
+                status = child.wait() => break status,
+                () = sleep_until(next_update), if reporting && in_flight.is_none() => {
+                    pending.absorb(&shared, false, config);
+                    let client = client.clone();
+                    let (job_id, out, err) = (
+                        self.job_id,
+                        pending.stdout.to_send().into_owned(),
+                        pending.stderr.to_send().into_owned(),
+                    );
+                    in_flight = Some(tokio::spawn(async move {
+                        client.job_update(job_id, Exit::Running, &out, &err, None).await
+                    }));
+                }
+                answer = async {
+                    match in_flight.as_mut() {
+                        Some(handle) => handle.await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    in_flight = None;
+                    let answer = answer.unwrap_or_else(|e| Err(ClientError::Unreachable {
+                        url: config.webapp.clone(),
+                        reason: format!("update task failed: {e}"),
+                    }));
+                    match answer {
+                        Ok(info) => {
+                            pending.clear();
+                            backoff.reset();
+                            next_update = Instant::now() + config.update_interval;
+                            if info.kill_job && kill.is_none() {
+                                kill = start_kill(group, "the webapp asked for it (stop-job or lorry-timeout)", config);
+                            }
+                        }
+                        Err(e) if e.job_is_gone() => {
+                            tracing::warn!(error = %e, "the webapp has ended this job; stopping lorry");
+                            reporting = false;
+                            if kill.is_none() {
+                                kill = start_kill(group, "the webapp no longer has this job running", config);
+                            }
+                        }
+                        Err(e) => {
+                            let wait = backoff.next_wait();
+                            if e.is_transient() {
+                                tracing::warn!(error = %e, retry_in = ?wait, "cannot send job output; kept for later");
+                            } else {
+                                tracing::error!(error = %e, retry_in = ?wait, "job update refused; output kept for the final report");
+                            }
+                            next_update = Instant::now() + wait;
+                        }
+                    }
+                }
+                () = shutdown.requested(), if kill.is_none() => {
+                    kill = start_kill(group, "the minion is stopping", config);
+                }
+                () = sleep_until(kill_deadline.unwrap_or_else(Instant::now)), if kill_deadline.is_some() => {
+                    if let Some(k) = kill.as_mut() {
+                        tracing::warn!(grace = ?config.kill_grace, "lorry still running after SIGTERM; sending SIGKILL");
+                        signal_group(group, Signal::SIGKILL);
+                        k.escalated = true;
+                    }
+                }
+            }
+        };
+        if let Some(handle) = in_flight.take()
+            && let Ok(Ok(_)) = handle.await
+        {
+            pending.clear();
+        }
+        if kill.is_some() {
+            // Whatever lorry left behind in its group goes too.
+            signal_group(group, Signal::SIGKILL);
+        }
+        drain(readers, group).await;
+
+        let exit = match &status {
+            Ok(status) => exit_code(*status),
+            Err(e) => {
+                pending.stderr.push(&format!(
+                    "lorry-controller-minion: lost track of lorry: {e}\n"
+                ));
+                127
+            }
+        };
+        pending.absorb(&shared, true, config);
+        if let Some(kill) = &kill {
+            pending.stderr.push(&format!(
+                "lorry-controller-minion: killed lorry (exit {exit}): {}\n",
+                kill.reason
+            ));
+        }
+        tracing::info!(exit, killed = kill.is_some(), "lorry ended");
+        drop(spec);
+        if !reporting {
+            return JobOutcome {
+                exit,
+                reported: false,
+            };
+        }
+        let usage = match &config.working_area {
+            Some(area) => {
+                let dir = working_dir(area, &self.path);
+                tokio::task::spawn_blocking(move || match disk_usage(&dir) {
+                    Ok(bytes) => Some(bytes),
+                    Err(e) => {
+                        tracing::debug!(dir = %dir.display(), error = %e, "no disk usage");
+                        None
+                    }
+                })
+                .await
+                .ok()
+                .flatten()
+            }
+            None => None,
+        };
+        self.report_end(config, client, exit, &mut pending, usage, shutdown)
+            .await
+    }
+
+    /// Sends the final update until the webapp has it. It is retried for as
+    /// long as the webapp is unreachable, except once the minion is
+    /// stopping: then for `shutdown_report_timeout` at most.
+    async fn report_end(
+        &self,
+        config: &MinionConfig,
+        client: &WebappClient,
+        exit: i32,
+        pending: &mut Pending,
+        usage: Option<u64>,
+        shutdown: &mut Shutdown,
+    ) -> JobOutcome {
+        let mut backoff = Backoff::new(config.update_interval, config.retry_max);
+        let mut give_up_at = shutdown
+            .is_requested()
+            .then(|| Instant::now() + config.shutdown_report_timeout);
+        loop {
+            let answer = client
+                .job_update(
+                    self.job_id,
+                    Exit::Exited(exit),
+                    &pending.stdout.to_send(),
+                    &pending.stderr.to_send(),
+                    usage,
+                )
+                .await;
+            match answer {
+                Ok(_) => {
+                    pending.clear();
+                    tracing::info!(exit, disk_usage = ?usage, "job reported");
+                    return JobOutcome {
+                        exit,
+                        reported: true,
+                    };
+                }
+                Err(e) if !e.is_transient() => {
+                    tracing::error!(exit, error = %e, "the webapp refused the job's final report");
+                    return JobOutcome {
+                        exit,
+                        reported: false,
+                    };
+                }
+                Err(e) => {
+                    let wait = backoff.next_wait();
+                    if let Some(deadline) = give_up_at
+                        && Instant::now() + wait > deadline
+                    {
+                        tracing::error!(exit, error = %e, "minion stopping and the webapp unreachable: the job's final report is lost");
+                        return JobOutcome {
+                            exit,
+                            reported: false,
+                        };
+                    }
+                    tracing::warn!(exit, error = %e, retry_in = ?wait, "cannot report the job's end; will retry");
+                    tokio::select! {
+                        () = sleep(wait) => {}
+                        () = shutdown.requested(), if give_up_at.is_none() => {
+                            give_up_at = Some(Instant::now() + config.shutdown_report_timeout);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A private directory (mode 0700) holding the job's spec, removed when dropped.
+fn write_spec(job: &Job) -> std::io::Result<tempfile::TempDir> {
+    let dir = tempfile::Builder::new().prefix("lorry-minion-").tempdir()?;
+    let file = dir
+        .path()
+        .join(format!("{}.lorry", job.path.replace('/', "_")));
+    std::fs::write(file, &job.text)?;
+    Ok(dir)
+}
+
+/// Reads one pipe into the shared buffer until end of file.
+fn pump(
+    mut pipe: impl AsyncRead + Unpin + Send + 'static,
+    shared: Shared,
+    stderr: bool,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            match pipe.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    let data = &buf[..n];
+                    let mut streams = lock(&shared);
+                    if stderr {
+                        streams.stderr.push(data);
+                    } else {
+                        streams.stdout.push(data);
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// Waits for both pipes to close; a process still holding one after
+/// lorry's end is killed with its group.
+async fn drain(readers: [Option<JoinHandle<()>>; 2], group: Option<Pid>) {
+    for mut reader in readers.into_iter().flatten() {
+        if timeout(PIPE_DRAIN, &mut reader).await.is_err() {
+            tracing::warn!("lorry's output still open after it exited; killing its process group");
+            signal_group(group, Signal::SIGKILL);
+            if timeout(PIPE_DRAIN, &mut reader).await.is_err() {
+                // Held by a process outside the group: stop reading.
+                reader.abort();
+            }
+        }
+    }
+}
+
+fn start_kill(group: Option<Pid>, reason: &'static str, config: &MinionConfig) -> Option<Kill> {
+    tracing::warn!(reason, "killing lorry's process group");
+    signal_group(group, Signal::SIGTERM);
+    Some(Kill {
+        reason,
+        deadline: Instant::now() + config.kill_grace,
+        escalated: false,
+    })
+}
+
+fn signal_group(group: Option<Pid>, signal: Signal) {
+    if let Some(group) = group
+        && let Err(e) = killpg(group, signal)
+        && e != nix::errno::Errno::ESRCH
+    {
+        tracing::warn!(%signal, error = %e, "cannot signal lorry's process group");
+    }
+}
+
+/// The exit code reported for `status`: lorry's own code, or 128 + the
+/// signal number when a signal ended it (as shells report it).
+pub fn exit_code(status: ExitStatus) -> i32 {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => code,
+        (None, Some(signal)) => 128 + signal,
+        (None, None) => 127,
+    }
+}

@@ -1,0 +1,163 @@
+//! `lorry-controller-minion`: asks the webapp for jobs and runs `lorry` for
+//! each.
+//!
+//! The loop ([`run`]): `POST /1.0/give-me-job` with the host name and
+//! process id; when a job comes, its spec goes into a private temporary
+//! `.lorry` file and `lorry` runs on it in a process group of its own
+//! ([`job::run_job`]). Every [`MinionConfig::update_interval`] the new
+//! stdout and stderr go to `POST /1.0/job-update` with `exit=no`, which is
+//! also the job's heartbeat; when the answer says `kill_job` the whole
+//! process group gets SIGTERM, then SIGKILL after
+//! [`MinionConfig::kill_grace`]. At the end the exit code and the disk
+//! usage of lorry's working directory for the job are reported.
+//!
+//! Invariants:
+//! - The minion never opens STATEDB; the webapp is its only peer.
+//! - A webapp that is away does not stop a job: output is kept (up to
+//!   [`MinionConfig::output_cap`] bytes per stream, then the oldest text is
+//!   dropped with a note) and sent once the webapp answers again, retrying
+//!   with exponential backoff up to [`MinionConfig::retry_max`]. The final
+//!   report is retried until the webapp takes it; only a stopping minion
+//!   gives up, after [`MinionConfig::shutdown_report_timeout`].
+//! - Exit codes: lorry's own, or 128 + N when signal N ended it (143 for
+//!   SIGTERM, 137 for SIGKILL), as shells report them; 127 when lorry could
+//!   not be started at all.
+//! - Credentials never reach the job output: URL credentials and the proxy
+//!   password are replaced by `***` before output leaves the minion.
+//! - Resource limits are applied through `prlimit` (see [`config::Limits`]).
+
+pub mod client;
+pub mod config;
+pub mod disk;
+pub mod job;
+pub mod options;
+pub mod output;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+pub use client::{ClientError, Exit, Job, WebappClient};
+pub use config::{Limits, LorryCommand, MinionConfig};
+pub use job::{JobOutcome, run_job};
+
+/// Why the minion cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read lorry configuration {path}: {reason}")]
+    LorryConfig { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Proxy(#[from] lc_core::proxy::ProxyError),
+    #[error("cannot set up the HTTP client: {0}")]
+    HttpClient(String),
+    #[error("option --{option}: {reason}")]
+    Option {
+        option: &'static str,
+        reason: String,
+    },
+}
+
+/// Asks for jobs and runs them until `shutdown` is requested. A job running
+/// then is killed and reported before this returns.
+pub async fn run(config: MinionConfig, mut shutdown: Shutdown) -> Result<(), Error> {
+    let client = WebappClient::new(&config.webapp, config.webapp_timeout)?;
+    tracing::info!(webapp = %config.webapp, host = %config.host, pid = config.pid, "minion started");
+    while !shutdown.is_requested() {
+        match client.give_me_job(&config.host, config.pid).await {
+            Ok(Some(job)) => {
+                run_job(&config, &client, job, &mut shutdown).await;
+                continue;
+            }
+            Ok(None) => tracing::debug!(sleep = ?config.sleep, "no job"),
+            Err(e) => tracing::warn!(error = %e, sleep = ?config.sleep, "cannot ask for a job"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(config.sleep) => {}
+            () = shutdown.requested() => {}
+        }
+    }
+    tracing::info!("minion stopped");
+    Ok(())
+}
+
+/// Tells [`run`] to stop; see [`Shutdown::new`].
+#[derive(Debug)]
+pub struct ShutdownTrigger(watch::Sender<bool>);
+
+impl ShutdownTrigger {
+    pub fn trigger(&self) {
+        self.0.send_replace(true);
+    }
+}
+
+/// Whether the minion has been asked to stop.
+#[derive(Debug, Clone)]
+pub struct Shutdown(watch::Receiver<bool>);
+
+impl Shutdown {
+    pub fn new() -> (ShutdownTrigger, Shutdown) {
+        let (sender, receiver) = watch::channel(false);
+        (ShutdownTrigger(sender), Shutdown(receiver))
+    }
+
+    pub fn is_requested(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Completes once a stop is requested; never, if the trigger is dropped
+    /// without being pulled.
+    pub async fn requested(&mut self) {
+        if self.0.wait_for(|stop| *stop).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Waits between retries: `initial`, then doubling up to `max`.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    initial: Duration,
+    max: Duration,
+    current: Option<Duration>,
+}
+
+impl Backoff {
+    pub fn new(initial: Duration, max: Duration) -> Self {
+        let max = max.max(Duration::from_millis(10));
+        Backoff {
+            initial: initial.clamp(Duration::from_millis(10), max),
+            max,
+            current: None,
+        }
+    }
+
+    pub fn next_wait(&mut self) -> Duration {
+        let wait = match self.current {
+            None => self.initial,
+            Some(current) => current.saturating_mul(2).min(self.max),
+        };
+        self.current = Some(wait);
+        wait
+    }
+
+    pub fn reset(&mut self) {
+        self.current = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap_and_resets() {
+        let mut backoff = Backoff::new(Duration::from_secs(5), Duration::from_secs(60));
+        let waits: Vec<u64> = (0..6).map(|_| backoff.next_wait().as_secs()).collect();
+        assert_eq!(waits, [5, 10, 20, 40, 60, 60]);
+        backoff.reset();
+        assert_eq!(backoff.next_wait(), Duration::from_secs(5));
+        let mut tiny = Backoff::new(Duration::ZERO, Duration::ZERO);
+        assert!(tiny.next_wait() > Duration::ZERO);
+    }
+}

@@ -1,0 +1,235 @@
+//! The minion's command line, with the original's option names. Every
+//! option can also be set in a `--config FILE` (`[config]` section, keys
+//! are the long option names), see [`lc_cli::args_with_config_file`].
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Parser;
+use lc_cli::logging::LogFormat;
+
+use crate::Error;
+use crate::config::{Limits, MinionConfig, working_area_of_lorry_config};
+
+/// Runs lorry for the jobs the Lorry Controller webapp hands out.
+#[derive(Debug, Parser)]
+#[command(name = "lorry-controller-minion", version, args_override_self = true)]
+pub struct Options {
+    /// Read options from this INI file's [config] section (keys are long option names).
+    #[arg(long, value_name = "FILE")]
+    pub config: Vec<PathBuf>,
+    /// Host name of the webapp.
+    #[arg(long, value_name = "HOST", default_value = "localhost")]
+    pub webapp_host: String,
+    /// Port of the webapp.
+    #[arg(long, value_name = "PORT", default_value_t = 12765)]
+    pub webapp_port: u16,
+    /// Seconds each request to the webapp may take.
+    #[arg(long, value_name = "SECONDS", default_value = "60", value_parser = seconds)]
+    pub webapp_timeout: Duration,
+    /// Seconds to wait before asking again when there is no job.
+    #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = seconds)]
+    pub sleep: Duration,
+    /// Seconds between updates of a running job's output.
+    #[arg(long, value_name = "SECONDS", default_value = "5", value_parser = seconds)]
+    pub update_interval: Duration,
+    /// Longest wait, in seconds, between retries while the webapp is unreachable.
+    #[arg(long, value_name = "SECONDS", default_value = "60", value_parser = seconds)]
+    pub webapp_retry_max: Duration,
+    /// Seconds between SIGTERM and SIGKILL when a job is killed.
+    #[arg(long, value_name = "SECONDS", default_value = "5", value_parser = seconds)]
+    pub kill_grace: Duration,
+    /// The lorry program (default: lorry next to this program, else lorry on PATH).
+    #[arg(long, value_name = "FILE")]
+    pub lorry_path: Option<PathBuf>,
+    /// Configuration file passed to lorry as --config; its working-area is
+    /// where disk usage is measured.
+    #[arg(long, value_name = "FILE")]
+    pub lorry_config: Option<PathBuf>,
+    /// Working area passed to lorry as --working-area (overrides the lorry configuration's).
+    #[arg(long, value_name = "DIR")]
+    pub lorry_working_area: Option<PathBuf>,
+    /// JSON file with hostname, port, username and password of an HTTP
+    /// proxy for lorry; a missing file means no proxy.
+    #[arg(long, value_name = "FILE")]
+    pub proxy_config: Option<PathBuf>,
+    /// CPU seconds lorry and each process it starts may use.
+    #[arg(long, value_name = "SECONDS")]
+    pub cpu_limit: Option<u64>,
+    /// Bytes of address space lorry and each process it starts may use.
+    #[arg(long, value_name = "BYTES")]
+    pub memory_limit: Option<u64>,
+    /// Largest file, in bytes, lorry and each process it starts may write.
+    #[arg(long, value_name = "BYTES")]
+    pub file_size_limit: Option<u64>,
+    /// The prlimit program used to apply the limits.
+    #[arg(long, value_name = "FILE", default_value = "prlimit")]
+    pub prlimit_path: PathBuf,
+    /// Where to log: a file, or stderr (syslog means stderr, which the journal collects).
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<String>,
+    /// Log level or tracing filter.
+    #[arg(long, value_name = "LEVEL", default_value = "info")]
+    pub log_level: String,
+    /// Log lines as readable text or as JSON objects.
+    #[arg(long, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+}
+
+/// Seconds, possibly fractional, as a duration.
+fn seconds(text: &str) -> Result<Duration, String> {
+    let value: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    Duration::try_from_secs_f64(value).map_err(|_| format!("{text:?} is not a number of seconds"))
+}
+
+impl Options {
+    /// The minion's configuration. `own_exe` is the minion's executable,
+    /// next to which lorry is looked for first.
+    pub fn into_config(self, own_exe: Option<&Path>) -> Result<MinionConfig, Error> {
+        let program = self
+            .lorry_path
+            .clone()
+            .unwrap_or_else(|| default_lorry(own_exe));
+        let webapp = if self.webapp_host.contains(':') && !self.webapp_host.starts_with('[') {
+            format!("http://[{}]:{}", self.webapp_host, self.webapp_port)
+        } else {
+            format!("http://{}:{}", self.webapp_host, self.webapp_port)
+        };
+        let mut config = MinionConfig::new(webapp, program);
+        config.webapp_timeout = self.webapp_timeout;
+        config.sleep = self.sleep;
+        config.update_interval = self.update_interval;
+        config.retry_max = self.webapp_retry_max;
+        config.kill_grace = self.kill_grace;
+        config.lorry.config = self.lorry_config.clone();
+        config.lorry.working_area = self.lorry_working_area.clone();
+        config.lorry.prlimit = self.prlimit_path.clone();
+        config.lorry.limits = Limits {
+            cpu_seconds: self.cpu_limit,
+            memory_bytes: self.memory_limit,
+            file_size_bytes: self.file_size_limit,
+        };
+        config.working_area = match (&self.lorry_working_area, &self.lorry_config) {
+            (Some(area), _) => Some(area.clone()),
+            (None, Some(file)) => working_area_of_lorry_config(file)?,
+            (None, None) => None,
+        };
+        if let Some(file) = &self.proxy_config {
+            config.use_proxy_config(file)?;
+        }
+        if !config.lorry.limits.is_empty() && find_program(&config.lorry.prlimit).is_none() {
+            return Err(Error::Option {
+                option: "prlimit-path",
+                reason: format!(
+                    "resource limits need {} (util-linux), which is not found",
+                    config.lorry.prlimit.display()
+                ),
+            });
+        }
+        Ok(config)
+    }
+}
+
+/// `lorry` beside the minion's executable when there is one, else `lorry`
+/// (looked up on PATH when started).
+fn default_lorry(own_exe: Option<&Path>) -> PathBuf {
+    own_exe
+        .and_then(Path::parent)
+        .map(|dir| dir.join("lorry"))
+        .filter(|candidate| candidate.is_file())
+        .unwrap_or_else(|| PathBuf::from("lorry"))
+}
+
+/// `program` itself when it names a file, else its first match on PATH.
+fn find_program(program: &Path) -> Option<PathBuf> {
+    if program.components().count() > 1 {
+        return program.is_file().then(|| program.to_owned());
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Options {
+        Options::try_parse_from(
+            std::iter::once("lorry-controller-minion").chain(args.iter().copied()),
+        )
+        .expect("parse")
+    }
+
+    #[test]
+    fn defaults_are_the_originals() {
+        let config = parse(&[]).into_config(None).expect("config");
+        assert_eq!(config.webapp, "http://localhost:12765");
+        assert_eq!(config.lorry.program, Path::new("lorry"));
+        assert_eq!(config.sleep, Duration::from_secs(30));
+        assert!(config.working_area.is_none());
+        assert!(config.lorry.limits.is_empty());
+    }
+
+    #[test]
+    fn lorry_next_to_the_minion_is_preferred() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let minion = dir.path().join("lorry-controller-minion");
+        assert_eq!(default_lorry(Some(&minion)), Path::new("lorry"));
+        std::fs::write(dir.path().join("lorry"), "").expect("write");
+        assert_eq!(default_lorry(Some(&minion)), dir.path().join("lorry"));
+    }
+
+    #[test]
+    fn options_become_the_configuration() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let lorry_conf = dir.path().join("lorry.conf");
+        std::fs::write(&lorry_conf, "[config]\nworking-area = /srv/wa\n").expect("write");
+        let config = parse(&[
+            "--webapp-host=::1",
+            "--webapp-port=8080",
+            "--sleep=0.5",
+            "--lorry-path=/opt/lorry",
+            &format!("--lorry-config={}", lorry_conf.display()),
+            "--cpu-limit=100",
+            "--memory-limit=1000000000",
+        ])
+        .into_config(None)
+        .expect("config");
+        assert_eq!(config.webapp, "http://[::1]:8080");
+        assert_eq!(config.sleep, Duration::from_millis(500));
+        assert_eq!(config.working_area, Some(PathBuf::from("/srv/wa")));
+        assert_eq!(config.lorry.limits.cpu_seconds, Some(100));
+        assert_eq!(config.lorry.limits.memory_bytes, Some(1_000_000_000));
+        let argv = config.lorry.argv(Path::new("x.lorry"));
+        assert_eq!(argv[0], "prlimit");
+        assert!(argv.iter().any(|a| a == "/opt/lorry"));
+    }
+
+    #[test]
+    fn bad_values_are_errors_not_panics() {
+        for args in [
+            &["--sleep=-1"][..],
+            &["--sleep=soon"],
+            &["--webapp-port=70000"],
+            &["--cpu-limit=-5"],
+        ] {
+            let argv = std::iter::once("m").chain(args.iter().copied());
+            assert!(Options::try_parse_from(argv).is_err(), "{args:?}");
+        }
+        let err = parse(&[
+            "--file-size-limit=10",
+            "--prlimit-path=/nonexistent/prlimit",
+        ])
+        .into_config(None)
+        .expect_err("no prlimit");
+        assert!(err.to_string().contains("/nonexistent/prlimit"), "{err}");
+        let err = parse(&["--lorry-config=/nonexistent/lorry.conf"])
+            .into_config(None)
+            .expect_err("no lorry config");
+        assert!(err.to_string().contains("/nonexistent/lorry.conf"), "{err}");
+    }
+}
