@@ -8,6 +8,7 @@ pub mod db;
 pub mod error;
 pub mod proxy;
 pub mod redact;
+pub mod spec;
 pub mod timefmt;
 
 pub use error::{Error, Result};

@@ -1,0 +1,468 @@
+//! `.lorry` files: a map from repository name to the spec saying how to
+//! mirror it, in JSON or YAML.
+//!
+//! A file that does not parse fails as a whole ([`SpecFileError`]); a single
+//! bad spec fails alone ([`SpecProblem`]) and the others still load. The
+//! text handed to the minion is [`minion_text`]: the single-entry JSON map
+//! `{path: spec}`, keeping every key of the spec as written.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// What to do when an upstream rewrites history (a non-fast-forward ref).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnRewrite {
+    /// Keep the old history downstream under a backup ref, then follow.
+    #[default]
+    Preserve,
+    /// Follow the upstream.
+    Follow,
+    /// Fail the spec and leave the downstream alone.
+    Refuse,
+}
+
+/// One file of a `raw-file` spec.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RawFileUrl {
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256sum: Option<String>,
+}
+
+/// Where an svn repository keeps trunk, branches and tags.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum SvnLayout {
+    /// `"standard"`: `trunk`, `branches/*`, `tags/*`.
+    Named(String),
+    Custom {
+        trunk: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        branches: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tags: Option<String>,
+    },
+}
+
+/// The upstream of a spec, by its `type`. Keys not listed here are ignored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum Source {
+    Git {
+        url: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        refspecs: Option<Vec<String>>,
+    },
+    Tarball {
+        url: String,
+    },
+    Zip {
+        url: String,
+    },
+    Gzip {
+        url: String,
+    },
+    RawFile {
+        urls: Vec<RawFileUrl>,
+    },
+    Svn {
+        url: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        layout: Option<SvnLayout>,
+    },
+    Hg {
+        url: String,
+    },
+    Bzr {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        url: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        branches: Option<BTreeMap<String, String>>,
+    },
+    Cvs {
+        url: String,
+        module: String,
+    },
+}
+
+/// The spec types, in the order of the original's documentation.
+pub const SPEC_TYPES: &[&str] = &[
+    "git", "tarball", "zip", "gzip", "raw-file", "svn", "hg", "bzr", "cvs",
+];
+
+/// One valid spec of a `.lorry` file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LorrySpec {
+    pub source: Source,
+    pub on_rewrite: OnRewrite,
+    /// `None`: the global setting of the `lorry` tool.
+    pub check_certificates: Option<bool>,
+    /// The spec as written, every key kept; what the minion is handed.
+    pub raw: Value,
+}
+
+/// A `.lorry` file that cannot be read as a whole.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpecFileError {
+    #[error("not valid JSON or YAML: {0}")]
+    Syntax(String),
+    #[error("the top level must be a map from name to spec, not {0}")]
+    NotAMap(&'static str),
+}
+
+/// Why one spec of a file was skipped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpecProblem {
+    #[error("bad name {name:?}: {reason}")]
+    BadName { name: String, reason: &'static str },
+    #[error("the spec must be a map, not {0}")]
+    NotAMap(&'static str),
+    #[error("no type")]
+    NoType,
+    #[error("unknown type {0:?} (known: git, tarball, zip, gzip, raw-file, svn, hg, bzr, cvs)")]
+    UnknownType(String),
+    #[error("type {kind}: missing {key}")]
+    Missing { kind: String, key: &'static str },
+    #[error("bad on-rewrite {0:?} (preserve, follow or refuse)")]
+    BadOnRewrite(String),
+    #[error("check-certificates must be true or false, not {0}")]
+    BadCheckCertificates(String),
+    #[error("type {kind}: {reason}")]
+    Invalid { kind: String, reason: String },
+}
+
+/// A spec of a file, or its name and why it was skipped.
+pub type SpecEntry = (String, Result<LorrySpec, SpecProblem>);
+
+fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a map",
+    }
+}
+
+/// Reads text as JSON, or failing that as YAML (a superset of JSON).
+pub fn parse_json_or_yaml(text: &str) -> Result<Value, String> {
+    match serde_json::from_str::<Value>(text) {
+        Ok(v) => Ok(v),
+        Err(json_err) => serde_yaml_ng::from_str::<Value>(text).map_err(|yaml_err| {
+            // Text that looks like JSON gets the JSON error: it is the clearer one.
+            if text.trim_start().starts_with(['{', '[']) {
+                json_err.to_string()
+            } else {
+                yaml_err.to_string()
+            }
+        }),
+    }
+}
+
+/// Parses a `.lorry` file: every spec in name order, each valid or not.
+pub fn parse_lorry_file(text: &str) -> Result<Vec<SpecEntry>, SpecFileError> {
+    let value = parse_json_or_yaml(text).map_err(SpecFileError::Syntax)?;
+    let Value::Object(map) = value else {
+        return Err(SpecFileError::NotAMap(kind_of(&value)));
+    };
+    Ok(map
+        .into_iter()
+        .map(|(name, spec)| {
+            let checked = check_name(&name).and_then(|()| parse_spec(spec));
+            (name, checked)
+        })
+        .collect())
+}
+
+/// Parses what the minion hands the `lorry` tool: the single-entry map
+/// `{path: spec}`. Answers the path and its spec.
+pub fn parse_minion_text(text: &str) -> Result<(String, LorrySpec), String> {
+    let entries = parse_lorry_file(text).map_err(|e| e.to_string())?;
+    let mut entries = entries.into_iter();
+    match (entries.next(), entries.next()) {
+        (Some((path, spec)), None) => spec
+            .map(|s| (path.clone(), s))
+            .map_err(|e| format!("{path}: {e}")),
+        (None, _) => Err("no spec".into()),
+        (Some(_), Some(_)) => Err("more than one spec".into()),
+    }
+}
+
+/// The text handed to the minion for a lorry: `{path: spec}`, pretty JSON.
+pub fn minion_text(path: &str, spec: &LorrySpec) -> String {
+    let mut map = Map::new();
+    map.insert(path.to_owned(), spec.raw.clone());
+    // A map of JSON values always serialises.
+    serde_json::to_string_pretty(&Value::Object(map)).unwrap_or_default()
+}
+
+/// Checks a name or prefix is a clean relative path that stays inside the
+/// downstream: not empty, not absolute, no `.` or `..` or empty component,
+/// no control character, no backslash.
+pub fn check_name(name: &str) -> Result<(), SpecProblem> {
+    let bad = |reason| {
+        Err(SpecProblem::BadName {
+            name: name.to_owned(),
+            reason,
+        })
+    };
+    if name.is_empty() {
+        return bad("empty");
+    }
+    if name.starts_with('/') {
+        return bad("absolute");
+    }
+    if name.chars().any(char::is_control) {
+        return bad("contains a control character");
+    }
+    if name.contains('\\') {
+        return bad("contains a backslash");
+    }
+    for component in name.split('/') {
+        match component {
+            ".." => return bad("contains '..'"),
+            "." => return bad("contains a '.' component"),
+            "" => return bad("contains an empty component"),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn parse_spec(raw: Value) -> Result<LorrySpec, SpecProblem> {
+    let Value::Object(map) = &raw else {
+        return Err(SpecProblem::NotAMap(kind_of(&raw)));
+    };
+    let kind = match map.get("type") {
+        None | Some(Value::Null) => return Err(SpecProblem::NoType),
+        Some(Value::String(k)) => k.clone(),
+        Some(other) => return Err(SpecProblem::UnknownType(other.to_string())),
+    };
+    if !SPEC_TYPES.contains(&kind.as_str()) {
+        return Err(SpecProblem::UnknownType(kind));
+    }
+    let has = |key: &str| map.get(key).is_some_and(|v| !v.is_null());
+    let missing = |key| {
+        Err(SpecProblem::Missing {
+            kind: kind.clone(),
+            key,
+        })
+    };
+    match kind.as_str() {
+        "raw-file" if !has("urls") => return missing("urls"),
+        "bzr" if !has("url") && !has("branches") => return missing("url or branches"),
+        "raw-file" | "bzr" => {}
+        _ if !has("url") => return missing("url"),
+        "cvs" if !has("module") => return missing("module"),
+        _ => {}
+    }
+    let source: Source = serde_json::from_value(raw.clone()).map_err(|e| SpecProblem::Invalid {
+        kind: kind.clone(),
+        reason: e.to_string(),
+    })?;
+    if let Source::RawFile { urls } = &source
+        && urls.is_empty()
+    {
+        return missing("urls");
+    }
+    if let Source::Svn {
+        layout: Some(SvnLayout::Named(name)),
+        ..
+    } = &source
+        && name != "standard"
+    {
+        return Err(SpecProblem::Invalid {
+            kind,
+            reason: format!("layout {name:?}: only \"standard\" or a map"),
+        });
+    }
+    let on_rewrite = match map.get("on-rewrite") {
+        None | Some(Value::Null) => OnRewrite::default(),
+        Some(v) => serde_json::from_value(v.clone())
+            .map_err(|_| SpecProblem::BadOnRewrite(v.to_string().trim_matches('"').to_owned()))?,
+    };
+    let check_certificates = match map.get("check-certificates") {
+        None | Some(Value::Null) => None,
+        Some(Value::Bool(b)) => Some(*b),
+        Some(other) => return Err(SpecProblem::BadCheckCertificates(other.to_string())),
+    };
+    Ok(LorrySpec {
+        source,
+        on_rewrite,
+        check_certificates,
+        raw,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(text: &str) -> Result<LorrySpec, SpecProblem> {
+        let mut entries = parse_lorry_file(text).expect("file parses");
+        assert_eq!(entries.len(), 1, "{entries:?}");
+        entries.remove(0).1
+    }
+
+    #[test]
+    fn json_and_yaml_give_the_same_specs() {
+        let json = r#"{"a": {"type": "git", "url": "https://x/a.git", "refspecs": ["+refs/heads/*"]},
+                       "b": {"type": "tarball", "url": "https://x/b.tar.gz"}}"#;
+        let yaml = "a:\n  type: git\n  url: https://x/a.git\n  refspecs:\n    - '+refs/heads/*'\n\
+                    b:\n  type: tarball\n  url: https://x/b.tar.gz\n";
+        let j = parse_lorry_file(json).expect("json");
+        let y = parse_lorry_file(yaml).expect("yaml");
+        assert_eq!(j, y);
+        assert_eq!(j.len(), 2);
+        assert_eq!(
+            j[0].1.as_ref().expect("git").source,
+            Source::Git {
+                url: "https://x/a.git".into(),
+                refspecs: Some(vec!["+refs/heads/*".into()])
+            }
+        );
+    }
+
+    #[test]
+    fn every_type_parses_with_its_keys() {
+        let text = r#"{
+          "git": {"type": "git", "url": "u", "check-certificates": false, "on-rewrite": "refuse"},
+          "tar": {"type": "tarball", "url": "u"},
+          "zip": {"type": "zip", "url": "u"},
+          "gz": {"type": "gzip", "url": "u"},
+          "raw": {"type": "raw-file", "urls": [{"url": "u", "destination": "d", "sha256sum": "00"}]},
+          "svn": {"type": "svn", "url": "u", "layout": "standard"},
+          "svn2": {"type": "svn", "url": "u", "layout": {"trunk": "t", "branches": "b/*", "tags": "t/*"}},
+          "hg": {"type": "hg", "url": "u"},
+          "bzr": {"type": "bzr", "branches": {"master": "u"}},
+          "cvs": {"type": "cvs", "url": ":pserver:x", "module": "m"}
+        }"#;
+        let entries = parse_lorry_file(text).expect("parses");
+        assert_eq!(entries.len(), 10);
+        for (name, spec) in &entries {
+            assert!(spec.is_ok(), "{name}: {spec:?}");
+        }
+        let git = entries.iter().find(|(n, _)| n == "git").expect("git");
+        let git = git.1.as_ref().expect("git");
+        assert_eq!(git.on_rewrite, OnRewrite::Refuse);
+        assert_eq!(git.check_certificates, Some(false));
+        let tar = entries.iter().find(|(n, _)| n == "tar").expect("tar");
+        assert_eq!(tar.1.as_ref().expect("tar").on_rewrite, OnRewrite::Preserve);
+    }
+
+    #[test]
+    fn a_bad_spec_fails_alone() {
+        let entries =
+            parse_lorry_file(r#"{"bad": {"url": "u"}, "good": {"type": "git", "url": "u"}}"#)
+                .expect("parses");
+        assert_eq!(entries[0].1, Err(SpecProblem::NoType));
+        assert!(entries[1].1.is_ok());
+    }
+
+    #[test]
+    fn validation_rules() {
+        assert_eq!(one(r#"{"a": {"url": "u"}}"#), Err(SpecProblem::NoType));
+        assert_eq!(
+            one(r#"{"a": {"type": "darcs", "url": "u"}}"#),
+            Err(SpecProblem::UnknownType("darcs".into()))
+        );
+        assert!(matches!(
+            one(r#"{"a": {"type": "git"}}"#),
+            Err(SpecProblem::Missing { key: "url", .. })
+        ));
+        assert!(matches!(
+            one(r#"{"a": {"type": "cvs", "url": "u"}}"#),
+            Err(SpecProblem::Missing { key: "module", .. })
+        ));
+        assert!(matches!(
+            one(r#"{"a": {"type": "raw-file", "urls": []}}"#),
+            Err(SpecProblem::Missing { key: "urls", .. })
+        ));
+        assert!(matches!(
+            one(r#"{"a": {"type": "bzr"}}"#),
+            Err(SpecProblem::Missing { .. })
+        ));
+        assert!(matches!(
+            one(r#"{"a": {"type": "git", "url": 5}}"#),
+            Err(SpecProblem::Invalid { .. })
+        ));
+        assert!(matches!(
+            one(r#"{"a": {"type": "svn", "url": "u", "layout": "odd"}}"#),
+            Err(SpecProblem::Invalid { .. })
+        ));
+        assert_eq!(
+            one(r#"{"a": {"type": "git", "url": "u", "on-rewrite": "ignore"}}"#),
+            Err(SpecProblem::BadOnRewrite("ignore".into()))
+        );
+        assert!(matches!(
+            one(r#"{"a": {"type": "git", "url": "u", "check-certificates": "yes"}}"#),
+            Err(SpecProblem::BadCheckCertificates(_))
+        ));
+        assert_eq!(one(r#"{"a": 3}"#), Err(SpecProblem::NotAMap("a number")));
+    }
+
+    #[test]
+    fn bad_names() {
+        for (name, reason) in [
+            ("", "empty"),
+            ("/abs", "absolute"),
+            ("a/../../b", "contains '..'"),
+            ("..", "contains '..'"),
+            ("a/./b", "contains a '.' component"),
+            ("a//b", "contains an empty component"),
+            ("a/", "contains an empty component"),
+            ("a\nb", "contains a control character"),
+            ("a\u{7f}", "contains a control character"),
+            ("a\\..\\b", "contains a backslash"),
+        ] {
+            assert_eq!(
+                check_name(name),
+                Err(SpecProblem::BadName {
+                    name: name.into(),
+                    reason
+                }),
+                "{name:?}"
+            );
+        }
+        assert_eq!(check_name("group/sub.project-1"), Ok(()));
+        let entries = parse_lorry_file(r#"{"../x": {"type": "git", "url": "u"}}"#).expect("ok");
+        assert!(matches!(entries[0].1, Err(SpecProblem::BadName { .. })));
+    }
+
+    #[test]
+    fn whole_file_errors() {
+        assert!(matches!(
+            parse_lorry_file("{not json"),
+            Err(SpecFileError::Syntax(_))
+        ));
+        assert_eq!(
+            parse_lorry_file("[1, 2]"),
+            Err(SpecFileError::NotAMap("a list"))
+        );
+        assert_eq!(
+            parse_lorry_file("just text"),
+            Err(SpecFileError::NotAMap("a string"))
+        );
+    }
+
+    #[test]
+    fn minion_text_round_trips_and_keeps_unknown_keys() {
+        let entries =
+            parse_lorry_file(r#"{"a": {"type": "git", "url": "u", "x-extra": 1}}"#).expect("ok");
+        let spec = entries[0].1.as_ref().expect("valid");
+        let text = minion_text("pfx/a", spec);
+        let value: Value = serde_json::from_str(&text).expect("json");
+        assert_eq!(value["pfx/a"]["x-extra"], 1);
+        let (path, back) = parse_minion_text(&text).expect("round trip");
+        assert_eq!(path, "pfx/a");
+        assert_eq!(&back, spec);
+        assert!(parse_minion_text("{}").is_err());
+        assert!(parse_minion_text(r#"{"a": {"type": "git"}}"#).is_err());
+    }
+}
