@@ -1,0 +1,399 @@
+//! The minion against a test double of the webapp (an in-test HTTP server
+//! speaking give-me-job and job-update), running real child processes:
+//! small shell scripts stand in for `lorry`.
+
+use std::collections::{HashMap, VecDeque};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Form, State};
+use axum::routing::post;
+use axum::{Json, Router};
+use lc_api::{GiveMeJob, JobInfo, LorryInfo};
+use lc_minion::{MinionConfig, Shutdown};
+
+type Fields = HashMap<String, String>;
+
+#[derive(Default)]
+struct DoubleState {
+    jobs: VecDeque<(i64, String)>,
+    give_requests: usize,
+    updates: Vec<Fields>,
+    /// Answer kill_job once this many running updates were received.
+    kill_after: Option<usize>,
+}
+
+/// A test double of the webapp: hands out queued jobs, records updates.
+struct WebappDouble {
+    state: Arc<Mutex<DoubleState>>,
+    port: u16,
+    server: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl WebappDouble {
+    async fn start() -> WebappDouble {
+        let mut double = WebappDouble {
+            state: Arc::default(),
+            port: 0,
+            server: None,
+        };
+        double.up().await;
+        double
+    }
+
+    /// Listens again (on the same port after the first time).
+    async fn up(&mut self) {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
+            .await
+            .expect("bind");
+        self.port = listener.local_addr().expect("addr").port();
+        let app = Router::new()
+            .route("/1.0/give-me-job", post(give_me_job))
+            .route("/1.0/job-update", post(job_update))
+            .with_state(Arc::clone(&self.state));
+        self.server = Some(tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        }));
+    }
+
+    /// Stops listening: connections are refused until [`WebappDouble::up`].
+    async fn down(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.abort();
+            let _ = server.await;
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn add_job(&self, job_id: i64, path: &str) {
+        self.lock().jobs.push_back((job_id, path.to_owned()));
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, DoubleState> {
+        self.state.lock().expect("double state")
+    }
+
+    fn updates(&self) -> Vec<Fields> {
+        self.lock().updates.clone()
+    }
+
+    /// All output received for `job_id`, stdout and stderr of each update in turn.
+    fn output(&self, job_id: i64) -> String {
+        self.updates()
+            .iter()
+            .filter(|u| u["job_id"] == job_id.to_string())
+            .map(|u| format!("{}{}", u["stdout"], u["stderr"]))
+            .collect()
+    }
+
+    fn final_update(&self, job_id: i64) -> Option<Fields> {
+        self.updates()
+            .into_iter()
+            .find(|u| u["job_id"] == job_id.to_string() && u["exit"] != "no")
+    }
+}
+
+async fn give_me_job(
+    State(state): State<Arc<Mutex<DoubleState>>>,
+    Form(fields): Form<Fields>,
+) -> Json<GiveMeJob> {
+    let mut state = state.lock().expect("state");
+    state.give_requests += 1;
+    assert!(fields.contains_key("host") && fields["pid"].parse::<u32>().is_ok());
+    let Some((job_id, path)) = state.jobs.pop_front() else {
+        return Json(GiveMeJob {
+            job_id: None,
+            lorry: None,
+        });
+    };
+    let text =
+        format!("{{\"{path}\": {{\"type\": \"git\", \"url\": \"git://example.invalid/x\"}}}}");
+    Json(GiveMeJob {
+        job_id: Some(job_id),
+        lorry: Some(LorryInfo {
+            path,
+            text,
+            from_host: String::new(),
+            from_path: String::new(),
+            interval: 60,
+            lorry_timeout: 3600,
+            last_run: 0,
+            last_run_exit: None,
+            last_run_error: None,
+            running_job: Some(job_id),
+            disk_usage: None,
+            due: 0,
+            last_success: None,
+            consecutive_failures: 0,
+            jobs: None,
+        }),
+    })
+}
+
+async fn job_update(
+    State(state): State<Arc<Mutex<DoubleState>>>,
+    Form(fields): Form<Fields>,
+) -> Json<JobInfo> {
+    let mut state = state.lock().expect("state");
+    state.updates.push(fields.clone());
+    let running = state.updates.iter().filter(|u| u["exit"] == "no").count();
+    let kill_job = state.kill_after.is_some_and(|n| running >= n);
+    Json(JobInfo {
+        job_id: fields["job_id"].parse().unwrap_or(0),
+        host: "h".into(),
+        pid: 1,
+        path: String::new(),
+        exit: fields["exit"].clone(),
+        kill_job,
+        output: String::new(),
+        disk_usage: None,
+        disk_usage_nice: String::new(),
+        job_started: String::new(),
+        job_ended: String::new(),
+        started: 0,
+        ended: None,
+        updated: 0,
+    })
+}
+
+fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let file = dir.join(name);
+    std::fs::write(&file, format!("#!/bin/sh\n{body}\n")).expect("write script");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    file
+}
+
+fn config(double: &WebappDouble, lorry: &Path) -> MinionConfig {
+    let mut config = MinionConfig::new(double.url(), lorry);
+    config.sleep = Duration::from_millis(50);
+    config.update_interval = Duration::from_millis(100);
+    config.retry_max = Duration::from_millis(300);
+    config.webapp_timeout = Duration::from_secs(5);
+    config.kill_grace = Duration::from_secs(1);
+    config
+}
+
+async fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !check() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn process_exists(pid: i32) -> bool {
+    // A zombie has no cmdline to speak of; count only live processes.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| !stat.contains(") Z "))
+        .unwrap_or(false)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_reports_output_exit_code_and_disk_usage() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let area = dir.path().join("wa");
+    // The spec file is readable, then a working directory is filled.
+    let lorry = script(
+        dir.path(),
+        "lorry",
+        &format!(
+            "echo \"args: $*\"\nlast=\"\"; for a; do last=$a; done\ngrep -q upstream/foo \"$last\" && echo spec-ok\n\
+             mkdir -p {area}/upstream_foo && head -c 200000 /dev/zero > {area}/upstream_foo/pack\n\
+             echo 'to https://user:hunter2@example.com/x' >&2\nsleep 0.3\necho done\nexit 3",
+            area = area.display()
+        ),
+    );
+    let double = WebappDouble::start().await;
+    double.add_job(7, "upstream/foo");
+    let mut config = config(&double, &lorry);
+    config.working_area = Some(area.clone());
+    config.lorry.working_area = Some(area.clone());
+    let (trigger, shutdown) = Shutdown::new();
+    let minion = tokio::spawn(lc_minion::run(config, shutdown));
+    wait_for("the final update", || double.final_update(7).is_some()).await;
+    // It asks again after the job.
+    let asked = double.lock().give_requests;
+    wait_for("another give-me-job", || {
+        double.lock().give_requests > asked
+    })
+    .await;
+    trigger.trigger();
+    minion.await.expect("join").expect("run");
+
+    let last = double.final_update(7).expect("final");
+    assert_eq!(last["exit"], "3");
+    let usage: u64 = last["disk_usage"].parse().expect("disk usage");
+    assert!(usage >= 200_000, "{usage}");
+    let output = double.output(7);
+    assert!(
+        output.contains(&format!("--working-area {}", area.display())),
+        "{output}"
+    );
+    assert!(
+        output.contains("spec-ok\n") && output.contains("done\n"),
+        "{output}"
+    );
+    assert!(output.contains("https://***@example.com/x"), "{output}");
+    assert!(!output.contains("hunter2"), "{output}");
+    let updates = double.updates();
+    assert!(updates.iter().any(|u| u["exit"] == "no"), "heartbeats sent");
+    assert_eq!(updates.iter().filter(|u| u["exit"] != "no").count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_is_kept_while_the_webapp_is_away_and_the_result_delivered_later() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let marker = dir.path().join("finished");
+    let started = dir.path().join("started");
+    let lorry = script(
+        dir.path(),
+        "lorry",
+        &format!(
+            "touch {started}\nwhile [ ! -e {started}.go ]; do sleep 0.05; done\n\
+             for i in 1 2 3 4 5; do echo line $i; echo err $i >&2; sleep 0.1; done\n\
+             touch {marker}\nexit 0",
+            started = started.display(),
+            marker = marker.display()
+        ),
+    );
+    let mut double = WebappDouble::start().await;
+    double.add_job(1, "a/b");
+    let (trigger, shutdown) = Shutdown::new();
+    let minion = tokio::spawn(lc_minion::run(config(&double, &lorry), shutdown));
+    wait_for("lorry to start", || started.exists()).await;
+    double.down().await;
+    std::fs::write(dir.path().join("started.go"), "").expect("go");
+    // The job runs to its end while nothing answers.
+    wait_for("lorry to finish", || marker.exists()).await;
+    // Let several retries of the final report fail on the closed port.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    double.up().await;
+    wait_for("the final update", || double.final_update(1).is_some()).await;
+    trigger.trigger();
+    minion.await.expect("join").expect("run");
+
+    assert_eq!(double.final_update(1).expect("final")["exit"], "0");
+    let output = double.output(1);
+    for i in 1..=5 {
+        assert!(output.contains(&format!("line {i}\n")), "{output}");
+        assert!(output.contains(&format!("err {i}\n")), "{output}");
+    }
+    let stdout: String = double
+        .updates()
+        .iter()
+        .map(|u| u["stdout"].clone())
+        .collect();
+    assert_eq!(
+        stdout, "line 1\nline 2\nline 3\nline 4\nline 5\n",
+        "in order, none twice"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_job_kills_the_whole_process_group() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pid_file = dir.path().join("pid");
+    // The grandchild must go too; TERM is ignored, so SIGKILL is needed.
+    let lorry = script(
+        dir.path(),
+        "lorry",
+        &format!(
+            "trap '' TERM\nsleep 1000 &\necho $! > {}\necho started\nwait\nwait",
+            pid_file.display()
+        ),
+    );
+    let double = WebappDouble::start().await;
+    double.lock().kill_after = Some(2);
+    double.add_job(5, "slow/one");
+    let (trigger, shutdown) = Shutdown::new();
+    let started = Instant::now();
+    let minion = tokio::spawn(lc_minion::run(config(&double, &lorry), shutdown));
+    wait_for("the final update", || double.final_update(5).is_some()).await;
+    assert!(started.elapsed() < Duration::from_secs(10));
+    trigger.trigger();
+    minion.await.expect("join").expect("run");
+    let last = double.final_update(5).expect("final");
+    assert_eq!(last["exit"], "137", "SIGKILL after the grace period");
+    assert!(double.output(5).contains("killed lorry"));
+    let grandchild: i32 = std::fs::read_to_string(&pid_file)
+        .expect("pid")
+        .trim()
+        .parse()
+        .expect("pid number");
+    wait_for("the grandchild to die", || !process_exists(grandchild)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_the_minion_kills_and_reports_the_running_job() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let started = dir.path().join("started");
+    let lorry = script(
+        dir.path(),
+        "lorry",
+        &format!("touch {}\nexec sleep 1000", started.display()),
+    );
+    let double = WebappDouble::start().await;
+    double.add_job(9, "x/y");
+    let (trigger, shutdown) = Shutdown::new();
+    let minion = tokio::spawn(lc_minion::run(config(&double, &lorry), shutdown));
+    wait_for("lorry to start", || started.exists()).await;
+    trigger.trigger();
+    tokio::time::timeout(Duration::from_secs(10), minion)
+        .await
+        .expect("the minion stops promptly")
+        .expect("join")
+        .expect("run");
+    let last = double.final_update(9).expect("final");
+    assert_eq!(last["exit"], "143", "SIGTERM");
+    assert!(double.output(9).contains("the minion is stopping"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_are_applied_and_a_missing_lorry_is_reported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lorry = script(
+        dir.path(),
+        "lorry",
+        "grep -E 'Max (cpu time|file size|address space)' /proc/$$/limits",
+    );
+    let double = WebappDouble::start().await;
+    double.add_job(1, "l/imits");
+    let mut config = config(&double, &lorry);
+    config.lorry.limits = lc_minion::Limits {
+        cpu_seconds: Some(321),
+        memory_bytes: Some(4_000_000_000),
+        file_size_bytes: Some(123_456_789),
+    };
+    let (trigger, shutdown) = Shutdown::new();
+    let minion = tokio::spawn(lc_minion::run(config.clone(), shutdown));
+    wait_for("the first job", || double.final_update(1).is_some()).await;
+    trigger.trigger();
+    minion.await.expect("join").expect("run");
+    let output = double.output(1);
+    assert_eq!(
+        double.final_update(1).expect("final")["exit"],
+        "0",
+        "{output}"
+    );
+    for value in ["321", "123456789", "4000000000"] {
+        assert!(output.contains(value), "{value} in {output}");
+    }
+
+    config.lorry = lc_minion::LorryCommand::new(dir.path().join("missing-lorry"));
+    double.add_job(2, "no/lorry");
+    let (trigger, shutdown) = Shutdown::new();
+    let minion = tokio::spawn(lc_minion::run(config, shutdown));
+    wait_for("the second job", || double.final_update(2).is_some()).await;
+    trigger.trigger();
+    minion.await.expect("join").expect("run");
+    assert_eq!(double.final_update(2).expect("final")["exit"], "127");
+    assert!(double.output(2).contains("missing-lorry"));
+}
