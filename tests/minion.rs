@@ -1,0 +1,267 @@
+//! End to end: the real webapp and real `lorry-controller-minion` processes,
+//! with a shell script as the lorry program (these tests are about the
+//! minion's supervision of lorry, not about mirroring).
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{READY_TIMEOUT, Webapp, git_lorry, wait_for};
+use serde_json::Value;
+
+const MINION: &str = env!("CARGO_BIN_EXE_lorry-controller-minion");
+
+/// Mirrors nothing: fails for `e2e/fail`, hangs for `e2e/slow`, prints and
+/// succeeds otherwise.
+fn fake_lorry(dir: &Path) -> PathBuf {
+    let file = dir.join("fake-lorry");
+    let body = format!(
+        "#!/bin/sh\nfor a; do spec=$a; done\n\
+         case \"$(cat \"$spec\")\" in\n\
+         *e2e/fail*) echo 'cannot reach upstream' >&2; exit 4;;\n\
+         *e2e/slow*) touch {dir}/slow-started; exec sleep 1000;;\n\
+         *) echo \"mirrored $(basename \"$spec\")\"; exit 0;;\n\
+         esac\n",
+        dir = dir.display()
+    );
+    std::fs::write(&file, body).expect("write fake lorry");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    file
+}
+
+/// A running minion, killed if still running when dropped.
+struct Minion(Child);
+
+impl Minion {
+    fn start(webapp: &Webapp, lorry: &Path, name: &str) -> Minion {
+        let child = Command::new(MINION)
+            .args([
+                "--webapp-host=127.0.0.1".to_owned(),
+                format!("--webapp-port={}", webapp.port),
+                "--sleep=0.1".into(),
+                "--update-interval=0.2".into(),
+                "--kill-grace=1".into(),
+                format!("--lorry-path={}", lorry.display()),
+                format!("--log={}", webapp.dir.join(format!("{name}.log")).display()),
+                "--log-level=debug".into(),
+            ])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start minion");
+        Minion(child)
+    }
+
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.0.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(15),
+                "minion ignores SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Minion {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The jobs of `path`, newest last.
+fn jobs_of(webapp: &Webapp, path: &str) -> Vec<Value> {
+    let ids = webapp.get_ok("/1.0/list-jobs")["job_ids"].clone();
+    let ids: Vec<i64> = serde_json::from_value(ids).expect("job ids");
+    let mut jobs: Vec<Value> = ids
+        .into_iter()
+        .map(|id| webapp.get_ok(&format!("/1.0/job/{id}")))
+        .filter(|job| job["path"] == path)
+        .collect();
+    jobs.sort_by_key(|job| job["job_id"].as_i64());
+    jobs
+}
+
+/// The first job of `path` once it has ended.
+fn ended_job(webapp: &Webapp, path: &str) -> Value {
+    wait_for(&format!("a finished job of {path}"), READY_TIMEOUT, || {
+        jobs_of(webapp, path)
+            .into_iter()
+            .find(|job| job["exit"] != "no")
+    })
+}
+
+fn running_job(webapp: &Webapp, path: &str) -> i64 {
+    wait_for(&format!("a running job of {path}"), READY_TIMEOUT, || {
+        jobs_of(webapp, path)
+            .into_iter()
+            .find(|job| job["exit"] == "no")
+            .and_then(|job| job["job_id"].as_i64())
+    })
+}
+
+#[test]
+fn two_minions_run_every_lorry_and_report_exit_and_output() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lorry = fake_lorry(dir.path());
+    let webapp = Webapp::start(dir.path(), &[]);
+    let paths = ["e2e/one", "e2e/two", "e2e/three", "e2e/fail"];
+    webapp.seed(&paths.map(|p| git_lorry(p, 3600, 3600)));
+    let mut minions = [
+        Minion::start(&webapp, &lorry, "minion-1"),
+        Minion::start(&webapp, &lorry, "minion-2"),
+    ];
+    for path in paths {
+        let job = ended_job(&webapp, path);
+        let output = job["output"].as_str().unwrap_or_default();
+        if path == "e2e/fail" {
+            assert_eq!(job["exit"], "4", "{job}");
+            assert!(output.contains("cannot reach upstream"), "{job}");
+        } else {
+            assert_eq!(job["exit"], "0", "{job}");
+            let expected = format!("mirrored {}.lorry", path.replace('/', "_"));
+            assert!(output.contains(&expected), "{job}");
+        }
+        assert_eq!(jobs_of(&webapp, path).len(), 1, "{path} ran once");
+    }
+    let lorry_info = webapp.get_ok("/1.0/lorry/e2e/fail");
+    assert_eq!(lorry_info["last_run_exit"], "4");
+    for minion in &mut minions {
+        assert!(minion.terminate().success());
+    }
+}
+
+#[test]
+fn stop_job_and_lorry_timeout_kill_a_hanging_lorry_within_seconds() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lorry = fake_lorry(dir.path());
+    let webapp = Webapp::start(dir.path(), &[]);
+    let now = 1_800_000_000;
+    webapp.pretend_time(now);
+    webapp.seed(&[git_lorry("e2e/slow", 3600, 600)]);
+    let _minion = Minion::start(&webapp, &lorry, "minion");
+
+    let job_id = running_job(&webapp, "e2e/slow");
+    wait_for("lorry to start", READY_TIMEOUT, || {
+        dir.path().join("slow-started").exists().then_some(())
+    });
+    let asked = Instant::now();
+    webapp.post_ok("/1.0/stop-job", &[("job_id", &job_id.to_string())]);
+    let job = ended_job(&webapp, "e2e/slow");
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        asked.elapsed()
+    );
+    assert_eq!(job["exit"], "143", "SIGTERM ended it: {job}");
+    assert!(
+        job["output"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("killed lorry")
+    );
+
+    // The lorry is due again an hour later; then it outlives its timeout.
+    webapp.pretend_time(now + 3600);
+    let second = wait_for("a second job", READY_TIMEOUT, || {
+        jobs_of(&webapp, "e2e/slow")
+            .into_iter()
+            .find(|job| job["job_id"] != job_id && job["exit"] == "no")
+    });
+    webapp.pretend_time(now + 3600 + 601);
+    let asked = Instant::now();
+    let ended = wait_for("the timed-out job to end", READY_TIMEOUT, || {
+        let job = webapp.get_ok(&format!("/1.0/job/{}", second["job_id"]));
+        (job["exit"] != "no").then_some(job)
+    });
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        asked.elapsed()
+    );
+    assert_eq!(ended["exit"], "143", "{ended}");
+}
+
+#[test]
+fn sigterm_kills_the_running_job_reports_it_and_exits() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lorry = fake_lorry(dir.path());
+    let webapp = Webapp::start(dir.path(), &[]);
+    webapp.seed(&[git_lorry("e2e/slow", 3600, 3600)]);
+    let mut minion = Minion::start(&webapp, &lorry, "minion");
+    running_job(&webapp, "e2e/slow");
+    wait_for("lorry to start", READY_TIMEOUT, || {
+        dir.path().join("slow-started").exists().then_some(())
+    });
+    let status = minion.terminate();
+    assert!(status.success(), "{status}");
+    // Reported before the minion exited.
+    let job = jobs_of(&webapp, "e2e/slow").pop().expect("job");
+    assert_eq!(job["exit"], "143", "{job}");
+    assert!(
+        job["output"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("the minion is stopping"),
+        "{job}"
+    );
+}
+
+#[test]
+fn config_file_options_and_mistakes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conf = dir.path().join("minion.conf");
+    std::fs::write(
+        &conf,
+        "[config]\nwebapp-host = localhost\nwebapp-prot = 1\n",
+    )
+    .expect("write");
+    let out = Command::new(MINION)
+        .arg(format!("--config={}", conf.display()))
+        .output()
+        .expect("run minion");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("minion.conf") && stderr.contains("webapp-prot"),
+        "{stderr}"
+    );
+    let out = Command::new(MINION)
+        .arg("--config=/nonexistent/minion.conf")
+        .output()
+        .expect("run minion");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/minion.conf"));
+
+    // A working file: the minion runs with it and stops on SIGTERM.
+    let lorry = fake_lorry(dir.path());
+    let webapp = Webapp::start(dir.path(), &[]);
+    webapp.seed(&[git_lorry("e2e/conf", 3600, 3600)]);
+    std::fs::write(
+        &conf,
+        format!(
+            "[config]\nwebapp-host = 127.0.0.1\nwebapp-port = {}\nsleep = 0.1\nupdate-interval = 0.2\nlorry-path = {}\nlog = {}\n",
+            webapp.port,
+            lorry.display(),
+            dir.path().join("minion.log").display()
+        ),
+    )
+    .expect("write");
+    let child = Command::new(MINION)
+        .arg(format!("--config={}", conf.display()))
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start minion");
+    let mut minion = Minion(child);
+    assert_eq!(ended_job(&webapp, "e2e/conf")["exit"], "0");
+    assert!(minion.terminate().success());
+}
