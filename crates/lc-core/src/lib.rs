@@ -4,6 +4,7 @@
 //! This crate knows nothing of HTTP, HTML or git. The webapp calls into
 //! [`db::StateDb`]; every state transition there is one SQLite transaction.
 
+pub mod config;
 pub mod db;
 pub mod error;
 pub mod proxy;
