@@ -191,3 +191,20 @@ pub struct Status {
 pub struct ErrorBody {
     pub error: String,
 }
+
+/// `POST /1.0/read-configuration`: what reading CONFGIT changed in STATEDB,
+/// or, with `dry_run`, what it would change. Paths and host names only:
+/// host secrets never appear here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadConfigurationSummary {
+    pub dry_run: bool,
+    pub lorries_added: Vec<String>,
+    pub lorries_changed: Vec<String>,
+    /// Includes the lorries generated from removed Upstream Hosts.
+    pub lorries_removed: Vec<String>,
+    pub lorries_unchanged: usize,
+    pub hosts_added: Vec<String>,
+    pub hosts_changed: Vec<String>,
+    pub hosts_removed: Vec<String>,
+    pub problems: Vec<ConfigProblem>,
+}

@@ -11,6 +11,7 @@
 //! [`StateDb::write`] and [`StateDb::read`] from blocking tasks.
 
 mod checkpoint;
+mod config_sync;
 mod hosts;
 mod jobs;
 mod lorries;
@@ -27,6 +28,7 @@ use rusqlite_migration::{M, Migrations};
 use crate::error::{Error, Result};
 use checkpoint::Checkpointer;
 
+pub use config_sync::ConfigPlan;
 pub use jobs::{GHOST_EXIT, JobUpdate};
 pub use lorries::NewLorry;
 pub use metrics::{ERROR_STREAK, FleetSnapshot, LorryHealth};
