@@ -265,3 +265,200 @@ fn config_file_options_and_mistakes() {
     assert_eq!(ended_job(&webapp, "e2e/conf")["exit"], "0");
     assert!(minion.terminate().success());
 }
+
+/// Runs git in `dir` with a fixed identity and no user configuration.
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_AUTHOR_NAME", "T")
+        .env("GIT_AUTHOR_EMAIL", "t@example.com")
+        .env("GIT_COMMITTER_NAME", "T")
+        .env("GIT_COMMITTER_EMAIL", "t@example.com")
+        .args(args)
+        .output()
+        .expect("git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `git for-each-ref` of heads and tags of a repository, or of `prefix`.
+fn refs(repo: &Path, prefix: &[&str]) -> String {
+    let mut args = vec!["for-each-ref", "--format=%(objectname) %(refname)"];
+    args.extend(prefix);
+    git(repo, &args)
+}
+
+/// A `git daemon` on loopback serving `base`; killed on drop.
+struct Daemon(Child, u16);
+
+impl Daemon {
+    fn start(base: &Path) -> Daemon {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let exec_path = git(base, &["--exec-path"]);
+        let child = Command::new(Path::new(exec_path.trim()).join("git-daemon"))
+            .args(["--reuseaddr", "--export-all", "--listen=127.0.0.1"])
+            .arg(format!("--port={port}"))
+            .arg(format!("--base-path={}", base.display()))
+            .arg(base)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("git daemon");
+        wait_for("git daemon", READY_TIMEOUT, || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+        Daemon(child, port)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The real `lorry` run by two minions against `git daemon` upstreams and
+/// the webapp's local downstream: a first mirror, then a new commit, a
+/// deleted branch and a force-pushed branch upstream, and a re-run. (The
+/// lorries are put into STATEDB directly: CONFGIT reading is not in the
+/// webapp yet.)
+#[test]
+fn real_lorry_mirrors_and_keeps_rewritten_history() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let upstreams = dir.path().join("upstreams");
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&work).expect("mkdir");
+    let names = ["alpha", "beta"];
+    for name in names {
+        let bare = upstreams.join(format!("{name}.git"));
+        std::fs::create_dir_all(&bare).expect("mkdir");
+        git(&bare, &["init", "-q", "--bare", "-b", "main"]);
+        let clone = work.join(name);
+        git(
+            dir.path(),
+            &[
+                "clone",
+                "-q",
+                &bare.display().to_string(),
+                &clone.display().to_string(),
+            ],
+        );
+        for branch in ["main", "topic", "gone"] {
+            git(&clone, &["checkout", "-q", "-B", branch]);
+            std::fs::write(clone.join(branch), branch).expect("write");
+            git(&clone, &["add", "."]);
+            git(&clone, &["commit", "-q", "-m", branch]);
+        }
+        git(&clone, &["tag", "v1"]);
+        git(
+            &clone,
+            &["push", "-q", "origin", "main", "topic", "gone", "v1"],
+        );
+    }
+    let daemon = Daemon::start(&upstreams);
+    let webapp = Webapp::start(dir.path(), &[]);
+    let now = 1_800_000_000;
+    webapp.pretend_time(now);
+    let lorries = names.map(|name| {
+        let path = format!("e2e/{name}");
+        let spec = serde_json::json!({ &path: {
+            "type": "git", "url": format!("git://127.0.0.1:{}/{name}.git", daemon.1)
+        }});
+        lc_core::db::NewLorry {
+            path,
+            text: spec.to_string(),
+            from_host: String::new(),
+            from_path: String::new(),
+            interval: 3600,
+            lorry_timeout: 600,
+        }
+    });
+    webapp.seed(&lorries);
+    let downstream = dir.path().join("downstream");
+    let lorry_conf = dir.path().join("lorry.conf");
+    std::fs::write(
+        &lorry_conf,
+        format!(
+            "[config]\nworking-area = {}\nmirror-base-url-push = {}\n",
+            dir.path().join("wa").display(),
+            downstream.display()
+        ),
+    )
+    .expect("write lorry.conf");
+    let lorry = PathBuf::from(env!("CARGO_BIN_EXE_lorry"));
+    let start = |name: &str| {
+        let child = Command::new(MINION)
+            .args([
+                "--webapp-host=127.0.0.1".to_owned(),
+                format!("--webapp-port={}", webapp.port),
+                "--sleep=0.1".into(),
+                "--update-interval=0.2".into(),
+                format!("--lorry-path={}", lorry.display()),
+                format!("--lorry-config={}", lorry_conf.display()),
+                format!("--log={}", dir.path().join(format!("{name}.log")).display()),
+            ])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start minion");
+        Minion(child)
+    };
+    let mut minions = [start("m1"), start("m2")];
+
+    for name in names {
+        let job = ended_job(&webapp, &format!("e2e/{name}"));
+        assert_eq!(job["exit"], "0", "{job}");
+        assert!(job["disk_usage"].as_i64().unwrap_or(0) > 0, "{job}");
+        let down = downstream.join(format!("e2e/{name}.git"));
+        assert_eq!(
+            refs(&down, &["refs/heads", "refs/tags"]),
+            refs(&upstreams.join(format!("{name}.git")), &[]),
+            "{name}"
+        );
+    }
+
+    // Upstream moves on: a new commit, a deleted branch, a force-push.
+    let clone = work.join("alpha");
+    let old_topic = git(&clone, &["rev-parse", "topic"]);
+    git(&clone, &["checkout", "-q", "main"]);
+    std::fs::write(clone.join("new"), "new").expect("write");
+    git(&clone, &["add", "."]);
+    git(&clone, &["commit", "-q", "-m", "new"]);
+    git(&clone, &["checkout", "-q", "-B", "topic", "main~1"]);
+    std::fs::write(clone.join("rewritten"), "x").expect("write");
+    git(&clone, &["add", "."]);
+    git(&clone, &["commit", "-q", "-m", "rewritten"]);
+    git(
+        &clone,
+        &["push", "-q", "--force", "origin", "main", "topic", ":gone"],
+    );
+
+    webapp.pretend_time(now + 3601);
+    let rerun = wait_for("the second alpha job", READY_TIMEOUT, || {
+        jobs_of(&webapp, "e2e/alpha")
+            .into_iter()
+            .skip(1)
+            .find(|job| job["exit"] != "no")
+    });
+    assert_eq!(rerun["exit"], "0", "{rerun}");
+    let down = downstream.join("e2e/alpha.git");
+    assert_eq!(
+        refs(&down, &["refs/heads", "refs/tags"]),
+        refs(&upstreams.join("alpha.git"), &[])
+    );
+    let preserved = refs(&down, &["refs/lorry/preserved"]);
+    assert!(preserved.contains(old_topic.trim()), "{preserved}");
+    assert!(preserved.contains("/refs/heads/gone"), "{preserved}");
+    for minion in &mut minions {
+        assert!(minion.terminate().success());
+    }
+}
