@@ -11,6 +11,8 @@
 //! Results of network commands are parsed from their porcelain output into
 //! typed values ([`RemoteRef`], [`FetchedRef`], [`PushedRef`]).
 
+pub mod confgit;
+
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::Write;

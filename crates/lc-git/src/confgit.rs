@@ -1,0 +1,165 @@
+//! Keeping the local checkout of CONFGIT up to date.
+//!
+//! The checkout is the webapp's own: it is cloned when absent, otherwise
+//! fetched and hard-reset to the remote branch, and cleaned of untracked
+//! files, so local edits never survive a read. Errors name the URL with any
+//! credential hidden.
+
+use std::path::Path;
+
+use lc_core::redact::redact;
+
+use crate::{Git, GitError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfgitError {
+    #[error("cannot update CONFGIT from {url} (branch {branch}) into {dir}: {source}")]
+    Git {
+        /// Redacted.
+        url: String,
+        branch: String,
+        dir: String,
+        #[source]
+        source: GitError,
+    },
+    #[error("{dir} exists and is not a git checkout; refusing to overwrite it with CONFGIT")]
+    NotACheckout { dir: String },
+}
+
+/// Clones `url` at `branch` into `dir` if `dir` has no checkout yet,
+/// otherwise fetches `branch` and resets the checkout to it.
+pub fn update_confgit(url: &str, branch: &str, dir: &Path) -> Result<(), ConfgitError> {
+    let git = Git::new();
+    let shown_dir = dir.display().to_string();
+    let fail = |source| ConfgitError::Git {
+        url: redact(url).into_owned(),
+        branch: branch.to_owned(),
+        dir: shown_dir.clone(),
+        source,
+    };
+    let has_checkout = dir.join(".git").exists();
+    let is_empty_or_absent = match std::fs::read_dir(dir) {
+        Ok(mut entries) => entries.next().is_none(),
+        Err(_) => true,
+    };
+    if !has_checkout {
+        if !is_empty_or_absent {
+            return Err(ConfgitError::NotACheckout { dir: shown_dir });
+        }
+        git.command()
+            .args([
+                "clone",
+                "--quiet",
+                "--no-tags",
+                "--single-branch",
+                "--branch",
+            ])
+            .arg(branch)
+            .arg("--")
+            .arg(url)
+            .arg(dir.as_os_str())
+            .run()
+            .map_err(fail)?;
+        return Ok(());
+    }
+    let remote_ref = format!("refs/remotes/origin/{branch}");
+    git.command()
+        .current_dir(dir)
+        .args(["remote", "set-url", "origin", "--"])
+        .arg(url)
+        .run()
+        .map_err(fail)?;
+    git.command()
+        .current_dir(dir)
+        .args(["fetch", "--quiet", "--no-tags", "--prune", "origin"])
+        .arg(format!("+refs/heads/{branch}:{remote_ref}"))
+        .run()
+        .map_err(fail)?;
+    git.command()
+        .current_dir(dir)
+        .args(["reset", "--quiet", "--hard"])
+        .arg(&remote_ref)
+        .arg("--")
+        .run()
+        .map_err(fail)?;
+    git.command()
+        .current_dir(dir)
+        .args(["clean", "--quiet", "-fdx"])
+        .run()
+        .map_err(fail)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh(dir: &Path, args: &[&str]) {
+        let out = crate::git()
+            .current_dir(dir)
+            .args(args)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example")
+            .output()
+            .expect("git");
+        assert!(out.status.success(), "{args:?}: {out:?}");
+    }
+
+    #[test]
+    fn clones_then_follows_the_branch_and_drops_local_changes() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let upstream = tmp.path().join("up");
+        std::fs::create_dir(&upstream).expect("mkdir");
+        sh(&upstream, &["init", "--quiet", "-b", "main"]);
+        std::fs::write(upstream.join("lorry-controller.conf"), "[]").expect("write");
+        sh(&upstream, &["add", "."]);
+        sh(&upstream, &["commit", "--quiet", "-m", "one"]);
+        let url = format!("file://{}", upstream.display());
+        let checkout = tmp.path().join("confgit");
+
+        update_confgit(&url, "main", &checkout).expect("clone");
+        assert_eq!(
+            std::fs::read_to_string(checkout.join("lorry-controller.conf")).expect("read"),
+            "[]"
+        );
+
+        std::fs::write(upstream.join("lorry-controller.conf"), "[1]").expect("write");
+        sh(&upstream, &["commit", "--quiet", "-am", "two"]);
+        std::fs::write(checkout.join("stray.lorry"), "x").expect("stray");
+        std::fs::write(checkout.join("lorry-controller.conf"), "local").expect("edit");
+        update_confgit(&url, "main", &checkout).expect("fetch");
+        assert_eq!(
+            std::fs::read_to_string(checkout.join("lorry-controller.conf")).expect("read"),
+            "[1]"
+        );
+        assert!(!checkout.join("stray.lorry").exists());
+
+        // History rewritten upstream: still followed.
+        sh(
+            &upstream,
+            &["commit", "--quiet", "--amend", "-m", "rewritten"],
+        );
+        update_confgit(&url, "main", &checkout).expect("forced");
+    }
+
+    #[test]
+    fn errors_name_the_url_without_credentials() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let url = "http://user:hunter2@127.0.0.1:9/confgit.git";
+        let err = update_confgit(url, "main", &tmp.path().join("c")).expect_err("no server");
+        let text = err.to_string();
+        assert!(text.contains("http://"), "{text}");
+        assert!(text.contains("127.0.0.1:9/confgit.git"), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+
+        let err =
+            update_confgit("file:///nonexistent/repo", "main", tmp.path()).expect_err("not empty");
+        std::fs::write(tmp.path().join("f"), "x").expect("write");
+        let err2 = update_confgit("file:///nonexistent/repo", "main", tmp.path())
+            .expect_err("not a checkout");
+        assert!(matches!(err, ConfgitError::Git { .. }), "{err}");
+        assert!(matches!(err2, ConfgitError::NotACheckout { .. }), "{err2}");
+    }
+}
