@@ -20,7 +20,7 @@ pub enum ConfgitError {
         branch: String,
         dir: String,
         #[source]
-        source: GitError,
+        source: Box<GitError>,
     },
     #[error("{dir} exists and is not a git checkout; refusing to overwrite it with CONFGIT")]
     NotACheckout { dir: String },
@@ -31,11 +31,11 @@ pub enum ConfgitError {
 pub fn update_confgit(url: &str, branch: &str, dir: &Path) -> Result<(), ConfgitError> {
     let git = Git::new();
     let shown_dir = dir.display().to_string();
-    let fail = |source| ConfgitError::Git {
+    let fail = |source: GitError| ConfgitError::Git {
         url: redact(url).into_owned(),
         branch: branch.to_owned(),
         dir: shown_dir.clone(),
-        source,
+        source: Box::new(source),
     };
     let has_checkout = dir.join(".git").exists();
     let is_empty_or_absent = match std::fs::read_dir(dir) {
