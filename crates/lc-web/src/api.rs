@@ -388,10 +388,6 @@ pub async fn pretend_time(
     }))
 }
 
-pub async fn read_configuration() -> ApiError {
-    ApiError::NotImplemented("read-configuration is not available in this build yet".into())
-}
-
 pub async fn ls_troves() -> ApiError {
     ApiError::NotImplemented("ls-troves is not available in this build yet".into())
 }

@@ -5,6 +5,7 @@
 //! result to a wire type of `lc_api`. The URLs are all in [`router`].
 
 mod api;
+mod confgit;
 mod downstream;
 mod error;
 mod form;

@@ -6,7 +6,7 @@ use axum::routing::{get, post};
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::{api, metrics, pages};
+use crate::{api, confgit, metrics, pages};
 
 /// Largest POST body accepted: job-update carries job output.
 const BODY_LIMIT: usize = 64 * 1024 * 1024;
@@ -39,7 +39,7 @@ pub fn router(state: AppState) -> Router {
         .route("/1.0/job-update", post(api::job_update))
         .route("/1.0/pretend-time", post(api::pretend_time))
         // read-configuration: see confgit.rs
-        .route("/1.0/read-configuration", post(api::read_configuration))
+        .route("/1.0/read-configuration", post(confgit::handler))
         .route("/1.0/ls-troves", post(api::ls_troves))
         .route("/1.0/force-ls-troves", post(api::force_ls_troves))
         .route("/1.0/health-check", get(api::health_check))

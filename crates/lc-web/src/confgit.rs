@@ -1,0 +1,253 @@
+//! `POST /1.0/read-configuration`: bring the CONFGIT checkout up to date,
+//! read it, and sync STATEDB with it (or, on a dry run, say what would change).
+//!
+//! A conf file that does not parse or validate is the caller's problem (400,
+//! naming file, section and problem) and leaves STATEDB untouched. A CONFGIT
+//! that cannot be fetched is 503, naming the URL with credentials hidden.
+
+use std::sync::{Arc, Mutex};
+
+use axum::Json;
+use axum::extract::{RawQuery, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use lc_api::{Message, ReadConfigurationSummary};
+use lc_core::config::{ConfError, load_config};
+use lc_core::db::StateDb;
+use lc_git::confgit::{ConfgitError, update_confgit};
+
+use crate::error::ApiError;
+use crate::form::Fields;
+use crate::{AppState, WebConfig};
+
+/// One read of CONFGIT at a time: two would race on the checkout.
+static READING: Mutex<()> = Mutex::new(());
+
+#[derive(Debug, thiserror::Error)]
+enum ReadError {
+    #[error(transparent)]
+    Fetch(#[from] ConfgitError),
+    #[error(transparent)]
+    Conf(#[from] ConfError),
+    #[error(transparent)]
+    Db(#[from] lc_core::Error),
+}
+
+impl From<ReadError> for ApiError {
+    fn from(err: ReadError) -> ApiError {
+        match err {
+            ReadError::Fetch(e) => ApiError::Unavailable(e.to_string()),
+            ReadError::Conf(e) => ApiError::BadRequest(e.to_string()),
+            ReadError::Db(e) => ApiError::from(e),
+        }
+    }
+}
+
+fn read_blocking(
+    db: &StateDb,
+    config: &WebConfig,
+    dry_run: bool,
+) -> Result<ReadConfigurationSummary, ReadError> {
+    let _reading = READING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let dir = &config.configuration_directory;
+    if config.debug_real_confgit
+        && let Some(url) = &config.confgit_url
+    {
+        update_confgit(url, &config.confgit_branch, dir)?;
+    }
+    let loaded = load_config(dir)?;
+    let summary = if dry_run {
+        db.read(|tx| Ok(tx.plan_config(&loaded)?.summary))?
+    } else {
+        db.write(|tx| tx.apply_config(&loaded))?
+    };
+    tracing::info!(
+        dry_run,
+        added = summary.lorries_added.len(),
+        changed = summary.lorries_changed.len(),
+        removed = summary.lorries_removed.len(),
+        problems = summary.problems.len(),
+        "read configuration"
+    );
+    Ok(summary)
+}
+
+/// Reads CONFGIT and syncs STATEDB (or only plans, when `dry_run`), on a
+/// blocking thread.
+pub async fn read_configuration(
+    state: &AppState,
+    dry_run: bool,
+) -> Result<ReadConfigurationSummary, ApiError> {
+    let db = Arc::clone(&state.db);
+    let config = Arc::clone(&state.config);
+    tokio::task::spawn_blocking(move || read_blocking(&db, &config, dry_run))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::from)
+}
+
+fn truthy(value: Option<&str>) -> Result<bool, ApiError> {
+    match value {
+        None | Some("" | "0" | "false" | "no") => Ok(false),
+        Some("1" | "true" | "yes") => Ok(true),
+        Some(other) => Err(ApiError::BadRequest(format!(
+            "field dry_run must be 1 or 0, not {other:?}"
+        ))),
+    }
+}
+
+/// The handler: `dry_run` and `redirect` come from the form body;
+/// `dry_run` may also be given in the query string.
+pub async fn handler(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    fields: Fields,
+) -> Result<Response, ApiError> {
+    let query = Fields::parse(query.unwrap_or_default().as_bytes());
+    let dry_run = truthy(fields.optional("dry_run"))? || truthy(query.optional("dry_run"))?;
+    let redirect = fields.redirect()?.map(str::to_owned);
+    let summary = read_configuration(&state, dry_run).await?;
+    Ok(match redirect {
+        Some(to) => (
+            StatusCode::SEE_OTHER,
+            [(header::LOCATION, to.clone())],
+            Json(Message {
+                message: format!("see {to}"),
+            }),
+        )
+            .into_response(),
+        None => Json(summary).into_response(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::{Downstream, router};
+
+    fn state(dir: &Path) -> AppState {
+        let db = StateDb::open(&dir.join("state.db")).expect("open");
+        AppState::new(
+            db,
+            WebConfig {
+                configuration_directory: dir.join("confgit"),
+                confgit_url: None,
+                confgit_branch: "master".into(),
+                debug_real_confgit: false,
+                status_html: None,
+                static_files: None,
+                ghost_timeout: 3600,
+                job_max_age: 86_400,
+                job_keep_per_lorry: 3,
+                publish_failures: true,
+                downstream: Downstream::External {
+                    kind: "none".into(),
+                },
+                fake_upstream_hosts: Default::default(),
+                allow_pretend_time: true,
+            },
+        )
+    }
+
+    fn write(dir: &Path, rel: &str, text: &str) {
+        let path = dir.join("confgit").join(rel);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, text).expect("write");
+    }
+
+    async fn post(state: &AppState, uri: &str, body: &str) -> (StatusCode, Response) {
+        let response = router(state.clone())
+            .oneshot(
+                Request::post(uri)
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(Body::from(body.to_owned()))
+                    .expect("request"),
+            )
+            .await
+            .expect("response");
+        (response.status(), response)
+    }
+
+    async fn json(response: Response) -> serde_json::Value {
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        serde_json::from_slice(&bytes).expect("json")
+    }
+
+    #[tokio::test]
+    async fn dry_run_then_apply_then_bad_conf_leaves_statedb_alone() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let d = tmp.path();
+        let state = state(d);
+        write(
+            d,
+            "lorry-controller.conf",
+            r#"[{"type": "lorries", "prefix": "p", "globs": ["*.lorry"]},
+                {"type": "gitlab", "host": "gl", "protocol": "https", "prefixmap": {},
+                 "private-token": "SECRET-TOKEN"}]"#,
+        );
+        write(
+            d,
+            "a.lorry",
+            "a: {type: git, url: 'https://u:pw@x/a'}\nb: {type: nope}\n",
+        );
+
+        let (status, resp) = post(&state, "/1.0/read-configuration?dry_run=1", "").await;
+        assert_eq!(status, StatusCode::OK);
+        let body = json(resp).await;
+        assert_eq!(body["dry_run"], true);
+        assert_eq!(body["lorries_added"], serde_json::json!(["p/a"]));
+        assert!(
+            state
+                .db
+                .read(|tx| tx.lorry_paths())
+                .expect("paths")
+                .is_empty()
+        );
+
+        let (status, resp) = post(&state, "/1.0/read-configuration", "").await;
+        assert_eq!(status, StatusCode::OK);
+        let body = json(resp).await;
+        assert_eq!(body["dry_run"], false);
+        assert_eq!(body["hosts_added"], serde_json::json!(["gl"]));
+        assert_eq!(body["problems"][0]["file"], "a.lorry");
+        assert!(!body.to_string().contains("SECRET"), "{body}");
+        assert_eq!(
+            state.db.read(|tx| tx.lorry_paths()).expect("paths"),
+            ["p/a"]
+        );
+
+        let (status, resp) = post(&state, "/1.0/read-configuration", "redirect=/").await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        assert_eq!(resp.headers()[header::LOCATION], "/");
+
+        write(
+            d,
+            "lorry-controller.conf",
+            r#"[{"type": "lorries", "globs": []}]"#,
+        );
+        let (status, resp) = post(&state, "/1.0/read-configuration", "").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let body = json(resp).await;
+        assert_eq!(
+            body["error"],
+            "lorry-controller.conf: section 0 (type lorries): missing prefix"
+        );
+        assert_eq!(
+            state.db.read(|tx| tx.lorry_paths()).expect("paths"),
+            ["p/a"]
+        );
+
+        let (status, _) = post(&state, "/1.0/read-configuration", "dry_run=maybe").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+}
