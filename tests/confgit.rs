@@ -1,0 +1,276 @@
+//! End to end: CONFGIT read by the real webapp over file:// and over HTTP
+//! (`git http-backend` behind a small CGI bridge), and the post-update hook
+//! against a running webapp.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use common::{READY_TIMEOUT, Webapp, wait_for};
+
+fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .current_dir(dir)
+        .args(args)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example")
+        .output()
+        .expect("git");
+    assert!(out.status.success(), "git {args:?}: {out:?}");
+}
+
+/// A bare CONFGIT at `dir/confgit.git`, edited through a work tree `dir/work`.
+struct Confgit {
+    bare: PathBuf,
+    work: PathBuf,
+}
+
+impl Confgit {
+    fn new(dir: &Path) -> Confgit {
+        let bare = dir.join("confgit.git");
+        let work = dir.join("work");
+        std::fs::create_dir_all(&bare).expect("mkdir");
+        git(&bare, &["init", "--quiet", "--bare", "-b", "master"]);
+        git(
+            dir,
+            &["clone", "--quiet", bare.to_str().expect("utf8"), "work"],
+        );
+        git(&work, &["checkout", "--quiet", "-b", "master"]);
+        Confgit { bare, work }
+    }
+
+    fn commit(&self, files: &[(&str, &str)], remove: &[&str]) {
+        for (name, text) in files {
+            let path = self.work.join(name);
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+            std::fs::write(path, text).expect("write");
+        }
+        for name in remove {
+            git(&self.work, &["rm", "--quiet", name]);
+        }
+        git(&self.work, &["add", "-A"]);
+        git(
+            &self.work,
+            &["commit", "--quiet", "--allow-empty", "-m", "change"],
+        );
+        git(&self.work, &["push", "--quiet", "origin", "master"]);
+    }
+}
+
+const CONF: &str =
+    r#"[{"type": "lorries", "prefix": "up", "interval": "2H", "globs": ["lorries/*.lorry"]}]"#;
+
+fn webapp(dir: &Path, url: &str) -> Webapp {
+    Webapp::start(
+        dir,
+        &[
+            "--debug-real-confgit",
+            &format!("--confgit-url={url}"),
+            "--confgit-branch=master",
+        ],
+    )
+}
+
+/// Add, change, remove and an unchanged re-read, through a real CONFGIT.
+fn exercise(webapp: &Webapp, confgit: &Confgit) {
+    confgit.commit(
+        &[
+            ("lorry-controller.conf", CONF),
+            ("lorries/a.lorry", "a: {type: git, url: 'https://example.org/a.git'}\n"),
+            ("lorries/b.lorry", r#"{"b": {"type": "tarball", "url": "https://example.org/b.tgz"}, "bad": {"url": "x"}}"#),
+        ],
+        &[],
+    );
+    let s = webapp.post_ok("/1.0/read-configuration", &[]);
+    assert_eq!(
+        s["lorries_added"],
+        serde_json::json!(["up/a", "up/b"]),
+        "{s}"
+    );
+    assert_eq!(webapp.queue(), ["up/a", "up/b"]);
+    let status = webapp.get_ok("/1.0/status");
+    assert_eq!(status["config_problems"][0]["file"], "lorries/b.lorry");
+    assert_eq!(status["config_problems"][0]["item"], "bad");
+
+    let s = webapp.post_ok("/1.0/read-configuration", &[]);
+    assert_eq!(s["lorries_unchanged"], 2, "{s}");
+    assert!(s["lorries_added"].as_array().expect("list").is_empty());
+
+    confgit.commit(
+        &[(
+            "lorries/a.lorry",
+            "a: {type: git, url: 'https://example.org/a2.git'}\n",
+        )],
+        &["lorries/b.lorry"],
+    );
+    let dry = webapp.post_ok("/1.0/read-configuration", &[("dry_run", "1")]);
+    assert_eq!(dry["dry_run"], true);
+    assert_eq!(dry["lorries_changed"], serde_json::json!(["up/a"]), "{dry}");
+    assert_eq!(dry["lorries_removed"], serde_json::json!(["up/b"]), "{dry}");
+    assert_eq!(webapp.queue(), ["up/a", "up/b"], "dry run wrote nothing");
+    let s = webapp.post_ok("/1.0/read-configuration", &[]);
+    assert_eq!(s["lorries_removed"], serde_json::json!(["up/b"]), "{s}");
+    assert_eq!(webapp.queue(), ["up/a"]);
+    let lorry = webapp.get_ok("/1.0/lorry/up/a");
+    assert!(lorry.to_string().contains("a2.git"), "{lorry}");
+    assert!(
+        webapp.get_ok("/1.0/status")["config_problems"]
+            .as_array()
+            .expect("list")
+            .is_empty()
+    );
+
+    confgit.commit(&[("lorry-controller.conf", r#"[{"type": "trove"}]"#)], &[]);
+    let answer = webapp.post("/1.0/read-configuration", &[]);
+    assert_eq!(answer.status, 400, "{}", answer.text);
+    let error = answer.body["error"].as_str().expect("error");
+    assert!(
+        error.contains("lorry-controller.conf: section 0 (type trove)"),
+        "{error}"
+    );
+    assert_eq!(webapp.queue(), ["up/a"], "a bad conf leaves STATEDB alone");
+}
+
+#[test]
+fn confgit_over_file_url() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let confgit = Confgit::new(dir.path());
+    let url = format!("file://{}", confgit.bare.display());
+    let webapp = webapp(dir.path(), &url);
+    exercise(&webapp, &confgit);
+    webapp.stop();
+}
+
+/// A CGI bridge to `git http-backend`, serving `root` on 127.0.0.1.
+const CGI_BRIDGE: &str = r#"
+import http.server, os, subprocess, sys
+root, port_file = sys.argv[1], sys.argv[2]
+class H(http.server.BaseHTTPRequestHandler):
+    def handle_one(self):
+        path, _, query = self.path.partition('?')
+        length = int(self.headers.get('Content-Length') or 0)
+        body = self.rfile.read(length) if length else b''
+        env = dict(os.environ, GIT_PROJECT_ROOT=root, GIT_HTTP_EXPORT_ALL='1',
+                   REQUEST_METHOD=self.command, PATH_INFO=path, QUERY_STRING=query,
+                   CONTENT_TYPE=self.headers.get('Content-Type') or '',
+                   CONTENT_LENGTH=str(len(body)), REMOTE_ADDR='127.0.0.1',
+                   GIT_PROTOCOL=self.headers.get('Git-Protocol') or '')
+        out = subprocess.run(['git', 'http-backend'], input=body, env=env,
+                             capture_output=True).stdout
+        head, _, payload = out.partition(b'\r\n\r\n')
+        status = 200
+        headers = []
+        for line in head.split(b'\r\n'):
+            k, _, v = line.decode().partition(':')
+            if k.lower() == 'status':
+                status = int(v.strip().split()[0])
+            elif k:
+                headers.append((k, v.strip()))
+        self.send_response(status)
+        for k, v in headers:
+            self.send_header(k, v)
+        self.send_header('Content-Length', str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+    do_GET = handle_one
+    do_POST = handle_one
+    def log_message(self, *a):
+        pass
+s = http.server.ThreadingHTTPServer(('127.0.0.1', 0), H)
+with open(port_file + '.tmp', 'w') as f:
+    f.write(str(s.server_address[1]))
+os.rename(port_file + '.tmp', port_file)
+s.serve_forever()
+"#;
+
+struct HttpServer(Child);
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve_http(root: &Path, dir: &Path) -> (HttpServer, u16) {
+    let port_file = dir.join("http.port");
+    let child = Command::new("python3")
+        .args(["-c", CGI_BRIDGE])
+        .arg(root)
+        .arg(&port_file)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("python3");
+    let server = HttpServer(child);
+    let port = wait_for("the HTTP server's port file", READY_TIMEOUT, || {
+        std::fs::read_to_string(&port_file)
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    });
+    (server, port)
+}
+
+#[test]
+fn confgit_over_http_backend() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let confgit = Confgit::new(dir.path());
+    let (_server, port) = serve_http(dir.path(), dir.path());
+    let url = format!("http://127.0.0.1:{port}/confgit.git");
+    let webapp = webapp(dir.path(), &url);
+    exercise(&webapp, &confgit);
+
+    // An unreachable CONFGIT with credentials in its URL: 503, credentials hidden.
+    webapp.stop();
+    let dir2 = tempfile::tempdir().expect("tempdir");
+    let webapp = webapp(dir2.path(), "http://admin:hunter2@127.0.0.1:9/confgit.git");
+    let answer = webapp.post("/1.0/read-configuration", &[]);
+    assert_eq!(answer.status, 503, "{}", answer.text);
+    assert!(
+        answer.text.contains("127.0.0.1:9/confgit.git"),
+        "{}",
+        answer.text
+    );
+    assert!(!answer.text.contains("hunter2"), "{}", answer.text);
+    webapp.stop();
+}
+
+const HOOK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/etc/git-hooks/post-update");
+
+#[test]
+fn post_update_hook_asks_a_running_webapp_and_never_fails_the_push() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let confgit = Confgit::new(dir.path());
+    let hook = confgit.bare.join("hooks/post-update");
+    std::fs::copy(HOOK, &hook).expect("install hook");
+    let url = format!("file://{}", confgit.bare.display());
+    let webapp = webapp(dir.path(), &url);
+    git(
+        &confgit.bare,
+        &["config", "lorry-controller.url", &webapp.url("")],
+    );
+    confgit.commit(
+        &[
+            ("lorry-controller.conf", CONF),
+            (
+                "lorries/a.lorry",
+                "a: {type: git, url: 'https://example.org/a.git'}\n",
+            ),
+        ],
+        &[],
+    );
+    // The push ran the hook, which asked the webapp to read CONFGIT.
+    assert_eq!(webapp.queue(), ["up/a"]);
+    webapp.stop();
+
+    // Webapp down: the push still succeeds (commit() asserts it), promptly.
+    let started = std::time::Instant::now();
+    confgit.commit(&[("lorries/b.lorry", "b: {type: hg, url: u}\n")], &[]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}
