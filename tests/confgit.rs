@@ -65,7 +65,7 @@ impl Confgit {
 const CONF: &str =
     r#"[{"type": "lorries", "prefix": "up", "interval": "2H", "globs": ["lorries/*.lorry"]}]"#;
 
-fn webapp(dir: &Path, url: &str) -> Webapp {
+fn start_webapp(dir: &Path, url: &str) -> Webapp {
     Webapp::start(
         dir,
         &[
@@ -141,7 +141,7 @@ fn confgit_over_file_url() {
     let dir = tempfile::tempdir().expect("tempdir");
     let confgit = Confgit::new(dir.path());
     let url = format!("file://{}", confgit.bare.display());
-    let webapp = webapp(dir.path(), &url);
+    let webapp = start_webapp(dir.path(), &url);
     exercise(&webapp, &confgit);
     webapp.stop();
 }
@@ -223,13 +223,13 @@ fn confgit_over_http_backend() {
     let confgit = Confgit::new(dir.path());
     let (_server, port) = serve_http(dir.path(), dir.path());
     let url = format!("http://127.0.0.1:{port}/confgit.git");
-    let webapp = webapp(dir.path(), &url);
+    let webapp = start_webapp(dir.path(), &url);
     exercise(&webapp, &confgit);
 
     // An unreachable CONFGIT with credentials in its URL: 503, credentials hidden.
     webapp.stop();
     let dir2 = tempfile::tempdir().expect("tempdir");
-    let webapp = webapp(dir2.path(), "http://admin:hunter2@127.0.0.1:9/confgit.git");
+    let webapp = start_webapp(dir2.path(), "http://admin:hunter2@127.0.0.1:9/confgit.git");
     let answer = webapp.post("/1.0/read-configuration", &[]);
     assert_eq!(answer.status, 503, "{}", answer.text);
     assert!(
@@ -250,7 +250,7 @@ fn post_update_hook_asks_a_running_webapp_and_never_fails_the_push() {
     let hook = confgit.bare.join("hooks/post-update");
     std::fs::copy(HOOK, &hook).expect("install hook");
     let url = format!("file://{}", confgit.bare.display());
-    let webapp = webapp(dir.path(), &url);
+    let webapp = start_webapp(dir.path(), &url);
     git(
         &confgit.bare,
         &["config", "lorry-controller.url", &webapp.url("")],
