@@ -394,22 +394,13 @@ fn load_sections(
         }
         files.sort();
         files.dedup();
-        for (rel, path) in files {
-            if !path.is_file() {
-                continue;
-            }
-            files_read += 1;
-            let text = match std::fs::read_to_string(&path) {
-                Ok(t) => t,
-                Err(e) => {
-                    problems.push(problem(&rel, None, format!("cannot read: {e}")));
-                    continue;
-                }
-            };
-            let entries = match parse_lorry_file(&text) {
+        files.retain(|(_, path)| path.is_file());
+        files_read += files.len();
+        for (rel, parsed) in read_and_parse(files) {
+            let entries = match parsed {
                 Ok(entries) => entries,
-                Err(e) => {
-                    problems.push(problem(&rel, None, e.to_string()));
+                Err(p) => {
+                    problems.push(problem(&rel, None, p));
                     continue;
                 }
             };
@@ -471,6 +462,42 @@ fn load_sections(
         hosts,
         problems,
         files_read,
+    })
+}
+
+type Parsed = (String, Result<Vec<spec::SpecEntry>, String>);
+
+/// Reads and parses `.lorry` files on all cores, answering in the order given.
+fn read_and_parse(files: Vec<(String, std::path::PathBuf)>) -> Vec<Parsed> {
+    let one = |(rel, path): (String, std::path::PathBuf)| -> Parsed {
+        let parsed = match std::fs::read_to_string(&path) {
+            Ok(text) => parse_lorry_file(&text).map_err(|e| e.to_string()),
+            Err(e) => Err(format!("cannot read: {e}")),
+        };
+        (rel, parsed)
+    };
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    if threads < 2 || files.len() < 64 {
+        return files.into_iter().map(one).collect();
+    }
+    let chunk = files.len().div_ceil(threads);
+    let mut chunks: Vec<Vec<_>> = Vec::new();
+    let mut rest = files.into_iter().peekable();
+    while rest.peek().is_some() {
+        chunks.push(rest.by_ref().take(chunk).collect());
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|c| scope.spawn(move || c.into_iter().map(one).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
     })
 }
 
@@ -792,6 +819,41 @@ pub(crate) mod tests {
         let report = check_config(d);
         assert!(!report.is_clean());
         assert_eq!(report.lorries, 2);
+    }
+
+    #[test]
+    fn many_files_are_read_in_parallel_in_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        write(
+            d,
+            "lorry-controller.conf",
+            "- {type: lorries, prefix: p, globs: ['*.lorry']}\n",
+        );
+        for i in 0..300 {
+            let text = if i % 50 == 7 {
+                "{broken".to_owned()
+            } else {
+                format!("r{i:03}: {{type: git, url: u}}\n")
+            };
+            write(d, &format!("f{i:03}.lorry"), &text);
+        }
+        let c = load_config(d).expect("loads");
+        assert_eq!(c.files_read, 300);
+        assert_eq!(c.lorries.len(), 294);
+        assert!(c.lorries.windows(2).all(|w| w[0].path < w[1].path));
+        let bad: Vec<_> = c.problems.iter().map(|p| p.file.as_str()).collect();
+        assert_eq!(
+            bad,
+            [
+                "f007.lorry",
+                "f057.lorry",
+                "f107.lorry",
+                "f157.lorry",
+                "f207.lorry",
+                "f257.lorry"
+            ]
+        );
     }
 
     #[test]
