@@ -274,3 +274,32 @@ fn post_update_hook_asks_a_running_webapp_and_never_fails_the_push() {
     confgit.commit(&[("lorries/b.lorry", "b: {type: hg, url: u}\n")], &[]);
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
 }
+
+#[test]
+fn check_config_exits_non_zero_on_problems() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("lorries")).expect("mkdir");
+    std::fs::write(d.join("lorry-controller.conf"), CONF).expect("conf");
+    std::fs::write(d.join("lorries/a.lorry"), "a: {type: git, url: u}\n").expect("a");
+    let run = |arg: String| {
+        Command::new(common::WEBAPP)
+            .arg(arg)
+            .output()
+            .expect("run webapp")
+    };
+    let out = run(format!("--check-config={}", d.display()));
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("1 lorries"),
+        "{out:?}"
+    );
+    std::fs::write(d.join("lorries/b.lorry"), "b: {type: darcs, url: u}\n").expect("b");
+    let out = run(format!("--check-config={}", d.display()));
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("lorries/b.lorry: b: unknown type"),
+        "{stdout}"
+    );
+}

@@ -16,6 +16,9 @@ struct Options {
     /// Read options from this INI file's [config] section (keys are long option names).
     #[arg(long, value_name = "FILE")]
     config: Vec<PathBuf>,
+    /// Check the CONFGIT checked out in DIR, print its problems and exit (1 on problems).
+    #[arg(long, value_name = "DIR")]
+    check_config: Option<PathBuf>,
     /// The STATEDB SQLite file; created if missing.
     #[arg(long, value_name = "FILE")]
     statedb: PathBuf,
@@ -168,8 +171,28 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: finishing requests in flight");
 }
 
+/// The DIR of `--check-config DIR` (or `--check-config=DIR`), if given.
+fn check_config_dir() -> Option<PathBuf> {
+    let mut args = std::env::args_os().skip(1);
+    while let Some(arg) = args.next() {
+        if arg == "--check-config" {
+            return args.next().map(PathBuf::from);
+        }
+        if let Some(dir) = arg.to_str().and_then(|a| a.strip_prefix("--check-config=")) {
+            return Some(PathBuf::from(dir));
+        }
+    }
+    None
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    if let Some(dir) = check_config_dir() {
+        // A CI gate for CONFGIT: no STATEDB, no server; exit 1 on any problem.
+        let report = lc_core::config::check_config(&dir);
+        print!("{report}");
+        std::process::exit(if report.is_clean() { 0 } else { 1 });
+    }
     let args = lorry_controller::args_with_config_file(std::env::args_os(), &Options::command())?;
     let options = Options::parse_from(args);
     lorry_controller::logging::init_with_format(
