@@ -2,11 +2,13 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use anyhow::{Context, bail};
+use anyhow::{Context, anyhow, bail};
 use clap::{CommandFactory, Parser, ValueEnum};
 use lc_core::db::StateDb;
-use lc_web::{AppState, Downstream, WebConfig};
+use lc_hosts::{self as hosts, Politeness, Secret};
+use lc_web::{AppState, Downstream, HostSettings, WebConfig};
 use lorry_controller::logging::LogFormat;
 
 /// Mirrors upstream repositories on a schedule: the controlling web application.
@@ -80,6 +82,59 @@ struct Options {
     /// Directory of the bare repositories of a local Downstream Host.
     #[arg(long, value_name = "DIR")]
     local_base_directory: Option<PathBuf>,
+    /// Name of the Downstream Host: Gitano is reached as git@HOST over ssh;
+    /// GitLab and Gitea at https://HOST unless --downstream-http-url says otherwise.
+    #[arg(long, value_name = "HOST", default_value = "localhost")]
+    downstream_host: String,
+    /// Web address of a GitLab or Gitea Downstream Host (https://gitlab.example.com).
+    #[arg(long, value_name = "URL")]
+    downstream_http_url: Option<String>,
+    /// ssh address of a Gerrit Downstream Host.
+    #[arg(
+        long,
+        value_name = "URL",
+        default_value = "ssh://lorry@localhost:29418"
+    )]
+    downstream_ssh_url: String,
+    /// Visibility of groups, organisations and repositories created downstream.
+    #[arg(long, value_name = "VISIBILITY", default_value = "private",
+          value_parser = ["private", "internal", "public"])]
+    downstream_visibility: String,
+    /// API token of a GitLab Downstream Host (better: the -file option or the environment).
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "LORRY_GITLAB_PRIVATE_TOKEN",
+        hide_env_values = true
+    )]
+    gitlab_private_token: Option<Secret>,
+    /// File holding the API token of a GitLab Downstream Host.
+    #[arg(long, value_name = "FILE")]
+    gitlab_private_token_file: Option<PathBuf>,
+    /// Access token of a Gitea Downstream Host (better: the -file option or the environment).
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "LORRY_GITEA_ACCESS_TOKEN",
+        hide_env_values = true
+    )]
+    gitea_access_token: Option<Secret>,
+    /// File holding the access token of a Gitea Downstream Host.
+    #[arg(long, value_name = "FILE")]
+    gitea_access_token_file: Option<PathBuf>,
+    /// Parent project of projects created on a Gerrit Downstream Host.
+    #[arg(long, value_name = "PROJECT")]
+    gerrit_parent_project: Option<String>,
+    /// Largest share of an Upstream Host's lorries one listing may remove, in
+    /// percent; a listing that would remove more removes nothing.
+    #[arg(long, value_name = "PERCENT", default_value = "5", value_parser = parse_percent)]
+    ls_shrink_limit: f64,
+    /// Running jobs allowed per Upstream Host (lorries generated from its listing).
+    #[arg(long, value_name = "N")]
+    max_jobs_per_host: Option<i64>,
+    /// API calls per second allowed to each host (GitLab, Gitea, Trove over http).
+    #[arg(long, value_name = "N")]
+    max_api_calls_per_second: Option<f64>,
     /// List Upstream Host HOST from the JSON file FILE instead of asking it (tests).
     #[arg(long, alias = "debug-fake-trove", value_name = "HOST=FILE")]
     debug_fake_upstream_host: Vec<String>,
@@ -106,19 +161,129 @@ enum ServerType {
     Gerrit,
 }
 
-fn web_config(options: &Options) -> anyhow::Result<WebConfig> {
-    let downstream = match options.git_server_type {
+/// `5`, `5%` or `0.5` percent, as a share from 0 to 1.
+fn parse_percent(text: &str) -> Result<f64, String> {
+    let number = text.trim().trim_end_matches('%').trim();
+    match number.parse::<f64>() {
+        Ok(p) if (0.0..=100.0).contains(&p) => Ok(p / 100.0),
+        _ => Err(format!("{text:?} is not a percentage from 0 to 100")),
+    }
+}
+
+/// A token given on the command line (or in the environment) or in a file;
+/// not both.
+fn token(
+    value: &Option<Secret>,
+    file: &Option<PathBuf>,
+    name: &str,
+) -> anyhow::Result<Option<Secret>> {
+    match (value, file) {
+        (Some(_), Some(_)) => bail!("--{name} and --{name}-file: give only one"),
+        (Some(token), None) => Ok(Some(token.clone())),
+        (None, Some(file)) => {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("--{name}-file: cannot read {}", file.display()))?;
+            let text = text.trim();
+            if text.is_empty() {
+                bail!("--{name}-file: {} is empty", file.display());
+            }
+            Ok(Some(Secret::new(text)))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+/// The Downstream Host of `--git-server-type`, with its options.
+fn downstream_host(
+    options: &Options,
+    polite: &Arc<Politeness>,
+) -> anyhow::Result<hosts::Downstream> {
+    let visibility = hosts::downstream::Visibility::parse(&options.downstream_visibility)
+        .map_err(|e| anyhow!("--downstream-visibility: {e}"))?;
+    let http_url = || {
+        options
+            .downstream_http_url
+            .clone()
+            .unwrap_or_else(|| format!("https://{}", options.downstream_host))
+    };
+    Ok(match options.git_server_type {
         ServerType::Local => {
             let Some(base) = &options.local_base_directory else {
                 bail!("--git-server-type local needs --local-base-directory");
             };
-            Downstream::Local { base: base.clone() }
+            hosts::Downstream::Local(hosts::downstream::Local::new(base.clone()))
         }
-        other => Downstream::External {
-            kind: other
-                .to_possible_value()
-                .map(|v| v.get_name().to_owned())
-                .unwrap_or_default(),
+        ServerType::Gitlab => {
+            let Some(token) = token(
+                &options.gitlab_private_token,
+                &options.gitlab_private_token_file,
+                "gitlab-private-token",
+            )?
+            else {
+                bail!(
+                    "--git-server-type gitlab needs --gitlab-private-token, \
+                     --gitlab-private-token-file or LORRY_GITLAB_PRIVATE_TOKEN"
+                );
+            };
+            let gitlab =
+                hosts::downstream::Gitlab::new(&http_url(), token, visibility, Arc::clone(polite))
+                    .map_err(|e| anyhow!("--downstream-http-url: {e}"))?;
+            hosts::Downstream::Gitlab(Arc::new(gitlab))
+        }
+        ServerType::Gitea => {
+            let Some(token) = token(
+                &options.gitea_access_token,
+                &options.gitea_access_token_file,
+                "gitea-access-token",
+            )?
+            else {
+                bail!(
+                    "--git-server-type gitea needs --gitea-access-token, \
+                     --gitea-access-token-file or LORRY_GITEA_ACCESS_TOKEN"
+                );
+            };
+            let gitea =
+                hosts::downstream::Gitea::new(&http_url(), token, visibility, Arc::clone(polite))
+                    .map_err(|e| anyhow!("--downstream-http-url: {e}"))?;
+            hosts::Downstream::Gitea(Arc::new(gitea))
+        }
+        ServerType::Gerrit => {
+            let target = hosts::ssh::SshTarget::parse(&options.downstream_ssh_url)
+                .map_err(|e| anyhow!("--downstream-ssh-url: {e}"))?;
+            hosts::Downstream::Gerrit(hosts::downstream::Gerrit::new(
+                target,
+                options.gerrit_parent_project.clone(),
+            ))
+        }
+        ServerType::Gitano => {
+            let target = hosts::ssh::SshTarget::new(Some("git"), &options.downstream_host, None)
+                .map_err(|e| anyhow!("--downstream-host: {e}"))?;
+            hosts::Downstream::Gitano(hosts::downstream::Gitano::new(target))
+        }
+    })
+}
+
+fn web_config(options: &Options) -> anyhow::Result<WebConfig> {
+    if let Some(n) = options.max_jobs_per_host
+        && n < 1
+    {
+        bail!("--max-jobs-per-host: {n} must be at least 1");
+    }
+    if let Some(rate) = options.max_api_calls_per_second
+        && !(rate.is_finite() && rate > 0.0)
+    {
+        bail!("--max-api-calls-per-second: {rate} must be a positive number");
+    }
+    let polite = Arc::new(Politeness::new(
+        options.max_api_calls_per_second,
+        hosts::Backoff::default(),
+    ));
+    let downstream = Downstream::Host {
+        host: downstream_host(options, &polite)?,
+        settings: HostSettings {
+            polite,
+            ls_shrink_limit: options.ls_shrink_limit,
+            max_jobs_per_host: options.max_jobs_per_host,
         },
     };
     let mut fake_upstream_hosts = BTreeMap::new();

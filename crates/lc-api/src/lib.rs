@@ -208,3 +208,32 @@ pub struct ReadConfigurationSummary {
     pub hosts_removed: Vec<String>,
     pub problems: Vec<ConfigProblem>,
 }
+
+/// `POST /1.0/ls-troves` and `POST /1.0/force-ls-troves`: what listing each
+/// Upstream Host did. Host names, paths and messages only: host secrets
+/// never appear here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LsTrovesSummary {
+    pub hosts: Vec<HostListing>,
+}
+
+/// The listing of one Upstream Host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostListing {
+    pub host: String,
+    /// Whether the listing succeeded (and was applied, perhaps without removals).
+    pub listed: bool,
+    /// Repositories the host listed.
+    pub repositories: usize,
+    /// Repositories skipped by `ignore`.
+    pub ignored: usize,
+    /// Repositories no `prefixmap` prefix maps.
+    pub unmapped: usize,
+    pub lorries_added: Vec<String>,
+    pub lorries_changed: Vec<String>,
+    pub lorries_removed: Vec<String>,
+    pub lorries_unchanged: usize,
+    /// What went wrong: the listing's failure, the shrink guard, paths
+    /// already taken, bad paths. Also kept in the host's `ls_last_error`.
+    pub errors: Vec<String>,
+}

@@ -29,7 +29,7 @@ pub enum Reply<T> {
 }
 
 impl<T> Reply<T> {
-    fn new(redirect: Option<&str>, value: T) -> Reply<T> {
+    pub(crate) fn new(redirect: Option<&str>, value: T) -> Reply<T> {
         match redirect {
             Some(to) => Reply::Redirect(to.to_owned()),
             None => Reply::Json(value),
@@ -325,10 +325,30 @@ pub async fn give_me_job(
         job_id: None,
         lorry: None,
     };
-    let Some((job_id, lorry)) = state.write(move |tx| tx.start_next_job(&host, pid)).await? else {
+    let max_per_host = state.config.downstream.settings().max_jobs_per_host;
+    let started = state
+        .write(move |tx| {
+            tx.set_max_jobs_per_host(max_per_host)?;
+            let Some((job_id, lorry)) = tx.start_next_job(&host, pid)? else {
+                return Ok(None);
+            };
+            let upstream = tx.upstream_metadata(&lorry.path)?;
+            Ok(Some((job_id, lorry, upstream)))
+        })
+        .await?;
+    let Some((job_id, lorry, upstream)) = started else {
         return Ok(Json(none));
     };
-    if let Err(problem) = state.config.downstream.prepare(&lorry.path).await {
+    let metadata = lc_hosts::RepoMetadata {
+        head: upstream.head,
+        description: upstream.description,
+    };
+    if let Err(problem) = state
+        .config
+        .downstream
+        .prepare(&lorry.path, &metadata)
+        .await
+    {
         tracing::warn!(job_id, path = %lorry.path, %problem, "cannot prepare downstream repository");
         let update = JobUpdate {
             exit: Some(1),
@@ -386,14 +406,6 @@ pub async fn pretend_time(
     Ok(Json(Message {
         message: format!("Pretending it is {}", timefmt::utc(now)),
     }))
-}
-
-pub async fn ls_troves() -> ApiError {
-    ApiError::NotImplemented("ls-troves is not available in this build yet".into())
-}
-
-pub async fn force_ls_troves() -> ApiError {
-    ApiError::NotImplemented("force-ls-troves is not available in this build yet".into())
 }
 
 pub async fn health_check(State(state): State<AppState>) -> Response {

@@ -1,100 +1,124 @@
 //! The Downstream Host: where mirrors are pushed, and preparing a
-//! repository there before each job.
+//! repository there before each job; plus the settings of talking to hosts
+//! (API politeness, the listing shrink guard, the per-host job cap).
+//!
+//! The host types themselves live in `lc_hosts`. `Local` and `External`
+//! remain as shorthands for setups built in code (tests): a local directory
+//! with default settings, and no preparation at all.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::{Arc, LazyLock};
 
-/// Where mirrors go.
-#[derive(Debug, Clone, PartialEq, Eq)]
+use lc_hosts::{Politeness, RepoMetadata};
+
+/// Where mirrors go, and how hosts are talked to.
+#[derive(Debug, Clone)]
 pub enum Downstream {
-    /// Bare repositories at `<base>/<path>.git` on this machine.
+    /// Bare repositories at `<base>/<path>.git` on this machine, default settings.
     Local { base: PathBuf },
-    /// A host type whose repository creation lives outside the webapp core.
-    /// Jobs are handed out; `lorry` pushes to whatever its configuration says.
+    /// No repository is prepared; `lorry` pushes wherever its configuration says.
     External { kind: String },
+    /// A Downstream Host of any type, with its settings.
+    Host {
+        host: lc_hosts::Downstream,
+        settings: HostSettings,
+    },
 }
 
-impl Downstream {
-    /// Makes sure the repository for `path` exists; an existing one is left as it is.
-    pub async fn prepare(&self, path: &str) -> Result<(), String> {
-        match self {
-            Downstream::Local { base } => {
-                let repo = local_repo_path(base, path)?;
-                tokio::task::spawn_blocking(move || init_bare(&repo))
-                    .await
-                    .map_err(|e| e.to_string())?
-            }
-            Downstream::External { .. } => Ok(()),
+/// How the webapp treats Upstream and Downstream Hosts.
+#[derive(Debug, Clone)]
+pub struct HostSettings {
+    /// Per-host API call rate and backoff, shared by listing and preparing.
+    pub polite: Arc<Politeness>,
+    /// Largest share (0.0 to 1.0) of a host's lorries one listing may remove.
+    pub ls_shrink_limit: f64,
+    /// Running jobs allowed per Upstream Host; `None`: no limit.
+    pub max_jobs_per_host: Option<i64>,
+}
+
+/// The default share of a host's lorries a listing may remove: 5%.
+pub const DEFAULT_SHRINK_LIMIT: f64 = 0.05;
+
+impl Default for HostSettings {
+    fn default() -> HostSettings {
+        HostSettings {
+            polite: Arc::default(),
+            ls_shrink_limit: DEFAULT_SHRINK_LIMIT,
+            max_jobs_per_host: None,
         }
     }
 }
 
-/// Creates a bare repository at `repo`, with missing parents; an existing
-/// one is left as it is.
-///
-/// In-process (libgit2) rather than `git init`: this runs inside
-/// give-me-job before a lorry's first job, and spawning git would cost more
-/// than the rest of the request. It touches only the local file system.
-fn init_bare(repo: &Path) -> Result<(), String> {
-    if repo.join("HEAD").is_file() {
-        return Ok(());
-    }
-    let mut options = git2::RepositoryInitOptions::new();
-    options.bare(true).mkpath(true).external_template(false);
-    git2::Repository::init_opts(repo, &options)
-        .map(drop)
-        .map_err(|err| format!("cannot create {}: {}", repo.display(), err.message()))
-}
+static DEFAULT_SETTINGS: LazyLock<HostSettings> = LazyLock::new(HostSettings::default);
 
-/// `<base>/<path>.git`, refusing a path that would leave `base`.
-fn local_repo_path(base: &Path, path: &str) -> Result<PathBuf, String> {
-    let escapes = path.is_empty()
-        || path.starts_with('/')
-        || path
-            .split('/')
-            .any(|part| part.is_empty() || part == "." || part == "..")
-        || path.chars().any(char::is_control);
-    if escapes {
-        return Err(format!(
-            "lorry path {path:?} cannot be a repository under {}",
-            base.display()
-        ));
+impl Downstream {
+    pub fn settings(&self) -> &HostSettings {
+        match self {
+            Downstream::Host { settings, .. } => settings,
+            _ => &DEFAULT_SETTINGS,
+        }
     }
-    Ok(base.join(format!("{path}.git")))
+
+    /// Makes sure the repository for `path` exists, created with the
+    /// upstream's `metadata` if it did not; an existing one is left alone.
+    /// The error says what failed on which host, without secrets.
+    pub async fn prepare(&self, path: &str, metadata: &RepoMetadata) -> Result<(), String> {
+        let result = match self {
+            Downstream::Local { base } => {
+                lc_hosts::Downstream::Local(lc_hosts::downstream::Local::new(base.clone()))
+                    .prepare(path, metadata)
+                    .await
+            }
+            Downstream::External { .. } => return Ok(()),
+            Downstream::Host { host, .. } => host.prepare(path, metadata).await,
+        };
+        match result {
+            Ok(prepared) => {
+                if prepared != lc_hosts::Prepared::Existing {
+                    tracing::info!(path, ?prepared, "prepared downstream repository");
+                }
+                Ok(())
+            }
+            Err(err) => Err(lc_core::redact::redact(&err.to_string()).into_owned()),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn init_bare_makes_a_repository_git_accepts_and_keeps_it() {
+    #[tokio::test]
+    async fn local_shorthand_creates_and_keeps_repositories() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let repo = dir.path().join("a/b.git");
-        init_bare(&repo).expect("init");
-        let out = std::process::Command::new("git")
-            .arg("-C")
-            .arg(&repo)
-            .args(["rev-parse", "--is-bare-repository"])
-            .output()
-            .expect("git");
-        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "true");
-        std::fs::write(repo.join("description"), "kept").expect("write");
-        init_bare(&repo).expect("again");
+        let d = Downstream::Local {
+            base: dir.path().to_owned(),
+        };
+        d.prepare("a/b", &RepoMetadata::default())
+            .await
+            .expect("create");
+        assert!(dir.path().join("a/b.git/HEAD").is_file());
+        std::fs::write(dir.path().join("a/b.git/description"), "kept").expect("write");
+        d.prepare("a/b", &RepoMetadata::default())
+            .await
+            .expect("again");
         assert_eq!(
-            std::fs::read_to_string(repo.join("description")).expect("read"),
+            std::fs::read_to_string(dir.path().join("a/b.git/description")).expect("read"),
             "kept"
         );
+        let err = d
+            .prepare("a/../../x", &RepoMetadata::default())
+            .await
+            .expect_err("escape");
+        assert!(err.contains("a/../../x"), "{err}");
     }
 
-    #[test]
-    fn local_paths_stay_under_the_base() {
-        let base = Path::new("/srv/git");
-        assert_eq!(
-            local_repo_path(base, "a/b").expect("ok"),
-            Path::new("/srv/git/a/b.git")
-        );
-        for bad in ["", "/abs", "a/../../x", "a//b", "./a", "a\nb"] {
-            assert!(local_repo_path(base, bad).is_err(), "{bad:?}");
-        }
+    #[tokio::test]
+    async fn external_prepares_nothing() {
+        let d = Downstream::External { kind: "x".into() };
+        d.prepare("../../anything", &RepoMetadata::default())
+            .await
+            .expect("nothing to do");
+        assert_eq!(d.settings().ls_shrink_limit, DEFAULT_SHRINK_LIMIT);
     }
 }

@@ -9,6 +9,7 @@ mod confgit;
 mod downstream;
 mod error;
 mod form;
+mod hosts;
 mod metrics;
 mod pages;
 mod router;
@@ -20,7 +21,7 @@ use std::sync::Arc;
 
 use lc_core::db::{StateDb, Tx};
 
-pub use downstream::Downstream;
+pub use downstream::{DEFAULT_SHRINK_LIMIT, Downstream, HostSettings};
 pub use error::ApiError;
 pub use form::Fields;
 pub use router::router;

@@ -6,7 +6,7 @@ use axum::routing::{get, post};
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::{api, confgit, metrics, pages};
+use crate::{api, confgit, hosts, metrics, pages};
 
 /// Largest POST body accepted: job-update carries job output.
 const BODY_LIMIT: usize = 64 * 1024 * 1024;
@@ -40,8 +40,8 @@ pub fn router(state: AppState) -> Router {
         .route("/1.0/pretend-time", post(api::pretend_time))
         // read-configuration: see confgit.rs
         .route("/1.0/read-configuration", post(confgit::handler))
-        .route("/1.0/ls-troves", post(api::ls_troves))
-        .route("/1.0/force-ls-troves", post(api::force_ls_troves))
+        .route("/1.0/ls-troves", post(hosts::ls_troves))
+        .route("/1.0/force-ls-troves", post(hosts::force_ls_troves))
         .route("/1.0/health-check", get(api::health_check))
         .route("/1.0/metrics", get(metrics::metrics))
         .fallback(not_found)

@@ -46,7 +46,7 @@ impl Tx<'_> {
         {
             return Ok(None);
         }
-        let Some(path) = self.next_due_lorry()? else {
+        let Some(path) = self.next_due_lorry_within_host_cap()? else {
             return Ok(None);
         };
         let timeout: i64 = self.conn().query_row(

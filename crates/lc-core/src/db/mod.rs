@@ -12,6 +12,8 @@
 
 mod checkpoint;
 mod config_sync;
+mod host_jobs;
+mod host_sync;
 mod hosts;
 mod jobs;
 mod lorries;
@@ -29,6 +31,7 @@ use crate::error::{Error, Result};
 use checkpoint::Checkpointer;
 
 pub use config_sync::ConfigPlan;
+pub use host_sync::{GeneratedLorry, HostSyncOutcome, HostToList, UpstreamMetadata};
 pub use jobs::{GHOST_EXIT, JobUpdate};
 pub use lorries::NewLorry;
 pub use metrics::{ERROR_STREAK, FleetSnapshot, LorryHealth};
@@ -37,6 +40,9 @@ pub use metrics::{ERROR_STREAK, FleetSnapshot, LorryHealth};
 const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../../../../migrations/0001_initial.sql")),
     M::up(include_str!("../../../../migrations/0002_lorry_health.sql")),
+    M::up(include_str!(
+        "../../../../migrations/0003_upstream_hosts.sql"
+    )),
 ];
 
 /// How long a connection waits for another one's lock before giving up.

@@ -1,0 +1,188 @@
+//! `gitea`: repositories on a Gitea instance, through its REST API v1.
+//!
+//! Gitea keeps repositories under a user or an organisation, one level
+//! deep, so a lorry path must be `owner/name`.
+//!
+//! * `GET /repos/{owner}/{repo}` finds the repository.
+//! * Missing: `GET /orgs/{org}`; if that is missing too, the owner is
+//!   either the token's own user (`GET /user`), whose repositories are
+//!   created with `POST /user/repos`, or an organisation to create with
+//!   `POST /orgs` (`username`, `visibility`). Then
+//!   `POST /orgs/{org}/repos` (`name`, `description`, `private`,
+//!   `default_branch`).
+//! * Existing: `PATCH /repos/{owner}/{repo}` with the default branch and
+//!   description when they differ.
+//!
+//! A creation answered 409 (repository) or 422 (organisation) lost a race
+//! and is looked up again.
+
+use std::sync::Arc;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use super::{PrepareError, Prepared, RepoMetadata, Visibility};
+use crate::Politeness;
+use crate::api::{Api, ApiError, Auth};
+use crate::secret::Secret;
+
+#[derive(Debug)]
+pub struct Gitea {
+    api: Api,
+    visibility: Visibility,
+}
+
+impl Gitea {
+    pub fn new(
+        url: &str,
+        token: Secret,
+        visibility: Visibility,
+        polite: Arc<Politeness>,
+    ) -> Result<Gitea, String> {
+        Ok(Gitea {
+            api: Api::new(url, "api/v1", Auth::Token(token), polite)?,
+            visibility,
+        })
+    }
+
+    pub(super) async fn prepare(
+        &self,
+        path: &str,
+        metadata: &RepoMetadata,
+    ) -> Result<Prepared, PrepareError> {
+        let Some((owner, name)) = path.split_once('/').filter(|(_, n)| !n.contains('/')) else {
+            return Err(PrepareError::BadPath {
+                kind: "gitea",
+                path: path.to_owned(),
+                problem: "Gitea repositories live directly under a user or organisation: \
+                          the path needs exactly two components"
+                    .to_owned(),
+            });
+        };
+        if let Some(repo) = self.repo(owner, name).await? {
+            return Ok(self.update(path, owner, name, &repo, metadata).await);
+        }
+        let create_url = if self.org_exists(owner).await? {
+            self.api.url(&["orgs", owner, "repos"])
+        } else if self.own_login().await?.as_deref() == Some(owner) {
+            self.api.url(&["user", "repos"])
+        } else {
+            self.create_org(owner).await?;
+            self.api.url(&["orgs", owner, "repos"])
+        };
+        let mut body = json!({
+            "name": name,
+            "private": self.visibility != Visibility::Public,
+        });
+        if let Some(head) = metadata.valid_head() {
+            body["default_branch"] = json!(head);
+        }
+        if let Some(description) = metadata.clean_description() {
+            body["description"] = json!(description);
+        }
+        let answer = self
+            .api
+            .call(Method::POST, create_url.clone(), Some(&body))
+            .await?;
+        match answer.status {
+            200 | 201 => {
+                tracing::info!(host = self.api.host(), path, "created Gitea repository");
+                Ok(Prepared::Created)
+            }
+            409 if self.repo(owner, name).await?.is_some() => Ok(Prepared::Existing),
+            _ => Err(self
+                .api
+                .status_error(&Method::POST, &create_url, &answer)
+                .into()),
+        }
+    }
+
+    async fn repo(&self, owner: &str, name: &str) -> Result<Option<Value>, ApiError> {
+        let url = self.api.url(&["repos", owner, name]);
+        let answer = self.api.call(Method::GET, url.clone(), None).await?;
+        match answer.status {
+            200 => Ok(Some(answer.body)),
+            404 => Ok(None),
+            _ => Err(self.api.status_error(&Method::GET, &url, &answer)),
+        }
+    }
+
+    async fn org_exists(&self, org: &str) -> Result<bool, ApiError> {
+        let url = self.api.url(&["orgs", org]);
+        let answer = self.api.call(Method::GET, url.clone(), None).await?;
+        match answer.status {
+            200 => Ok(true),
+            404 => Ok(false),
+            _ => Err(self.api.status_error(&Method::GET, &url, &answer)),
+        }
+    }
+
+    /// The login of the token's user.
+    async fn own_login(&self) -> Result<Option<String>, ApiError> {
+        let url = self.api.url(&["user"]);
+        let answer = self.api.call_ok(Method::GET, url, None).await?;
+        Ok(answer
+            .body
+            .get("login")
+            .and_then(Value::as_str)
+            .map(str::to_owned))
+    }
+
+    async fn create_org(&self, org: &str) -> Result<(), ApiError> {
+        let url = self.api.url(&["orgs"]);
+        let visibility = match self.visibility {
+            Visibility::Private => "private",
+            Visibility::Internal => "limited",
+            Visibility::Public => "public",
+        };
+        let body = json!({ "username": org, "visibility": visibility });
+        let answer = self
+            .api
+            .call(Method::POST, url.clone(), Some(&body))
+            .await?;
+        match answer.status {
+            200 | 201 => {
+                tracing::info!(host = self.api.host(), org, "created Gitea organisation");
+                Ok(())
+            }
+            422 | 409 if self.org_exists(org).await? => Ok(()),
+            _ => Err(self.api.status_error(&Method::POST, &url, &answer)),
+        }
+    }
+
+    async fn update(
+        &self,
+        path: &str,
+        owner: &str,
+        name: &str,
+        repo: &Value,
+        metadata: &RepoMetadata,
+    ) -> Prepared {
+        let mut changes = serde_json::Map::new();
+        if let Some(head) = metadata.valid_head()
+            && repo.get("default_branch").and_then(Value::as_str) != Some(head)
+        {
+            changes.insert("default_branch".into(), json!(head));
+        }
+        if let Some(description) = metadata.clean_description()
+            && repo.get("description").and_then(Value::as_str) != Some(description.as_str())
+        {
+            changes.insert("description".into(), json!(description));
+        }
+        if changes.is_empty() {
+            return Prepared::Existing;
+        }
+        let url = self.api.url(&["repos", owner, name]);
+        match self
+            .api
+            .call_ok(Method::PATCH, url, Some(&Value::Object(changes)))
+            .await
+        {
+            Ok(_) => Prepared::Updated,
+            Err(err) => {
+                tracing::warn!(path, %err, "cannot update the Gitea repository's metadata");
+                Prepared::Existing
+            }
+        }
+    }
+}

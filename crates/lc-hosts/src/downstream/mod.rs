@@ -1,0 +1,191 @@
+//! Downstream Hosts: where mirrors are pushed, and preparing a repository
+//! there before each job.
+//!
+//! | type | missing repository | metadata |
+//! |---|---|---|
+//! | `local` | `git init --bare` at `<base>/<path>.git` (in-process) | HEAD and `description` set at creation |
+//! | `gitlab` | missing parent groups created level by level, then the project | an existing project's default branch and description updated when they differ |
+//! | `gitea` | the organisation if missing, then the repository | likewise |
+//! | `gerrit` | `gerrit create-project` over ssh | `set-head`, `set-project -d` at creation |
+//! | `gitano` | `create` over ssh | `config <path> set project.head/description` at creation |
+//!
+//! An existing repository is otherwise left alone. Failing to create a
+//! repository is an error (the job fails with it); failing to set metadata
+//! is only logged.
+
+mod gerrit;
+mod gitano;
+mod gitea;
+mod gitlab;
+mod local;
+
+use std::sync::Arc;
+
+pub use gerrit::Gerrit;
+pub use gitano::Gitano;
+pub use gitea::Gitea;
+pub use gitlab::{Gitlab, Visibility};
+pub use local::Local;
+use serde::{Deserialize, Serialize};
+
+use crate::api::ApiError;
+use crate::ssh::SshError;
+
+/// What is known of an upstream repository, to be copied downstream.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepoMetadata {
+    /// Default branch name (`main`, not `refs/heads/main`).
+    pub head: Option<String>,
+    pub description: Option<String>,
+}
+
+impl RepoMetadata {
+    /// The default branch, if it is a valid branch name; a bad one is ignored.
+    pub fn valid_head(&self) -> Option<&str> {
+        let head = self.head.as_deref()?;
+        let head = head.strip_prefix("refs/heads/").unwrap_or(head);
+        git2::Reference::is_valid_name(&format!("refs/heads/{head}")).then_some(head)
+    }
+
+    /// The description, without control characters other than newlines
+    /// and tabs, and not empty.
+    pub fn clean_description(&self) -> Option<String> {
+        let text: String = self
+            .description
+            .as_deref()?
+            .chars()
+            .filter(|c| !c.is_control() || *c == '\n' || *c == '\t')
+            .collect();
+        let text = text.trim();
+        (!text.is_empty()).then(|| text.to_owned())
+    }
+}
+
+/// What preparing did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prepared {
+    /// The repository was created.
+    Created,
+    /// It existed; its metadata was brought up to date.
+    Updated,
+    /// It existed and was left as it was.
+    Existing,
+}
+
+/// Why a repository could not be prepared. Messages name the host, the
+/// path and what the host said; they never hold a token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PrepareError {
+    #[error("{path:?} cannot be a repository on the {kind} Downstream Host: {problem}")]
+    BadPath {
+        kind: &'static str,
+        path: String,
+        problem: String,
+    },
+    #[error("cannot create {repo}: {problem}")]
+    Local { repo: String, problem: String },
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error(transparent)]
+    Ssh(#[from] SshError),
+    #[error("cannot create {path:?}: {problem}")]
+    Refused { path: String, problem: String },
+}
+
+/// A Downstream Host, chosen by `--git-server-type`.
+#[derive(Debug, Clone)]
+pub enum Downstream {
+    Local(Local),
+    Gitlab(Arc<Gitlab>),
+    Gitea(Arc<Gitea>),
+    Gerrit(Gerrit),
+    Gitano(Gitano),
+}
+
+impl Downstream {
+    /// The `--git-server-type` name.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Downstream::Local(_) => "local",
+            Downstream::Gitlab(_) => "gitlab",
+            Downstream::Gitea(_) => "gitea",
+            Downstream::Gerrit(_) => "gerrit",
+            Downstream::Gitano(_) => "gitano",
+        }
+    }
+
+    /// Makes sure the repository for the lorry `path` exists, creating it
+    /// with `metadata` if it does not.
+    pub async fn prepare(
+        &self,
+        path: &str,
+        metadata: &RepoMetadata,
+    ) -> Result<Prepared, PrepareError> {
+        check_path(self.kind(), path)?;
+        match self {
+            Downstream::Local(local) => local.prepare(path, metadata).await,
+            Downstream::Gitlab(gitlab) => gitlab.prepare(path, metadata).await,
+            Downstream::Gitea(gitea) => gitea.prepare(path, metadata).await,
+            Downstream::Gerrit(gerrit) => gerrit.prepare(path, metadata).await,
+            Downstream::Gitano(gitano) => gitano.prepare(path, metadata).await,
+        }
+    }
+}
+
+/// Refuses a lorry path that no host could take as a repository path: empty
+/// or `.`/`..` components, absolute, control characters.
+fn check_path(kind: &'static str, path: &str) -> Result<(), PrepareError> {
+    let problem = if path.is_empty() {
+        Some("it is empty")
+    } else if path.starts_with('/') {
+        Some("it is absolute")
+    } else if path
+        .split('/')
+        .any(|part| part.is_empty() || part == "." || part == "..")
+    {
+        Some("it has an empty, '.' or '..' component")
+    } else if path.chars().any(char::is_control) {
+        Some("it has control characters")
+    } else if path.starts_with('-') {
+        Some("it starts with '-'")
+    } else {
+        None
+    };
+    match problem {
+        Some(problem) => Err(PrepareError::BadPath {
+            kind,
+            path: path.to_owned(),
+            problem: problem.to_owned(),
+        }),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_is_cleaned() {
+        let m = RepoMetadata {
+            head: Some("refs/heads/main".into()),
+            description: Some("  A\u{7}B \n".into()),
+        };
+        assert_eq!(m.valid_head(), Some("main"));
+        assert_eq!(m.clean_description().as_deref(), Some("AB"));
+        let bad = RepoMetadata {
+            head: Some("a..b".into()),
+            description: Some("   ".into()),
+        };
+        assert_eq!(bad.valid_head(), None);
+        assert_eq!(bad.clean_description(), None);
+    }
+
+    #[test]
+    fn paths_are_checked() {
+        for bad in ["", "/abs", "a/../../x", "a//b", "./a", "a\nb", "-x/y"] {
+            assert!(check_path("local", bad).is_err(), "{bad:?}");
+        }
+        assert!(check_path("local", "a/b.c/d").is_ok());
+    }
+}

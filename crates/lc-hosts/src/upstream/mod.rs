@@ -1,0 +1,221 @@
+//! Upstream Hosts: listing every repository a host offers.
+//!
+//! | type | listing | clone URL |
+//! |---|---|---|
+//! | `trove` | Gitano `ls` over ssh (`git@host`), or `GET /gitano-command.cgi?cmd=ls` over http(s) with basic auth | `ssh://git@host/path`, `http(s)://[user:pass@]host/git/path` |
+//! | `gitlab` | `GET /api/v4/projects`, 100 a page, following `X-Next-Page` or `Link` | `ssh_url_to_repo`, or `http_url_to_repo` in the host's protocol |
+//! | `gitea` | `GET /api/v1/repos/search`, 50 a page, following `Link` | `ssh_url`, or `clone_url` in the host's protocol |
+//!
+//! `--debug-fake-upstream-host HOST=FILE` replaces the listing of HOST by
+//! the `ls-output` list of the JSON file FILE.
+
+mod gitea;
+mod gitlab;
+mod trove;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::Politeness;
+use crate::api::ApiError;
+use crate::downstream::RepoMetadata;
+use crate::secret::Secret;
+use crate::ssh::{Ssh, SshError};
+
+/// An Upstream Host as configured in CONFGIT (and stored in STATEDB).
+#[derive(Debug, Clone)]
+pub struct UpstreamHost {
+    pub host: String,
+    /// `trove`, `gitlab` or `gitea`.
+    pub host_type: String,
+    /// `ssh`, `http` or `https`: how repositories are cloned (and, for
+    /// http(s), how the API is reached).
+    pub protocol: String,
+    /// `auth` (`username`, `password`) and `private-token`: secrets.
+    pub type_params: Value,
+}
+
+impl UpstreamHost {
+    /// The HTTP basic authentication of a Trove, if configured.
+    fn basic_auth(&self) -> Option<(String, Secret)> {
+        let auth = self.type_params.get("auth")?;
+        let user = auth.get("username")?.as_str()?;
+        let password = auth.get("password").and_then(Value::as_str).unwrap_or("");
+        Some((user.to_owned(), Secret::new(password)))
+    }
+
+    /// The API token of a GitLab or Gitea host, if configured.
+    fn token(&self) -> Option<Secret> {
+        ["private-token", "access-token", "token"]
+            .iter()
+            .find_map(|key| self.type_params.get(*key)?.as_str())
+            .filter(|t| !t.is_empty())
+            .map(Secret::new)
+    }
+
+    /// `http` for a host reached over http, otherwise `https`.
+    fn web_scheme(&self) -> &'static str {
+        if self.protocol == "http" {
+            "http"
+        } else {
+            "https"
+        }
+    }
+}
+
+/// One repository of a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedRepo {
+    /// Path on the Upstream Host (`group/sub/repo`).
+    pub path: String,
+    /// What lorry clones.
+    pub clone_url: String,
+    pub metadata: RepoMetadata,
+}
+
+/// Why a listing failed. Never holds a token or password.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ListError {
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error(transparent)]
+    Ssh(#[from] SshError),
+    #[error("{host}: fake listing {file}: {problem}")]
+    Fake {
+        host: String,
+        file: String,
+        problem: String,
+    },
+    #[error("{host}: {problem}")]
+    Host { host: String, problem: String },
+}
+
+/// Lists Upstream Hosts.
+#[derive(Debug, Clone, Default)]
+pub struct Lister {
+    pub polite: Arc<Politeness>,
+    /// `--debug-fake-upstream-host`: host → JSON file.
+    pub fake: BTreeMap<String, PathBuf>,
+    pub ssh: Ssh,
+}
+
+/// Pages read at most from one host in one listing: 10,000 pages of 100.
+const MAX_PAGES: usize = 10_000;
+
+impl Lister {
+    /// Every repository of `host`.
+    pub async fn list(&self, host: &UpstreamHost) -> Result<Vec<ListedRepo>, ListError> {
+        if let Some(file) = self.fake.get(&host.host) {
+            return fake_listing(host, file).await;
+        }
+        match host.host_type.as_str() {
+            "trove" => trove::list(self, host).await,
+            "gitlab" => gitlab::list(self, host).await,
+            "gitea" => gitea::list(self, host).await,
+            other => Err(ListError::Host {
+                host: host.host.clone(),
+                problem: format!("unknown Upstream Host type {other:?}"),
+            }),
+        }
+    }
+}
+
+/// A listing read from `{"ls-output": ["path", ...]}`.
+async fn fake_listing(
+    host: &UpstreamHost,
+    file: &std::path::Path,
+) -> Result<Vec<ListedRepo>, ListError> {
+    let fail = |problem: String| ListError::Fake {
+        host: host.host.clone(),
+        file: file.display().to_string(),
+        problem,
+    };
+    let text = tokio::fs::read_to_string(file)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let value: Value = serde_json::from_str(&text).map_err(|e| fail(e.to_string()))?;
+    let Some(list) = value.get("ls-output").and_then(Value::as_array) else {
+        return Err(fail("no \"ls-output\" list".to_owned()));
+    };
+    let mut repos = Vec::with_capacity(list.len());
+    for item in list {
+        let Some(path) = item.as_str() else {
+            return Err(fail(format!("{item} is not a repository path")));
+        };
+        let clone_url = match host.host_type.as_str() {
+            "trove" => trove::clone_url(host, path),
+            _ if host.protocol == "ssh" => format!("ssh://git@{}/{path}.git", host.host),
+            _ => format!("{}://{}/{path}.git", host.protocol, host.host),
+        };
+        repos.push(ListedRepo {
+            path: path.to_owned(),
+            clone_url,
+            metadata: RepoMetadata::default(),
+        });
+    }
+    Ok(repos)
+}
+
+/// `url` with its scheme replaced by `scheme` (GitLab and Gitea give
+/// http(s) clone URLs in their own external scheme).
+fn with_scheme(url: &str, scheme: &str) -> String {
+    match url.split_once("://") {
+        Some((_, rest)) => format!("{scheme}://{rest}"),
+        None => url.to_owned(),
+    }
+}
+
+/// A string field of a JSON object, if present and not empty.
+fn text_field(value: &Value, key: &str) -> Option<String> {
+    value
+        .get(key)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(kind: &str, protocol: &str) -> UpstreamHost {
+        UpstreamHost {
+            host: "up.example.com".into(),
+            host_type: kind.into(),
+            protocol: protocol.into(),
+            type_params: serde_json::json!({}),
+        }
+    }
+
+    #[tokio::test]
+    async fn fake_listings_come_from_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("ls.json");
+        std::fs::write(&file, r#"{"ls-output": ["a/b", "c/d/e"]}"#).expect("write");
+        let mut lister = Lister::default();
+        lister.fake.insert("up.example.com".into(), file.clone());
+        let repos = lister.list(&host("trove", "ssh")).await.expect("list");
+        let paths: Vec<_> = repos.iter().map(|r| r.path.as_str()).collect();
+        assert_eq!(paths, ["a/b", "c/d/e"]);
+        assert_eq!(repos[0].clone_url, "ssh://git@up.example.com/a/b");
+        let repos = lister.list(&host("gitlab", "https")).await.expect("list");
+        assert_eq!(repos[1].clone_url, "https://up.example.com/c/d/e.git");
+
+        std::fs::write(&file, r#"{"ls": []}"#).expect("write");
+        let err = lister.list(&host("trove", "ssh")).await.expect_err("bad");
+        assert!(err.to_string().contains("ls-output"), "{err}");
+        std::fs::write(&file, r#"{"ls-output": [1]}"#).expect("write");
+        assert!(lister.list(&host("trove", "ssh")).await.is_err());
+        std::fs::remove_file(&file).expect("rm");
+        assert!(lister.list(&host("trove", "ssh")).await.is_err());
+    }
+
+    #[test]
+    fn schemes_are_replaced() {
+        assert_eq!(with_scheme("https://h/a.git", "http"), "http://h/a.git");
+        assert_eq!(with_scheme("nonsense", "http"), "nonsense");
+    }
+}

@@ -1,0 +1,162 @@
+//! `POST /1.0/ls-troves` (the Upstream Hosts whose ls-interval has passed)
+//! and `POST /1.0/force-ls-troves` (all of them): list each host, map its
+//! repositories to lorries, sync STATEDB.
+//!
+//! Hosts are listed concurrently (each through the per-host politeness of
+//! `lc_hosts`); each host's result is written in its own transaction, so a
+//! slow or failing host delays or spoils no other. No transaction is open
+//! while a host is being asked.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use futures_util::future::join_all;
+use lc_api::{HostListing, LsTrovesSummary};
+use lc_core::db::{GeneratedLorry, HostToList};
+use lc_core::redact::redact;
+use lc_hosts::mapping::{HostRules, map_listing};
+use lc_hosts::upstream::{Lister, UpstreamHost};
+
+use crate::AppState;
+use crate::api::Reply;
+use crate::error::ApiError;
+use crate::form::Fields;
+
+pub async fn ls_troves(
+    State(state): State<AppState>,
+    fields: Fields,
+) -> Result<Reply<LsTrovesSummary>, ApiError> {
+    list_hosts(state, fields, false).await
+}
+
+pub async fn force_ls_troves(
+    State(state): State<AppState>,
+    fields: Fields,
+) -> Result<Reply<LsTrovesSummary>, ApiError> {
+    list_hosts(state, fields, true).await
+}
+
+async fn list_hosts(
+    state: AppState,
+    fields: Fields,
+    force: bool,
+) -> Result<Reply<LsTrovesSummary>, ApiError> {
+    let redirect = fields.redirect()?;
+    let hosts = state.read(move |tx| tx.hosts_to_list(force)).await?;
+    let lister = Arc::new(Lister {
+        polite: Arc::clone(&state.config.downstream.settings().polite),
+        fake: state.config.fake_upstream_hosts.clone(),
+        ..Lister::default()
+    });
+    let listings = hosts.into_iter().map(|host| {
+        let state = state.clone();
+        let lister = Arc::clone(&lister);
+        async move { list_one(&state, &lister, host).await }
+    });
+    let mut summary = LsTrovesSummary { hosts: Vec::new() };
+    for result in join_all(listings).await {
+        summary.hosts.push(result?);
+    }
+    Ok(Reply::new(redirect, summary))
+}
+
+async fn list_one(
+    state: &AppState,
+    lister: &Lister,
+    host: HostToList,
+) -> Result<HostListing, ApiError> {
+    let mut listing = HostListing {
+        host: host.host.clone(),
+        listed: false,
+        repositories: 0,
+        ignored: 0,
+        unmapped: 0,
+        lorries_added: Vec::new(),
+        lorries_changed: Vec::new(),
+        lorries_removed: Vec::new(),
+        lorries_unchanged: 0,
+        errors: Vec::new(),
+    };
+    let upstream = UpstreamHost {
+        host: host.host.clone(),
+        host_type: host.host_type.clone(),
+        protocol: host.protocol.clone(),
+        type_params: host.type_params.clone(),
+    };
+    let repos = match lister.list(&upstream).await {
+        Ok(repos) => repos,
+        Err(err) => {
+            let error = redact(&format!("listing failed: {err}")).into_owned();
+            tracing::warn!(host = %host.host, %error, "cannot list Upstream Host");
+            let name = host.host.clone();
+            let stored = error.clone();
+            state
+                .write(move |tx| tx.record_ls_failure(&name, &stored))
+                .await?;
+            listing.errors.push(error);
+            return Ok(listing);
+        }
+    };
+    listing.repositories = repos.len();
+    let mapped = map_listing(
+        &HostRules {
+            host: &host.host,
+            prefixmap: &host.prefixmap,
+            ignore: &host.ignore,
+            interval: host.lorry_interval,
+            lorry_timeout: host.lorry_timeout,
+        },
+        &repos,
+    );
+    listing.ignored = mapped.ignored;
+    listing.unmapped = mapped.unmapped;
+    let generated: Vec<GeneratedLorry> = mapped
+        .lorries
+        .into_iter()
+        .map(|g| GeneratedLorry {
+            lorry: g.lorry,
+            head: g.metadata.valid_head().map(str::to_owned),
+            description: g.metadata.clean_description(),
+        })
+        .collect();
+    let problems: Vec<String> = mapped
+        .problems
+        .iter()
+        .map(|p| redact(p).into_owned())
+        .collect();
+    let shrink_limit = state.config.downstream.settings().ls_shrink_limit;
+    let name = host.host.clone();
+    let stored_problems = problems.clone();
+    let outcome = state
+        .write(move |tx| tx.sync_host_lorries(&name, &generated, shrink_limit, &stored_problems))
+        .await?;
+    let Some(outcome) = outcome else {
+        listing
+            .errors
+            .push("the host is no longer configured: nothing was changed".to_owned());
+        return Ok(listing);
+    };
+    listing.listed = true;
+    listing.errors.extend(outcome.shrink_refused.clone());
+    if !outcome.conflicts.is_empty() {
+        listing.errors.push(format!(
+            "paths already used by other lorries, not generated: {}",
+            outcome.conflicts.join(", ")
+        ));
+    }
+    listing.errors.extend(problems);
+    tracing::info!(
+        host = %host.host,
+        repositories = listing.repositories,
+        added = outcome.added.len(),
+        changed = outcome.changed.len(),
+        removed = outcome.removed.len(),
+        errors = listing.errors.len(),
+        "listed Upstream Host"
+    );
+    listing.lorries_added = outcome.added;
+    listing.lorries_changed = outcome.changed;
+    listing.lorries_removed = outcome.removed;
+    listing.lorries_unchanged = outcome.unchanged;
+    Ok(listing)
+}
