@@ -1,0 +1,403 @@
+//! A Gitea REST API v1 double: the endpoints Lorry Controller uses, as
+//! Gitea's API reference (swagger) describes them.
+//!
+//! * Authentication: `Authorization: token <token>`; a wrong token is
+//!   `401 {"message": "...", "url": "..."}` (APIUnauthorizedError).
+//! * `GET /repos/search` (`page`, `limit`; the limit capped at
+//!   MAX_RESPONSE_ITEMS, 50): `{"ok": true, "data": [Repository...]}` with
+//!   `X-Total-Count` and a `Link` header (`next`, `last`, `first`, `prev`).
+//! * `GET /repos/{owner}/{repo}`, `PATCH /repos/{owner}/{repo}`
+//!   (EditRepoOption: `description`, `default_branch`).
+//! * `GET /orgs/{org}`; `POST /orgs` (CreateOrgOption: `username`,
+//!   `visibility`): 201, or 422 when the name is taken, 403 when the user
+//!   may not create organisations.
+//! * `POST /orgs/{org}/repos`, `POST /user/repos` (CreateRepoOption:
+//!   `name`, `description`, `private`, `default_branch`): 201, or 409 when
+//!   the repository exists, 404 when the organisation does not.
+//! * `GET /user`: the token's user.
+//! * Not found: `404 {"errors": [], "message": "The target couldn't be
+//!   found.", "url": "..."}` (APINotFound).
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+use super::gitlab_v4::decode;
+use super::{Seen, Server};
+
+#[derive(Debug, Clone)]
+pub struct Repo {
+    pub id: i64,
+    pub owner: String,
+    pub name: String,
+    pub description: String,
+    pub default_branch: String,
+    pub private: bool,
+}
+
+#[derive(Debug)]
+pub struct GiteaState {
+    pub token: String,
+    pub login: String,
+    pub orgs: Vec<(String, String)>,
+    pub repos: Vec<Repo>,
+    pub can_create_org: bool,
+    pub next_id: i64,
+    pub seen: Vec<Seen>,
+    pub base: String,
+}
+
+pub struct GiteaV1 {
+    pub server: Server,
+    state: Arc<Mutex<GiteaState>>,
+}
+
+const SWAGGER: &str = "/api/swagger";
+/// Gitea's default `[api] MAX_RESPONSE_ITEMS`.
+pub const MAX_RESPONSE_ITEMS: usize = 50;
+
+impl GiteaV1 {
+    /// A Gitea whose token's user is `lorry`.
+    pub fn start(token: &str) -> GiteaV1 {
+        let state = Arc::new(Mutex::new(GiteaState {
+            token: token.to_owned(),
+            login: "lorry".into(),
+            orgs: Vec::new(),
+            repos: Vec::new(),
+            can_create_org: true,
+            next_id: 0,
+            seen: Vec::new(),
+            base: String::new(),
+        }));
+        let router = Router::new()
+            .route("/api/v1/repos/search", get(search))
+            .route(
+                "/api/v1/repos/{owner}/{repo}",
+                get(get_repo).patch(edit_repo),
+            )
+            .route("/api/v1/orgs", post(create_org))
+            .route("/api/v1/orgs/{org}", get(get_org))
+            .route("/api/v1/orgs/{org}/repos", post(create_org_repo))
+            .route("/api/v1/user", get(get_user))
+            .route("/api/v1/user/repos", post(create_user_repo))
+            .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
+            .with_state(state.clone());
+        let server = Server::start(router);
+        state.lock().expect("lock").base = server.url();
+        GiteaV1 { server, state }
+    }
+
+    pub fn state(&self) -> MutexGuard<'_, GiteaState> {
+        self.state.lock().expect("lock")
+    }
+
+    pub fn add_org(&self, name: &str) {
+        self.state().orgs.push((name.into(), "public".into()));
+    }
+
+    pub fn add_repo(&self, owner: &str, name: &str, branch: &str, description: &str) {
+        let mut s = self.state();
+        s.next_id += 1;
+        let id = s.next_id;
+        s.repos.push(Repo {
+            id,
+            owner: owner.into(),
+            name: name.into(),
+            description: description.into(),
+            default_branch: branch.into(),
+            private: false,
+        });
+    }
+
+    pub fn changes(&self) -> Vec<(String, Value)> {
+        self.state()
+            .seen
+            .iter()
+            .filter(|r| r.method != "GET")
+            .map(|r| (r.line(), r.body.clone()))
+            .collect()
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.state().seen.clone()
+    }
+
+    pub fn repo(&self, full_name: &str) -> Option<Repo> {
+        self.state()
+            .repos
+            .iter()
+            .find(|r| format!("{}/{}", r.owner, r.name) == full_name)
+            .cloned()
+    }
+}
+
+type Shared = State<Arc<Mutex<GiteaState>>>;
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (
+        status,
+        axum::Json(json!({ "message": message, "url": SWAGGER })),
+    )
+        .into_response()
+}
+
+fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(
+            json!({ "errors": [], "message": "The target couldn't be found.", "url": SWAGGER }),
+        ),
+    )
+        .into_response()
+}
+
+async fn guard(State(state): Shared, request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, 1 << 20)
+        .await
+        .unwrap_or_default();
+    {
+        let mut s = state.lock().expect("lock");
+        s.seen.push(Seen {
+            method: parts.method.to_string(),
+            path: decode(parts.uri.path()),
+            query: parts.uri.query().unwrap_or("").to_owned(),
+            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            at: std::time::Instant::now(),
+        });
+        let auth = parts
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok());
+        if auth != Some(format!("token {}", s.token).as_str()) {
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "user does not exist [uid: 0, name: ]",
+            );
+        }
+    }
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
+}
+
+fn repo_json(s: &GiteaState, r: &Repo) -> Value {
+    let host = s.base.trim_start_matches("http://");
+    let host = host.split(':').next().unwrap_or(host);
+    json!({
+        "id": r.id,
+        "name": r.name,
+        "full_name": format!("{}/{}", r.owner, r.name),
+        "owner": {"login": r.owner, "username": r.owner},
+        "description": r.description,
+        "default_branch": r.default_branch,
+        "private": r.private,
+        "empty": false,
+        "clone_url": format!("{}/{}/{}.git", s.base, r.owner, r.name),
+        "ssh_url": format!("git@{host}:{}/{}.git", r.owner, r.name),
+        "html_url": format!("{}/{}/{}", s.base, r.owner, r.name),
+    })
+}
+
+async fn search(State(state): Shared, RawQuery(query): RawQuery) -> Response {
+    let s = state.lock().expect("lock");
+    let pairs: Vec<(String, String)> = query
+        .as_deref()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (decode(k), decode(v))
+        })
+        .collect();
+    let get = |k: &str| {
+        pairs
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+    };
+    let limit = get("limit")
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|l| *l > 0)
+        .unwrap_or(30)
+        .min(MAX_RESPONSE_ITEMS);
+    let page = get("page")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(1)
+        .max(1);
+    let mut repos: Vec<&Repo> = s.repos.iter().collect();
+    repos.sort_by_key(|r| r.id);
+    let total = repos.len();
+    let data: Vec<Value> = repos
+        .iter()
+        .skip((page - 1) * limit)
+        .take(limit)
+        .map(|r| repo_json(&s, r))
+        .collect();
+    let last = total.div_ceil(limit).max(1);
+    let link = |n: usize| {
+        let mut q: Vec<String> = pairs
+            .iter()
+            .filter(|(k, _)| k != "page")
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        q.push(format!("page={n}"));
+        format!("<{}/api/v1/repos/search?{}>", s.base, q.join("&"))
+    };
+    let mut links = Vec::new();
+    if page < last {
+        links.push(format!("{}; rel=\"next\"", link(page + 1)));
+        links.push(format!("{}; rel=\"last\"", link(last)));
+    }
+    if page > 1 {
+        links.push(format!("{}; rel=\"first\"", link(1)));
+        links.push(format!("{}; rel=\"prev\"", link(page - 1)));
+    }
+    let mut headers = HeaderMap::new();
+    headers.insert("x-total-count", total.to_string().parse().expect("header"));
+    if !links.is_empty() {
+        headers.insert("link", links.join(",").parse().expect("header"));
+    }
+    (headers, axum::Json(json!({"ok": true, "data": data}))).into_response()
+}
+
+async fn get_repo(State(state): Shared, Path((owner, repo)): Path<(String, String)>) -> Response {
+    let s = state.lock().expect("lock");
+    match s.repos.iter().find(|r| r.owner == owner && r.name == repo) {
+        Some(r) => axum::Json(repo_json(&s, r)).into_response(),
+        None => not_found(),
+    }
+}
+
+async fn edit_repo(
+    State(state): Shared,
+    Path((owner, repo)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Response {
+    let edit: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let mut s = state.lock().expect("lock");
+    let Some(i) = s
+        .repos
+        .iter()
+        .position(|r| r.owner == owner && r.name == repo)
+    else {
+        return not_found();
+    };
+    if let Some(d) = edit.get("description").and_then(Value::as_str) {
+        s.repos[i].description = d.into();
+    }
+    if let Some(b) = edit.get("default_branch").and_then(Value::as_str) {
+        s.repos[i].default_branch = b.into();
+    }
+    let r = s.repos[i].clone();
+    axum::Json(repo_json(&s, &r)).into_response()
+}
+
+async fn get_org(State(state): Shared, Path(org): Path<String>) -> Response {
+    let s = state.lock().expect("lock");
+    match s.orgs.iter().find(|(name, _)| *name == org) {
+        Some((name, visibility)) => {
+            axum::Json(json!({"id": 1, "username": name, "name": name, "visibility": visibility}))
+                .into_response()
+        }
+        None => not_found(),
+    }
+}
+
+async fn create_org(State(state): Shared, body: axum::body::Bytes) -> Response {
+    let option: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let mut s = state.lock().expect("lock");
+    let Some(name) = option.get("username").and_then(Value::as_str) else {
+        return error(StatusCode::UNPROCESSABLE_ENTITY, "[UserName]: Required");
+    };
+    if !s.can_create_org {
+        return error(
+            StatusCode::FORBIDDEN,
+            "user not allowed to create organizations",
+        );
+    }
+    if s.orgs.iter().any(|(n, _)| n == name) || s.login == name {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &format!("user already exists [name: {name}]"),
+        );
+    }
+    let visibility = option
+        .get("visibility")
+        .and_then(Value::as_str)
+        .unwrap_or("public")
+        .to_owned();
+    s.orgs.push((name.to_owned(), visibility.clone()));
+    (
+        StatusCode::CREATED,
+        axum::Json(json!({"id": 2, "username": name, "visibility": visibility})),
+    )
+        .into_response()
+}
+
+fn create_repo(s: &mut GiteaState, owner: &str, option: &Value) -> Response {
+    let Some(name) = option.get("name").and_then(Value::as_str) else {
+        return error(StatusCode::UNPROCESSABLE_ENTITY, "[Name]: Required");
+    };
+    if s.repos.iter().any(|r| r.owner == owner && r.name == name) {
+        return error(
+            StatusCode::CONFLICT,
+            "The repository with the same name already exists.",
+        );
+    }
+    s.next_id += 1;
+    let repo = Repo {
+        id: s.next_id,
+        owner: owner.to_owned(),
+        name: name.to_owned(),
+        description: option
+            .get("description")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .into(),
+        default_branch: option
+            .get("default_branch")
+            .and_then(Value::as_str)
+            .unwrap_or("main")
+            .into(),
+        private: option
+            .get("private")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+    };
+    let answer = repo_json(s, &repo);
+    s.repos.push(repo);
+    (StatusCode::CREATED, axum::Json(answer)).into_response()
+}
+
+async fn create_org_repo(
+    State(state): Shared,
+    Path(org): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let option: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let mut s = state.lock().expect("lock");
+    if !s.orgs.iter().any(|(n, _)| *n == org) {
+        return not_found();
+    }
+    create_repo(&mut s, &org, &option)
+}
+
+async fn create_user_repo(State(state): Shared, body: axum::body::Bytes) -> Response {
+    let option: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let mut s = state.lock().expect("lock");
+    let login = s.login.clone();
+    create_repo(&mut s, &login, &option)
+}
+
+async fn get_user(State(state): Shared) -> Response {
+    let s = state.lock().expect("lock");
+    axum::Json(json!({"id": 1, "login": s.login, "username": s.login})).into_response()
+}

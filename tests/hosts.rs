@@ -1,0 +1,1030 @@
+//! Upstream and Downstream Hosts, end to end: the real webapp against
+//! doubles of GitLab (REST v4), Gitea (v1), Gerrit and Gitano (a stand-in
+//! `ssh` on PATH), a Trove's `gitano-command.cgi` over real HTTP, and the
+//! fake upstream host option.
+
+mod common;
+mod doubles;
+
+use std::path::Path;
+use std::time::Duration;
+
+use doubles::gitea_v1::GiteaV1;
+use doubles::gitlab_v4::GitlabV4;
+use doubles::ssh::SshDouble;
+use doubles::trove_http::TroveHttp;
+use doubles::{App, lorry};
+use serde_json::{Value, json};
+
+const TOKEN: &str = "glpat-double-secret-token";
+const T0: i64 = 1_700_000_000;
+
+fn token_file(dir: &Path) -> String {
+    let file = dir.join("token");
+    std::fs::write(&file, format!("{TOKEN}\n")).expect("token file");
+    format!("{}", file.display())
+}
+
+fn args(list: &[String]) -> Vec<String> {
+    list.to_vec()
+}
+
+/// A webapp whose downstream is the GitLab double.
+fn gitlab_app(dir: &Path, gitlab: &GitlabV4, extra: &[&str]) -> App {
+    let mut a = args(&[
+        "--git-server-type=gitlab".into(),
+        format!("--downstream-http-url={}", gitlab.server.url()),
+        format!("--gitlab-private-token-file={}", token_file(dir)),
+    ]);
+    a.extend(extra.iter().map(|s| s.to_string()));
+    App::start(dir, &a, &[])
+}
+
+/// A webapp with a local downstream in `dir/downstream`.
+fn local_app(dir: &Path, extra: &[&str], env: &[(String, String)]) -> App {
+    let mut a = args(&[
+        "--git-server-type=local".into(),
+        format!(
+            "--local-base-directory={}",
+            dir.join("downstream").display()
+        ),
+    ]);
+    a.extend(extra.iter().map(|s| s.to_string()));
+    App::start(dir, &a, env)
+}
+
+/// The output of the last job of lorry `path`.
+fn last_job(app: &App, path: &str) -> Value {
+    let lorry = app.get_ok(&format!("/1.0/lorry/{path}"));
+    let id = lorry["jobs"]
+        .as_array()
+        .and_then(|j| j.last())
+        .and_then(Value::as_i64)
+        .unwrap_or_else(|| panic!("no job for {path}: {lorry}"));
+    app.job(id)
+}
+
+/// Takes jobs until none is given; the paths handed out.
+fn drain(app: &App) -> Vec<String> {
+    let mut paths = Vec::new();
+    for _ in 0..50 {
+        // A failed preparation answers "no job" although others may be due:
+        // stop only when the queue has nothing due left.
+        match app.give_me_job() {
+            Some((_, path)) => paths.push(path),
+            None => {
+                let due = app.get_ok("/1.0/status")["run_queue"]
+                    .as_array()
+                    .expect("queue")
+                    .iter()
+                    .any(|l| l["running_job"].is_null() && l["due"].as_i64() <= Some(T0));
+                if !due {
+                    break;
+                }
+            }
+        }
+    }
+    paths
+}
+
+fn assert_no_secret(what: &str, text: &str) {
+    for secret in [TOKEN, "s3cret-password"] {
+        assert!(!text.contains(secret), "{what} shows a secret: {text}");
+    }
+}
+
+// ---------------------------------------------------------------- GitLab
+
+#[test]
+fn gitlab_downstream_creates_missing_groups_level_by_level_then_the_project() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let gitlab = GitlabV4::start(TOKEN);
+    let a = gitlab.add_group("a");
+    gitlab.add_project("a/existing", None, None);
+    let app = gitlab_app(dir.path(), &gitlab, &["--downstream-visibility=internal"]);
+    app.pretend_time(T0);
+    app.seed(&[lorry("a/b/c/repo"), lorry("a/existing")]);
+
+    let (_, path) = app.give_me_job().expect("a job");
+    assert_eq!(path, "a/b/c/repo");
+    let ab = gitlab.namespace("a/b").expect("group a/b").id;
+    let abc = gitlab.namespace("a/b/c").expect("group a/b/c").id;
+    assert_eq!(
+        gitlab.changes(),
+        [
+            (
+                "POST /api/v4/groups".to_owned(),
+                json!({"name": "b", "path": "b", "parent_id": a, "visibility": "internal"})
+            ),
+            (
+                "POST /api/v4/groups".to_owned(),
+                json!({"name": "c", "path": "c", "parent_id": ab, "visibility": "internal"})
+            ),
+            (
+                "POST /api/v4/projects".to_owned(),
+                json!({"name": "repo", "path": "repo", "namespace_id": abc,
+                       "visibility": "internal", "lfs_enabled": true,
+                       "pages_access_level": "disabled",
+                       "container_registry_access_level": "disabled",
+                       "auto_devops_enabled": false})
+            ),
+        ]
+    );
+    let lookups: Vec<String> = gitlab
+        .seen()
+        .iter()
+        .filter(|r| r.method == "GET")
+        .map(|r| r.path.clone())
+        .collect();
+    assert_eq!(
+        lookups,
+        [
+            "/api/v4/projects/a/b/c/repo",
+            "/api/v4/namespaces/a",
+            "/api/v4/namespaces/a/b",
+            "/api/v4/namespaces/a/b/c"
+        ]
+    );
+    assert_eq!(
+        gitlab.project("a/b/c/repo").expect("created").namespace_id,
+        abc
+    );
+
+    // An existing project: one lookup, nothing created or changed.
+    let before = gitlab.seen().len();
+    let (_, path) = app.give_me_job().expect("a job");
+    assert_eq!(path, "a/existing");
+    let after: Vec<String> = gitlab.seen()[before..].iter().map(|r| r.line()).collect();
+    assert_eq!(after, ["GET /api/v4/projects/a/existing"]);
+    assert_eq!(gitlab.changes().len(), 3);
+    assert_no_secret("the log", &app.log());
+}
+
+#[test]
+fn gitlab_downstream_failures_fail_the_job_with_the_hosts_words_and_no_token() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let gitlab = GitlabV4::start(TOKEN);
+    gitlab.state().can_create_group = false;
+    gitlab.add_group("vis");
+    gitlab.add_hidden_group("vis/secret");
+    let app = gitlab_app(dir.path(), &gitlab, &[]);
+    app.pretend_time(T0);
+    app.seed(&[
+        lorry("toplevel"),
+        lorry("newtop/repo"),
+        lorry("vis/secret/repo"),
+    ]);
+    assert_eq!(drain(&app), Vec::<String>::new());
+
+    let job = last_job(&app, "toplevel");
+    assert_eq!(job["exit"], "1");
+    let out = job["output"].as_str().expect("output");
+    assert!(out.contains("at least two components"), "{out}");
+
+    let out = last_job(&app, "newtop/repo")["output"]
+        .as_str()
+        .expect("output")
+        .to_owned();
+    assert!(out.contains("403 Forbidden"), "{out}");
+    assert!(out.contains("POST /api/v4/groups"), "{out}");
+
+    // A subgroup the user cannot see but whose path is taken.
+    let out = last_job(&app, "vis/secret/repo")["output"]
+        .as_str()
+        .expect("output")
+        .to_owned();
+    assert!(out.contains("has already been taken"), "{out}");
+    assert!(
+        gitlab
+            .changes()
+            .iter()
+            .all(|(line, _)| line == "POST /api/v4/groups")
+    );
+
+    // A wrong token: GitLab's 401, and the token nowhere.
+    let dir2 = tempfile::tempdir().expect("tempdir");
+    let other = GitlabV4::start("another-token");
+    let app2 = gitlab_app(dir2.path(), &other, &[]);
+    app2.pretend_time(T0);
+    app2.seed(&[lorry("g/r")]);
+    assert_eq!(app2.give_me_job(), None);
+    let job = last_job(&app2, "g/r");
+    let out = job["output"].as_str().expect("output");
+    assert!(out.contains("401 Unauthorized"), "{out}");
+    assert_no_secret("job output", out);
+    assert_no_secret("the log", &app2.log());
+    assert_no_secret("status", &app2.get_ok("/1.0/status").to_string());
+    assert!(other.changes().is_empty());
+}
+
+#[test]
+fn gitlab_upstream_listing_pages_past_100_projects_and_carries_metadata_downstream() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let up = GitlabV4::start(TOKEN);
+    for i in 0..250 {
+        up.add_project(&format!("up/p{i:03}"), Some("main"), None);
+    }
+    up.add_project("up/ignored-x", None, None);
+    up.add_project("other/q", None, None);
+    up.add_project("up/sub/meta", Some("trunk"), Some("Words from upstream"));
+    let app = local_app(dir.path(), &[], &[]);
+    app.pretend_time(T0);
+    let conf = json!([{
+        "type": "gitlab", "host": up.server.host(), "protocol": "http",
+        "private-token": TOKEN,
+        "prefixmap": {"up": "mirror/up"}, "ignore": ["up/ignored-*"],
+        "interval": "2H", "ls-interval": "1H"
+    }]);
+    app.configure(&conf);
+    // read-configuration lists nothing by itself.
+    assert!(app.queue().is_empty());
+    let summary = app.post_ok("/1.0/force-ls-troves", &[]);
+    let host = &summary["hosts"][0];
+    assert_eq!(host["host"], up.server.host());
+    assert_eq!(host["listed"], true, "{summary}");
+    assert_eq!(host["repositories"], 253);
+    assert_eq!(host["ignored"], 1);
+    assert_eq!(host["unmapped"], 1);
+    assert_eq!(host["lorries_added"].as_array().expect("added").len(), 251);
+    assert_eq!(host["errors"], json!([]));
+    assert_no_secret("the answer", &summary.to_string());
+    let pages: Vec<String> = up
+        .seen()
+        .iter()
+        .filter(|r| r.path == "/api/v4/projects")
+        .map(|r| r.query.clone())
+        .collect();
+    assert_eq!(pages.len(), 3, "{pages:?}");
+    assert!(
+        pages.iter().all(|q| q.contains("per_page=100")),
+        "{pages:?}"
+    );
+    let queue = app.queue();
+    assert_eq!(queue.len(), 251);
+    assert!(queue.contains(&"mirror/up/p249".to_owned()));
+    assert!(queue.contains(&"mirror/up/sub/meta".to_owned()));
+
+    let lorry = app.get_ok("/1.0/lorry/mirror/up/p007");
+    assert_eq!(lorry["from_host"], up.server.host());
+    assert_eq!(lorry["from_path"], "up/p007");
+    assert_eq!(lorry["interval"], 7200);
+    let spec: Value = serde_json::from_str(lorry["text"].as_str().expect("text")).expect("spec");
+    assert_eq!(
+        spec,
+        json!({"mirror/up/p007": {"type": "git",
+            "url": format!("{}/up/p007.git", up.server.url()),
+            "refspecs": ["+refs/heads/*", "+refs/tags/*"]}})
+    );
+    let status = app.host_status(&up.server.host());
+    assert_eq!(status["ls_last_run"], T0);
+    assert_eq!(status["ls_last_error"], Value::Null);
+    assert_no_secret("status", &app.get_ok("/1.0/status").to_string());
+
+    // The upstream's default branch and description reach the new
+    // downstream repository.
+    app.post_ok("/1.0/move-to-top", &[("path", "mirror/up/sub/meta")]);
+    let (_, path) = app.give_me_job().expect("job");
+    assert_eq!(path, "mirror/up/sub/meta");
+    let repo = dir.path().join("downstream/mirror/up/sub/meta.git");
+    let head = std::process::Command::new("git")
+        .arg("-C")
+        .arg(&repo)
+        .args(["symbolic-ref", "HEAD"])
+        .output()
+        .expect("git");
+    assert_eq!(
+        String::from_utf8_lossy(&head.stdout).trim(),
+        "refs/heads/trunk"
+    );
+    assert_eq!(
+        std::fs::read_to_string(repo.join("description")).expect("description"),
+        "Words from upstream\n"
+    );
+
+    // Behind a proxy that drops X-Next-Page, the Link header is followed.
+    up.state().omit_next_page_header = true;
+    up.add_project("up/late", None, None);
+    let summary = app.post_ok("/1.0/force-ls-troves", &[]);
+    assert_eq!(
+        summary["hosts"][0]["lorries_added"],
+        json!(["mirror/up/late"])
+    );
+    assert_eq!(summary["hosts"][0]["lorries_unchanged"], 251);
+    assert_no_secret("the log", &app.log());
+}
+
+#[test]
+fn busy_hosts_are_retried_after_retry_after_and_calls_are_rate_limited() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let up = GitlabV4::start(TOKEN);
+    for i in 0..450 {
+        up.add_project(&format!("g/r{i}"), None, None);
+    }
+    up.state().busy = 2;
+    let app = local_app(dir.path(), &["--max-api-calls-per-second=2"], &[]);
+    app.pretend_time(T0);
+    app.configure(&json!([{
+        "type": "gitlab", "host": up.server.host(), "protocol": "http",
+        "private-token": TOKEN, "prefixmap": {"g": "g"}
+    }]));
+    let summary = app.post_ok("/1.0/force-ls-troves", &[]);
+    assert_eq!(
+        summary["hosts"][0]["lorries_added"]
+            .as_array()
+            .expect("added")
+            .len(),
+        450,
+        "{summary}"
+    );
+    let seen = up.seen();
+    // Two 429s, then five pages.
+    assert_eq!(seen.len(), 7);
+    assert!(
+        seen[2].at - seen[0].at >= Duration::from_millis(1900),
+        "Retry-After: 1 honoured twice"
+    );
+    // At 2 calls a second, the five calls after the backoff took at least 1.5 s.
+    assert!(
+        seen[6].at - seen[2].at >= Duration::from_millis(1400),
+        "{:?}",
+        seen[6].at - seen[2].at
+    );
+    assert_eq!(app.queue().len(), 450);
+}
+
+// ---------------------------------------------------------------- Gitea
+
+#[test]
+fn gitea_downstream_creates_the_organisation_then_the_repository() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let gitea = GiteaV1::start(TOKEN);
+    gitea.add_org("existing");
+    gitea.add_repo("existing", "repo", "main", "");
+    let app = App::start(
+        dir.path(),
+        &[
+            "--git-server-type=gitea".into(),
+            format!("--downstream-http-url={}", gitea.server.url()),
+            "--downstream-visibility=public".into(),
+        ],
+        &[("LORRY_GITEA_ACCESS_TOKEN".into(), TOKEN.into())],
+    );
+    app.pretend_time(T0);
+    app.seed(&[
+        lorry("team/app"),
+        lorry("lorry/own"),
+        lorry("existing/repo"),
+        lorry("a/b/c"),
+    ]);
+    let handed = drain(&app);
+    assert_eq!(handed, ["existing/repo", "lorry/own", "team/app"]);
+    assert_eq!(
+        gitea.changes(),
+        [
+            (
+                "POST /api/v1/user/repos".to_owned(),
+                json!({"name": "own", "private": false})
+            ),
+            (
+                "POST /api/v1/orgs".to_owned(),
+                json!({"username": "team", "visibility": "public"})
+            ),
+            (
+                "POST /api/v1/orgs/team/repos".to_owned(),
+                json!({"name": "app", "private": false})
+            ),
+        ]
+    );
+    assert!(gitea.repo("team/app").is_some());
+    let out = last_job(&app, "a/b/c")["output"]
+        .as_str()
+        .expect("output")
+        .to_owned();
+    assert!(out.contains("exactly two components"), "{out}");
+    assert_no_secret("the log", &app.log());
+}
+
+#[test]
+fn gitea_downstream_existing_repositories_get_new_metadata_only_when_it_differs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let up = GiteaV1::start(TOKEN);
+    let down = GiteaV1::start(TOKEN);
+    up.add_repo("src", "same", "main", "Same words");
+    up.add_repo("src", "moved", "trunk", "New words");
+    down.add_org("src");
+    down.add_repo("src", "same", "main", "Same words");
+    down.add_repo("src", "moved", "master", "Old words");
+    let app = App::start(
+        dir.path(),
+        &[
+            "--git-server-type=gitea".into(),
+            format!("--downstream-http-url={}", down.server.url()),
+            format!("--gitea-access-token-file={}", token_file(dir.path())),
+        ],
+        &[],
+    );
+    app.pretend_time(T0);
+    app.configure(&json!([{
+        "type": "gitea", "host": up.server.host(), "protocol": "http",
+        "private-token": TOKEN, "prefixmap": {"src": "src"}
+    }]));
+    app.post_ok("/1.0/force-ls-troves", &[]);
+    assert_eq!(drain(&app), ["src/moved", "src/same"]);
+    assert_eq!(
+        down.changes(),
+        [(
+            "PATCH /api/v1/repos/src/moved".to_owned(),
+            json!({"default_branch": "trunk", "description": "New words"})
+        )]
+    );
+}
+
+#[test]
+fn gitea_upstream_listing_follows_link_headers_past_100_repositories() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let up = GiteaV1::start(TOKEN);
+    for i in 0..120 {
+        up.add_repo(
+            if i % 2 == 0 { "even" } else { "odd" },
+            &format!("r{i}"),
+            "main",
+            "",
+        );
+    }
+    let app = local_app(dir.path(), &[], &[]);
+    app.pretend_time(T0);
+    app.configure(&json!([{
+        "type": "gitea", "host": up.server.host(), "protocol": "http",
+        "private-token": TOKEN, "prefixmap": {"even": "mirror/even"}
+    }]));
+    let summary = app.post_ok("/1.0/force-ls-troves", &[]);
+    let host = &summary["hosts"][0];
+    assert_eq!(host["repositories"], 120, "{summary}");
+    assert_eq!(host["unmapped"], 60);
+    assert_eq!(host["lorries_added"].as_array().expect("added").len(), 60);
+    let searches: Vec<String> = up
+        .seen()
+        .iter()
+        .filter(|r| r.path == "/api/v1/repos/search")
+        .map(|r| r.query.clone())
+        .collect();
+    assert_eq!(searches.len(), 3, "{searches:?}");
+    assert!(searches[2].contains("page=3"), "{searches:?}");
+    let text = app.get_ok("/1.0/lorry/mirror/even/r10")["text"]
+        .as_str()
+        .expect("text")
+        .to_owned();
+    assert!(
+        text.contains(&format!("{}/even/r10.git", up.server.url())),
+        "{text}"
+    );
+    // The token went in the header, and nowhere else.
+    assert_no_secret("the log", &app.log());
+    assert_no_secret("status", &app.get_ok("/1.0/status").to_string());
+}
+
+// ---------------------------------------------------------------- Gerrit and Gitano
+
+#[test]
+fn gerrit_downstream_over_ssh_creates_projects_under_the_parent_with_metadata() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ssh = SshDouble::new(dir.path());
+    ssh.write(
+        "gerrit-projects",
+        &[
+            "All-Projects",
+            "All-Users",
+            "Mirrors",
+            "existing/proj",
+            "new/projx",
+        ],
+    );
+    let up = GitlabV4::start(TOKEN);
+    up.add_project("up/meta", Some("trunk"), Some("It's odd: $(x) `y`"));
+    let app = App::start(
+        dir.path(),
+        &[
+            "--git-server-type=gerrit".into(),
+            "--downstream-ssh-url=ssh://lorry@gerrit.example.com:29418".into(),
+            "--gerrit-parent-project=Mirrors".into(),
+        ],
+        &ssh.env(),
+    );
+    app.pretend_time(T0);
+    app.configure(&json!([{
+        "type": "gitlab", "host": up.server.host(), "protocol": "http",
+        "private-token": TOKEN, "prefixmap": {"up": "new"}, "interval": "1H"
+    }]));
+    app.post_ok("/1.0/force-ls-troves", &[]);
+    app.seed(&[lorry("existing/proj"), lorry("new/proj")]);
+    assert_eq!(drain(&app), ["existing/proj", "new/meta", "new/proj"]);
+    let calls = ssh.calls();
+    let dest = ["lorry@gerrit.example.com", "29418"];
+    let expect = |words: &[&str]| -> Vec<String> {
+        dest.iter()
+            .chain(words.iter())
+            .map(|s| (*s).to_owned())
+            .collect()
+    };
+    assert_eq!(
+        calls,
+        [
+            expect(&[
+                "gerrit",
+                "ls-projects",
+                "--type",
+                "ALL",
+                "--prefix",
+                "existing/proj"
+            ]),
+            expect(&[
+                "gerrit",
+                "ls-projects",
+                "--type",
+                "ALL",
+                "--prefix",
+                "new/meta"
+            ]),
+            expect(&[
+                "gerrit",
+                "create-project",
+                "--parent",
+                "Mirrors",
+                "new/meta"
+            ]),
+            expect(&["gerrit", "set-head", "new/meta", "--new-head", "trunk"]),
+            expect(&[
+                "gerrit",
+                "set-project",
+                "new/meta",
+                "--description",
+                "It's odd: $(x) `y`"
+            ]),
+            expect(&[
+                "gerrit",
+                "ls-projects",
+                "--type",
+                "ALL",
+                "--prefix",
+                "new/proj"
+            ]),
+            expect(&[
+                "gerrit",
+                "create-project",
+                "--parent",
+                "Mirrors",
+                "new/proj"
+            ]),
+        ]
+    );
+    assert_eq!(ssh.lines("gerrit-heads"), ["new/meta\ttrunk"]);
+    assert_eq!(
+        ssh.lines("gerrit-descriptions"),
+        ["new/meta\tIt's odd: $(x) `y`"]
+    );
+
+    // An unreachable Gerrit fails the job with ssh's words.
+    ssh.write(
+        "fail",
+        &["ssh: connect to host gerrit.example.com port 29418: Connection refused"],
+    );
+    app.seed(&[lorry("another/proj")]);
+    assert_eq!(app.give_me_job(), None);
+    let out = last_job(&app, "another/proj")["output"]
+        .as_str()
+        .expect("output")
+        .to_owned();
+    assert!(out.contains("Connection refused"), "{out}");
+    assert!(out.contains("exit 255"), "{out}");
+}
+
+#[test]
+fn gitano_downstream_over_ssh_creates_and_configures_new_repositories_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ssh = SshDouble::new(dir.path());
+    ssh.write("gitano-repos", &["existing/repo"]);
+    let fake = dir.path().join("fake.json");
+    std::fs::write(&fake, r#"{"ls-output": ["up/one"]}"#).expect("fake");
+    let app = App::start(
+        dir.path(),
+        &[
+            "--git-server-type=gitano".into(),
+            "--downstream-host=trove.example.com".into(),
+            format!("--debug-fake-upstream-host=fake.example={}", fake.display()),
+        ],
+        &ssh.env(),
+    );
+    app.pretend_time(T0);
+    app.seed(&[lorry("existing/repo"), lorry("new/repo")]);
+    assert_eq!(drain(&app), ["existing/repo", "new/repo"]);
+    let calls: Vec<Vec<String>> = ssh.calls();
+    assert_eq!(
+        calls,
+        [
+            vec!["git@trove.example.com", "", "create", "existing/repo"],
+            vec!["git@trove.example.com", "", "create", "new/repo"],
+        ]
+    );
+    assert_eq!(ssh.lines("gitano-repos"), ["existing/repo", "new/repo"]);
+    assert!(ssh.lines("gitano-config").is_empty());
+}
+
+#[test]
+fn trove_upstream_over_ssh_lists_readable_repositories() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ssh = SshDouble::new(dir.path());
+    ssh.write(
+        "gitano-repos",
+        &["baserock/definitions", "baserock/lorries", "delta/linux"],
+    );
+    let app = local_app(dir.path(), &[], &ssh.env());
+    app.pretend_time(T0);
+    app.configure(&json!([{
+        "type": "trove", "trovehost": "trove.example.com", "protocol": "ssh",
+        "prefixmap": {"baserock": "baserock", "delta": "delta"},
+        "ignore": ["baserock/lorries"], "ls-interval": "4H", "interval": "2H"
+    }]));
+    let summary = app.post_ok("/1.0/ls-troves", &[]);
+    assert_eq!(summary["hosts"][0]["repositories"], 3, "{summary}");
+    assert_eq!(app.queue(), ["baserock/definitions", "delta/linux"]);
+    assert_eq!(ssh.calls(), [vec!["git@trove.example.com", "", "ls"]]);
+    // Shown with the user hidden; handed to the minion as it is.
+    let text = app.get_ok("/1.0/lorry/delta/linux")["text"]
+        .as_str()
+        .expect("text")
+        .to_owned();
+    assert!(text.contains("@trove.example.com/delta/linux"), "{text}");
+    let job = app.post_ok("/1.0/give-me-job", &[("host", "minion"), ("pid", "1")]);
+    assert!(
+        job["text"]
+            .as_str()
+            .expect("text")
+            .contains("ssh://git@trove.example.com/baserock/definitions"),
+        "{job}"
+    );
+}
+
+// ---------------------------------------------------------------- Trove over HTTP
+
+#[test]
+fn trove_upstream_over_http_uses_basic_auth_and_records_failures() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let trove = TroveHttp::start(
+        &["base/one", "base/two", "other/x"],
+        Some("lorry:s3cret-password"),
+    );
+    let app = local_app(dir.path(), &[], &[]);
+    app.pretend_time(T0);
+    let conf = |password: &str| {
+        json!([{
+            "type": "trove", "host": trove.server.host(), "protocol": "http",
+            "auth": {"username": "lorry", "password": password},
+            "prefixmap": {"base": "mirror"}, "ls-interval": "1H"
+        }])
+    };
+    app.configure(&conf("s3cret-password"));
+    let summary = app.post_ok("/1.0/ls-troves", &[]);
+    assert_eq!(
+        summary["hosts"][0]["lorries_added"],
+        json!(["mirror/one", "mirror/two"]),
+        "{summary}"
+    );
+    {
+        let s = trove.state.lock().expect("lock");
+        assert_eq!(s.requests.len(), 1);
+        assert_eq!(s.requests[0].0, "cmd=ls");
+        assert_eq!(s.requests[0].1.as_deref(), Some("lorry:s3cret-password"));
+    }
+    let text = app.get_ok("/1.0/lorry/mirror/one")["text"]
+        .as_str()
+        .expect("text")
+        .to_owned();
+    assert!(
+        text.contains(&format!("http://{}/git/base/one", trove.server.host())),
+        "{text}"
+    );
+
+    // A wrong password: the 401 is recorded, the lorries stay, no password shown.
+    app.configure(&conf("wrong-password"));
+    let summary = app.post_ok("/1.0/force-ls-troves", &[]);
+    let errors = summary["hosts"][0]["errors"].to_string();
+    assert!(errors.contains("401"), "{summary}");
+    assert_eq!(summary["hosts"][0]["listed"], false);
+    assert_eq!(app.queue().len(), 2);
+    let status = app.host_status(&trove.server.host());
+    assert!(
+        status["ls_last_error"]
+            .as_str()
+            .expect("error")
+            .contains("401"),
+        "{status}"
+    );
+    assert_eq!(status["ls_last_run"], T0);
+    let whole = app.get_ok("/1.0/status").to_string();
+    assert_no_secret("status", &whole);
+    assert!(!whole.contains("wrong-password"), "{whole}");
+    assert_no_secret("the log", &app.log());
+}
+
+// ---------------------------------------------------------------- Listing rules
+
+#[test]
+fn fake_upstream_host_with_ignore_and_prefixmap_edge_cases() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fake = dir.path().join("fake.json");
+    std::fs::write(
+        &fake,
+        json!({"ls-output": ["foo/bar", "foobar/x", "foo", "foo/a/b", "baz/q", "foo/skip-me",
+                             "foo/../escape", "example/foo"]})
+        .to_string(),
+    )
+    .expect("fake");
+    let app = local_app(
+        dir.path(),
+        &[&format!(
+            "--debug-fake-upstream-host=fake.example={}",
+            fake.display()
+        )],
+        &[],
+    );
+    app.pretend_time(T0);
+    app.configure(&json!([{
+        "type": "trove", "host": "fake.example", "protocol": "ssh",
+        "prefixmap": {"foo": "mirror/foo", "baz/": "b", "example": "example"},
+        "ignore": ["foo/skip-*"], "interval": "1H", "ls-interval": "1H"
+    }]));
+    let summary = app.post_ok("/1.0/force-ls-troves", &[]);
+    let host = &summary["hosts"][0];
+    assert_eq!(host["repositories"], 8);
+    assert_eq!(host["ignored"], 1);
+    assert_eq!(host["unmapped"], 2, "foobar/x and foo itself: {summary}");
+    let errors = host["errors"].to_string();
+    assert!(errors.contains("foo/../escape"), "{summary}");
+    let mut queue = app.queue();
+    queue.sort();
+    assert_eq!(
+        queue,
+        ["b/q", "example/foo", "mirror/foo/a/b", "mirror/foo/bar"]
+    );
+}
+
+#[test]
+fn the_shrink_guard_removes_nothing_and_status_says_why() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fake = dir.path().join("fake.json");
+    let write = |n: usize| {
+        let list: Vec<String> = (0..n).map(|i| format!("up/r{i:02}")).collect();
+        std::fs::write(&fake, json!({ "ls-output": list }).to_string()).expect("fake");
+    };
+    write(40);
+    let app = local_app(
+        dir.path(),
+        &[&format!(
+            "--debug-fake-upstream-host=fake.example={}",
+            fake.display()
+        )],
+        &[],
+    );
+    app.pretend_time(T0);
+    app.configure(&json!([{
+        "type": "trove", "host": "fake.example", "protocol": "ssh",
+        "prefixmap": {"up": "up"}, "ls-interval": "1H"
+    }]));
+    app.post_ok("/1.0/force-ls-troves", &[]);
+    assert_eq!(app.queue().len(), 40);
+
+    // 3 of 40 would go: more than 5%, so none goes.
+    write(37);
+    app.pretend_time(T0 + 10);
+    let summary = app.post_ok("/1.0/force-ls-troves", &[]);
+    assert_eq!(summary["hosts"][0]["lorries_removed"], json!([]));
+    assert!(
+        summary["hosts"][0]["errors"]
+            .to_string()
+            .contains("would remove 3"),
+        "{summary}"
+    );
+    assert_eq!(app.queue().len(), 40);
+    let status = app.host_status("fake.example");
+    assert!(
+        status["ls_last_error"]
+            .as_str()
+            .expect("error")
+            .contains("shrink limit"),
+        "{status}"
+    );
+    assert_eq!(
+        status["ls_last_run"], T0,
+        "a refused listing is tried again"
+    );
+
+    // 2 of 40 is 5%: allowed, and the error is cleared.
+    write(38);
+    app.pretend_time(T0 + 20);
+    let summary = app.post_ok("/1.0/force-ls-troves", &[]);
+    assert_eq!(
+        summary["hosts"][0]["lorries_removed"],
+        json!(["up/r38", "up/r39"])
+    );
+    assert_eq!(app.queue().len(), 38);
+    let status = app.host_status("fake.example");
+    assert_eq!(status["ls_last_error"], Value::Null);
+    assert_eq!(status["ls_last_run"], T0 + 20);
+    // Removed lorries leave their downstream repositories alone (none was touched).
+    assert!(!dir.path().join("downstream/up/r38.git").exists());
+
+    // A higher limit lets a real shrink through.
+    drop(app);
+    write(10);
+    let app = local_app(
+        dir.path(),
+        &[
+            &format!("--debug-fake-upstream-host=fake.example={}", fake.display()),
+            "--ls-shrink-limit=80%",
+        ],
+        &[],
+    );
+    let summary = app.post_ok("/1.0/force-ls-troves", &[]);
+    assert_eq!(
+        summary["hosts"][0]["lorries_removed"]
+            .as_array()
+            .expect("removed")
+            .len(),
+        28
+    );
+}
+
+#[test]
+fn failed_listings_remove_nothing_and_are_shown_in_status() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fake = dir.path().join("fake.json");
+    std::fs::write(&fake, r#"{"ls-output": ["up/a", "up/b"]}"#).expect("fake");
+    let app = local_app(
+        dir.path(),
+        &[&format!(
+            "--debug-fake-upstream-host=fake.example={}",
+            fake.display()
+        )],
+        &[],
+    );
+    app.pretend_time(T0);
+    app.configure(&json!([
+        {"type": "trove", "host": "fake.example", "protocol": "ssh", "prefixmap": {"up": "up"}},
+        {"type": "gitlab", "host": "127.0.0.1:1", "protocol": "http", "private-token": TOKEN,
+         "prefixmap": {"x": "x"}}
+    ]));
+    let summary = app.post_ok("/1.0/force-ls-troves", &[]);
+    assert_eq!(summary["hosts"][0]["host"], "127.0.0.1:1");
+    assert!(
+        summary["hosts"][0]["errors"]
+            .to_string()
+            .contains("cannot connect"),
+        "{summary}"
+    );
+    assert_eq!(summary["hosts"][1]["listed"], true);
+    assert_eq!(app.queue(), ["up/a", "up/b"]);
+
+    std::fs::write(&fake, "not json").expect("break");
+    app.pretend_time(T0 + 5);
+    let summary = app.post_ok("/1.0/force-ls-troves", &[]);
+    assert_eq!(summary["hosts"][1]["listed"], false);
+    assert_eq!(app.queue(), ["up/a", "up/b"]);
+    let status = app.host_status("fake.example");
+    assert!(
+        status["ls_last_error"]
+            .as_str()
+            .expect("error")
+            .contains("fake listing"),
+        "{status}"
+    );
+    assert_eq!(status["ls_last_run"], T0);
+    let gitlab = app.host_status("127.0.0.1:1");
+    assert!(
+        gitlab["ls_last_error"]
+            .as_str()
+            .expect("error")
+            .contains("/api/v4/projects"),
+        "{gitlab}"
+    );
+    assert_no_secret("status", &app.get_ok("/1.0/status").to_string());
+    assert_no_secret("the log", &app.log());
+}
+
+#[test]
+fn ls_troves_lists_only_hosts_whose_interval_has_passed_and_redirects() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fake = dir.path().join("fake.json");
+    std::fs::write(&fake, r#"{"ls-output": ["up/a"]}"#).expect("fake");
+    let app = local_app(
+        dir.path(),
+        &[&format!(
+            "--debug-fake-upstream-host=fake.example={}",
+            fake.display()
+        )],
+        &[],
+    );
+    app.pretend_time(T0);
+    app.configure(&json!([{
+        "type": "trove", "host": "fake.example", "protocol": "ssh",
+        "prefixmap": {"up": "up"}, "ls-interval": "1H"
+    }]));
+    assert_eq!(
+        app.post_ok("/1.0/ls-troves", &[])["hosts"]
+            .as_array()
+            .expect("hosts")
+            .len(),
+        1
+    );
+    app.pretend_time(T0 + 3599);
+    assert_eq!(app.post_ok("/1.0/ls-troves", &[])["hosts"], json!([]));
+    assert_eq!(
+        app.post_ok("/1.0/force-ls-troves", &[])["hosts"]
+            .as_array()
+            .expect("hosts")
+            .len(),
+        1
+    );
+    app.pretend_time(T0 + 3599 + 3600);
+    let (status, _, location) = app.post("/1.0/ls-troves", &[("redirect", "/1.0/status-html")]);
+    assert_eq!(status, 303);
+    assert_eq!(location.as_deref(), Some("/1.0/status-html"));
+    assert_eq!(app.host_status("fake.example")["ls_last_run"], T0 + 7199);
+    let (status, body, _) = app.post("/1.0/ls-troves", &[("redirect", "http://elsewhere/")]);
+    assert_eq!(status, 400, "{body}");
+}
+
+#[test]
+fn max_jobs_per_host_caps_running_jobs_of_one_upstream_host() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fake = dir.path().join("fake.json");
+    std::fs::write(&fake, r#"{"ls-output": ["up/a", "up/b", "up/c"]}"#).expect("fake");
+    let app = local_app(
+        dir.path(),
+        &[
+            &format!("--debug-fake-upstream-host=fake.example={}", fake.display()),
+            "--max-jobs-per-host=2",
+        ],
+        &[],
+    );
+    app.pretend_time(T0);
+    app.configure(&json!([{
+        "type": "trove", "host": "fake.example", "protocol": "ssh", "prefixmap": {"up": "up"},
+        "interval": "1H"
+    }]));
+    app.post_ok("/1.0/force-ls-troves", &[]);
+    app.seed(&[lorry("zz/plain")]);
+    let (first, a) = app.give_me_job().expect("job");
+    let (_, b) = app.give_me_job().expect("job");
+    let (_, plain) = app.give_me_job().expect("job");
+    assert_eq!(
+        (a.as_str(), b.as_str(), plain.as_str()),
+        ("up/a", "up/b", "zz/plain")
+    );
+    assert_eq!(
+        app.give_me_job(),
+        None,
+        "up/c waits: its host has 2 jobs running"
+    );
+    app.finish(first, 0);
+    assert_eq!(app.give_me_job().map(|j| j.1).as_deref(), Some("up/c"));
+}
+
+#[test]
+fn bad_downstream_options_stop_the_webapp_with_a_clear_message() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(common::WEBAPP)
+            .arg(format!("--statedb={}", dir.path().join("x.db").display()))
+            .args(args)
+            .env_remove("LORRY_GITLAB_PRIVATE_TOKEN")
+            .env_remove("LORRY_GITEA_ACCESS_TOKEN")
+            .output()
+            .expect("run");
+        assert!(!out.status.success(), "{args:?} should fail");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = run(&["--git-server-type=gitlab"]);
+    assert!(err.contains("--gitlab-private-token"), "{err}");
+    let file = token_file(dir.path());
+    let err = run(&[
+        "--git-server-type=gitlab",
+        &format!("--gitlab-private-token={TOKEN}"),
+        &format!("--gitlab-private-token-file={file}"),
+    ]);
+    assert!(err.contains("give only one"), "{err}");
+    assert_no_secret("the error", &err);
+    let err = run(&[
+        "--git-server-type=gitea",
+        "--gitea-access-token=x",
+        "--downstream-http-url=https://user:pw@gitea.example/",
+    ]);
+    assert!(err.contains("not in the URL"), "{err}");
+    assert!(!err.contains(":pw@"), "{err}");
+    let err = run(&["--ls-shrink-limit=150"]);
+    assert!(err.contains("percentage"), "{err}");
+    let err = run(&[
+        "--git-server-type=gerrit",
+        "--downstream-ssh-url=ssh://-oProxyCommand=x",
+    ]);
+    assert!(err.contains("--downstream-ssh-url"), "{err}");
+}
