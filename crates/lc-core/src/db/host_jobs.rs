@@ -44,11 +44,12 @@ impl Tx<'_> {
             .optional()?)
     }
 
-    /// Upstream Hosts with at least `max` running jobs, as a JSON list.
-    /// Reads only running jobs (the `jobs_running` index).
+    /// Upstream Hosts with at least `max` running jobs. Reads only running
+    /// jobs (the `jobs_running` index; CROSS JOIN keeps SQLite from
+    /// scanning every lorry instead) and their lorries by path.
     fn saturated_hosts(&self, max: i64) -> Result<Vec<String>> {
         let mut stmt = self.conn().prepare_cached(
-            "SELECT l.from_host FROM jobs j JOIN lorries l ON l.path = j.path
+            "SELECT l.from_host FROM jobs j CROSS JOIN lorries l ON l.path = j.path
              WHERE j.ended IS NULL AND l.running_job = j.job_id AND l.from_host != ''
              GROUP BY l.from_host HAVING COUNT(*) >= ?1",
         )?;
@@ -164,6 +165,38 @@ mod tests {
         })
         .expect("end");
         assert_eq!(start(&db).as_deref(), Some("a/3"));
+    }
+
+    #[test]
+    fn the_capped_lookups_use_the_indexes() {
+        let (_dir, db) = fresh();
+        let plan = |sql: &str| -> String {
+            db.read(|tx| {
+                let mut stmt = tx.conn().prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+                let rows: Vec<String> = stmt
+                    .query_map([], |r| r.get(3))?
+                    .collect::<rusqlite::Result<_>>()?;
+                Ok(rows.join("; "))
+            })
+            .expect("plan")
+        };
+        let running = plan(
+            "SELECT l.from_host FROM jobs j CROSS JOIN lorries l ON l.path = j.path
+             WHERE j.ended IS NULL AND l.running_job = j.job_id AND l.from_host != ''
+             GROUP BY l.from_host HAVING COUNT(*) >= 1",
+        );
+        assert!(
+            running.contains("SCAN j USING INDEX jobs_running"),
+            "{running}"
+        );
+        assert!(!running.contains("SCAN l"), "{running}");
+        let due = plan(
+            "SELECT path FROM lorries WHERE running_job IS NULL AND move_kind = 0 AND due <= 5
+               AND from_host NOT IN (SELECT value FROM json_each('[\"a\"]'))
+             ORDER BY due, path LIMIT 1",
+        );
+        assert!(due.contains("lorries_idle_by_due"), "{due}");
+        assert!(!due.contains("TEMP B-TREE"), "{due}");
     }
 
     #[test]
