@@ -278,8 +278,18 @@ fn web_config(options: &Options) -> anyhow::Result<WebConfig> {
         options.max_api_calls_per_second,
         hosts::Backoff::default(),
     ));
+    // Preparing runs inside give-me-job, which a minion waits for: shorter
+    // waits on a busy Downstream Host.
+    let downstream_polite = Arc::new(Politeness::new(
+        options.max_api_calls_per_second,
+        hosts::Backoff {
+            retries: 2,
+            initial: std::time::Duration::from_secs(1),
+            max_wait: std::time::Duration::from_secs(10),
+        },
+    ));
     let downstream = Downstream::Host {
-        host: downstream_host(options, &polite)?,
+        host: downstream_host(options, &downstream_polite)?,
         settings: HostSettings {
             polite,
             ls_shrink_limit: options.ls_shrink_limit,

@@ -8,6 +8,7 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, LazyLock};
+use std::time::Duration;
 
 use lc_hosts::{Politeness, RepoMetadata};
 
@@ -36,6 +37,11 @@ pub struct HostSettings {
     pub max_jobs_per_host: Option<i64>,
 }
 
+/// Longest a give-me-job waits for the downstream repository: well within
+/// the minion's own timeout (60 s by default), so that a minion never gives
+/// up on an answer that hands it a job.
+pub const PREPARE_TIMEOUT: Duration = Duration::from_secs(40);
+
 /// The default share of a host's lorries a listing may remove: 5%.
 pub const DEFAULT_SHRINK_LIMIT: f64 = 0.05;
 
@@ -63,14 +69,22 @@ impl Downstream {
     /// upstream's `metadata` if it did not; an existing one is left alone.
     /// The error says what failed on which host, without secrets.
     pub async fn prepare(&self, path: &str, metadata: &RepoMetadata) -> Result<(), String> {
-        let result = match self {
+        let local;
+        let host = match self {
             Downstream::Local { base } => {
-                lc_hosts::Downstream::Local(lc_hosts::downstream::Local::new(base.clone()))
-                    .prepare(path, metadata)
-                    .await
+                local = lc_hosts::Downstream::Local(lc_hosts::downstream::Local::new(base.clone()));
+                &local
             }
             Downstream::External { .. } => return Ok(()),
-            Downstream::Host { host, .. } => host.prepare(path, metadata).await,
+            Downstream::Host { host, .. } => host,
+        };
+        let Ok(result) = tokio::time::timeout(PREPARE_TIMEOUT, host.prepare(path, metadata)).await
+        else {
+            return Err(format!(
+                "the {} Downstream Host did not finish preparing {path:?} within {} s",
+                host.kind(),
+                PREPARE_TIMEOUT.as_secs()
+            ));
         };
         match result {
             Ok(prepared) => {
