@@ -1028,3 +1028,51 @@ fn bad_downstream_options_stop_the_webapp_with_a_clear_message() {
     ]);
     assert!(err.contains("--downstream-ssh-url"), "{err}");
 }
+
+#[test]
+fn gitlab_downstream_takes_upstream_metadata_and_waits_out_a_busy_host() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let up = GitlabV4::start(TOKEN);
+    up.add_project("src/new", Some("trunk"), Some("Brand new"));
+    up.add_project("src/old", Some("develop"), Some("Changed words"));
+    up.add_project("src/same", Some("main"), Some("Same words"));
+    let down = GitlabV4::start(TOKEN);
+    down.add_group("src");
+    down.add_project("src/old", Some("master"), Some("Old words"));
+    down.add_project("src/same", Some("main"), Some("Same words"));
+    let app = gitlab_app(dir.path(), &down, &[]);
+    app.pretend_time(T0);
+    app.configure(&json!([{
+        "type": "gitlab", "host": up.server.host(), "protocol": "http",
+        "private-token": TOKEN, "prefixmap": {"src": "src"}
+    }]));
+    app.post_ok("/1.0/force-ls-troves", &[]);
+    down.state().busy = 1;
+    assert_eq!(drain(&app), ["src/new", "src/old", "src/same"]);
+    let src = down.namespace("src").expect("src").id;
+    assert_eq!(
+        down.changes(),
+        [
+            (
+                "POST /api/v4/projects".to_owned(),
+                json!({"name": "new", "path": "new", "namespace_id": src,
+                       "visibility": "private", "lfs_enabled": true,
+                       "pages_access_level": "disabled",
+                       "container_registry_access_level": "disabled",
+                       "auto_devops_enabled": false,
+                       "default_branch": "trunk", "description": "Brand new"})
+            ),
+            (
+                format!(
+                    "PUT /api/v4/projects/{}",
+                    down.project("src/old").expect("old").id
+                ),
+                json!({"default_branch": "develop", "description": "Changed words"})
+            ),
+        ]
+    );
+    // The first call was answered 429 and repeated after Retry-After.
+    let seen = down.seen();
+    assert_eq!(seen[0].line(), seen[1].line());
+    assert!(seen[1].at - seen[0].at >= Duration::from_millis(900));
+}
