@@ -484,7 +484,7 @@ mod tests {
             tx.upsert_lorry(&lorry("a", 0))
         })
         .expect("setup");
-        let mut run = |exit| {
+        let run = |exit| {
             let (id, _) = db
                 .write(|tx| tx.start_next_job("m", 1))
                 .expect("give")

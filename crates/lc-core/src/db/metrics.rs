@@ -95,7 +95,6 @@ mod tests {
     use super::super::JobUpdate;
     use super::super::lorries::tests::lorry;
     use super::super::tests::fresh;
-    use super::*;
 
     #[test]
     fn fleet_counts_follow_job_results() {
