@@ -297,6 +297,30 @@ impl Browser {
         std::fs::write(dir.join(format!("{name}.png")), bytes).expect("write screenshot");
     }
 
+    /// Fails unless every console error since the last call contains
+    /// `expected` (and there is at least one).
+    fn assert_console_errors_only(&self, page: &str, expected: &str) {
+        let log = self.cmd(
+            reqwest::Method::POST,
+            "/se/log",
+            Some(json!({"type": "browser"})),
+        );
+        let errors: Vec<&Value> = log
+            .as_array()
+            .expect("log entries")
+            .iter()
+            .filter(|e| e["level"] == "SEVERE")
+            .collect();
+        assert!(!errors.is_empty(), "expected a console error on {page}");
+        for e in &errors {
+            let message = e["message"].as_str().unwrap_or_default();
+            assert!(
+                message.contains(expected),
+                "console errors on {page}: {errors:?}"
+            );
+        }
+    }
+
     /// Fails on any console error since the last call.
     fn assert_no_console_errors(&self, page: &str) {
         let log = self.cmd(
@@ -520,6 +544,10 @@ fn admin_pages_work_in_a_real_browser() {
     // Unknown things are pages too.
     browser.goto(&page("/1.0/job-html/999"));
     assert!(browser.text("main").contains("no job"));
+    browser.assert_console_errors_only(
+        "the missing job's page",
+        "job-html/999 - Failed to load resource: the server responded with a status of 404",
+    );
 
     // The status file, opened from disk, is styled and shows the fleet.
     browser.goto(&format!("file://{}", status_file.display()));
@@ -529,15 +557,31 @@ fn admin_pages_work_in_a_real_browser() {
     assert_eq!(background, "rgb(29, 36, 48)", "inline stylesheet applied");
     browser.screenshot("status-file");
 
-    // Re-read configuration, last: it may replace the seeded lorries with
-    // CONFGIT's. Clicked once the webapp implements it (it answers 501
-    // until then); its button was checked on the status page above.
-    if app.post("/1.0/read-configuration", &[]).status != 501 {
-        browser.goto(&page("/1.0/status-html"));
-        browser.click("form[action='/1.0/read-configuration'] button");
-        assert_eq!(browser.current_url(), page("/1.0/status-html"));
-        assert!(browser.text(".pill").contains("Queue running"));
-        app.get_ok("/1.0/status");
-        browser.assert_no_console_errors("the status page after re-reading CONFGIT");
-    }
+    // Re-read configuration, last: CONFGIT (not a real one here: the
+    // configuration directory as it is) replaces the seeded lorries.
+    let confgit = dir.path().join("confgit");
+    std::fs::create_dir_all(confgit.join("lorries")).expect("mkdir confgit");
+    std::fs::write(
+        confgit.join("lorry-controller.conf"),
+        r#"[{"type": "lorries", "prefix": "conf", "interval": "1h", "globs": ["lorries/*.lorry"]}]"#,
+    )
+    .expect("conf");
+    std::fs::write(
+        confgit.join("lorries/new.lorry"),
+        "fresh: {type: git, url: 'https://git.example.org/fresh.git'}\n",
+    )
+    .expect("lorry");
+    browser.goto(&page("/1.0/status-html"));
+    browser.click("form[action='/1.0/read-configuration'] button");
+    assert_eq!(browser.current_url(), page("/1.0/status-html"));
+    assert!(browser.text(".pill").contains("Queue running"));
+    let queue = app.get_ok("/1.0/list-queue");
+    assert_eq!(
+        queue["queue"],
+        json!(["conf/fresh"]),
+        "CONFGIT read: {queue}"
+    );
+    browser.wait_for_text("table.queue", "conf/fresh");
+    browser.screenshot("status-after-read-configuration");
+    browser.assert_no_console_errors("the status page after re-reading CONFGIT");
 }

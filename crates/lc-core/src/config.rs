@@ -340,8 +340,28 @@ pub fn load_config(dir: &Path) -> Result<LoadedConfig, ConfError> {
             }
         }
     }
+    // No conf file is an error, not an empty configuration: a wrong
+    // --configuration-directory or a CONFGIT not yet set up must never
+    // remove every lorry.
     let Some((name, text)) = found else {
-        return Ok(LoadedConfig::default());
+        let problem = if dir.is_dir() {
+            format!(
+                "not found in {} (nor {})",
+                dir.display(),
+                CONF_FILES[1..].join(", ")
+            )
+        } else {
+            format!(
+                "the configuration directory {} does not exist",
+                dir.display()
+            )
+        };
+        return Err(ConfError {
+            file: CONF_FILES[0].to_owned(),
+            section: None,
+            section_type: None,
+            problem,
+        });
     };
     let sections = parse_conf(name, &text)?;
     let mut loaded = load_sections(dir, name, &sections)?;
@@ -859,9 +879,20 @@ pub(crate) mod tests {
     #[test]
     fn lorry_configuration_conf_and_no_conf() {
         let dir = tempfile::tempdir().expect("tempdir");
+        let missing = load_config(dir.path()).expect_err("no conf file");
+        assert!(
+            missing
+                .to_string()
+                .contains("lorry-controller.conf: not found in"),
+            "{missing}"
+        );
+        assert!(!check_config(dir.path()).is_clean());
+        let gone = load_config(&dir.path().join("nope")).expect_err("no directory");
+        assert!(gone.to_string().contains("does not exist"), "{gone}");
+        write(dir.path(), "lorry-controller.conf", "[]");
         let c = load_config(dir.path()).expect("empty");
-        assert_eq!(c, LoadedConfig::default());
-        assert!(check_config(dir.path()).is_clean());
+        assert_eq!(c.lorries.len(), 0);
+        std::fs::remove_file(dir.path().join("lorry-controller.conf")).expect("rm");
         write(
             dir.path(),
             "lorry-configuration.conf",
