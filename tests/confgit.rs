@@ -5,9 +5,10 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
-use common::{READY_TIMEOUT, Webapp, wait_for};
+use common::Webapp;
+use common::http_backend::serve_http;
 
 fn git(dir: &Path, args: &[&str]) {
     let out = Command::new("git")
@@ -144,77 +145,6 @@ fn confgit_over_file_url() {
     let webapp = start_webapp(dir.path(), &url);
     exercise(&webapp, &confgit);
     webapp.stop();
-}
-
-/// A CGI bridge to `git http-backend`, serving `root` on 127.0.0.1.
-const CGI_BRIDGE: &str = r#"
-import http.server, os, subprocess, sys
-root, port_file = sys.argv[1], sys.argv[2]
-class H(http.server.BaseHTTPRequestHandler):
-    def handle_one(self):
-        path, _, query = self.path.partition('?')
-        length = int(self.headers.get('Content-Length') or 0)
-        body = self.rfile.read(length) if length else b''
-        env = dict(os.environ, GIT_PROJECT_ROOT=root, GIT_HTTP_EXPORT_ALL='1',
-                   REQUEST_METHOD=self.command, PATH_INFO=path, QUERY_STRING=query,
-                   CONTENT_TYPE=self.headers.get('Content-Type') or '',
-                   CONTENT_LENGTH=str(len(body)), REMOTE_ADDR='127.0.0.1',
-                   GIT_PROTOCOL=self.headers.get('Git-Protocol') or '')
-        out = subprocess.run(['git', 'http-backend'], input=body, env=env,
-                             capture_output=True).stdout
-        head, _, payload = out.partition(b'\r\n\r\n')
-        status = 200
-        headers = []
-        for line in head.split(b'\r\n'):
-            k, _, v = line.decode().partition(':')
-            if k.lower() == 'status':
-                status = int(v.strip().split()[0])
-            elif k:
-                headers.append((k, v.strip()))
-        self.send_response(status)
-        for k, v in headers:
-            self.send_header(k, v)
-        self.send_header('Content-Length', str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-    do_GET = handle_one
-    do_POST = handle_one
-    def log_message(self, *a):
-        pass
-s = http.server.ThreadingHTTPServer(('127.0.0.1', 0), H)
-with open(port_file + '.tmp', 'w') as f:
-    f.write(str(s.server_address[1]))
-os.rename(port_file + '.tmp', port_file)
-s.serve_forever()
-"#;
-
-struct HttpServer(Child);
-
-impl Drop for HttpServer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn serve_http(root: &Path, dir: &Path) -> (HttpServer, u16) {
-    let port_file = dir.join("http.port");
-    let child = Command::new("python3")
-        .args(["-c", CGI_BRIDGE])
-        .arg(root)
-        .arg(&port_file)
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("python3");
-    let server = HttpServer(child);
-    let port = wait_for("the HTTP server's port file", READY_TIMEOUT, || {
-        std::fs::read_to_string(&port_file)
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
-    });
-    (server, port)
 }
 
 #[test]

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::http_backend::serve_http;
 use common::{READY_TIMEOUT, Webapp, git_lorry, wait_for};
 use serde_json::Value;
 
@@ -327,18 +328,18 @@ impl Drop for Daemon {
     }
 }
 
-/// The real `lorry` run by two minions against `git daemon` upstreams and
-/// the webapp's local downstream: a first mirror, then a new commit, a
-/// deleted branch and a force-pushed branch upstream, and a re-run. (The
-/// lorries are put into STATEDB directly: CONFGIT reading is not in the
-/// webapp yet.)
+/// The real `lorry` run by two minions against upstreams served by `git
+/// daemon` and by `git http-backend`, with the lorries read from a CONFGIT
+/// and the webapp's local downstream: a first mirror, then a new commit, a
+/// deleted branch and a force-pushed branch upstream, and a re-run; then a
+/// stop-job and a lorry-timeout against an upstream that never answers.
 #[test]
 fn real_lorry_mirrors_and_keeps_rewritten_history() {
     let dir = tempfile::tempdir().expect("tempdir");
     let upstreams = dir.path().join("upstreams");
     let work = dir.path().join("work");
     std::fs::create_dir_all(&work).expect("mkdir");
-    let names = ["alpha", "beta"];
+    let names = ["alpha", "beta", "gamma"];
     for name in names {
         let bare = upstreams.join(format!("{name}.git"));
         std::fs::create_dir_all(&bare).expect("mkdir");
@@ -366,24 +367,44 @@ fn real_lorry_mirrors_and_keeps_rewritten_history() {
         );
     }
     let daemon = Daemon::start(&upstreams);
+    let (_http, http_port) = serve_http(&upstreams, dir.path());
     let webapp = Webapp::start(dir.path(), &[]);
     let now = 1_800_000_000;
     webapp.pretend_time(now);
-    let lorries = names.map(|name| {
-        let path = format!("e2e/{name}");
-        let spec = serde_json::json!({ &path: {
-            "type": "git", "url": format!("git://127.0.0.1:{}/{name}.git", daemon.1)
-        }});
-        lc_core::db::NewLorry {
-            path,
-            text: spec.to_string(),
-            from_host: String::new(),
-            from_path: String::new(),
-            interval: 3600,
-            lorry_timeout: 600,
-        }
-    });
-    webapp.seed(&lorries);
+
+    // CONFGIT (the configuration directory as it stands: reading a real
+    // CONFGIT is tested in tests/confgit.rs).
+    let confgit = dir.path().join("confgit");
+    std::fs::create_dir_all(confgit.join("lorries")).expect("mkdir");
+    std::fs::write(
+        confgit.join("lorry-controller.conf"),
+        r#"[{"type": "lorries", "prefix": "e2e", "interval": "1h", "lorry-timeout": "10m",
+             "globs": ["lorries/*.lorry"]}]"#,
+    )
+    .expect("conf");
+    std::fs::write(
+        confgit.join("lorries/daemon.lorry"),
+        format!(
+            "alpha: {{type: git, url: 'git://127.0.0.1:{port}/alpha.git'}}\n\
+             beta: {{type: git, url: 'git://127.0.0.1:{port}/beta.git'}}\n",
+            port = daemon.1
+        ),
+    )
+    .expect("daemon.lorry");
+    std::fs::write(
+        confgit.join("lorries/http.lorry"),
+        serde_json::json!({"gamma": {
+            "type": "git", "url": format!("http://127.0.0.1:{http_port}/gamma.git")
+        }})
+        .to_string(),
+    )
+    .expect("http.lorry");
+    let read = webapp.post_ok("/1.0/read-configuration", &[]);
+    assert_eq!(
+        read["lorries_added"],
+        serde_json::json!(["e2e/alpha", "e2e/beta", "e2e/gamma"]),
+        "{read}"
+    );
     let downstream = dir.path().join("downstream");
     let lorry_conf = dir.path().join("lorry.conf");
     std::fs::write(
@@ -458,6 +479,65 @@ fn real_lorry_mirrors_and_keeps_rewritten_history() {
     let preserved = refs(&down, &["refs/lorry/preserved"]);
     assert!(preserved.contains(old_topic.trim()), "{preserved}");
     assert!(preserved.contains("/refs/heads/gone"), "{preserved}");
+    wait_for("the re-runs to end", READY_TIMEOUT, || {
+        let running = webapp.get_ok("/1.0/list-running-jobs")["running_jobs"].clone();
+        running.as_array().is_some_and(Vec::is_empty).then_some(())
+    });
+
+    // An upstream that accepts connections and never answers: lorry hangs
+    // until the webapp has the minion kill it.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let silent_port = silent.local_addr().expect("address").port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in silent.incoming().flatten() {
+            held.push(conn);
+        }
+    });
+    std::fs::write(
+        confgit.join("lorry-controller.conf"),
+        r#"[{"type": "lorries", "prefix": "e2e", "interval": "1h", "lorry-timeout": "10m",
+             "globs": ["lorries/*.lorry"]},
+            {"type": "lorries", "prefix": "slow", "interval": "1h", "lorry-timeout": "60s",
+             "globs": ["slow/*.lorry"]}]"#,
+    )
+    .expect("conf");
+    std::fs::create_dir_all(confgit.join("slow")).expect("mkdir");
+    std::fs::write(
+        confgit.join("slow/silent.lorry"),
+        format!(
+            "stop-me: {{type: git, url: 'git://127.0.0.1:{silent_port}/a.git'}}\n\
+             time-me-out: {{type: git, url: 'git://127.0.0.1:{silent_port}/b.git'}}\n"
+        ),
+    )
+    .expect("silent.lorry");
+    let read = webapp.post_ok("/1.0/read-configuration", &[]);
+    assert_eq!(read["lorries_unchanged"], 3, "{read}");
+    let stop_me = running_job(&webapp, "slow/stop-me");
+    let time_me_out = running_job(&webapp, "slow/time-me-out");
+
+    let asked = Instant::now();
+    webapp.post_ok("/1.0/stop-job", &[("job_id", &stop_me.to_string())]);
+    let stopped = ended_job(&webapp, "slow/stop-me");
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        asked.elapsed()
+    );
+    assert_eq!(stopped["exit"], "143", "SIGTERM ended it: {stopped}");
+
+    webapp.pretend_time(now + 3601 + 61);
+    let asked = Instant::now();
+    let timed_out = wait_for("the timed-out job to end", READY_TIMEOUT, || {
+        let job = webapp.get_ok(&format!("/1.0/job/{time_me_out}"));
+        (job["exit"] != "no").then_some(job)
+    });
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        asked.elapsed()
+    );
+    assert_eq!(timed_out["exit"], "143", "{timed_out}");
     for minion in &mut minions {
         assert!(minion.terminate().success());
     }

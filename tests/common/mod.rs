@@ -2,6 +2,8 @@
 //! ephemeral port with a fresh STATEDB in a temporary directory.
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
+pub mod http_backend;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
