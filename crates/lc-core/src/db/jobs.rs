@@ -49,22 +49,23 @@ impl Tx<'_> {
         let Some(path) = self.next_due_lorry_within_host_cap()? else {
             return Ok(None);
         };
-        let timeout: i64 = self.conn().query_row(
-            "SELECT lorry_timeout FROM lorries WHERE path = ?1",
-            [&path],
-            |r| r.get(0),
-        )?;
-        self.conn().execute(
-            "INSERT INTO jobs (host, pid, path, started, updated, timeout)
+        let timeout: i64 = self
+            .conn()
+            .prepare_cached("SELECT lorry_timeout FROM lorries WHERE path = ?1")?
+            .query_row([&path], |r| r.get(0))?;
+        self.conn()
+            .prepare_cached(
+                "INSERT INTO jobs (host, pid, path, started, updated, timeout)
              VALUES (?1, ?2, ?3, ?4, ?4, ?5)",
-            params![host, pid, path, self.now, timeout],
-        )?;
+            )?
+            .execute(params![host, pid, path, self.now, timeout])?;
         let job_id = self.conn().last_insert_rowid();
-        self.conn().execute(
-            "UPDATE lorries SET running_job = ?2, last_run = ?3, move_kind = 0, move_seq = 0
+        self.conn()
+            .prepare_cached(
+                "UPDATE lorries SET running_job = ?2, last_run = ?3, move_kind = 0, move_seq = 0
              WHERE path = ?1",
-            params![path, job_id, self.now],
-        )?;
+            )?
+            .execute(params![path, job_id, self.now])?;
         let lorry = self
             .lorry_row(&path)?
             .ok_or_else(|| Error::UnknownLorry(path.clone()))?;
@@ -93,36 +94,46 @@ impl Tx<'_> {
             Some(exit) => self.end_job(job_id, &job.path, exit, update.disk_usage)?,
             None => {
                 let overdue = self.now - job.started > job.timeout;
-                self.conn().execute(
-                    "UPDATE jobs SET updated = ?2, kill = kill OR ?3 WHERE job_id = ?1",
-                    params![job_id, self.now, overdue],
-                )?;
+                self.conn()
+                    .prepare_cached(
+                        "UPDATE jobs SET updated = ?2, kill = kill OR ?3 WHERE job_id = ?1",
+                    )?
+                    .execute(params![job_id, self.now, overdue])?;
             }
         }
         self.job(job_id)
     }
 
     fn end_job(&self, job_id: i64, path: &str, exit: i64, disk_usage: Option<i64>) -> Result<()> {
-        self.conn().execute(
-            "UPDATE jobs SET updated = ?2, ended = ?2, exit = ?3,
+        self.conn()
+            .prepare_cached(
+                "UPDATE jobs SET updated = ?2, ended = ?2, exit = ?3,
                  disk_usage = COALESCE(?4, disk_usage)
              WHERE job_id = ?1",
-            params![job_id, self.now, exit.to_string(), disk_usage],
-        )?;
+            )?
+            .execute(params![job_id, self.now, exit.to_string(), disk_usage])?;
         let error = if exit == 0 {
             None
         } else {
             Some(self.output(job_id)?)
         };
-        self.conn().execute(
-            "UPDATE lorries SET running_job = NULL, last_run_exit = ?3, last_run_error = ?4,
+        self.conn()
+            .prepare_cached(
+                "UPDATE lorries SET running_job = NULL, last_run_exit = ?3, last_run_error = ?4,
                  disk_usage = COALESCE(?5, disk_usage),
                  last_success = CASE WHEN ?3 = '0' THEN ?6 ELSE last_success END,
                  consecutive_failures = CASE WHEN ?3 = '0' THEN 0
                                              ELSE consecutive_failures + 1 END
              WHERE path = ?1 AND running_job = ?2",
-            params![path, job_id, exit.to_string(), error, disk_usage, self.now],
-        )?;
+            )?
+            .execute(params![
+                path,
+                job_id,
+                exit.to_string(),
+                error,
+                disk_usage,
+                self.now
+            ])?;
         Ok(())
     }
 
@@ -158,7 +169,8 @@ impl Tx<'_> {
             return Err(Error::JobEnded(job_id));
         }
         self.conn()
-            .execute("UPDATE jobs SET kill = 1 WHERE job_id = ?1", [job_id])?;
+            .prepare_cached("UPDATE jobs SET kill = 1 WHERE job_id = ?1")?
+            .execute([job_id])?;
         Ok(())
     }
 
@@ -168,7 +180,8 @@ impl Tx<'_> {
             return Err(Error::JobRunning(job_id));
         }
         self.conn()
-            .execute("DELETE FROM jobs WHERE job_id = ?1", [job_id])?;
+            .prepare_cached("DELETE FROM jobs WHERE job_id = ?1")?
+            .execute([job_id])?;
         Ok(())
     }
 
@@ -194,7 +207,8 @@ impl Tx<'_> {
                 ),
             )?;
             self.conn()
-                .execute("UPDATE jobs SET kill = 1 WHERE job_id = ?1", [job_id])?;
+                .prepare_cached("UPDATE jobs SET kill = 1 WHERE job_id = ?1")?
+                .execute([job_id])?;
             self.end_job(*job_id, path, GHOST_EXIT, None)?;
         }
         Ok(ghosts.into_iter().map(|(id, _, _)| id).collect())

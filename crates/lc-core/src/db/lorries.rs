@@ -67,8 +67,10 @@ impl Tx<'_> {
     /// and schedule while keeping its last run, running job and history.
     /// Answers whether anything changed.
     pub fn upsert_lorry(&self, lorry: &NewLorry) -> Result<bool> {
-        let changed = self.conn().execute(
-            "INSERT INTO lorries (path, text, from_host, from_path, interval, lorry_timeout)
+        let changed = self
+            .conn()
+            .prepare_cached(
+                "INSERT INTO lorries (path, text, from_host, from_path, interval, lorry_timeout)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT (path) DO UPDATE SET
                  text = excluded.text, from_host = excluded.from_host,
@@ -77,15 +79,15 @@ impl Tx<'_> {
              WHERE text IS NOT excluded.text OR from_host IS NOT excluded.from_host
                 OR from_path IS NOT excluded.from_path OR interval IS NOT excluded.interval
                 OR lorry_timeout IS NOT excluded.lorry_timeout",
-            params![
+            )?
+            .execute(params![
                 lorry.path,
                 lorry.text,
                 lorry.from_host,
                 lorry.from_path,
                 lorry.interval,
                 lorry.lorry_timeout
-            ],
-        )?;
+            ])?;
         Ok(changed > 0)
     }
 
@@ -191,12 +193,14 @@ impl Tx<'_> {
     }
 
     fn move_lorry(&self, path: &str, kind: i64) -> Result<()> {
-        let moved = self.conn().execute(
-            "UPDATE lorries SET move_kind = ?2,
+        let moved = self
+            .conn()
+            .prepare_cached(
+                "UPDATE lorries SET move_kind = ?2,
                  move_seq = (SELECT COALESCE(MAX(move_seq), 0) + 1 FROM lorries)
              WHERE path = ?1",
-            params![path, kind],
-        )?;
+            )?
+            .execute(params![path, kind])?;
         if moved == 0 {
             return Err(Error::UnknownLorry(path.into()));
         }

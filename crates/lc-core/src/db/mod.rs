@@ -143,6 +143,10 @@ fn connect(path: &Path) -> Result<Connection> {
     // The checkpointer thread does it, off the request path: see checkpoint.rs.
     conn.pragma_update(None, "wal_autocheckpoint", 0)
         .map_err(open_err)?;
+    // Every statement is prepared through the cache; rusqlite's default of
+    // 16 is fewer than the webapp's distinct statements, and a statement
+    // evicted is parsed again on its next use.
+    conn.set_prepared_statement_cache_capacity(256);
     Ok(conn)
 }
 
@@ -179,11 +183,12 @@ impl<'c> Tx<'c> {
 
     /// Makes every later transaction see `now` as the current time (tests only).
     pub fn set_pretend_time(&self, now: i64) -> Result<()> {
-        self.conn.execute(
-            "INSERT INTO pretend_time (id, now) VALUES (1, ?1)
+        self.conn
+            .prepare_cached(
+                "INSERT INTO pretend_time (id, now) VALUES (1, ?1)
              ON CONFLICT (id) DO UPDATE SET now = excluded.now",
-            [now],
-        )?;
+            )?
+            .execute([now])?;
         Ok(())
     }
 
@@ -197,10 +202,9 @@ impl<'c> Tx<'c> {
     }
 
     pub fn set_running_queue(&self, running: bool) -> Result<()> {
-        self.conn.execute(
-            "UPDATE running_queue SET running = ?1 WHERE id = 1",
-            [running as i64],
-        )?;
+        self.conn
+            .prepare_cached("UPDATE running_queue SET running = ?1 WHERE id = 1")?
+            .execute([running as i64])?;
         Ok(())
     }
 
@@ -222,12 +226,17 @@ impl<'c> Tx<'c> {
                     problem: format!("{n} is negative"),
                 });
             }
-            Some(n) => self.conn.execute(
-                "INSERT INTO max_jobs (id, max_jobs) VALUES (1, ?1)
+            Some(n) => self
+                .conn
+                .prepare_cached(
+                    "INSERT INTO max_jobs (id, max_jobs) VALUES (1, ?1)
                  ON CONFLICT (id) DO UPDATE SET max_jobs = excluded.max_jobs",
-                [n],
-            )?,
-            None => self.conn.execute("DELETE FROM max_jobs", [])?,
+                )?
+                .execute([n])?,
+            None => self
+                .conn
+                .prepare_cached("DELETE FROM max_jobs")?
+                .execute([])?,
         };
         Ok(())
     }
