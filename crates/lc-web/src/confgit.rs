@@ -12,7 +12,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use lc_api::{Message, ReadConfigurationSummary};
-use lc_core::config::{ConfError, load_config};
+use lc_core::config::{ConfError, LorryFileCache, load_config_cached};
 use lc_core::db::StateDb;
 use lc_git::confgit::{ConfgitError, update_confgit};
 
@@ -46,6 +46,7 @@ impl From<ReadError> for ApiError {
 fn read_blocking(
     db: &StateDb,
     config: &WebConfig,
+    cache: &LorryFileCache,
     dry_run: bool,
 ) -> Result<ReadConfigurationSummary, ReadError> {
     let _reading = READING
@@ -57,7 +58,7 @@ fn read_blocking(
     {
         update_confgit(url, &config.confgit_branch, dir)?;
     }
-    let loaded = load_config(dir)?;
+    let loaded = load_config_cached(dir, cache)?;
     let summary = if dry_run {
         db.read(|tx| Ok(tx.plan_config(&loaded)?.summary))?
     } else {
@@ -65,6 +66,8 @@ fn read_blocking(
     };
     tracing::info!(
         dry_run,
+        files = loaded.files_read,
+        parsed = loaded.files_parsed,
         added = summary.lorries_added.len(),
         changed = summary.lorries_changed.len(),
         removed = summary.lorries_removed.len(),
@@ -82,7 +85,8 @@ pub async fn read_configuration(
 ) -> Result<ReadConfigurationSummary, ApiError> {
     let db = Arc::clone(&state.db);
     let config = Arc::clone(&state.config);
-    tokio::task::spawn_blocking(move || read_blocking(&db, &config, dry_run))
+    let cache = Arc::clone(&state.lorry_files);
+    tokio::task::spawn_blocking(move || read_blocking(&db, &config, &cache, dry_run))
         .await
         .map_err(ApiError::internal)?
         .map_err(ApiError::from)

@@ -61,6 +61,8 @@ pub struct AppState {
     pub db: Arc<StateDb>,
     pub config: Arc<WebConfig>,
     pub metrics: metrics::Metrics,
+    /// `.lorry` files parsed by earlier reads of CONFGIT (see confgit.rs).
+    pub lorry_files: Arc<lc_core::config::LorryFileCache>,
 }
 
 impl AppState {
@@ -69,6 +71,7 @@ impl AppState {
             db: Arc::new(db),
             config: Arc::new(config),
             metrics: metrics::Metrics::default(),
+            lorry_files: Arc::default(),
         }
     }
 
