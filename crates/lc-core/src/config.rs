@@ -456,7 +456,7 @@ fn load_sections(
                         candidates.push(Candidate {
                             file: rel.clone(),
                             lorry: NewLorry {
-                                text: spec::minion_text(&path, &spec),
+                                text: spec::minion_text(&path, spec),
                                 path,
                                 from_host: String::new(),
                                 from_path: String::new(),
