@@ -1,6 +1,7 @@
-//! End to end: the real webapp and real `lorry-controller-minion` processes,
-//! with a shell script as the lorry program (these tests are about the
-//! minion's supervision of lorry, not about mirroring).
+//! End to end: the real webapp and real `lorry-controller-minion` processes.
+//! Most tests run a shell script as the lorry program (they are about the
+//! minion's supervision of lorry); the last runs the real `lorry` against
+//! real upstreams, with its lorries read from a CONFGIT.
 
 mod common;
 
