@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::redact::Secret;
+use crate::redact::SecretUrl;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
@@ -67,8 +67,8 @@ impl ProxyConfig {
     }
 
     /// `http://[user[:password]@]host:port`, user and password
-    /// percent-encoded; a [`Secret`], since it may hold the password.
-    pub fn url(&self) -> Secret {
+    /// percent-encoded; a [`SecretUrl`], since it may hold the password.
+    pub fn url(&self) -> SecretUrl {
         let mut url = String::from("http://");
         if let Some(user) = &self.username {
             url.push_str(&percent_encode(user));
@@ -81,11 +81,11 @@ impl ProxyConfig {
         url.push_str(self.hostname.trim());
         url.push(':');
         url.push_str(&self.port.to_string());
-        Secret::new(url)
+        SecretUrl::new(url)
     }
 
     /// The environment variables that make git and `lorry` use this proxy.
-    pub fn env(&self) -> Vec<(&'static str, Secret)> {
+    pub fn env(&self) -> Vec<(&'static str, SecretUrl)> {
         let url = self.url();
         ["http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"]
             .into_iter()

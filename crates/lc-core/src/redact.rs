@@ -109,13 +109,13 @@ fn redact_query(text: &str) -> Cow<'_, str> {
     }
 }
 
-/// A string that holds a secret (a URL with a token, a password): its
-/// `Debug` and `Display` show it redacted. [`Secret::expose`] gives the real
+/// A URL (or other text) that may carry credentials: its `Debug` and
+/// `Display` show it with them masked. [`SecretUrl::expose`] gives the real
 /// value, for passing to a program, never for printing.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+pub struct SecretUrl(String);
 
-impl Secret {
+impl SecretUrl {
     pub fn new(value: impl Into<String>) -> Self {
         Self(value.into())
     }
@@ -126,15 +126,55 @@ impl Secret {
     }
 }
 
-impl std::fmt::Debug for Secret {
+impl std::fmt::Debug for SecretUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{:?}", redact(&self.0))
     }
 }
 
-impl std::fmt::Display for Secret {
+impl std::fmt::Display for SecretUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&redact(&self.0))
+    }
+}
+
+/// A token or password. `Debug` and `Display` show only [`MASK`]; only
+/// [`Secret::expose`] gives the value, at the one place it is sent.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The value itself, for the header or URL it is sent in.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Secret, Self::Err> {
+        Ok(Secret::new(s))
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Secret({MASK})")
+    }
+}
+
+impl std::fmt::Display for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(MASK)
     }
 }
 
@@ -195,7 +235,7 @@ mod tests {
 
     #[test]
     fn secret_debug_and_display_redact() {
-        let s = Secret::new("https://u:tok@h/x");
+        let s = SecretUrl::new("https://u:tok@h/x");
         assert_eq!(s.to_string(), "https://***@h/x");
         assert!(!format!("{s:?}").contains("tok"));
         assert_eq!(s.expose(), "https://u:tok@h/x");
@@ -206,5 +246,14 @@ mod tests {
         for text in ["://", "x://", "é://ü@", "a=", "?=", "?token=", "&token=é"] {
             let _ = redact(text);
         }
+    }
+
+    #[test]
+    fn secret_debug_and_display_hide_the_value() {
+        let s = Secret::new("glpat-very-secret");
+        assert_eq!(format!("{s}"), "***");
+        assert_eq!(format!("{s:?}"), "Secret(***)");
+        assert_eq!(format!("{:?}", Some(&s)), "Some(Secret(***))");
+        assert_eq!(s.expose(), "glpat-very-secret");
     }
 }

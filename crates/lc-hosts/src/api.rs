@@ -11,7 +11,7 @@ use reqwest::{Method, Url};
 use serde_json::Value;
 
 use crate::Politeness;
-use crate::secret::Secret;
+use crate::Secret;
 
 /// Longest piece of an error body quoted in a message.
 const QUOTE_LIMIT: usize = 300;

@@ -19,10 +19,9 @@ mod api;
 pub mod downstream;
 pub mod mapping;
 mod polite;
-mod secret;
 pub mod ssh;
 pub mod upstream;
 
 pub use downstream::{Downstream, PrepareError, Prepared, RepoMetadata};
+pub use lc_core::redact::Secret;
 pub use polite::{Backoff, Politeness};
-pub use secret::Secret;

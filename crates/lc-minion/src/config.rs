@@ -7,7 +7,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use lc_core::proxy::ProxyConfig;
-use lc_core::redact::Secret;
+use lc_core::redact::SecretUrl;
 
 use crate::Error;
 use crate::output::Redactor;
@@ -154,7 +154,7 @@ pub struct LorryCommand {
     /// Passed to lorry as `--working-area`.
     pub working_area: Option<PathBuf>,
     /// Added to lorry's environment (the proxy variables).
-    pub env: Vec<(String, Secret)>,
+    pub env: Vec<(String, SecretUrl)>,
     pub limits: Limits,
     /// The `prlimit` program used when there are limits.
     pub prlimit: PathBuf,

@@ -23,8 +23,8 @@ use serde_json::{Value, json};
 
 use super::{PrepareError, Prepared, RepoMetadata, Visibility};
 use crate::Politeness;
+use crate::Secret;
 use crate::api::{Api, ApiError, Auth};
-use crate::secret::Secret;
 
 #[derive(Debug)]
 pub struct Gitea {

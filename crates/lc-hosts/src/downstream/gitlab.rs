@@ -20,8 +20,8 @@ use serde_json::{Value, json};
 
 use super::{PrepareError, Prepared, RepoMetadata};
 use crate::Politeness;
+use crate::Secret;
 use crate::api::{Api, ApiError, Auth};
-use crate::secret::Secret;
 
 /// Visibility of created groups, projects and organisations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

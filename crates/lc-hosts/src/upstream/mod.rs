@@ -20,9 +20,9 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::Politeness;
+use crate::Secret;
 use crate::api::ApiError;
 use crate::downstream::RepoMetadata;
-use crate::secret::Secret;
 use crate::ssh::{Ssh, SshError};
 
 /// An Upstream Host as configured in CONFGIT (and stored in STATEDB).
