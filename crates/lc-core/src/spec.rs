@@ -90,6 +90,23 @@ pub enum Source {
     },
 }
 
+impl Source {
+    /// The spec's `type`: one of [`SPEC_TYPES`].
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Source::Git { .. } => "git",
+            Source::Tarball { .. } => "tarball",
+            Source::Zip { .. } => "zip",
+            Source::Gzip { .. } => "gzip",
+            Source::RawFile { .. } => "raw-file",
+            Source::Svn { .. } => "svn",
+            Source::Hg { .. } => "hg",
+            Source::Bzr { .. } => "bzr",
+            Source::Cvs { .. } => "cvs",
+        }
+    }
+}
+
 /// The spec types, in the order of the original's documentation.
 pub const SPEC_TYPES: &[&str] = &[
     "git", "tarball", "zip", "gzip", "raw-file", "svn", "hg", "bzr", "cvs",
@@ -167,7 +184,12 @@ pub fn parse_json_or_yaml(text: &str) -> Result<Value, String> {
 
 /// Parses a `.lorry` file: every spec in name order, each valid or not.
 pub fn parse_lorry_file(text: &str) -> Result<Vec<SpecEntry>, SpecFileError> {
-    let value = parse_json_or_yaml(text).map_err(SpecFileError::Syntax)?;
+    parse_lorry_value(parse_json_or_yaml(text).map_err(SpecFileError::Syntax)?)
+}
+
+/// [`parse_lorry_file`] for a file already read by [`parse_json_or_yaml`],
+/// for callers that want the specs as written too.
+pub fn parse_lorry_value(value: Value) -> Result<Vec<SpecEntry>, SpecFileError> {
     let Value::Object(map) = value else {
         return Err(SpecFileError::NotAMap(kind_of(&value)));
     };
@@ -354,6 +376,34 @@ mod tests {
         assert_eq!(git.check_certificates, Some(false));
         let tar = entries.iter().find(|(n, _)| n == "tar").expect("tar");
         assert_eq!(tar.1.as_ref().expect("tar").on_rewrite, OnRewrite::Preserve);
+    }
+
+    #[test]
+    fn type_name_is_the_type_as_written() {
+        let text = r#"{
+          "git": {"type": "git", "url": "u"},
+          "tar": {"type": "tarball", "url": "u"},
+          "zip": {"type": "zip", "url": "u"},
+          "gz": {"type": "gzip", "url": "u"},
+          "raw": {"type": "raw-file", "urls": [{"url": "u"}]},
+          "svn": {"type": "svn", "url": "u"},
+          "hg": {"type": "hg", "url": "u"},
+          "bzr": {"type": "bzr", "url": "u"},
+          "cvs": {"type": "cvs", "url": "u", "module": "m"}
+        }"#;
+        let value = parse_json_or_yaml(text).expect("parses");
+        let entries = parse_lorry_value(value).expect("a map");
+        assert_eq!(entries, parse_lorry_file(text).expect("the same"));
+        let mut seen: Vec<&str> = Vec::new();
+        for (name, spec) in &entries {
+            let spec = spec.as_ref().expect(name);
+            assert_eq!(Some(spec.source.type_name()), spec.raw["type"].as_str());
+            seen.push(spec.source.type_name());
+        }
+        seen.sort_unstable();
+        let mut all = SPEC_TYPES.to_vec();
+        all.sort_unstable();
+        assert_eq!(seen, all);
     }
 
     #[test]

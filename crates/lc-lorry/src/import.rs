@@ -25,7 +25,15 @@ use lc_git::{Git, GitError};
 use sha2::{Digest, Sha256};
 
 use crate::Context;
-use crate::source::{ArchiveKind, RawFile, Source, Spec, SvnLayout};
+use crate::source::{RawFileUrl, Source, Spec, SvnLayout, bzr_branches};
+
+/// Which kind of archive a tarball-like spec fetches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ArchiveKind {
+    Tar,
+    Zip,
+    Gzip,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
@@ -80,17 +88,27 @@ pub fn import(
 ) -> Result<(), ImportError> {
     match source {
         Source::Git { .. } => Ok(()),
-        Source::Archive { url, kind } => {
-            import_archive(ctx, git, spec, url, *kind, dir, repo, check_certificates)
+        Source::Tarball { url } | Source::Zip { url } | Source::Gzip { url } => {
+            let kind = match source {
+                Source::Zip { .. } => ArchiveKind::Zip,
+                Source::Gzip { .. } => ArchiveKind::Gzip,
+                _ => ArchiveKind::Tar,
+            };
+            import_archive(ctx, git, spec, url, kind, dir, repo, check_certificates)
         }
-        Source::RawFiles(files) => {
-            import_raw_files(ctx, git, spec, files, dir, repo, check_certificates)
+        Source::RawFile { urls } => {
+            import_raw_files(ctx, git, spec, urls, dir, repo, check_certificates)
         }
         // TLS verification is switchable for git and HTTP downloads only;
         // svn, hg, bzr and cvs keep their own (verifying) defaults.
-        Source::Svn { url, layout } => import_svn(ctx, git, spec, url, layout, repo),
+        Source::Svn { url, layout } => {
+            import_svn(ctx, git, spec, url, &SvnLayout::of(layout.as_ref()), repo)
+        }
         Source::Hg { url } => import_hg(ctx, git, spec, url, dir, repo),
-        Source::Bzr { branches } => import_bzr(ctx, git, spec, branches, dir, repo),
+        Source::Bzr { url, branches } => {
+            let branches = bzr_branches(url.as_deref(), branches.as_ref());
+            import_bzr(ctx, git, spec, &branches, dir, repo)
+        }
         Source::Cvs { url, module } => import_cvs(ctx, git, spec, url, module, dir, repo),
     }
 }
@@ -712,7 +730,7 @@ fn import_raw_files(
     ctx: &mut Context<'_>,
     git: &Git,
     spec: &Spec,
-    files: &[RawFile],
+    files: &[RawFileUrl],
     dir: &Path,
     repo: &Path,
     check_certificates: bool,

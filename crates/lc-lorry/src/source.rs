@@ -1,37 +1,11 @@
-//! What one spec of a `.lorry` file asks `lorry` to mirror, in the form the
-//! mirroring code uses. Built from `lc_core::spec` (see [`crate::specs`]).
+//! What one spec of a `.lorry` file asks `lorry` to mirror: the spec as
+//! [`lc_core::spec`] parsed it (see [`crate::specs`]), plus the two things
+//! the importers resolve further, svn's layout and bzr's branches.
 
 use std::collections::BTreeMap;
 
-/// What to do when an upstream ref is force-updated or deleted.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum OnRewrite {
-    /// Keep the old tip downstream under `refs/lorry/preserved/...`, then
-    /// move the ref.
-    #[default]
-    Preserve,
-    /// Move the ref; the old tip may be lost.
-    Follow,
-    /// Leave the ref as it was and fail the job.
-    Refuse,
-}
-
-/// Which kind of archive a tarball-like spec fetches.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ArchiveKind {
-    Tar,
-    Zip,
-    Gzip,
-}
-
-/// One file of a `raw-file` spec.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RawFile {
-    pub url: String,
-    /// Directory in the repository; the root when `None`.
-    pub destination: Option<String>,
-    pub sha256sum: Option<String>,
-}
+use lc_core::spec::LorrySpec;
+pub use lc_core::spec::{OnRewrite, RawFileUrl, Source};
 
 /// Where the trunk, branches and tags of a Subversion repository are.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,59 +23,42 @@ impl SvnLayout {
             tags: Some("tags/*".into()),
         }
     }
-}
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Source {
-    Git {
-        url: String,
-        refspecs: Option<Vec<String>>,
-    },
-    Archive {
-        url: String,
-        kind: ArchiveKind,
-    },
-    RawFiles(Vec<RawFile>),
-    Svn {
-        url: String,
-        layout: SvnLayout,
-    },
-    Hg {
-        url: String,
-    },
-    Bzr {
-        /// Branch name → URL (`url` alone becomes `master`).
-        branches: BTreeMap<String, String>,
-    },
-    Cvs {
-        url: String,
-        module: String,
-    },
-}
-
-impl Source {
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            Source::Git { .. } => "git",
-            Source::Archive {
-                kind: ArchiveKind::Tar,
-                ..
-            } => "tarball",
-            Source::Archive {
-                kind: ArchiveKind::Zip,
-                ..
-            } => "zip",
-            Source::Archive {
-                kind: ArchiveKind::Gzip,
-                ..
-            } => "gzip",
-            Source::RawFiles(_) => "raw-file",
-            Source::Svn { .. } => "svn",
-            Source::Hg { .. } => "hg",
-            Source::Bzr { .. } => "bzr",
-            Source::Cvs { .. } => "cvs",
+    /// The layout a spec's `layout` names: none or `"standard"` (the only
+    /// name lc-core lets through) is the standard one.
+    pub fn of(layout: Option<&lc_core::spec::SvnLayout>) -> Self {
+        match layout {
+            Some(lc_core::spec::SvnLayout::Custom {
+                trunk,
+                branches,
+                tags,
+            }) => Self {
+                trunk: trunk.clone(),
+                branches: branches.clone(),
+                tags: tags.clone(),
+            },
+            None | Some(lc_core::spec::SvnLayout::Named(_)) => Self::standard(),
         }
     }
+}
+
+/// A bzr spec's branches, name → URL: `url` is `master`, and `branches` adds
+/// to it (or replaces it).
+pub fn bzr_branches(
+    url: Option<&str>,
+    branches: Option<&BTreeMap<String, String>>,
+) -> BTreeMap<String, String> {
+    let mut all = BTreeMap::new();
+    if let Some(url) = url {
+        all.insert("master".to_owned(), url.to_owned());
+    }
+    all.extend(
+        branches
+            .into_iter()
+            .flatten()
+            .map(|(b, u)| (b.clone(), u.clone())),
+    );
+    all
 }
 
 /// One named spec.
@@ -113,4 +70,15 @@ pub struct Spec {
     pub on_rewrite: OnRewrite,
     /// Overrides `--check-certificates` for this spec.
     pub check_certificates: Option<bool>,
+}
+
+impl Spec {
+    pub fn new(name: String, spec: LorrySpec) -> Self {
+        Self {
+            name,
+            source: spec.source,
+            on_rewrite: spec.on_rewrite,
+            check_certificates: spec.check_certificates,
+        }
+    }
 }

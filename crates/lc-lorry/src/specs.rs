@@ -1,22 +1,25 @@
-//! Reading `.lorry` files into [`Spec`]s.
+//! Reading `.lorry` files into [`Spec`]s, with [`lc_core::spec`]: the
+//! project's one parser of them, so `lorry` takes JSON or YAML and checks
+//! names and specs as the webapp does.
 //!
-//! A file is a JSON object: each key is a repository name, each value says
-//! how to mirror it. A file that cannot be read or parsed fails as a whole;
+//! A file that cannot be read or parsed, or holds no spec, fails as a whole;
 //! a single bad spec fails alone, named.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
-use serde_json::{Map, Value};
+use lc_core::spec::{self, SpecFileError, SpecProblem};
+use serde_json::Value;
 
-use crate::source::{ArchiveKind, OnRewrite, RawFile, Source, Spec, SvnLayout};
+use crate::source::{Source, Spec, bzr_branches};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpecsError {
     #[error("cannot read: {0}")]
     Read(#[from] std::io::Error),
     #[error("not a valid .lorry file: {0}")]
-    Parse(String),
+    File(#[from] SpecFileError),
+    #[error("not a valid .lorry file: no specs")]
+    Empty,
 }
 
 /// A spec, or the name of a bad one and what is wrong with it.
@@ -30,174 +33,81 @@ pub fn load(file: &Path) -> Result<Vec<SpecResult>, SpecsError> {
 
 /// Parses the text of a `.lorry` file.
 pub fn parse(text: &str) -> Result<Vec<SpecResult>, SpecsError> {
-    let value: Value = serde_json::from_str(text).map_err(|e| SpecsError::Parse(e.to_string()))?;
-    let Value::Object(map) = value else {
-        return Err(SpecsError::Parse(
-            "the top level must be an object of name: spec".into(),
-        ));
-    };
-    if map.is_empty() {
-        return Err(SpecsError::Parse("no specs".into()));
+    let value = spec::parse_json_or_yaml(text).map_err(SpecFileError::Syntax)?;
+    // The specs as written, to name the field of a bad one.
+    let written = value.as_object().cloned().unwrap_or_default();
+    let entries = spec::parse_lorry_value(value)?;
+    if entries.is_empty() {
+        return Err(SpecsError::Empty);
     }
-    Ok(map
+    Ok(entries
         .into_iter()
-        .map(|(name, value)| spec(&name, &value).map_err(|why| (name, why)))
+        .map(|(name, checked)| {
+            let problem = match checked {
+                Ok(parsed) => match &parsed.source {
+                    Source::Bzr { url, branches }
+                        if bzr_branches(url.as_deref(), branches.as_ref()).is_empty() =>
+                    {
+                        SpecProblem::Missing {
+                            kind: "bzr".into(),
+                            key: "url or branches",
+                        }
+                    }
+                    _ => return Ok(Spec::new(name, parsed)),
+                },
+                Err(problem) => problem,
+            };
+            let why = describe(&problem, written.get(&name));
+            Err((name, why))
+        })
         .collect())
 }
 
-fn spec(name: &str, value: &Value) -> Result<Spec, String> {
-    if name.is_empty()
-        || name.starts_with('/')
-        || name.ends_with('/')
-        || name
-            .split('/')
-            .any(|part| part.is_empty() || part == "." || part == "..")
-        || name.chars().any(|c| c.is_control() || c.is_whitespace())
+/// What is wrong with a spec. lc-core passes on serde's complaint about a
+/// value of the wrong kind, which does not say where it is: that gets the
+/// name of the field.
+fn describe(problem: &SpecProblem, written: Option<&Value>) -> String {
+    if let SpecProblem::Invalid { kind, reason } = problem
+        && let Some(field) = written.and_then(bad_field)
     {
-        return Err("the name is not a valid repository path".into());
+        return format!("type {kind}: field {field}: {reason}");
     }
-    let Value::Object(map) = value else {
-        return Err("a spec must be an object".into());
-    };
-    let kind = string(map, "type")?.ok_or("missing field type")?;
-    let on_rewrite = match string(map, "on-rewrite")?.as_deref() {
-        None | Some("preserve") => OnRewrite::Preserve,
-        Some("follow") => OnRewrite::Follow,
-        Some("refuse") => OnRewrite::Refuse,
-        Some(other) => {
-            return Err(format!(
-                "field on-rewrite: {other:?} is not preserve, follow or refuse"
-            ));
-        }
-    };
-    let check_certificates = match map.get("check-certificates") {
-        None | Some(Value::Null) => None,
-        Some(Value::Bool(b)) => Some(*b),
-        Some(other) => {
-            return Err(format!(
-                "field check-certificates: {other} is not a boolean"
-            ));
-        }
-    };
-    let url = || string(map, "url")?.ok_or_else(|| "missing field url".to_owned());
-    let source = match kind.as_str() {
-        "git" => Source::Git {
-            url: url()?,
-            refspecs: match map.get("refspecs") {
-                None | Some(Value::Null) => None,
-                Some(Value::Array(items)) => Some(
-                    items
-                        .iter()
-                        .map(|i| {
-                            i.as_str()
-                                .map(str::to_owned)
-                                .ok_or_else(|| format!("field refspecs: {i} is not a string"))
-                        })
-                        .collect::<Result<_, _>>()?,
-                ),
-                Some(other) => return Err(format!("field refspecs: {other} is not a list")),
-            },
-        },
-        "tarball" => Source::Archive {
-            url: url()?,
-            kind: ArchiveKind::Tar,
-        },
-        "zip" => Source::Archive {
-            url: url()?,
-            kind: ArchiveKind::Zip,
-        },
-        "gzip" => Source::Archive {
-            url: url()?,
-            kind: ArchiveKind::Gzip,
-        },
-        "raw-file" => {
-            let Some(Value::Array(items)) = map.get("urls") else {
-                return Err("missing field urls (a list)".into());
-            };
-            let mut files = Vec::new();
-            for item in items {
-                let Value::Object(f) = item else {
-                    return Err(format!("field urls: {item} is not an object"));
-                };
-                files.push(RawFile {
-                    url: string(f, "url")?.ok_or("field urls: an entry has no url")?,
-                    destination: string(f, "destination")?,
-                    sha256sum: string(f, "sha256sum")?,
-                });
-            }
-            if files.is_empty() {
-                return Err("field urls is empty".into());
-            }
-            Source::RawFiles(files)
-        }
-        "svn" => {
-            let layout = match map.get("layout") {
-                None | Some(Value::Null) => SvnLayout::standard(),
-                Some(Value::String(s)) if s == "standard" => SvnLayout::standard(),
-                Some(Value::Object(l)) => SvnLayout {
-                    trunk: string(l, "trunk")?.ok_or("field layout: missing trunk")?,
-                    branches: string(l, "branches")?,
-                    tags: string(l, "tags")?,
-                },
-                Some(other) => {
-                    return Err(format!(
-                        "field layout: {other} is neither \"standard\" nor an object"
-                    ));
-                }
-            };
-            Source::Svn {
-                url: url()?,
-                layout,
-            }
-        }
-        "hg" => Source::Hg { url: url()? },
-        "bzr" => {
-            let mut branches = BTreeMap::new();
-            if let Some(url) = string(map, "url")? {
-                branches.insert("master".to_owned(), url);
-            }
-            match map.get("branches") {
-                None | Some(Value::Null) => {}
-                Some(Value::Object(b)) => {
-                    for (branch, url) in b {
-                        let url = url
-                            .as_str()
-                            .ok_or_else(|| format!("field branches: {branch}: not a string"))?;
-                        branches.insert(branch.clone(), url.to_owned());
-                    }
-                }
-                Some(other) => return Err(format!("field branches: {other} is not an object")),
-            }
-            if branches.is_empty() {
-                return Err("a bzr spec needs url or branches".into());
-            }
-            Source::Bzr { branches }
-        }
-        "cvs" => Source::Cvs {
-            url: url()?,
-            module: string(map, "module")?.ok_or("missing field module")?,
-        },
-        other => return Err(format!("unknown type {other:?}")),
-    };
-    Ok(Spec {
-        name: name.to_owned(),
-        source,
-        on_rewrite,
-        check_certificates,
-    })
+    problem.to_string()
 }
 
-fn string(map: &Map<String, Value>, key: &str) -> Result<Option<String>, String> {
-    match map.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(other) => Err(format!("field {key}: {other} is not a string")),
-    }
+/// The field of a spec that lc-core's [`Source`] does not take: the first
+/// whose removal changes serde's complaint (serde stops at the first bad
+/// value, so removing any other field leaves the complaint as it was).
+fn bad_field(written: &Value) -> Option<String> {
+    let complaint = |value: Value| {
+        serde_json::from_value::<Source>(value)
+            .err()
+            .map(|e| e.to_string())
+    };
+    let whole = complaint(written.clone())?;
+    let map = written.as_object()?;
+    map.keys()
+        .filter(|key| *key != "type")
+        .find(|key| {
+            let mut without = map.clone();
+            without.remove(*key);
+            complaint(Value::Object(without)).as_ref() != Some(&whole)
+        })
+        .cloned()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::{OnRewrite, RawFileUrl, SvnLayout};
+
+    fn problems(text: &str) -> Vec<(String, String)> {
+        parse(text)
+            .expect("parse")
+            .into_iter()
+            .filter_map(Result::err)
+            .collect()
+    }
 
     #[test]
     fn every_type_parses() {
@@ -207,7 +117,7 @@ mod tests {
               "a/tar": {"type": "tarball", "url": "http://h/x-1.tar.gz"},
               "a/raw": {"type": "raw-file", "urls": [{"url": "http://h/f", "destination": "d", "sha256sum": "00"}]},
               "a/svn": {"type": "svn", "url": "file:///r", "layout": {"trunk": "t", "branches": "b/*"}},
-              "a/bzr": {"type": "bzr", "branches": {"dev": "file:///b"}},
+              "a/bzr": {"type": "bzr", "url": "file:///m", "branches": {"dev": "file:///b"}},
               "a/cvs": {"type": "cvs", "url": ":local:/c", "module": "m"},
               "a/hg": {"type": "hg", "url": "file:///h"}
             }"#,
@@ -215,38 +125,101 @@ mod tests {
         .expect("parse");
         assert_eq!(specs.len(), 7);
         let specs: Vec<Spec> = specs.into_iter().map(|s| s.expect("valid")).collect();
-        let git = specs.iter().find(|s| s.name == "a/git").expect("git");
+        let find = |name: &str| specs.iter().find(|s| s.name == name).expect(name);
+        let git = find("a/git");
         assert_eq!(git.on_rewrite, OnRewrite::Refuse);
         assert_eq!(git.check_certificates, Some(false));
+        assert_eq!(find("a/tar").on_rewrite, OnRewrite::Preserve);
+        let Source::RawFile { urls } = &find("a/raw").source else {
+            panic!("raw-file")
+        };
+        assert_eq!(
+            urls,
+            &[RawFileUrl {
+                url: "http://h/f".into(),
+                destination: Some("d".into()),
+                sha256sum: Some("00".into())
+            }]
+        );
+        let Source::Svn { layout, .. } = &find("a/svn").source else {
+            panic!("svn")
+        };
+        let layout = SvnLayout::of(layout.as_ref());
+        assert_eq!(
+            (
+                layout.trunk.as_str(),
+                layout.branches.as_deref(),
+                layout.tags
+            ),
+            ("t", Some("b/*"), None)
+        );
+        let Source::Bzr { url, branches } = &find("a/bzr").source else {
+            panic!("bzr")
+        };
+        let branches = bzr_branches(url.as_deref(), branches.as_ref());
+        assert_eq!(
+            branches.keys().map(String::as_str).collect::<Vec<_>>(),
+            ["dev", "master"]
+        );
+    }
+
+    #[test]
+    fn yaml_files_parse_like_json_ones() {
+        let json = parse(r#"{"a/git": {"type": "git", "url": "https://h/x.git", "refspecs": ["+refs/heads/*"]}}"#)
+            .expect("json");
+        let yaml = parse(
+            "a/git:\n  type: git\n  url: https://h/x.git\n  refspecs:\n    - '+refs/heads/*'\n",
+        )
+        .expect("yaml");
+        assert_eq!(json.len(), 1);
+        assert_eq!(json, yaml);
+        assert_eq!(SvnLayout::of(None), SvnLayout::standard());
     }
 
     #[test]
     fn bad_specs_fail_alone_and_say_why() {
-        let specs = parse(
+        let errors = problems(
             r#"{"ok": {"type": "git", "url": "u"},
                 "nourl": {"type": "git"},
                 "odd": {"type": "darcs", "url": "u"},
                 "rw": {"type": "git", "url": "u", "on-rewrite": "sometimes"},
+                "bzr": {"type": "bzr", "branches": {}},
                 "../up": {"type": "git", "url": "u"}}"#,
-        )
-        .expect("parse");
-        let errors: Vec<(String, String)> = specs.into_iter().filter_map(Result::err).collect();
-        assert_eq!(errors.len(), 4);
-        assert!(
+        );
+        assert_eq!(errors.len(), 5, "{errors:?}");
+        let why = |name: &str| {
             errors
                 .iter()
-                .any(|(n, e)| n == "nourl" && e.contains("url"))
+                .find(|(n, _)| n == name)
+                .map(|(_, e)| e.as_str())
+                .expect(name)
+        };
+        assert!(why("nourl").contains("missing url"), "{errors:?}");
+        assert!(why("odd").contains("darcs"), "{errors:?}");
+        assert!(why("rw").contains("on-rewrite \"sometimes\""), "{errors:?}");
+        assert!(why("bzr").contains("url or branches"), "{errors:?}");
+        assert!(why("../up").contains(".."), "{errors:?}");
+    }
+
+    #[test]
+    fn values_of_the_wrong_kind_name_their_field() {
+        let errors = problems(
+            r#"{"url": {"type": "git", "url": 5, "module": 7},
+                "refspecs": {"type": "git", "url": "u", "refspecs": ["a", 5]},
+                "urls": {"type": "raw-file", "urls": [{"destination": "d"}]},
+                "layout": {"type": "svn", "url": "u", "layout": ["t"]},
+                "branches": {"type": "bzr", "branches": {"dev": 1}},
+                "cc": {"type": "git", "url": "u", "check-certificates": "yes"}}"#,
         );
-        assert!(
-            errors
-                .iter()
-                .any(|(n, e)| n == "odd" && e.contains("darcs"))
-        );
-        assert!(
-            errors
-                .iter()
-                .any(|(n, e)| n == "rw" && e.contains("sometimes"))
-        );
+        assert_eq!(errors.len(), 6, "{errors:?}");
+        for (name, why) in &errors {
+            let named = if name == "cc" {
+                why.contains("check-certificates")
+            } else {
+                why.contains(&format!("field {name}:"))
+            };
+            assert!(named, "{name}: {why}");
+        }
     }
 
     #[test]
@@ -255,6 +228,12 @@ mod tests {
         assert!(parse("[1]").is_err());
         assert!(parse("{}").is_err());
         assert!(parse("{\"a\": ").is_err());
+        assert!(parse("just text").is_err());
+        let err = parse("{ this is not json").expect_err("garbage");
+        assert!(
+            err.to_string().starts_with("not a valid .lorry file"),
+            "{err}"
+        );
     }
 }
 

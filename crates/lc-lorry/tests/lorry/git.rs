@@ -408,6 +408,37 @@ fn exit_codes_and_one_line_per_failed_spec() {
 }
 
 #[test]
+fn yaml_lorry_files_mirror_like_json_ones() {
+    let area = Area::new();
+    let up = Upstream::new(area.path().join("up"));
+    let down = area.downstream(NAME);
+    let file = area.path().join("p.lorry");
+    std::fs::write(
+        &file,
+        format!(
+            "# as CONFGIT may hold it\n{NAME}:\n  type: git\n  url: {}\n  refspecs:\n    - 'refs/heads/*'\n",
+            up.url()
+        ),
+    )
+    .expect("write");
+    let run = area.run(&[&file], &[]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    assert_eq!(heads_and_tags(&down), up.heads_and_tags());
+
+    std::fs::write(&file, format!("{NAME}:\n  type: git\n  url: [1]\n")).expect("write");
+    let run = area.run(&[&file], &[]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.err.starts_with(&format!(
+            "Error mirroring {NAME}: invalid spec in {}",
+            file.display()
+        )) && run.err.contains("field url:"),
+        "{}",
+        run.err
+    );
+}
+
+#[test]
 fn config_file_is_read_and_bad_keys_fail() {
     let area = Area::new();
     let up = Upstream::new(area.path().join("up"));
