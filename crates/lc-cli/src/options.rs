@@ -12,14 +12,35 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use clap::{ArgAction, Command};
 
+/// How the keys of a configuration file may spell a long option name.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum KeySpelling {
+    /// Exactly as the option: `mirror-base-url-push`.
+    #[default]
+    Exact,
+    /// As the option, or with underscores for its dashes:
+    /// `mirror_base_url_push` (what `lorry`'s files may say).
+    UnderscoresToo,
+}
+
 /// Expands every `--config FILE` in `args` into the options the file sets.
 ///
 /// `command` is the program's clap definition: it says which keys exist and
 /// which are flags. An unknown key, a bad boolean or an unreadable file is an
-/// error naming the file and the key.
+/// error naming the file and the key. A key given more than once gives its
+/// option once for each, in order (for repeatable options).
 pub fn args_with_config_file(
     args: impl IntoIterator<Item = OsString>,
     command: &Command,
+) -> anyhow::Result<Vec<OsString>> {
+    args_with_config_file_spelled(args, command, KeySpelling::Exact)
+}
+
+/// [`args_with_config_file`], with keys spelled as `spelling` allows.
+pub fn args_with_config_file_spelled(
+    args: impl IntoIterator<Item = OsString>,
+    command: &Command,
+    spelling: KeySpelling,
 ) -> anyhow::Result<Vec<OsString>> {
     let args: Vec<OsString> = args.into_iter().collect();
     let mut files = Vec::new();
@@ -38,13 +59,17 @@ pub fn args_with_config_file(
     }
     let mut expanded: Vec<OsString> = args.iter().take(1).cloned().collect();
     for file in &files {
-        expanded.extend(options_from_file(file, command)?);
+        expanded.extend(options_from_file(file, command, spelling)?);
     }
     expanded.extend(args.into_iter().skip(1));
     Ok(expanded)
 }
 
-fn options_from_file(file: &Path, command: &Command) -> anyhow::Result<Vec<OsString>> {
+fn options_from_file(
+    file: &Path,
+    command: &Command,
+    spelling: KeySpelling,
+) -> anyhow::Result<Vec<OsString>> {
     let ini = ini::Ini::load_from_file(file)
         .with_context(|| format!("cannot read configuration file {}", file.display()))?;
     let mut options = Vec::new();
@@ -63,7 +88,11 @@ fn options_from_file(file: &Path, command: &Command) -> anyhow::Result<Vec<OsStr
             ),
         }
         for (key, value) in properties.iter() {
-            options.extend(option_for(file, command, key, value)?);
+            let key = match spelling {
+                KeySpelling::Exact => key.to_owned(),
+                KeySpelling::UnderscoresToo => key.replace('_', "-"),
+            };
+            options.extend(option_for(file, command, &key, value)?);
         }
     }
     Ok(options)
@@ -180,6 +209,34 @@ mod tests {
         );
         let err = expand("[config]\npublish-failures = maybe\n", &[]).expect_err("bad bool");
         assert!(err.to_string().contains("key publish-failures"), "{err}");
+    }
+
+    #[test]
+    fn repeated_keys_repeat_their_option() {
+        let command = command().arg(
+            Arg::new("push-option")
+                .long("push-option")
+                .action(ArgAction::Append),
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("x.conf");
+        std::fs::write(&file, "[config]\npush-option = a\npush-option = b\n").expect("write");
+        let args = vec![OsString::from("t"), "--config".into(), file.into()];
+        let out = args_with_config_file(args, &command).expect("expand");
+        assert_eq!(out[1..3], ["--push-option=a", "--push-option=b"]);
+    }
+
+    #[test]
+    fn underscores_only_where_the_program_allows_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("x.conf");
+        std::fs::write(&file, "[config]\ndebug_real_confgit = no\n").expect("write");
+        let args = || vec![OsString::from("t"), "--config".into(), file.clone().into()];
+        let err = args_with_config_file(args(), &command()).expect_err("exact by default");
+        assert!(err.to_string().contains("debug_real_confgit"), "{err}");
+        let out = args_with_config_file_spelled(args(), &command(), KeySpelling::UnderscoresToo)
+            .expect("expand");
+        assert_eq!(out[1], "--no-debug-real-confgit");
     }
 
     #[test]

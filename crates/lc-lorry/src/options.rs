@@ -1,31 +1,22 @@
 //! `lorry`'s options, with the original's names, from the command line and
 //! from `--config FILE` (INI, a `[config]` section whose keys are long option
-//! names). A file's settings come before the command line's, so the command
-//! line wins; booleans take yes/no/true/false/1/0 and become `--x`/`--no-x`.
+//! names, dashes or underscores), read by [`lc_cli::options`] as for the
+//! other binaries. A file's settings come before the command line's, so the
+//! command line wins; booleans take yes/no/true/false/on/off/1/0 and become
+//! `--x`/`--no-x`; a repeatable option's key may be given more than once.
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use clap::{ArgAction, Parser, ValueEnum};
+use clap::{ArgAction, CommandFactory, Parser, ValueEnum};
+use lc_cli::options::{KeySpelling, args_with_config_file_spelled};
 
 #[derive(Debug, thiserror::Error)]
 pub enum OptionsError {
-    #[error("cannot read configuration file {file}: {reason}")]
-    Read { file: PathBuf, reason: String },
-    #[error("configuration file {file}: unknown key {key:?}")]
-    UnknownKey { file: PathBuf, key: String },
-    #[error(
-        "configuration file {file}: key {key}: {value:?} is not a boolean (yes/no/true/false/1/0)"
-    )]
-    NotBoolean {
-        file: PathBuf,
-        key: String,
-        value: String,
-    },
-    #[error("configuration file {file}: settings must be in a [config] section (found {key:?})")]
-    NoSection { file: PathBuf, key: String },
-    #[error("configuration file {file}: key config: a configuration file cannot name another")]
-    Nested { file: PathBuf },
+    /// A `--config` file that cannot be read or sets what `lorry` does not
+    /// have; the message names the file and the key.
+    #[error("{0}")]
+    Config(String),
     #[error("{0}")]
     Usage(String),
     /// `--help`: the text to print, and a successful exit.
@@ -136,7 +127,9 @@ impl Options {
 
     /// Parses `args` (program name first), reading every `--config` file.
     pub fn parse(args: Vec<OsString>) -> Result<Self, OptionsError> {
-        let expanded = expand_config_files(args)?;
+        let expanded =
+            args_with_config_file_spelled(args, &Options::command(), KeySpelling::UnderscoresToo)
+                .map_err(|e| OptionsError::Config(format!("{e:#}")))?;
         Options::try_parse_from(expanded).map_err(|e| match e.kind() {
             clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
                 OptionsError::Help(e.to_string())
@@ -144,113 +137,6 @@ impl Options {
             _ => OptionsError::Usage(e.to_string()),
         })
     }
-}
-
-/// Boolean options that take a `--no-` form.
-const BOOLEANS: &[&str] = &[
-    "pull-only",
-    "verbose",
-    "repack",
-    "check-certificates",
-    "keep-multiple-backups",
-];
-
-/// Options that take a value.
-const VALUED: &[&str] = &[
-    "working-area",
-    "mirror-base-url-push",
-    "mirror-base-url-fetch",
-    "bundle",
-    "bundle-dest",
-    "tarball",
-    "tarball-dest",
-    "push-option",
-];
-
-fn expand_config_files(args: Vec<OsString>) -> Result<Vec<OsString>, OptionsError> {
-    let mut files = Vec::new();
-    let mut iter = args.iter().skip(1);
-    while let Some(arg) = iter.next() {
-        let text = arg.to_string_lossy();
-        if text == "--" {
-            break;
-        } else if text == "--config" {
-            if let Some(file) = iter.next() {
-                files.push(PathBuf::from(file));
-            }
-        } else if let Some(file) = text.strip_prefix("--config=") {
-            files.push(PathBuf::from(file));
-        }
-    }
-    let mut expanded: Vec<OsString> = args.iter().take(1).cloned().collect();
-    for file in &files {
-        expanded.extend(options_from_file(file)?);
-    }
-    expanded.extend(args.into_iter().skip(1));
-    Ok(expanded)
-}
-
-fn options_from_file(file: &Path) -> Result<Vec<OsString>, OptionsError> {
-    let ini = ini::Ini::load_from_file(file).map_err(|e| OptionsError::Read {
-        file: file.to_owned(),
-        reason: e.to_string(),
-    })?;
-    let mut options = Vec::new();
-    for (section, properties) in ini.iter() {
-        match section {
-            Some("config") => {}
-            Some(_) => continue,
-            None => {
-                if let Some((key, _)) = properties.iter().next() {
-                    return Err(OptionsError::NoSection {
-                        file: file.to_owned(),
-                        key: key.to_owned(),
-                    });
-                }
-                continue;
-            }
-        }
-        for (key, value) in properties.iter() {
-            options.extend(option_for(file, key, value)?);
-        }
-    }
-    Ok(options)
-}
-
-fn option_for(file: &Path, key: &str, value: &str) -> Result<Vec<OsString>, OptionsError> {
-    let key = key.trim().replace('_', "-");
-    let value = value.trim();
-    if key == "config" {
-        return Err(OptionsError::Nested {
-            file: file.to_owned(),
-        });
-    }
-    if BOOLEANS.contains(&key.as_str()) {
-        let on = match value.to_ascii_lowercase().as_str() {
-            "yes" | "true" | "1" | "on" => true,
-            "no" | "false" | "0" | "off" => false,
-            _ => {
-                return Err(OptionsError::NotBoolean {
-                    file: file.to_owned(),
-                    key,
-                    value: value.to_owned(),
-                });
-            }
-        };
-        let flag = if on {
-            format!("--{key}")
-        } else {
-            format!("--no-{key}")
-        };
-        return Ok(vec![flag.into()]);
-    }
-    if VALUED.contains(&key.as_str()) {
-        return Ok(vec![format!("--{key}={value}").into()]);
-    }
-    Err(OptionsError::UnknownKey {
-        file: file.to_owned(),
-        key,
-    })
 }
 
 #[cfg(test)]
@@ -312,7 +198,7 @@ mod tests {
         let conf = dir.path().join("lorry.conf");
         std::fs::write(
             &conf,
-            "[config]\nworking-area = /srv/wa\npull-only = yes\nrepack = no\nbundle = always\npush_option = ci.skip\n",
+            "[config]\nworking-area = /srv/wa\npull-only = yes\nrepack = no\nbundle = always\npush_option = ci.skip\npush-option = two\n",
         )
         .expect("write");
         let conf_arg = format!("--config={}", conf.display());
@@ -321,7 +207,7 @@ mod tests {
         assert!(o.pull_only);
         assert!(o.repack_enabled());
         assert_eq!(o.bundle, When::Always);
-        assert_eq!(o.push_option, vec!["ci.skip"]);
+        assert_eq!(o.push_option, vec!["ci.skip", "two"]);
     }
 
     #[test]
