@@ -284,9 +284,15 @@ fn parse_spec(raw: Value) -> Result<LorrySpec, SpecProblem> {
         "cvs" if !has("module") => return missing("module"),
         _ => {}
     }
-    let source: Source = serde_json::from_value(raw.clone()).map_err(|e| SpecProblem::Invalid {
-        kind: kind.clone(),
-        reason: e.to_string(),
+    let source: Source = serde_json::from_value(raw.clone()).map_err(|e| {
+        let reason = e.to_string();
+        SpecProblem::Invalid {
+            kind: kind.clone(),
+            reason: match bad_field(map, &reason) {
+                Some(field) => format!("field {field}: {reason}"),
+                None => reason,
+            },
+        }
     })?;
     if let Source::RawFile { urls } = &source
         && urls.is_empty()
@@ -320,6 +326,56 @@ fn parse_spec(raw: Value) -> Result<LorrySpec, SpecProblem> {
         check_certificates,
         raw,
     })
+}
+
+/// The field of a spec whose value [`Source`] does not take, given serde's
+/// `complaint` about the whole spec (which, for an internally tagged enum,
+/// does not say where). First a field without which the spec is good; else
+/// a field whose own value is the one the complaint names; else the only
+/// field whose removal changes the complaint. `None` rather than a guess.
+fn bad_field(spec: &Map<String, Value>, complaint: &str) -> Option<String> {
+    let fields = || spec.keys().filter(|key| *key != "type");
+    let good_without = |key: &String| {
+        let mut without = spec.clone();
+        without.remove(key);
+        serde_json::from_value::<Source>(Value::Object(without)).is_ok()
+    };
+    let named = |key: &String| {
+        let unexpected = match &spec[key] {
+            Value::Null => serde::de::Unexpected::Unit,
+            Value::Bool(b) => serde::de::Unexpected::Bool(*b),
+            Value::Number(n) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
+                (Some(u), _, _) => serde::de::Unexpected::Unsigned(u),
+                (None, Some(i), _) => serde::de::Unexpected::Signed(i),
+                (None, None, f) => serde::de::Unexpected::Float(f.unwrap_or_default()),
+            },
+            Value::String(text) => serde::de::Unexpected::Str(text),
+            Value::Array(_) => serde::de::Unexpected::Seq,
+            Value::Object(_) => serde::de::Unexpected::Map,
+        };
+        complaint.contains(&format!("invalid type: {unexpected},"))
+    };
+    // Else the one field without which serde complains of something else
+    // (a bad value nested inside a required field); several: no guess.
+    let changes_complaint = |key: &&String| {
+        let mut without = spec.clone();
+        without.remove(*key);
+        serde_json::from_value::<Source>(Value::Object(without))
+            .err()
+            .is_none_or(|e| e.to_string() != complaint)
+    };
+    let only_one = || {
+        let mut candidates = fields().filter(changes_complaint);
+        match (candidates.next(), candidates.next()) {
+            (Some(key), None) => Some(key),
+            _ => None,
+        }
+    };
+    fields()
+        .find(|key| good_without(key))
+        .or_else(|| fields().find(|key| named(key)))
+        .or_else(only_one)
+        .cloned()
 }
 
 #[cfg(test)]
@@ -446,6 +502,45 @@ mod tests {
             one(r#"{"a": {"type": "svn", "url": "u", "layout": "odd"}}"#),
             Err(SpecProblem::Invalid { .. })
         ));
+        // A value of the wrong kind is named by its field, whatever the
+        // order of the fields and whether the field is required.
+        for (text, field) in [
+            (
+                r#"{"a": {"type": "git", "url": 5}}"#,
+                "field url: invalid type: integer `5`",
+            ),
+            (
+                r#"{"a": {"type": "cvs", "module": "m", "url": 5}}"#,
+                "field url: ",
+            ),
+            (
+                r#"{"a": {"type": "cvs", "module": 5, "url": "u"}}"#,
+                "field module: ",
+            ),
+            (
+                r#"{"a": {"type": "git", "url": "u", "refspecs": "main"}}"#,
+                "field refspecs: ",
+            ),
+            (
+                r#"{"a": {"type": "git", "refspecs": ["x", 5], "url": "u"}}"#,
+                "field refspecs: ",
+            ),
+            (
+                r#"{"a": {"type": "hg", "url": ["u"]}}"#,
+                "field url: invalid type: sequence",
+            ),
+        ] {
+            let problem = one(text).expect_err(text).to_string();
+            assert!(problem.contains(field), "{text}: {problem}");
+        }
+        // Nested inside a required field, the only field there is.
+        let problem = one(r#"{"a": {"type": "raw-file", "urls": [{"url": 5}]}}"#)
+            .expect_err("nested")
+            .to_string();
+        assert!(
+            problem.starts_with("type raw-file: field urls: invalid type"),
+            "{problem}"
+        );
         assert_eq!(
             one(r#"{"a": {"type": "git", "url": "u", "on-rewrite": "ignore"}}"#),
             Err(SpecProblem::BadOnRewrite("ignore".into()))

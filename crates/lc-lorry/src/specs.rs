@@ -8,7 +8,6 @@
 use std::path::Path;
 
 use lc_core::spec::{self, SpecFileError, SpecProblem};
-use serde_json::Value;
 
 use crate::source::{Source, Spec, bzr_branches};
 
@@ -34,8 +33,6 @@ pub fn load(file: &Path) -> Result<Vec<SpecResult>, SpecsError> {
 /// Parses the text of a `.lorry` file.
 pub fn parse(text: &str) -> Result<Vec<SpecResult>, SpecsError> {
     let value = spec::parse_json_or_yaml(text).map_err(SpecFileError::Syntax)?;
-    // The specs as written, to name the field of a bad one.
-    let written = value.as_object().cloned().unwrap_or_default();
     let entries = spec::parse_lorry_value(value)?;
     if entries.is_empty() {
         return Err(SpecsError::Empty);
@@ -57,43 +54,9 @@ pub fn parse(text: &str) -> Result<Vec<SpecResult>, SpecsError> {
                 },
                 Err(problem) => problem,
             };
-            let why = describe(&problem, written.get(&name));
-            Err((name, why))
+            Err((name, problem.to_string()))
         })
         .collect())
-}
-
-/// What is wrong with a spec. lc-core passes on serde's complaint about a
-/// value of the wrong kind, which does not say where it is: that gets the
-/// name of the field.
-fn describe(problem: &SpecProblem, written: Option<&Value>) -> String {
-    if let SpecProblem::Invalid { kind, reason } = problem
-        && let Some(field) = written.and_then(bad_field)
-    {
-        return format!("type {kind}: field {field}: {reason}");
-    }
-    problem.to_string()
-}
-
-/// The field of a spec that lc-core's [`Source`] does not take: the first
-/// whose removal changes serde's complaint (serde stops at the first bad
-/// value, so removing any other field leaves the complaint as it was).
-fn bad_field(written: &Value) -> Option<String> {
-    let complaint = |value: Value| {
-        serde_json::from_value::<Source>(value)
-            .err()
-            .map(|e| e.to_string())
-    };
-    let whole = complaint(written.clone())?;
-    let map = written.as_object()?;
-    map.keys()
-        .filter(|key| *key != "type")
-        .find(|key| {
-            let mut without = map.clone();
-            without.remove(*key);
-            complaint(Value::Object(without)).as_ref() != Some(&whole)
-        })
-        .cloned()
 }
 
 #[cfg(test)]
