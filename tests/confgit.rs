@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::Webapp;
-use common::http_backend::serve_http;
+use common::http_backend::{serve_http, serve_http_with_auth};
 
 fn git(dir: &Path, args: &[&str]) {
     let out = Command::new("git")
@@ -155,6 +155,41 @@ fn confgit_over_http_backend() {
     let url = format!("http://127.0.0.1:{port}/confgit.git");
     let webapp = start_webapp(dir.path(), &url);
     exercise(&webapp, &confgit);
+
+    // A CONFGIT that asks for credentials: they travel in the webapp's
+    // environment to git, and the checkout does not keep them.
+    webapp.stop();
+    confgit.commit(&[("lorry-controller.conf", CONF)], &[]);
+    let (_auth_server, auth_port) =
+        serve_http_with_auth(dir.path(), dir.path(), Some("admin:p@ss w0rd"));
+    let dir3 = tempfile::tempdir().expect("tempdir");
+    let webapp = start_webapp(
+        dir3.path(),
+        &format!("http://admin:p%40ss%20w0rd@127.0.0.1:{auth_port}/confgit.git"),
+    );
+    let s = webapp.post_ok("/1.0/read-configuration", &[]);
+    assert!(
+        s["lorries_added"].as_array().is_some_and(|a| !a.is_empty()),
+        "{s}"
+    );
+    let checkout_config =
+        std::fs::read_to_string(dir3.path().join("confgit/.git/config")).expect("checkout");
+    assert!(!checkout_config.contains("w0rd"), "{checkout_config}");
+    assert!(checkout_config.contains(&format!("http://127.0.0.1:{auth_port}/confgit.git")));
+    let s = webapp.post_ok("/1.0/read-configuration", &[]);
+    assert!(
+        s["lorries_unchanged"].as_u64().is_some_and(|n| n > 0),
+        "fetch: {s}"
+    );
+    let wrong = tempfile::tempdir().expect("tempdir");
+    let refused = start_webapp(
+        wrong.path(),
+        &format!("http://admin:nope@127.0.0.1:{auth_port}/confgit.git"),
+    );
+    let answer = refused.post("/1.0/read-configuration", &[]);
+    assert_eq!(answer.status, 503, "{}", answer.text);
+    assert!(!answer.text.contains("nope"), "{}", answer.text);
+    refused.stop();
 
     // An unreachable CONFGIT with credentials in its URL: 503, credentials hidden.
     webapp.stop();

@@ -8,10 +8,17 @@ use super::{READY_TIMEOUT, wait_for};
 
 /// A CGI bridge to `git http-backend`, serving `root` on 127.0.0.1.
 const CGI_BRIDGE: &str = r#"
-import http.server, os, subprocess, sys
+import base64, http.server, os, subprocess, sys
 root, port_file = sys.argv[1], sys.argv[2]
+auth = os.environ.get('BRIDGE_AUTH')
 class H(http.server.BaseHTTPRequestHandler):
     def handle_one(self):
+        if auth and self.headers.get('Authorization') != 'Basic ' + base64.b64encode(auth.encode()).decode():
+            self.send_response(401)
+            self.send_header('WWW-Authenticate', 'Basic realm="git"')
+            self.send_header('Content-Length', '0')
+            self.end_headers()
+            return
         path, _, query = self.path.partition('?')
         length = int(self.headers.get('Content-Length') or 0)
         body = self.rfile.read(length) if length else b''
@@ -61,9 +68,21 @@ impl Drop for HttpServer {
 /// Serves the repositories under `root` over HTTP (as
 /// `http://127.0.0.1:PORT/<name>.git`); `dir` holds the port file.
 pub fn serve_http(root: &Path, dir: &Path) -> (HttpServer, u16) {
+    serve_http_with_auth(root, dir, None)
+}
+
+/// [`serve_http`], answering 401 unless a request carries HTTP basic
+/// authentication with `user_password` (`user:password`).
+pub fn serve_http_with_auth(
+    root: &Path,
+    dir: &Path,
+    user_password: Option<&str>,
+) -> (HttpServer, u16) {
     let port_file = dir.join("http.port");
+    let _ = std::fs::remove_file(&port_file);
     let child = Command::new("python3")
         .args(["-c", CGI_BRIDGE])
+        .env("BRIDGE_AUTH", user_password.unwrap_or(""))
         .arg(root)
         .arg(&port_file)
         .stdin(Stdio::null())

@@ -29,7 +29,9 @@ pub enum ConfgitError {
 /// Clones `url` at `branch` into `dir` if `dir` has no checkout yet,
 /// otherwise fetches `branch` and resets the checkout to it.
 pub fn update_confgit(url: &str, branch: &str, dir: &Path) -> Result<(), ConfgitError> {
-    let git = Git::new();
+    // Credentials go to git through its environment, never its command line
+    // nor the checkout's configuration.
+    let (git, bare_url) = Git::new().with_url_credentials(url);
     let shown_dir = dir.display().to_string();
     let fail = |source: GitError| ConfgitError::Git {
         url: redact(url).into_owned(),
@@ -56,7 +58,7 @@ pub fn update_confgit(url: &str, branch: &str, dir: &Path) -> Result<(), Confgit
             ])
             .arg(branch)
             .arg("--")
-            .arg(url)
+            .arg(&bare_url)
             .arg(dir.as_os_str())
             .run()
             .map_err(fail)?;
@@ -66,7 +68,7 @@ pub fn update_confgit(url: &str, branch: &str, dir: &Path) -> Result<(), Confgit
     git.command()
         .current_dir(dir)
         .args(["remote", "set-url", "origin", "--"])
-        .arg(url)
+        .arg(&bare_url)
         .run()
         .map_err(fail)?;
     git.command()
