@@ -297,20 +297,25 @@ impl Browser {
         std::fs::write(dir.join(format!("{name}.png")), bytes).expect("write screenshot");
     }
 
-    /// Fails unless every console error since the last call contains
-    /// `expected` (and there is at least one).
-    fn assert_console_errors_only(&self, page: &str, expected: &str) {
+    /// The console errors since the last call.
+    fn console_errors(&self) -> Vec<Value> {
         let log = self.cmd(
             reqwest::Method::POST,
             "/se/log",
             Some(json!({"type": "browser"})),
         );
-        let errors: Vec<&Value> = log
-            .as_array()
+        log.as_array()
             .expect("log entries")
             .iter()
             .filter(|e| e["level"] == "SEVERE")
-            .collect();
+            .cloned()
+            .collect()
+    }
+
+    /// Fails unless every console error since the last call contains
+    /// `expected` (and there is at least one).
+    fn assert_console_errors_only(&self, page: &str, expected: &str) {
+        let errors = self.console_errors();
         assert!(!errors.is_empty(), "expected a console error on {page}");
         for e in &errors {
             let message = e["message"].as_str().unwrap_or_default();
@@ -323,17 +328,7 @@ impl Browser {
 
     /// Fails on any console error since the last call.
     fn assert_no_console_errors(&self, page: &str) {
-        let log = self.cmd(
-            reqwest::Method::POST,
-            "/se/log",
-            Some(json!({"type": "browser"})),
-        );
-        let errors: Vec<&Value> = log
-            .as_array()
-            .expect("log entries")
-            .iter()
-            .filter(|e| e["level"] == "SEVERE")
-            .collect();
+        let errors = self.console_errors();
         assert!(errors.is_empty(), "console errors on {page}: {errors:?}");
     }
 }

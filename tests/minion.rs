@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::http_backend::serve_http;
-use common::{READY_TIMEOUT, Webapp, git_lorry, wait_for};
+use common::{READY_TIMEOUT, Webapp, git, git_lorry, wait_for};
 use serde_json::Value;
 
 const MINION: &str = env!("CARGO_BIN_EXE_lorry-controller-minion");
@@ -269,26 +269,6 @@ fn config_file_options_and_mistakes() {
 }
 
 /// Runs git in `dir` with a fixed identity and no user configuration.
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .current_dir(dir)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_AUTHOR_NAME", "T")
-        .env("GIT_AUTHOR_EMAIL", "t@example.com")
-        .env("GIT_COMMITTER_NAME", "T")
-        .env("GIT_COMMITTER_EMAIL", "t@example.com")
-        .args(args)
-        .output()
-        .expect("git");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// `git for-each-ref` of heads and tags of a repository, or of `prefix`.
 fn refs(repo: &Path, prefix: &[&str]) -> String {
     let mut args = vec!["for-each-ref", "--format=%(objectname) %(refname)"];

@@ -8,28 +8,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{READY_TIMEOUT, Webapp, git_lorry, wait_for};
+use common::{READY_TIMEOUT, Webapp, git, git_lorry, wait_for};
 
 const MINION: &str = env!("CARGO_BIN_EXE_lorry-controller-minion");
 const LORRY: &str = env!("CARGO_BIN_EXE_lorry");
 
 fn etc(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("etc").join(name)
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .current_dir(dir)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_AUTHOR_NAME", "T")
-        .env("GIT_AUTHOR_EMAIL", "t@example.com")
-        .env("GIT_COMMITTER_NAME", "T")
-        .env("GIT_COMMITTER_EMAIL", "t@example.com")
-        .args(args)
-        .output()
-        .expect("git");
-    assert!(out.status.success(), "git {args:?}: {out:?}");
 }
 
 #[test]
