@@ -343,7 +343,10 @@ fn credentials_are_redacted_in_every_line() {
     let all = run.all_output();
     assert!(!all.contains("hunter2") && !all.contains("alice"), "{all}");
     assert!(!all.contains("tok3n"), "{all}");
-    assert!(all.contains(&format!("127.0.0.1:{closed}/repo.git")), "{all}");
+    assert!(
+        all.contains(&format!("127.0.0.1:{closed}/repo.git")),
+        "{all}"
+    );
     for line in &run.git {
         assert!(!line.contains("hunter2"), "{line}");
     }
