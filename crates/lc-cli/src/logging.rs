@@ -24,9 +24,12 @@ pub fn init(target: Option<&str>, level: &str) -> anyhow::Result<()> {
     init_with_format(target, level, LogFormat::Human)
 }
 
-/// Sends tracing output to `target`: `stderr` (also the choice for `syslog`
-/// and `journald`, since systemd's journal collects a service's stderr) or
-/// a file appended to. `level` is a tracing filter such as `info` or
+/// Sends tracing output to `target`: `stderr`; `journald` (stderr, which
+/// systemd's journal collects); `syslog` (the local syslog socket
+/// `/dev/log`, one datagram per event with its level as the priority,
+/// except under systemd, whose journal has the service's stderr and passes
+/// it on to syslog, or where there is no `/dev/log`: stderr); or a file
+/// appended to. `level` is a tracing filter such as `info` or
 /// `lc_web=debug`.
 pub fn init_with_format(
     target: Option<&str>,
@@ -35,6 +38,24 @@ pub fn init_with_format(
 ) -> anyhow::Result<()> {
     let filter = EnvFilter::try_new(level)
         .with_context(|| format!("--log-level: {level:?} is not a log level"))?;
+    if target == Some("syslog")
+        && std::env::var_os("JOURNAL_STREAM").is_none()
+        && let Ok(syslog) = Syslog::connect(Path::new(DEV_LOG))
+    {
+        // Syslog stamps the time itself.
+        let builder = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_target(false)
+            .with_ansi(false)
+            .without_time()
+            .with_level(false)
+            .with_writer(syslog);
+        match format {
+            LogFormat::Human => builder.init(),
+            LogFormat::Json => builder.json().with_current_span(true).init(),
+        }
+        return Ok(());
+    }
     match target {
         None | Some("") | Some("stderr") | Some("syslog") | Some("journald") => {
             install(
@@ -67,5 +88,125 @@ where
     match format {
         LogFormat::Human => builder.with_ansi(ansi).init(),
         LogFormat::Json => builder.json().with_current_span(true).init(),
+    }
+}
+
+/// The local syslog socket.
+const DEV_LOG: &str = "/dev/log";
+
+/// Writes each event as one syslog datagram (RFC 3164 framing, facility
+/// daemon) to a local socket.
+struct Syslog {
+    socket: std::os::unix::net::UnixDatagram,
+    /// `program[pid]`.
+    tag: String,
+}
+
+impl Syslog {
+    fn connect(path: &Path) -> std::io::Result<Syslog> {
+        let socket = std::os::unix::net::UnixDatagram::unbound()?;
+        socket.connect(path)?;
+        let program = std::env::args()
+            .next()
+            .as_deref()
+            .map(Path::new)
+            .and_then(Path::file_name)
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "lorry-controller".into());
+        Ok(Syslog {
+            socket,
+            tag: format!("{program}[{}]", std::process::id()),
+        })
+    }
+}
+
+/// One event's writer: sends what it is given as one datagram.
+struct SyslogEvent<'a> {
+    syslog: &'a Syslog,
+    priority: u8,
+}
+
+impl std::io::Write for SyslogEvent<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        let message = format!(
+            "<{}>{}: {}",
+            self.priority,
+            self.syslog.tag,
+            text.trim_end()
+        );
+        // A lost log line must not stop the program: syslog may be
+        // restarting, or its buffer full.
+        let _ = self.syslog.socket.send(message.as_bytes());
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Facility daemon (3) and the event's level as the severity.
+fn priority(level: &tracing::Level) -> u8 {
+    let severity = match *level {
+        tracing::Level::ERROR => 3,
+        tracing::Level::WARN => 4,
+        tracing::Level::INFO => 6,
+        tracing::Level::DEBUG | tracing::Level::TRACE => 7,
+    };
+    3 * 8 + severity
+}
+
+impl<'a> MakeWriter<'a> for Syslog {
+    type Writer = SyslogEvent<'a>;
+
+    fn make_writer(&'a self) -> SyslogEvent<'a> {
+        SyslogEvent {
+            syslog: self,
+            priority: priority(&tracing::Level::INFO),
+        }
+    }
+
+    fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> SyslogEvent<'a> {
+        SyslogEvent {
+            syslog: self,
+            priority: priority(meta.level()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod syslog_tests {
+    use std::io::Write;
+
+    use super::*;
+
+    #[test]
+    fn events_are_datagrams_with_their_priority() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("log");
+        let server = std::os::unix::net::UnixDatagram::bind(&path).expect("bind");
+        let syslog = Syslog::connect(&path).expect("connect");
+        let mut event = SyslogEvent {
+            syslog: &syslog,
+            priority: priority(&tracing::Level::WARN),
+        };
+        event.write_all(b"job ended job_id=3\n").expect("write");
+        let mut buf = [0u8; 512];
+        let n = server.recv(&mut buf).expect("recv");
+        let got = String::from_utf8_lossy(&buf[..n]);
+        assert!(got.starts_with("<28>"), "{got}");
+        assert!(
+            got.ends_with(&format!("[{}]: job ended job_id=3", std::process::id())),
+            "{got}"
+        );
+        assert_eq!(priority(&tracing::Level::ERROR), 27);
+        assert_eq!(priority(&tracing::Level::DEBUG), 31);
+    }
+
+    #[test]
+    fn no_socket_is_an_error_to_fall_back_on() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert!(Syslog::connect(&dir.path().join("none")).is_err());
     }
 }
