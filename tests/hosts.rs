@@ -1076,3 +1076,59 @@ fn gitlab_downstream_takes_upstream_metadata_and_waits_out_a_busy_host() {
     assert_eq!(seen[0].line(), seen[1].line());
     assert!(seen[1].at - seen[0].at >= Duration::from_millis(900));
 }
+
+/// CONFGIT at an ssh:// URL: git runs the `ssh` on PATH (here the stand-in,
+/// serving `git-upload-pack` from its own directory).
+#[test]
+fn confgit_over_ssh() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ssh = SshDouble::new(dir.path());
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(work.join("lorries")).expect("mkdir");
+    common::git(&work, &["init", "-q", "-b", "master"]);
+    std::fs::write(
+        work.join("lorry-controller.conf"),
+        r#"[{"type": "lorries", "prefix": "up", "globs": ["lorries/*.lorry"]}]"#,
+    )
+    .expect("conf");
+    std::fs::write(
+        work.join("lorries/a.lorry"),
+        "a: {type: git, url: 'https://example.org/a.git'}\n",
+    )
+    .expect("lorry");
+    common::git(&work, &["add", "-A"]);
+    common::git(&work, &["commit", "-q", "-m", "conf"]);
+    let root = ssh.dir.join("git-root");
+    std::fs::create_dir_all(&root).expect("git-root");
+    common::git(
+        &root,
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            &work.display().to_string(),
+            "confgit.git",
+        ],
+    );
+
+    let app = App::start(
+        &dir.path().join("app"),
+        &[
+            "--debug-real-confgit".to_owned(),
+            "--confgit-url=ssh://git@confgit.example.com/confgit.git".to_owned(),
+        ],
+        &ssh.env(),
+    );
+    let summary = app.post_ok("/1.0/read-configuration", &[]);
+    assert_eq!(summary["lorries_added"], json!(["up/a"]), "{summary}");
+    let calls = ssh.calls();
+    assert!(
+        calls.iter().any(|c| c[0] == "git@confgit.example.com"
+            && c.iter().any(|w| w == "git-upload-pack")
+            && c.iter().any(|w| w == "/confgit.git")),
+        "{calls:?}"
+    );
+    // A second read fetches over ssh again and finds nothing new.
+    let again = app.post_ok("/1.0/read-configuration", &[]);
+    assert_eq!(again["lorries_unchanged"], 1, "{again}");
+}

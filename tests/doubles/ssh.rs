@@ -14,7 +14,8 @@
 //! [--branch B]... NAME` (a `.git` suffix is dropped; an existing name is
 //! "fatal: Project already exists"), `gerrit set-head NAME --new-head REF`,
 //! `gerrit set-project NAME [--description D]`. Gitano: `ls`, `create
-//! REPO`, `config REPO set KEY VALUE`.
+//! REPO`, `config REPO set KEY VALUE`. Git over ssh: `git-upload-pack` and
+//! `git-receive-pack` of the repositories under `git-root/`.
 
 use std::path::{Path, PathBuf};
 
@@ -86,6 +87,9 @@ gerrit)
     exit 0 ;;
   *) echo "fatal: gerrit: $sub: not found" >&2; exit 1 ;;
   esac ;;
+git-upload-pack|git-receive-pack)
+  # A git server: repositories live under git-root/ of this directory.
+  exec git "${1#git-}" "$dir/git-root$2" ;;
 ls)
   while IFS= read -r r; do printf 'RW  %s\n' "$r"; done < "$dir/gitano-repos"
   printf '    %s\n' "(no access) hidden/repo"
