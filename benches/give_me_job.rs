@@ -32,7 +32,7 @@ impl Drop for Webapp {
     }
 }
 
-fn start(dir: &Path, downstream: &str) -> Webapp {
+fn start(dir: &Path) -> Webapp {
     let port_file = dir.join("port");
     let child = Command::new(WEBAPP)
         .arg(format!("--statedb={}", dir.join("state.db").display()))
@@ -41,7 +41,7 @@ fn start(dir: &Path, downstream: &str) -> Webapp {
             dir.join("confgit").display()
         ))
         .arg("--no-debug-real-confgit")
-        .arg(format!("--git-server-type={downstream}"))
+        .arg("--git-server-type=local")
         .arg(format!(
             "--local-base-directory={}",
             dir.join("downstream").display()
@@ -218,7 +218,7 @@ fn main() {
             if mode == Mode::LocalExisting {
                 precreate_repositories(dir.path(), n, rounds * clients);
             }
-            let app = start(dir.path(), "local");
+            let app = start(dir.path());
             let base = format!("http://127.0.0.1:{}", app.port);
 
             let floor = measure(clients, rounds, {

@@ -3,6 +3,8 @@
 //! the binaries this test build made (`DEMO_BIN_DIR`) and stopped after its
 //! summary (`DEMO_ONCE`).
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -21,11 +23,7 @@ fn the_demo_mirrors_every_sample_and_stops_what_it_started() {
         .env("DEMO_ONCE", "1")
         .output()
         .expect("scripts/demo");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = common::all_output(&out);
     assert!(out.status.success(), "{text}");
     for path in ["demo/docs", "demo/hello", "demo/widgets"] {
         assert!(

@@ -57,19 +57,7 @@ impl Minion {
     }
 
     fn terminate(&mut self) -> std::process::ExitStatus {
-        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.0.try_wait().expect("wait") {
-                return status;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(15),
-                "minion ignores SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        common::terminate(&mut self.0)
     }
 }
 

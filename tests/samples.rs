@@ -6,7 +6,6 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use common::{READY_TIMEOUT, Webapp, git, git_lorry, wait_for};
 
@@ -26,12 +25,7 @@ fn webapp_conf_and_the_example_confgit_pass_check_config() {
         .arg(etc("confgit-example"))
         .output()
         .expect("webapp");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{text}");
+    assert!(out.status.success(), "{}", common::all_output(&out));
 }
 
 #[test]
@@ -77,22 +71,7 @@ fn minion_conf_runs_a_minion() {
         (answer.status == 200 && answer.body["exit"] != "no").then_some(answer.body)
     });
     assert_eq!(job["exit"], "0", "{job}");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(minion.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .expect("SIGTERM");
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = minion.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(15),
-            "minion still running"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = common::terminate(&mut minion);
     assert!(status.success(), "{status}");
 }
 
@@ -131,16 +110,10 @@ fn lorry_conf_mirrors_with_lorry() {
         .arg(&spec)
         .output()
         .expect("lorry");
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    assert!(out.status.success(), "{}", common::all_output(&out));
+    let heads = git(
+        &down.join("sample/hello.git"),
+        &["for-each-ref", "refs/heads"],
     );
-    let heads = Command::new("git")
-        .args(["for-each-ref", "refs/heads"])
-        .current_dir(down.join("sample/hello.git"))
-        .output()
-        .expect("git");
-    assert!(String::from_utf8_lossy(&heads.stdout).contains("refs/heads/main"));
+    assert!(heads.contains("refs/heads/main"), "{heads}");
 }

@@ -377,6 +377,11 @@ async fn main() -> anyhow::Result<()> {
     )?;
     let config = web_config(&options)?;
     let db = StateDb::open(&options.statedb)?;
+    // The per-host cap is an option of this run: recorded once at start-up
+    // for give-me-job's queries, not on every request.
+    let max_jobs_per_host = config.downstream.settings().max_jobs_per_host;
+    db.write(|tx| tx.set_max_jobs_per_host(max_jobs_per_host))
+        .context("cannot record --max-jobs-per-host in STATEDB")?;
     let listener = tokio::net::TcpListener::bind((options.debug_host.as_str(), options.debug_port))
         .await
         .with_context(|| {

@@ -312,8 +312,8 @@ pub fn parse_conf(file: &str, text: &str) -> Result<Vec<Section>, ConfError> {
 /// Everything read from a CONFGIT.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LoadedConfig {
-    /// Which conf file was read; `None` when there was none (an empty config).
-    pub conf_file: Option<String>,
+    /// Which conf file was read (one of [`CONF_FILES`]).
+    pub conf_file: String,
     /// Lorries from `.lorry` files, sorted by path, no duplicates.
     pub lorries: Vec<NewLorry>,
     pub hosts: Vec<HostSpec>,
@@ -377,9 +377,7 @@ pub fn load_config_cached(dir: &Path, cache: &LorryFileCache) -> Result<LoadedCo
         });
     };
     let sections = parse_conf(name, &text)?;
-    let mut loaded = load_sections(dir, name, &sections, cache)?;
-    loaded.conf_file = Some(name.to_owned());
-    Ok(loaded)
+    load_sections(dir, name, &sections, cache)
 }
 
 struct Candidate {
@@ -503,7 +501,7 @@ fn load_sections(
         lorries.push(c.lorry);
     }
     Ok(LoadedConfig {
-        conf_file: None,
+        conf_file: conf_name.to_owned(),
         lorries,
         hosts,
         problems,
@@ -974,7 +972,7 @@ pub(crate) mod tests {
         );
         write(d, "other/x.lorry", r#"{"x": {"type": "git", "url": "u"}}"#);
         let c = load_config(d).expect("loads");
-        assert_eq!(c.conf_file.as_deref(), Some("lorry-controller.conf"));
+        assert_eq!(c.conf_file, "lorry-controller.conf");
         let paths: Vec<_> = c.lorries.iter().map(|l| l.path.as_str()).collect();
         assert_eq!(paths, ["up/b", "up/dup"]);
         assert!(

@@ -94,16 +94,17 @@ impl ProxyConfig {
     }
 }
 
-fn percent_encode(text: &str) -> String {
-    let mut out = String::new();
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
+/// What stays as it is in a URL's user name or password: RFC 3986's
+/// unreserved characters.
+const USERINFO: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// `text` as it may stand in a URL's user name or password.
+pub fn percent_encode(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, USERINFO).to_string()
 }
 
 #[cfg(test)]

@@ -334,13 +334,20 @@ fn parse_spec(raw: Value) -> Result<LorrySpec, SpecProblem> {
 /// a field whose own value is the one the complaint names; else the only
 /// field whose removal changes the complaint. `None` rather than a guess.
 fn bad_field(spec: &Map<String, Value>, complaint: &str) -> Option<String> {
-    let fields = || spec.keys().filter(|key| *key != "type");
-    let good_without = |key: &String| {
-        let mut without = spec.clone();
-        without.remove(key);
-        serde_json::from_value::<Source>(Value::Object(without)).is_ok()
-    };
-    let named = |key: &String| {
+    // Each field, and what serde says of the spec without it (`None`: good).
+    let without: Vec<(&String, Option<String>)> = spec
+        .keys()
+        .filter(|key| *key != "type")
+        .map(|key| {
+            let mut rest = spec.clone();
+            rest.remove(key);
+            let complaint = serde_json::from_value::<Source>(Value::Object(rest))
+                .err()
+                .map(|e| e.to_string());
+            (key, complaint)
+        })
+        .collect();
+    let names_its_value = |key: &String| {
         let unexpected = match &spec[key] {
             Value::Null => serde::de::Unexpected::Unit,
             Value::Bool(b) => serde::de::Unexpected::Bool(*b),
@@ -355,26 +362,24 @@ fn bad_field(spec: &Map<String, Value>, complaint: &str) -> Option<String> {
         };
         complaint.contains(&format!("invalid type: {unexpected},"))
     };
-    // Else the one field without which serde complains of something else
-    // (a bad value nested inside a required field); several: no guess.
-    let changes_complaint = |key: &&String| {
-        let mut without = spec.clone();
-        without.remove(*key);
-        serde_json::from_value::<Source>(Value::Object(without))
-            .err()
-            .is_none_or(|e| e.to_string() != complaint)
+    let mut changing = without
+        .iter()
+        .filter(|(_, other)| other.as_deref() != Some(complaint));
+    let only_changing = match (changing.next(), changing.next()) {
+        (Some((key, _)), None) => Some(*key),
+        _ => None,
     };
-    let only_one = || {
-        let mut candidates = fields().filter(changes_complaint);
-        match (candidates.next(), candidates.next()) {
-            (Some(key), None) => Some(key),
-            _ => None,
-        }
-    };
-    fields()
-        .find(|key| good_without(key))
-        .or_else(|| fields().find(|key| named(key)))
-        .or_else(only_one)
+    without
+        .iter()
+        .find(|(_, other)| other.is_none())
+        .map(|(key, _)| *key)
+        .or_else(|| {
+            without
+                .iter()
+                .map(|(key, _)| *key)
+                .find(|key| names_its_value(key))
+        })
+        .or(only_changing)
         .cloned()
 }
 

@@ -38,11 +38,24 @@ pub type Oid = String;
 /// The environment shared by the git commands of one run: settings passed
 /// as `GIT_CONFIG_*` variables, extra environment variables, and an optional
 /// trace that records every invocation (redacted).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct Git {
     config: Vec<(String, String)>,
     env: Vec<(String, OsString)>,
     trace: Option<Trace>,
+}
+
+/// Names the environment variables without their values: they may hold
+/// credentials (see [`Git::with_url_credentials`]).
+impl std::fmt::Debug for Git {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let env: Vec<&str> = self.env.iter().map(|(key, _)| key.as_str()).collect();
+        f.debug_struct("Git")
+            .field("config", &self.config)
+            .field("env", &env)
+            .field("traced", &self.trace.is_some())
+            .finish()
+    }
 }
 
 /// A shared record of the git commands run, one redacted line each (the
@@ -455,7 +468,6 @@ impl Git {
     }
 }
 
-/// A bare `git` command with a hermetic environment and no settings.
 /// Splits the credentials off an `http(s)` URL: the URL without them, the
 /// user name and the password, percent-decoded. `None` when there are none.
 fn split_credentials(url: &str) -> Option<(String, String, String)> {
@@ -481,27 +493,12 @@ fn split_credentials(url: &str) -> Option<(String, String, String)> {
 }
 
 fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        if bytes[i] == b'%'
-            && let (Some(hi), Some(lo)) = (
-                bytes.get(i + 1).copied().and_then(hex),
-                bytes.get(i + 2).copied().and_then(hex),
-            )
-        {
-            out.push((hi * 16 + lo) as u8);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
+/// A bare `git` command with a hermetic environment and no settings.
 pub fn git() -> Command {
     let mut cmd = Command::new("git");
     cmd.env("GIT_CONFIG_NOSYSTEM", "1")
@@ -849,6 +846,11 @@ mod credential_tests {
             !cmd.cmd
                 .get_args()
                 .any(|a| a.to_string_lossy().contains("pw"))
+        );
+        let shown = format!("{git:?}");
+        assert!(
+            shown.contains("LORRY_GIT_PASSWORD") && !shown.contains("pw\""),
+            "{shown}"
         );
     }
 }

@@ -74,7 +74,7 @@ impl MinionConfig {
         let mut secrets = vec![proxy.url().expose().to_owned()];
         if let Some(password) = &proxy.password {
             secrets.push(password.clone());
-            secrets.push(proxy_password_encoded(&proxy));
+            secrets.push(lc_core::proxy::percent_encode(password));
         }
         self.redactor = Redactor::new(secrets);
         self.lorry.env = proxy
@@ -85,17 +85,6 @@ impl MinionConfig {
         tracing::info!(proxy = %proxy.url(), "lorry goes through a proxy");
         Ok(())
     }
-}
-
-/// The password as it appears inside the proxy URL (percent-encoded).
-fn proxy_password_encoded(proxy: &ProxyConfig) -> String {
-    let url = proxy.url();
-    let url = url.expose();
-    url.strip_prefix("http://")
-        .and_then(|rest| rest.rsplit_once('@'))
-        .and_then(|(userinfo, _)| userinfo.split_once(':'))
-        .map(|(_, password)| password.to_owned())
-        .unwrap_or_default()
 }
 
 fn hostname() -> String {

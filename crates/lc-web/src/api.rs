@@ -325,10 +325,8 @@ pub async fn give_me_job(
         job_id: None,
         lorry: None,
     };
-    let max_per_host = state.config.downstream.settings().max_jobs_per_host;
     let started = state
         .write(move |tx| {
-            tx.set_max_jobs_per_host(max_per_host)?;
             let Some((job_id, lorry)) = tx.start_next_job(&host, pid)? else {
                 return Ok(None);
             };

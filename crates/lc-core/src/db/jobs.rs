@@ -49,16 +49,12 @@ impl Tx<'_> {
         let Some(path) = self.next_due_lorry_within_host_cap()? else {
             return Ok(None);
         };
-        let timeout: i64 = self
-            .conn()
-            .prepare_cached("SELECT lorry_timeout FROM lorries WHERE path = ?1")?
-            .query_row([&path], |r| r.get(0))?;
         self.conn()
             .prepare_cached(
                 "INSERT INTO jobs (host, pid, path, started, updated, timeout)
-             VALUES (?1, ?2, ?3, ?4, ?4, ?5)",
+                 SELECT ?1, ?2, path, ?4, ?4, lorry_timeout FROM lorries WHERE path = ?3",
             )?
-            .execute(params![host, pid, path, self.now, timeout])?;
+            .execute(params![host, pid, path, self.now])?;
         let job_id = self.conn().last_insert_rowid();
         self.conn()
             .prepare_cached(
