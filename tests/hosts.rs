@@ -218,6 +218,44 @@ fn gitlab_downstream_failures_fail_the_job_with_the_hosts_words_and_no_token() {
 }
 
 #[test]
+fn redirects_to_another_origin_are_neither_followed_nor_given_the_token() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // `elsewhere` accepts the same token, so a followed redirect would
+    // succeed there: only the refusal to follow keeps it out.
+    let elsewhere = GitlabV4::start(TOKEN);
+    let moved = GitlabV4::start(TOKEN);
+    moved.state().redirect_to = Some(elsewhere.server.url());
+    let app = gitlab_app(dir.path(), &moved, &[]);
+    app.pretend_time(T0);
+    app.seed(&[lorry("g/r")]);
+    assert_eq!(app.give_me_job(), None);
+    let out = last_job(&app, "g/r")["output"]
+        .as_str()
+        .expect("output")
+        .to_owned();
+    assert!(out.contains("302"), "{out}");
+    assert!(out.contains(&elsewhere.server.url()), "{out}");
+
+    // An Upstream Host listing is not followed either.
+    app.configure(&json!([{
+        "type": "gitlab", "host": moved.server.host(), "protocol": "http",
+        "private-token": TOKEN, "prefixmap": {"g": "g"}
+    }]));
+    let summary = app.post_ok("/1.0/force-ls-troves", &[]);
+    assert_eq!(summary["hosts"][0]["listed"], false, "{summary}");
+    assert!(
+        summary["hosts"][0]["errors"].to_string().contains("302"),
+        "{summary}"
+    );
+    assert!(
+        elsewhere.seen().is_empty(),
+        "followed: {:?}",
+        elsewhere.seen()
+    );
+    assert_no_secret("the log", &app.log());
+}
+
+#[test]
 fn gitlab_upstream_listing_pages_past_100_projects_and_carries_metadata_downstream() {
     let dir = tempfile::tempdir().expect("tempdir");
     let up = GitlabV4::start(TOKEN);

@@ -1,8 +1,9 @@
 //! A GitLab REST API v4 double: the endpoints Lorry Controller uses, as
 //! GitLab's API reference describes them.
 //!
-//! * Authentication: the `PRIVATE-TOKEN` header; a missing or wrong token
-//!   is `401 {"message": "401 Unauthorized"}`.
+//! * Authentication: the `PRIVATE-TOKEN` header or `Authorization: Bearer`;
+//!   a missing or wrong token is `401 {"message": "401 Unauthorized"}`
+//!   (<https://docs.gitlab.com/api/rest/authentication/>).
 //! * `GET /projects`: offset pagination (`page`, `per_page` up to 100,
 //!   default 20) with `X-Page`, `X-Per-Page`, `X-Total`, `X-Total-Pages`,
 //!   `X-Next-Page`, `X-Prev-Page` and a `Link` header (`prev`, `next`,
@@ -70,6 +71,9 @@ pub struct GitlabState {
     pub omit_next_page_header: bool,
     /// Answer this many requests with 429 first.
     pub busy: u32,
+    /// Answer every request with a `302 Found` to this URL + the request's
+    /// path and query (as a moved instance or a hostile proxy might).
+    pub redirect_to: Option<String>,
     pub seen: Vec<Seen>,
     pub base: String,
 }
@@ -98,6 +102,7 @@ impl GitlabV4 {
             can_create_group: true,
             omit_next_page_header: false,
             busy: 0,
+            redirect_to: None,
             seen: Vec::new(),
             base: String::new(),
         }));
@@ -264,10 +269,16 @@ async fn guard(State(state): Shared, request: Request, next: Next) -> Response {
             )
                 .into_response();
         }
-        let token = parts
-            .headers
-            .get("private-token")
-            .and_then(|v| v.to_str().ok());
+        if let Some(to) = &s.redirect_to {
+            let location = format!(
+                "{to}{}",
+                parts.uri.path_and_query().map_or("/", |p| p.as_str())
+            );
+            return (StatusCode::FOUND, [("location", location)], "").into_response();
+        }
+        let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+        let token = header("private-token")
+            .or_else(|| header("authorization").and_then(|v| v.strip_prefix("Bearer ")));
         if token != Some(s.token.as_str()) {
             return message(StatusCode::UNAUTHORIZED, json!("401 Unauthorized"));
         }

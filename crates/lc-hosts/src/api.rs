@@ -67,20 +67,27 @@ pub struct Answer {
     pub body: Value,
 }
 
-/// How the token is sent.
+/// How the token is sent: always in `Authorization`, the one header that
+/// HTTP clients and proxies treat as a credential.
 #[derive(Debug, Clone)]
 pub enum Auth {
     None,
-    /// GitLab: `PRIVATE-TOKEN: <token>`.
-    PrivateToken(Secret),
-    /// Gitea: `Authorization: token <token>`.
+    /// GitLab: `Authorization: Bearer <token>`, accepted for personal,
+    /// group and project access tokens
+    /// (<https://docs.gitlab.com/api/rest/authentication/#personalprojectgroup-access-tokens>).
+    Bearer(Secret),
+    /// Gitea: `Authorization: token <token>`
+    /// (<https://docs.gitea.com/development/api-usage#authentication>).
     Token(Secret),
 }
 
 /// A REST API at `base` (which ends with `/`, e.g. `https://host/api/v4/`).
 #[derive(Debug, Clone)]
 pub struct Api {
+    /// For GET: same-origin redirects only.
     http: reqwest::Client,
+    /// For everything else: no redirects.
+    http_change: reqwest::Client,
     base: Url,
     /// Host name: the key of the rate limit, and what errors name.
     host: String,
@@ -91,11 +98,38 @@ pub struct Api {
 /// Timeout of one HTTP call.
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Redirects followed at most, and only within the origin of the request.
+const MAX_REDIRECTS: usize = 5;
+
+/// A client for GET requests: it follows a redirect only to the same origin
+/// (scheme, host and port), so a credential never travels to another
+/// host; a redirect elsewhere comes back as the 3xx answer it is.
 pub fn http_client() -> reqwest::Client {
+    let policy = reqwest::redirect::Policy::custom(|attempt| {
+        let same_origin = attempt
+            .previous()
+            .first()
+            .is_some_and(|first| first.origin() == attempt.url().origin());
+        if !same_origin || attempt.previous().len() > MAX_REDIRECTS {
+            attempt.stop()
+        } else {
+            attempt.follow()
+        }
+    });
+    client(policy)
+}
+
+/// A client that follows no redirect at all: for calls that change
+/// something, since a followed 301/302 turns a POST or PUT into a GET.
+pub fn http_client_no_redirect() -> reqwest::Client {
+    client(reqwest::redirect::Policy::none())
+}
+
+fn client(policy: reqwest::redirect::Policy) -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(CALL_TIMEOUT)
         .user_agent(concat!("lorry-controller/", env!("CARGO_PKG_VERSION")))
-        .redirect(reqwest::redirect::Policy::limited(5))
+        .redirect(policy)
         .build()
         .unwrap_or_default()
 }
@@ -132,6 +166,7 @@ impl Api {
         base.set_path(&path);
         Ok(Api {
             http: http_client(),
+            http_change: http_client_no_redirect(),
             base,
             host,
             auth,
@@ -164,7 +199,9 @@ impl Api {
         }
     }
 
-    /// Calls the API; any answer comes back, whatever its status.
+    /// Calls the API; any answer comes back, whatever its status (a
+    /// redirect to another origin, or any redirect of a call that is not a
+    /// GET, comes back as the 3xx answer).
     pub async fn call(
         &self,
         method: Method,
@@ -173,13 +210,17 @@ impl Api {
     ) -> Result<Answer, ApiError> {
         let endpoint = Api::endpoint(&url);
         let build = || {
-            let mut request = self
-                .http
+            let client = if method == Method::GET {
+                &self.http
+            } else {
+                &self.http_change
+            };
+            let mut request = client
                 .request(method.clone(), url.clone())
                 .header(reqwest::header::ACCEPT, "application/json");
             request = match &self.auth {
                 Auth::None => request,
-                Auth::PrivateToken(token) => request.header("PRIVATE-TOKEN", token.expose()),
+                Auth::Bearer(token) => request.bearer_auth(token.expose()),
                 Auth::Token(token) => request.header(
                     reqwest::header::AUTHORIZATION,
                     format!("token {}", token.expose()),
@@ -203,6 +244,19 @@ impl Api {
             .map_err(|e| transport(describe_reqwest(&e)))?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
+        if response.status().is_redirection() {
+            // Not followed: say where it pointed (without credentials).
+            let to = headers
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .map(|l| lc_core::redact::redact(l).into_owned())
+                .unwrap_or_else(|| "nowhere".to_owned());
+            return Ok(Answer {
+                status,
+                headers,
+                body: Value::String(format!("redirected to {to} (not followed)")),
+            });
+        }
         let text = response
             .text()
             .await
@@ -221,15 +275,18 @@ impl Api {
         })
     }
 
-    /// Calls the API and insists on a 2xx answer.
-    pub async fn call_ok(
+    /// Calls the API and insists on `expected`, the success status the
+    /// host documents for this call; any other answer is an error quoting
+    /// the host's words.
+    pub async fn call_expect(
         &self,
         method: Method,
         url: Url,
         body: Option<&Value>,
+        expected: u16,
     ) -> Result<Answer, ApiError> {
         let answer = self.call(method.clone(), url.clone(), body).await?;
-        if (200..300).contains(&answer.status) {
+        if answer.status == expected {
             Ok(answer)
         } else {
             Err(self.status_error(&method, &url, &answer))
@@ -296,7 +353,7 @@ impl WithoutUrl for reqwest::Error {
         } else if self.is_connect() {
             "cannot connect".into()
         } else if self.is_redirect() {
-            "too many redirects".into()
+            "redirect refused".into()
         } else if self.is_decode() || self.is_body() {
             "cannot read the answer".into()
         } else {

@@ -85,7 +85,7 @@ impl Gitea {
             .call(Method::POST, create_url.clone(), Some(&body))
             .await?;
         match answer.status {
-            200 | 201 => {
+            201 => {
                 tracing::info!(host = self.api.host(), path, "created Gitea repository");
                 Ok(Prepared::Created)
             }
@@ -120,7 +120,7 @@ impl Gitea {
     /// The login of the token's user.
     async fn own_login(&self) -> Result<Option<String>, ApiError> {
         let url = self.api.url(&["user"]);
-        let answer = self.api.call_ok(Method::GET, url, None).await?;
+        let answer = self.api.call_expect(Method::GET, url, None, 200).await?;
         Ok(answer
             .body
             .get("login")
@@ -141,7 +141,7 @@ impl Gitea {
             .call(Method::POST, url.clone(), Some(&body))
             .await?;
         match answer.status {
-            200 | 201 => {
+            201 => {
                 tracing::info!(host = self.api.host(), org, "created Gitea organisation");
                 Ok(())
             }
@@ -175,7 +175,7 @@ impl Gitea {
         let url = self.api.url(&["repos", owner, name]);
         match self
             .api
-            .call_ok(Method::PATCH, url, Some(&Value::Object(changes)))
+            .call_expect(Method::PATCH, url, Some(&Value::Object(changes)), 200)
             .await
         {
             Ok(_) => Prepared::Updated,

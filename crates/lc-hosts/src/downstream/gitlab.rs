@@ -68,7 +68,7 @@ impl Gitlab {
         polite: Arc<Politeness>,
     ) -> Result<Gitlab, String> {
         Ok(Gitlab {
-            api: Api::new(url, "api/v4", Auth::PrivateToken(token), polite)?,
+            api: Api::new(url, "api/v4", Auth::Bearer(token), polite)?,
             visibility,
         })
     }
@@ -159,7 +159,7 @@ impl Gitlab {
             .api
             .call(Method::POST, url.clone(), Some(&body))
             .await?;
-        if answer.status == 201 || answer.status == 200 {
+        if answer.status == 201 {
             tracing::info!(
                 host = self.api.host(),
                 group = full_path,
@@ -207,7 +207,7 @@ impl Gitlab {
             .api
             .call(Method::POST, url.clone(), Some(&body))
             .await?;
-        if answer.status == 201 || answer.status == 200 {
+        if answer.status == 201 {
             tracing::info!(host = self.api.host(), path, "created GitLab project");
             return Ok(Prepared::Created);
         }
@@ -241,7 +241,7 @@ impl Gitlab {
         let url = self.api.url(&["projects", &id]);
         match self
             .api
-            .call_ok(Method::PUT, url, Some(&Value::Object(changes)))
+            .call_expect(Method::PUT, url, Some(&Value::Object(changes)), 200)
             .await
         {
             Ok(_) => Prepared::Updated,

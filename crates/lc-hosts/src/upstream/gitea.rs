@@ -32,7 +32,7 @@ pub(super) async fn list(
         .append_pair("page", "1");
     let mut repos = Vec::new();
     for page in 1..=MAX_PAGES {
-        let answer = api.call_ok(Method::GET, url.clone(), None).await?;
+        let answer = api.call_expect(Method::GET, url.clone(), None, 200).await?;
         if answer.body.get("ok").and_then(Value::as_bool) == Some(false) {
             return Err(api
                 .bad_answer(&Method::GET, &url, "the search answered ok: false")

@@ -17,7 +17,7 @@ pub(super) async fn list(
     host: &UpstreamHost,
 ) -> Result<Vec<ListedRepo>, ListError> {
     let root = format!("{}://{}", host.web_scheme(), host.host);
-    let auth = host.token().map(Auth::PrivateToken).unwrap_or(Auth::None);
+    let auth = host.token().map(Auth::Bearer).unwrap_or(Auth::None);
     let api = Api::new(&root, "api/v4", auth, lister.polite.clone()).map_err(|problem| {
         ListError::Host {
             host: host.host.clone(),
@@ -33,7 +33,7 @@ pub(super) async fn list(
         .append_pair("page", "1");
     let mut repos = Vec::new();
     for _ in 0..MAX_PAGES {
-        let answer = api.call_ok(Method::GET, url.clone(), None).await?;
+        let answer = api.call_expect(Method::GET, url.clone(), None, 200).await?;
         let Some(projects) = answer.body.as_array() else {
             return Err(api
                 .bad_answer(&Method::GET, &url, "not a list of projects")

@@ -74,7 +74,7 @@ async fn ls_over_http(lister: &Lister, host: &UpstreamHost) -> Result<String, Ap
         .text()
         .await
         .map_err(|_| fail("cannot read the answer".into()))?;
-    if !(200..300).contains(&status) {
+    if status != 200 {
         return Err(ApiError::Status {
             host: host.host.clone(),
             method: Method::GET,
