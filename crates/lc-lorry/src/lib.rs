@@ -28,12 +28,13 @@ pub mod state;
 
 use std::ffi::OsString;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use lc_git::Git;
 
 use crate::log::Log;
 use crate::options::Options;
+use crate::source::Spec;
 
 /// What one run of `lorry` shares between its specs.
 pub struct Context<'a> {
@@ -41,6 +42,20 @@ pub struct Context<'a> {
     pub git: Git,
     pub log: Log<'a>,
     pub working_area: PathBuf,
+}
+
+/// One spec's run: what its steps (import, publish, push) share beside the
+/// [`Context`].
+#[derive(Clone, Copy)]
+pub struct SpecRun<'a> {
+    /// `Context::git` with this spec's settings (TLS verification).
+    pub git: &'a Git,
+    pub spec: &'a Spec,
+    /// The spec's directory in the working area.
+    pub dir: &'a Path,
+    /// The bare mirror, `<dir>/git`.
+    pub repo: &'a Path,
+    pub check_certificates: bool,
 }
 
 /// Runs `lorry` with the process's arguments and standard streams; returns

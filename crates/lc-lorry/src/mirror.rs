@@ -19,12 +19,12 @@ use std::path::{Path, PathBuf};
 
 use lc_git::{Git, GitError, Lease, RefUpdate};
 
-use crate::Context;
 use crate::import;
 use crate::options::When;
 use crate::refspec::{self, PRESERVED, RefspecError, Refspecs};
 use crate::source::{OnRewrite, Source, Spec};
 use crate::state::{self, State, StateError};
+use crate::{Context, SpecRun};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MirrorError {
@@ -160,6 +160,13 @@ fn mirror_locked(
         git = git.config("http.sslVerify", "false");
     }
     git.init_bare(&repo)?;
+    let run = SpecRun {
+        git: &git,
+        spec,
+        dir,
+        repo: &repo,
+        check_certificates,
+    };
 
     let push_url = if ctx.options.pull_only {
         None
@@ -218,11 +225,10 @@ fn mirror_locked(
             let old = covered_refs(&git, &repo, &refspecs)?;
             (refspecs, upstream, new, old)
         }
-        other => {
+        _ => {
             let refspecs = Refspecs::heads_and_tags();
             let old = covered_refs(&git, &repo, &refspecs)?;
-            let check = check_certificates;
-            import::import(ctx, &git, spec, other, dir, &repo, check)?;
+            import::import(ctx, &run)?;
             let new = covered_refs(&git, &repo, &refspecs)?;
             if let Some(previous) = &previous
                 && previous.refs == new
@@ -239,17 +245,7 @@ fn mirror_locked(
         }
     };
 
-    let refused = publish(
-        ctx,
-        &git,
-        &repo,
-        spec,
-        &refspecs,
-        push_url.as_deref(),
-        &new,
-        &old,
-        stamp,
-    )?;
+    let refused = publish(ctx, &run, &refspecs, push_url.as_deref(), &new, &old, stamp)?;
 
     after_update(ctx, &git, spec, &repo, true)?;
 
@@ -368,21 +364,16 @@ const PUSH_CHUNK: usize = 1000;
 
 /// Moves the downstream (unless pulling only) and then the mirror to the
 /// new refs. Returns the refs that `refuse` kept.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one call site, all inputs distinct"
-)]
 fn publish(
     ctx: &mut Context<'_>,
-    git: &Git,
-    repo: &Path,
-    spec: &Spec,
+    run: &SpecRun<'_>,
     refspecs: &Refspecs,
     push_url: Option<&str>,
     new: &BTreeMap<String, String>,
     old: &BTreeMap<String, String>,
     stamp: &str,
 ) -> Result<Vec<String>, MirrorError> {
+    let (git, repo, spec) = (run.git, run.repo, run.spec);
     let mut taken: BTreeSet<String> = git.for_each_ref(repo, &[PRESERVED])?.into_keys().collect();
 
     // The base against which rewrites are judged: what the downstream has.
@@ -440,9 +431,7 @@ fn publish(
     }
 
     if let Some(url) = push_url {
-        push_and_verify(
-            ctx, git, repo, spec, refspecs, url, &base, &plan, &preserved,
-        )?;
+        push_and_verify(ctx, run, refspecs, url, &base, &plan, &preserved)?;
     }
 
     // The mirror's own refs move last, in one transaction.
@@ -507,21 +496,16 @@ fn fetch_missing_downstream(
     Ok(())
 }
 
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one call site, all inputs distinct"
-)]
 fn push_and_verify(
     ctx: &mut Context<'_>,
-    git: &Git,
-    repo: &Path,
-    spec: &Spec,
+    run: &SpecRun<'_>,
     refspecs: &Refspecs,
     url: &str,
     base: &BTreeMap<String, String>,
     plan: &Plan,
     preserved: &[(String, String)],
 ) -> Result<(), MirrorError> {
+    let (git, repo, spec) = (run.git, run.repo, run.spec);
     if base.is_empty() && preserved.is_empty() && !plan.target.is_empty() {
         // A first push into an empty downstream: everything, by pattern.
         // Explicit per-ref refspecs cost git time in proportion to refs

@@ -1,0 +1,308 @@
+//! Converters from other version control systems: `svn` (git-svn), `hg`
+//! (git-remote-hg), `bzr` (brz fast-export into git fast-import), `cvs`
+//! (git cvsimport into its own repository, then fetched from).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use lc_core::redact::redact;
+use lc_git::{Git, GitError};
+
+use super::download::tag_name;
+use super::{ImportError, SpecRun, io};
+use crate::Context;
+use crate::source::SvnLayout;
+
+/// Runs a converter that is not git, with HOME inside the spec's directory
+/// so that no user configuration leaks in.
+fn tool(program: &'static str, package: &'static str, home: &Path) -> Result<Command, ImportError> {
+    installed(program, package)?;
+    std::fs::create_dir_all(home).map_err(io("create", home))?;
+    let mut cmd = Command::new(program);
+    cmd.env("HOME", home)
+        .env("LC_ALL", "C")
+        .env("HGPLAIN", "1")
+        .env("BRZ_LOG", "/dev/null")
+        .stdin(Stdio::null());
+    Ok(cmd)
+}
+
+/// `program` is on PATH, or an error naming the Debian package to install.
+fn installed(program: &'static str, package: &'static str) -> Result<(), ImportError> {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()));
+    if found {
+        Ok(())
+    } else {
+        Err(ImportError::MissingTool {
+            tool: program,
+            package,
+        })
+    }
+}
+
+fn run_tool(mut cmd: Command, name: &str) -> Result<std::process::Output, ImportError> {
+    let output = cmd.output().map_err(|e| ImportError::Tool {
+        tool: name.to_owned(),
+        stderr: e.to_string(),
+    })?;
+    if !output.status.success() {
+        return Err(ImportError::Tool {
+            tool: name.to_owned(),
+            stderr: redact(String::from_utf8_lossy(&output.stderr).trim()).into_owned(),
+        });
+    }
+    Ok(output)
+}
+
+/// Whether a git subcommand (a script such as `git svn`) can run.
+fn git_subcommand_works(git: &Git, args: &[&str]) -> bool {
+    let mut cmd = git.command();
+    cmd.args(args);
+    matches!(cmd.output(), Ok(out) if out.status.success())
+}
+
+pub(super) fn import_svn(
+    ctx: &mut Context<'_>,
+    run: &SpecRun<'_>,
+    url: &str,
+    layout: &SvnLayout,
+) -> Result<(), ImportError> {
+    let (git, spec, repo) = (run.git, run.spec, run.repo);
+    if !git_subcommand_works(git, &["svn", "--version"]) {
+        return Err(ImportError::MissingTool {
+            tool: "git svn",
+            package: "git-svn",
+        });
+    }
+    let configured = {
+        let mut cmd = git.in_repo(repo);
+        cmd.args(["config", "--get", "svn-remote.svn.url"]);
+        matches!(cmd.output(), Ok(out) if out.status.success())
+    };
+    if !configured {
+        let mut init = git.in_repo(repo);
+        init.args([
+            "svn",
+            "init",
+            "--svn-remote=svn",
+            "--no-minimize-url",
+            "--",
+            url,
+        ]);
+        init.run()?;
+        let set = |key: &str, value: String| -> Result<(), GitError> {
+            let mut cmd = git.in_repo(repo);
+            cmd.args(["config", "--replace-all", key, &value]);
+            cmd.run().map(|_| ())
+        };
+        set(
+            "svn-remote.svn.fetch",
+            format!("{}:refs/heads/master", layout.trunk),
+        )?;
+        if let Some(branches) = &layout.branches {
+            set(
+                "svn-remote.svn.branches",
+                format!("{branches}:refs/heads/*"),
+            )?;
+        }
+        if let Some(tags) = &layout.tags {
+            set("svn-remote.svn.tags", format!("{tags}:refs/tags/*"))?;
+        }
+    }
+    ctx.log
+        .info(&format!("{}: git svn fetch from {url}", spec.name));
+    let mut fetch = git.in_repo(repo);
+    fetch.env("GIT_DIR", repo.as_os_str());
+    fetch.args(["svn", "fetch", "--quiet", "--quiet"]);
+    fetch.run()?;
+    Ok(())
+}
+
+pub(super) fn import_hg(
+    ctx: &mut Context<'_>,
+    run: &SpecRun<'_>,
+    url: &str,
+) -> Result<(), ImportError> {
+    let (git, spec, dir, repo) = (run.git, run.spec, run.dir, run.repo);
+    installed("hg", "mercurial")?;
+    installed("git-remote-hg", "git-remote-hg")?;
+    let home = dir.join("home");
+    std::fs::create_dir_all(&home).map_err(io("create", &home))?;
+    ctx.log.info(&format!("{}: fetching hg::{url}", spec.name));
+    let mut fetch = git.in_repo(repo);
+    fetch.env("HOME", home.as_os_str()).env("HGPLAIN", "1");
+    fetch.args([
+        "fetch",
+        "--prune",
+        "--no-tags",
+        "--quiet",
+        &format!("hg::{url}"),
+        "+refs/heads/*:refs/heads/*",
+        "+refs/tags/*:refs/tags/*",
+    ]);
+    fetch.run()?;
+    Ok(())
+}
+
+pub(super) fn import_bzr(
+    ctx: &mut Context<'_>,
+    run: &SpecRun<'_>,
+    branches: &BTreeMap<String, String>,
+) -> Result<(), ImportError> {
+    let (git, spec, dir, repo) = (run.git, run.spec, run.dir, run.repo);
+    let home = dir.join("home");
+    let bzr_dir = dir.join("bzr");
+    for (branch, url) in branches {
+        let safe = tag_name(branch);
+        let local = bzr_dir.join(&safe);
+        let mut get = tool("brz", "brz", &home)?;
+        if local.join(".bzr").is_dir() {
+            get.args(["pull", "--quiet", "--overwrite", "-d"])
+                .arg(&local)
+                .arg(url);
+        } else {
+            std::fs::create_dir_all(&bzr_dir).map_err(io("create", &bzr_dir))?;
+            get.args(["branch", "--quiet", "--no-tree", url])
+                .arg(&local);
+        }
+        ctx.log
+            .info(&format!("{}: brz {branch} from {url}", spec.name));
+        run_tool(get, "brz")?;
+
+        // brz 3.3's fast-export fails on incremental runs with marks
+        // (KeyError b'null:'), so every run exports the whole branch; the
+        // commits come out identical, so unchanged history keeps its ids.
+        let mut export = tool("brz", "brz", &home)?;
+        export
+            .arg("fast-export")
+            .arg("--quiet")
+            .arg(format!("--git-branch={branch}"))
+            .arg(&local)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut exporter = export.spawn().map_err(|e| ImportError::Tool {
+            tool: "brz fast-export".into(),
+            stderr: e.to_string(),
+        })?;
+        let Some(stream) = exporter.stdout.take() else {
+            return Err(ImportError::Tool {
+                tool: "brz fast-export".into(),
+                stderr: "no output pipe".into(),
+            });
+        };
+        let mut import = git.in_repo(repo);
+        import.args(["fast-import", "--quiet", "--force"]);
+        let child = import.spawn_with_stdin(Stdio::from(stream))?;
+        let imported = import.wait(child);
+        let exported = exporter.wait_with_output().map_err(|e| ImportError::Tool {
+            tool: "brz fast-export".into(),
+            stderr: e.to_string(),
+        })?;
+        if !exported.status.success() {
+            let stderr = String::from_utf8_lossy(&exported.stderr).into_owned();
+            if stderr.contains("Unable to import library \"fastimport\"") {
+                return Err(ImportError::MissingTool {
+                    tool: "the fastimport module of brz fast-export",
+                    package: "python3-fastimport",
+                });
+            }
+            if !brz_plugin_present(&home) {
+                return Err(ImportError::MissingTool {
+                    tool: "brz fast-export",
+                    package: "brz",
+                });
+            }
+            return Err(ImportError::Tool {
+                tool: "brz fast-export".into(),
+                stderr: redact(stderr.trim()).into_owned(),
+            });
+        }
+        imported?;
+    }
+    Ok(())
+}
+
+fn brz_plugin_present(home: &Path) -> bool {
+    let Ok(mut cmd) = tool("brz", "brz", home) else {
+        return false;
+    };
+    cmd.args(["help", "fast-export"]);
+    matches!(cmd.output(), Ok(out) if out.status.success())
+}
+
+pub(super) fn import_cvs(
+    ctx: &mut Context<'_>,
+    run: &SpecRun<'_>,
+    url: &str,
+    module: &str,
+) -> Result<(), ImportError> {
+    let (git, spec, dir, repo) = (run.git, run.spec, run.dir, run.repo);
+    installed("cvs", "cvs")?;
+    installed("cvsps", "cvsps")?;
+    if !git_subcommand_works(git, &["cvsimport", "-h"]) && !cvsimport_present(git) {
+        return Err(ImportError::MissingTool {
+            tool: "git cvsimport",
+            package: "git-cvs",
+        });
+    }
+    let home = dir.join("home");
+    std::fs::create_dir_all(&home).map_err(io("create", &home))?;
+    // git cvsimport keeps its own repository (it only creates one that does
+    // not exist yet, and reads its own refs for incremental runs); the
+    // mirror then fetches from it like from any git upstream.
+    let cvs_git = dir.join("cvs-git");
+    ctx.log
+        .info(&format!("{}: git cvsimport {module} from {url}", spec.name));
+    let mut import = git.command();
+    import
+        .env("HOME", home.as_os_str())
+        .env("CVS_RSH", "ssh")
+        .current_dir(dir);
+    import.args(["cvsimport", "-i", "-a", "-o", "master", "-d", url, "-C"]);
+    import.arg(cvs_git.as_os_str()).arg(module);
+    import.run()?;
+    let from = format!("file://{}", cvs_git.display());
+    git.fetch(
+        repo,
+        &from,
+        &[
+            "+refs/heads/*:refs/heads/*".to_owned(),
+            "+refs/tags/*:refs/tags/*".to_owned(),
+        ],
+    )?;
+    Ok(())
+}
+
+/// `git cvsimport -h` exits non-zero even when installed; tell "not
+/// installed" from "usage" by git's own message.
+fn cvsimport_present(git: &Git) -> bool {
+    let mut cmd = git.command();
+    cmd.args(["cvsimport", "-h"]);
+    match cmd.output() {
+        Ok(out) => {
+            let text = String::from_utf8_lossy(&out.stderr);
+            !text.contains("is not a git command")
+        }
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tool_tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_converter_names_its_debian_package() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let err = tool("lorry-no-such-converter", "lorry-converter-pkg", dir.path())
+            .expect_err("not installed");
+        let text = err.to_string();
+        assert!(text.contains("lorry-no-such-converter"), "{text}");
+        assert!(
+            text.contains("Debian package lorry-converter-pkg"),
+            "{text}"
+        );
+    }
+}
