@@ -2,7 +2,7 @@
 //! they are for: an unknown key or a bad value in them would stop a fresh
 //! installation at its first start.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

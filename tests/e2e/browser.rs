@@ -11,7 +11,7 @@
 //! spoken with the blocking reqwest the other end-to-end tests already use:
 //! the same thing a client crate would send, without its dependency tree.
 
-mod common;
+use crate::common;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

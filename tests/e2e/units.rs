@@ -1,6 +1,6 @@
 //! The systemd units in `units/` pass `systemd-analyze verify`.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -2,7 +2,7 @@
 //! (`git http-backend` behind a small CGI bridge), and the post-update hook
 //! against a running webapp.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -3,7 +3,7 @@
 //! the binaries this test build made (`DEMO_BIN_DIR`) and stopped after its
 //! summary (`DEMO_ONCE`).
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

@@ -3,8 +3,8 @@
 //! `ssh` on PATH), a Trove's `gitano-command.cgi` over real HTTP, and the
 //! fake upstream host option.
 
-mod common;
-mod doubles;
+use crate::common;
+use crate::doubles;
 
 use std::path::Path;
 use std::time::Duration;

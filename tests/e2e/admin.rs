@@ -1,7 +1,7 @@
 //! `lorry-controller-admin` against the real webapp binary: every
 //! subcommand, human and `--json` output, and the exit codes scripts rely on.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};

@@ -3,7 +3,7 @@
 //! minion's supervision of lorry); the last runs the real `lorry` against
 //! real upstreams, with its lorries read from a CONFGIT.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -342,7 +342,7 @@ fn real_lorry_mirrors_and_keeps_rewritten_history() {
     webapp.pretend_time(now);
 
     // CONFGIT (the configuration directory as it stands: reading a real
-    // CONFGIT is tested in tests/confgit.rs).
+    // CONFGIT is tested in confgit.rs).
     let confgit = dir.path().join("confgit");
     std::fs::create_dir_all(confgit.join("lorries")).expect("mkdir");
     std::fs::write(

@@ -1,6 +1,6 @@
 //! `GET /1.0/metrics` against the real webapp, checked by `promtool`.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::process::{Command, Stdio};

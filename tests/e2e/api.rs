@@ -1,6 +1,6 @@
 //! The `/1.0/...` HTTP API of the real webapp binary, driven over HTTP.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::process::Command;

@@ -1,0 +1,17 @@
+//! The end-to-end tests: one binary (one link, one run), each module a
+//! part of the system driven through the real binaries. `common` starts
+//! them; `doubles` plays the hosts they talk to.
+
+mod admin;
+mod api;
+mod browser;
+mod common;
+mod confgit;
+mod demo;
+mod doubles;
+mod hosts;
+mod lorry_cli;
+mod metrics;
+mod minion;
+mod samples;
+mod units;
