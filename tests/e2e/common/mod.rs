@@ -1,6 +1,5 @@
 //! Shared helpers of the end-to-end tests: the real binaries, started on an
 //! ephemeral port with a fresh STATEDB in a temporary directory.
-#![allow(dead_code, reason = "each test binary uses a different subset")]
 
 pub mod http_backend;
 

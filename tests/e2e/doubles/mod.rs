@@ -4,7 +4,6 @@
 //!
 //! HTTP doubles run in-process on 127.0.0.1 ephemeral ports, each on its
 //! own thread with a small tokio runtime, and record the requests they get.
-#![allow(dead_code, reason = "each test uses a different subset")]
 
 pub mod gitea_v1;
 pub mod gitlab_v4;

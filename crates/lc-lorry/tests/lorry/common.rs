@@ -2,8 +2,6 @@
 //! loopback, a local bare downstream, and `lorry` run in-process with a
 //! traced git.
 
-#![allow(dead_code, reason = "each test module uses a different part")]
-
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::net::{TcpListener, TcpStream};
