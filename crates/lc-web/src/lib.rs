@@ -19,7 +19,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use lc_core::db::{StateDb, Tx};
+use lc_core::db::{ReadTx, StateDb, WriteTx};
 
 pub use downstream::{DEFAULT_SHRINK_LIMIT, Downstream, HostSettings};
 pub use error::ApiError;
@@ -79,7 +79,7 @@ impl AppState {
     pub async fn write<T, F>(&self, f: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
-        F: FnOnce(&Tx<'_>) -> lc_core::Result<T> + Send + 'static,
+        F: FnOnce(&WriteTx<'_>) -> lc_core::Result<T> + Send + 'static,
     {
         let db = Arc::clone(&self.db);
         tokio::task::spawn_blocking(move || db.write(f))
@@ -92,7 +92,7 @@ impl AppState {
     pub async fn read<T, F>(&self, f: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
-        F: FnOnce(&Tx<'_>) -> lc_core::Result<T> + Send + 'static,
+        F: FnOnce(&ReadTx<'_>) -> lc_core::Result<T> + Send + 'static,
     {
         let db = Arc::clone(&self.db);
         tokio::task::spawn_blocking(move || db.read(f))

@@ -17,8 +17,8 @@ use lc_api::{ConfigProblem, ReadConfigurationSummary};
 use rusqlite::params;
 use serde_json::Value;
 
-use super::Tx;
 use super::lorries::NewLorry;
+use super::{ReadTx, WriteTx};
 use crate::config::{HostSpec, LoadedConfig};
 use crate::error::Result;
 
@@ -64,7 +64,7 @@ pub struct ConfigPlan {
     problems_differ: bool,
 }
 
-impl Tx<'_> {
+impl ReadTx<'_> {
     /// Works out what [`Tx::apply_config`] would change, writing nothing.
     pub fn plan_config(&self, config: &LoadedConfig) -> Result<ConfigPlan> {
         let conn = self.conn();
@@ -182,7 +182,9 @@ impl Tx<'_> {
             problems_differ,
         })
     }
+}
 
+impl WriteTx<'_> {
     /// Syncs STATEDB with `config` (run it inside one write transaction) and
     /// answers what changed.
     pub fn apply_config(&self, config: &LoadedConfig) -> Result<ReadConfigurationSummary> {

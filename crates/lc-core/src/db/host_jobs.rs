@@ -7,35 +7,10 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::Tx;
+use super::{ReadTx, WriteTx};
 use crate::error::{Error, Result};
 
-impl Tx<'_> {
-    /// Sets the cap; `None` removes it. Writes nothing when it is unchanged.
-    pub fn set_max_jobs_per_host(&self, max_jobs: Option<i64>) -> Result<()> {
-        match max_jobs {
-            Some(n) if n < 0 => {
-                return Err(Error::Invalid {
-                    field: "max_jobs_per_host",
-                    problem: format!("{n} is negative"),
-                });
-            }
-            Some(n) => self
-                .conn()
-                .prepare_cached(
-                    "INSERT INTO max_jobs_per_host (id, max_jobs) VALUES (1, ?1)
-                     ON CONFLICT (id) DO UPDATE SET max_jobs = excluded.max_jobs
-                     WHERE max_jobs IS NOT excluded.max_jobs",
-                )?
-                .execute([n])?,
-            None => self
-                .conn()
-                .prepare_cached("DELETE FROM max_jobs_per_host")?
-                .execute([])?,
-        };
-        Ok(())
-    }
-
+impl ReadTx<'_> {
     pub fn max_jobs_per_host(&self) -> Result<Option<i64>> {
         Ok(self
             .conn()
@@ -94,6 +69,33 @@ impl Tx<'_> {
             }
         }
         Ok(None)
+    }
+}
+
+impl WriteTx<'_> {
+    /// Sets the cap; `None` removes it. Writes nothing when it is unchanged.
+    pub fn set_max_jobs_per_host(&self, max_jobs: Option<i64>) -> Result<()> {
+        match max_jobs {
+            Some(n) if n < 0 => {
+                return Err(Error::Invalid {
+                    field: "max_jobs_per_host",
+                    problem: format!("{n} is negative"),
+                });
+            }
+            Some(n) => self
+                .conn()
+                .prepare_cached(
+                    "INSERT INTO max_jobs_per_host (id, max_jobs) VALUES (1, ?1)
+                     ON CONFLICT (id) DO UPDATE SET max_jobs = excluded.max_jobs
+                     WHERE max_jobs IS NOT excluded.max_jobs",
+                )?
+                .execute([n])?,
+            None => self
+                .conn()
+                .prepare_cached("DELETE FROM max_jobs_per_host")?
+                .execute([])?,
+        };
+        Ok(())
     }
 }
 

@@ -13,8 +13,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use rusqlite::{OptionalExtension, params};
 
-use super::Tx;
 use super::lorries::NewLorry;
+use super::{ReadTx, WriteTx};
 use crate::error::{Error, Result};
 
 /// Longest `ls_last_error` kept.
@@ -75,7 +75,7 @@ pub struct HostSyncOutcome {
     pub shrink_refused: Option<String>,
 }
 
-impl Tx<'_> {
+impl ReadTx<'_> {
     /// The hosts to list: all of them with `force`, otherwise those whose
     /// ls-interval has passed since their last listing. By name.
     pub fn hosts_to_list(&self, force: bool) -> Result<Vec<HostToList>> {
@@ -121,6 +121,23 @@ impl Tx<'_> {
         Ok(hosts)
     }
 
+    /// What the upstream said of the repository of `path`, if anything.
+    pub fn upstream_metadata(&self, path: &str) -> Result<UpstreamMetadata> {
+        Ok(self
+            .conn()
+            .prepare_cached("SELECT head, description FROM lorry_upstream_meta WHERE path = ?1")?
+            .query_row([path], |r| {
+                Ok(UpstreamMetadata {
+                    head: r.get(0)?,
+                    description: r.get(1)?,
+                })
+            })
+            .optional()?
+            .unwrap_or_default())
+    }
+}
+
+impl WriteTx<'_> {
     /// Records that listing `host` failed; its lorries stay as they are.
     pub fn record_ls_failure(&self, host: &str, error: &str) -> Result<()> {
         self.conn().execute(
@@ -269,21 +286,6 @@ impl Tx<'_> {
             )?
             .execute(params![path, head, description])?;
         Ok(())
-    }
-
-    /// What the upstream said of the repository of `path`, if anything.
-    pub fn upstream_metadata(&self, path: &str) -> Result<UpstreamMetadata> {
-        Ok(self
-            .conn()
-            .prepare_cached("SELECT head, description FROM lorry_upstream_meta WHERE path = ?1")?
-            .query_row([path], |r| {
-                Ok(UpstreamMetadata {
-                    head: r.get(0)?,
-                    description: r.get(1)?,
-                })
-            })
-            .optional()?
-            .unwrap_or_default())
     }
 }
 

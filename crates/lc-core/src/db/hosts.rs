@@ -2,11 +2,11 @@
 
 use lc_api::{ConfigProblem, HostInfo};
 
-use super::Tx;
+use super::ReadTx;
 use crate::error::{Error, Result};
 use crate::timefmt;
 
-impl Tx<'_> {
+impl ReadTx<'_> {
     /// Every Upstream Host, by name, with its listing schedule.
     pub fn hosts(&self) -> Result<Vec<HostInfo>> {
         let mut stmt = self.conn().prepare_cached(

@@ -3,7 +3,7 @@
 use lc_api::{EXIT_RUNNING, JobInfo, LorryInfo};
 use rusqlite::{OptionalExtension, params};
 
-use super::Tx;
+use super::{ReadTx, WriteTx};
 use crate::error::{Error, Result};
 use crate::timefmt;
 
@@ -33,7 +33,92 @@ struct JobRow {
     disk_usage: Option<i64>,
 }
 
-impl Tx<'_> {
+impl ReadTx<'_> {
+    fn running_job_count(&self) -> Result<i64> {
+        Ok(self
+            .conn()
+            .query_row("SELECT COUNT(*) FROM jobs WHERE ended IS NULL", [], |r| {
+                r.get(0)
+            })?)
+    }
+
+    fn output(&self, job_id: i64) -> Result<String> {
+        let mut stmt = self
+            .conn()
+            .prepare_cached("SELECT text FROM job_output WHERE job_id = ?1 ORDER BY seq")?;
+        let chunks = stmt.query_map([job_id], |r| r.get::<_, String>(0))?;
+        let mut output = String::new();
+        for chunk in chunks {
+            output.push_str(&chunk?);
+        }
+        Ok(output)
+    }
+
+    /// Ids of every job remembered, oldest first.
+    pub fn job_ids(&self) -> Result<Vec<i64>> {
+        self.ids("SELECT job_id FROM jobs ORDER BY job_id")
+    }
+
+    /// Ids of the running jobs, oldest first.
+    pub fn running_job_ids(&self) -> Result<Vec<i64>> {
+        self.ids("SELECT job_id FROM jobs WHERE ended IS NULL ORDER BY job_id")
+    }
+
+    fn ids(&self, sql: &str) -> Result<Vec<i64>> {
+        let mut stmt = self.conn().prepare_cached(sql)?;
+        let ids = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(ids)
+    }
+
+    fn job_row(&self, job_id: i64) -> Result<JobRow> {
+        self.conn()
+            .prepare_cached(
+                "SELECT host, pid, path, started, ended, updated, timeout, kill, exit, disk_usage
+                 FROM jobs WHERE job_id = ?1",
+            )?
+            .query_row([job_id], |r| {
+                Ok(JobRow {
+                    host: r.get(0)?,
+                    pid: r.get(1)?,
+                    path: r.get(2)?,
+                    started: r.get(3)?,
+                    ended: r.get(4)?,
+                    updated: r.get(5)?,
+                    timeout: r.get(6)?,
+                    kill: r.get(7)?,
+                    exit: r.get(8)?,
+                    disk_usage: r.get(9)?,
+                })
+            })
+            .optional()?
+            .ok_or(Error::UnknownJob(job_id))
+    }
+
+    /// Everything known about one job, its whole output included.
+    pub fn job(&self, job_id: i64) -> Result<JobInfo> {
+        let row = self.job_row(job_id)?;
+        Ok(JobInfo {
+            job_id,
+            host: row.host,
+            pid: row.pid,
+            path: row.path,
+            exit: row.exit.unwrap_or_else(|| EXIT_RUNNING.to_owned()),
+            kill_job: row.kill,
+            output: self.output(job_id)?,
+            disk_usage: row.disk_usage,
+            disk_usage_nice: timefmt::bytes(row.disk_usage),
+            job_started: timefmt::utc(row.started),
+            job_ended: row.ended.map(timefmt::utc).unwrap_or_default(),
+            started: row.started,
+            ended: row.ended,
+            updated: row.updated,
+        })
+    }
+}
+
+impl WriteTx<'_> {
     /// Hands the first due lorry to a minion: marks it running and creates
     /// its job. `None` when the queue is stopped, `max_jobs` jobs already run,
     /// or nothing is due.
@@ -66,14 +151,6 @@ impl Tx<'_> {
             .lorry_row(&path)?
             .ok_or_else(|| Error::UnknownLorry(path.clone()))?;
         Ok(Some((job_id, lorry)))
-    }
-
-    fn running_job_count(&self) -> Result<i64> {
-        Ok(self
-            .conn()
-            .query_row("SELECT COUNT(*) FROM jobs WHERE ended IS NULL", [], |r| {
-                r.get(0)
-            })?)
     }
 
     /// Records a minion's report. Output is appended; an exit ends the job
@@ -145,18 +222,6 @@ impl Tx<'_> {
             )?
             .execute(params![job_id, text])?;
         Ok(())
-    }
-
-    fn output(&self, job_id: i64) -> Result<String> {
-        let mut stmt = self
-            .conn()
-            .prepare_cached("SELECT text FROM job_output WHERE job_id = ?1 ORDER BY seq")?;
-        let chunks = stmt.query_map([job_id], |r| r.get::<_, String>(0))?;
-        let mut output = String::new();
-        for chunk in chunks {
-            output.push_str(&chunk?);
-        }
-        Ok(output)
     }
 
     /// Asks for a running job to be killed; the minion does it at its next update.
@@ -237,69 +302,6 @@ impl Tx<'_> {
             delete.execute([job_id])?;
         }
         Ok(old)
-    }
-
-    /// Ids of every job remembered, oldest first.
-    pub fn job_ids(&self) -> Result<Vec<i64>> {
-        self.ids("SELECT job_id FROM jobs ORDER BY job_id")
-    }
-
-    /// Ids of the running jobs, oldest first.
-    pub fn running_job_ids(&self) -> Result<Vec<i64>> {
-        self.ids("SELECT job_id FROM jobs WHERE ended IS NULL ORDER BY job_id")
-    }
-
-    fn ids(&self, sql: &str) -> Result<Vec<i64>> {
-        let mut stmt = self.conn().prepare_cached(sql)?;
-        let ids = stmt
-            .query_map([], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
-        Ok(ids)
-    }
-
-    fn job_row(&self, job_id: i64) -> Result<JobRow> {
-        self.conn()
-            .prepare_cached(
-                "SELECT host, pid, path, started, ended, updated, timeout, kill, exit, disk_usage
-                 FROM jobs WHERE job_id = ?1",
-            )?
-            .query_row([job_id], |r| {
-                Ok(JobRow {
-                    host: r.get(0)?,
-                    pid: r.get(1)?,
-                    path: r.get(2)?,
-                    started: r.get(3)?,
-                    ended: r.get(4)?,
-                    updated: r.get(5)?,
-                    timeout: r.get(6)?,
-                    kill: r.get(7)?,
-                    exit: r.get(8)?,
-                    disk_usage: r.get(9)?,
-                })
-            })
-            .optional()?
-            .ok_or(Error::UnknownJob(job_id))
-    }
-
-    /// Everything known about one job, its whole output included.
-    pub fn job(&self, job_id: i64) -> Result<JobInfo> {
-        let row = self.job_row(job_id)?;
-        Ok(JobInfo {
-            job_id,
-            host: row.host,
-            pid: row.pid,
-            path: row.path,
-            exit: row.exit.unwrap_or_else(|| EXIT_RUNNING.to_owned()),
-            kill_job: row.kill,
-            output: self.output(job_id)?,
-            disk_usage: row.disk_usage,
-            disk_usage_nice: timefmt::bytes(row.disk_usage),
-            job_started: timefmt::utc(row.started),
-            job_ended: row.ended.map(timefmt::utc).unwrap_or_default(),
-            started: row.started,
-            ended: row.ended,
-            updated: row.updated,
-        })
     }
 }
 

@@ -12,7 +12,7 @@
 use lc_api::LorryInfo;
 use rusqlite::{OptionalExtension, Row, params};
 
-use super::Tx;
+use super::{ReadTx, WriteTx};
 use crate::error::{Error, Result};
 
 const LORRY_COLUMNS: &str = "path, text, from_host, from_path, interval, lorry_timeout, \
@@ -62,44 +62,7 @@ fn lorry_from_row(row: &Row<'_>) -> rusqlite::Result<LorryInfo> {
     })
 }
 
-impl Tx<'_> {
-    /// Adds a lorry, due at once; or, if its path is known, updates its spec
-    /// and schedule while keeping its last run, running job and history.
-    /// Answers whether anything changed.
-    pub fn upsert_lorry(&self, lorry: &NewLorry) -> Result<bool> {
-        let changed = self
-            .conn()
-            .prepare_cached(
-                "INSERT INTO lorries (path, text, from_host, from_path, interval, lorry_timeout)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT (path) DO UPDATE SET
-                 text = excluded.text, from_host = excluded.from_host,
-                 from_path = excluded.from_path, interval = excluded.interval,
-                 lorry_timeout = excluded.lorry_timeout
-             WHERE text IS NOT excluded.text OR from_host IS NOT excluded.from_host
-                OR from_path IS NOT excluded.from_path OR interval IS NOT excluded.interval
-                OR lorry_timeout IS NOT excluded.lorry_timeout",
-            )?
-            .execute(params![
-                lorry.path,
-                lorry.text,
-                lorry.from_host,
-                lorry.from_path,
-                lorry.interval,
-                lorry.lorry_timeout
-            ])?;
-        Ok(changed > 0)
-    }
-
-    /// Forgets a lorry. A job still running for it may finish; its update is
-    /// then recorded on the job alone.
-    pub fn remove_lorry(&self, path: &str) -> Result<bool> {
-        Ok(self
-            .conn()
-            .execute("DELETE FROM lorries WHERE path = ?1", [path])?
-            > 0)
-    }
-
+impl ReadTx<'_> {
     /// Paths of every lorry, sorted.
     pub fn lorry_paths(&self) -> Result<Vec<String>> {
         let mut stmt = self
@@ -180,6 +143,45 @@ impl Tx<'_> {
             }
         }
         Ok(None)
+    }
+}
+
+impl WriteTx<'_> {
+    /// Adds a lorry, due at once; or, if its path is known, updates its spec
+    /// and schedule while keeping its last run, running job and history.
+    /// Answers whether anything changed.
+    pub fn upsert_lorry(&self, lorry: &NewLorry) -> Result<bool> {
+        let changed = self
+            .conn()
+            .prepare_cached(
+                "INSERT INTO lorries (path, text, from_host, from_path, interval, lorry_timeout)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (path) DO UPDATE SET
+                 text = excluded.text, from_host = excluded.from_host,
+                 from_path = excluded.from_path, interval = excluded.interval,
+                 lorry_timeout = excluded.lorry_timeout
+             WHERE text IS NOT excluded.text OR from_host IS NOT excluded.from_host
+                OR from_path IS NOT excluded.from_path OR interval IS NOT excluded.interval
+                OR lorry_timeout IS NOT excluded.lorry_timeout",
+            )?
+            .execute(params![
+                lorry.path,
+                lorry.text,
+                lorry.from_host,
+                lorry.from_path,
+                lorry.interval,
+                lorry.lorry_timeout
+            ])?;
+        Ok(changed > 0)
+    }
+
+    /// Forgets a lorry. A job still running for it may finish; its update is
+    /// then recorded on the job alone.
+    pub fn remove_lorry(&self, path: &str) -> Result<bool> {
+        Ok(self
+            .conn()
+            .execute("DELETE FROM lorries WHERE path = ?1", [path])?
+            > 0)
     }
 
     /// Makes `path` the next lorry to run, even if it is not yet due.

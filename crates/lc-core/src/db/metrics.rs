@@ -1,6 +1,6 @@
 //! Aggregates of STATEDB for `/1.0/metrics`.
 
-use super::Tx;
+use super::ReadTx;
 use crate::error::Result;
 
 /// A failing lorry with at least this many failures in a row, or that has
@@ -39,7 +39,7 @@ pub struct LorryHealth {
     pub disk_usage: Option<i64>,
 }
 
-impl Tx<'_> {
+impl ReadTx<'_> {
     pub fn fleet_snapshot(&self) -> Result<FleetSnapshot> {
         let mut snapshot = self.conn().query_row(
             "SELECT COUNT(*),

@@ -7,6 +7,12 @@
 //! Readers use a small pool of their own connections (WAL lets them run
 //! beside the writer).
 //!
+//! Reading and writing are different types: [`StateDb::read`] hands out a
+//! [`ReadTx`], which has no method that writes, on a connection opened with
+//! `PRAGMA query_only`; [`StateDb::write`] hands out a [`WriteTx`], which
+//! derefs to a `ReadTx` for its reads. A write attempted in a read
+//! transaction fails instead of being rolled back unnoticed.
+//!
 //! Callers never hold a connection across an `.await`: the web layer calls
 //! [`StateDb::write`] and [`StateDb::read`] from blocking tasks.
 
@@ -20,6 +26,7 @@ mod lorries;
 mod metrics;
 pub mod status;
 
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -59,19 +66,34 @@ pub struct StateDb {
     checkpointer: Checkpointer,
 }
 
-/// One transaction on STATEDB, with the time it runs at.
+/// One read transaction on STATEDB, with the time it runs at: it sees a
+/// single consistent state and cannot change it.
 ///
 /// `now` is read once when the transaction starts: the pretended time when
 /// tests have set one, otherwise the real clock.
-pub struct Tx<'c> {
+pub struct ReadTx<'c> {
     conn: &'c Connection,
     now: i64,
+}
+
+/// One write transaction on STATEDB: every method that changes state is
+/// here; reads come from the [`ReadTx`] it derefs to.
+pub struct WriteTx<'c> {
+    read: ReadTx<'c>,
+}
+
+impl<'c> Deref for WriteTx<'c> {
+    type Target = ReadTx<'c>;
+
+    fn deref(&self) -> &ReadTx<'c> {
+        &self.read
+    }
 }
 
 impl StateDb {
     /// Opens (creating if needed) the STATEDB at `path` and brings its schema up to date.
     pub fn open(path: &Path) -> Result<StateDb> {
-        let mut writer = connect(path)?;
+        let mut writer = connect(path, Access::ReadWrite)?;
         Migrations::from_slice(MIGRATIONS)
             .to_latest(&mut writer)
             .map_err(|source| Error::Migrate {
@@ -82,7 +104,7 @@ impl StateDb {
             path: path.to_owned(),
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
-            checkpointer: Checkpointer::start(path, connect(path)?)?,
+            checkpointer: Checkpointer::start(path, connect(path, Access::ReadWrite)?)?,
         })
     }
 
@@ -91,25 +113,27 @@ impl StateDb {
     }
 
     /// Runs `f` in one write transaction; commits when it returns `Ok`.
-    pub fn write<T>(&self, f: impl FnOnce(&Tx<'_>) -> Result<T>) -> Result<T> {
+    pub fn write<T>(&self, f: impl FnOnce(&WriteTx<'_>) -> Result<T>) -> Result<T> {
         let mut conn = lock(&self.writer);
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let value = f(&Tx::begin(&tx)?)?;
+        let value = f(&WriteTx {
+            read: ReadTx::begin(&tx)?,
+        })?;
         tx.commit()?;
         self.checkpointer.note_write();
         Ok(value)
     }
 
     /// Runs `f` in one read transaction: it sees a single consistent state.
-    pub fn read<T>(&self, f: impl FnOnce(&Tx<'_>) -> Result<T>) -> Result<T> {
+    pub fn read<T>(&self, f: impl FnOnce(&ReadTx<'_>) -> Result<T>) -> Result<T> {
         let pooled = lock(&self.readers).pop();
         let mut conn = match pooled {
             Some(conn) => conn,
-            None => connect(&self.path)?,
+            None => connect(&self.path, Access::ReadOnly)?,
         };
         let value = {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
-            let value = f(&Tx::begin(&tx)?)?;
+            let value = f(&ReadTx::begin(&tx)?)?;
             tx.finish()?;
             value
         };
@@ -127,7 +151,15 @@ impl StateDb {
     }
 }
 
-fn connect(path: &Path) -> Result<Connection> {
+/// What a connection may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    ReadWrite,
+    /// `PRAGMA query_only`: SQLite refuses every write.
+    ReadOnly,
+}
+
+fn connect(path: &Path, access: Access) -> Result<Connection> {
     let open_err = |source| Error::Open {
         path: path.to_owned(),
         source,
@@ -147,6 +179,10 @@ fn connect(path: &Path) -> Result<Connection> {
     // 16 is fewer than the webapp's distinct statements, and a statement
     // evicted is parsed again on its next use.
     conn.set_prepared_statement_cache_capacity(256);
+    if access == Access::ReadOnly {
+        conn.pragma_update(None, "query_only", true)
+            .map_err(open_err)?;
+    }
     Ok(conn)
 }
 
@@ -163,14 +199,14 @@ pub fn real_now() -> i64 {
     jiff::Timestamp::now().as_second()
 }
 
-impl<'c> Tx<'c> {
-    fn begin(conn: &'c Connection) -> Result<Tx<'c>> {
+impl<'c> ReadTx<'c> {
+    fn begin(conn: &'c Connection) -> Result<ReadTx<'c>> {
         let pretended: Option<i64> = conn
             .query_row("SELECT now FROM pretend_time WHERE id = 1", [], |r| {
                 r.get(0)
             })
             .optional()?;
-        Ok(Tx {
+        Ok(ReadTx {
             conn,
             now: pretended.unwrap_or_else(real_now),
         })
@@ -179,17 +215,6 @@ impl<'c> Tx<'c> {
     /// The time this transaction runs at.
     pub fn now(&self) -> i64 {
         self.now
-    }
-
-    /// Makes every later transaction see `now` as the current time (tests only).
-    pub fn set_pretend_time(&self, now: i64) -> Result<()> {
-        self.conn
-            .prepare_cached(
-                "INSERT INTO pretend_time (id, now) VALUES (1, ?1)
-             ON CONFLICT (id) DO UPDATE SET now = excluded.now",
-            )?
-            .execute([now])?;
-        Ok(())
     }
 
     pub fn running_queue(&self) -> Result<bool> {
@@ -201,13 +226,6 @@ impl<'c> Tx<'c> {
             != 0)
     }
 
-    pub fn set_running_queue(&self, running: bool) -> Result<()> {
-        self.conn
-            .prepare_cached("UPDATE running_queue SET running = ?1 WHERE id = 1")?
-            .execute([running as i64])?;
-        Ok(())
-    }
-
     pub fn max_jobs(&self) -> Result<Option<i64>> {
         Ok(self
             .conn
@@ -215,6 +233,31 @@ impl<'c> Tx<'c> {
                 r.get(0)
             })
             .optional()?)
+    }
+
+    /// The raw connection, for sibling modules of this one.
+    fn conn(&self) -> &Connection {
+        self.conn
+    }
+}
+
+impl WriteTx<'_> {
+    /// Makes every later transaction see `now` as the current time (tests only).
+    pub fn set_pretend_time(&self, now: i64) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO pretend_time (id, now) VALUES (1, ?1)
+             ON CONFLICT (id) DO UPDATE SET now = excluded.now",
+            )?
+            .execute([now])?;
+        Ok(())
+    }
+
+    pub fn set_running_queue(&self, running: bool) -> Result<()> {
+        self.conn
+            .prepare_cached("UPDATE running_queue SET running = ?1 WHERE id = 1")?
+            .execute([running as i64])?;
+        Ok(())
     }
 
     /// Sets the limit of concurrently running jobs; `None` removes it.
@@ -239,11 +282,6 @@ impl<'c> Tx<'c> {
                 .execute([])?,
         };
         Ok(())
-    }
-
-    /// The raw connection, for sibling modules of this one.
-    fn conn(&self) -> &Connection {
-        self.conn
     }
 }
 
@@ -284,6 +322,30 @@ pub(crate) mod tests {
         let (_dir, db) = fresh();
         db.write(|tx| tx.set_pretend_time(1_000)).expect("write");
         assert_eq!(db.read(|tx| Ok(tx.now())).expect("read"), 1_000);
+    }
+
+    #[test]
+    fn a_write_in_a_read_transaction_fails() {
+        let (_dir, db) = fresh();
+        let err = db
+            .read(|tx| {
+                tx.conn()
+                    .execute("UPDATE running_queue SET running = 0", [])?;
+                Ok(())
+            })
+            .expect_err("a read transaction cannot write");
+        assert!(
+            err.to_string().contains("readonly") || err.to_string().contains("read-only"),
+            "{err}"
+        );
+        // The refused write changed nothing, and the pooled reader stays read-only.
+        assert!(db.read(|tx| tx.running_queue()).expect("read"));
+        assert!(
+            db.read(|tx| Ok(tx.conn().execute("DELETE FROM max_jobs", [])?))
+                .is_err()
+        );
+        db.write(|tx| tx.set_running_queue(false)).expect("write");
+        assert!(!db.read(|tx| tx.running_queue()).expect("read"));
     }
 
     #[test]

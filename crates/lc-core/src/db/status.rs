@@ -8,7 +8,7 @@
 use lc_api::LorryInfo;
 use rusqlite::{OptionalExtension, Row, params};
 
-use super::Tx;
+use super::ReadTx;
 use crate::error::{Error, Result};
 
 /// The state of a lorry as the status page shows it. Each lorry is in
@@ -187,7 +187,7 @@ pub struct OutputSince {
     pub exit: Option<String>,
 }
 
-impl Tx<'_> {
+impl ReadTx<'_> {
     /// Counts per state of the lorries whose path starts with `prefix`.
     pub fn state_counts(&self, prefix: &str) -> Result<StateCounts> {
         let sql = format!(
