@@ -17,7 +17,7 @@ use lc_api::{ConfigProblem, ReadConfigurationSummary};
 use rusqlite::params;
 use serde_json::Value;
 
-use super::lorries::NewLorry;
+use super::lorries::{NEW_LORRY_COLUMNS, NewLorry, new_lorry_from_row};
 use super::{ReadTx, WriteTx};
 use crate::config::{HostSpec, LoadedConfig};
 use crate::error::Result;
@@ -70,19 +70,9 @@ impl ReadTx<'_> {
         let conn = self.conn();
         let mut existing: HashMap<String, NewLorry> = HashMap::new();
         {
-            let mut stmt = conn.prepare_cached(
-                "SELECT path, text, from_host, from_path, interval, lorry_timeout FROM lorries",
-            )?;
-            let rows = stmt.query_map([], |r| {
-                Ok(NewLorry {
-                    path: r.get(0)?,
-                    text: r.get(1)?,
-                    from_host: r.get(2)?,
-                    from_path: r.get(3)?,
-                    interval: r.get(4)?,
-                    lorry_timeout: r.get(5)?,
-                })
-            })?;
+            let mut stmt =
+                conn.prepare_cached(&format!("SELECT {NEW_LORRY_COLUMNS} FROM lorries"))?;
+            let rows = stmt.query_map([], new_lorry_from_row)?;
             for row in rows {
                 let row = row?;
                 existing.insert(row.path.clone(), row);

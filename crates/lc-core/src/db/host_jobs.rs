@@ -5,10 +5,22 @@
 //! hosts are at their cap, give-me-job skips their lorries and hands out the
 //! first other one in queue order.
 
-use rusqlite::{OptionalExtension, params};
+use std::sync::LazyLock;
 
+use rusqlite::OptionalExtension;
+use rusqlite::types::Value;
+
+use super::lorries::{first_found, next_due_lookups};
 use super::{ReadTx, WriteTx};
 use crate::error::{Error, Result};
+
+/// Lorries of hosts not in the JSON list `?2`.
+const NOT_SATURATED: &str = " AND from_host NOT IN (SELECT value FROM json_each(?2))";
+
+/// The next-due lookups, skipping the lorries of the hosts in `?2`; each
+/// walks its index until a lorry of another host.
+static NEXT_DUE_WITHIN_CAP: LazyLock<Vec<String>> =
+    LazyLock::new(|| next_due_lookups(NOT_SATURATED));
 
 impl ReadTx<'_> {
     pub fn max_jobs_per_host(&self) -> Result<Option<i64>> {
@@ -45,30 +57,7 @@ impl ReadTx<'_> {
             return self.next_due_lorry();
         }
         let saturated = serde_json::Value::from(saturated).to_string();
-        // The queue order's three groups, as in next_due_lorry; each walks
-        // its index until a lorry of an unsaturated host.
-        let lookups = [
-            "SELECT path FROM lorries WHERE running_job IS NULL AND move_kind = -1
-               AND from_host NOT IN (SELECT value FROM json_each(?2))
-             ORDER BY move_seq DESC LIMIT 1",
-            "SELECT path FROM lorries WHERE running_job IS NULL AND move_kind = 0 AND due <= ?1
-               AND from_host NOT IN (SELECT value FROM json_each(?2))
-             ORDER BY due, path LIMIT 1",
-            "SELECT path FROM lorries WHERE running_job IS NULL AND move_kind = 1 AND due <= ?1
-               AND from_host NOT IN (SELECT value FROM json_each(?2))
-             ORDER BY move_seq LIMIT 1",
-        ];
-        for sql in lookups {
-            let found = self
-                .conn()
-                .prepare_cached(sql)?
-                .query_row(params![self.now, saturated], |r| r.get(0))
-                .optional()?;
-            if found.is_some() {
-                return Ok(found);
-            }
-        }
-        Ok(None)
+        first_found(self, &NEXT_DUE_WITHIN_CAP, &[Value::Text(saturated)])
     }
 }
 
@@ -192,13 +181,8 @@ mod tests {
             "{running}"
         );
         assert!(!running.contains("SCAN l"), "{running}");
-        let due = plan(
-            "SELECT path FROM lorries WHERE running_job IS NULL AND move_kind = 0 AND due <= 5
-               AND from_host NOT IN (SELECT value FROM json_each('[\"a\"]'))
-             ORDER BY due, path LIMIT 1",
-        );
-        assert!(due.contains("lorries_idle_by_due"), "{due}");
-        assert!(!due.contains("TEMP B-TREE"), "{due}");
+        let plans = super::super::lorries::tests::lookup_plans(&db, super::NOT_SATURATED);
+        super::super::lorries::tests::assert_index_walks(&plans);
     }
 
     #[test]

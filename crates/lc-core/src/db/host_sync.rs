@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use rusqlite::{OptionalExtension, params};
 
-use super::lorries::NewLorry;
+use super::lorries::{NEW_LORRY_COLUMNS, NewLorry, new_lorry_from_row};
 use super::{ReadTx, WriteTx};
 use crate::error::{Error, Result};
 
@@ -170,20 +170,10 @@ impl WriteTx<'_> {
         }
         let mut existing: HashMap<String, NewLorry> = HashMap::new();
         {
-            let mut stmt = self.conn().prepare_cached(
-                "SELECT path, text, from_host, from_path, interval, lorry_timeout
-                 FROM lorries WHERE from_host = ?1",
-            )?;
-            let rows = stmt.query_map([host], |r| {
-                Ok(NewLorry {
-                    path: r.get(0)?,
-                    text: r.get(1)?,
-                    from_host: r.get(2)?,
-                    from_path: r.get(3)?,
-                    interval: r.get(4)?,
-                    lorry_timeout: r.get(5)?,
-                })
-            })?;
+            let mut stmt = self.conn().prepare_cached(&format!(
+                "SELECT {NEW_LORRY_COLUMNS} FROM lorries WHERE from_host = ?1"
+            ))?;
+            let rows = stmt.query_map([host], new_lorry_from_row)?;
             for row in rows {
                 let row = row?;
                 existing.insert(row.path.clone(), row);

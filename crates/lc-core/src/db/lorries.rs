@@ -9,40 +9,91 @@
 //! A move lasts until the lorry's next job starts. Because moves are kept
 //! apart from `last_run`, they are exact whatever the intervals.
 
+use std::sync::LazyLock;
+
 use lc_api::LorryInfo;
-use rusqlite::{OptionalExtension, Row, params};
+use rusqlite::{OptionalExtension, Row, params, params_from_iter, types::Value};
 
 use super::{ReadTx, WriteTx};
 use crate::error::{Error, Result};
 
-const LORRY_COLUMNS: &str = "path, text, from_host, from_path, interval, lorry_timeout, \
-     last_run, last_run_exit, last_run_error, running_job, disk_usage, due, \
-     last_success, consecutive_failures";
-
-/// The ORDER BY of the whole queue; `?1` is now. Must agree with [`Tx::next_due_lorry`].
-const QUEUE_ORDER: &str = "ORDER BY
-    CASE WHEN running_job IS NOT NULL THEN 3
-         WHEN move_kind = -1 THEN 0
-         WHEN due <= ?1 AND move_kind = 0 THEN 1
-         WHEN due <= ?1 THEN 2
-         ELSE 3 END,
-    CASE WHEN running_job IS NULL AND move_kind = -1 THEN -move_seq
-         WHEN running_job IS NULL AND move_kind = 1 AND due <= ?1 THEN move_seq
-         ELSE due END,
-    path";
-
-/// A lorry as read from CONFGIT or generated from an Upstream Host.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewLorry {
-    pub path: String,
-    pub text: String,
-    pub from_host: String,
-    pub from_path: String,
-    pub interval: i64,
-    pub lorry_timeout: i64,
+/// One group of idle lorries in the run queue: which lorries it holds (SQL
+/// over a `lorries` row; `?1` is now) and their order within the group, as
+/// written for the partial index that give-me-job walks.
+struct QueueGroup {
+    holds: &'static str,
+    order: &'static str,
 }
 
-fn lorry_from_row(row: &Row<'_>) -> rusqlite::Result<LorryInfo> {
+/// The run queue's order, the one definition of it. Idle lorries of these
+/// groups come first, group by group; all others (running, or idle and not
+/// yet due) follow by when they become due; ties go by path. The groups are
+/// disjoint (by `move_kind`).
+const IDLE_GROUPS: [QueueGroup; 3] = [
+    QueueGroup {
+        holds: "move_kind = -1",
+        order: "move_seq DESC",
+    },
+    QueueGroup {
+        holds: "move_kind = 0 AND due <= ?1",
+        order: "due, path",
+    },
+    QueueGroup {
+        holds: "move_kind = 1 AND due <= ?1",
+        order: "move_seq",
+    },
+];
+
+/// A lorry without a running job.
+const IDLE: &str = "running_job IS NULL";
+
+/// The terms of the whole queue's ORDER BY, from [`IDLE_GROUPS`]: the group
+/// (the rest last), then each group's own order (NULL outside the group, so
+/// it only sorts within it), then due time and path.
+pub(super) static QUEUE_ORDER_TERMS: LazyLock<String> = LazyLock::new(|| {
+    let mut group = String::from("CASE");
+    let mut within = Vec::new();
+    for (i, g) in IDLE_GROUPS.iter().enumerate() {
+        group.push_str(&format!(" WHEN {IDLE} AND {} THEN {i}", g.holds));
+        for term in g.order.split(", ") {
+            let (expr, dir) = match term.strip_suffix(" DESC") {
+                Some(expr) => (expr, " DESC"),
+                None => (term, ""),
+            };
+            within.push(format!(
+                "CASE WHEN {IDLE} AND {} THEN {expr} END{dir}",
+                g.holds
+            ));
+        }
+    }
+    group.push_str(&format!(" ELSE {} END", IDLE_GROUPS.len()));
+    format!("{group}, {}, due, path", within.join(", "))
+});
+
+/// The first lorry of each group that may run now, in the queue's order;
+/// `extra` narrows them further (`AND ...`). Each is a walk of a partial
+/// index that stops at the first row found.
+pub(super) fn next_due_lookups(extra: &str) -> Vec<String> {
+    IDLE_GROUPS
+        .iter()
+        .map(|g| {
+            format!(
+                "SELECT path FROM lorries WHERE {IDLE} AND {}{extra} ORDER BY {} LIMIT 1",
+                g.holds, g.order
+            )
+        })
+        .collect()
+}
+
+static NEXT_DUE: LazyLock<Vec<String>> = LazyLock::new(|| next_due_lookups(""));
+
+/// The columns [`lorry_from_row`] reads, in its order.
+pub(super) const LORRY_COLUMNS: &str = "path, text, from_host, from_path, interval, \
+     lorry_timeout, last_run, last_run_exit, last_run_error, running_job, disk_usage, due, \
+     last_success, consecutive_failures";
+
+/// A lorry row selected as [`LORRY_COLUMNS`].
+pub(super) fn lorry_from_row(row: &Row<'_>) -> rusqlite::Result<LorryInfo> {
     Ok(LorryInfo {
         path: row.get(0)?,
         text: row.get(1)?,
@@ -60,6 +111,57 @@ fn lorry_from_row(row: &Row<'_>) -> rusqlite::Result<LorryInfo> {
         consecutive_failures: row.get(13)?,
         jobs: None,
     })
+}
+
+/// A lorry as read from CONFGIT or generated from an Upstream Host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewLorry {
+    pub path: String,
+    pub text: String,
+    pub from_host: String,
+    pub from_path: String,
+    pub interval: i64,
+    pub lorry_timeout: i64,
+}
+
+/// The columns [`new_lorry_from_row`] reads, in its order: those that
+/// configuration sets.
+pub(super) const NEW_LORRY_COLUMNS: &str =
+    "path, text, from_host, from_path, interval, lorry_timeout";
+
+/// A lorry row selected as [`NEW_LORRY_COLUMNS`].
+pub(super) fn new_lorry_from_row(row: &Row<'_>) -> rusqlite::Result<NewLorry> {
+    Ok(NewLorry {
+        path: row.get(0)?,
+        text: row.get(1)?,
+        from_host: row.get(2)?,
+        from_path: row.get(3)?,
+        interval: row.get(4)?,
+        lorry_timeout: row.get(5)?,
+    })
+}
+
+/// Runs the lookups of [`next_due_lookups`] in order; `?1` is now, `?2`
+/// on the values given in `more`.
+pub(super) fn first_found(
+    tx: &ReadTx<'_>,
+    lookups: &[String],
+    more: &[Value],
+) -> Result<Option<String>> {
+    let mut values = vec![Value::Integer(tx.now)];
+    values.extend_from_slice(more);
+    for sql in lookups {
+        let mut stmt = tx.conn().prepare_cached(sql)?;
+        // A group that does not look at the time has no ?1.
+        let used = stmt.parameter_count();
+        let found = stmt
+            .query_row(params_from_iter(&values[..used]), |r| r.get(0))
+            .optional()?;
+        if found.is_some() {
+            return Ok(found);
+        }
+    }
+    Ok(None)
 }
 
 impl ReadTx<'_> {
@@ -100,7 +202,7 @@ impl ReadTx<'_> {
 
     /// Paths of all lorries in queue order.
     pub fn queue(&self) -> Result<Vec<String>> {
-        let sql = format!("SELECT path FROM lorries {QUEUE_ORDER}");
+        let sql = format!("SELECT path FROM lorries ORDER BY {}", *QUEUE_ORDER_TERMS);
         let mut stmt = self.conn().prepare_cached(&sql)?;
         let paths = stmt
             .query_map([self.now], |r| r.get(0))?
@@ -110,7 +212,10 @@ impl ReadTx<'_> {
 
     /// All lorries in queue order.
     pub fn queue_lorries(&self) -> Result<Vec<LorryInfo>> {
-        let sql = format!("SELECT {LORRY_COLUMNS} FROM lorries {QUEUE_ORDER}");
+        let sql = format!(
+            "SELECT {LORRY_COLUMNS} FROM lorries ORDER BY {}",
+            *QUEUE_ORDER_TERMS
+        );
         let mut stmt = self.conn().prepare_cached(&sql)?;
         let lorries = stmt
             .query_map([self.now], lorry_from_row)?
@@ -120,29 +225,10 @@ impl ReadTx<'_> {
 
     /// The first lorry in queue order that may run now, if any.
     ///
-    /// Three index lookups, one per group of the queue order, so the cost
-    /// does not grow with the number of lorries.
+    /// One index lookup per group of the queue order, so the cost does not
+    /// grow with the number of lorries.
     pub(super) fn next_due_lorry(&self) -> Result<Option<String>> {
-        let lookups = [
-            "SELECT path FROM lorries WHERE running_job IS NULL AND move_kind = -1
-             ORDER BY move_seq DESC LIMIT 1",
-            "SELECT path FROM lorries WHERE running_job IS NULL AND move_kind = 0 AND due <= ?1
-             ORDER BY due, path LIMIT 1",
-            "SELECT path FROM lorries WHERE running_job IS NULL AND move_kind = 1 AND due <= ?1
-             ORDER BY move_seq LIMIT 1",
-        ];
-        for (i, sql) in lookups.iter().enumerate() {
-            let mut stmt = self.conn().prepare_cached(sql)?;
-            let found = if i == 0 {
-                stmt.query_row([], |r| r.get(0)).optional()?
-            } else {
-                stmt.query_row([self.now], |r| r.get(0)).optional()?
-            };
-            if found.is_some() {
-                return Ok(found);
-            }
-        }
-        Ok(None)
+        first_found(self, &NEXT_DUE, &[])
     }
 }
 
@@ -313,29 +399,117 @@ pub(crate) mod tests {
         ));
     }
 
+    /// The query plan of each next-due lookup with `extra`.
+    pub(crate) fn lookup_plans(db: &StateDb, extra: &str) -> Vec<String> {
+        db.read(|tx| {
+            let mut plans = Vec::new();
+            for sql in next_due_lookups(extra) {
+                let mut stmt = tx
+                    .conn()
+                    .prepare_cached(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+                let unbound = vec![Value::Null; stmt.parameter_count()];
+                let rows: Vec<String> = stmt
+                    .query_map(params_from_iter(unbound), |r| r.get(3))?
+                    .collect::<rusqlite::Result<_>>()?;
+                plans.push(rows.join("; "));
+            }
+            Ok(plans)
+        })
+        .expect("plans")
+    }
+
+    /// Moved to the top and due lorries are found by walking their index
+    /// in order, stopping at the first; only the lorries moved to the
+    /// bottom (a handful, moved by hand) are sorted. No lookup reads all
+    /// lorries.
+    pub(crate) fn assert_index_walks(plans: &[String]) {
+        for (plan, index) in plans.iter().zip([
+            "lorries_idle_by_move",
+            "lorries_idle_by_due",
+            "lorries_idle_by_",
+        ]) {
+            assert!(
+                plan.contains(&format!("SEARCH lorries USING INDEX {index}")),
+                "{plan}"
+            );
+            assert!(!plan.contains("SCAN lorries"), "{plan}");
+        }
+        for plan in &plans[..2] {
+            assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+        }
+    }
+
     #[test]
     fn give_me_job_lookups_use_the_indexes() {
         let (_dir, db) = fresh();
-        let plans: Vec<String> = db
-            .read(|tx| {
-                let mut plans = Vec::new();
-                for sql in [
-                    "EXPLAIN QUERY PLAN SELECT path FROM lorries WHERE running_job IS NULL \
-                     AND move_kind = 0 AND due <= 5 ORDER BY due, path LIMIT 1",
-                    "EXPLAIN QUERY PLAN SELECT path FROM lorries WHERE running_job IS NULL \
-                     AND move_kind = -1 ORDER BY move_seq DESC LIMIT 1",
-                ] {
-                    let mut stmt = tx.conn().prepare(sql)?;
-                    let rows: Vec<String> = stmt
-                        .query_map([], |r| r.get(3))?
-                        .collect::<rusqlite::Result<_>>()?;
-                    plans.push(rows.join("; "));
+        let plans = lookup_plans(&db, "");
+        assert_index_walks(&plans);
+    }
+
+    /// Whatever the fleet, give-me-job's lookups pick the first lorry of the
+    /// queue order that is idle and either moved to the top or due.
+    #[test]
+    fn next_due_agrees_with_the_queue_order() {
+        let (_dir, db) = fresh();
+        // A small linear congruential generator: the same "random" fleet each run.
+        let mut seed: u64 = 7;
+        let mut next = move |n: u64| {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 33) % n
+        };
+        db.write(|tx| {
+            for i in 0..60 {
+                tx.upsert_lorry(&lorry(&format!("l{i:02}"), 1 + next(50) as i64))?;
+                tx.conn().execute(
+                    "UPDATE lorries SET last_run = ?2 WHERE path = ?1",
+                    params![format!("l{i:02}"), next(100) as i64],
+                )?;
+            }
+            Ok(())
+        })
+        .expect("fleet");
+        for step in 0..300 {
+            let path = format!("l{:02}", next(60));
+            db.write(|tx| {
+                tx.set_pretend_time(50 + next(100) as i64)?;
+                match next(4) {
+                    0 => tx.move_to_top(&path),
+                    1 => tx.move_to_bottom(&path),
+                    2 => {
+                        tx.conn().execute(
+                            "UPDATE lorries SET running_job = CASE WHEN running_job IS NULL
+                             THEN 1 END, move_kind = 0, move_seq = 0 WHERE path = ?1",
+                            [&path],
+                        )?;
+                        Ok(())
+                    }
+                    _ => Ok(()),
                 }
-                Ok(plans)
             })
-            .expect("plans");
-        assert!(plans[0].contains("lorries_idle_by_due"), "{}", plans[0]);
-        assert!(!plans[0].contains("TEMP B-TREE"), "{}", plans[0]);
-        assert!(plans[1].contains("lorries_idle_by_move"), "{}", plans[1]);
+            .expect("step");
+            let (next_due, queue, now) = db
+                .read(|tx| Ok((tx.next_due_lorry()?, tx.queue_lorries()?, tx.now())))
+                .expect("read");
+            let moved_to_top: Vec<String> = db
+                .read(|tx| {
+                    let mut stmt = tx
+                        .conn()
+                        .prepare_cached("SELECT path FROM lorries WHERE move_kind = -1")?;
+                    let paths = stmt
+                        .query_map([], |r| r.get(0))?
+                        .collect::<rusqlite::Result<_>>()?;
+                    Ok(paths)
+                })
+                .expect("moved");
+            let expected = queue
+                .iter()
+                .find(|l| {
+                    l.running_job.is_none() && (l.due <= now || moved_to_top.contains(&l.path))
+                })
+                .map(|l| l.path.clone());
+            assert_eq!(next_due, expected, "step {step}");
+        }
     }
 }

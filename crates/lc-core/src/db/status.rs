@@ -6,9 +6,12 @@
 //! one query returns a single page of rows. Both filter by path prefix.
 
 use lc_api::LorryInfo;
-use rusqlite::{OptionalExtension, Row, params};
+use std::sync::LazyLock;
+
+use rusqlite::{OptionalExtension, params};
 
 use super::ReadTx;
+use super::lorries::{LORRY_COLUMNS, QUEUE_ORDER_TERMS, lorry_from_row};
 use crate::error::{Error, Result};
 
 /// The state of a lorry as the status page shows it. Each lorry is in
@@ -73,46 +76,16 @@ const STATE_SQL: &str = "(CASE WHEN running_job IS NOT NULL THEN 'running'
 /// Rows matching the path prefix `?2` (empty matches all).
 const PREFIX_SQL: &str = "substr(path, 1, length(?2)) = ?2";
 
-/// Failed lorries first, then the run queue's own order (see `lorries.rs`:
-/// moved to the top, due by how long overdue, moved to the bottom, then the
-/// rest by due time). `?1` is now. A test checks that without failures this
-/// is exactly [`Tx::queue`].
-const PAGE_ORDER: &str = "ORDER BY
-    CASE WHEN running_job IS NULL AND last_run_exit IS NOT NULL AND last_run_exit != '0'
-         THEN 0 ELSE 1 END,
-    CASE WHEN running_job IS NOT NULL THEN 3
-         WHEN move_kind = -1 THEN 0
-         WHEN due <= ?1 AND move_kind = 0 THEN 1
-         WHEN due <= ?1 THEN 2
-         ELSE 3 END,
-    CASE WHEN running_job IS NULL AND move_kind = -1 THEN -move_seq
-         WHEN running_job IS NULL AND move_kind = 1 AND due <= ?1 THEN move_seq
-         ELSE due END,
-    path";
-
-const COLUMNS: &str = "path, text, from_host, from_path, interval, lorry_timeout, \
-     last_run, last_run_exit, last_run_error, running_job, disk_usage, due, \
-     last_success, consecutive_failures";
-
-fn lorry_from_row(row: &Row<'_>) -> rusqlite::Result<LorryInfo> {
-    Ok(LorryInfo {
-        path: row.get(0)?,
-        text: row.get(1)?,
-        from_host: row.get(2)?,
-        from_path: row.get(3)?,
-        interval: row.get(4)?,
-        lorry_timeout: row.get(5)?,
-        last_run: row.get(6)?,
-        last_run_exit: row.get(7)?,
-        last_run_error: row.get(8)?,
-        running_job: row.get(9)?,
-        disk_usage: row.get(10)?,
-        due: row.get(11)?,
-        last_success: row.get(12)?,
-        consecutive_failures: row.get(13)?,
-        jobs: None,
-    })
-}
+/// Failed lorries first, then the run queue's own order (see `lorries.rs`).
+/// A test checks that without failures this is exactly [`ReadTx::queue`].
+static PAGE_ORDER: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "ORDER BY CASE WHEN running_job IS NULL AND last_run_exit IS NOT NULL
+                        AND last_run_exit != '0' THEN 0 ELSE 1 END,
+                  {}",
+        *QUEUE_ORDER_TERMS
+    )
+});
 
 /// How many lorries under a prefix are in each state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -226,9 +199,10 @@ impl ReadTx<'_> {
             None => counts.total(),
         };
         let sql = format!(
-            "SELECT {COLUMNS} FROM lorries
+            "SELECT {LORRY_COLUMNS} FROM lorries
              WHERE {PREFIX_SQL} AND (?3 IS NULL OR {STATE_SQL} = ?3)
-             {PAGE_ORDER} LIMIT ?4 OFFSET ?5"
+             {} LIMIT ?4 OFFSET ?5",
+            *PAGE_ORDER
         );
         let mut stmt = self.conn().prepare_cached(&sql)?;
         let lorries = stmt
