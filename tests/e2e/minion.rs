@@ -39,6 +39,10 @@ struct Minion(Child);
 
 impl Minion {
     fn start(webapp: &Webapp, lorry: &Path, name: &str) -> Minion {
+        Minion::start_with(webapp, lorry, name, &[])
+    }
+
+    fn start_with(webapp: &Webapp, lorry: &Path, name: &str, extra: &[&str]) -> Minion {
         let child = Command::new(MINION)
             .args([
                 "--webapp-host=127.0.0.1".to_owned(),
@@ -50,6 +54,7 @@ impl Minion {
                 format!("--log={}", webapp.dir.join(format!("{name}.log")).display()),
                 "--log-level=debug".into(),
             ])
+            .args(extra)
             .stdin(Stdio::null())
             .spawn()
             .expect("start minion");
@@ -203,6 +208,46 @@ fn sigterm_kills_the_running_job_reports_it_and_exits() {
             .unwrap_or_default()
             .contains("the minion is stopping"),
         "{job}"
+    );
+}
+
+#[test]
+fn a_job_writing_more_non_ascii_output_than_one_request_holds_is_reported_whole() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // 4,000,000 × "é\n" on each stream: 12 MB each, 36 MB each once
+    // form-encoded (é takes 6 bytes, the newline 3), 72 MB in all: over the
+    // webapp's 64 MiB body limit if sent in one update.
+    let lorry = dir.path().join("noisy-lorry");
+    std::fs::write(
+        &lorry,
+        "#!/bin/sh\nyes é | head -n 4000000\nyes é | head -n 4000000 >&2\nexit 3\n",
+    )
+    .expect("write lorry");
+    std::fs::set_permissions(&lorry, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let webapp = Webapp::start(dir.path(), &[]);
+    webapp.seed(&[git_lorry("e2e/noisy", 3600, 3600)]);
+    // All the output piles up for the final report.
+    let _minion = Minion::start_with(&webapp, &lorry, "minion", &["--update-interval=3600"]);
+    // A generous limit: 72 MB go through the webapp into STATEDB.
+    wait_for("the noisy job to end", Duration::from_secs(240), || {
+        let info = webapp.get_ok("/1.0/lorry/e2e/noisy");
+        (!info["last_run_exit"].is_null()).then_some(())
+    });
+    let job = ended_job(&webapp, "e2e/noisy");
+    assert_eq!(job["exit"], "3", "the exit code arrived");
+    let output = job["output"].as_str().unwrap_or_default();
+    assert_eq!(
+        output.len(),
+        2 * 4_000_000 * "é\n".len(),
+        "all the output arrived"
+    );
+    assert!(output.chars().all(|c| c == 'é' || c == '\n'));
+    let lorry_info = webapp.get_ok("/1.0/lorry/e2e/noisy");
+    assert_eq!(lorry_info["last_run_exit"], "3");
+    assert!(
+        lorry_info["running_job"].is_null(),
+        "{}",
+        lorry_info["running_job"]
     );
 }
 

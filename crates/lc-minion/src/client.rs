@@ -35,6 +35,12 @@ impl ClientError {
         !matches!(self, ClientError::Refused { .. })
     }
 
+    /// Whether the webapp (or a proxy in front of it) found the request
+    /// body too large (413).
+    pub fn is_too_large(&self) -> bool {
+        matches!(self, ClientError::Refused { status: 413, .. })
+    }
+
     /// Whether the webapp no longer has the job as running: it ended it
     /// (409, for instance as a ghost) or forgot it (404).
     pub fn job_is_gone(&self) -> bool {

@@ -32,6 +32,10 @@ pub struct MinionConfig {
     pub shutdown_report_timeout: Duration,
     /// Most bytes of each stream kept while the webapp is unreachable.
     pub output_cap: usize,
+    /// Most bytes of one form-encoded job-update body. Output beyond it
+    /// goes in further updates. The webapp accepts 64 MiB; non-ASCII text
+    /// takes three times its size once encoded.
+    pub update_max_bytes: usize,
     /// Host name and process id given in give-me-job.
     pub host: String,
     pub pid: u32,
@@ -54,6 +58,7 @@ impl MinionConfig {
             kill_grace: Duration::from_secs(5),
             shutdown_report_timeout: Duration::from_secs(30),
             output_cap: 16 * 1024 * 1024,
+            update_max_bytes: 16 * 1024 * 1024,
             host: hostname(),
             pid: std::process::id(),
             lorry: LorryCommand::new(program),

@@ -15,7 +15,7 @@ use tracing::Instrument;
 use crate::client::{ClientError, Exit, Job, WebappClient};
 use crate::config::MinionConfig;
 use crate::disk::{disk_usage, working_dir};
-use crate::output::{StreamBuffer, Unsent};
+use crate::output::{Chunk, StreamBuffer, Unsent};
 use crate::{Backoff, Shutdown};
 
 /// How long lorry's pipes may stay open after lorry exited (a straggler in
@@ -59,13 +59,37 @@ fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, Streams> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Text not yet acknowledged by the webapp.
+/// Room left in a job-update body for the fields other than the output
+/// (`job_id`, `exit`, `disk_usage` and the field names).
+const FORM_OVERHEAD: usize = 256;
+
+/// The smallest body budget 413 answers shrink it to; below it the output
+/// is dropped (with a note) so that the exit still gets through.
+const MIN_BUDGET: usize = 4096;
+
+/// Text not yet acknowledged by the webapp, and how big a body may be.
 struct Pending {
     stdout: Unsent,
     stderr: Unsent,
+    /// Most bytes of one form-encoded job-update body.
+    budget: usize,
+}
+
+/// The output sent in one job-update.
+struct Batch {
+    stdout: Chunk,
+    stderr: Chunk,
 }
 
 impl Pending {
+    fn new(config: &MinionConfig) -> Self {
+        Pending {
+            stdout: Unsent::new(config.output_cap),
+            stderr: Unsent::new(config.output_cap),
+            budget: config.update_max_bytes.max(MIN_BUDGET),
+        }
+    }
+
     fn absorb(&mut self, shared: &Shared, all: bool, config: &MinionConfig) {
         let mut streams = lock(shared);
         let out = streams.stdout.take(all, &config.redactor);
@@ -75,9 +99,62 @@ impl Pending {
         self.stderr.push(&err);
     }
 
-    fn clear(&mut self) {
-        self.stdout.clear();
-        self.stderr.clear();
+    /// As much of both streams as fits one body: each stream gets half the
+    /// room, and what one does not need goes to the other.
+    fn batch(&self) -> Batch {
+        let room = self.budget.saturating_sub(FORM_OVERHEAD);
+        let half = room / 2;
+        let err_need = self.stderr.encoded_len();
+        let out_need = self.stdout.encoded_len();
+        let (out_room, err_room) = if err_need <= half {
+            (room - err_need, err_need)
+        } else if out_need <= half {
+            (out_need, room - out_need)
+        } else {
+            (room - half, half)
+        };
+        Batch {
+            stdout: self.stdout.chunk(out_room),
+            stderr: self.stderr.chunk(err_room),
+        }
+    }
+
+    /// Whether `batch` is all there is to send.
+    fn is_all(&self, batch: &Batch) -> bool {
+        self.stdout.covered_by(&batch.stdout) && self.stderr.covered_by(&batch.stderr)
+    }
+
+    fn acknowledge(&mut self, batch: &Batch) {
+        self.stdout.acknowledge(&batch.stdout);
+        self.stderr.acknowledge(&batch.stderr);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.stdout.is_empty() && self.stderr.is_empty()
+    }
+
+    /// After a 413: halves the budget. When it is already at its floor,
+    /// drops the output instead (the exit matters more); false when even
+    /// that was done already, so nothing smaller can be sent.
+    fn shrink(&mut self) -> bool {
+        if self.budget > MIN_BUDGET {
+            self.budget = (self.budget / 2).max(MIN_BUDGET);
+            tracing::warn!(
+                budget = self.budget,
+                "the webapp found a job-update too large; sending smaller ones"
+            );
+            return true;
+        }
+        if self.stdout.has_text() || self.stderr.has_text() {
+            tracing::error!(
+                "the webapp refuses even small job-updates; dropping the output to report the exit"
+            );
+            let why = "because the webapp refused them as too large";
+            self.stdout.drop_all(why);
+            self.stderr.drop_all(why);
+            return true;
+        }
+        false
     }
 }
 
@@ -96,10 +173,7 @@ impl Job {
         shutdown: &mut Shutdown,
     ) -> JobOutcome {
         tracing::info!(lorry_timeout = self.lorry_timeout, "job received");
-        let mut pending = Pending {
-            stdout: Unsent::new(config.output_cap),
-            stderr: Unsent::new(config.output_cap),
-        };
+        let mut pending = Pending::new(config);
         if shutdown.is_requested() {
             pending
                 .stderr
@@ -159,6 +233,7 @@ impl Job {
         let mut backoff = Backoff::new(config.update_interval, config.retry_max);
         let mut next_update = Instant::now() + config.update_interval;
         let mut in_flight: Option<JoinHandle<Result<lc_api::JobInfo, ClientError>>> = None;
+        let mut sent: Option<Batch> = None;
         let mut reporting = true;
         let mut kill: Option<Kill> = None;
         let status = loop {
@@ -168,11 +243,13 @@ impl Job {
                 () = sleep_until(next_update), if reporting && in_flight.is_none() => {
                     pending.absorb(&shared, false, config);
                     let client = client.clone();
+                    let batch = pending.batch();
                     let (job_id, out, err) = (
                         self.job_id,
-                        pending.stdout.to_send().into_owned(),
-                        pending.stderr.to_send().into_owned(),
+                        batch.stdout.text.clone(),
+                        batch.stderr.text.clone(),
                     );
+                    sent = Some(batch);
                     in_flight = Some(tokio::spawn(async move {
                         client.job_update(job_id, Exit::Running, &out, &err, None).await
                     }));
@@ -190,9 +267,16 @@ impl Job {
                     }));
                     match answer {
                         Ok(info) => {
-                            pending.clear();
+                            if let Some(batch) = sent.take() {
+                                pending.acknowledge(&batch);
+                            }
                             backoff.reset();
-                            next_update = Instant::now() + config.update_interval;
+                            // More waiting than one body holds goes at once.
+                            next_update = if pending.is_empty() {
+                                Instant::now() + config.update_interval
+                            } else {
+                                Instant::now()
+                            };
                             if info.kill_job && kill.is_none() {
                                 kill = start_kill(group, "the webapp asked for it (stop-job or lorry-timeout)", config);
                             }
@@ -203,6 +287,9 @@ impl Job {
                             if kill.is_none() {
                                 kill = start_kill(group, "the webapp no longer has this job running", config);
                             }
+                        }
+                        Err(e) if e.is_too_large() && pending.shrink() => {
+                            next_update = Instant::now();
                         }
                         Err(e) => {
                             let wait = backoff.next_wait();
@@ -229,8 +316,9 @@ impl Job {
         };
         if let Some(handle) = in_flight.take()
             && let Ok(Ok(_)) = handle.await
+            && let Some(batch) = sent.take()
         {
-            pending.clear();
+            pending.acknowledge(&batch);
         }
         if kill.is_some() {
             // Whatever lorry left behind in its group goes too.
@@ -282,9 +370,11 @@ impl Job {
             .await
     }
 
-    /// Sends the final update until the webapp has it. It is retried for as
-    /// long as the webapp is unreachable, except once the minion is
-    /// stopping: then for `shutdown_report_timeout` at most.
+    /// Sends what output is left and then the final update, until the
+    /// webapp has it. Output that does not fit one body goes first in
+    /// `exit=no` updates; a 413 shrinks the bodies (see [`Pending::shrink`]).
+    /// It is retried for as long as the webapp is unreachable, except once
+    /// the minion is stopping: then for `shutdown_report_timeout` at most.
     async fn report_end(
         &self,
         config: &MinionConfig,
@@ -298,42 +388,61 @@ impl Job {
         let mut give_up_at = shutdown
             .is_requested()
             .then(|| Instant::now() + config.shutdown_report_timeout);
+        let lost = |why: &str| {
+            tracing::error!(exit, "{why}");
+            JobOutcome {
+                exit,
+                reported: false,
+            }
+        };
         loop {
+            let batch = pending.batch();
+            let last = pending.is_all(&batch);
+            let (state, usage) = if last {
+                (Exit::Exited(exit), usage)
+            } else {
+                (Exit::Running, None)
+            };
             let answer = client
                 .job_update(
                     self.job_id,
-                    Exit::Exited(exit),
-                    &pending.stdout.to_send(),
-                    &pending.stderr.to_send(),
+                    state,
+                    &batch.stdout.text,
+                    &batch.stderr.text,
                     usage,
                 )
                 .await;
             match answer {
-                Ok(_) => {
-                    pending.clear();
+                Ok(_) if last => {
+                    pending.acknowledge(&batch);
                     tracing::info!(exit, disk_usage = ?usage, "job reported");
                     return JobOutcome {
                         exit,
                         reported: true,
                     };
                 }
+                Ok(_) => {
+                    pending.acknowledge(&batch);
+                    backoff.reset();
+                }
+                Err(e) if e.is_too_large() => {
+                    if !pending.shrink() {
+                        return lost(&format!(
+                            "the webapp refuses even the smallest final report: {e}"
+                        ));
+                    }
+                }
                 Err(e) if !e.is_transient() => {
-                    tracing::error!(exit, error = %e, "the webapp refused the job's final report");
-                    return JobOutcome {
-                        exit,
-                        reported: false,
-                    };
+                    return lost(&format!("the webapp refused the job's final report: {e}"));
                 }
                 Err(e) => {
                     let wait = backoff.next_wait();
                     if let Some(deadline) = give_up_at
                         && Instant::now() + wait > deadline
                     {
-                        tracing::error!(exit, error = %e, "minion stopping and the webapp unreachable: the job's final report is lost");
-                        return JobOutcome {
-                            exit,
-                            reported: false,
-                        };
+                        return lost(&format!(
+                            "minion stopping and the webapp unreachable: the job's final report is lost ({e})"
+                        ));
                     }
                     tracing::warn!(exit, error = %e, retry_in = ?wait, "cannot report the job's end; will retry");
                     tokio::select! {

@@ -19,6 +19,9 @@
 //!   with exponential backoff up to [`MinionConfig::retry_max`]. The final
 //!   report is retried until the webapp takes it; only a stopping minion
 //!   gives up, after [`MinionConfig::shutdown_report_timeout`].
+//! - No job-update body exceeds [`MinionConfig::update_max_bytes`] once
+//!   form-encoded: more output goes in more updates, and a 413 makes them
+//!   smaller, so the exit code is never lost to the webapp's body limit.
 //! - Exit codes: lorry's own, or 128 + N when signal N ended it (143 for
 //!   SIGTERM, 137 for SIGKILL), as shells report them; 127 when lorry could
 //!   not be started at all.

@@ -36,6 +36,11 @@ pub struct Options {
     /// Longest wait, in seconds, between retries while the webapp is unreachable.
     #[arg(long, value_name = "SECONDS", default_value = "60", value_parser = seconds)]
     pub webapp_retry_max: Duration,
+    /// Most bytes of one job-update request body (form-encoded); more
+    /// output goes in further updates.
+    #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024 * 1024,
+          value_parser = clap::value_parser!(u64).range(4096..=1 << 40))]
+    pub update_max_bytes: u64,
     /// Seconds between SIGTERM and SIGKILL when a job is killed.
     #[arg(long, value_name = "SECONDS", default_value = "5", value_parser = seconds)]
     pub kill_grace: Duration,
@@ -104,6 +109,7 @@ impl Options {
         config.update_interval = self.update_interval;
         config.retry_max = self.webapp_retry_max;
         config.kill_grace = self.kill_grace;
+        config.update_max_bytes = usize::try_from(self.update_max_bytes).unwrap_or(usize::MAX);
         config.lorry.config = self.lorry_config.clone();
         config.lorry.working_area = self.lorry_working_area.clone();
         config.lorry.prlimit = self.prlimit_path.clone();

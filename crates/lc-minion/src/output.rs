@@ -107,24 +107,54 @@ fn char_boundary(bytes: &[u8]) -> usize {
     }
 }
 
+/// Bytes a character takes in an `application/x-www-form-urlencoded`
+/// body, as reqwest encodes it (WHATWG URL's form encoding: ASCII
+/// letters, digits, `*-._` as they are, space as `+`, every other byte as
+/// `%XX`). Non-ASCII text therefore takes three times its UTF-8 length.
+pub fn form_encoded_len(c: char) -> usize {
+    if c.is_ascii_alphanumeric() || matches!(c, '*' | '-' | '.' | '_' | ' ') {
+        1
+    } else {
+        3 * c.len_utf8()
+    }
+}
+
 /// Text of one stream that the webapp has not acknowledged yet.
 ///
 /// It is bounded: when the webapp stays away long enough for more than
 /// `cap` bytes to pile up, the oldest text is dropped and the webapp gets a
 /// line saying how much. The job's exit is never part of this buffer and is
-/// never dropped.
+/// never dropped. It is sent in [`Chunk`]s small enough for one request
+/// body and removed only when the webapp has acknowledged a chunk.
 #[derive(Debug)]
 pub struct Unsent {
     text: String,
+    /// Offset of `text`'s first byte among all bytes ever pushed.
+    start: u64,
     dropped: u64,
+    /// Why text was dropped, for the note.
+    why: &'static str,
     cap: usize,
+}
+
+/// A prefix of an [`Unsent`] taken for one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chunk {
+    /// What to send: the note about dropped text, if any, then text.
+    pub text: String,
+    /// The offset just past the text sent (see [`Unsent::acknowledge`]).
+    end: u64,
+    /// The dropped bytes its note reported.
+    noted: u64,
 }
 
 impl Unsent {
     pub fn new(cap: usize) -> Self {
         Unsent {
             text: String::new(),
+            start: 0,
             dropped: 0,
+            why: "while the webapp was unreachable",
             cap: cap.max(1024),
         }
     }
@@ -141,24 +171,108 @@ impl Unsent {
                 cut += newline + 1;
             }
             self.dropped += cut as u64;
+            self.why = "while the webapp was unreachable";
+            self.start += cut as u64;
             self.text.drain(..cut);
         }
     }
 
-    /// What to send: the note about dropped text, if any, then the text.
+    pub fn is_empty(&self) -> bool {
+        self.text.is_empty() && self.dropped == 0
+    }
+
+    /// Form-encoded size of everything waiting (note included).
+    pub fn encoded_len(&self) -> usize {
+        self.note()
+            .chars()
+            .chain(self.text.chars())
+            .map(form_encoded_len)
+            .sum()
+    }
+
+    fn note(&self) -> String {
+        if self.dropped == 0 {
+            String::new()
+        } else {
+            format!(
+                "[lorry-controller-minion: {} bytes of output dropped {}]\n",
+                self.dropped, self.why
+            )
+        }
+    }
+
+    /// The longest prefix (the note about dropped text first, if any) whose
+    /// form encoding takes at most `budget` bytes; at least one character
+    /// when there is any text, so that a tiny budget still makes progress.
+    pub fn chunk(&self, budget: usize) -> Chunk {
+        let mut text = self.note();
+        let mut used: usize = text.chars().map(form_encoded_len).sum();
+        let mut end = 0;
+        for (i, c) in self.text.char_indices() {
+            let len = form_encoded_len(c);
+            if used + len > budget && !(text.is_empty() && end == 0) {
+                break;
+            }
+            used += len;
+            end = i + c.len_utf8();
+            if used >= budget {
+                break;
+            }
+        }
+        text.push_str(&self.text[..end]);
+        Chunk {
+            text,
+            end: self.start + end as u64,
+            noted: self.dropped,
+        }
+    }
+
+    /// The webapp has `chunk`: it is removed (what was dropped meanwhile
+    /// is accounted for by offsets).
+    pub fn acknowledge(&mut self, chunk: &Chunk) {
+        if chunk.end > self.start {
+            let mut cut = usize::try_from(chunk.end - self.start)
+                .unwrap_or(usize::MAX)
+                .min(self.text.len());
+            while !self.text.is_char_boundary(cut) {
+                cut += 1;
+            }
+            self.text.drain(..cut);
+            self.start = chunk.end.max(self.start);
+        }
+        self.dropped = self.dropped.saturating_sub(chunk.noted);
+    }
+
+    /// Whether only a note about dropped text waits.
+    pub fn has_text(&self) -> bool {
+        !self.text.is_empty()
+    }
+
+    /// Whether the webapp having `chunk` leaves nothing waiting.
+    pub fn covered_by(&self, chunk: &Chunk) -> bool {
+        chunk.end >= self.start + self.text.len() as u64 && chunk.noted >= self.dropped
+    }
+
+    /// Forgets everything waiting, counting it as dropped for `why`.
+    pub fn drop_all(&mut self, why: &'static str) {
+        self.why = why;
+        self.dropped += self.text.len() as u64;
+        self.start += self.text.len() as u64;
+        self.text.clear();
+    }
+
+    /// Everything waiting (note included), for tests and messages.
     pub fn to_send(&self) -> Cow<'_, str> {
         if self.dropped == 0 {
             Cow::Borrowed(&self.text)
         } else {
-            Cow::Owned(format!(
-                "[lorry-controller-minion: {} bytes of output dropped while the webapp was unreachable]\n{}",
-                self.dropped, self.text
-            ))
+            Cow::Owned(format!("{}{}", self.note(), self.text))
         }
     }
 
     /// The webapp has everything [`Unsent::to_send`] gave.
     pub fn clear(&mut self) {
+        self.start += self.text.len() as u64;
         self.text.clear();
         self.dropped = 0;
     }
@@ -247,5 +361,60 @@ mod tests {
         assert!(body.starts_with("line "), "{body}");
         unsent.clear();
         assert_eq!(unsent.to_send(), "");
+    }
+
+    #[test]
+    fn the_encoded_length_is_what_form_encoding_makes() {
+        let text = "az AZ09*-._~!/%+&=\né€😀\u{7f}\t";
+        let encoded: String = form_urlencoded::byte_serialize(text.as_bytes()).collect();
+        assert_eq!(
+            text.chars().map(form_encoded_len).sum::<usize>(),
+            encoded.len()
+        );
+        assert_eq!("é".chars().map(form_encoded_len).sum::<usize>(), 6);
+    }
+
+    #[test]
+    fn chunks_fit_the_budget_and_acknowledged_chunks_leave() {
+        let mut unsent = Unsent::new(1 << 20);
+        let text = "ééé abc\n".repeat(100);
+        unsent.push(&text);
+        let mut received = String::new();
+        while !unsent.is_empty() {
+            let chunk = unsent.chunk(50);
+            assert!(!chunk.text.is_empty());
+            assert!(chunk.text.chars().map(form_encoded_len).sum::<usize>() <= 50);
+            // Text arriving while a chunk is out does not disturb it.
+            received.push_str(&chunk.text);
+            unsent.acknowledge(&chunk);
+        }
+        assert_eq!(received, text);
+        // A budget smaller than one character still moves on.
+        unsent.push("€");
+        let chunk = unsent.chunk(1);
+        assert_eq!(chunk.text, "€");
+        unsent.acknowledge(&chunk);
+        assert!(unsent.is_empty());
+    }
+
+    #[test]
+    fn text_dropped_while_a_chunk_is_out_is_accounted_for() {
+        let mut unsent = Unsent::new(1024);
+        unsent.push(&"a".repeat(1000));
+        let chunk = unsent.chunk(600);
+        assert_eq!(chunk.text.len(), 600);
+        // 2000 more bytes: the first 1976 (the chunk's text among them) go.
+        unsent.push(&"b".repeat(2000));
+        unsent.acknowledge(&chunk);
+        let rest = unsent.to_send().into_owned();
+        assert!(rest.contains("bytes of output dropped"), "{rest}");
+        assert!(rest.ends_with(&"b".repeat(1024)), "{rest}");
+        let mut all = Unsent::new(1024);
+        all.push("x\ny\n");
+        all.drop_all("for a test");
+        assert!(
+            all.to_send()
+                .contains("4 bytes of output dropped for a test")
+        );
     }
 }

@@ -30,14 +30,22 @@ struct WebappDouble {
     state: Arc<Mutex<DoubleState>>,
     port: u16,
     server: Option<tokio::task::JoinHandle<()>>,
+    /// Largest request body accepted; larger ones get 413, as axum's
+    /// `DefaultBodyLimit` answers in the real webapp.
+    body_limit: usize,
 }
 
 impl WebappDouble {
     async fn start() -> WebappDouble {
+        WebappDouble::with_body_limit(64 * 1024 * 1024).await
+    }
+
+    async fn with_body_limit(body_limit: usize) -> WebappDouble {
         let mut double = WebappDouble {
             state: Arc::default(),
             port: 0,
             server: None,
+            body_limit,
         };
         double.up().await;
         double
@@ -52,6 +60,7 @@ impl WebappDouble {
         let app = Router::new()
             .route("/1.0/give-me-job", post(give_me_job))
             .route("/1.0/job-update", post(job_update))
+            .layer(axum::extract::DefaultBodyLimit::max(self.body_limit))
             .with_state(Arc::clone(&self.state));
         self.server = Some(tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -396,4 +405,65 @@ async fn limits_are_applied_and_a_missing_lorry_is_reported() {
     minion.await.expect("join").expect("run");
     assert_eq!(double.final_update(2).expect("final")["exit"], "127");
     assert!(double.output(2).contains("missing-lorry"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_too_large_for_one_body_arrives_whole_and_a_413_shrinks_the_updates() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // 100,000 × "é\n" per stream: 300 kB, 500 kB once form-encoded (é is
+    // 6 bytes encoded), twice over the double's 256 KiB limit together.
+    let lorry = script(
+        dir.path(),
+        "lorry",
+        "i=0; while [ $i -lt 1000 ]; do printf 'é\\n%.0s' $(seq 100); printf 'è\\n%.0s' $(seq 100) >&2; i=$((i+1)); done\nexit 5",
+    );
+    let double = WebappDouble::with_body_limit(256 * 1024).await;
+    double.add_job(3, "big/output");
+    let mut config = config(&double, &lorry);
+    // Everything arrives at the end, in one go.
+    config.update_interval = Duration::from_secs(3600);
+    let (trigger, shutdown) = Shutdown::new();
+    let minion = tokio::spawn(lc_minion::run(config, shutdown));
+    wait_for("the final update", || double.final_update(3).is_some()).await;
+    trigger.trigger();
+    minion.await.expect("join").expect("run");
+
+    let last = double.final_update(3).expect("final");
+    assert_eq!(last["exit"], "5");
+    let updates = double.updates();
+    assert!(updates.len() > 2, "split into several updates");
+    let stdout: String = updates.iter().map(|u| u["stdout"].clone()).collect();
+    let stderr: String = updates.iter().map(|u| u["stderr"].clone()).collect();
+    assert_eq!(stdout, "é\n".repeat(100_000), "all of it, in order, once");
+    assert_eq!(stderr, "è\n".repeat(100_000));
+    assert_eq!(
+        updates.iter().filter(|u| u["exit"] != "no").count(),
+        1,
+        "one final update, the last"
+    );
+    assert_ne!(updates[updates.len() - 1]["exit"], "no");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webapp_refusing_even_small_bodies_still_gets_the_exit_code() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lorry = script(
+        dir.path(),
+        "lorry",
+        "head -c 20000 /dev/zero | tr '\\0' x\necho\nexit 2",
+    );
+    // Below the minion's smallest body budget.
+    let double = WebappDouble::with_body_limit(1000).await;
+    double.add_job(4, "tiny/limit");
+    let (trigger, shutdown) = Shutdown::new();
+    let minion = tokio::spawn(lc_minion::run(config(&double, &lorry), shutdown));
+    wait_for("the final update", || double.final_update(4).is_some()).await;
+    trigger.trigger();
+    minion.await.expect("join").expect("run");
+    let last = double.final_update(4).expect("final");
+    assert_eq!(last["exit"], "2");
+    assert!(
+        last["stdout"].contains("output dropped because the webapp refused them as too large"),
+        "{last:?}"
+    );
 }
