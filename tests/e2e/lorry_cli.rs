@@ -176,7 +176,7 @@ fn downloads_and_git_go_through_the_proxy_from_the_environment() {
         "proxy credentials not sent: {seen:?}"
     );
     // The downloaded file was committed.
-    let mirror = tmp.path().join("wa/files_raw/git");
+    let mirror = tmp.path().join("wa/files%2Fraw/git");
     let out = Command::new("git")
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .env("GIT_CONFIG_GLOBAL", "/dev/null")

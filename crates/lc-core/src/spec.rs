@@ -224,6 +224,20 @@ pub fn minion_text(path: &str, spec: &LorrySpec) -> String {
     serde_json::to_string_pretty(&Value::Object(map)).unwrap_or_default()
 }
 
+/// The name of `name`'s working directory in lorry's working area: the
+/// name with `%` and `/` percent-encoded (`%25`, `%2F`), so that different
+/// names always get different directories (`a/b` → `a%2Fb`, `a_b` → `a_b`,
+/// `a%2Fb` → `a%252Fb`) and none is a path with more than one component.
+pub fn working_dir_name(name: &str) -> String {
+    name.replace('%', "%25").replace('/', "%2F")
+}
+
+/// The directory name lorry used before [`working_dir_name`]: `/` → `_`,
+/// which made `a/b` and `a_b` share one directory.
+pub fn legacy_working_dir_name(name: &str) -> String {
+    name.replace('/', "_")
+}
+
 /// Checks a name or prefix is a clean relative path that stays inside the
 /// downstream: not empty, not absolute, no `.` or `..` or empty component,
 /// no control character, no backslash.
@@ -437,6 +451,21 @@ mod tests {
         assert_eq!(git.check_certificates, Some(false));
         let tar = entries.iter().find(|(n, _)| n == "tar").expect("tar");
         assert_eq!(tar.1.as_ref().expect("tar").on_rewrite, OnRewrite::Preserve);
+    }
+
+    #[test]
+    fn working_dir_names_are_distinct_for_distinct_names() {
+        let names = [
+            "a/b", "a_b", "a%2Fb", "a%252Fb", "a%b", "a/b/c", "a/b_c", "a_b/c",
+        ];
+        let dirs: std::collections::BTreeSet<String> =
+            names.iter().map(|n| working_dir_name(n)).collect();
+        assert_eq!(dirs.len(), names.len(), "{dirs:?}");
+        assert!(dirs.iter().all(|d| !d.contains('/')));
+        assert_eq!(working_dir_name("a/b"), "a%2Fb");
+        assert_eq!(working_dir_name("a%2Fb"), "a%252Fb");
+        assert_eq!(working_dir_name("plain_name"), "plain_name");
+        assert_eq!(legacy_working_dir_name("a/b"), "a_b");
     }
 
     #[test]

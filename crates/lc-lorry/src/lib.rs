@@ -6,11 +6,14 @@
 //! The binary is a thin wrapper around [`main`]; tests call [`run`] with their
 //! own output buffers and a traced [`lc_git::Git`].
 //!
-//! The working area holds one directory per spec, `<name with '/' → '_'>`:
+//! The working area holds one directory per spec, its name with `%` and `/`
+//! percent-encoded ([`workdir`]; directories of the old `/` → `_` naming
+//! are moved on first use):
 //! `git/` (the bare mirror; refs under `refs/lorry/` are lorry's own:
 //! `staging/` for fetched refs, `preserved/` for old tips, `post-fail/` for
 //! what failed runs fetched), `lorry-state.json` (what the last successful
-//! run saw and pushed; delete it to force a full run), `lock`, and the
+//! run saw and pushed; delete it to force a full run), `lock`, `lorry-name`
+//! (the spec's name), and the
 //! importers' files (`archives/`, `raw-files/`, `bzr/`, `cvs-git/`, `home/`).
 //!
 //! Invariants: only `lc-git` spawns git; every printed line passes through
@@ -25,6 +28,7 @@ pub mod refspec;
 pub mod source;
 pub mod specs;
 pub mod state;
+pub mod workdir;
 
 use std::ffi::OsString;
 use std::io::Write;

@@ -62,9 +62,9 @@ fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Mirro
     }
 }
 
-/// The directory of spec `name` in the working area.
+/// The directory of spec `name` in the working area (see [`crate::workdir`]).
 pub fn spec_dir(working_area: &Path, name: &str) -> PathBuf {
-    working_area.join(name.replace('/', "_"))
+    working_area.join(lc_core::spec::working_dir_name(name))
 }
 
 /// `<base>/<name>.git`.
@@ -74,8 +74,14 @@ pub fn push_url(base: &str, name: &str) -> String {
 
 /// Mirrors one spec.
 pub fn mirror(ctx: &mut Context<'_>, spec: &Spec) -> Result<(), MirrorError> {
-    let dir = spec_dir(&ctx.working_area, &spec.name);
-    std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
+    let push_key = match &ctx.options.mirror_base_url_push {
+        Some(base) if !ctx.options.pull_only => Some(state::push_key(&push_url(base, &spec.name))),
+        _ => None,
+    };
+    let (dir, moves) = crate::workdir::open(&ctx.working_area, &spec.name, push_key.as_deref())?;
+    for note in moves.notes {
+        ctx.log.note(&format!("{}: {note}", spec.name));
+    }
     let lock_path = dir.join("lock");
     let lock = File::create(&lock_path).map_err(io("create", &lock_path))?;
     // A process forked elsewhere in this program may hold a copy of a
@@ -777,7 +783,7 @@ mod tests {
     fn names_and_urls() {
         assert_eq!(
             spec_dir(Path::new("/wa"), "delta/linux"),
-            PathBuf::from("/wa/delta_linux")
+            PathBuf::from("/wa/delta%2Flinux")
         );
         assert_eq!(push_url("file:///d/", "a/b"), "file:///d/a/b.git");
         assert_eq!(quote_url("git://h/a/b.git"), "git___h_a_b.git");

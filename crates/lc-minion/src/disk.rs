@@ -5,10 +5,10 @@ use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-/// `<working-area>/<path with '/' replaced by '_'>`: where `lorry` keeps
-/// the mirror of `path`.
+/// Where `lorry` keeps the mirror of `path`: its name with `%` and `/`
+/// percent-encoded (see [`lc_core::spec::working_dir_name`]).
 pub fn working_dir(working_area: &Path, path: &str) -> PathBuf {
-    working_area.join(path.replace('/', "_"))
+    working_area.join(lc_core::spec::working_dir_name(path))
 }
 
 /// Bytes allocated on disk under `root` (512-byte blocks, like `du`),
@@ -66,7 +66,7 @@ mod tests {
     fn working_dir_flattens_the_path() {
         assert_eq!(
             working_dir(Path::new("/wa"), "upstream/foo/bar"),
-            Path::new("/wa/upstream_foo_bar")
+            Path::new("/wa/upstream%2Ffoo%2Fbar")
         );
     }
 }

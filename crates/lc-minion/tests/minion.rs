@@ -215,7 +215,7 @@ async fn a_job_reports_output_exit_code_and_disk_usage() {
         "lorry",
         &format!(
             "echo \"args: $*\"\nlast=\"\"; for a; do last=$a; done\ngrep -q upstream/foo \"$last\" && echo spec-ok\n\
-             mkdir -p {area}/upstream_foo && head -c 200000 /dev/zero > {area}/upstream_foo/pack\n\
+             mkdir -p {area}/upstream%2Ffoo && head -c 200000 /dev/zero > {area}/upstream%2Ffoo/pack\n\
              echo 'to https://user:hunter2@example.com/x' >&2\nsleep 0.3\necho done\nexit 3",
             area = area.display()
         ),

@@ -263,7 +263,9 @@ pub(super) fn import_cvs(
     import.args(["cvsimport", "-i", "-a", "-o", "master", "-d", url, "-C"]);
     import.arg(cvs_git.as_os_str()).arg(module);
     import.run()?;
-    let from = format!("file://{}", cvs_git.display());
+    // A path, not a file:// URL: git would percent-decode the URL, and
+    // working directory names contain '%'.
+    let from = cvs_git.display().to_string();
     git.fetch(
         repo,
         &from,

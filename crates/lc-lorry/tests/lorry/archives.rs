@@ -172,7 +172,7 @@ fn missing_and_corrupt_archives_fail_clearly() {
     assert!(
         !area
             .working_area()
-            .join("a_corrupt/archives/bad.tar.gz")
+            .join("a%2Fcorrupt/archives/bad.tar.gz")
             .exists()
     );
     assert_eq!(server.hits("/bad.tar.gz"), 1);

@@ -261,7 +261,9 @@ impl Area {
 
     /// The bare mirror lorry keeps for `name`.
     pub fn mirror(&self, name: &str) -> PathBuf {
-        self.working_area().join(name.replace('/', "_")).join("git")
+        self.working_area()
+            .join(lc_core::spec::working_dir_name(name))
+            .join("git")
     }
 
     /// Writes a .lorry file.

@@ -611,3 +611,64 @@ fn thousands_of_refs_first_by_pattern_then_in_chunks() {
     assert_eq!(heads_and_tags(&down), up.heads_and_tags());
     assert_eq!(run.git.iter().filter(|l| l.starts_with("push")).count(), 3);
 }
+
+#[test]
+fn names_that_used_to_collide_get_a_working_directory_each() {
+    let area = Area::new();
+    let names = ["c/d", "c_d", "c%2Fd"];
+    let mut specs = serde_json::Map::new();
+    let mut ups = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let mut up = Upstream::new(area.path().join(format!("up{i}")));
+        up.commit(&format!("only in upstream {i}"));
+        up.branch(&format!("only-{i}"));
+        specs.insert(
+            (*name).to_owned(),
+            json!({ "type": "git", "url": up.url() }),
+        );
+        ups.push(up);
+    }
+    let file = area.lorry_file("c.lorry", &serde_json::Value::Object(specs));
+    // Pull only: a file:// push URL would be percent-decoded by git, which
+    // makes "c%2Fd.git" the downstream of "c/d" (a downstream matter).
+    let run = area.run(&[&file], &["--pull-only"]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    for (name, up) in names.iter().zip(&ups) {
+        assert_eq!(
+            heads_and_tags(&area.mirror(name)),
+            up.heads_and_tags(),
+            "{name}"
+        );
+    }
+    // A second run finds each unchanged: three state files, one per lorry.
+    let run = area.run(&[&file], &["--pull-only"]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    assert!(!ran(&run, "fetch"), "{:?}", run.git);
+}
+
+#[test]
+fn a_working_directory_under_its_old_name_is_moved_not_fetched_again() {
+    let area = Area::new();
+    let up = Upstream::new(area.path().join("up"));
+    up.branch("feature");
+    area.downstream(NAME);
+    let file = area.lorry_file("p.lorry", &spec(&up.url()));
+    let run = area.run(&[&file], &[]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    // Make it look as an older lorry left it: named with '/' → '_'.
+    let new_dir = area.mirror(NAME).parent().expect("dir").to_owned();
+    let old_dir = area.working_area().join("delta_project");
+    std::fs::remove_file(new_dir.join("lorry-name")).expect("remove name file");
+    std::fs::rename(&new_dir, &old_dir).expect("rename");
+    let objects = git(&old_dir.join("git"), &["count-objects", "-v"]);
+
+    let run = area.run(&[&file], &[]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    assert!(!old_dir.exists(), "moved away");
+    assert!(run.out.contains("moved working directory"), "{}", run.out);
+    // The state came along: the unchanged upstream is not fetched again.
+    assert!(!ran(&run, "fetch"), "{:?}", run.git);
+    assert!(!ran(&run, "push"), "{:?}", run.git);
+    assert_eq!(heads_and_tags(&area.mirror(NAME)), up.heads_and_tags());
+    assert_eq!(git(&area.mirror(NAME), &["count-objects", "-v"]), objects);
+}
