@@ -18,6 +18,8 @@ use serde_json::{Value, json};
 
 const TOKEN: &str = "glpat-double-secret-token";
 const T0: i64 = 1_700_000_000;
+/// Longest wait for something the webapp does in the background.
+const READY: Duration = Duration::from_secs(60);
 
 fn token_file(dir: &Path) -> String {
     let file = dir.join("token");
@@ -100,6 +102,7 @@ fn gitlab_downstream_creates_missing_groups_level_by_level_then_the_project() {
     let dir = tempfile::tempdir().expect("tempdir");
     let gitlab = GitlabV4::start(TOKEN);
     let a = gitlab.add_group("a");
+    gitlab.set_visibility("a", "public");
     gitlab.add_project("a/existing", None, None);
     let app = gitlab_app(dir.path(), &gitlab, &["--downstream-visibility=internal"]);
     app.pretend_time(T0);
@@ -124,9 +127,11 @@ fn gitlab_downstream_creates_missing_groups_level_by_level_then_the_project() {
                 "POST /api/v4/projects".to_owned(),
                 json!({"name": "repo", "path": "repo", "namespace_id": abc,
                        "visibility": "internal", "lfs_enabled": true,
+                       "builds_access_level": "disabled",
                        "pages_access_level": "disabled",
                        "container_registry_access_level": "disabled",
-                       "auto_devops_enabled": false})
+                       "auto_devops_enabled": false,
+                       "description": "Mirror of git://example.invalid/a/b/c/repo"})
             ),
         ]
     );
@@ -140,9 +145,9 @@ fn gitlab_downstream_creates_missing_groups_level_by_level_then_the_project() {
         lookups,
         [
             "/api/v4/projects/a/b/c/repo",
-            "/api/v4/namespaces/a",
-            "/api/v4/namespaces/a/b",
-            "/api/v4/namespaces/a/b/c"
+            "/api/v4/groups/a",
+            "/api/v4/groups/a/b",
+            "/api/v4/groups/a/b/c"
         ]
     );
     assert_eq!(
@@ -157,6 +162,142 @@ fn gitlab_downstream_creates_missing_groups_level_by_level_then_the_project() {
     let after: Vec<String> = gitlab.seen()[before..].iter().map(|r| r.line()).collect();
     assert_eq!(after, ["GET /api/v4/projects/a/existing"]);
     assert_eq!(gitlab.changes().len(), 3);
+    assert_no_secret("the log", &app.log());
+}
+
+#[test]
+fn gitlab_downstream_visibility_is_never_above_a_parents_or_a_restricted_level() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let gitlab = GitlabV4::start(TOKEN);
+    gitlab.add_group("priv");
+    gitlab.add_group("open");
+    gitlab.set_visibility("open", "internal");
+    let app = gitlab_app(dir.path(), &gitlab, &["--downstream-visibility=public"]);
+    app.pretend_time(T0);
+    app.seed(&[
+        lorry("priv/sub/repo"),
+        lorry("open/repo"),
+        lorry("lorry/own"),
+    ]);
+    assert_eq!(drain(&app), ["lorry/own", "open/repo", "priv/sub/repo"]);
+    let visibility = |path: &str| gitlab.project(path).expect(path).visibility;
+    assert_eq!(
+        gitlab.namespace("priv/sub").expect("sub").visibility,
+        "private"
+    );
+    assert_eq!(visibility("priv/sub/repo"), "private");
+    assert_eq!(visibility("open/repo"), "internal");
+    // A user's own namespace sets no limit.
+    assert_eq!(visibility("lorry/own"), "public");
+
+    // A level the administrator restricted: the job fails with GitLab's words.
+    let dir2 = tempfile::tempdir().expect("tempdir");
+    let strict = GitlabV4::start(TOKEN);
+    strict.state().restricted_visibility = vec!["public".into()];
+    strict.add_group("g");
+    strict.set_visibility("g", "public");
+    let app2 = gitlab_app(dir2.path(), &strict, &["--downstream-visibility=public"]);
+    app2.pretend_time(T0);
+    app2.seed(&[lorry("g/r")]);
+    assert_eq!(app2.give_me_job(), None);
+    let out = last_job(&app2, "g/r")["output"]
+        .as_str()
+        .expect("output")
+        .to_owned();
+    assert!(
+        out.contains("restricted by your GitLab administrator"),
+        "{out}"
+    );
+}
+
+#[test]
+fn gitlab_downstream_names_are_made_valid_and_descriptions_say_what_is_mirrored() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let gitlab = GitlabV4::start(TOKEN);
+    let app = gitlab_app(dir.path(), &gitlab, &[]);
+    app.pretend_time(T0);
+    let mut secret = lorry("org/creds");
+    secret.text = json!({"org/creds": {"type": "git",
+        "url": "https://mirror:s3cret-password@example.invalid/creds.git"}})
+    .to_string();
+    app.seed(&[lorry(".dot/.github"), secret]);
+    assert_eq!(drain(&app), [".dot/.github", "org/creds"]);
+    let group = gitlab.namespace(".dot").expect("group");
+    assert_eq!(group.path, ".dot");
+    let project = gitlab.project(".dot/.github").expect("project");
+    assert_eq!(
+        (project.name.as_str(), project.path.as_str()),
+        ("_.github", ".github")
+    );
+    assert_eq!(
+        gitlab
+            .project("org/creds")
+            .expect("project")
+            .description
+            .as_deref(),
+        Some("Mirror of https://example.invalid/creds.git")
+    );
+    assert_no_secret("the requests", &format!("{:?}", gitlab.changes()));
+}
+
+#[test]
+fn gitlab_downstream_default_branch_and_force_push_are_settled_after_the_first_push() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let up = GitlabV4::start(TOKEN);
+    up.add_project("src/ok", Some("trunk"), None);
+    up.add_project("src/failed", Some("trunk"), None);
+    let down = GitlabV4::start(TOKEN);
+    down.add_group("src");
+    let app = gitlab_app(dir.path(), &down, &[]);
+    app.pretend_time(T0);
+    app.configure(&json!([{
+        "type": "gitlab", "host": up.server.host(), "protocol": "http",
+        "private-token": TOKEN, "prefixmap": {"src": "src"}
+    }]));
+    app.post_ok("/1.0/force-ls-troves", &[]);
+    let (failed, path) = app.give_me_job().expect("job");
+    assert_eq!(path, "src/failed");
+    let (ok, path) = app.give_me_job().expect("job");
+    assert_eq!(path, "src/ok");
+    // Created empty: GitLab would ignore a default branch now.
+    for (line, body) in down.changes() {
+        assert!(body.get("default_branch").is_none(), "{line}: {body}");
+    }
+    // The jobs push; GitLab makes `master` the default and protects it.
+    down.push("src/failed", &["master", "trunk"]);
+    down.push("src/ok", &["master", "trunk"]);
+    assert!(!down.force_push_allowed("src/ok", "master"));
+    app.finish(failed, 1);
+    app.finish(ok, 0);
+    common::wait_for("the default branch set after the push", READY, || {
+        let p = down.project("src/ok")?;
+        (p.default_branch.as_deref() == Some("trunk")
+            && down.force_push_allowed("src/ok", "master"))
+        .then_some(())
+    });
+    let id = down.project("src/ok").expect("ok").id;
+    let puts: Vec<(String, Value)> = down
+        .changes()
+        .into_iter()
+        .filter(|(line, _)| line.starts_with("PUT") || line.starts_with("PATCH"))
+        .collect();
+    assert_eq!(
+        puts,
+        [
+            (
+                format!("PUT /api/v4/projects/{id}"),
+                json!({"default_branch": "trunk"})
+            ),
+            (
+                format!("PATCH /api/v4/projects/{id}/protected_branches/master"),
+                json!({"allow_force_push": true})
+            ),
+        ]
+    );
+    // The failed job changed nothing.
+    let failed = down.project("src/failed").expect("failed");
+    assert_eq!(failed.default_branch.as_deref(), Some("master"));
+    assert!(!down.force_push_allowed("src/failed", "master"));
     assert_no_secret("the log", &app.log());
 }
 
@@ -265,6 +406,9 @@ fn gitlab_upstream_listing_pages_past_100_projects_and_carries_metadata_downstre
     up.add_project("up/ignored-x", None, None);
     up.add_project("other/q", None, None);
     up.add_project("up/sub/meta", Some("trunk"), Some("Words from upstream"));
+    // GitLab's offset cap (50,000), lowered: only keyset pagination gets
+    // past it.
+    up.state().max_offset = 100;
     let app = local_app(dir.path(), &[], &[]);
     app.pretend_time(T0);
     let conf = json!([{
@@ -421,7 +565,8 @@ fn gitea_downstream_creates_the_organisation_then_the_repository() {
         [
             (
                 "POST /api/v1/user/repos".to_owned(),
-                json!({"name": "own", "private": false})
+                json!({"name": "own", "private": false,
+                       "description": "Mirror of git://example.invalid/lorry/own"})
             ),
             (
                 "POST /api/v1/orgs".to_owned(),
@@ -429,7 +574,8 @@ fn gitea_downstream_creates_the_organisation_then_the_repository() {
             ),
             (
                 "POST /api/v1/orgs/team/repos".to_owned(),
-                json!({"name": "app", "private": false})
+                json!({"name": "app", "private": false,
+                       "description": "Mirror of git://example.invalid/team/app"})
             ),
         ]
     );
@@ -472,7 +618,7 @@ fn gitea_downstream_existing_repositories_get_new_metadata_only_when_it_differs(
         down.changes(),
         [(
             "PATCH /api/v1/repos/src/moved".to_owned(),
-            json!({"default_branch": "trunk", "description": "New words"})
+            json!({"description": "New words"})
         )]
     );
 }
@@ -1095,17 +1241,18 @@ fn gitlab_downstream_takes_upstream_metadata_and_waits_out_a_busy_host() {
                 "POST /api/v4/projects".to_owned(),
                 json!({"name": "new", "path": "new", "namespace_id": src,
                        "visibility": "private", "lfs_enabled": true,
+                       "builds_access_level": "disabled",
                        "pages_access_level": "disabled",
                        "container_registry_access_level": "disabled",
                        "auto_devops_enabled": false,
-                       "default_branch": "trunk", "description": "Brand new"})
+                       "description": "Brand new"})
             ),
             (
                 format!(
                     "PUT /api/v4/projects/{}",
                     down.project("src/old").expect("old").id
                 ),
-                json!({"default_branch": "develop", "description": "Changed words"})
+                json!({"description": "Changed words"})
             ),
         ]
     );

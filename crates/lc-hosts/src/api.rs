@@ -303,19 +303,32 @@ impl Api {
         }
     }
 
-    /// The URL of a `Link` header, if it stays on this API's host: the
-    /// token is sent there.
+    /// The next page after `from`, as a `Link` header gives it: its query
+    /// on our own URL. Hosts build the link from their configured external
+    /// address (GitLab's `external_url`, Gitea's `ROOT_URL`), which may
+    /// not be the name, port or scheme we reach them by; and the token
+    /// must go nowhere else.
     pub fn follow(&self, from: &Url, link: &str) -> Result<Url, ApiError> {
-        let next = from
+        let given = from
             .join(link)
             .map_err(|e| self.bad_answer(&Method::GET, from, format!("bad Link header: {e}")))?;
-        if next.origin() != self.base.origin() {
+        let own_path = from.path().trim_end_matches('/');
+        if !given.path().trim_end_matches('/').ends_with(
+            own_path
+                .strip_prefix(self.base.path().trim_end_matches('/'))
+                .unwrap_or(own_path),
+        ) {
             return Err(self.bad_answer(
                 &Method::GET,
                 from,
-                "the Link header points to another host",
+                format!(
+                    "the Link header points to another resource: {}",
+                    given.path()
+                ),
             ));
         }
+        let mut next = from.clone();
+        next.set_query(given.query());
         Ok(next)
     }
 
@@ -434,6 +447,32 @@ mod tests {
         assert!(!err.contains("sekrit"), "{err}");
         assert!(Api::new("ftp://h/", "api/v4", Auth::None, Arc::default()).is_err());
         assert!(Api::new("not a url", "api/v4", Auth::None, Arc::default()).is_err());
+    }
+
+    #[test]
+    fn next_pages_are_asked_on_our_own_url() {
+        let api = Api::new(
+            "http://127.0.0.1:3000/",
+            "api/v1",
+            Auth::None,
+            Arc::default(),
+        )
+        .expect("api");
+        let from = api.url(&["repos", "search"]);
+        let next = api
+            .follow(
+                &from,
+                "https://git.example.com/api/v1/repos/search?limit=50&page=2",
+            )
+            .expect("next");
+        assert_eq!(
+            next.as_str(),
+            "http://127.0.0.1:3000/api/v1/repos/search?limit=50&page=2"
+        );
+        assert!(
+            api.follow(&from, "https://git.example.com/api/v1/admin/users?page=2")
+                .is_err()
+        );
     }
 
     #[test]

@@ -340,6 +340,7 @@ pub async fn give_me_job(
     let metadata = lc_hosts::RepoMetadata {
         head: upstream.head,
         description: upstream.description,
+        upstream: lc_hosts::RepoMetadata::upstream_of_spec(&lorry.text),
     };
     if let Err(problem) = state
         .config
@@ -367,6 +368,44 @@ pub async fn give_me_job(
     }))
 }
 
+/// After a successful job, in the background (the minion does not wait):
+/// the Downstream Host's settings that need a pushed branch. The webapp
+/// does this because it holds the host's token; a job never does.
+fn after_push(state: &AppState, path: String) {
+    let crate::Downstream::Host { host, .. } = &state.config.downstream else {
+        return;
+    };
+    let host = host.clone();
+    let state = state.clone();
+    tokio::spawn(async move {
+        let read_path = path.clone();
+        let upstream = match state.read(move |tx| tx.upstream_metadata(&read_path)).await {
+            Ok(upstream) => upstream,
+            Err(err) => {
+                tracing::warn!(path, ?err, "cannot read the upstream's metadata");
+                return;
+            }
+        };
+        let metadata = lc_hosts::RepoMetadata {
+            head: upstream.head,
+            description: upstream.description,
+            upstream: None,
+        };
+        let settle = tokio::time::timeout(
+            crate::downstream::PREPARE_TIMEOUT,
+            host.after_push(&path, &metadata),
+        );
+        match settle.await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => {
+                let err = redact(&err.to_string()).into_owned();
+                tracing::warn!(path, %err, "cannot settle the downstream repository after a push");
+            }
+            Err(_) => tracing::warn!(path, "settling the downstream repository timed out"),
+        }
+    });
+}
+
 pub async fn job_update(State(state): State<AppState>, fields: Fields) -> ApiResult<Json<JobInfo>> {
     let job_id = fields.required_int("job_id")?;
     let exit = match fields.required("exit")? {
@@ -386,6 +425,9 @@ pub async fn job_update(State(state): State<AppState>, fields: Fields) -> ApiRes
     if let (Some(exit), Some(ended)) = (exit, job.ended) {
         tracing::info!(job_id, path = %job.path, exit, "job ended");
         state.metrics.observe_job(ended - job.started, exit);
+        if exit == 0 {
+            after_push(&state, job.path.clone());
+        }
     }
     Ok(Json(job))
 }

@@ -7,18 +7,43 @@
 //! * `GET /projects`: offset pagination (`page`, `per_page` up to 100,
 //!   default 20) with `X-Page`, `X-Per-Page`, `X-Total`, `X-Total-Pages`,
 //!   `X-Next-Page`, `X-Prev-Page` and a `Link` header (`prev`, `next`,
-//!   `first`, `last`); `order_by=id` with `sort=asc|desc`.
-//! * `GET /projects/:id`, `GET /namespaces/:id`, `GET /groups/:id`: a
-//!   numeric id or the URL-encoded full path; `404 {"message": "404 Project
-//!   Not Found"}` (Namespace, Group).
+//!   `first`, `last`); `order_by=id` with `sort=asc|desc`. An offset of
+//!   50,000 or more is refused with 405, keyset pagination
+//!   (`pagination=keyset`, `order_by=id`: a `Link` `rel="next"` with
+//!   `id_after`, no `X-` headers) has no limit
+//!   (<https://docs.gitlab.com/api/rest/#pagination>,
+//!   <https://docs.gitlab.com/administration/instance_limits/#max-offset-allowed-by-the-rest-api-for-offset-based-pagination>).
+//! * `GET /projects/:id`, `GET /groups/:id`: a numeric id or the
+//!   URL-encoded full path; `404 {"message": "404 Project Not Found"}`
+//!   (Group). A private group is found only by its members.
+//! * `GET /namespaces/:id`: only namespaces the user is a member of
+//!   (<https://docs.gitlab.com/api/namespaces/#get-details-on-a-namespace>).
 //! * `POST /groups` (`name`, `path`, `parent_id`, `visibility`): `201` with
 //!   the group; `403 {"message": "403 Forbidden"}` when the user may not
 //!   create top-level groups; `400 {"message": "Failed to save group
-//!   {:path=>[\"has already been taken\"]}"}` when the path is taken.
+//!   {:path=>[\"has already been taken\"]}"}` when the path is taken
+//!   (<https://docs.gitlab.com/api/groups/#create-a-group>).
 //! * `POST /projects` (`name`, `path`, `namespace_id`, ...): `201` with the
-//!   project; `404 Namespace Not Found`; `409` with the field errors when
-//!   the path is taken ("a conflicting resource already exists").
-//! * `PUT /projects/:id`: `default_branch`, `description`.
+//!   project; `404 Namespace Not Found`; `400` with the field errors when
+//!   the path is taken. `default_branch` is ignored: the project is empty
+//!   (<https://docs.gitlab.com/api/projects/#create-a-project>).
+//! * Visibility: a group or project may not be more visible than its parent
+//!   group, and levels the administrator restricted are refused: `400`
+//!   naming `visibility_level`
+//!   (<https://docs.gitlab.com/user/public_access/>,
+//!   <https://docs.gitlab.com/administration/settings/visibility_and_access_controls/#restrict-visibility-levels>).
+//! * Names of groups and projects must start with a letter, digit, emoji or
+//!   `_`: `400` naming `name`
+//!   (<https://docs.gitlab.com/user/reserved_names/#rules-for-usernames-project-and-group-names-and-slugs>).
+//! * `PUT /projects/:id`: `default_branch` (`400` when no such branch
+//!   exists, and then nothing of the request is applied), `description`.
+//! * Pushes ([`GitlabV4::push`], as a test's stand-in for `git push`): the
+//!   first push of an empty project sets its default branch and protects
+//!   it, force pushes refused
+//!   (<https://docs.gitlab.com/user/project/repository/branches/default/#default-branch-protection>);
+//!   `GET /projects/:id/protected_branches` and `PATCH
+//!   /projects/:id/protected_branches/:name` (`allow_force_push`)
+//!   (<https://docs.gitlab.com/api/protected_branches/>).
 //! * When told to be busy: `429` with `Retry-After` and "Retry later".
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -45,6 +70,9 @@ pub struct Namespace {
     /// A namespace the token's user cannot see: lookups answer 404, but
     /// its path is taken.
     pub hidden: bool,
+    /// Whether the token's user is a member (`GET /namespaces/:id` answers
+    /// only then).
+    pub member: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -57,6 +85,10 @@ pub struct Project {
     pub default_branch: Option<String>,
     pub description: Option<String>,
     pub visibility: String,
+    /// Branches pushed.
+    pub branches: Vec<String>,
+    /// Protected branches and whether they allow force pushes.
+    pub protected: Vec<(String, bool)>,
 }
 
 #[derive(Debug)]
@@ -71,6 +103,10 @@ pub struct GitlabState {
     pub omit_next_page_header: bool,
     /// Answer this many requests with 429 first.
     pub busy: u32,
+    /// Visibility levels the administrator restricted.
+    pub restricted_visibility: Vec<String>,
+    /// Largest offset of offset pagination: 50,000 on GitLab; tests lower it.
+    pub max_offset: usize,
     /// Answer every request with a `302 Found` to this URL + the request's
     /// path and query (as a moved instance or a hostile proxy might).
     pub redirect_to: Option<String>,
@@ -96,12 +132,15 @@ impl GitlabV4 {
                 parent_id: None,
                 visibility: "public".into(),
                 hidden: false,
+                member: true,
             }],
             projects: Vec::new(),
             next_id: 100,
             can_create_group: true,
             omit_next_page_header: false,
             busy: 0,
+            restricted_visibility: Vec::new(),
+            max_offset: 50_000,
             redirect_to: None,
             seen: Vec::new(),
             base: String::new(),
@@ -111,6 +150,14 @@ impl GitlabV4 {
             .route(
                 "/api/v4/projects/{id}",
                 get(get_project).put(update_project),
+            )
+            .route(
+                "/api/v4/projects/{id}/protected_branches",
+                get(list_protected),
+            )
+            .route(
+                "/api/v4/projects/{id}/protected_branches/{name}",
+                axum::routing::patch(update_protected),
             )
             .route("/api/v4/namespaces/{id}", get(get_namespace))
             .route("/api/v4/groups", axum::routing::post(create_group))
@@ -135,6 +182,49 @@ impl GitlabV4 {
     pub fn add_hidden_group(&self, full_path: &str) -> i64 {
         let mut s = self.state();
         add_namespace(&mut s, full_path, "group", true)
+    }
+
+    /// Sets the visibility of the group at `full_path`.
+    pub fn set_visibility(&self, full_path: &str, visibility: &str) {
+        let mut s = self.state();
+        let ns = s
+            .namespaces
+            .iter_mut()
+            .find(|n| n.full_path == full_path)
+            .expect("group");
+        ns.visibility = visibility.into();
+    }
+
+    /// What `git push` of `branches` into the project at `path` does: the
+    /// first push into an empty project makes `main` (if pushed) or the
+    /// first branch the default and protects it, force pushes refused.
+    pub fn push(&self, path: &str, branches: &[&str]) {
+        let mut s = self.state();
+        let p = s
+            .projects
+            .iter_mut()
+            .find(|p| p.path_with_namespace == path)
+            .expect("project");
+        let first = p.branches.is_empty();
+        for b in branches {
+            if !p.branches.iter().any(|x| x == b) {
+                p.branches.push((*b).to_owned());
+            }
+        }
+        if first && let Some(default) = branches.iter().find(|b| **b == "main").or(branches.first())
+        {
+            p.default_branch = Some((*default).to_owned());
+            p.protected.push(((*default).to_owned(), false));
+        }
+    }
+
+    /// Whether a force push to `branch` of the project at `path` is accepted.
+    pub fn force_push_allowed(&self, path: &str, branch: &str) -> bool {
+        let p = self.project(path).expect("project");
+        p.protected
+            .iter()
+            .find(|(name, _)| name == branch)
+            .is_none_or(|(_, allowed)| *allowed)
     }
 
     /// Adds a project at `path_with_namespace`, its groups too.
@@ -176,6 +266,8 @@ impl GitlabV4 {
             default_branch: head.map(str::to_owned),
             description: description.map(str::to_owned),
             visibility: "private".into(),
+            branches: head.map(str::to_owned).into_iter().collect(),
+            protected: Vec::new(),
         });
     }
 
@@ -234,6 +326,7 @@ fn add_namespace(s: &mut GitlabState, full_path: &str, kind: &'static str, hidde
         parent_id,
         visibility: "private".into(),
         hidden,
+        member: !hidden,
     });
     id
 }
@@ -373,8 +466,54 @@ async fn list_projects(State(state): Shared, RawQuery(query): RawQuery) -> Respo
         .max(1);
     let mut projects: Vec<&Project> = s.projects.iter().collect();
     projects.sort_by_key(|p| p.id);
-    if !(param(&q, "order_by") == Some("id") && param(&q, "sort") == Some("asc")) {
+    let ascending = param(&q, "order_by") == Some("id") && param(&q, "sort") == Some("asc");
+    if !ascending {
         projects.reverse();
+    }
+    if param(&q, "pagination") == Some("keyset") {
+        // Keyset pagination: by id only; the next page's link carries
+        // `id_after` and there are no X- headers.
+        if param(&q, "order_by") != Some("id") {
+            return (
+                StatusCode::METHOD_NOT_ALLOWED,
+                axum::Json(json!({"error": "Keyset pagination is not yet available for this type of request"})),
+            )
+                .into_response();
+        }
+        let after: i64 = param(&q, "id_after")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let page: Vec<&Project> = projects
+            .iter()
+            .filter(|p| !ascending || p.id > after)
+            .take(per_page)
+            .copied()
+            .collect();
+        let items: Vec<Value> = page.iter().map(|p| project_json(&s, p)).collect();
+        let mut headers = HeaderMap::new();
+        if let Some(last) = page.last()
+            && projects.iter().any(|p| p.id > last.id)
+            && page.len() == per_page
+        {
+            let mut pairs: Vec<(String, String)> =
+                q.iter().filter(|(k, _)| k != "id_after").cloned().collect();
+            pairs.push(("id_after".into(), last.id.to_string()));
+            let query: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let link = format!(
+                "<{}/api/v4/projects?{}>; rel=\"next\"",
+                s.base,
+                query.join("&")
+            );
+            headers.insert("link", link.parse().expect("header"));
+        }
+        return (headers, axum::Json(Value::Array(items))).into_response();
+    }
+    if page * per_page > s.max_offset {
+        return (
+            StatusCode::METHOD_NOT_ALLOWED,
+            axum::Json(json!({"error": format!("Offset pagination has a maximum allowed offset of {} for requests that return objects of type Project. Remaining records can be retrieved using keyset pagination.", s.max_offset)})),
+        )
+            .into_response();
     }
     let total = projects.len();
     let total_pages = total.div_ceil(per_page).max(1);
@@ -451,7 +590,8 @@ async fn get_project(State(state): Shared, Path(id): Path<String>) -> Response {
 
 async fn get_namespace(State(state): Shared, Path(id): Path<String>) -> Response {
     let s = state.lock().expect("lock");
-    match find_namespace(&s, &id) {
+    // Only namespaces the user is a member of.
+    match find_namespace(&s, &id).filter(|n| n.member) {
         Some(n) => axum::Json(namespace_json(n)).into_response(),
         None => message(StatusCode::NOT_FOUND, json!("404 Namespace Not Found")),
     }
@@ -492,6 +632,61 @@ fn text(attrs: &serde_json::Map<String, Value>, key: &str) -> Option<String> {
     }
 }
 
+/// The levels from the least visible up.
+fn level(visibility: &str) -> u8 {
+    match visibility {
+        "public" => 20,
+        "internal" => 10,
+        _ => 0,
+    }
+}
+
+/// GitLab's refusal of a name that does not start with a letter, digit,
+/// emoji or `_`.
+fn bad_name(name: &str) -> Option<Response> {
+    let ok = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_alphanumeric() || c == '_');
+    (!ok).then(|| {
+        message(
+            StatusCode::BAD_REQUEST,
+            json!({"name": ["can contain only letters, digits, emoji, '_', '.', '+', dashes, or spaces. It must start with a letter, digit, emoji, or '_'."]}),
+        )
+    })
+}
+
+/// GitLab's refusal of a visibility the administrator restricted or the
+/// parent group does not allow.
+fn bad_visibility(
+    s: &GitlabState,
+    visibility: &str,
+    parent: Option<&Namespace>,
+    what: &str,
+) -> Option<Response> {
+    if s.restricted_visibility.iter().any(|v| v == visibility) {
+        return Some(message(
+            StatusCode::BAD_REQUEST,
+            json!({"visibility_level": [format!("{visibility} has been restricted by your GitLab administrator")]}),
+        ));
+    }
+    let parent = parent.filter(|p| p.kind == "group")?;
+    (level(visibility) > level(&parent.visibility)).then(|| {
+        let why = if what == "group" {
+            format!(
+                "{visibility} is not allowed since the parent group has a {} visibility.",
+                parent.visibility
+            )
+        } else {
+            format!(
+                "{visibility} is not allowed in a {} group.",
+                parent.visibility
+            )
+        };
+        message(StatusCode::BAD_REQUEST, json!({"visibility_level": [why]}))
+    })
+}
+
 async fn create_group(
     State(state): Shared,
     headers: HeaderMap,
@@ -526,6 +721,14 @@ async fn create_group(
             json!("Failed to save group {:path=>[\"has already been taken\"]}"),
         );
     }
+    if let Some(refusal) = bad_name(&name) {
+        return refusal;
+    }
+    // Groups are private unless asked otherwise.
+    let visibility = text(&attrs, "visibility").unwrap_or_else(|| "private".into());
+    if let Some(refusal) = bad_visibility(&s, &visibility, parent.as_ref(), "group") {
+        return refusal;
+    }
     s.next_id += 1;
     let ns = Namespace {
         id: s.next_id,
@@ -533,10 +736,10 @@ async fn create_group(
         full_path,
         kind: "group",
         parent_id: parent.map(|p| p.id),
-        visibility: text(&attrs, "visibility").unwrap_or_else(|| "private".into()),
+        visibility,
         hidden: false,
+        member: true,
     };
-    let _ = name;
     let answer = namespace_json(&ns);
     s.namespaces.push(ns);
     (StatusCode::CREATED, axum::Json(answer)).into_response()
@@ -568,24 +771,41 @@ async fn create_project(
     let full = format!("{}/{path}", namespace.full_path);
     if s.projects.iter().any(|p| p.path_with_namespace == full) {
         return message(
-            StatusCode::CONFLICT,
+            StatusCode::BAD_REQUEST,
             json!({"name": ["has already been taken"], "path": ["has already been taken"]}),
         );
+    }
+    let name = name.unwrap_or_else(|| path.clone());
+    if let Some(refusal) = bad_name(&name) {
+        return refusal;
+    }
+    let visibility = text(&attrs, "visibility").unwrap_or_else(|| "private".into());
+    if let Some(refusal) = bad_visibility(&s, &visibility, Some(&namespace), "project") {
+        return refusal;
     }
     s.next_id += 1;
     let project = Project {
         id: s.next_id,
-        name: name.unwrap_or_else(|| path.clone()),
+        name,
         path,
         namespace_id: namespace.id,
         path_with_namespace: full,
-        default_branch: text(&attrs, "default_branch"),
+        // Ignored: an empty project has no branch to be the default.
+        default_branch: None,
         description: text(&attrs, "description"),
-        visibility: text(&attrs, "visibility").unwrap_or_else(|| "private".into()),
+        visibility,
+        branches: Vec::new(),
+        protected: Vec::new(),
     };
     let answer = project_json(&s, &project);
     s.projects.push(project);
     (StatusCode::CREATED, axum::Json(answer)).into_response()
+}
+
+fn project_index(s: &GitlabState, id: &str) -> Option<usize> {
+    find_project(s, id)
+        .map(|p| p.id)
+        .and_then(|pid| s.projects.iter().position(|p| p.id == pid))
 }
 
 async fn update_project(
@@ -596,12 +816,18 @@ async fn update_project(
 ) -> Response {
     let attrs = attributes(&headers, &body);
     let mut s = state.lock().expect("lock");
-    let Some(index) = find_project(&s, &id)
-        .map(|p| p.id)
-        .and_then(|pid| s.projects.iter().position(|p| p.id == pid))
-    else {
+    let Some(index) = project_index(&s, &id) else {
         return message(StatusCode::NOT_FOUND, json!("404 Project Not Found"));
     };
+    // Checked before anything is applied: a refused request changes nothing.
+    if let Some(b) = text(&attrs, "default_branch")
+        && !s.projects[index].branches.contains(&b)
+    {
+        return message(
+            StatusCode::BAD_REQUEST,
+            json!({"base": [format!("Could not change HEAD: branch '{b}' does not exist")]}),
+        );
+    }
     if let Some(b) = text(&attrs, "default_branch") {
         s.projects[index].default_branch = Some(b);
     }
@@ -610,4 +836,52 @@ async fn update_project(
     }
     let project = s.projects[index].clone();
     axum::Json(project_json(&s, &project)).into_response()
+}
+
+fn protected_json(name: &str, allow_force_push: bool) -> Value {
+    json!({
+        "name": name,
+        "allow_force_push": allow_force_push,
+        "push_access_levels": [{"access_level": 40, "access_level_description": "Maintainers"}],
+        "merge_access_levels": [{"access_level": 40, "access_level_description": "Maintainers"}],
+    })
+}
+
+async fn list_protected(State(state): Shared, Path(id): Path<String>) -> Response {
+    let s = state.lock().expect("lock");
+    match find_project(&s, &id) {
+        Some(p) => axum::Json(Value::Array(
+            p.protected
+                .iter()
+                .map(|(n, f)| protected_json(n, *f))
+                .collect(),
+        ))
+        .into_response(),
+        None => message(StatusCode::NOT_FOUND, json!("404 Project Not Found")),
+    }
+}
+
+async fn update_protected(
+    State(state): Shared,
+    Path((id, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let attrs = attributes(&headers, &body);
+    let mut s = state.lock().expect("lock");
+    let Some(index) = project_index(&s, &id) else {
+        return message(StatusCode::NOT_FOUND, json!("404 Project Not Found"));
+    };
+    let Some(entry) = s.projects[index]
+        .protected
+        .iter_mut()
+        .find(|(n, _)| *n == name)
+    else {
+        return message(StatusCode::NOT_FOUND, json!("404 Not found"));
+    };
+    if let Some(allow) = attrs.get("allow_force_push") {
+        entry.1 = allow == &json!(true) || allow == &json!("true");
+    }
+    let answer = protected_json(&entry.0, entry.1);
+    axum::Json(answer).into_response()
 }

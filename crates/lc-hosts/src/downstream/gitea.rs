@@ -10,13 +10,16 @@
 //!   `POST /orgs` (`username`, `visibility`). Then
 //!   `POST /orgs/{org}/repos` (`name`, `description`, `private`,
 //!   `default_branch`).
-//! * Existing: `PATCH /repos/{owner}/{repo}` with the default branch and
-//!   description when they differ.
+//! * Existing: `PATCH /repos/{owner}/{repo}` with the upstream's
+//!   description, alone, when it differs.
+//! * After a successful job (by the webapp): `PATCH` of `default_branch`
+//!   alone when it differs from the upstream's.
 //!
 //! A creation answered 409 (repository) or 422 (organisation) lost a race
 //! and is looked up again.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -30,6 +33,8 @@ use crate::api::{Api, ApiError, Auth};
 pub struct Gitea {
     api: Api,
     visibility: Visibility,
+    /// Repositories whose default branch was seen to after a push in this run.
+    settled: Mutex<HashSet<String>>,
 }
 
 impl Gitea {
@@ -42,6 +47,7 @@ impl Gitea {
         Ok(Gitea {
             api: Api::new(url, "api/v1", Auth::Token(token), polite)?,
             visibility,
+            settled: Mutex::default(),
         })
     }
 
@@ -77,7 +83,7 @@ impl Gitea {
         if let Some(head) = metadata.valid_head() {
             body["default_branch"] = json!(head);
         }
-        if let Some(description) = metadata.clean_description() {
+        if let Some(description) = metadata.mirror_description() {
             body["description"] = json!(description);
         }
         let answer = self
@@ -150,6 +156,8 @@ impl Gitea {
         }
     }
 
+    /// Puts an existing repository's description when the upstream gives
+    /// one that differs; a failure is logged, not fatal.
     async fn update(
         &self,
         path: &str,
@@ -158,31 +166,64 @@ impl Gitea {
         repo: &Value,
         metadata: &RepoMetadata,
     ) -> Prepared {
-        let mut changes = serde_json::Map::new();
-        if let Some(head) = metadata.valid_head()
-            && repo.get("default_branch").and_then(Value::as_str) != Some(head)
-        {
-            changes.insert("default_branch".into(), json!(head));
-        }
-        if let Some(description) = metadata.clean_description()
-            && repo.get("description").and_then(Value::as_str) != Some(description.as_str())
-        {
-            changes.insert("description".into(), json!(description));
-        }
-        if changes.is_empty() {
+        let Some(description) = metadata.clean_description() else {
+            return Prepared::Existing;
+        };
+        if repo.get("description").and_then(Value::as_str) == Some(description.as_str()) {
             return Prepared::Existing;
         }
         let url = self.api.url(&["repos", owner, name]);
+        let body = json!({ "description": description });
         match self
             .api
-            .call_expect(Method::PATCH, url, Some(&Value::Object(changes)), 200)
+            .call_expect(Method::PATCH, url, Some(&body), 200)
             .await
         {
             Ok(_) => Prepared::Updated,
             Err(err) => {
-                tracing::warn!(path, %err, "cannot update the Gitea repository's metadata");
+                tracing::warn!(path, %err, "cannot update the Gitea repository's description");
                 Prepared::Existing
             }
         }
+    }
+
+    /// After a successful job: the upstream's default branch, now that it
+    /// exists, with a `PATCH` of `default_branch` alone. Once per
+    /// repository and webapp run.
+    pub(super) async fn after_push(
+        &self,
+        path: &str,
+        metadata: &RepoMetadata,
+    ) -> Result<(), PrepareError> {
+        let Some(head) = metadata.valid_head() else {
+            return Ok(());
+        };
+        let Some((owner, name)) = path.split_once('/') else {
+            return Ok(());
+        };
+        if self
+            .settled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(path)
+        {
+            return Ok(());
+        }
+        let Some(repo) = self.repo(owner, name).await? else {
+            return Ok(());
+        };
+        if repo.get("default_branch").and_then(Value::as_str) != Some(head) {
+            let url = self.api.url(&["repos", owner, name]);
+            let body = json!({ "default_branch": head });
+            self.api
+                .call_expect(Method::PATCH, url, Some(&body), 200)
+                .await?;
+            tracing::info!(path, head, "set the Gitea repository's default branch");
+        }
+        self.settled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(path.to_owned());
+        Ok(())
     }
 }

@@ -91,6 +91,7 @@ mod tests {
         let meta = RepoMetadata {
             head: Some("trunk".into()),
             description: Some("The upstream's words".into()),
+            upstream: None,
         };
         assert_eq!(
             d.prepare("a/b", &meta).await.expect("create"),

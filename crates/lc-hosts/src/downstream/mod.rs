@@ -4,8 +4,8 @@
 //! | type | missing repository | metadata |
 //! |---|---|---|
 //! | `local` | `git init --bare` at `<base>/<path>.git` (in-process) | HEAD and `description` set at creation |
-//! | `gitlab` | missing parent groups created level by level, then the project | an existing project's default branch and description updated when they differ |
-//! | `gitea` | the organisation if missing, then the repository | likewise |
+//! | `gitlab` | missing parent groups created level by level, then the project | description at creation, a changed one put alone; default branch and force pushes on protected branches after the first push |
+//! | `gitea` | the organisation if missing, then the repository | description likewise; default branch after the first push |
 //! | `gerrit` | `gerrit create-project` over ssh | `set-head`, `set-project -d` at creation |
 //! | `gitano` | `create` over ssh | `config <path> set project.head/description` at creation |
 //!
@@ -37,6 +37,10 @@ pub struct RepoMetadata {
     /// Default branch name (`main`, not `refs/heads/main`).
     pub head: Option<String>,
     pub description: Option<String>,
+    /// Where the mirror comes from (the lorry's `url`), for the "Mirror
+    /// of" description a host shows when the upstream gives none.
+    #[serde(default)]
+    pub upstream: Option<String>,
 }
 
 impl RepoMetadata {
@@ -58,6 +62,36 @@ impl RepoMetadata {
             .collect();
         let text = text.trim();
         (!text.is_empty()).then(|| text.to_owned())
+    }
+
+    /// The upstream's description, or else "Mirror of <upstream URL>"
+    /// with any credentials taken off the URL.
+    pub fn mirror_description(&self) -> Option<String> {
+        self.clean_description().or_else(|| {
+            let upstream = self.upstream.as_deref()?.trim();
+            if upstream.is_empty() || upstream.chars().any(char::is_control) {
+                return None;
+            }
+            let shown = match reqwest::Url::parse(upstream) {
+                Ok(mut url) if url.has_host() => {
+                    let _ = url.set_username("");
+                    let _ = url.set_password(None);
+                    url.set_query(None);
+                    url.set_fragment(None);
+                    url.to_string()
+                }
+                _ => lc_core::redact::redact(upstream).into_owned(),
+            };
+            Some(format!("Mirror of {shown}"))
+        })
+    }
+
+    /// The upstream URL of a lorry's single-entry spec map (as STATEDB
+    /// keeps it), if it has one.
+    pub fn upstream_of_spec(spec_text: &str) -> Option<String> {
+        let spec: serde_json::Value = serde_json::from_str(spec_text).ok()?;
+        let (_, body) = spec.as_object()?.iter().next()?;
+        body.get("url")?.as_str().map(str::to_owned)
     }
 }
 
@@ -130,6 +164,22 @@ impl Downstream {
             Downstream::Gitano(gitano) => gitano.prepare(path, metadata).await,
         }
     }
+
+    /// After a job pushed to the repository of `path`: the settings that
+    /// need a pushed branch (GitLab's and Gitea's default branch, force
+    /// pushes on GitLab's protected branches). The webapp calls this, as
+    /// the holder of the host's token; other hosts need nothing.
+    pub async fn after_push(
+        &self,
+        path: &str,
+        metadata: &RepoMetadata,
+    ) -> Result<(), PrepareError> {
+        match self {
+            Downstream::Gitlab(gitlab) => gitlab.after_push(path, metadata).await,
+            Downstream::Gitea(gitea) => gitea.after_push(path, metadata).await,
+            Downstream::Local(_) | Downstream::Gerrit(_) | Downstream::Gitano(_) => Ok(()),
+        }
+    }
 }
 
 /// Refuses a lorry path that no host could take as a repository path: empty
@@ -170,15 +220,39 @@ mod tests {
         let m = RepoMetadata {
             head: Some("refs/heads/main".into()),
             description: Some("  A\u{7}B \n".into()),
+            upstream: Some("https://u:tok@h/x".into()),
         };
         assert_eq!(m.valid_head(), Some("main"));
         assert_eq!(m.clean_description().as_deref(), Some("AB"));
+        assert_eq!(m.mirror_description().as_deref(), Some("AB"));
         let bad = RepoMetadata {
             head: Some("a..b".into()),
             description: Some("   ".into()),
+            upstream: None,
         };
         assert_eq!(bad.valid_head(), None);
         assert_eq!(bad.clean_description(), None);
+        assert_eq!(bad.mirror_description(), None);
+        let plain = |upstream: &str| RepoMetadata {
+            upstream: Some(upstream.into()),
+            ..RepoMetadata::default()
+        };
+        assert_eq!(
+            plain("https://user:tok@git.example.com/a.git?private_token=x")
+                .mirror_description()
+                .as_deref(),
+            Some("Mirror of https://git.example.com/a.git")
+        );
+        assert_eq!(
+            plain("git://h/a").mirror_description().as_deref(),
+            Some("Mirror of git://h/a")
+        );
+        assert_eq!(
+            RepoMetadata::upstream_of_spec(r#"{"a/b": {"type": "git", "url": "git://h/a"}}"#)
+                .as_deref(),
+            Some("git://h/a")
+        );
+        assert_eq!(RepoMetadata::upstream_of_spec("not json"), None);
     }
 
     #[test]

@@ -52,6 +52,7 @@ pub(super) async fn list(
                 metadata: RepoMetadata {
                     head: text_field(repo, "default_branch"),
                     description: text_field(repo, "description"),
+                    upstream: None,
                 },
                 path,
             });

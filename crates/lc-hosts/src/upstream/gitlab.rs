@@ -1,8 +1,8 @@
 //! Listing a GitLab instance: `GET /api/v4/projects`, every project the
-//! token can see, 100 a page, following `X-Next-Page` (or the `Link`
-//! header's `rel="next"` when a proxy dropped the former).
+//! token can see, 100 a page with keyset pagination, following the `Link`
+//! header's `rel="next"` (its query, on our own URL).
 
-use reqwest::{Method, Url};
+use reqwest::Method;
 use serde_json::Value;
 
 use super::{ListError, ListedRepo, Lister, MAX_PAGES, UpstreamHost, text_field, with_scheme};
@@ -25,12 +25,14 @@ pub(super) async fn list(
         }
     })?;
     let mut url = api.url(&["projects"]);
+    // Keyset pagination: offset pagination of /projects stops at an offset
+    // of 50,000 (<https://docs.gitlab.com/api/rest/#keyset-based-pagination>).
     url.query_pairs_mut()
         .append_pair("simple", "true")
+        .append_pair("pagination", "keyset")
         .append_pair("order_by", "id")
         .append_pair("sort", "asc")
-        .append_pair("per_page", &PER_PAGE.to_string())
-        .append_pair("page", "1");
+        .append_pair("per_page", &PER_PAGE.to_string());
     let mut repos = Vec::new();
     for _ in 0..MAX_PAGES {
         let answer = api.call_expect(Method::GET, url.clone(), None, 200).await?;
@@ -50,44 +52,20 @@ pub(super) async fn list(
                 metadata: RepoMetadata {
                     head: text_field(project, "default_branch"),
                     description: text_field(project, "description"),
+                    upstream: None,
                 },
                 path,
             });
         }
-        let next_page = answer
-            .headers
-            .get("x-next-page")
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .filter(|v| !v.is_empty());
-        url = match (next_page, link_next(&answer.headers)) {
-            (Some(page), _) => {
-                let mut next = url.clone();
-                set_page(&mut next, page);
-                next
-            }
-            (None, Some(link)) => api.follow(&url, &link)?,
-            (None, None) => return Ok(repos),
+        url = match link_next(&answer.headers) {
+            Some(link) => api.follow(&url, &link)?,
+            None => return Ok(repos),
         };
     }
     Err(ListError::Host {
         host: host.host.clone(),
         problem: format!("more than {MAX_PAGES} pages of projects"),
     })
-}
-
-fn set_page(url: &mut Url, page: &str) {
-    let pairs: Vec<(String, String)> = url
-        .query_pairs()
-        .filter(|(k, _)| k != "page")
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
-    let mut query = url.query_pairs_mut();
-    query.clear();
-    for (k, v) in &pairs {
-        query.append_pair(k, v);
-    }
-    query.append_pair("page", page);
 }
 
 fn clone_url(host: &UpstreamHost, project: &Value, path: &str) -> String {
