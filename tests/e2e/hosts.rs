@@ -569,6 +569,10 @@ fn gitea_downstream_creates_the_organisation_then_the_repository() {
                        "description": "Mirror of git://example.invalid/lorry/own"})
             ),
             (
+                "PATCH /api/v1/repos/lorry/own".to_owned(),
+                json!({"has_actions": false})
+            ),
+            (
                 "POST /api/v1/orgs".to_owned(),
                 json!({"username": "team", "visibility": "public"})
             ),
@@ -576,6 +580,10 @@ fn gitea_downstream_creates_the_organisation_then_the_repository() {
                 "POST /api/v1/orgs/team/repos".to_owned(),
                 json!({"name": "app", "private": false,
                        "description": "Mirror of git://example.invalid/team/app"})
+            ),
+            (
+                "PATCH /api/v1/repos/team/app".to_owned(),
+                json!({"has_actions": false})
             ),
         ]
     );
@@ -585,6 +593,48 @@ fn gitea_downstream_creates_the_organisation_then_the_repository() {
         .expect("output")
         .to_owned();
     assert!(out.contains("exactly two components"), "{out}");
+    assert_no_secret("the log", &app.log());
+}
+
+#[test]
+fn gitea_downstream_without_the_scope_or_the_right_fails_saying_what_is_needed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let gitea = GiteaV1::start(TOKEN);
+    gitea.add_org("other");
+    gitea.state().foreign_orgs = vec!["other".into()];
+    gitea.state().scopes = Some(vec!["write:repository".into(), "read:user".into()]);
+    let app = App::start(
+        dir.path(),
+        &[
+            "--git-server-type=gitea".into(),
+            format!("--downstream-http-url={}", gitea.server.url()),
+        ],
+        &[("LORRY_GITEA_ACCESS_TOKEN".into(), TOKEN.into())],
+    );
+    app.pretend_time(T0);
+    app.seed(&[lorry("team/app")]);
+    assert_eq!(app.give_me_job(), None);
+    let out = last_job(&app, "team/app")["output"]
+        .as_str()
+        .expect("output")
+        .to_owned();
+    assert!(out.contains("403"), "{out}");
+    assert!(out.contains("write:organization"), "{out}");
+    assert!(out.contains("INSTALL.md"), "{out}");
+
+    // With every scope, an organisation the user may not create in.
+    gitea.state().scopes = None;
+    app.seed(&[lorry("other/app")]);
+    assert_eq!(app.give_me_job(), None);
+    let out = last_job(&app, "other/app")["output"]
+        .as_str()
+        .expect("output")
+        .to_owned();
+    assert!(
+        out.contains("not allowed to create repository in organization other"),
+        "{out}"
+    );
+    assert!(gitea.repo("other/app").is_none());
     assert_no_secret("the log", &app.log());
 }
 
@@ -627,6 +677,9 @@ fn gitea_downstream_existing_repositories_get_new_metadata_only_when_it_differs(
 fn gitea_upstream_listing_follows_link_headers_past_100_repositories() {
     let dir = tempfile::tempdir().expect("tempdir");
     let up = GiteaV1::start(TOKEN);
+    // Gitea's public name is not the address we reach it by: its Link
+    // headers name the former, the next pages are asked of the latter.
+    up.state().root_url = Some("https://gitea.example.com".into());
     for i in 0..120 {
         up.add_repo(
             if i % 2 == 0 { "even" } else { "odd" },
@@ -658,8 +711,9 @@ fn gitea_upstream_listing_follows_link_headers_past_100_repositories() {
         .as_str()
         .expect("text")
         .to_owned();
+    // Clone URLs are Gitea's own, in the configured protocol.
     assert!(
-        text.contains(&format!("{}/even/r10.git", up.server.url())),
+        text.contains("http://gitea.example.com/even/r10.git"),
         "{text}"
     );
     // The token went in the header, and nowhere else.
@@ -734,15 +788,11 @@ fn gerrit_downstream_over_ssh_creates_projects_under_the_parent_with_metadata() 
                 "create-project",
                 "--parent",
                 "Mirrors",
-                "new/meta"
-            ]),
-            expect(&["gerrit", "set-head", "new/meta", "--new-head", "trunk"]),
-            expect(&[
-                "gerrit",
-                "set-project",
-                "new/meta",
+                "--branch",
+                "trunk",
                 "--description",
-                "It's odd: $(x) `y`"
+                "It's odd: $(x) `y`",
+                "new/meta"
             ]),
             expect(&[
                 "gerrit",
@@ -757,6 +807,8 @@ fn gerrit_downstream_over_ssh_creates_projects_under_the_parent_with_metadata() 
                 "create-project",
                 "--parent",
                 "Mirrors",
+                "--description",
+                "Mirror of git://example.invalid/new/proj",
                 "new/proj"
             ]),
         ]
@@ -764,7 +816,10 @@ fn gerrit_downstream_over_ssh_creates_projects_under_the_parent_with_metadata() 
     assert_eq!(ssh.lines("gerrit-heads"), ["new/meta\ttrunk"]);
     assert_eq!(
         ssh.lines("gerrit-descriptions"),
-        ["new/meta\tIt's odd: $(x) `y`"]
+        [
+            "new/meta\tIt's odd: $(x) `y`",
+            "new/proj\tMirror of git://example.invalid/new/proj"
+        ]
     );
 
     // An unreachable Gerrit fails the job with ssh's words.
@@ -806,6 +861,7 @@ fn gitano_downstream_over_ssh_creates_and_configures_new_repositories_only() {
         calls,
         [
             vec!["git@trove.example.com", "", "create", "existing/repo"],
+            vec!["git@trove.example.com", "", "ls"],
             vec!["git@trove.example.com", "", "create", "new/repo"],
         ]
     );

@@ -2,18 +2,28 @@
 //! Gitea's API reference (swagger) describes them.
 //!
 //! * Authentication: `Authorization: token <token>`; a wrong token is
-//!   `401 {"message": "...", "url": "..."}` (APIUnauthorizedError).
+//!   `401 {"message": "...", "url": "..."}` (APIUnauthorizedError)
+//!   (<https://docs.gitea.com/development/api-usage#authentication>).
+//! * Token scopes: each route needs its category's `read:` or `write:`
+//!   scope, else `403` naming the scope
+//!   (<https://docs.gitea.com/development/oauth2-provider#scopes>).
 //! * `GET /repos/search` (`page`, `limit`; the limit capped at
 //!   MAX_RESPONSE_ITEMS, 50): `{"ok": true, "data": [Repository...]}` with
-//!   `X-Total-Count` and a `Link` header (`next`, `last`, `first`, `prev`).
+//!   `X-Total-Count` and a `Link` header (`next`, `last`, `first`, `prev`)
+//!   built from the server's `ROOT_URL`, whatever address the request came
+//!   to (<https://docs.gitea.com/administration/config-cheat-sheet#server-server>,
+//!   <https://docs.gitea.com/development/api-usage#pagination>).
 //! * `GET /repos/{owner}/{repo}`, `PATCH /repos/{owner}/{repo}`
-//!   (EditRepoOption: `description`, `default_branch`).
+//!   (EditRepoOption: `description`, `default_branch`, `has_actions`).
 //! * `GET /orgs/{org}`; `POST /orgs` (CreateOrgOption: `username`,
-//!   `visibility`): 201, or 422 when the name is taken, 403 when the user
-//!   may not create organisations.
+//!   `visibility` one of `public`, `limited`, `private`): 201, or 422 when
+//!   the name is taken or a field is bad, 403 when the user may not create
+//!   organisations.
 //! * `POST /orgs/{org}/repos`, `POST /user/repos` (CreateRepoOption:
 //!   `name`, `description`, `private`, `default_branch`): 201, or 409 when
-//!   the repository exists, 404 when the organisation does not.
+//!   the repository exists, 404 when the organisation does not, 403 when
+//!   the user may not create repositories in it.
+//!   (API reference: <https://docs.gitea.com/api/1.22/>.)
 //! * `GET /user`: the token's user.
 //! * Not found: `404 {"errors": [], "message": "The target couldn't be
 //!   found.", "url": "..."}` (APINotFound).
@@ -49,6 +59,14 @@ pub struct GiteaState {
     pub orgs: Vec<(String, String)>,
     pub repos: Vec<Repo>,
     pub can_create_org: bool,
+    /// Organisations the user is not a member of: creating there is a 403.
+    pub foreign_orgs: Vec<String>,
+    /// The token's scopes; `None`: all.
+    pub scopes: Option<Vec<String>>,
+    /// `[server] ROOT_URL`, when it differs from the address served.
+    pub root_url: Option<String>,
+    /// `has_actions` as last set per repository (`owner/name`).
+    pub has_actions: Vec<(String, bool)>,
     pub next_id: i64,
     pub seen: Vec<Seen>,
     pub base: String,
@@ -72,6 +90,10 @@ impl GiteaV1 {
             orgs: Vec::new(),
             repos: Vec::new(),
             can_create_org: true,
+            foreign_orgs: Vec::new(),
+            scopes: None,
+            root_url: None,
+            has_actions: Vec::new(),
             next_id: 0,
             seen: Vec::new(),
             base: String::new(),
@@ -182,13 +204,43 @@ async fn guard(State(state): Shared, request: Request, next: Next) -> Response {
                 "user does not exist [uid: 0, name: ]",
             );
         }
+        let path = parts.uri.path();
+        let category = if path.starts_with("/api/v1/orgs") {
+            "organization"
+        } else if path == "/api/v1/user" {
+            "user"
+        } else {
+            "repository"
+        };
+        let access = if parts.method == axum::http::Method::GET {
+            "read"
+        } else {
+            "write"
+        };
+        if let Some(scopes) = &s.scopes {
+            // A write scope includes the read one.
+            let ok = scopes.iter().any(|have| {
+                *have == format!("{access}:{category}") || *have == format!("write:{category}")
+            });
+            if !ok {
+                return error(
+                    StatusCode::FORBIDDEN,
+                    &format!(
+                        "token does not have at least one of required scope(s), required=[{access}:{category}], token scope={}",
+                        scopes.join(",")
+                    ),
+                );
+            }
+        }
     }
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await
 }
 
 fn repo_json(s: &GiteaState, r: &Repo) -> Value {
-    let host = s.base.trim_start_matches("http://");
+    // Clone URLs come from ROOT_URL too.
+    let base = s.root_url.as_deref().unwrap_or(&s.base);
+    let host = base.split_once("://").map_or(base, |(_, rest)| rest);
     let host = host.split(':').next().unwrap_or(host);
     json!({
         "id": r.id,
@@ -199,9 +251,9 @@ fn repo_json(s: &GiteaState, r: &Repo) -> Value {
         "default_branch": r.default_branch,
         "private": r.private,
         "empty": false,
-        "clone_url": format!("{}/{}/{}.git", s.base, r.owner, r.name),
+        "clone_url": format!("{base}/{}/{}.git", r.owner, r.name),
         "ssh_url": format!("git@{host}:{}/{}.git", r.owner, r.name),
-        "html_url": format!("{}/{}/{}", s.base, r.owner, r.name),
+        "html_url": format!("{base}/{}/{}", r.owner, r.name),
     })
 }
 
@@ -249,7 +301,8 @@ async fn search(State(state): Shared, RawQuery(query): RawQuery) -> Response {
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
         q.push(format!("page={n}"));
-        format!("<{}/api/v1/repos/search?{}>", s.base, q.join("&"))
+        let root = s.root_url.as_deref().unwrap_or(&s.base);
+        format!("<{root}/api/v1/repos/search?{}>", q.join("&"))
     };
     let mut links = Vec::new();
     if page < last {
@@ -296,6 +349,11 @@ async fn edit_repo(
     if let Some(b) = edit.get("default_branch").and_then(Value::as_str) {
         s.repos[i].default_branch = b.into();
     }
+    if let Some(a) = edit.get("has_actions").and_then(Value::as_bool) {
+        let key = format!("{owner}/{repo}");
+        s.has_actions.retain(|(k, _)| *k != key);
+        s.has_actions.push((key, a));
+    }
     let r = s.repos[i].clone();
     axum::Json(repo_json(&s, &r)).into_response()
 }
@@ -334,6 +392,12 @@ async fn create_org(State(state): Shared, body: axum::body::Bytes) -> Response {
         .and_then(Value::as_str)
         .unwrap_or("public")
         .to_owned();
+    if !["public", "limited", "private"].contains(&visibility.as_str()) {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "[Visibility]: Visibility is not valid",
+        );
+    }
     s.orgs.push((name.to_owned(), visibility.clone()));
     (
         StatusCode::CREATED,
@@ -386,6 +450,12 @@ async fn create_org_repo(
     let mut s = state.lock().expect("lock");
     if !s.orgs.iter().any(|(n, _)| *n == org) {
         return not_found();
+    }
+    if s.foreign_orgs.contains(&org) {
+        return error(
+            StatusCode::FORBIDDEN,
+            &format!("Given user is not allowed to create repository in organization {org}."),
+        );
     }
     create_repo(&mut s, &org, &option)
 }

@@ -12,10 +12,17 @@
 //! Gerrit (per its ssh command reference): `gerrit ls-projects [--type T]
 //! [--prefix P]`, `gerrit create-project [--parent P] [--description D]
 //! [--branch B]... NAME` (a `.git` suffix is dropped; an existing name is
-//! "fatal: Project already exists"), `gerrit set-head NAME --new-head REF`,
+//! "fatal: Project already exists"; the first `--branch` is HEAD, recorded
+//! in `gerrit-heads`, the description in `gerrit-descriptions`)
+//! (<https://gerrit-review.googlesource.com/Documentation/cmd-create-project.html>),
+//! `gerrit set-head NAME --new-head REF`, refused while the branch does not
+//! exist (no line `NAME<TAB>BRANCH` in `gerrit-refs`: nothing was pushed)
+//! (<https://gerrit-review.googlesource.com/Documentation/cmd-set-head.html>),
 //! `gerrit set-project NAME [--description D]`. Gitano: `ls`, `create
-//! REPO`, `config REPO set KEY VALUE`. Git over ssh: `git-upload-pack` and
-//! `git-receive-pack` of the repositories under `git-root/`.
+//! REPO` (an existing repository is refused, in words that vary between
+//! versions: here they avoid "exists" on purpose), `config REPO set KEY
+//! VALUE`. Git over ssh: `git-upload-pack` and `git-receive-pack` of the
+//! repositories under `git-root/`.
 
 use std::path::{Path, PathBuf};
 
@@ -56,11 +63,13 @@ gerrit)
     done < "$dir/gerrit-projects"
     exit 0 ;;
   create-project)
-    parent=""; name=""
+    parent=""; name=""; branch=""; desc=""
     while [ $# -gt 0 ]; do
       case "$1" in
         --parent|-p) parent="$2"; shift 2 ;;
-        --description|-d|--branch|-b|--owner|-o|--submit-type|-t) shift 2 ;;
+        --branch|-b) [ -n "$branch" ] || branch="$2"; shift 2 ;;
+        --description|-d) desc="$2"; shift 2 ;;
+        --owner|-o|--submit-type|-t) shift 2 ;;
         -*) shift ;;
         *) name="$1"; shift ;;
       esac
@@ -72,11 +81,15 @@ gerrit)
       echo "fatal: Parent project \"$parent\" not found" >&2; exit 1
     fi
     printf '%s\n' "$name" >> "$dir/gerrit-projects"
+    [ -z "$branch" ] || printf '%s\t%s\n' "$name" "$branch" >> "$dir/gerrit-heads"
+    [ -z "$desc" ] || printf '%s\t%s\n' "$name" "$desc" >> "$dir/gerrit-descriptions"
     exit 0 ;;
   set-head)
     name="$1"; shift; head=""
     while [ $# -gt 0 ]; do case "$1" in --new-head) head="$2"; shift 2 ;; *) shift ;; esac; done
     has gerrit-projects "$name" || { echo "fatal: project $name not found" >&2; exit 1; }
+    touch "$dir/gerrit-refs"
+    has gerrit-refs "$name	${head#refs/heads/}" || { echo "fatal: Ref Not Found: refs/heads/${head#refs/heads/}" >&2; exit 1; }
     printf '%s\t%s\n' "$name" "$head" >> "$dir/gerrit-heads"
     exit 0 ;;
   set-project)
@@ -96,7 +109,7 @@ ls)
   exit 0 ;;
 create)
   name="$2"
-  if has gitano-repos "$name"; then echo "Repository $name already exists" >&2; exit 1; fi
+  if has gitano-repos "$name"; then echo "create: cannot create $name: the path is in use" >&2; exit 1; fi
   printf '%s\n' "$name" >> "$dir/gitano-repos"
   exit 0 ;;
 config)

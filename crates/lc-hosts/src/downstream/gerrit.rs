@@ -1,11 +1,14 @@
 //! `gerrit`: projects on Gerrit, through its ssh commands.
 //!
 //! `gerrit ls-projects --type ALL --prefix <path>` tells whether the
-//! project exists (its name listed exactly); if not,
-//! `gerrit create-project [--parent <parent>] <path>`, then the metadata
-//! with `gerrit set-head <path> --new-head <branch>` and
-//! `gerrit set-project <path> --description <text>` (failures there are
-//! logged only). The lorry user needs the Create Project capability.
+//! project exists (its name listed exactly); if not, one
+//! `gerrit create-project [--parent <parent>] [--branch <head>]
+//! --description <text> <path>`: `--branch` names the branch HEAD points
+//! to (<https://gerrit-review.googlesource.com/Documentation/cmd-create-project.html>).
+//! A separate `set-head` would fail, since no branch exists before the
+//! first push (<https://gerrit-review.googlesource.com/Documentation/cmd-set-head.html>).
+//! The description is the upstream's, or "Mirror of <upstream URL>".
+//! The lorry user needs the Create Project capability.
 
 use super::{PrepareError, Prepared, RepoMetadata};
 use crate::ssh::{Ssh, SshTarget};
@@ -41,25 +44,20 @@ impl Gerrit {
         if listed.lines().any(|line| line.trim() == path) {
             return Ok(Prepared::Existing);
         }
+        let description = metadata.mirror_description();
         let mut create = vec!["gerrit", "create-project"];
         if let Some(parent) = &self.parent {
             create.extend(["--parent", parent.as_str()]);
         }
+        if let Some(head) = metadata.valid_head() {
+            create.extend(["--branch", head]);
+        }
+        if let Some(description) = &description {
+            create.extend(["--description", description.as_str()]);
+        }
         create.push(path);
         self.ssh.run(&self.target, &create).await?;
         tracing::info!(target = %self.target, path, "created Gerrit project");
-        if let Some(head) = metadata.valid_head() {
-            let set_head = ["gerrit", "set-head", path, "--new-head", head];
-            if let Err(err) = self.ssh.run(&self.target, &set_head).await {
-                tracing::warn!(path, %err, "cannot set the Gerrit project's HEAD");
-            }
-        }
-        if let Some(description) = metadata.clean_description() {
-            let set = ["gerrit", "set-project", path, "--description", &description];
-            if let Err(err) = self.ssh.run(&self.target, &set).await {
-                tracing::warn!(path, %err, "cannot set the Gerrit project's description");
-            }
-        }
         Ok(Prepared::Created)
     }
 }

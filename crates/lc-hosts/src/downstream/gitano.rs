@@ -1,13 +1,16 @@
 //! `gitano`: repositories on a Trove's Gitano, through its ssh commands.
 //!
-//! `create <path>`; Gitano refusing because the repository already exists
-//! means there is nothing to do. A created repository gets its metadata with
+//! `create <path>`; when Gitano refuses, `ls` decides: a repository it
+//! lists exists and there is nothing to do, anything else is the error
+//! (Gitano's words differ between versions, so they are not matched). A
+//! created repository gets its metadata with
 //! `config <path> set project.head refs/heads/<branch>` and
 //! `config <path> set project.description <text>` (failures there are
 //! logged only).
 
 use super::{PrepareError, Prepared, RepoMetadata};
 use crate::ssh::{Ssh, SshTarget};
+use crate::upstream::trove::parse_ls;
 
 #[derive(Debug, Clone)]
 pub struct Gitano {
@@ -32,7 +35,8 @@ impl Gitano {
         metadata: &RepoMetadata,
     ) -> Result<Prepared, PrepareError> {
         if let Err(err) = self.ssh.run(&self.target, &["create", path]).await {
-            if err.stderr().contains("exists") {
+            let listed = self.ssh.run(&self.target, &["ls"]).await?;
+            if parse_ls(&listed).iter().any(|p| p == path) {
                 return Ok(Prepared::Existing);
             }
             return Err(err.into());

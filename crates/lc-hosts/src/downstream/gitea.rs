@@ -9,7 +9,9 @@
 //!   created with `POST /user/repos`, or an organisation to create with
 //!   `POST /orgs` (`username`, `visibility`). Then
 //!   `POST /orgs/{org}/repos` (`name`, `description`, `private`,
-//!   `default_branch`).
+//!   `default_branch`), then `PATCH` of `has_actions: false`: Actions off.
+//! * A 403 (a token without the scope, a user without the right) is
+//!   reported with the scopes the token needs.
 //! * Existing: `PATCH /repos/{owner}/{repo}` with the upstream's
 //!   description, alone, when it differs.
 //! * After a successful job (by the webapp): `PATCH` of `default_branch`
@@ -56,6 +58,20 @@ impl Gitea {
         path: &str,
         metadata: &RepoMetadata,
     ) -> Result<Prepared, PrepareError> {
+        self.create(path, metadata).await.map_err(|err| match err {
+            PrepareError::Api(api) if api.status() == Some(403) => PrepareError::Refused {
+                path: path.to_owned(),
+                problem: format!(
+                    "{api} (the Gitea token needs the scopes write:organization and \
+                     write:repository, and its user the right to create organisations \
+                     or repositories in them; see INSTALL.md)"
+                ),
+            },
+            other => other,
+        })
+    }
+
+    async fn create(&self, path: &str, metadata: &RepoMetadata) -> Result<Prepared, PrepareError> {
         let Some((owner, name)) = path.split_once('/').filter(|(_, n)| !n.contains('/')) else {
             return Err(PrepareError::BadPath {
                 kind: "gitea",
@@ -93,6 +109,7 @@ impl Gitea {
         match answer.status {
             201 => {
                 tracing::info!(host = self.api.host(), path, "created Gitea repository");
+                self.disable_actions(path, owner, name).await;
                 Ok(Prepared::Created)
             }
             409 if self.repo(owner, name).await?.is_some() => Ok(Prepared::Existing),
@@ -100,6 +117,21 @@ impl Gitea {
                 .api
                 .status_error(&Method::POST, &create_url, &answer)
                 .into()),
+        }
+    }
+
+    /// Turns Gitea Actions off on a new mirror (`has_actions`, Gitea 1.21
+    /// and later; older versions ignore the field): workflows in mirrored
+    /// code must not run. A failure is logged, not fatal.
+    async fn disable_actions(&self, path: &str, owner: &str, name: &str) {
+        let url = self.api.url(&["repos", owner, name]);
+        let body = json!({ "has_actions": false });
+        if let Err(err) = self
+            .api
+            .call_expect(Method::PATCH, url, Some(&body), 200)
+            .await
+        {
+            tracing::warn!(path, %err, "cannot turn Gitea Actions off");
         }
     }
 

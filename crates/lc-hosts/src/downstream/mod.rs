@@ -6,7 +6,7 @@
 //! | `local` | `git init --bare` at `<base>/<path>.git` (in-process) | HEAD and `description` set at creation |
 //! | `gitlab` | missing parent groups created level by level, then the project | description at creation, a changed one put alone; default branch and force pushes on protected branches after the first push |
 //! | `gitea` | the organisation if missing, then the repository | description likewise; default branch after the first push |
-//! | `gerrit` | `gerrit create-project` over ssh | `set-head`, `set-project -d` at creation |
+//! | `gerrit` | `gerrit create-project` over ssh | `--branch`, `--description` of the same call |
 //! | `gitano` | `create` over ssh | `config <path> set project.head/description` at creation |
 //!
 //! An existing repository is otherwise left alone. Failing to create a

@@ -11,7 +11,7 @@
 
 mod gitea;
 mod gitlab;
-mod trove;
+pub(crate) mod trove;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
