@@ -2,7 +2,7 @@
 //! whole text to print, ending in a newline.
 
 use lc_api::{JobInfo, LorryInfo, MaxJobs, Message, Queue, QueueState, RemovedJobs, Status};
-use lc_core::timefmt;
+use lc_base::timefmt;
 use serde_json::Value;
 
 use crate::table::{Table, clean};

@@ -15,7 +15,7 @@ use lc_api::ConfigProblem;
 use serde_json::{Map, Value};
 
 use crate::db::NewLorry;
-use crate::spec::{self, check_name, parse_lorry_file};
+use lc_base::spec::{self, check_name, parse_lorry_file};
 
 /// The conf file names looked for, in order.
 pub const CONF_FILES: &[&str] = &["lorry-controller.conf", "lorry-configuration.conf"];

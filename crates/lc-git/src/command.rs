@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 
-use lc_core::redact::redact;
+use lc_base::redact::redact;
 
 use crate::GitError;
 

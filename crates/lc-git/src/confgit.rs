@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use lc_core::redact::redact;
+use lc_base::redact::redact;
 
 use crate::{Git, GitError};
 

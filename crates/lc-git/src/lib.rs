@@ -6,7 +6,7 @@
 //! `GIT_CONFIG_COUNT`/`GIT_CONFIG_KEY_n`/`GIT_CONFIG_VALUE_n`, never through
 //! argv, so a token in a setting cannot show up in a process listing.
 //! Everything that could hold a credential (argv, stderr) is redacted with
-//! [`lc_core::redact`] before it reaches an error message.
+//! [`lc_base::redact`] before it reaches an error message.
 //!
 //! Results of network commands are parsed from their porcelain output into
 //! typed values ([`RemoteRef`], [`FetchedRef`], [`PushedRef`]).

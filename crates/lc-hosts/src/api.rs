@@ -139,21 +139,21 @@ impl Api {
     /// with a path), `api` the API's path under it (`api/v4`).
     pub fn new(root: &str, api: &str, auth: Auth, polite: Arc<Politeness>) -> Result<Api, String> {
         let mut base = Url::parse(root)
-            .map_err(|e| format!("{}: not a URL: {e}", lc_core::redact::redact(root)))?;
+            .map_err(|e| format!("{}: not a URL: {e}", lc_base::redact::redact(root)))?;
         if !matches!(base.scheme(), "http" | "https") {
             return Err(format!(
                 "{}: must be an http or https URL",
-                lc_core::redact::redact(root)
+                lc_base::redact::redact(root)
             ));
         }
         let Some(host) = base.host_str().map(str::to_owned) else {
-            return Err(format!("{}: has no host", lc_core::redact::redact(root)));
+            return Err(format!("{}: has no host", lc_base::redact::redact(root)));
         };
         // Credentials in the URL would end up in messages: refuse them.
         if !base.username().is_empty() || base.password().is_some() {
             return Err(format!(
                 "{}: give the token with its own option, not in the URL",
-                lc_core::redact::redact(root)
+                lc_base::redact::redact(root)
             ));
         }
         base.set_query(None);
@@ -194,7 +194,7 @@ impl Api {
     /// The endpoint as errors name it: the path and query, no credentials.
     fn endpoint(url: &Url) -> String {
         match url.query() {
-            Some(q) => lc_core::redact::redact(&format!("{}?{q}", url.path())).into_owned(),
+            Some(q) => lc_base::redact::redact(&format!("{}?{q}", url.path())).into_owned(),
             None => url.path().to_owned(),
         }
     }
@@ -249,7 +249,7 @@ impl Api {
             let to = headers
                 .get(reqwest::header::LOCATION)
                 .and_then(|v| v.to_str().ok())
-                .map(|l| lc_core::redact::redact(l).into_owned())
+                .map(|l| lc_base::redact::redact(l).into_owned())
                 .unwrap_or_else(|| "nowhere".to_owned());
             return Ok(Answer {
                 status,
@@ -352,7 +352,7 @@ fn describe_reqwest(err: &reqwest::Error) -> String {
         text.push_str(&s.to_string());
         source = s.source();
     }
-    lc_core::redact::redact(&text).into_owned()
+    lc_base::redact::redact(&text).into_owned()
 }
 
 trait WithoutUrl {
@@ -388,7 +388,7 @@ pub fn error_message(body: &Value) -> String {
         Value::Null => "(no message)".to_owned(),
         other => other.to_string(),
     };
-    let text = lc_core::redact::redact(text.trim()).into_owned();
+    let text = lc_base::redact::redact(text.trim()).into_owned();
     if text.chars().count() > QUOTE_LIMIT {
         let cut: String = text.chars().take(QUOTE_LIMIT).collect();
         format!("{cut}...")

@@ -23,5 +23,5 @@ pub mod ssh;
 pub mod upstream;
 
 pub use downstream::{Downstream, PrepareError, Prepared, RepoMetadata};
-pub use lc_core::redact::Secret;
+pub use lc_base::redact::Secret;
 pub use polite::{Backoff, Politeness};

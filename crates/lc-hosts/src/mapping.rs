@@ -267,7 +267,7 @@ mod tests {
         );
         assert!(lorry.text.contains("\n    \"b/r\""), "{}", lorry.text);
         // The spec is what lc-core's spec parser accepts.
-        let specs = lc_core::spec::parse_minion_text(&lorry.text);
+        let specs = lc_base::spec::parse_minion_text(&lorry.text);
         assert!(specs.is_ok(), "{specs:?}");
     }
 }

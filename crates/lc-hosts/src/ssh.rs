@@ -169,7 +169,7 @@ impl Ssh {
             return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
         }
         let stderr = String::from_utf8_lossy(&output.stderr);
-        let stderr = lc_core::redact::redact(stderr.trim()).into_owned();
+        let stderr = lc_base::redact::redact(stderr.trim()).into_owned();
         let stderr = if stderr.chars().count() > STDERR_LIMIT {
             format!(
                 "{}...",

@@ -82,11 +82,11 @@ pub fn run(args: Vec<OsString>, git: Git, out: &mut dyn Write, err: &mut dyn Wri
             return 0;
         }
         Err(options::OptionsError::Usage(text)) => {
-            let _ = write!(err, "{}", lc_core::redact::redact(&text));
+            let _ = write!(err, "{}", lc_base::redact::redact(&text));
             return 2;
         }
         Err(e) => {
-            let _ = writeln!(err, "lorry: {}", lc_core::redact::redact(&e.to_string()));
+            let _ = writeln!(err, "lorry: {}", lc_base::redact::redact(&e.to_string()));
             return 2;
         }
     };

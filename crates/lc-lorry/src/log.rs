@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use lc_core::redact::redact;
+use lc_base::redact::redact;
 
 pub struct Log<'a> {
     out: &'a mut dyn Write,

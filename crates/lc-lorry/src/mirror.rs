@@ -64,7 +64,7 @@ fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Mirro
 
 /// The directory of spec `name` in the working area (see [`crate::workdir`]).
 pub fn spec_dir(working_area: &Path, name: &str) -> PathBuf {
-    working_area.join(lc_core::spec::working_dir_name(name))
+    working_area.join(lc_base::spec::working_dir_name(name))
 }
 
 /// `<base>/<name>.git`.

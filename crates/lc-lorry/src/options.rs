@@ -1,6 +1,6 @@
 //! `lorry`'s options, with the original's names, from the command line and
 //! from `--config FILE` (INI, a `[config]` section whose keys are long option
-//! names, dashes or underscores), read by [`lc_cli::options`] as for the
+//! names, dashes or underscores), read by [`lc_startup::options`] as for the
 //! other binaries. A file's settings come before the command line's, so the
 //! command line wins; booleans take yes/no/true/false/on/off/1/0 and become
 //! `--x`/`--no-x`; a repeatable option's key may be given more than once.
@@ -9,7 +9,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{ArgAction, CommandFactory, Parser, ValueEnum};
-use lc_cli::options::{KeySpelling, args_with_config_file_spelled};
+use lc_startup::options::{KeySpelling, args_with_config_file_spelled};
 
 #[derive(Debug, thiserror::Error)]
 pub enum OptionsError {

@@ -1,11 +1,11 @@
 //! What one spec of a `.lorry` file asks `lorry` to mirror: the spec as
-//! [`lc_core::spec`] parsed it (see [`crate::specs`]), plus the two things
+//! [`lc_base::spec`] parsed it (see [`crate::specs`]), plus the two things
 //! the importers resolve further, svn's layout and bzr's branches.
 
 use std::collections::BTreeMap;
 
-use lc_core::spec::LorrySpec;
-pub use lc_core::spec::{OnRewrite, RawFileUrl, Source};
+use lc_base::spec::LorrySpec;
+pub use lc_base::spec::{OnRewrite, RawFileUrl, Source};
 
 /// Where the trunk, branches and tags of a Subversion repository are.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,9 +26,9 @@ impl SvnLayout {
 
     /// The layout a spec's `layout` names: none or `"standard"` (the only
     /// name lc-core lets through) is the standard one.
-    pub fn of(layout: Option<&lc_core::spec::SvnLayout>) -> Self {
+    pub fn of(layout: Option<&lc_base::spec::SvnLayout>) -> Self {
         match layout {
-            Some(lc_core::spec::SvnLayout::Custom {
+            Some(lc_base::spec::SvnLayout::Custom {
                 trunk,
                 branches,
                 tags,
@@ -37,7 +37,7 @@ impl SvnLayout {
                 branches: branches.clone(),
                 tags: tags.clone(),
             },
-            None | Some(lc_core::spec::SvnLayout::Named(_)) => Self::standard(),
+            None | Some(lc_base::spec::SvnLayout::Named(_)) => Self::standard(),
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Reading `.lorry` files into [`Spec`]s, with [`lc_core::spec`]: the
+//! Reading `.lorry` files into [`Spec`]s, with [`lc_base::spec`]: the
 //! project's one parser of them, so `lorry` takes JSON or YAML and checks
 //! names and specs as the webapp does.
 //!
@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use lc_core::spec::{self, SpecFileError, SpecProblem};
+use lc_base::spec::{self, SpecFileError, SpecProblem};
 
 use crate::source::{Source, Spec, bzr_branches};
 
@@ -240,7 +240,7 @@ mod garbage_tests {
             let _ = parse(&text);
             for piece in text.split('"') {
                 let _ = Refspec::parse(piece);
-                let _ = lc_core::redact::redact(piece);
+                let _ = lc_base::redact::redact(piece);
             }
         }
     }

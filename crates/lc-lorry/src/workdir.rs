@@ -1,5 +1,5 @@
 //! One working directory per spec: `<working area>/<name with % and /
-//! percent-encoded>` (see [`lc_core::spec::working_dir_name`]), holding a
+//! percent-encoded>` (see [`lc_base::spec::working_dir_name`]), holding a
 //! file naming its spec.
 //!
 //! Before, the directory was the name with `/` → `_`, so `a/b` and `a_b`
@@ -11,7 +11,7 @@
 
 use std::path::{Path, PathBuf};
 
-use lc_core::spec::{legacy_working_dir_name, working_dir_name};
+use lc_base::spec::{legacy_working_dir_name, working_dir_name};
 
 use crate::mirror::MirrorError;
 use crate::state::State;

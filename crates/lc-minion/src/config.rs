@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use lc_core::proxy::ProxyConfig;
-use lc_core::redact::SecretUrl;
+use lc_base::proxy::ProxyConfig;
+use lc_base::redact::SecretUrl;
 
 use crate::Error;
 use crate::output::Redactor;
@@ -79,7 +79,7 @@ impl MinionConfig {
         let mut secrets = vec![proxy.url().expose().to_owned()];
         if let Some(password) = &proxy.password {
             secrets.push(password.clone());
-            secrets.push(lc_core::proxy::percent_encode(password));
+            secrets.push(lc_base::proxy::percent_encode(password));
         }
         self.redactor = Redactor::new(secrets);
         self.lorry.env = proxy

@@ -6,9 +6,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// Where `lorry` keeps the mirror of `path`: its name with `%` and `/`
-/// percent-encoded (see [`lc_core::spec::working_dir_name`]).
+/// percent-encoded (see [`lc_base::spec::working_dir_name`]).
 pub fn working_dir(working_area: &Path, path: &str) -> PathBuf {
-    working_area.join(lc_core::spec::working_dir_name(path))
+    working_area.join(lc_base::spec::working_dir_name(path))
 }
 
 /// Bytes allocated on disk under `root` (512-byte blocks, like `du`),

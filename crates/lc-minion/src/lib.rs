@@ -51,7 +51,7 @@ pub enum Error {
     #[error("cannot read lorry configuration {path}: {reason}")]
     LorryConfig { path: PathBuf, reason: String },
     #[error(transparent)]
-    Proxy(#[from] lc_core::proxy::ProxyError),
+    Proxy(#[from] lc_base::proxy::ProxyError),
     #[error("cannot set up the HTTP client: {0}")]
     HttpClient(String),
     #[error("option --{option}: {reason}")]

@@ -1,12 +1,12 @@
 //! The minion's command line, with the original's option names. Every
 //! option can also be set in a `--config FILE` (`[config]` section, keys
-//! are the long option names), see [`lc_cli::args_with_config_file`].
+//! are the long option names), see [`lc_startup::args_with_config_file`].
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Parser;
-use lc_cli::logging::LogFormat;
+use lc_startup::logging::LogFormat;
 
 use crate::Error;
 use crate::config::{Limits, MinionConfig, working_area_of_lorry_config};

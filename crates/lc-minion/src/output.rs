@@ -4,14 +4,14 @@
 
 use std::borrow::Cow;
 
-use lc_core::redact::{MASK, redact};
+use lc_base::redact::{MASK, redact};
 
 /// Longest line kept back waiting for its newline; a longer one is sent in
 /// pieces (cut at a character boundary).
 const MAX_PARTIAL_LINE: usize = 64 * 1024;
 
 /// Hides credentials in output: every URL credential (see
-/// [`lc_core::redact`]) and every literal secret the minion knows of, such
+/// [`lc_base::redact`]) and every literal secret the minion knows of, such
 /// as the proxy password it put into lorry's environment.
 #[derive(Clone, Default)]
 pub struct Redactor {

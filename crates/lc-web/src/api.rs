@@ -11,9 +11,9 @@ use lc_api::{
     GiveMeJob, JobIds, JobInfo, LorryInfo, MaxJobs, Message, Queue, QueueEntry, QueueState,
     RemovedGhostJobs, RemovedJobs, RunningJobs, Status,
 };
+use lc_base::redact::redact;
+use lc_base::timefmt;
 use lc_core::db::JobUpdate;
-use lc_core::redact::redact;
-use lc_core::timefmt;
 use serde::Serialize;
 
 use crate::AppState;

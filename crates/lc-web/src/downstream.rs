@@ -93,7 +93,7 @@ impl Downstream {
                 }
                 Ok(())
             }
-            Err(err) => Err(lc_core::redact::redact(&err.to_string()).into_owned()),
+            Err(err) => Err(lc_base::redact::redact(&err.to_string()).into_owned()),
         }
     }
 }

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use axum::extract::State;
 use futures_util::future::join_all;
 use lc_api::{HostListing, LsTrovesSummary};
+use lc_base::redact::redact;
 use lc_core::db::{GeneratedLorry, HostToList};
-use lc_core::redact::redact;
 use lc_hosts::mapping::{HostRules, map_listing};
 use lc_hosts::upstream::{Lister, UpstreamHost};
 

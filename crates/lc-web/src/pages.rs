@@ -17,8 +17,8 @@ use askama::Template;
 use axum::extract::{Path as UrlPath, RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
+use lc_base::timefmt;
 use lc_core::db::status::LorryState;
-use lc_core::timefmt;
 
 use crate::AppState;
 use crate::api;

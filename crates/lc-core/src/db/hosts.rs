@@ -4,7 +4,7 @@ use lc_api::{ConfigProblem, HostInfo};
 
 use super::ReadTx;
 use crate::error::{Error, Result};
-use crate::timefmt;
+use lc_base::timefmt;
 
 impl ReadTx<'_> {
     /// Every Upstream Host, by name, with its listing schedule.

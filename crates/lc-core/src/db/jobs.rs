@@ -5,7 +5,7 @@ use rusqlite::{OptionalExtension, params};
 
 use super::{ReadTx, WriteTx};
 use crate::error::{Error, Result};
-use crate::timefmt;
+use lc_base::timefmt;
 
 /// What a minion reports in one `job-update`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

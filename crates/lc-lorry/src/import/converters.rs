@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use lc_core::redact::redact;
+use lc_base::redact::redact;
 use lc_git::{Git, GitError};
 
 use super::download::tag_name;

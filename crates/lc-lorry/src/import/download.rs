@@ -4,7 +4,7 @@
 use std::fs::File;
 use std::path::Path;
 
-use lc_core::redact::redact;
+use lc_base::redact::redact;
 
 use super::{ImportError, io};
 

@@ -262,7 +262,7 @@ impl Area {
     /// The bare mirror lorry keeps for `name`.
     pub fn mirror(&self, name: &str) -> PathBuf {
         self.working_area()
-            .join(lc_core::spec::working_dir_name(name))
+            .join(lc_base::spec::working_dir_name(name))
             .join("git")
     }
 

@@ -24,8 +24,8 @@ use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::response::Html;
 use lc_api::{ConfigProblem, Status};
+use lc_base::timefmt;
 use lc_core::db::status::{LorryState, QueueFilter, QueuePage};
-use lc_core::timefmt;
 
 use super::view::{Chrome, PagerLink, When, encode_path, pager, range_text};
 use super::{PAGE_SIZE, PageError, PageResult, builtin_css, page_number, query_pairs};
@@ -260,7 +260,7 @@ fn build(
             },
             error: h
                 .ls_last_error
-                .map(|e| lc_core::redact::redact(&e).into_owned()),
+                .map(|e| lc_base::redact::redact(&e).into_owned()),
             kind: h.host_type,
             host: h.host,
         })

@@ -1,9 +1,9 @@
 //! Pieces of the pages' view models: plain strings for the templates.
 
 use lc_api::LorryInfo;
+use lc_base::redact::redact;
+use lc_base::timefmt;
 use lc_core::db::status::JobSummary;
-use lc_core::redact::redact;
-use lc_core::timefmt;
 
 /// What every page has: its title, when it was made, and (for the status
 /// file only) the stylesheet inlined.
