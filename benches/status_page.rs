@@ -10,34 +10,26 @@
 //! `cargo bench --bench status_page`; `LC_BENCH_SIZES=10000` picks sizes,
 //! `LC_BENCH_ROUNDS` the timed renders per size (default 15).
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::Request;
 use lc_core::db::{JobUpdate, NewLorry, StateDb};
-use lc_web::{AppState, Downstream, WebConfig};
+use lc_hosts::Downstream;
+use lc_hosts::downstream::Local;
+use lc_web::{AppState, WebConfig};
 use tower::ServiceExt;
 
 const NOW: i64 = 1_700_000_000;
 
 fn config(dir: &std::path::Path) -> WebConfig {
+    let downstream = Downstream::Local(Local::new(dir.join("downstream")));
     WebConfig {
-        configuration_directory: dir.join("confgit"),
-        confgit_url: None,
-        confgit_branch: "master".into(),
         debug_real_confgit: false,
-        status_html: None,
-        static_files: None,
         ghost_timeout: 3600,
         job_max_age: 86_400,
-        job_keep_per_lorry: 3,
         publish_failures: true,
-        downstream: Downstream::External {
-            kind: "bench".into(),
-        },
-        fake_upstream_hosts: BTreeMap::new(),
-        allow_pretend_time: false,
+        ..WebConfig::new(dir.join("confgit"), downstream)
     }
 }
 

@@ -342,12 +342,8 @@ pub async fn give_me_job(
         description: upstream.description,
         upstream: lc_hosts::RepoMetadata::upstream_of_spec(&lorry.text),
     };
-    if let Err(problem) = state
-        .config
-        .downstream
-        .prepare(&lorry.path, &metadata)
-        .await
-    {
+    if let Err(err) = crate::prepare(&state.config.downstream, &lorry.path, &metadata).await {
+        let problem = redact(&err.to_string()).into_owned();
         tracing::warn!(job_id, path = %lorry.path, %problem, "cannot prepare downstream repository");
         let update = JobUpdate {
             exit: Some(1),

@@ -135,28 +135,25 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
-    use crate::{Downstream, router};
+    use lc_hosts::Downstream;
+    use lc_hosts::downstream::Local;
+
+    use crate::router;
 
     fn state(dir: &Path) -> AppState {
         let db = StateDb::open(&dir.join("state.db")).expect("open");
         AppState::new(
             db,
             WebConfig {
-                configuration_directory: dir.join("confgit"),
-                confgit_url: None,
-                confgit_branch: "master".into(),
                 debug_real_confgit: false,
-                status_html: None,
-                static_files: None,
                 ghost_timeout: 3600,
                 job_max_age: 86_400,
-                job_keep_per_lorry: 3,
                 publish_failures: true,
-                downstream: Downstream::External {
-                    kind: "none".into(),
-                },
-                fake_upstream_hosts: Default::default(),
                 allow_pretend_time: true,
+                ..WebConfig::new(
+                    dir.join("confgit"),
+                    Downstream::Local(Local::new(dir.join("downstream"))),
+                )
             },
         )
     }

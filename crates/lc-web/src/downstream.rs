@@ -1,35 +1,17 @@
-//! The Downstream Host: where mirrors are pushed, and preparing a
-//! repository there before each job; plus the settings of talking to hosts
-//! (API politeness, the listing shrink guard, the per-host job cap).
-//!
-//! The host types themselves live in `lc_hosts`. `Local` and `External`
-//! remain as shorthands for setups built in code (tests): a local directory
-//! with default settings, and no preparation at all.
+//! The settings of talking to hosts (API politeness, the listing shrink
+//! guard, the per-host job cap), and preparing a job's repository on the
+//! Downstream Host before give-me-job answers. The host types themselves
+//! live in `lc_hosts`.
 
-use std::path::PathBuf;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::Duration;
 
-use lc_hosts::{Politeness, RepoMetadata};
-
-/// Where mirrors go, and how hosts are talked to.
-#[derive(Debug, Clone)]
-pub enum Downstream {
-    /// Bare repositories at `<base>/<path>.git` on this machine, default settings.
-    Local { base: PathBuf },
-    /// No repository is prepared; `lorry` pushes wherever its configuration says.
-    External { kind: String },
-    /// A Downstream Host of any type, with its settings.
-    Host {
-        host: lc_hosts::Downstream,
-        settings: HostSettings,
-    },
-}
+use lc_hosts::{Politeness, Prepared, RepoMetadata};
 
 /// How the webapp treats Upstream and Downstream Hosts.
 #[derive(Debug, Clone)]
 pub struct HostSettings {
-    /// Per-host API call rate and backoff, shared by listing and preparing.
+    /// Per-host API call rate and backoff of listings.
     pub polite: Arc<Politeness>,
     /// Largest share (0.0 to 1.0) of a host's lorries one listing may remove.
     pub ls_shrink_limit: f64,
@@ -55,47 +37,35 @@ impl Default for HostSettings {
     }
 }
 
-static DEFAULT_SETTINGS: LazyLock<HostSettings> = LazyLock::new(HostSettings::default);
+/// Why the repository of a job could not be prepared.
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    #[error("the {kind} Downstream Host did not finish preparing {path:?} within {} s", PREPARE_TIMEOUT.as_secs())]
+    TimedOut { kind: &'static str, path: String },
+    #[error(transparent)]
+    Host(#[from] lc_hosts::PrepareError),
+}
 
-impl Downstream {
-    pub fn settings(&self) -> &HostSettings {
-        match self {
-            Downstream::Host { settings, .. } => settings,
-            _ => &DEFAULT_SETTINGS,
-        }
+/// Makes sure the repository for `path` exists on `host`, created with the
+/// upstream's `metadata` if it did not; an existing one is left alone.
+/// Bounded by [`PREPARE_TIMEOUT`].
+pub async fn prepare(
+    host: &lc_hosts::Downstream,
+    path: &str,
+    metadata: &RepoMetadata,
+) -> Result<Prepared, PrepareError> {
+    let Ok(result) = tokio::time::timeout(PREPARE_TIMEOUT, host.prepare(path, metadata)).await
+    else {
+        return Err(PrepareError::TimedOut {
+            kind: host.kind(),
+            path: path.to_owned(),
+        });
+    };
+    let prepared = result?;
+    if prepared != Prepared::Existing {
+        tracing::info!(path, ?prepared, "prepared downstream repository");
     }
-
-    /// Makes sure the repository for `path` exists, created with the
-    /// upstream's `metadata` if it did not; an existing one is left alone.
-    /// The error says what failed on which host, without secrets.
-    pub async fn prepare(&self, path: &str, metadata: &RepoMetadata) -> Result<(), String> {
-        let local;
-        let host = match self {
-            Downstream::Local { base } => {
-                local = lc_hosts::Downstream::Local(lc_hosts::downstream::Local::new(base.clone()));
-                &local
-            }
-            Downstream::External { .. } => return Ok(()),
-            Downstream::Host { host, .. } => host,
-        };
-        let Ok(result) = tokio::time::timeout(PREPARE_TIMEOUT, host.prepare(path, metadata)).await
-        else {
-            return Err(format!(
-                "the {} Downstream Host did not finish preparing {path:?} within {} s",
-                host.kind(),
-                PREPARE_TIMEOUT.as_secs()
-            ));
-        };
-        match result {
-            Ok(prepared) => {
-                if prepared != lc_hosts::Prepared::Existing {
-                    tracing::info!(path, ?prepared, "prepared downstream repository");
-                }
-                Ok(())
-            }
-            Err(err) => Err(lc_base::redact::redact(&err.to_string()).into_owned()),
-        }
-    }
+    Ok(prepared)
 }
 
 #[cfg(test)]
@@ -103,36 +73,26 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn local_shorthand_creates_and_keeps_repositories() {
+    async fn local_host_creates_and_keeps_repositories() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let d = Downstream::Local {
-            base: dir.path().to_owned(),
-        };
-        d.prepare("a/b", &RepoMetadata::default())
+        let d = lc_hosts::Downstream::Local(lc_hosts::downstream::Local::new(dir.path()));
+        prepare(&d, "a/b", &RepoMetadata::default())
             .await
             .expect("create");
         assert!(dir.path().join("a/b.git/HEAD").is_file());
         std::fs::write(dir.path().join("a/b.git/description"), "kept").expect("write");
-        d.prepare("a/b", &RepoMetadata::default())
+        let again = prepare(&d, "a/b", &RepoMetadata::default())
             .await
             .expect("again");
+        assert_eq!(again, Prepared::Existing);
         assert_eq!(
             std::fs::read_to_string(dir.path().join("a/b.git/description")).expect("read"),
             "kept"
         );
-        let err = d
-            .prepare("a/../../x", &RepoMetadata::default())
+        let err = prepare(&d, "a/../../x", &RepoMetadata::default())
             .await
             .expect_err("escape");
-        assert!(err.contains("a/../../x"), "{err}");
-    }
-
-    #[tokio::test]
-    async fn external_prepares_nothing() {
-        let d = Downstream::External { kind: "x".into() };
-        d.prepare("../../anything", &RepoMetadata::default())
-            .await
-            .expect("nothing to do");
-        assert_eq!(d.settings().ls_shrink_limit, DEFAULT_SHRINK_LIMIT);
+        assert!(matches!(err, PrepareError::Host(_)), "{err:?}");
+        assert!(err.to_string().contains("a/../../x"), "{err}");
     }
 }

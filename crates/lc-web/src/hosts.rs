@@ -44,7 +44,7 @@ async fn list_hosts(
     let redirect = fields.redirect()?;
     let hosts = state.read(move |tx| tx.hosts_to_list(force)).await?;
     let lister = Arc::new(Lister {
-        polite: Arc::clone(&state.config.downstream.settings().polite),
+        polite: Arc::clone(&state.config.hosts.polite),
         fake: state.config.fake_upstream_hosts.clone(),
         ..Lister::default()
     });
@@ -124,7 +124,7 @@ async fn list_one(
         .iter()
         .map(|p| redact(p).into_owned())
         .collect();
-    let shrink_limit = state.config.downstream.settings().ls_shrink_limit;
+    let shrink_limit = state.config.hosts.ls_shrink_limit;
     let name = host.host.clone();
     let stored_problems = problems.clone();
     let outcome = state

@@ -11,6 +11,7 @@ mod error;
 mod form;
 mod hosts;
 mod metrics;
+pub mod options;
 mod pages;
 mod router;
 
@@ -21,7 +22,7 @@ use std::sync::Arc;
 
 use lc_core::db::{ReadTx, StateDb, WriteTx};
 
-pub use downstream::{DEFAULT_SHRINK_LIMIT, Downstream, HostSettings};
+pub use downstream::{DEFAULT_SHRINK_LIMIT, HostSettings, PrepareError, prepare};
 pub use error::ApiError;
 pub use form::Fields;
 pub use router::router;
@@ -48,11 +49,47 @@ pub struct WebConfig {
     /// Show the output of failed jobs on the status page.
     pub publish_failures: bool,
     /// Where mirrors go, and how their repositories are created.
-    pub downstream: Downstream,
+    pub downstream: lc_hosts::Downstream,
+    /// How Upstream and Downstream Hosts are talked to.
+    pub hosts: HostSettings,
     /// Upstream Hosts whose listing is read from a JSON file (tests).
     pub fake_upstream_hosts: BTreeMap<String, PathBuf>,
     /// Whether `POST /1.0/pretend-time` is served (tests).
     pub allow_pretend_time: bool,
+}
+
+/// `--confgit-branch` unless given.
+pub const DEFAULT_CONFGIT_BRANCH: &str = "master";
+/// `--ghost-timeout` unless given: six hours.
+pub const DEFAULT_GHOST_TIMEOUT: i64 = 6 * 3600;
+/// `--job-max-age` unless given: three days.
+pub const DEFAULT_JOB_MAX_AGE: i64 = 3 * 86_400;
+/// `--job-keep-per-lorry` unless given.
+pub const DEFAULT_JOB_KEEP_PER_LORRY: i64 = 3;
+
+impl WebConfig {
+    /// The settings of a webapp reading CONFGIT from (or cloning it into)
+    /// `configuration_directory` and preparing repositories on
+    /// `downstream`; everything else as the command line's defaults.
+    /// The command line, the tests and the benches all start here.
+    pub fn new(configuration_directory: PathBuf, downstream: lc_hosts::Downstream) -> WebConfig {
+        WebConfig {
+            configuration_directory,
+            confgit_url: None,
+            confgit_branch: DEFAULT_CONFGIT_BRANCH.to_owned(),
+            debug_real_confgit: true,
+            status_html: None,
+            static_files: None,
+            ghost_timeout: DEFAULT_GHOST_TIMEOUT,
+            job_max_age: DEFAULT_JOB_MAX_AGE,
+            job_keep_per_lorry: DEFAULT_JOB_KEEP_PER_LORRY,
+            publish_failures: false,
+            downstream,
+            hosts: HostSettings::default(),
+            fake_upstream_hosts: BTreeMap::new(),
+            allow_pretend_time: false,
+        }
+    }
 }
 
 /// What every handler gets.

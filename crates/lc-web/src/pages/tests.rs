@@ -9,7 +9,10 @@ use futures_util::StreamExt;
 use lc_core::db::{JobUpdate, NewLorry, StateDb};
 use tower::ServiceExt;
 
-use crate::{AppState, Downstream, WebConfig, router};
+use lc_hosts::Downstream;
+use lc_hosts::downstream::Local;
+
+use crate::{AppState, WebConfig, router};
 
 const NOW: i64 = 1_700_000_000;
 
@@ -19,22 +22,15 @@ struct Fixture {
 }
 
 fn config(dir: &Path, status_html: Option<PathBuf>, publish_failures: bool) -> WebConfig {
+    let downstream = Downstream::Local(Local::new(dir.join("downstream")));
     WebConfig {
-        configuration_directory: dir.join("confgit"),
-        confgit_url: None,
-        confgit_branch: "master".into(),
         debug_real_confgit: false,
         status_html,
-        static_files: None,
         ghost_timeout: 3600,
         job_max_age: 86_400,
-        job_keep_per_lorry: 3,
         publish_failures,
-        downstream: Downstream::External {
-            kind: "none".into(),
-        },
-        fake_upstream_hosts: Default::default(),
         allow_pretend_time: true,
+        ..WebConfig::new(dir.join("confgit"), downstream)
     }
 }
 
