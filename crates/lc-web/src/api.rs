@@ -368,10 +368,7 @@ pub async fn give_me_job(
 /// the Downstream Host's settings that need a pushed branch. The webapp
 /// does this because it holds the host's token; a job never does.
 fn after_push(state: &AppState, path: String) {
-    let crate::Downstream::Host { host, .. } = &state.config.downstream else {
-        return;
-    };
-    let host = host.clone();
+    let host = state.config.downstream.clone();
     let state = state.clone();
     tokio::spawn(async move {
         let read_path = path.clone();

@@ -80,7 +80,7 @@ impl RepoMetadata {
                     url.set_fragment(None);
                     url.to_string()
                 }
-                _ => lc_core::redact::redact(upstream).into_owned(),
+                _ => lc_base::redact::redact(upstream).into_owned(),
             };
             Some(format!("Mirror of {shown}"))
         })
