@@ -750,3 +750,94 @@ fn credentials_are_hidden_from_admins_but_given_to_minions() {
         assert!(text.contains("***"), "{path}: {text}");
     }
 }
+
+/// A lorry removed from CONFGIT and added back while its job runs takes that
+/// job up again: give-me-job does not hand it out a second time, and the
+/// job's end is recorded on it (issue 19).
+#[test]
+fn a_lorry_re_added_while_its_job_runs_gets_no_second_job() {
+    let (dir, app) = webapp(&[]);
+    app.pretend_time(T0);
+    let confgit = dir.path().join("confgit");
+    std::fs::create_dir_all(&confgit).expect("mkdir");
+    std::fs::write(
+        confgit.join("lorry-controller.conf"),
+        r#"[{"type": "lorries", "prefix": "up", "interval": "1h", "globs": ["*.lorry"]}]"#,
+    )
+    .expect("conf");
+    let lorry_file = confgit.join("a.lorry");
+    let spec = r#"{"a": {"type": "git", "url": "file:///nowhere/a"}}"#;
+    std::fs::write(&lorry_file, spec).expect("lorry");
+    let read = || app.post_ok("/1.0/read-configuration", &[]);
+    assert_eq!(read()["lorries_added"], serde_json::json!(["up/a"]));
+    let give = || app.post_ok("/1.0/give-me-job", &[("host", "m"), ("pid", "1")]);
+    assert_eq!(give()["job_id"], 1);
+
+    std::fs::remove_file(&lorry_file).expect("rm");
+    assert_eq!(read()["lorries_removed"], serde_json::json!(["up/a"]));
+    std::fs::write(&lorry_file, spec).expect("lorry again");
+    assert_eq!(read()["lorries_added"], serde_json::json!(["up/a"]));
+    assert_eq!(give(), serde_json::json!({"job_id": null}));
+    assert_eq!(app.get_ok("/1.0/lorry/up/a")["running_job"], 1);
+
+    app.post_ok(
+        "/1.0/job-update",
+        &[
+            ("job_id", "1"),
+            ("exit", "0"),
+            ("stdout", ""),
+            ("stderr", ""),
+        ],
+    );
+    let lorry = app.get_ok("/1.0/lorry/up/a");
+    assert_eq!(
+        (&lorry["running_job"], &lorry["last_run_exit"]),
+        (&Value::Null, &Value::from("0"))
+    );
+    assert_eq!(give(), serde_json::json!({"job_id": null}));
+    app.pretend_time(T0 + 3600);
+    assert_eq!(give()["job_id"], 2);
+}
+
+/// A STATEDB once served with `--debug-allow-pretend-time`, served again
+/// without it, runs on the real clock: the pretended time was never stored
+/// (issue 19).
+#[test]
+fn pretended_time_does_not_outlive_the_webapp() {
+    let (dir, app) = webapp(&[]);
+    app.pretend_time(T0);
+    app.seed(&[git_lorry("upstream/foo", 3600, 600)]);
+    assert_eq!(
+        app.post_ok("/1.0/give-me-job", &[("host", "m"), ("pid", "1")])["job_id"],
+        1
+    );
+    assert_eq!(app.get_ok("/1.0/job/1")["started"], T0);
+    app.stop();
+
+    let d = dir.path();
+    let app = Webapp::start_plain(
+        d,
+        &[
+            &format!("--statedb={}", d.join("webapp.db").display()),
+            &format!("--configuration-directory={}", d.join("confgit").display()),
+            "--no-debug-real-confgit",
+            "--git-server-type=local",
+            &format!("--local-base-directory={}", d.join("downstream").display()),
+        ],
+    );
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    let done = app.post_ok(
+        "/1.0/job-update",
+        &[
+            ("job_id", "1"),
+            ("exit", "0"),
+            ("stdout", ""),
+            ("stderr", ""),
+        ],
+    );
+    let ended = done["ended"].as_i64().expect("ended");
+    assert!(ended >= before, "job ended at {ended}, before {before}");
+}

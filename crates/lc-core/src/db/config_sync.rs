@@ -8,7 +8,9 @@
 //! Rules: a new lorry is due at once (`last_run` 0); a changed lorry keeps its
 //! last run, running job and history; a lorry no longer configured is deleted
 //! (a job still running for it may finish; its update is then recorded on the
-//! job alone). Hosts likewise, keeping `ls_last_run`; a removed host takes its
+//! job alone, or on the lorry if it has been added again meanwhile: a lorry
+//! added back while its job runs takes that job up again, so it never has
+//! two). Hosts likewise, keeping `ls_last_run`; a removed host takes its
 //! generated lorries (`from_host` = host) with it.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -236,8 +238,8 @@ impl WriteTx<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::StateDb;
     use super::super::tests::fresh;
+    use super::super::{JobUpdate, StateDb};
     use super::*;
     use crate::config::{load_config, tests::write};
 
@@ -304,7 +306,7 @@ mod tests {
             "a: {type: git, url: 'https://x/a'}\nb: {type: git, url: 'https://x/b'}\n",
         );
         write(d, "bad.lorry", "nope: {url: x}\n");
-        db.write(|tx| tx.set_pretend_time(1000)).expect("time");
+        db.set_pretend_time(1000);
 
         // Add.
         let s = apply(&db, d);
@@ -377,6 +379,118 @@ mod tests {
         assert_eq!(db.read(|tx| tx.queue()).expect("queue"), ["up/a"]);
         assert!(db.read(|tx| tx.hosts()).expect("hosts").is_empty());
         assert!(db.read(|tx| tx.config_problems()).expect("p").is_empty());
+    }
+
+    /// Two read-configurations at once, one adding and one removing a
+    /// lorry, with give-me-job and job-update racing them (the clock moves
+    /// an interval per round, so lorries fall due again): each runs in its
+    /// own write transaction, so whatever the interleaving no lorry has two
+    /// running jobs, each lorry records the job that runs for it, and the
+    /// state ends as the last read left it.
+    #[test]
+    fn reads_racing_each_other_and_give_me_job_keep_one_job_per_lorry() {
+        let (_db_dir, db) = fresh();
+        let both = tempfile::tempdir().expect("tempdir");
+        conf(both.path(), "");
+        write(
+            both.path(),
+            "a.lorry",
+            "a: {type: git, url: 'https://x/a'}\nb: {type: git, url: 'https://x/b'}\n",
+        );
+        let only_b = tempfile::tempdir().expect("tempdir");
+        conf(only_b.path(), "");
+        write(
+            only_b.path(),
+            "a.lorry",
+            "b: {type: git, url: 'https://x/b'}\n",
+        );
+        let both = load_config(both.path()).expect("config");
+        let only_b = load_config(only_b.path()).expect("config");
+        const ROUNDS: i64 = 150;
+        // Each round, the three start together and race.
+        let round_start = std::sync::Barrier::new(3);
+        let failures: Vec<String> = std::thread::scope(|s| {
+            let reader = |config: &'static str| {
+                let db = &db;
+                let (both, only_b, round_start) = (&both, &only_b, &round_start);
+                s.spawn(move || {
+                    let mut failures = Vec::new();
+                    for round in 0..ROUNDS {
+                        round_start.wait();
+                        let config = match (config, round % 2) {
+                            ("toggle", 0) | ("steady", _) => both,
+                            _ => only_b,
+                        };
+                        if let Err(e) = db.write(|tx| tx.apply_config(config)) {
+                            failures.push(format!("apply: {e}"));
+                        }
+                    }
+                    failures
+                })
+            };
+            let toggling = reader("toggle");
+            let steady = reader("steady");
+            let minion = s.spawn(|| {
+                let mut failures = Vec::new();
+                for round in 0..ROUNDS {
+                    round_start.wait();
+                    db.set_pretend_time(10_000 + round * 3600);
+                    match db.write(|tx| tx.start_next_job("m", round)) {
+                        Err(e) => failures.push(format!("give-me-job: {e}")),
+                        Ok(_) if round % 3 == 0 => {
+                            let end = JobUpdate {
+                                exit: Some(0),
+                                ..JobUpdate::default()
+                            };
+                            let ended = db.write(|tx| {
+                                for id in tx.running_job_ids()? {
+                                    tx.update_job(id, &end)?;
+                                }
+                                Ok(())
+                            });
+                            if let Err(e) = ended {
+                                failures.push(format!("job-update: {e}"));
+                            }
+                        }
+                        Ok(_) => {}
+                    }
+                }
+                failures
+            });
+            [toggling, steady, minion]
+                .into_iter()
+                .flat_map(|t| t.join().expect("thread"))
+                .collect()
+        });
+        assert!(failures.is_empty(), "{failures:?}");
+        let (doubles, mismatched): (i64, i64) = db
+            .read(|tx| {
+                let doubles = tx
+                    .conn()
+                    .prepare_cached(
+                        "SELECT COUNT(*) FROM (SELECT path FROM jobs WHERE ended IS NULL
+                         GROUP BY path HAVING COUNT(*) > 1)",
+                    )?
+                    .query_row([], |r| r.get(0))?;
+                let mismatched = tx
+                    .conn()
+                    .prepare_cached(
+                        "SELECT COUNT(*) FROM lorries l WHERE running_job IS NOT
+                         (SELECT job_id FROM jobs j WHERE j.path = l.path AND ended IS NULL)",
+                    )?
+                    .query_row([], |r| r.get(0))?;
+                Ok((doubles, mismatched))
+            })
+            .expect("check");
+        assert_eq!((doubles, mismatched), (0, 0));
+        // Whichever read came last, STATEDB is exactly that configuration.
+        let matches = |config: &LoadedConfig| {
+            let plan = db.read(|tx| tx.plan_config(config)).expect("plan").summary;
+            plan.lorries_added.is_empty()
+                && plan.lorries_changed.is_empty()
+                && plan.lorries_removed.is_empty()
+        };
+        assert!(matches(&both) || matches(&only_b));
     }
 
     #[test]

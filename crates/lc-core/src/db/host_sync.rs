@@ -350,8 +350,8 @@ mod tests {
         let (_dir, db) = fresh();
         add_host(&db, "a", 100);
         add_host(&db, "b", 1000);
+        db.set_pretend_time(500);
         db.write(|tx| {
-            tx.set_pretend_time(500)?;
             tx.conn()
                 .execute("UPDATE hosts SET ls_last_run = 300", [])?;
             Ok(())
@@ -374,7 +374,7 @@ mod tests {
     fn a_sync_adds_changes_and_removes_and_keeps_metadata() {
         let (_dir, db) = fresh();
         add_host(&db, "h", 100);
-        db.write(|tx| tx.set_pretend_time(1000)).expect("time");
+        db.set_pretend_time(1000);
         let first = sync(&db, "h", &["p/1", "p/2", "p/3"], 1.0);
         assert_eq!(first.added, ["p/1", "p/2", "p/3"]);
         assert_eq!(host_state(&db, "h"), (1000, None));
@@ -404,17 +404,17 @@ mod tests {
     fn the_shrink_guard_removes_nothing_and_says_why() {
         let (_dir, db) = fresh();
         add_host(&db, "h", 100);
-        db.write(|tx| tx.set_pretend_time(1000)).expect("time");
+        db.set_pretend_time(1000);
         let all: Vec<String> = (0..40).map(|i| format!("r/{i:02}")).collect();
         let all: Vec<&str> = all.iter().map(String::as_str).collect();
         sync(&db, "h", &all, 0.05);
-        db.write(|tx| tx.set_pretend_time(2000)).expect("time");
+        db.set_pretend_time(2000);
         // 2 of 40 is exactly 5%: allowed.
         let outcome = sync(&db, "h", &all[2..], 0.05);
         assert_eq!(outcome.removed.len(), 2);
         assert_eq!(host_state(&db, "h"), (2000, None));
         // 3 of 38 is more than 5%: refused, nothing removed, last run kept.
-        db.write(|tx| tx.set_pretend_time(3000)).expect("time");
+        db.set_pretend_time(3000);
         let outcome = sync(&db, "h", &all[5..], 0.05);
         assert!(outcome.removed.is_empty());
         assert!(outcome.shrink_refused.is_some());

@@ -307,9 +307,9 @@ impl WriteTx<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::NewLorry;
     use super::super::lorries::tests::lorry;
     use super::super::tests::fresh;
+    use super::super::{NewLorry, WriteTx};
     use super::*;
 
     fn finished(exit: i64) -> JobUpdate {
@@ -322,11 +322,9 @@ mod tests {
     #[test]
     fn a_job_runs_the_due_lorry_once() {
         let (_dir, db) = fresh();
-        db.write(|tx| {
-            tx.set_pretend_time(1_000)?;
-            tx.upsert_lorry(&lorry("up/foo", 100))
-        })
-        .expect("setup");
+        db.set_pretend_time(1_000);
+        db.write(|tx| tx.upsert_lorry(&lorry("up/foo", 100)))
+            .expect("setup");
         let (job_id, info) = db
             .write(|tx| tx.start_next_job("m", 1))
             .expect("give")
@@ -380,8 +378,8 @@ mod tests {
     #[test]
     fn overdue_job_is_marked_for_killing() {
         let (_dir, db) = fresh();
+        db.set_pretend_time(1_000);
         db.write(|tx| {
-            tx.set_pretend_time(1_000)?;
             tx.upsert_lorry(&NewLorry {
                 lorry_timeout: 60,
                 ..lorry("a", 100)
@@ -389,13 +387,13 @@ mod tests {
         })
         .expect("setup");
         db.write(|tx| tx.start_next_job("m", 1)).expect("give");
-        db.write(|tx| tx.set_pretend_time(1_060)).expect("time");
+        db.set_pretend_time(1_060);
         assert!(
             !db.write(|tx| tx.update_job(1, &JobUpdate::default()))
                 .expect("u")
                 .kill_job
         );
-        db.write(|tx| tx.set_pretend_time(1_061)).expect("time");
+        db.set_pretend_time(1_061);
         assert!(
             db.write(|tx| tx.update_job(1, &JobUpdate::default()))
                 .expect("u")
@@ -440,18 +438,16 @@ mod tests {
     #[test]
     fn ghosts_are_ended_with_127() {
         let (_dir, db) = fresh();
-        db.write(|tx| {
-            tx.set_pretend_time(1_000)?;
-            tx.upsert_lorry(&lorry("a", 100))
-        })
-        .expect("setup");
+        db.set_pretend_time(1_000);
+        db.write(|tx| tx.upsert_lorry(&lorry("a", 100)))
+            .expect("setup");
         db.write(|tx| tx.start_next_job("m", 1)).expect("give");
         assert!(
             db.write(|tx| tx.remove_ghost_jobs(10))
                 .expect("ghosts")
                 .is_empty()
         );
-        db.write(|tx| tx.set_pretend_time(1_011)).expect("time");
+        db.set_pretend_time(1_011);
         assert_eq!(
             db.write(|tx| tx.remove_ghost_jobs(10)).expect("ghosts"),
             [1]
@@ -491,11 +487,9 @@ mod tests {
     #[test]
     fn success_time_and_consecutive_failures_are_tracked() {
         let (_dir, db) = fresh();
-        db.write(|tx| {
-            tx.set_pretend_time(1_000)?;
-            tx.upsert_lorry(&lorry("a", 0))
-        })
-        .expect("setup");
+        db.set_pretend_time(1_000);
+        db.write(|tx| tx.upsert_lorry(&lorry("a", 0)))
+            .expect("setup");
         let run = |exit| {
             let (id, _) = db
                 .write(|tx| tx.start_next_job("m", 1))
@@ -517,8 +511,8 @@ mod tests {
     #[test]
     fn old_jobs_are_removed_but_the_newest_of_each_lorry_kept() {
         let (_dir, db) = fresh();
+        db.set_pretend_time(1_000);
         db.write(|tx| {
-            tx.set_pretend_time(1_000)?;
             tx.upsert_lorry(&lorry("a", 0))?;
             tx.upsert_lorry(&lorry("b", 0))
         })
@@ -538,8 +532,7 @@ mod tests {
         db.write(|tx| tx.start_next_job("m", 1))
             .expect("give")
             .expect("running job 7");
-        db.write(|tx| tx.set_pretend_time(1_000 + 100))
-            .expect("time");
+        db.set_pretend_time(1_000 + 100);
         assert!(
             db.write(|tx| tx.remove_old_jobs(100, 1))
                 .expect("young")
@@ -551,6 +544,65 @@ mod tests {
         let left = db.read(|tx| tx.job_ids()).expect("ids");
         assert_eq!(left, [2, 6, 7]);
         assert!(db.write(|tx| tx.remove_old_jobs(-1, 1)).is_err());
+    }
+
+    /// A lorry removed (from CONFGIT, or by its host's listing) and added
+    /// again while its job runs takes that job up again: give-me-job does
+    /// not hand it out a second time, and the job's end is recorded on it.
+    #[test]
+    fn a_lorry_re_added_while_its_job_runs_gets_no_second_job() {
+        let (_dir, db) = fresh();
+        db.set_pretend_time(1_000);
+        db.write(|tx| tx.upsert_lorry(&lorry("a", 100)))
+            .expect("add");
+        let (job, _) = db
+            .write(|tx| tx.start_next_job("m", 1))
+            .expect("give")
+            .expect("job");
+        db.set_pretend_time(1_050);
+        db.write(|tx| tx.remove_lorry("a")).expect("remove");
+        db.write(|tx| tx.upsert_lorry(&lorry("a", 100)))
+            .expect("add again");
+        let a = db.read(|tx| tx.lorry("a")).expect("lorry");
+        assert_eq!((a.running_job, a.last_run), (Some(job), 1_000));
+        assert_eq!(
+            db.write(|tx| tx.start_next_job("m", 2)).expect("give"),
+            None
+        );
+        db.write(|tx| tx.update_job(job, &finished(0)))
+            .expect("end");
+        let a = db.read(|tx| tx.lorry("a")).expect("lorry");
+        assert_eq!(
+            (a.running_job, a.last_run_exit.as_deref()),
+            (None, Some("0"))
+        );
+        // Due again one interval after the job started.
+        db.set_pretend_time(1_100);
+        let (next, _) = db
+            .write(|tx| tx.start_next_job("m", 3))
+            .expect("give")
+            .expect("due again");
+        assert_eq!(next, job + 1);
+    }
+
+    /// STATEDB itself refuses a second running job for one path, whatever
+    /// the code above it does.
+    #[test]
+    fn the_schema_allows_one_running_job_per_path() {
+        let (_dir, db) = fresh();
+        let insert = |tx: &WriteTx<'_>| -> Result<()> {
+            tx.conn()
+                .prepare_cached(
+                    "INSERT INTO jobs (host, pid, path, started, updated, timeout)
+                     VALUES ('m', 1, 'a', 0, 0, 60)",
+                )?
+                .execute([])?;
+            Ok(())
+        };
+        db.write(insert).expect("first");
+        assert!(db.write(insert).is_err());
+        db.write(|tx| tx.update_job(1, &finished(0))).expect("end");
+        db.write(insert).expect("once the first has ended");
     }
 
     #[test]

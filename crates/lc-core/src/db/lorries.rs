@@ -236,12 +236,19 @@ impl WriteTx<'_> {
     /// Adds a lorry, due at once; or, if its path is known, updates its spec
     /// and schedule while keeping its last run, running job and history.
     /// Answers whether anything changed.
+    ///
+    /// A lorry added while a job of a lorry of the same path still runs
+    /// (removed and added again) takes that job as its running job, started
+    /// at its last run: it is not handed out again until the job ends.
     pub fn upsert_lorry(&self, lorry: &NewLorry) -> Result<bool> {
         let changed = self
             .conn()
             .prepare_cached(
-                "INSERT INTO lorries (path, text, from_host, from_path, interval, lorry_timeout)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                "INSERT INTO lorries (path, text, from_host, from_path, interval, lorry_timeout,
+                                      running_job, last_run)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6,
+                     (SELECT job_id FROM jobs WHERE path = ?1 AND ended IS NULL),
+                     COALESCE((SELECT started FROM jobs WHERE path = ?1 AND ended IS NULL), 0))
              ON CONFLICT (path) DO UPDATE SET
                  text = excluded.text, from_host = excluded.from_host,
                  from_path = excluded.from_path, interval = excluded.interval,
@@ -262,7 +269,8 @@ impl WriteTx<'_> {
     }
 
     /// Forgets a lorry. A job still running for it may finish; its update is
-    /// then recorded on the job alone.
+    /// then recorded on the job alone, unless the lorry has been added again
+    /// meanwhile (see [`WriteTx::upsert_lorry`]).
     pub fn remove_lorry(&self, path: &str) -> Result<bool> {
         Ok(self
             .conn()
@@ -320,8 +328,8 @@ pub(crate) mod tests {
     #[test]
     fn new_lorries_are_due_at_once_in_path_order() {
         let (_dir, db) = fresh();
+        db.set_pretend_time(10_000);
         db.write(|tx| {
-            tx.set_pretend_time(10_000)?;
             tx.upsert_lorry(&lorry("b", 100))?;
             tx.upsert_lorry(&lorry("a", 5000))?;
             Ok(())
@@ -358,8 +366,8 @@ pub(crate) mod tests {
     #[test]
     fn moves_are_exact_whatever_the_intervals() {
         let (_dir, db) = fresh();
+        db.set_pretend_time(1_000_000);
         db.write(|tx| {
-            tx.set_pretend_time(1_000_000)?;
             tx.upsert_lorry(&lorry("a", 10))?;
             tx.upsert_lorry(&lorry("b", 100_000))?;
             tx.upsert_lorry(&lorry("c", 7))?;
@@ -472,21 +480,19 @@ pub(crate) mod tests {
         .expect("fleet");
         for step in 0..300 {
             let path = format!("l{:02}", next(60));
-            db.write(|tx| {
-                tx.set_pretend_time(50 + next(100) as i64)?;
-                match next(4) {
-                    0 => tx.move_to_top(&path),
-                    1 => tx.move_to_bottom(&path),
-                    2 => {
-                        tx.conn().execute(
-                            "UPDATE lorries SET running_job = CASE WHEN running_job IS NULL
+            db.set_pretend_time(50 + next(100) as i64);
+            db.write(|tx| match next(4) {
+                0 => tx.move_to_top(&path),
+                1 => tx.move_to_bottom(&path),
+                2 => {
+                    tx.conn().execute(
+                        "UPDATE lorries SET running_job = CASE WHEN running_job IS NULL
                              THEN 1 END, move_kind = 0, move_seq = 0 WHERE path = ?1",
-                            [&path],
-                        )?;
-                        Ok(())
-                    }
-                    _ => Ok(()),
+                        [&path],
+                    )?;
+                    Ok(())
                 }
+                _ => Ok(()),
             })
             .expect("step");
             let (next_due, queue, now) = db

@@ -50,6 +50,9 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!(
         "../../../../migrations/0003_upstream_hosts.sql"
     )),
+    M::up(include_str!(
+        "../../../../migrations/0004_one_job_per_lorry.sql"
+    )),
 ];
 
 /// How long a connection waits for another one's lock before giving up.
@@ -64,13 +67,18 @@ pub struct StateDb {
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
     checkpointer: Checkpointer,
+    /// The time tests pretend it is (`--debug-allow-pretend-time`). Kept
+    /// in memory only, so it never outlives the process that was allowed
+    /// to set it.
+    pretended: Mutex<Option<i64>>,
 }
 
 /// One read transaction on STATEDB, with the time it runs at: it sees a
 /// single consistent state and cannot change it.
 ///
 /// `now` is read once when the transaction starts: the pretended time when
-/// tests have set one, otherwise the real clock.
+/// tests have set one ([`StateDb::set_pretend_time`]), otherwise the real
+/// clock.
 pub struct ReadTx<'c> {
     conn: &'c Connection,
     now: i64,
@@ -105,6 +113,7 @@ impl StateDb {
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
             checkpointer: Checkpointer::start(path, connect(path, Access::ReadWrite)?)?,
+            pretended: Mutex::new(None),
         })
     }
 
@@ -112,12 +121,28 @@ impl StateDb {
         &self.path
     }
 
+    /// Makes every later transaction of this `StateDb` see `now` as the
+    /// current time (tests only). Not stored: a STATEDB opened again runs
+    /// on the real clock.
+    pub fn set_pretend_time(&self, now: i64) {
+        *lock(&self.pretended) = Some(now);
+    }
+
+    /// The time a transaction starting now runs at.
+    fn now(&self) -> i64 {
+        let pretended = *lock(&self.pretended);
+        pretended.unwrap_or_else(real_now)
+    }
+
     /// Runs `f` in one write transaction; commits when it returns `Ok`.
     pub fn write<T>(&self, f: impl FnOnce(&WriteTx<'_>) -> Result<T>) -> Result<T> {
         let mut conn = lock(&self.writer);
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let value = f(&WriteTx {
-            read: ReadTx::begin(&tx)?,
+            read: ReadTx {
+                conn: &tx,
+                now: self.now(),
+            },
         })?;
         tx.commit()?;
         self.checkpointer.note_write();
@@ -133,7 +158,10 @@ impl StateDb {
         };
         let value = {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
-            let value = f(&ReadTx::begin(&tx)?)?;
+            let value = f(&ReadTx {
+                conn: &tx,
+                now: self.now(),
+            })?;
             tx.finish()?;
             value
         };
@@ -199,19 +227,7 @@ pub fn real_now() -> i64 {
     jiff::Timestamp::now().as_second()
 }
 
-impl<'c> ReadTx<'c> {
-    fn begin(conn: &'c Connection) -> Result<ReadTx<'c>> {
-        let pretended: Option<i64> = conn
-            .query_row("SELECT now FROM pretend_time WHERE id = 1", [], |r| {
-                r.get(0)
-            })
-            .optional()?;
-        Ok(ReadTx {
-            conn,
-            now: pretended.unwrap_or_else(real_now),
-        })
-    }
-
+impl ReadTx<'_> {
     /// The time this transaction runs at.
     pub fn now(&self) -> i64 {
         self.now
@@ -242,17 +258,6 @@ impl<'c> ReadTx<'c> {
 }
 
 impl WriteTx<'_> {
-    /// Makes every later transaction see `now` as the current time (tests only).
-    pub fn set_pretend_time(&self, now: i64) -> Result<()> {
-        self.conn
-            .prepare_cached(
-                "INSERT INTO pretend_time (id, now) VALUES (1, ?1)
-             ON CONFLICT (id) DO UPDATE SET now = excluded.now",
-            )?
-            .execute([now])?;
-        Ok(())
-    }
-
     pub fn set_running_queue(&self, running: bool) -> Result<()> {
         self.conn
             .prepare_cached("UPDATE running_queue SET running = ?1 WHERE id = 1")?
@@ -320,8 +325,93 @@ pub(crate) mod tests {
     #[test]
     fn pretend_time_is_seen_by_later_transactions() {
         let (_dir, db) = fresh();
-        db.write(|tx| tx.set_pretend_time(1_000)).expect("write");
+        db.set_pretend_time(1_000);
         assert_eq!(db.read(|tx| Ok(tx.now())).expect("read"), 1_000);
+        assert_eq!(db.write(|tx| Ok(tx.now())).expect("write"), 1_000);
+    }
+
+    /// A STATEDB once run with `--debug-allow-pretend-time`, opened again
+    /// (as by a webapp started without it), runs on the real clock.
+    #[test]
+    fn pretended_time_does_not_outlive_the_state_db() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("state.db");
+        {
+            let db = StateDb::open(&path).expect("open");
+            db.set_pretend_time(1_000);
+            db.write(|tx| tx.set_running_queue(true)).expect("write");
+            assert_eq!(db.read(|tx| Ok(tx.now())).expect("read"), 1_000);
+        }
+        let before = real_now();
+        let db = StateDb::open(&path).expect("reopen");
+        assert!(db.read(|tx| Ok(tx.now())).expect("read") >= before);
+        assert!(db.write(|tx| Ok(tx.now())).expect("write") >= before);
+    }
+
+    /// A STATEDB of schema 3 into which an older webapp stored a pretended
+    /// time (it kept it in a table) runs on the real clock once upgraded.
+    #[test]
+    fn upgrading_forgets_a_stored_pretended_time() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("state.db");
+        {
+            let mut conn = Connection::open(&path).expect("open");
+            Migrations::from_slice(&MIGRATIONS[..3])
+                .to_latest(&mut conn)
+                .expect("schema 3");
+            conn.prepare_cached("INSERT INTO pretend_time (id, now) VALUES (1, 1000)")
+                .and_then(|mut stmt| stmt.execute([]))
+                .expect("pretend");
+        }
+        let before = real_now();
+        let db = StateDb::open(&path).expect("upgrade");
+        assert!(db.read(|tx| Ok(tx.now())).expect("read") >= before);
+        let tables: i64 = db
+            .read(|tx| {
+                Ok(tx
+                    .conn()
+                    .prepare_cached(
+                        "SELECT COUNT(*) FROM sqlite_schema WHERE name = 'pretend_time'",
+                    )?
+                    .query_row([], |r| r.get(0))?)
+            })
+            .expect("schema");
+        assert_eq!(tables, 0);
+    }
+
+    /// Schema 3 let a lorry removed and re-added while its job ran get a
+    /// second job. Upgrading ends the older of the two and gives a lorry
+    /// that lost its running job that job back.
+    #[test]
+    fn upgrading_leaves_one_running_job_per_lorry() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("state.db");
+        {
+            let mut conn = Connection::open(&path).expect("open");
+            Migrations::from_slice(&MIGRATIONS[..3])
+                .to_latest(&mut conn)
+                .expect("schema 3");
+            conn.execute_batch(
+                "INSERT INTO lorries (path, text, interval, lorry_timeout, running_job)
+                 VALUES ('a', '{}', 100, 60, 2), ('b', '{}', 100, 60, NULL);
+                 INSERT INTO jobs (host, pid, path, started, updated, timeout)
+                 VALUES ('m', 1, 'a', 10, 15, 60), ('m', 2, 'a', 20, 25, 60),
+                        ('m', 3, 'b', 30, 35, 60);
+                 INSERT INTO job_output (job_id, seq, text) VALUES (1, 1, 'first\n');",
+            )
+            .expect("schema 3 data");
+        }
+        let db = StateDb::open(&path).expect("upgrade");
+        let old = db.read(|tx| tx.job(1)).expect("job 1");
+        assert_eq!(
+            (old.exit.as_str(), old.kill_job, old.ended),
+            ("127", true, Some(15))
+        );
+        assert!(old.output.starts_with("first\n"), "{}", old.output);
+        assert!(old.output.contains("a newer job"), "{}", old.output);
+        assert_eq!(db.read(|tx| tx.running_job_ids()).expect("ids"), [2, 3]);
+        assert_eq!(db.read(|tx| tx.lorry("a")).expect("a").running_job, Some(2));
+        assert_eq!(db.read(|tx| tx.lorry("b")).expect("b").running_job, Some(3));
     }
 
     #[test]

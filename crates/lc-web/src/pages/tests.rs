@@ -37,7 +37,7 @@ fn config(dir: &Path, status_html: Option<PathBuf>, publish_failures: bool) -> W
 fn fixture_with(configure: impl FnOnce(&Path) -> WebConfig) -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = StateDb::open(&dir.path().join("state.db")).expect("open");
-    db.write(|tx| tx.set_pretend_time(NOW)).expect("time");
+    db.set_pretend_time(NOW);
     let config = configure(dir.path());
     Fixture {
         _dir: dir,
