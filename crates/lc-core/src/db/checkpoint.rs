@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
+use super::sql::Sql;
+
 use crate::error::{Error, Result};
 
 /// How often the thread looks.
@@ -83,7 +85,7 @@ fn run(conn: &Connection, wal: &Path, shared: &Shared, stopped: &mpsc::Receiver<
             .map(|m| m.len() >= MAX_WAL_BYTES)
             .unwrap_or(false);
         if idle || large || last_checkpoint.elapsed() >= MAX_DELAY {
-            match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            match Sql::new(conn).query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
                 Ok(()) => checkpointed_writes = writes,
                 Err(err) => tracing::warn!(%err, "STATEDB checkpoint failed"),
             }
@@ -91,7 +93,7 @@ fn run(conn: &Connection, wal: &Path, shared: &Shared, stopped: &mpsc::Receiver<
         }
     }
     // Leave a small WAL behind when the database is closed.
-    if let Err(err) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+    if let Err(err) = Sql::new(conn).query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
         tracing::debug!(%err, "final STATEDB checkpoint failed");
     }
 }

@@ -72,8 +72,7 @@ impl ReadTx<'_> {
         let conn = self.conn();
         let mut existing: HashMap<String, NewLorry> = HashMap::new();
         {
-            let mut stmt =
-                conn.prepare_cached(&format!("SELECT {NEW_LORRY_COLUMNS} FROM lorries"))?;
+            let mut stmt = conn.prepare(&format!("SELECT {NEW_LORRY_COLUMNS} FROM lorries"))?;
             let rows = stmt.query_map([], new_lorry_from_row)?;
             for row in rows {
                 let row = row?;
@@ -82,7 +81,7 @@ impl ReadTx<'_> {
         }
         let mut old_hosts: BTreeMap<String, HostRow> = BTreeMap::new();
         {
-            let mut stmt = conn.prepare_cached(
+            let mut stmt = conn.prepare(
                 "SELECT host, type, protocol, lorry_interval, lorry_timeout, ls_interval,
                         prefixmap, ignore, type_params FROM hosts",
             )?;
@@ -183,7 +182,7 @@ impl WriteTx<'_> {
         let plan = self.plan_config(config)?;
         let conn = self.conn();
         for (host, row, _new) in &plan.host_upserts {
-            conn.prepare_cached(
+            conn.prepare(
                 "INSERT INTO hosts (host, type, protocol, lorry_interval, lorry_timeout,
                                     ls_interval, prefixmap, ignore, type_params)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
@@ -207,7 +206,7 @@ impl WriteTx<'_> {
             ])?;
         }
         for host in &plan.summary.hosts_removed {
-            conn.prepare_cached("DELETE FROM hosts WHERE host = ?1")?
+            conn.prepare("DELETE FROM hosts WHERE host = ?1")?
                 .execute([host])?;
         }
         for lorry in &plan.upserts {
@@ -218,9 +217,8 @@ impl WriteTx<'_> {
         }
         if plan.problems_differ {
             conn.execute("DELETE FROM config_problems", [])?;
-            let mut stmt = conn.prepare_cached(
-                "INSERT INTO config_problems (file, item, problem) VALUES (?1, ?2, ?3)",
-            )?;
+            let mut stmt = conn
+                .prepare("INSERT INTO config_problems (file, item, problem) VALUES (?1, ?2, ?3)")?;
             for ConfigProblem {
                 file,
                 item,
@@ -467,14 +465,14 @@ mod tests {
             .read(|tx| {
                 let doubles = tx
                     .conn()
-                    .prepare_cached(
+                    .prepare(
                         "SELECT COUNT(*) FROM (SELECT path FROM jobs WHERE ended IS NULL
                          GROUP BY path HAVING COUNT(*) > 1)",
                     )?
                     .query_row([], |r| r.get(0))?;
                 let mismatched = tx
                     .conn()
-                    .prepare_cached(
+                    .prepare(
                         "SELECT COUNT(*) FROM lorries l WHERE running_job IS NOT
                          (SELECT job_id FROM jobs j WHERE j.path = l.path AND ended IS NULL)",
                     )?

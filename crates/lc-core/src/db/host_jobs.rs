@@ -26,7 +26,7 @@ impl ReadTx<'_> {
     pub fn max_jobs_per_host(&self) -> Result<Option<i64>> {
         Ok(self
             .conn()
-            .prepare_cached("SELECT max_jobs FROM max_jobs_per_host WHERE id = 1")?
+            .prepare("SELECT max_jobs FROM max_jobs_per_host WHERE id = 1")?
             .query_row([], |r| r.get(0))
             .optional()?)
     }
@@ -35,7 +35,7 @@ impl ReadTx<'_> {
     /// jobs (the `jobs_running` index; CROSS JOIN keeps SQLite from
     /// scanning every lorry instead) and their lorries by path.
     fn saturated_hosts(&self, max: i64) -> Result<Vec<String>> {
-        let mut stmt = self.conn().prepare_cached(
+        let mut stmt = self.conn().prepare(
             "SELECT l.from_host FROM jobs j CROSS JOIN lorries l ON l.path = j.path
              WHERE j.ended IS NULL AND l.running_job = j.job_id AND l.from_host != ''
              GROUP BY l.from_host HAVING COUNT(*) >= ?1",
@@ -73,7 +73,7 @@ impl WriteTx<'_> {
             }
             Some(n) => self
                 .conn()
-                .prepare_cached(
+                .prepare(
                     "INSERT INTO max_jobs_per_host (id, max_jobs) VALUES (1, ?1)
                      ON CONFLICT (id) DO UPDATE SET max_jobs = excluded.max_jobs
                      WHERE max_jobs IS NOT excluded.max_jobs",
@@ -81,7 +81,7 @@ impl WriteTx<'_> {
                 .execute([n])?,
             None => self
                 .conn()
-                .prepare_cached("DELETE FROM max_jobs_per_host")?
+                .prepare("DELETE FROM max_jobs_per_host")?
                 .execute([])?,
         };
         Ok(())

@@ -79,7 +79,7 @@ impl ReadTx<'_> {
     /// The hosts to list: all of them with `force`, otherwise those whose
     /// ls-interval has passed since their last listing. By name.
     pub fn hosts_to_list(&self, force: bool) -> Result<Vec<HostToList>> {
-        let mut stmt = self.conn().prepare_cached(
+        let mut stmt = self.conn().prepare(
             "SELECT host, type, protocol, lorry_interval, lorry_timeout, prefixmap, ignore,
                     type_params
              FROM hosts WHERE ?1 OR ls_last_run + ls_interval <= ?2 ORDER BY host",
@@ -125,7 +125,7 @@ impl ReadTx<'_> {
     pub fn upstream_metadata(&self, path: &str) -> Result<UpstreamMetadata> {
         Ok(self
             .conn()
-            .prepare_cached("SELECT head, description FROM lorry_upstream_meta WHERE path = ?1")?
+            .prepare("SELECT head, description FROM lorry_upstream_meta WHERE path = ?1")?
             .query_row([path], |r| {
                 Ok(UpstreamMetadata {
                     head: r.get(0)?,
@@ -170,7 +170,7 @@ impl WriteTx<'_> {
         }
         let mut existing: HashMap<String, NewLorry> = HashMap::new();
         {
-            let mut stmt = self.conn().prepare_cached(&format!(
+            let mut stmt = self.conn().prepare(&format!(
                 "SELECT {NEW_LORRY_COLUMNS} FROM lorries WHERE from_host = ?1"
             ))?;
             let rows = stmt.query_map([host], new_lorry_from_row)?;
@@ -193,7 +193,7 @@ impl WriteTx<'_> {
                 None => {
                     let owner: Option<String> = self
                         .conn()
-                        .prepare_cached("SELECT from_host FROM lorries WHERE path = ?1")?
+                        .prepare("SELECT from_host FROM lorries WHERE path = ?1")?
                         .query_row([&lorry.path], |r| r.get(0))
                         .optional()?;
                     if owner.is_some() {
@@ -263,12 +263,12 @@ impl WriteTx<'_> {
     ) -> Result<()> {
         if head.is_none() && description.is_none() {
             self.conn()
-                .prepare_cached("DELETE FROM lorry_upstream_meta WHERE path = ?1")?
+                .prepare("DELETE FROM lorry_upstream_meta WHERE path = ?1")?
                 .execute([path])?;
             return Ok(());
         }
         self.conn()
-            .prepare_cached(
+            .prepare(
                 "INSERT INTO lorry_upstream_meta (path, head, description) VALUES (?1, ?2, ?3)
                  ON CONFLICT (path) DO UPDATE SET head = excluded.head,
                      description = excluded.description

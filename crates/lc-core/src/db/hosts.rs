@@ -9,7 +9,7 @@ use lc_base::timefmt;
 impl ReadTx<'_> {
     /// Every Upstream Host, by name, with its listing schedule.
     pub fn hosts(&self) -> Result<Vec<HostInfo>> {
-        let mut stmt = self.conn().prepare_cached(
+        let mut stmt = self.conn().prepare(
             "SELECT host, type, protocol, lorry_interval, lorry_timeout, ls_interval,
                     ls_last_run, ls_last_error, prefixmap, ignore
              FROM hosts ORDER BY host",
@@ -66,7 +66,7 @@ impl ReadTx<'_> {
     pub fn config_problems(&self) -> Result<Vec<ConfigProblem>> {
         let mut stmt = self
             .conn()
-            .prepare_cached("SELECT file, item, problem FROM config_problems ORDER BY seq")?;
+            .prepare("SELECT file, item, problem FROM config_problems ORDER BY seq")?;
         let problems = stmt
             .query_map([], |r| {
                 Ok(ConfigProblem {

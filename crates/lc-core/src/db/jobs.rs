@@ -45,7 +45,7 @@ impl ReadTx<'_> {
     fn output(&self, job_id: i64) -> Result<String> {
         let mut stmt = self
             .conn()
-            .prepare_cached("SELECT text FROM job_output WHERE job_id = ?1 ORDER BY seq")?;
+            .prepare("SELECT text FROM job_output WHERE job_id = ?1 ORDER BY seq")?;
         let chunks = stmt.query_map([job_id], |r| r.get::<_, String>(0))?;
         let mut output = String::new();
         for chunk in chunks {
@@ -65,7 +65,7 @@ impl ReadTx<'_> {
     }
 
     fn ids(&self, sql: &str) -> Result<Vec<i64>> {
-        let mut stmt = self.conn().prepare_cached(sql)?;
+        let mut stmt = self.conn().prepare(sql)?;
         let ids = stmt
             .query_map([], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
@@ -74,7 +74,7 @@ impl ReadTx<'_> {
 
     fn job_row(&self, job_id: i64) -> Result<JobRow> {
         self.conn()
-            .prepare_cached(
+            .prepare(
                 "SELECT host, pid, path, started, ended, updated, timeout, kill, exit, disk_usage
                  FROM jobs WHERE job_id = ?1",
             )?
@@ -135,14 +135,14 @@ impl WriteTx<'_> {
             return Ok(None);
         };
         self.conn()
-            .prepare_cached(
+            .prepare(
                 "INSERT INTO jobs (host, pid, path, started, updated, timeout)
                  SELECT ?1, ?2, path, ?4, ?4, lorry_timeout FROM lorries WHERE path = ?3",
             )?
             .execute(params![host, pid, path, self.now])?;
         let job_id = self.conn().last_insert_rowid();
         self.conn()
-            .prepare_cached(
+            .prepare(
                 "UPDATE lorries SET running_job = ?2, last_run = ?3, move_kind = 0, move_seq = 0
              WHERE path = ?1",
             )?
@@ -168,9 +168,7 @@ impl WriteTx<'_> {
             None => {
                 let overdue = self.now - job.started > job.timeout;
                 self.conn()
-                    .prepare_cached(
-                        "UPDATE jobs SET updated = ?2, kill = kill OR ?3 WHERE job_id = ?1",
-                    )?
+                    .prepare("UPDATE jobs SET updated = ?2, kill = kill OR ?3 WHERE job_id = ?1")?
                     .execute(params![job_id, self.now, overdue])?;
             }
         }
@@ -179,7 +177,7 @@ impl WriteTx<'_> {
 
     fn end_job(&self, job_id: i64, path: &str, exit: i64, disk_usage: Option<i64>) -> Result<()> {
         self.conn()
-            .prepare_cached(
+            .prepare(
                 "UPDATE jobs SET updated = ?2, ended = ?2, exit = ?3,
                  disk_usage = COALESCE(?4, disk_usage)
              WHERE job_id = ?1",
@@ -191,7 +189,7 @@ impl WriteTx<'_> {
             Some(self.output(job_id)?)
         };
         self.conn()
-            .prepare_cached(
+            .prepare(
                 "UPDATE lorries SET running_job = NULL, last_run_exit = ?3, last_run_error = ?4,
                  disk_usage = COALESCE(?5, disk_usage),
                  last_success = CASE WHEN ?3 = '0' THEN ?6 ELSE last_success END,
@@ -215,7 +213,7 @@ impl WriteTx<'_> {
             return Ok(());
         }
         self.conn()
-            .prepare_cached(
+            .prepare(
                 "INSERT INTO job_output (job_id, seq, text)
                  VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM job_output WHERE job_id = ?1),
                          ?2)",
@@ -230,7 +228,7 @@ impl WriteTx<'_> {
             return Err(Error::JobEnded(job_id));
         }
         self.conn()
-            .prepare_cached("UPDATE jobs SET kill = 1 WHERE job_id = ?1")?
+            .prepare("UPDATE jobs SET kill = 1 WHERE job_id = ?1")?
             .execute([job_id])?;
         Ok(())
     }
@@ -241,7 +239,7 @@ impl WriteTx<'_> {
             return Err(Error::JobRunning(job_id));
         }
         self.conn()
-            .prepare_cached("DELETE FROM jobs WHERE job_id = ?1")?
+            .prepare("DELETE FROM jobs WHERE job_id = ?1")?
             .execute([job_id])?;
         Ok(())
     }
@@ -249,7 +247,7 @@ impl WriteTx<'_> {
     /// Ends every running job not updated for more than `ghost_timeout`
     /// seconds, with exit 127, and frees its lorry. Answers their ids.
     pub fn remove_ghost_jobs(&self, ghost_timeout: i64) -> Result<Vec<i64>> {
-        let mut stmt = self.conn().prepare_cached(
+        let mut stmt = self.conn().prepare(
             "SELECT job_id, path, updated FROM jobs WHERE ended IS NULL AND updated + ?1 < ?2
              ORDER BY job_id",
         )?;
@@ -268,7 +266,7 @@ impl WriteTx<'_> {
                 ),
             )?;
             self.conn()
-                .prepare_cached("UPDATE jobs SET kill = 1 WHERE job_id = ?1")?
+                .prepare("UPDATE jobs SET kill = 1 WHERE job_id = ?1")?
                 .execute([job_id])?;
             self.end_job(*job_id, path, GHOST_EXIT, None)?;
         }
@@ -284,7 +282,7 @@ impl WriteTx<'_> {
                 problem: "must not be negative".into(),
             });
         }
-        let mut stmt = self.conn().prepare_cached(
+        let mut stmt = self.conn().prepare(
             "SELECT job_id FROM (
                  SELECT job_id, ended,
                         ROW_NUMBER() OVER (PARTITION BY path ORDER BY job_id DESC) AS newest
@@ -295,9 +293,7 @@ impl WriteTx<'_> {
         let old: Vec<i64> = stmt
             .query_map([self.now - max_age, keep], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
-        let mut delete = self
-            .conn()
-            .prepare_cached("DELETE FROM jobs WHERE job_id = ?1")?;
+        let mut delete = self.conn().prepare("DELETE FROM jobs WHERE job_id = ?1")?;
         for job_id in &old {
             delete.execute([job_id])?;
         }
@@ -592,7 +588,7 @@ mod tests {
         let (_dir, db) = fresh();
         let insert = |tx: &WriteTx<'_>| -> Result<()> {
             tx.conn()
-                .prepare_cached(
+                .prepare(
                     "INSERT INTO jobs (host, pid, path, started, updated, timeout)
                      VALUES ('m', 1, 'a', 0, 0, 60)",
                 )?

@@ -151,7 +151,7 @@ pub(super) fn first_found(
     let mut values = vec![Value::Integer(tx.now)];
     values.extend_from_slice(more);
     for sql in lookups {
-        let mut stmt = tx.conn().prepare_cached(sql)?;
+        let mut stmt = tx.conn().prepare(sql)?;
         // A group that does not look at the time has no ?1.
         let used = stmt.parameter_count();
         let found = stmt
@@ -169,7 +169,7 @@ impl ReadTx<'_> {
     pub fn lorry_paths(&self) -> Result<Vec<String>> {
         let mut stmt = self
             .conn()
-            .prepare_cached("SELECT path FROM lorries ORDER BY path")?;
+            .prepare("SELECT path FROM lorries ORDER BY path")?;
         let paths = stmt
             .query_map([], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
@@ -183,7 +183,7 @@ impl ReadTx<'_> {
             .ok_or_else(|| Error::UnknownLorry(path.into()))?;
         let mut stmt = self
             .conn()
-            .prepare_cached("SELECT job_id FROM jobs WHERE path = ?1 ORDER BY job_id")?;
+            .prepare("SELECT job_id FROM jobs WHERE path = ?1 ORDER BY job_id")?;
         let jobs = stmt
             .query_map([path], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
@@ -195,7 +195,7 @@ impl ReadTx<'_> {
         let sql = format!("SELECT {LORRY_COLUMNS} FROM lorries WHERE path = ?1");
         Ok(self
             .conn()
-            .prepare_cached(&sql)?
+            .prepare(&sql)?
             .query_row([path], lorry_from_row)
             .optional()?)
     }
@@ -203,7 +203,7 @@ impl ReadTx<'_> {
     /// Paths of all lorries in queue order.
     pub fn queue(&self) -> Result<Vec<String>> {
         let sql = format!("SELECT path FROM lorries ORDER BY {}", *QUEUE_ORDER_TERMS);
-        let mut stmt = self.conn().prepare_cached(&sql)?;
+        let mut stmt = self.conn().prepare(&sql)?;
         let paths = stmt
             .query_map([self.now], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
@@ -216,7 +216,7 @@ impl ReadTx<'_> {
             "SELECT {LORRY_COLUMNS} FROM lorries ORDER BY {}",
             *QUEUE_ORDER_TERMS
         );
-        let mut stmt = self.conn().prepare_cached(&sql)?;
+        let mut stmt = self.conn().prepare(&sql)?;
         let lorries = stmt
             .query_map([self.now], lorry_from_row)?
             .collect::<rusqlite::Result<_>>()?;
@@ -243,7 +243,7 @@ impl WriteTx<'_> {
     pub fn upsert_lorry(&self, lorry: &NewLorry) -> Result<bool> {
         let changed = self
             .conn()
-            .prepare_cached(
+            .prepare(
                 "INSERT INTO lorries (path, text, from_host, from_path, interval, lorry_timeout,
                                       running_job, last_run)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6,
@@ -291,7 +291,7 @@ impl WriteTx<'_> {
     fn move_lorry(&self, path: &str, kind: i64) -> Result<()> {
         let moved = self
             .conn()
-            .prepare_cached(
+            .prepare(
                 "UPDATE lorries SET move_kind = ?2,
                  move_seq = (SELECT COALESCE(MAX(move_seq), 0) + 1 FROM lorries)
              WHERE path = ?1",
@@ -412,9 +412,7 @@ pub(crate) mod tests {
         db.read(|tx| {
             let mut plans = Vec::new();
             for sql in next_due_lookups(extra) {
-                let mut stmt = tx
-                    .conn()
-                    .prepare_cached(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+                let mut stmt = tx.conn().prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
                 let unbound = vec![Value::Null; stmt.parameter_count()];
                 let rows: Vec<String> = stmt
                     .query_map(params_from_iter(unbound), |r| r.get(3))?
@@ -502,7 +500,7 @@ pub(crate) mod tests {
                 .read(|tx| {
                     let mut stmt = tx
                         .conn()
-                        .prepare_cached("SELECT path FROM lorries WHERE move_kind = -1")?;
+                        .prepare("SELECT path FROM lorries WHERE move_kind = -1")?;
                     let paths = stmt
                         .query_map([], |r| r.get(0))?
                         .collect::<rusqlite::Result<_>>()?;

@@ -73,7 +73,7 @@ impl ReadTx<'_> {
                 .query_row("SELECT COUNT(*) FROM jobs WHERE ended IS NULL", [], |r| {
                     r.get(0)
                 })?;
-        let mut stmt = self.conn().prepare_cached(
+        let mut stmt = self.conn().prepare(
             "SELECT path, last_success, consecutive_failures, disk_usage FROM lorries ORDER BY path",
         )?;
         snapshot.lorries = stmt

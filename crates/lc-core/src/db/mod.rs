@@ -24,6 +24,7 @@ mod hosts;
 mod jobs;
 mod lorries;
 mod metrics;
+mod sql;
 pub mod status;
 
 use std::ops::Deref;
@@ -36,6 +37,7 @@ use rusqlite_migration::{M, Migrations};
 
 use crate::error::{Error, Result};
 use checkpoint::Checkpointer;
+use sql::Sql;
 
 pub use config_sync::ConfigPlan;
 pub use host_sync::{GeneratedLorry, HostSyncOutcome, HostToList, UpstreamMetadata};
@@ -80,7 +82,7 @@ pub struct StateDb {
 /// tests have set one ([`StateDb::set_pretend_time`]), otherwise the real
 /// clock.
 pub struct ReadTx<'c> {
-    conn: &'c Connection,
+    conn: Sql<'c>,
     now: i64,
 }
 
@@ -140,7 +142,7 @@ impl StateDb {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let value = f(&WriteTx {
             read: ReadTx {
-                conn: &tx,
+                conn: Sql::new(&tx),
                 now: self.now(),
             },
         })?;
@@ -159,7 +161,7 @@ impl StateDb {
         let value = {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
             let value = f(&ReadTx {
-                conn: &tx,
+                conn: Sql::new(&tx),
                 now: self.now(),
             })?;
             tx.finish()?;
@@ -203,9 +205,9 @@ fn connect(path: &Path, access: Access) -> Result<Connection> {
     // The checkpointer thread does it, off the request path: see checkpoint.rs.
     conn.pragma_update(None, "wal_autocheckpoint", 0)
         .map_err(open_err)?;
-    // Every statement is prepared through the cache; rusqlite's default of
-    // 16 is fewer than the webapp's distinct statements, and a statement
-    // evicted is parsed again on its next use.
+    // Every statement is prepared through the cache (`Sql`); rusqlite's
+    // default of 16 is fewer than the webapp's distinct statements, and a
+    // statement evicted is parsed again on its next use.
     conn.set_prepared_statement_cache_capacity(256);
     if access == Access::ReadOnly {
         conn.pragma_update(None, "query_only", true)
@@ -251,16 +253,16 @@ impl ReadTx<'_> {
             .optional()?)
     }
 
-    /// The raw connection, for sibling modules of this one.
-    fn conn(&self) -> &Connection {
-        self.conn
+    /// The connection's statement cache, for sibling modules of this one.
+    fn conn(&self) -> &Sql<'_> {
+        &self.conn
     }
 }
 
 impl WriteTx<'_> {
     pub fn set_running_queue(&self, running: bool) -> Result<()> {
         self.conn
-            .prepare_cached("UPDATE running_queue SET running = ?1 WHERE id = 1")?
+            .prepare("UPDATE running_queue SET running = ?1 WHERE id = 1")?
             .execute([running as i64])?;
         Ok(())
     }
@@ -276,15 +278,12 @@ impl WriteTx<'_> {
             }
             Some(n) => self
                 .conn
-                .prepare_cached(
+                .prepare(
                     "INSERT INTO max_jobs (id, max_jobs) VALUES (1, ?1)
                  ON CONFLICT (id) DO UPDATE SET max_jobs = excluded.max_jobs",
                 )?
                 .execute([n])?,
-            None => self
-                .conn
-                .prepare_cached("DELETE FROM max_jobs")?
-                .execute([])?,
+            None => self.conn.prepare("DELETE FROM max_jobs")?.execute([])?,
         };
         Ok(())
     }
@@ -370,9 +369,7 @@ pub(crate) mod tests {
             .read(|tx| {
                 Ok(tx
                     .conn()
-                    .prepare_cached(
-                        "SELECT COUNT(*) FROM sqlite_schema WHERE name = 'pretend_time'",
-                    )?
+                    .prepare("SELECT COUNT(*) FROM sqlite_schema WHERE name = 'pretend_time'")?
                     .query_row([], |r| r.get(0))?)
             })
             .expect("schema");
@@ -391,15 +388,18 @@ pub(crate) mod tests {
             Migrations::from_slice(&MIGRATIONS[..3])
                 .to_latest(&mut conn)
                 .expect("schema 3");
-            conn.execute_batch(
+            for sql in [
                 "INSERT INTO lorries (path, text, interval, lorry_timeout, running_job)
-                 VALUES ('a', '{}', 100, 60, 2), ('b', '{}', 100, 60, NULL);
-                 INSERT INTO jobs (host, pid, path, started, updated, timeout)
+                 VALUES ('a', '{}', 100, 60, 2), ('b', '{}', 100, 60, NULL)",
+                "INSERT INTO jobs (host, pid, path, started, updated, timeout)
                  VALUES ('m', 1, 'a', 10, 15, 60), ('m', 2, 'a', 20, 25, 60),
-                        ('m', 3, 'b', 30, 35, 60);
-                 INSERT INTO job_output (job_id, seq, text) VALUES (1, 1, 'first\n');",
-            )
-            .expect("schema 3 data");
+                        ('m', 3, 'b', 30, 35, 60)",
+                "INSERT INTO job_output (job_id, seq, text) VALUES (1, 1, 'first\n')",
+            ] {
+                conn.prepare_cached(sql)
+                    .and_then(|mut stmt| stmt.execute([]))
+                    .expect("schema 3 data");
+            }
         }
         let db = StateDb::open(&path).expect("upgrade");
         let old = db.read(|tx| tx.job(1)).expect("job 1");

@@ -168,7 +168,7 @@ impl ReadTx<'_> {
                     COALESCE(SUM(due + interval <= ?1), 0)
              FROM lorries WHERE {PREFIX_SQL} GROUP BY state"
         );
-        let mut stmt = self.conn().prepare_cached(&sql)?;
+        let mut stmt = self.conn().prepare(&sql)?;
         let rows = stmt.query_map(params![self.now, prefix], |r| {
             Ok((
                 r.get::<_, String>(0)?,
@@ -204,7 +204,7 @@ impl ReadTx<'_> {
              {} LIMIT ?4 OFFSET ?5",
             *PAGE_ORDER
         );
-        let mut stmt = self.conn().prepare_cached(&sql)?;
+        let mut stmt = self.conn().prepare(&sql)?;
         let lorries = stmt
             .query_map(
                 params![
@@ -237,7 +237,7 @@ impl ReadTx<'_> {
             [path],
             |r| r.get(0),
         )?;
-        let mut stmt = self.conn().prepare_cached(
+        let mut stmt = self.conn().prepare(
             "SELECT job_id, path, host, pid, started, ended, exit, kill, disk_usage
              FROM jobs WHERE ?1 IS NULL OR path = ?1
              ORDER BY job_id DESC LIMIT ?2 OFFSET ?3",
@@ -272,7 +272,7 @@ impl ReadTx<'_> {
             )
             .optional()?
             .ok_or(Error::UnknownJob(job_id))?;
-        let mut stmt = self.conn().prepare_cached(
+        let mut stmt = self.conn().prepare(
             "SELECT seq, text FROM job_output WHERE job_id = ?1 AND seq > ?2 ORDER BY seq",
         )?;
         let mut since = OutputSince {
