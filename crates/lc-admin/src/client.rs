@@ -220,21 +220,12 @@ fn error_message(status: reqwest::StatusCode, text: &str) -> String {
     }
 }
 
-/// The causes of `err`, innermost last, without reqwest's repetition of the URL.
+/// The causes of `err`, innermost last, without reqwest's own message
+/// (which repeats the URL); `err` itself when it has none.
 fn chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = cause.source();
-    }
-    if parts.is_empty() {
-        err.to_string()
-    } else {
-        parts.join(": ")
+    match err.source() {
+        Some(cause) => lc_base::errors::chain(cause),
+        None => err.to_string(),
     }
 }
 

@@ -345,13 +345,7 @@ impl Api {
 /// What a reqwest error says, without the URL's query (which never holds a
 /// token here, but may one day).
 fn describe_reqwest(err: &reqwest::Error) -> String {
-    let mut text = err.without_url_ref().to_string();
-    let mut source = std::error::Error::source(err);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
+    let text = lc_base::errors::with_causes(err.without_url_ref(), err);
     lc_base::redact::redact(&text).into_owned()
 }
 

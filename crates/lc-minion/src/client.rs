@@ -152,7 +152,7 @@ impl WebappClient {
         let url = self.url(endpoint);
         let unreachable = |e: reqwest::Error| ClientError::Unreachable {
             url: url.clone(),
-            reason: error_chain(&e),
+            reason: lc_base::errors::chain(&e),
         };
         let response = self
             .http
@@ -186,15 +186,4 @@ impl WebappClient {
             })
         }
     }
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

@@ -1,7 +1,6 @@
 //! Handlers of the `/1.0/...` JSON API.
 
 use std::borrow::Cow;
-use std::path::Path;
 
 use axum::Json;
 use axum::extract::{Path as UrlPath, State};
@@ -17,7 +16,7 @@ use lc_core::db::JobUpdate;
 use serde::Serialize;
 
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, JobId};
 use crate::form::Fields;
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -53,10 +52,6 @@ impl<T: Serialize> IntoResponse for Reply<T> {
     }
 }
 
-pub async fn status(State(state): State<AppState>) -> ApiResult<Json<Status>> {
-    Ok(Json(build_status(&state).await?))
-}
-
 /// Everything `/1.0/status` shows, read in one transaction.
 pub async fn build_status(state: &AppState) -> ApiResult<Status> {
     let (running_queue, lorries, hosts, max_jobs, config_problems, now) = state
@@ -75,7 +70,7 @@ pub async fn build_status(state: &AppState) -> ApiResult<Status> {
         .into_iter()
         .map(|lorry| queue_entry(lorry, now))
         .collect();
-    let disk_free = disk_free(state.db.path());
+    let disk_free = state.disk_free();
     Ok(Status {
         running_queue,
         run_queue,
@@ -115,21 +110,6 @@ fn queue_entry(lorry: LorryInfo, now: i64) -> QueueEntry {
         last_run_nice: timefmt::utc(lorry.last_run),
         disk_usage_nice: timefmt::bytes(lorry.disk_usage),
         lorry,
-    }
-}
-
-/// Bytes available to us on the file system holding STATEDB.
-fn disk_free(statedb: &Path) -> u64 {
-    let dir = match statedb.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    match nix::sys::statvfs::statvfs(dir) {
-        Ok(stat) => stat.blocks_available().saturating_mul(stat.fragment_size()),
-        Err(err) => {
-            tracing::warn!(dir = %dir.display(), %err, "cannot measure free disk space");
-            0
-        }
     }
 }
 
@@ -219,13 +199,7 @@ pub async fn list_jobs(State(state): State<AppState>) -> ApiResult<Json<JobIds>>
     Ok(Json(JobIds { job_ids }))
 }
 
-pub async fn job(
-    State(state): State<AppState>,
-    UrlPath(job_id): UrlPath<String>,
-) -> ApiResult<Json<JobInfo>> {
-    let job_id = job_id
-        .parse()
-        .map_err(|_| ApiError::NotFound(format!("no job with id {job_id:?}: ids are integers")))?;
+pub async fn job(State(state): State<AppState>, JobId(job_id): JobId) -> ApiResult<Json<JobInfo>> {
     Ok(Json(state.read(move |tx| tx.job(job_id)).await?))
 }
 

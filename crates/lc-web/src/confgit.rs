@@ -7,15 +7,13 @@
 
 use std::sync::{Arc, Mutex};
 
-use axum::Json;
 use axum::extract::{RawQuery, State};
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use lc_api::{Message, ReadConfigurationSummary};
+use lc_api::ReadConfigurationSummary;
 use lc_core::config::{ConfError, LorryFileCache, load_config_cached};
 use lc_core::db::StateDb;
 use lc_git::confgit::{ConfgitError, update_confgit};
 
+use crate::api::Reply;
 use crate::error::ApiError;
 use crate::form::Fields;
 use crate::{AppState, WebConfig};
@@ -108,22 +106,12 @@ pub async fn handler(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
     fields: Fields,
-) -> Result<Response, ApiError> {
+) -> Result<Reply<ReadConfigurationSummary>, ApiError> {
     let query = Fields::parse(query.unwrap_or_default().as_bytes());
     let dry_run = truthy(fields.optional("dry_run"))? || truthy(query.optional("dry_run"))?;
     let redirect = fields.redirect()?.map(str::to_owned);
     let summary = read_configuration(&state, dry_run).await?;
-    Ok(match redirect {
-        Some(to) => (
-            StatusCode::SEE_OTHER,
-            [(header::LOCATION, to.clone())],
-            Json(Message {
-                message: format!("see {to}"),
-            }),
-        )
-            .into_response(),
-        None => Json(summary).into_response(),
-    })
+    Ok(Reply::new(redirect.as_deref(), summary))
 }
 
 #[cfg(test)]
@@ -132,6 +120,8 @@ mod tests {
 
     use axum::body::Body;
     use axum::http::Request;
+    use axum::http::{StatusCode, header};
+    use axum::response::Response;
     use tower::ServiceExt;
 
     use super::*;

@@ -1,10 +1,18 @@
-//! The web layer's one error type.
+//! Errors become responses here, in one place.
 //!
-//! Policy: anything the caller got wrong is a 4xx whose JSON body names the
+//! Policy: anything the caller got wrong is a 4xx whose body names the
 //! problem. Anything that is our fault is a 500 with a generic body; its
-//! detail is logged once, here, and never sent (it may name files or URLs).
+//! detail rides in the response's extensions to the `metrics::track`
+//! middleware, which sees every response and logs it once, and is never
+//! sent (it may name files or URLs).
+//!
+//! [`ApiError`] answers in JSON (`{"error": "..."}`); the pages wrap it in
+//! [`crate::pages::PageError`], which answers the same status and message
+//! as an HTML page. Both go through [`ApiError::parts`].
 
+use axum::extract::{FromRequestParts, Path};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use lc_api::ErrorBody;
 
@@ -18,6 +26,33 @@ pub enum ApiError {
     NotImplemented(String),
     Unavailable(String),
     Internal(String),
+}
+
+/// What a caller is told of an internal error.
+pub const INTERNAL_MESSAGE: &str = "internal error; the webapp's log has the details";
+
+/// The detail of an internal error, on its way to the log (see
+/// `metrics::track`).
+#[derive(Debug, Clone)]
+pub struct InternalDetail(pub String);
+
+/// An error as a response: its status, the message the caller sees, and
+/// what only the log gets.
+pub struct ErrorParts {
+    pub status: StatusCode,
+    pub message: String,
+    pub detail: Option<InternalDetail>,
+}
+
+impl ErrorParts {
+    /// `body` with the status, and the detail for the log.
+    pub fn respond(self, body: impl IntoResponse) -> Response {
+        let mut response = (self.status, body).into_response();
+        if let Some(detail) = self.detail {
+            response.extensions_mut().insert(detail);
+        }
+        response
+    }
 }
 
 impl ApiError {
@@ -35,6 +70,28 @@ impl ApiError {
             ApiError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The one mapping from an error to what is answered and what is logged.
+    pub fn parts(self) -> ErrorParts {
+        let status = self.status();
+        let (message, detail) = match self {
+            ApiError::Internal(detail) => {
+                (INTERNAL_MESSAGE.to_owned(), Some(InternalDetail(detail)))
+            }
+            ApiError::BadRequest(m)
+            | ApiError::NotFound(m)
+            | ApiError::Conflict(m)
+            | ApiError::PayloadTooLarge(m)
+            | ApiError::MethodNotAllowed(m)
+            | ApiError::NotImplemented(m)
+            | ApiError::Unavailable(m) => (m, None),
+        };
+        ErrorParts {
+            status,
+            message,
+            detail,
         }
     }
 }
@@ -55,20 +112,54 @@ impl From<lc_core::Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = self.status();
-        let message = match self {
-            ApiError::Internal(detail) => {
-                tracing::error!(%detail, "internal error");
-                "internal error; the webapp's log has the details".to_owned()
-            }
-            ApiError::BadRequest(m)
-            | ApiError::NotFound(m)
-            | ApiError::Conflict(m)
-            | ApiError::PayloadTooLarge(m)
-            | ApiError::MethodNotAllowed(m)
-            | ApiError::NotImplemented(m)
-            | ApiError::Unavailable(m) => m,
-        };
-        (status, axum::Json(ErrorBody { error: message })).into_response()
+        let parts = self.parts();
+        let body = axum::Json(ErrorBody {
+            error: parts.message.clone(),
+        });
+        parts.respond(body)
+    }
+}
+
+/// The `{job_id}` of a URL. Ids are integers; anything else names no job
+/// (404). Pages take `Result<JobId, ApiError>` to answer the error as a page.
+#[derive(Debug, Clone, Copy)]
+pub struct JobId(pub i64);
+
+impl<S: Send + Sync> FromRequestParts<S> for JobId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<JobId, ApiError> {
+        let Path(text) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::BadRequest(e.body_text()))?;
+        text.parse()
+            .map(JobId)
+            .map_err(|_| ApiError::NotFound(format!("no job with id {text:?}: ids are integers")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn internal_detail_goes_to_the_log_not_the_caller() {
+        let response = ApiError::internal("cannot open /secret/state.db").into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let detail = response.extensions().get::<InternalDetail>().cloned();
+        assert_eq!(
+            detail.map(|d| d.0).as_deref(),
+            Some("cannot open /secret/state.db")
+        );
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .expect("body");
+        let body = String::from_utf8_lossy(&body);
+        assert!(body.contains(INTERNAL_MESSAGE), "{body}");
+        assert!(!body.contains("secret"), "{body}");
+
+        let response = ApiError::NotFound("no job with id 7".into()).into_response();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        assert!(response.extensions().get::<InternalDetail>().is_none());
     }
 }

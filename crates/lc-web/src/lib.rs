@@ -112,6 +112,22 @@ impl AppState {
         }
     }
 
+    /// Bytes available to us on the file system holding STATEDB (0 when
+    /// it cannot be measured, which is logged).
+    pub fn disk_free(&self) -> u64 {
+        let dir = match self.db.path().parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => std::path::Path::new("."),
+        };
+        match nix::sys::statvfs::statvfs(dir) {
+            Ok(stat) => stat.blocks_available().saturating_mul(stat.fragment_size()),
+            Err(err) => {
+                tracing::warn!(dir = %dir.display(), %err, "cannot measure free disk space");
+                0
+            }
+        }
+    }
+
     /// Runs one write transaction on a blocking thread.
     pub async fn write<T, F>(&self, f: F) -> Result<T, ApiError>
     where

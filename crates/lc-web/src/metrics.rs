@@ -21,7 +21,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, InternalDetail};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -81,7 +81,8 @@ impl Metrics {
 }
 
 /// Middleware counting every request by the route it matched; it also
-/// gives each request a tracing span.
+/// gives each request a tracing span, and logs the detail of an internal
+/// error, once (see `error.rs`).
 pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let endpoint = request
         .extensions()
@@ -92,6 +93,9 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
     let start = std::time::Instant::now();
     let span = tracing::debug_span!("request", %method, %endpoint);
     let response = tracing::Instrument::instrument(next.run(request), span).await;
+    if let Some(InternalDetail(detail)) = response.extensions().get::<InternalDetail>() {
+        tracing::error!(%method, %endpoint, %detail, "internal error");
+    }
     let metrics = &state.metrics;
     let status = response.status().as_u16();
     metrics

@@ -22,7 +22,7 @@ use lc_core::db::status::LorryState;
 
 use crate::AppState;
 use crate::api;
-use crate::error::ApiError;
+use crate::error::{ApiError, JobId};
 use view::{Chrome, JobRow, PagerLink, When, encode_path, pager};
 
 pub use live::job_output;
@@ -73,30 +73,20 @@ struct ErrorPage {
 
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
-        let status = self.0.status();
-        let message = match self.0 {
-            ApiError::Internal(detail) => {
-                tracing::error!(%detail, "internal error");
-                "Internal error; the webapp's log has the details.".to_owned()
-            }
-            ApiError::BadRequest(m)
-            | ApiError::NotFound(m)
-            | ApiError::Conflict(m)
-            | ApiError::PayloadTooLarge(m)
-            | ApiError::MethodNotAllowed(m)
-            | ApiError::NotImplemented(m)
-            | ApiError::Unavailable(m) => m,
-        };
+        let parts = self.0.parts();
         let page = ErrorPage {
             chrome: Chrome::new(
-                status.canonical_reason().unwrap_or("Error"),
+                parts.status.canonical_reason().unwrap_or("Error"),
                 lc_core::db::real_now(),
             ),
-            message,
+            message: parts.message.clone(),
         };
         match page.render() {
-            Ok(html) => (status, Html(html)).into_response(),
-            Err(_) => (status, page.message).into_response(),
+            Ok(html) => parts.respond(Html(html)),
+            Err(_) => {
+                let text = page.message;
+                parts.respond(text)
+            }
         }
     }
 }
@@ -121,11 +111,6 @@ fn page_number(value: Option<&str>) -> Result<i64, ApiError> {
             ))),
         },
     }
-}
-
-fn parse_job_id(text: &str) -> Result<i64, ApiError> {
-    text.parse()
-        .map_err(|_| ApiError::NotFound(format!("no job with id {text:?}: ids are integers")))
 }
 
 #[derive(Template)]
@@ -225,9 +210,9 @@ struct JobPage {
 /// `GET /1.0/job-html/<id>`.
 pub async fn job_html(
     State(state): State<AppState>,
-    UrlPath(job_id): UrlPath<String>,
+    job_id: Result<JobId, ApiError>,
 ) -> PageResult {
-    let job_id = parse_job_id(&job_id)?;
+    let JobId(job_id) = job_id?;
     let (job, output, now) = state
         .read(move |tx| {
             let job = tx.job(job_id)?;

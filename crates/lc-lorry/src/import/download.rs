@@ -31,7 +31,10 @@ pub(super) fn download(
         url: url.to_owned(),
         reason: redact(&reason).into_owned(),
     };
-    let mut response = client.get(url).send().map_err(|e| http(chain(&e)))?;
+    let mut response = client
+        .get(url)
+        .send()
+        .map_err(|e| http(lc_base::errors::chain(&e)))?;
     if !response.status().is_success() {
         return Err(http(format!("HTTP status {}", response.status())));
     }
@@ -43,26 +46,12 @@ pub(super) fn download(
         None => "part".to_owned(),
     });
     let mut out = File::create(&part).map_err(io("create", &part))?;
-    response.copy_to(&mut out).map_err(|e| http(chain(&e)))?;
+    response
+        .copy_to(&mut out)
+        .map_err(|e| http(lc_base::errors::chain(&e)))?;
     out.sync_all().map_err(io("write", &part))?;
     std::fs::rename(&part, file).map_err(io("rename into place", file))?;
     Ok(())
-}
-
-/// An error and its causes, joined by ": " (reqwest's own message leaves
-/// out why, e.g. which certificate check failed).
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// The last path segment of a URL, without query or fragment.

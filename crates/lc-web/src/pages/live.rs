@@ -11,15 +11,15 @@
 use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
-use axum::extract::{Path as UrlPath, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
 use lc_core::db::status::OutputSince;
 
-use super::{parse_job_id, query_pairs};
+use super::query_pairs;
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, JobId};
 
 /// How often a running job's new output is looked for.
 const POLL: Duration = Duration::from_millis(250);
@@ -40,11 +40,10 @@ struct Cursor {
 
 pub async fn job_output(
     State(state): State<AppState>,
-    UrlPath(job_id): UrlPath<String>,
+    JobId(job_id): JobId,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let job_id = parse_job_id(&job_id)?;
     let from_header = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())

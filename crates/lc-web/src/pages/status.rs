@@ -311,7 +311,7 @@ pub async fn render(state: &AppState, raw_query: Option<&str>) -> Result<String,
     let page = build(
         &query,
         snap,
-        disk_free(state.db.path()),
+        state.disk_free(),
         state.config.publish_failures,
     );
     Ok(page.render()?)
@@ -326,9 +326,9 @@ pub async fn status_html(State(state): State<AppState>, RawQuery(raw): RawQuery)
 
 /// `GET /1.0/status`: the JSON status, and the status file.
 pub async fn status(State(state): State<AppState>) -> Result<Json<Status>, ApiError> {
-    let json = api::status(State(state.clone())).await?;
+    let status = api::build_status(&state).await?;
     write_status_file(&state).await;
-    Ok(json)
+    Ok(Json(status))
 }
 
 /// Writes the default view to `--status-html`, if given. A failure is
@@ -346,7 +346,7 @@ async fn write_status_file(state: &AppState) {
         let mut page = build(
             &query,
             snap,
-            disk_free(state.db.path()),
+            state.disk_free(),
             state.config.publish_failures,
         );
         page.snapshot = true;
@@ -387,17 +387,6 @@ async fn write_atomically(file: &Path, bytes: Vec<u8>) -> std::io::Result<()> {
         return Err(err);
     }
     Ok(())
-}
-
-/// Bytes available on the file system holding STATEDB (as `/1.0/status`).
-fn disk_free(statedb: &Path) -> u64 {
-    let dir = match statedb.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    nix::sys::statvfs::statvfs(dir)
-        .map(|s| s.blocks_available().saturating_mul(s.fragment_size()))
-        .unwrap_or(0)
 }
 
 #[cfg(test)]
