@@ -12,6 +12,11 @@
 //! `LC_BENCH_CLIENTS` the concurrent clients (default 4). Every size runs in
 //! the two downstream modes of [`Mode`].
 
+#![expect(
+    clippy::disallowed_methods,
+    reason = "the bench drives the real webapp binary from client processes"
+)]
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

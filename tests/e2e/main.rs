@@ -2,6 +2,11 @@
 //! part of the system driven through the real binaries. `common` starts
 //! them; `doubles` plays the hosts they talk to.
 
+#![expect(
+    clippy::disallowed_methods,
+    reason = "end-to-end tests start the real binaries, git, git daemon, promtool..."
+)]
+
 mod admin;
 mod api;
 mod browser;

@@ -116,6 +116,10 @@ impl Git {
 }
 
 /// A bare `git` command with a hermetic environment and no settings.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "lc-git is the one place that runs git; every git command starts here"
+)]
 pub fn git() -> Command {
     let mut cmd = Command::new("git");
     cmd.env("GIT_CONFIG_NOSYSTEM", "1")

@@ -17,6 +17,11 @@
 //! unchanged refresh ≤ 1.2× `git ls-remote`, with no connection to the
 //! downstream at all.
 
+#![expect(
+    clippy::disallowed_methods,
+    reason = "the bench compares lorry with the git programs it stands beside"
+)]
+
 use std::ffi::OsString;
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};

@@ -189,6 +189,10 @@ impl LorryCommand {
 
     /// The command, in a process group of its own, stdin from /dev/null,
     /// stdout and stderr piped.
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the minion runs lorry for each job"
+    )]
     pub fn command(&self, spec_file: &Path) -> tokio::process::Command {
         let argv = self.argv(spec_file);
         let mut command = tokio::process::Command::new(&argv[0]);

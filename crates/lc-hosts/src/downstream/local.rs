@@ -74,6 +74,10 @@ mod tests {
     use super::*;
     use crate::Downstream;
 
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the test inspects created repositories with the real git"
+    )]
     fn git(repo: &Path, args: &[&str]) -> String {
         let out = std::process::Command::new("git")
             .arg("-C")

@@ -199,6 +199,10 @@ pub(super) fn import_archive(
 }
 
 /// The content of a tar file, decompressed according to its first bytes.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "bzip2, xz and zstd tarballs go through the standard programs"
+)]
 fn decompressed(file: &Path) -> Result<Box<dyn Read>, ImportError> {
     let mut f = File::open(file).map_err(io("open", file))?;
     let mut magic = [0u8; 6];

@@ -16,6 +16,10 @@ use crate::source::SvnLayout;
 
 /// Runs a converter that is not git, with HOME inside the spec's directory
 /// so that no user configuration leaks in.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the converters (git-svn, brz, git cvsimport...) are programs"
+)]
 fn tool(program: &'static str, package: &'static str, home: &Path) -> Result<Command, ImportError> {
     installed(program, package)?;
     std::fs::create_dir_all(home).map_err(io("create", home))?;
