@@ -75,7 +75,7 @@ fn assert_fails(run: &Run, code: i32, needle: &str) {
 
 fn webapp(extra: &[&str]) -> (tempfile::TempDir, Webapp) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let app = Webapp::start(dir.path(), extra);
+    let app = Webapp::init(dir.path()).with_args(extra).start();
     (dir, app)
 }
 

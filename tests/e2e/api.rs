@@ -12,7 +12,7 @@ const T0: i64 = 1_700_000_000;
 
 fn webapp(extra: &[&str]) -> (tempfile::TempDir, Webapp) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let app = Webapp::start(dir.path(), extra);
+    let app = Webapp::init(dir.path()).with_args(extra).start();
     (dir, app)
 }
 
@@ -591,7 +591,10 @@ fn bad_requests_get_4xx_with_a_json_error() {
 fn pretend_time_is_refused_unless_allowed() {
     let dir = tempfile::tempdir().expect("tempdir");
     let statedb = format!("--statedb={}", dir.path().join("x.db").display());
-    let app = Webapp::start_plain(dir.path(), &[&statedb]);
+    let app = Webapp::init(dir.path())
+        .without_defaults()
+        .with_args(&[&statedb])
+        .start();
     let answer = app.post("/1.0/pretend-time", &[("now", "1")]);
     assert_eq!(answer.status, 404, "{answer:?}");
 }
@@ -651,7 +654,10 @@ fn command_line_help_errors_and_config_file() {
         ),
     )
     .expect("write conf");
-    let app = Webapp::start_plain(dir.path(), &[&format!("--config={}", conf.display())]);
+    let app = Webapp::init(dir.path())
+        .without_defaults()
+        .with_args(&[&format!("--config={}", conf.display())])
+        .start();
     app.pretend_time(T0);
     assert!(dir.path().join("from-conf.db").is_file());
 

@@ -359,13 +359,12 @@ fn admin_pages_work_in_a_real_browser() {
     let dir = tempfile::tempdir().expect("tempdir");
     let status_file = dir.path().join("www/status.html");
     std::fs::create_dir_all(status_file.parent().expect("www")).expect("mkdir");
-    let app = Webapp::start(
-        dir.path(),
-        &[
+    let app = Webapp::init(dir.path())
+        .with_args(&[
             "--publish-failures",
             &format!("--status-html={}", status_file.display()),
-        ],
-    );
+        ])
+        .start();
     app.pretend_time(T0);
     let mut lorries = vec![
         git_lorry("upstream/linux", 3600, 600),

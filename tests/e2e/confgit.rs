@@ -52,14 +52,13 @@ const CONF: &str =
     r#"[{"type": "lorries", "prefix": "up", "interval": "2H", "globs": ["lorries/*.lorry"]}]"#;
 
 fn start_webapp(dir: &Path, url: &str) -> Webapp {
-    Webapp::start(
-        dir,
-        &[
+    Webapp::init(dir)
+        .with_args(&[
             "--debug-real-confgit",
             &format!("--confgit-url={url}"),
             "--confgit-branch=master",
-        ],
-    )
+        ])
+        .start()
 }
 
 /// Add, change, remove and an unchanged re-read, through a real CONFGIT.

@@ -3,7 +3,7 @@
 //! `ssh` on PATH), a Trove's `gitano-command.cgi` over real HTTP, and the
 //! fake upstream host option.
 
-use crate::common;
+use crate::common::{self, Webapp, lorry};
 use crate::doubles;
 
 use std::path::Path;
@@ -13,7 +13,6 @@ use doubles::gitea_v1::GiteaV1;
 use doubles::gitlab_v4::GitlabV4;
 use doubles::ssh::SshDouble;
 use doubles::trove_http::TroveHttp;
-use doubles::{App, lorry};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "glpat-double-secret-token";
@@ -27,36 +26,25 @@ fn token_file(dir: &Path) -> String {
     format!("{}", file.display())
 }
 
-fn args(list: &[String]) -> Vec<String> {
-    list.to_vec()
-}
-
 /// A webapp whose downstream is the GitLab double.
-fn gitlab_app(dir: &Path, gitlab: &GitlabV4, extra: &[&str]) -> App {
-    let mut a = args(&[
-        "--git-server-type=gitlab".into(),
-        format!("--downstream-http-url={}", gitlab.server.url()),
-        format!("--gitlab-private-token-file={}", token_file(dir)),
-    ]);
-    a.extend(extra.iter().map(|s| s.to_string()));
-    App::start(dir, &a, &[])
+fn gitlab_app(dir: &Path, gitlab: &GitlabV4, extra: &[&str]) -> Webapp {
+    Webapp::init(dir)
+        .with_downstream(&[
+            "--git-server-type=gitlab".into(),
+            format!("--downstream-http-url={}", gitlab.server.url()),
+            format!("--gitlab-private-token-file={}", token_file(dir)),
+        ])
+        .with_args(extra)
+        .start()
 }
 
 /// A webapp with a local downstream in `dir/downstream`.
-fn local_app(dir: &Path, extra: &[&str], env: &[(String, String)]) -> App {
-    let mut a = args(&[
-        "--git-server-type=local".into(),
-        format!(
-            "--local-base-directory={}",
-            dir.join("downstream").display()
-        ),
-    ]);
-    a.extend(extra.iter().map(|s| s.to_string()));
-    App::start(dir, &a, env)
+fn local_app(dir: &Path, extra: &[&str], env: &[(String, String)]) -> Webapp {
+    Webapp::init(dir).with_args(extra).with_env(env).start()
 }
 
 /// The output of the last job of lorry `path`.
-fn last_job(app: &App, path: &str) -> Value {
+fn last_job(app: &Webapp, path: &str) -> Value {
     let lorry = app.get_ok(&format!("/1.0/lorry/{path}"));
     let id = lorry["jobs"]
         .as_array()
@@ -67,7 +55,7 @@ fn last_job(app: &App, path: &str) -> Value {
 }
 
 /// Takes jobs until none is given; the paths handed out.
-fn drain(app: &App) -> Vec<String> {
+fn drain(app: &Webapp) -> Vec<String> {
     let mut paths = Vec::new();
     for _ in 0..50 {
         // A failed preparation answers "no job" although others may be due:
@@ -542,15 +530,14 @@ fn gitea_downstream_creates_the_organisation_then_the_repository() {
     let gitea = GiteaV1::start(TOKEN);
     gitea.add_org("existing");
     gitea.add_repo("existing", "repo", "main", "");
-    let app = App::start(
-        dir.path(),
-        &[
+    let app = Webapp::init(dir.path())
+        .with_downstream(&[
             "--git-server-type=gitea".into(),
             format!("--downstream-http-url={}", gitea.server.url()),
             "--downstream-visibility=public".into(),
-        ],
-        &[("LORRY_GITEA_ACCESS_TOKEN".into(), TOKEN.into())],
-    );
+        ])
+        .with_env(&[("LORRY_GITEA_ACCESS_TOKEN", TOKEN)])
+        .start();
     app.pretend_time(T0);
     app.seed(&[
         lorry("team/app"),
@@ -648,15 +635,13 @@ fn gitea_downstream_existing_repositories_get_new_metadata_only_when_it_differs(
     down.add_org("src");
     down.add_repo("src", "same", "main", "Same words");
     down.add_repo("src", "moved", "master", "Old words");
-    let app = App::start(
-        dir.path(),
-        &[
+    let app = Webapp::init(dir.path())
+        .with_downstream(&[
             "--git-server-type=gitea".into(),
             format!("--downstream-http-url={}", down.server.url()),
             format!("--gitea-access-token-file={}", token_file(dir.path())),
-        ],
-        &[],
-    );
+        ])
+        .start();
     app.pretend_time(T0);
     app.configure(&json!([{
         "type": "gitea", "host": up.server.host(), "protocol": "http",
@@ -739,15 +724,14 @@ fn gerrit_downstream_over_ssh_creates_projects_under_the_parent_with_metadata() 
     );
     let up = GitlabV4::start(TOKEN);
     up.add_project("up/meta", Some("trunk"), Some("It's odd: $(x) `y`"));
-    let app = App::start(
-        dir.path(),
-        &[
-            "--git-server-type=gerrit".into(),
-            "--downstream-ssh-url=ssh://lorry@gerrit.example.com:29418".into(),
-            "--gerrit-parent-project=Mirrors".into(),
-        ],
-        &ssh.env(),
-    );
+    let app = Webapp::init(dir.path())
+        .with_downstream(&[
+            "--git-server-type=gerrit",
+            "--downstream-ssh-url=ssh://lorry@gerrit.example.com:29418",
+            "--gerrit-parent-project=Mirrors",
+        ])
+        .with_env(&ssh.env())
+        .start();
     app.pretend_time(T0);
     app.configure(&json!([{
         "type": "gitlab", "host": up.server.host(), "protocol": "http",
@@ -844,15 +828,17 @@ fn gitano_downstream_over_ssh_creates_and_configures_new_repositories_only() {
     ssh.write("gitano-repos", &["existing/repo"]);
     let fake = dir.path().join("fake.json");
     std::fs::write(&fake, r#"{"ls-output": ["up/one"]}"#).expect("fake");
-    let app = App::start(
-        dir.path(),
-        &[
-            "--git-server-type=gitano".into(),
-            "--downstream-host=trove.example.com".into(),
-            format!("--debug-fake-upstream-host=fake.example={}", fake.display()),
-        ],
-        &ssh.env(),
-    );
+    let app = Webapp::init(dir.path())
+        .with_downstream(&[
+            "--git-server-type=gitano",
+            "--downstream-host=trove.example.com",
+        ])
+        .with_args(&[format!(
+            "--debug-fake-upstream-host=fake.example={}",
+            fake.display()
+        )])
+        .with_env(&ssh.env())
+        .start();
     app.pretend_time(T0);
     app.seed(&[lorry("existing/repo"), lorry("new/repo")]);
     assert_eq!(drain(&app), ["existing/repo", "new/repo"]);
@@ -1185,12 +1171,12 @@ fn ls_troves_lists_only_hosts_whose_interval_has_passed_and_redirects() {
         1
     );
     app.pretend_time(T0 + 3599 + 3600);
-    let (status, _, location) = app.post("/1.0/ls-troves", &[("redirect", "/1.0/status-html")]);
-    assert_eq!(status, 303);
-    assert_eq!(location.as_deref(), Some("/1.0/status-html"));
+    let answer = app.post("/1.0/ls-troves", &[("redirect", "/1.0/status-html")]);
+    assert_eq!(answer.status, 303, "{answer:?}");
+    assert_eq!(answer.location.as_deref(), Some("/1.0/status-html"));
     assert_eq!(app.host_status("fake.example")["ls_last_run"], T0 + 7199);
-    let (status, body, _) = app.post("/1.0/ls-troves", &[("redirect", "http://elsewhere/")]);
-    assert_eq!(status, 400, "{body}");
+    let answer = app.post("/1.0/ls-troves", &[("redirect", "http://elsewhere/")]);
+    assert_eq!(answer.status, 400, "{answer:?}");
 }
 
 #[test]
@@ -1352,14 +1338,13 @@ fn confgit_over_ssh() {
         ],
     );
 
-    let app = App::start(
-        &dir.path().join("app"),
-        &[
-            "--debug-real-confgit".to_owned(),
-            "--confgit-url=ssh://git@confgit.example.com/confgit.git".to_owned(),
-        ],
-        &ssh.env(),
-    );
+    let app = Webapp::init(&dir.path().join("app"))
+        .with_args(&[
+            "--debug-real-confgit",
+            "--confgit-url=ssh://git@confgit.example.com/confgit.git",
+        ])
+        .with_env(&ssh.env())
+        .start();
     let summary = app.post_ok("/1.0/read-configuration", &[]);
     assert_eq!(summary["lorries_added"], json!(["up/a"]), "{summary}");
     let calls = ssh.calls();

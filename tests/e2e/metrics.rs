@@ -15,7 +15,7 @@ fn metric(text: &str, sample: &str) -> Option<f64> {
 #[test]
 fn metrics_describe_the_fleet_and_pass_promtool() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let app = Webapp::start(dir.path(), &[]);
+    let app = Webapp::init(dir.path()).start();
     app.pretend_time(1_700_000_000);
     app.seed(&[
         git_lorry("up/good", 3600, 600),
@@ -107,7 +107,7 @@ fn metrics_describe_the_fleet_and_pass_promtool() {
 #[test]
 fn prometheus_gets_openmetrics_when_it_asks() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let app = Webapp::start(dir.path(), &[]);
+    let app = Webapp::init(dir.path()).start();
     let response = reqwest::blocking::Client::new()
         .get(app.url("/1.0/metrics"))
         .header(

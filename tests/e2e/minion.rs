@@ -108,7 +108,7 @@ fn running_job(webapp: &Webapp, path: &str) -> i64 {
 fn two_minions_run_every_lorry_and_report_exit_and_output() {
     let dir = tempfile::tempdir().expect("tempdir");
     let lorry = fake_lorry(dir.path());
-    let webapp = Webapp::start(dir.path(), &[]);
+    let webapp = Webapp::init(dir.path()).start();
     let paths = ["e2e/one", "e2e/two", "e2e/three", "e2e/fail"];
     webapp.seed(&paths.map(|p| git_lorry(p, 3600, 3600)));
     let mut minions = [
@@ -139,7 +139,7 @@ fn two_minions_run_every_lorry_and_report_exit_and_output() {
 fn stop_job_and_lorry_timeout_kill_a_hanging_lorry_within_seconds() {
     let dir = tempfile::tempdir().expect("tempdir");
     let lorry = fake_lorry(dir.path());
-    let webapp = Webapp::start(dir.path(), &[]);
+    let webapp = Webapp::init(dir.path()).start();
     let now = 1_800_000_000;
     webapp.pretend_time(now);
     webapp.seed(&[git_lorry("e2e/slow", 3600, 600)]);
@@ -190,7 +190,7 @@ fn stop_job_and_lorry_timeout_kill_a_hanging_lorry_within_seconds() {
 fn sigterm_kills_the_running_job_reports_it_and_exits() {
     let dir = tempfile::tempdir().expect("tempdir");
     let lorry = fake_lorry(dir.path());
-    let webapp = Webapp::start(dir.path(), &[]);
+    let webapp = Webapp::init(dir.path()).start();
     webapp.seed(&[git_lorry("e2e/slow", 3600, 3600)]);
     let mut minion = Minion::start(&webapp, &lorry, "minion");
     running_job(&webapp, "e2e/slow");
@@ -279,7 +279,7 @@ fn config_file_options_and_mistakes() {
 
     // A working file: the minion runs with it and stops on SIGTERM.
     let lorry = fake_lorry(dir.path());
-    let webapp = Webapp::start(dir.path(), &[]);
+    let webapp = Webapp::init(dir.path()).start();
     webapp.seed(&[git_lorry("e2e/conf", 3600, 3600)]);
     std::fs::write(
         &conf,
@@ -382,7 +382,7 @@ fn real_lorry_mirrors_and_keeps_rewritten_history() {
     }
     let daemon = Daemon::start(&upstreams);
     let (_http, http_port) = serve_http(&upstreams, dir.path());
-    let webapp = Webapp::start(dir.path(), &[]);
+    let webapp = Webapp::init(dir.path()).start();
     let now = 1_800_000_000;
     webapp.pretend_time(now);
 

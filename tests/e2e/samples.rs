@@ -31,7 +31,7 @@ fn webapp_conf_and_the_example_confgit_pass_check_config() {
 #[test]
 fn minion_conf_runs_a_minion() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let webapp = Webapp::start(dir.path(), &[]);
+    let webapp = Webapp::init(dir.path()).start();
     webapp.seed(&[git_lorry("sample/one", 3600, 600)]);
     let fake_lorry = dir.path().join("fake-lorry");
     std::fs::write(&fake_lorry, "#!/bin/sh\necho mirrored\n").expect("write");

@@ -27,14 +27,29 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Opt
     }
 }
 
-/// A running `lorry-controller-webapp`, killed when dropped.
+/// A running `lorry-controller-webapp`, killed when dropped. Started by
+/// [`Webapp::init`]`(dir).with_…().start()`.
 pub struct Webapp {
     child: Child,
     pub port: u16,
     pub dir: PathBuf,
     pub statedb: PathBuf,
     args: Vec<String>,
+    env: Vec<(String, String)>,
     client: reqwest::blocking::Client,
+}
+
+/// How to start a [`Webapp`]: by default with its STATEDB (`webapp.db`),
+/// CONFGIT directory (`confgit/`, read as it stands), local downstream
+/// (`downstream/`) and log (`webapp.log`, debug level) in one directory,
+/// pretended time allowed, and no host token from the test's environment.
+#[must_use]
+pub struct WebappBuilder {
+    dir: PathBuf,
+    defaults: bool,
+    downstream: Vec<String>,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 /// One HTTP answer: status code, headers and the body parsed as JSON
@@ -48,47 +63,100 @@ pub struct Answer {
     pub text: String,
 }
 
+fn strings<S: AsRef<str>>(list: &[S]) -> Vec<String> {
+    list.iter().map(|s| s.as_ref().to_owned()).collect()
+}
+
+impl WebappBuilder {
+    /// Adds command-line options after the default ones.
+    pub fn with_args<S: AsRef<str>>(mut self, args: &[S]) -> Self {
+        self.args.extend(strings(args));
+        self
+    }
+
+    /// Replaces the local downstream by these `--git-server-type` and
+    /// downstream options.
+    pub fn with_downstream<S: AsRef<str>>(mut self, args: &[S]) -> Self {
+        self.downstream = strings(args);
+        self
+    }
+
+    /// Sets environment variables of the webapp.
+    pub fn with_env<K: AsRef<str>, V: AsRef<str>>(mut self, vars: &[(K, V)]) -> Self {
+        self.env.extend(
+            vars.iter()
+                .map(|(k, v)| (k.as_ref().to_owned(), v.as_ref().to_owned())),
+        );
+        self
+    }
+
+    /// No default option at all: the webapp gets only what `with_args`
+    /// gives it (and the port options).
+    pub fn without_defaults(mut self) -> Self {
+        self.defaults = false;
+        self.downstream.clear();
+        self
+    }
+
+    /// Starts the webapp and waits until it listens.
+    pub fn start(self) -> Webapp {
+        let dir = self.dir;
+        let mut args = Vec::new();
+        if self.defaults {
+            std::fs::create_dir_all(dir.join("confgit")).expect("confgit dir");
+            args.extend([
+                format!("--statedb={}", dir.join("webapp.db").display()),
+                format!(
+                    "--configuration-directory={}",
+                    dir.join("confgit").display()
+                ),
+                "--no-debug-real-confgit".into(),
+                "--debug-allow-pretend-time".into(),
+                format!("--log={}", dir.join("webapp.log").display()),
+                "--log-level=debug".into(),
+            ]);
+        }
+        args.extend(self.downstream);
+        args.extend(self.args);
+        Webapp::spawn(&dir, args, self.env)
+    }
+}
+
 impl Webapp {
-    /// Starts the webapp with its STATEDB, configuration directory and local
-    /// downstream inside `dir`, plus `extra` options.
-    pub fn start(dir: &Path, extra: &[&str]) -> Webapp {
-        let statedb = dir.join("webapp.db");
-        let mut args: Vec<String> = vec![
-            format!("--statedb={}", statedb.display()),
-            format!(
-                "--configuration-directory={}",
-                dir.join("confgit").display()
-            ),
-            "--no-debug-real-confgit".into(),
-            "--git-server-type=local".into(),
-            format!(
-                "--local-base-directory={}",
-                dir.join("downstream").display()
-            ),
-            "--debug-allow-pretend-time".into(),
-            format!("--log={}", dir.join("webapp.log").display()),
-            "--log-level=debug".into(),
-        ];
-        args.extend(extra.iter().map(|s| s.to_string()));
-        Webapp::spawn(dir, args)
+    /// A webapp to start in `dir` (see [`WebappBuilder`]).
+    pub fn init(dir: &Path) -> WebappBuilder {
+        WebappBuilder {
+            dir: dir.to_owned(),
+            defaults: true,
+            downstream: vec![
+                "--git-server-type=local".into(),
+                format!(
+                    "--local-base-directory={}",
+                    dir.join("downstream").display()
+                ),
+            ],
+            args: Vec::new(),
+            env: Vec::new(),
+        }
     }
 
-    /// Starts the webapp with exactly `args` (plus the port options).
-    pub fn start_plain(dir: &Path, args: &[&str]) -> Webapp {
-        Webapp::spawn(dir, args.iter().map(|s| s.to_string()).collect())
-    }
-
-    fn spawn(dir: &Path, args: Vec<String>) -> Webapp {
+    fn spawn(dir: &Path, args: Vec<String>, env: Vec<(String, String)>) -> Webapp {
         let port_file = dir.join("webapp.port");
         let _ = std::fs::remove_file(&port_file);
-        let child = Command::new(WEBAPP)
+        let mut child = Command::new(WEBAPP)
             .args(&args)
             .arg("--debug-port=0")
             .arg(format!("--debug-port-file={}", port_file.display()))
+            .env_remove("LORRY_GITLAB_PRIVATE_TOKEN")
+            .env_remove("LORRY_GITEA_ACCESS_TOKEN")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .spawn()
             .expect("start lorry-controller-webapp");
         let port = wait_for("the webapp's port file", READY_TIMEOUT, || {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("the webapp exited with {status}");
+            }
             std::fs::read_to_string(&port_file)
                 .ok()?
                 .trim()
@@ -97,33 +165,33 @@ impl Webapp {
         });
         let client = reqwest::blocking::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(60))
+            .timeout(Duration::from_secs(120))
             .build()
             .expect("http client");
-        let statedb = dir.join("webapp.db");
         Webapp {
             child,
             port,
             dir: dir.to_owned(),
-            statedb,
+            statedb: dir.join("webapp.db"),
             args,
+            env,
             client,
         }
     }
 
-    /// Stops the webapp with SIGTERM and starts it again with the same options.
+    /// Stops the webapp with SIGTERM and starts it again with the same
+    /// options and environment.
     pub fn restart(self) -> Webapp {
         let dir = self.dir.clone();
         let args = self.args.clone();
+        let env = self.env.clone();
         self.stop();
-        Webapp::spawn(&dir, args)
+        Webapp::spawn(&dir, args, env)
     }
 
     /// Stops the webapp with SIGTERM and waits for it to exit.
     pub fn stop(mut self) {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
-        let status = self.child.wait().expect("wait");
+        let status = terminate(&mut self.child);
         assert!(
             status.success(),
             "webapp exited with {status} after SIGTERM"
@@ -181,6 +249,53 @@ impl Webapp {
         self.post_ok("/1.0/pretend-time", &[("now", &now.to_string())]);
     }
 
+    /// Writes CONFGIT's `lorry-controller.conf` and reads it.
+    pub fn configure(&self, conf: &Value) -> Value {
+        std::fs::write(
+            self.dir.join("confgit/lorry-controller.conf"),
+            serde_json::to_string_pretty(conf).expect("json"),
+        )
+        .expect("write conf");
+        self.post_ok("/1.0/read-configuration", &[])
+    }
+
+    /// The one status entry of Upstream Host `host`.
+    pub fn host_status(&self, host: &str) -> Value {
+        let status = self.get_ok("/1.0/status");
+        status["hosts"]
+            .as_array()
+            .expect("hosts")
+            .iter()
+            .find(|h| h["host"] == host)
+            .cloned()
+            .unwrap_or_else(|| panic!("no host {host} in {status}"))
+    }
+
+    /// Asks for a job as a minion would: the job's id and path, if any.
+    pub fn give_me_job(&self) -> Option<(i64, String)> {
+        let job = self.post_ok("/1.0/give-me-job", &[("host", "minion"), ("pid", "1")]);
+        let id = job["job_id"].as_i64()?;
+        Some((id, job["path"].as_str().expect("path").to_owned()))
+    }
+
+    /// The output of job `id` and its exit ("no" while running).
+    pub fn job(&self, id: i64) -> Value {
+        self.get_ok(&format!("/1.0/job/{id}"))
+    }
+
+    /// Ends job `id` as a minion would.
+    pub fn finish(&self, id: i64, exit: i64) {
+        self.post_ok(
+            "/1.0/job-update",
+            &[("job_id", &id.to_string()), ("exit", &exit.to_string())],
+        );
+    }
+
+    /// Everything the webapp logged.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("webapp.log")).unwrap_or_default()
+    }
+
     /// Adds lorries straight into STATEDB, as a CONFGIT read would.
     pub fn seed(&self, lorries: &[NewLorry]) {
         let db = StateDb::open(&self.statedb).expect("open STATEDB");
@@ -221,6 +336,12 @@ fn answer(response: reqwest::blocking::Response) -> Answer {
         body,
         text,
     }
+}
+
+/// A git lorry of CONFGIT (no Upstream Host) at `path`, hourly, with a
+/// ten-minute timeout.
+pub fn lorry(path: &str) -> NewLorry {
+    git_lorry(path, 3600, 600)
 }
 
 /// A git lorry for `path` with the given interval and timeout.
