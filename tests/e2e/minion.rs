@@ -224,7 +224,7 @@ fn a_job_writing_more_non_ascii_output_than_one_request_holds_is_reported_whole(
     )
     .expect("write lorry");
     std::fs::set_permissions(&lorry, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let webapp = Webapp::start(dir.path(), &[]);
+    let webapp = Webapp::init(dir.path()).start();
     webapp.seed(&[git_lorry("e2e/noisy", 3600, 3600)]);
     // All the output piles up for the final report.
     let _minion = Minion::start_with(&webapp, &lorry, "minion", &["--update-interval=3600"]);
