@@ -590,14 +590,13 @@ fn gitea_downstream_without_the_scope_or_the_right_fails_saying_what_is_needed()
     gitea.add_org("other");
     gitea.state().foreign_orgs = vec!["other".into()];
     gitea.state().scopes = Some(vec!["write:repository".into(), "read:user".into()]);
-    let app = App::start(
-        dir.path(),
-        &[
+    let app = Webapp::init(dir.path())
+        .with_downstream(&[
             "--git-server-type=gitea".into(),
             format!("--downstream-http-url={}", gitea.server.url()),
-        ],
-        &[("LORRY_GITEA_ACCESS_TOKEN".into(), TOKEN.into())],
-    );
+        ])
+        .with_env(&[("LORRY_GITEA_ACCESS_TOKEN", TOKEN)])
+        .start();
     app.pretend_time(T0);
     app.seed(&[lorry("team/app")]);
     assert_eq!(app.give_me_job(), None);
