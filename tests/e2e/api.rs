@@ -821,16 +821,16 @@ fn pretended_time_does_not_outlive_the_webapp() {
     app.stop();
 
     let d = dir.path();
-    let app = Webapp::start_plain(
-        d,
-        &[
+    let app = Webapp::init(d)
+        .without_defaults()
+        .with_args(&[
             &format!("--statedb={}", d.join("webapp.db").display()),
             &format!("--configuration-directory={}", d.join("confgit").display()),
             "--no-debug-real-confgit",
             "--git-server-type=local",
             &format!("--local-base-directory={}", d.join("downstream").display()),
-        ],
-    );
+        ])
+        .start();
     let before = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
