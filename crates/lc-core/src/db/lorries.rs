@@ -19,10 +19,23 @@ use crate::error::{Error, Result};
 
 /// One group of idle lorries in the run queue: which lorries it holds (SQL
 /// over a `lorries` row; `?1` is now) and their order within the group, as
-/// written for the partial index that give-me-job walks.
+/// written for the partial index that give-me-job walks: a numeric sort key,
+/// ascending or `DESC`, then `path` where keys may tie.
 struct QueueGroup {
     holds: &'static str,
     order: &'static str,
+}
+
+impl QueueGroup {
+    /// The group's sort key as one ascending number: the first term of its
+    /// order, negated when descending. Ties go by path in the whole queue.
+    fn key(&self) -> String {
+        let first = self.order.split(", ").next().unwrap_or(self.order);
+        match first.strip_suffix(" DESC") {
+            Some(column) => format!("-{column}"),
+            None => first.to_owned(),
+        }
+    }
 }
 
 /// The run queue's order, the one definition of it. Idle lorries of these
@@ -48,26 +61,18 @@ const IDLE_GROUPS: [QueueGroup; 3] = [
 const IDLE: &str = "running_job IS NULL";
 
 /// The terms of the whole queue's ORDER BY, from [`IDLE_GROUPS`]: the group
-/// (the rest last), then each group's own order (NULL outside the group, so
-/// it only sorts within it), then due time and path.
+/// (the rest last), then the group's sort key (the rest by due time), then
+/// path. Two CASEs per row: the status page sorts every lorry under its
+/// prefix with them.
 pub(super) static QUEUE_ORDER_TERMS: LazyLock<String> = LazyLock::new(|| {
-    let mut group = String::from("CASE");
-    let mut within = Vec::new();
+    let rest = IDLE_GROUPS.len();
+    let mut group = format!("CASE WHEN NOT ({IDLE}) THEN {rest}");
+    let mut key = format!("CASE WHEN NOT ({IDLE}) THEN due");
     for (i, g) in IDLE_GROUPS.iter().enumerate() {
-        group.push_str(&format!(" WHEN {IDLE} AND {} THEN {i}", g.holds));
-        for term in g.order.split(", ") {
-            let (expr, dir) = match term.strip_suffix(" DESC") {
-                Some(expr) => (expr, " DESC"),
-                None => (term, ""),
-            };
-            within.push(format!(
-                "CASE WHEN {IDLE} AND {} THEN {expr} END{dir}",
-                g.holds
-            ));
-        }
+        group.push_str(&format!(" WHEN {} THEN {i}", g.holds));
+        key.push_str(&format!(" WHEN {} THEN {}", g.holds, g.key()));
     }
-    group.push_str(&format!(" ELSE {} END", IDLE_GROUPS.len()));
-    format!("{group}, {}, due, path", within.join(", "))
+    format!("{group} ELSE {rest} END, {key} ELSE due END, path")
 });
 
 /// The first lorry of each group that may run now, in the queue's order;
@@ -450,6 +455,28 @@ pub(crate) mod tests {
         let (_dir, db) = fresh();
         let plans = lookup_plans(&db, "");
         assert_index_walks(&plans);
+    }
+
+    /// The whole queue's order takes each group's sort key from the first
+    /// term of its index order: that holds only while each order is one
+    /// column (maybe `DESC`), then at most `path`.
+    #[test]
+    fn each_group_orders_by_one_key_then_path() {
+        for g in &IDLE_GROUPS {
+            let mut terms = g.order.split(", ");
+            let first = terms.next().unwrap_or_default();
+            let column = first.strip_suffix(" DESC").unwrap_or(first);
+            assert!(
+                column.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+                "{}",
+                g.order
+            );
+            assert!(terms.all(|t| t == "path"), "{}", g.order);
+        }
+        assert_eq!(
+            IDLE_GROUPS.map(|g| g.key()),
+            ["-move_seq", "due", "move_seq"]
+        );
     }
 
     /// Whatever the fleet, give-me-job's lookups pick the first lorry of the
