@@ -37,6 +37,16 @@ pub fn redact(text: &str) -> Cow<'_, str> {
     }
 }
 
+/// Whether `c` cannot be part of a URL as written (RFC 3986 has no place
+/// for it unencoded), so it ends the URL it follows: whitespace, controls,
+/// `"`, `<`, `>`, `\`, `^`, `` ` ``, `{`, `|`, `}`. The character itself is
+/// kept: a masked value never takes the quote or bracket after it.
+fn ends_url(c: char) -> bool {
+    c.is_whitespace()
+        || c.is_control()
+        || matches!(c, '"' | '<' | '>' | '\\' | '^' | '`' | '{' | '|' | '}')
+}
+
 /// `scheme://user:pass@host` → `scheme://***@host`.
 fn redact_userinfo(text: &str) -> Cow<'_, str> {
     let mut out = String::new();
@@ -45,9 +55,10 @@ fn redact_userinfo(text: &str) -> Cow<'_, str> {
     while let Some(found) = text[search..].find("://") {
         let authority_start = search + found + 3;
         let rest = &text[authority_start..];
-        // The authority ends at the first '/', '?', '#' or whitespace.
+        // The authority ends at the first '/', '?', '#' or a character no
+        // URL holds unencoded (a quote or bracket around it in JSON or HTML).
         let authority_len = rest
-            .find(|c: char| c == '/' || c == '?' || c == '#' || c.is_whitespace())
+            .find(|c: char| c == '/' || c == '?' || c == '#' || ends_url(c))
             .unwrap_or(rest.len());
         let authority = &rest[..authority_len];
         if let Some(at) = authority.rfind('@')
@@ -92,7 +103,7 @@ fn redact_query(text: &str) -> Cow<'_, str> {
         }
         let value_start = eq + 1;
         let value_len = text[value_start..]
-            .find(|c: char| c == '&' || c == '#' || c == ';' || c.is_whitespace())
+            .find(|c: char| c == '&' || c == '#' || c == ';' || ends_url(c))
             .unwrap_or(text.len() - value_start);
         if value_len == 0 {
             continue;
@@ -255,5 +266,28 @@ mod tests {
         assert_eq!(format!("{s:?}"), "Secret(***)");
         assert_eq!(format!("{:?}", Some(&s)), "Some(Secret(***))");
         assert_eq!(s.expose(), "glpat-very-secret");
+    }
+
+    #[test]
+    fn the_text_after_a_masked_value_is_kept() {
+        for (text, want) in [
+            (r#"{"url": "https://u:p@h"}"#, r#"{"url": "https://***@h"}"#),
+            (
+                r#"{"url": "https://h/x?token=abc"}"#,
+                r#"{"url": "https://h/x?token=***"}"#,
+            ),
+            (
+                r#"{"url":"https://h/x?private_token=abc","type":"git"}"#,
+                r#"{"url":"https://h/x?private_token=***","type":"git"}"#,
+            ),
+            (
+                r#"{"url":"https://h","mail":"a@b"}"#,
+                r#"{"url":"https://h","mail":"a@b"}"#,
+            ),
+            ("<https://h/?token=abc>", "<https://h/?token=***>"),
+            ("'https://u:p@h'", "'https://***@h'"),
+        ] {
+            assert_eq!(redact(text), want, "{text}");
+        }
     }
 }
