@@ -729,3 +729,26 @@ fn options_from_a_config_file_and_host_and_port() {
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(squeezed(&run.stdout), ["# PATH", "1 from/ini"]);
 }
+
+/// Job output is an upstream's text: an escape sequence in it must not reach
+/// the admin's terminal unless `--raw` asks for the bytes as recorded.
+#[test]
+fn terminal_control_in_job_output_is_removed_unless_raw() {
+    let (_dir, app) = webapp(&[]);
+    app.pretend_time(T0);
+    app.seed(&[git_lorry("one", 3600, 600)]);
+    app.post_ok("/1.0/give-me-job", &[("host", "minion-a"), ("pid", "101")]);
+    let hostile = "fetched \x1b]0;owned\x07\x1b[31mred\x1b[0m\tok\rcover\n";
+    app.post_ok(
+        "/1.0/job-update",
+        &[("job_id", "1"), ("exit", "0"), ("stdout", hostile)],
+    );
+
+    let run = admin(&app, &["show-job", "1", "--output"]);
+    assert_eq!(run.stdout, "fetched red\tok\ncover\n");
+    let run = admin(&app, &["show-job", "1"]);
+    assert!(!run.stdout.contains('\x1b'), "{run:?}");
+    assert!(run.stdout.contains("  fetched red\tok\n  cover\n"), "{run:?}");
+    let run = admin(&app, &["show-job", "1", "--output", "--raw"]);
+    assert_eq!(run.stdout, hostile);
+}

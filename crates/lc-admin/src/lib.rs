@@ -10,6 +10,7 @@ pub mod client;
 pub mod parse;
 pub mod render;
 pub mod table;
+pub mod terminal;
 
 use clap::{Parser, Subcommand};
 use lc_api::{JobIds, JobInfo, RunningJobs};
@@ -87,9 +88,14 @@ pub enum Command {
     ShowJob {
         /// The job's id.
         id: i64,
-        /// Print only the job's output, exactly as recorded (--json is ignored).
+        /// Print only the job's output (--json is ignored).
         #[arg(long)]
         output: bool,
+        /// Print the output exactly as recorded, terminal escape sequences and
+        /// control characters included (by default they are removed, newlines
+        /// and tabs kept: the output is an upstream's text).
+        #[arg(long)]
+        raw: bool,
     },
     /// Ask for a running job to be killed (its minion kills it at its next update).
     #[command(after_help = EXIT_CODES)]
@@ -209,13 +215,17 @@ pub fn run(cli: &Cli, client: &Client) -> Result<Output, Error> {
                 Ok(render::jobs(&jobs, *running))
             })
         }
-        Command::ShowJob { id, output } => {
+        Command::ShowJob { id, output, raw } => {
             let answer = client.get("1.0/job", &[&id.to_string()])?;
             if *output {
                 let job: JobInfo = answer.decode()?;
-                return Ok(Output(job.output));
+                return Ok(Output(if *raw {
+                    job.output
+                } else {
+                    terminal::printable(&job.output)
+                }));
             }
-            out(answer, &|a| Ok(render::job(&a.decode()?)))
+            out(answer, &|a| Ok(render::job(&a.decode()?, *raw)))
         }
         Command::StopJob { id } => out(
             client.post("1.0/stop-job", &[("job_id", &id.to_string())])?,

@@ -175,7 +175,8 @@ pub fn jobs(jobs: &[JobInfo], running_only: bool) -> String {
     table.render()
 }
 
-pub fn job(job: &JobInfo) -> String {
+/// One job; its output with terminal control removed unless `raw`.
+pub fn job(job: &JobInfo, raw: bool) -> String {
     let mut t = Table::headless(2);
     t.row(&["job:", &job.job_id.to_string()]);
     t.row(&["path:", job.path.as_str()]);
@@ -195,7 +196,15 @@ pub fn job(job: &JobInfo) -> String {
         out.push_str("output: none\n");
     } else {
         out.push_str("output:\n");
-        out.push_str(&indented(&job.output));
+        if raw {
+            for line in job.output.lines() {
+                out.push_str("  ");
+                out.push_str(line);
+                out.push('\n');
+            }
+        } else {
+            out.push_str(&indented(&job.output));
+        }
     }
     out
 }
@@ -292,10 +301,11 @@ fn ids(ids: &[i64]) -> String {
         .join(", ")
 }
 
-/// `text` with every line indented by two spaces, ending in a newline.
+/// `text` with every line indented by two spaces, ending in a newline, and
+/// terminal control removed ([`crate::terminal::printable`]).
 fn indented(text: &str) -> String {
     let mut out = String::new();
-    for line in text.lines() {
+    for line in crate::terminal::printable(text).lines() {
         out.push_str("  ");
         out.push_str(line);
         out.push('\n');
