@@ -748,7 +748,10 @@ fn terminal_control_in_job_output_is_removed_unless_raw() {
     assert_eq!(run.stdout, "fetched red\tok\ncover\n");
     let run = admin(&app, &["show-job", "1"]);
     assert!(!run.stdout.contains('\x1b'), "{run:?}");
-    assert!(run.stdout.contains("  fetched red\tok\n  cover\n"), "{run:?}");
+    assert!(
+        run.stdout.contains("  fetched red\tok\n  cover\n"),
+        "{run:?}"
+    );
     let run = admin(&app, &["show-job", "1", "--output", "--raw"]);
     assert_eq!(run.stdout, hostile);
 }

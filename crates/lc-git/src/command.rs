@@ -115,6 +115,11 @@ impl Git {
     }
 }
 
+/// How git runs ssh unless the environment names another command: batch
+/// mode (no prompts), and a host key learnt on first contact and checked ever
+/// after (never `StrictHostKeyChecking=no`). `ssh` is found on PATH.
+pub const SSH_COMMAND: &str = "ssh -o BatchMode=yes -o StrictHostKeyChecking=accept-new";
+
 /// A bare `git` command with a hermetic environment and no settings.
 #[expect(
     clippy::disallowed_methods,
@@ -122,6 +127,9 @@ impl Git {
 )]
 pub fn git() -> Command {
     let mut cmd = Command::new("git");
+    if std::env::var_os("GIT_SSH_COMMAND").is_none() && std::env::var_os("GIT_SSH").is_none() {
+        cmd.env("GIT_SSH_COMMAND", SSH_COMMAND);
+    }
     cmd.env("GIT_CONFIG_NOSYSTEM", "1")
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
         .env("GIT_TERMINAL_PROMPT", "0")
@@ -278,6 +286,21 @@ impl GitCommand {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ssh_learns_host_keys_once_and_never_skips_the_check() {
+        if std::env::var_os("GIT_SSH_COMMAND").is_some() || std::env::var_os("GIT_SSH").is_some() {
+            return;
+        }
+        let cmd = git();
+        let ssh = cmd
+            .get_envs()
+            .find(|(k, _)| *k == "GIT_SSH_COMMAND")
+            .and_then(|(_, v)| v)
+            .map(|v| v.to_string_lossy().into_owned());
+        assert_eq!(ssh.as_deref(), Some(SSH_COMMAND));
+        assert!(SSH_COMMAND.contains("StrictHostKeyChecking=accept-new"));
+    }
 
     #[test]
     fn settings_travel_in_the_environment_not_argv() {

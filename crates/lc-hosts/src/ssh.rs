@@ -118,7 +118,8 @@ impl SshError {
 /// How to run ssh.
 #[derive(Debug, Clone)]
 pub struct Ssh {
-    /// Extra `-o` options, e.g. `StrictHostKeyChecking=no` for a Trove.
+    /// Extra `-o` options (after the defaults; ssh keeps the first value given
+    /// for an option, so these cannot weaken host key checking).
     pub options: Vec<String>,
     pub timeout: Duration,
 }
@@ -133,24 +134,34 @@ impl Default for Ssh {
 }
 
 impl Ssh {
-    /// Runs `words` on `target` and answers its stdout.
+    /// The ssh command line: batch mode (no prompts) and a host key that is
+    /// learnt on first contact and checked ever after
+    /// (`StrictHostKeyChecking=accept-new`; never `no`, which would let
+    /// anyone on the path pose as the host once its key is known).
     #[expect(
         clippy::disallowed_methods,
         reason = "Gerrit and Gitano are reached through the ssh program, so OpenSSH's configuration applies"
     )]
-    pub async fn run(&self, target: &SshTarget, words: &[&str]) -> Result<String, SshError> {
+    fn command(&self, target: &SshTarget, words: &[&str]) -> Command {
         let command = words.iter().map(|w| quote(w)).collect::<Vec<_>>().join(" ");
         let mut ssh = Command::new("ssh");
-        ssh.arg("-oBatchMode=yes");
+        ssh.arg("-oBatchMode=yes")
+            .arg("-oStrictHostKeyChecking=accept-new");
         for option in &self.options {
             ssh.arg(format!("-o{option}"));
         }
         if let Some(port) = target.port {
             ssh.arg("-p").arg(port.to_string());
         }
-        ssh.arg(target.destination())
-            .arg(&command)
-            .stdin(Stdio::null())
+        ssh.arg(target.destination()).arg(command);
+        ssh
+    }
+
+    /// Runs `words` on `target` and answers its stdout.
+    pub async fn run(&self, target: &SshTarget, words: &[&str]) -> Result<String, SshError> {
+        let command = words.iter().map(|w| quote(w)).collect::<Vec<_>>().join(" ");
+        let mut ssh = self.command(target, words);
+        ssh.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
@@ -211,6 +222,39 @@ pub fn quote(word: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_keys_are_learnt_once_then_checked() {
+        let target = SshTarget::parse("ssh://git@trove.example:2222").expect("ok");
+        let ssh = Ssh {
+            options: vec!["StrictHostKeyChecking=no".to_owned()],
+            ..Ssh::default()
+        };
+        let cmd = ssh.command(&target, &["ls"]);
+        let args: Vec<String> = cmd
+            .as_std()
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            args,
+            [
+                "-oBatchMode=yes",
+                "-oStrictHostKeyChecking=accept-new",
+                "-oStrictHostKeyChecking=no",
+                "-p",
+                "2222",
+                "git@trove.example",
+                "ls"
+            ]
+        );
+        // ssh takes the first value of an option, so the default wins.
+        let first = args
+            .iter()
+            .find(|a| a.starts_with("-oStrictHostKeyChecking="))
+            .expect("set");
+        assert_eq!(first, "-oStrictHostKeyChecking=accept-new");
+    }
 
     #[test]
     fn targets_parse_from_urls() {

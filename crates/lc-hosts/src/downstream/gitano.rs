@@ -22,10 +22,7 @@ impl Gitano {
     pub fn new(target: SshTarget) -> Gitano {
         Gitano {
             target,
-            ssh: Ssh {
-                options: vec!["StrictHostKeyChecking=no".to_owned()],
-                ..Ssh::default()
-            },
+            ssh: Ssh::default(),
         }
     }
 

@@ -5,7 +5,7 @@ use reqwest::{Method, Url};
 use super::{ListError, ListedRepo, Lister, UpstreamHost};
 use crate::api::{ApiError, error_message, http_client};
 use crate::downstream::RepoMetadata;
-use crate::ssh::{Ssh, SshTarget};
+use crate::ssh::SshTarget;
 
 pub(super) async fn list(
     lister: &Lister,
@@ -17,11 +17,7 @@ pub(super) async fn list(
                 host: host.host.clone(),
                 problem,
             })?;
-        let ssh = Ssh {
-            options: vec!["StrictHostKeyChecking=no".to_owned()],
-            ..lister.ssh.clone()
-        };
-        ssh.run(&target, &["ls"]).await?
+        lister.ssh.run(&target, &["ls"]).await?
     } else {
         ls_over_http(lister, host).await?
     };
