@@ -107,6 +107,7 @@ fn lorry_conf_mirrors_with_lorry() {
         ))
         .arg(format!("--mirror-base-url-push={down_url}"))
         .arg(format!("--mirror-base-url-fetch={down_url}"))
+        .arg("--allow-local-upstreams")
         .arg(&spec)
         .output()
         .expect("lorry");

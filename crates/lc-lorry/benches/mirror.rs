@@ -141,6 +141,7 @@ fn lorry(wa: &Path, push_base: &Path, file: &Path, trace: &Trace) {
         "lorry".into(),
         format!("--working-area={}", wa.display()).into(),
         format!("--mirror-base-url-push=file://{}", push_base.display()).into(),
+        "--allow-local-upstreams".into(),
         "--bundle=never".into(),
         "--tarball=never".into(),
         file.as_os_str().to_owned(),

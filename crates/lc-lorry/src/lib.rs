@@ -28,6 +28,7 @@ pub mod refspec;
 pub mod source;
 pub mod specs;
 pub mod state;
+pub mod upstream;
 pub mod workdir;
 
 use std::ffi::OsString;

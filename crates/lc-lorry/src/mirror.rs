@@ -24,6 +24,7 @@ use crate::options::When;
 use crate::refspec::{self, PRESERVED, RefspecError, Refspecs};
 use crate::source::{OnRewrite, Source, Spec};
 use crate::state::{self, State, StateError};
+use crate::upstream::{self, UpstreamError};
 use crate::{Context, SpecRun};
 
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +37,8 @@ pub enum MirrorError {
     State(#[from] StateError),
     #[error("{0}")]
     Import(#[from] import::ImportError),
+    #[error("{0}")]
+    Upstream(#[from] UpstreamError),
     #[error("cannot {action} {path}: {source}")]
     Io {
         action: &'static str,
@@ -161,6 +164,8 @@ fn mirror_locked(
     let check_certificates = spec
         .check_certificates
         .unwrap_or(ctx.options.check_certificates_enabled());
+    let allow_local = ctx.options.allow_local_upstreams;
+    upstream::check(&spec.source, allow_local)?;
     let mut git = ctx.git.clone();
     if !check_certificates {
         git = git.config("http.sslVerify", "false");
@@ -173,6 +178,11 @@ fn mirror_locked(
         repo: &repo,
         check_certificates,
     };
+    // What reaches the upstream; `git` itself also serves the downstream,
+    // which may be file://.
+    let from_upstream = git
+        .clone()
+        .env("GIT_ALLOW_PROTOCOL", upstream::git_protocols(allow_local));
 
     let push_url = if ctx.options.pull_only {
         None
@@ -197,7 +207,7 @@ fn mirror_locked(
     let (refspecs, upstream, new, old) = match &spec.source {
         Source::Git { url, refspecs } => {
             let refspecs = Refspecs::new(refspecs.as_deref())?;
-            let listed = git.ls_remote(url, &refspecs.src_prefixes())?;
+            let listed = from_upstream.ls_remote(url, &refspecs.src_prefixes())?;
             let upstream =
                 refspecs.map_remote(listed.iter().map(|r| (r.name.as_str(), r.oid.as_str())));
             if let Some(previous) = &previous
@@ -213,7 +223,7 @@ fn mirror_locked(
                 return Ok(());
             }
             ctx.log.info(&format!("{}: fetching from {url}", spec.name));
-            let fetched = git.fetch(&repo, url, &refspecs.staging_fetch())?;
+            let fetched = from_upstream.fetch(&repo, url, &refspecs.staging_fetch())?;
             ctx.log.info(&format!(
                 "{}: fetched, {} refs changed in staging",
                 spec.name,
@@ -234,7 +244,14 @@ fn mirror_locked(
         _ => {
             let refspecs = Refspecs::heads_and_tags();
             let old = covered_refs(&git, &repo, &refspecs)?;
-            import::import(ctx, &run)?;
+            // The importers reach the upstream: with the allow-list.
+            import::import(
+                ctx,
+                &SpecRun {
+                    git: &from_upstream,
+                    ..run
+                },
+            )?;
             let new = covered_refs(&git, &repo, &refspecs)?;
             if let Some(previous) = &previous
                 && previous.refs == new

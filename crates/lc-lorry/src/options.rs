@@ -106,6 +106,13 @@ pub struct Options {
     pub keep_multiple_backups: bool,
     #[arg(long, overrides_with = "keep_multiple_backups", hide = true)]
     pub no_keep_multiple_backups: bool,
+    /// Allow upstreams on this machine (file:// URLs and paths), which a
+    /// spec from CONFGIT or a host listing could otherwise use to read the
+    /// minion's disk. For demos and tests.
+    #[arg(long, overrides_with = "no_allow_local_upstreams")]
+    pub allow_local_upstreams: bool,
+    #[arg(long, overrides_with = "allow_local_upstreams", hide = true)]
+    pub no_allow_local_upstreams: bool,
     /// Read options from this INI file's [config] section (repeatable).
     #[arg(long, value_name = "FILE", action = ArgAction::Append)]
     pub config: Vec<PathBuf>,
@@ -158,6 +165,7 @@ mod tests {
         assert_eq!(o.bundle, When::First);
         assert_eq!(o.tarball, When::First);
         assert!(!o.pull_only);
+        assert!(!o.allow_local_upstreams);
         assert_eq!(o.files, vec![PathBuf::from("a.lorry")]);
     }
 
@@ -198,13 +206,14 @@ mod tests {
         let conf = dir.path().join("lorry.conf");
         std::fs::write(
             &conf,
-            "[config]\nworking-area = /srv/wa\npull-only = yes\nrepack = no\nbundle = always\npush_option = ci.skip\npush-option = two\n",
+            "[config]\nworking-area = /srv/wa\npull-only = yes\nallow-local-upstreams = yes\nrepack = no\nbundle = always\npush_option = ci.skip\npush-option = two\n",
         )
         .expect("write");
         let conf_arg = format!("--config={}", conf.display());
         let o = Options::parse(args(&[&conf_arg, "--repack", "x"])).expect("parse");
         assert_eq!(o.working_area, Some(PathBuf::from("/srv/wa")));
         assert!(o.pull_only);
+        assert!(o.allow_local_upstreams);
         assert!(o.repack_enabled());
         assert_eq!(o.bundle, When::Always);
         assert_eq!(o.push_option, vec!["ci.skip", "two"]);

@@ -209,7 +209,16 @@ impl Run {
 }
 
 /// Runs lorry in-process with `args` (no program name).
+/// Runs lorry in-process with `--allow-local-upstreams` (most upstreams
+/// here are file:// URLs) and `args`.
 pub fn lorry(args: &[&str]) -> Run {
+    let mut all = vec!["--allow-local-upstreams"];
+    all.extend_from_slice(args);
+    lorry_strict(&all)
+}
+
+/// Runs lorry in-process with exactly `args`.
+pub fn lorry_strict(args: &[&str]) -> Run {
     let trace = Trace::new();
     let git = Git::new().traced(trace.clone());
     let mut out = Vec::new();

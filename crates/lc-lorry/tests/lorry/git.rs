@@ -672,3 +672,65 @@ fn a_working_directory_under_its_old_name_is_moved_not_fetched_again() {
     assert_eq!(heads_and_tags(&area.mirror(NAME)), up.heads_and_tags());
     assert_eq!(git(&area.mirror(NAME), &["count-objects", "-v"]), objects);
 }
+
+/// A spec is untrusted input: without `--allow-local-upstreams` it may not
+/// make lorry read this machine's disk, and a URL that begins with `-` is
+/// never handed to git. Nothing runs against the upstream either way.
+#[test]
+fn local_and_dash_upstreams_are_refused_before_git_runs() {
+    let area = Area::new();
+    let mut up = Upstream::new(area.path().join("up"));
+    up.commit("private");
+    let down = area.downstream(NAME);
+    let wa = format!("--working-area={}", area.working_area().display());
+    let push = format!(
+        "--mirror-base-url-push=file://{}",
+        area.downstream_base().display()
+    );
+    let strict = |file: &std::path::Path, extra: &[&str]| {
+        let mut args = vec![
+            wa.as_str(),
+            push.as_str(),
+            "--bundle=never",
+            "--tarball=never",
+        ];
+        args.extend_from_slice(extra);
+        args.push(file.to_str().expect("utf8"));
+        lorry_strict(&args)
+    };
+    let untouched = refs(&down);
+
+    for url in [up.url(), up.dir.display().to_string()] {
+        let file = area.lorry_file("local.lorry", &spec(&url));
+        let run = strict(&file, &[]);
+        assert_eq!(run.code, 1, "{}", run.all_output());
+        assert!(run.err.contains("--allow-local-upstreams"), "{}", run.err);
+        assert!(
+            !ran(&run, "ls-remote") && !ran(&run, "fetch") && !ran(&run, "push"),
+            "{:?}",
+            run.git
+        );
+        assert_eq!(refs(&down), untouched);
+    }
+
+    let file = area.lorry_file("dash.lorry", &spec("--upload-pack=touch pwned"));
+    let run = strict(&file, &["--allow-local-upstreams"]);
+    assert_eq!(run.code, 1, "{}", run.all_output());
+    assert!(run.err.contains("begins with '-'"), "{}", run.err);
+    assert!(
+        !ran(&run, "ls-remote") && !ran(&run, "fetch"),
+        "{:?}",
+        run.git
+    );
+
+    // Allowed on the command line or in lorry.conf, it mirrors.
+    let file = area.lorry_file("local.lorry", &spec(&up.url()));
+    let run = strict(&file, &["--allow-local-upstreams"]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    assert_eq!(heads_and_tags(&down), up.heads_and_tags());
+    let conf = area.path().join("lorry.conf");
+    std::fs::write(&conf, "[config]\nallow-local-upstreams = yes\n").expect("write");
+    let conf_arg = format!("--config={}", conf.display());
+    let run = strict(&file, &[&conf_arg]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+}
