@@ -87,6 +87,10 @@ pub fn map_listing(rules: &HostRules<'_>, repos: &[ListedRepo]) -> Mapped {
                 .push(format!("{} → {local:?}: {problem}", repo.path));
             continue;
         }
+        if let Err(problem) = check_clone_url(rules.host, &repo.clone_url) {
+            mapped.problems.push(format!("{}: {problem}", repo.path));
+            continue;
+        }
         if !seen.insert(local.clone()) {
             mapped.problems.push(format!(
                 "{} → {local}: another repository of the listing maps there",
@@ -119,6 +123,59 @@ pub fn spec_text(path: &str, url: &str) -> String {
     match serde::Serialize::serialize(&spec, &mut ser) {
         Ok(()) => String::from_utf8(out).unwrap_or_else(|_| spec.to_string()),
         Err(_) => spec.to_string(),
+    }
+}
+
+/// A listing is the host's word, not the admin's: a clone URL may only lead
+/// to that host over a network transport. Its host must be the configured
+/// one, a subdomain of it, or the domain it is a subdomain of (GitHub lists
+/// from `api.github.com` and clones from `github.com`; GitLab may clone over
+/// a separate ssh host); its scheme https, http, ssh or git (or scp-like
+/// `user@host:path`). A local path, `file:`, `ext::` or another host is
+/// refused, and so is a leading `-`.
+pub fn check_clone_url(host: &str, url: &str) -> Result<(), String> {
+    let refuse = |why: &str| {
+        Err(format!(
+            "clone URL {:?} refused: {why}",
+            lc_base::redact::redact(url)
+        ))
+    };
+    if url.starts_with('-') || url.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return refuse("not a URL");
+    }
+    let authority = if let Some((scheme, rest)) = url.split_once("://") {
+        let scheme = scheme.to_ascii_lowercase();
+        if !["https", "http", "ssh", "git", "git+ssh", "ssh+git"].contains(&scheme.as_str()) {
+            return refuse("only https, http, ssh and git are allowed");
+        }
+        rest.split(['/', '?', '#']).next().unwrap_or("")
+    } else if url.contains("::") {
+        return refuse("a git transport other than https, http, ssh and git");
+    } else {
+        // scp-like `[user@]host:path`: a colon before any slash.
+        match (url.find(':'), url.find('/')) {
+            (Some(colon), slash) if colon > 0 && slash.is_none_or(|s| colon < s) => &url[..colon],
+            _ => return refuse("a path on this machine"),
+        }
+    };
+    let name = |text: &str| -> String {
+        let text = text.rsplit_once('@').map_or(text, |(_, h)| h);
+        let text = match text.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or(v6),
+            None => text.split(':').next().unwrap_or(text),
+        };
+        text.trim_end_matches('.').to_ascii_lowercase()
+    };
+    let (listed, configured) = (name(authority), name(host));
+    let related = |sub: &str, parent: &str| {
+        parent.contains('.') && sub.strip_suffix(parent).is_some_and(|s| s.ends_with('.'))
+    };
+    if !listed.is_empty()
+        && (listed == configured || related(&listed, &configured) || related(&configured, &listed))
+    {
+        Ok(())
+    } else {
+        refuse(&format!("it names host {listed:?}, not {configured:?}"))
     }
 }
 
@@ -251,6 +308,87 @@ mod tests {
         );
         assert_eq!(paths(&m), [("a/x", "same/x")]);
         assert_eq!(m.problems.len(), 4, "{:?}", m.problems);
+    }
+
+    #[test]
+    fn clone_urls_lead_only_to_the_listing_host() {
+        for ok in [
+            "https://up/a.git",
+            "ssh://git@up:2222/a",
+            "git@up:a/b.git",
+            "git://UP./a",
+        ] {
+            assert_eq!(check_clone_url("up", ok), Ok(()), "{ok}");
+        }
+        assert_eq!(
+            check_clone_url("api.github.com", "https://github.com/a/b.git"),
+            Ok(())
+        );
+        assert_eq!(
+            check_clone_url(
+                "gitlab.example.org",
+                "ssh://git@ssh.gitlab.example.org/a.git"
+            ),
+            Ok(())
+        );
+        for bad in [
+            "/srv/git/secret.git",
+            "file:///etc",
+            "../x",
+            "ext::sh -c id",
+            "https://evil.example/a.git",
+            "https://up@evil.example/a.git",
+            "ftp://up/a",
+            "-oProxyCommand=x",
+            "https://com/a",
+            "ssh://localhost/x",
+        ] {
+            let host = if bad.contains("//com/") {
+                "github.com"
+            } else {
+                "up"
+            };
+            assert!(check_clone_url(host, bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_listing_that_names_another_host_or_a_path_makes_a_problem_not_a_lorry() {
+        let prefixmap = BTreeMap::from([("g".to_owned(), "m".to_owned())]);
+        let listing = vec![
+            ListedRepo {
+                path: "g/ok".into(),
+                clone_url: "https://up/g/ok.git".into(),
+                metadata: RepoMetadata::default(),
+            },
+            ListedRepo {
+                path: "g/local".into(),
+                clone_url: "/home/lorry/.ssh".into(),
+                metadata: RepoMetadata::default(),
+            },
+            ListedRepo {
+                path: "g/other".into(),
+                clone_url: "https://u:pw@elsewhere.example/x.git".into(),
+                metadata: RepoMetadata::default(),
+            },
+        ];
+        let m = map_listing(
+            &HostRules {
+                host: "up",
+                prefixmap: &prefixmap,
+                ignore: &[],
+                interval: 60,
+                lorry_timeout: 60,
+            },
+            &listing,
+        );
+        assert_eq!(paths(&m), [("g/ok", "m/ok")]);
+        assert_eq!(m.problems.len(), 2, "{:?}", m.problems);
+        assert!(
+            m.problems.iter().all(|p| !p.contains("pw")),
+            "{:?}",
+            m.problems
+        );
     }
 
     #[test]
