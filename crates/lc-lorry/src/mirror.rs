@@ -70,6 +70,18 @@ pub fn spec_dir(working_area: &Path, name: &str) -> PathBuf {
     working_area.join(lc_base::spec::working_dir_name(name))
 }
 
+/// Makes `dir` readable by this user only (creating it if missing): a spec's directory
+/// holds what came from its upstream with credentials (svn and cvs
+/// checkouts, archives).
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}
+
 /// `<base>/<name>.git`.
 pub fn push_url(base: &str, name: &str) -> String {
     format!("{}/{}.git", base.trim_end_matches('/'), name)
@@ -85,6 +97,7 @@ pub fn mirror(ctx: &mut Context<'_>, spec: &Spec) -> Result<(), MirrorError> {
     for note in moves.notes {
         ctx.log.note(&format!("{}: {note}", spec.name));
     }
+    private_dir(&dir).map_err(io("create", &dir))?;
     let lock_path = dir.join("lock");
     let lock = File::create(&lock_path).map_err(io("create", &lock_path))?;
     // A process forked elsewhere in this program may hold a copy of a

@@ -457,14 +457,62 @@ impl Job {
     }
 }
 
-/// A private directory (mode 0700) holding the job's spec, removed when dropped.
+/// What a job's spec directory is called: `lorry-minion-<pid>-<random>`
+/// in the temporary directory, so a successor can tell a killed minion's.
+const SPEC_DIR_PREFIX: &str = "lorry-minion-";
+
+/// A private directory (mode 0700) holding the job's spec (mode 0600: it
+/// holds the upstream's credentials), removed when dropped.
 fn write_spec(job: &Job) -> std::io::Result<tempfile::TempDir> {
-    let dir = tempfile::Builder::new().prefix("lorry-minion-").tempdir()?;
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("{SPEC_DIR_PREFIX}{}-", std::process::id()))
+        .permissions(std::fs::Permissions::from_mode(0o700))
+        .tempdir()?;
     let file = dir
         .path()
         .join(format!("{}.lorry", job.path.replace('/', "_")));
-    std::fs::write(file, &job.text)?;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(file)?
+        .write_all(job.text.as_bytes())?;
     Ok(dir)
+}
+
+/// Removes the spec directories that minions killed before they could
+/// clean up left behind (their pid no longer runs), in `tmp`. Answers how
+/// many were removed.
+pub fn remove_stale_specs(tmp: &std::path::Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(SPEC_DIR_PREFIX))
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        // Signal 0 only asks whether the process exists.
+        let alive = matches!(
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+            Ok(()) | Err(nix::errno::Errno::EPERM)
+        );
+        // Another user's directory cannot be removed (the temporary
+        // directory is sticky), so only our own go.
+        if !alive && std::fs::remove_dir_all(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
 }
 
 /// Reads one pipe into the shared buffer until end of file.
@@ -533,5 +581,58 @@ pub fn exit_code(status: ExitStatus) -> i32 {
         (Some(code), _) => code,
         (None, Some(signal)) => 128 + signal,
         (None, None) => 127,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn the_spec_is_private() {
+        let job = Job {
+            job_id: 1,
+            path: "up/a".into(),
+            text: r#"{"up/a": {"type": "git", "url": "https://u:pw@h/a"}}"#.into(),
+            lorry_timeout: 60,
+        };
+        let dir = write_spec(&job).expect("write");
+        let mode = |p: &std::path::Path| std::fs::metadata(p).expect("stat").permissions().mode();
+        assert_eq!(mode(dir.path()) & 0o777, 0o700);
+        assert_eq!(mode(&dir.path().join("up_a.lorry")) & 0o777, 0o600);
+        let name = dir
+            .path()
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
+        assert!(
+            name.starts_with(&format!("lorry-minion-{}-", std::process::id())),
+            "{name}"
+        );
+    }
+
+    #[test]
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "a process that has ended gives a pid that no longer runs"
+    )]
+    fn only_the_specs_of_minions_no_longer_running_are_removed() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut child = std::process::Command::new("true").spawn().expect("true");
+        let dead = child.id();
+        child.wait().expect("wait");
+        let stale = tmp.path().join(format!("lorry-minion-{dead}-abc"));
+        let ours = tmp
+            .path()
+            .join(format!("lorry-minion-{}-def", std::process::id()));
+        let other = tmp.path().join("lorry-minion-notapid-x");
+        for dir in [&stale, &ours, &other] {
+            std::fs::create_dir(dir).expect("mkdir");
+            std::fs::write(dir.join("x.lorry"), "{}").expect("write");
+        }
+        assert_eq!(remove_stale_specs(tmp.path()), 1);
+        assert!(!stale.exists() && ours.exists() && other.exists());
     }
 }

@@ -66,6 +66,10 @@ pub enum Error {
 pub async fn run(config: MinionConfig, mut shutdown: Shutdown) -> Result<(), Error> {
     let client = WebappClient::new(&config.webapp, config.webapp_timeout)?;
     tracing::info!(webapp = %config.webapp, host = %config.host, pid = config.pid, "minion started");
+    let stale = job::remove_stale_specs(&std::env::temp_dir());
+    if stale > 0 {
+        tracing::info!(removed = stale, "removed the job specs of killed minions");
+    }
     while !shutdown.is_requested() {
         match client.give_me_job(&config.host, config.pid).await {
             Ok(Some(job)) => {

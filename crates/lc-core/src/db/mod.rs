@@ -103,6 +103,7 @@ impl<'c> Deref for WriteTx<'c> {
 impl StateDb {
     /// Opens (creating if needed) the STATEDB at `path` and brings its schema up to date.
     pub fn open(path: &Path) -> Result<StateDb> {
+        create_private(path);
         let mut writer = connect(path, Access::ReadWrite)?;
         Migrations::from_slice(MIGRATIONS)
             .to_latest(&mut writer)
@@ -179,6 +180,19 @@ impl StateDb {
         self.read(|tx| Ok(tx.conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
             .is_ok()
     }
+}
+
+/// Creates a missing STATEDB file with mode 0600: it holds the hosts'
+/// tokens. SQLite gives its `-wal` and `-shm` files the same mode. A file
+/// that cannot be created here cannot be opened either: [`connect`] reports
+/// that, naming the file.
+fn create_private(path: &Path) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path);
 }
 
 /// What a connection may do.
@@ -319,6 +333,20 @@ pub(crate) mod tests {
         let db = StateDb::open(&path).expect("reopen");
         assert!(!db.read(|tx| tx.running_queue()).expect("read"));
         assert_eq!(db.read(|tx| tx.max_jobs()).expect("read"), Some(3));
+    }
+
+    #[test]
+    fn a_new_statedb_and_its_wal_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let (dir, db) = fresh();
+        db.write(|tx| tx.set_running_queue(false)).expect("write");
+        for name in ["state.db", "state.db-wal", "state.db-shm"] {
+            let mode = std::fs::metadata(dir.path().join(name))
+                .expect(name)
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o077, 0, "{name}: {mode:o}");
+        }
     }
 
     #[test]

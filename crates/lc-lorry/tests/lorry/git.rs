@@ -728,6 +728,13 @@ fn local_and_dash_upstreams_are_refused_before_git_runs() {
     let run = strict(&file, &["--allow-local-upstreams"]);
     assert_eq!(run.code, 0, "{}", run.all_output());
     assert_eq!(heads_and_tags(&down), up.heads_and_tags());
+    // The spec's directory is private: what came from upstream stays there.
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(area.mirror(NAME).parent().expect("spec dir"))
+            .expect("stat")
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o700);
     let conf = area.path().join("lorry.conf");
     std::fs::write(&conf, "[config]\nallow-local-upstreams = yes\n").expect("write");
     let conf_arg = format!("--config={}", conf.display());
