@@ -2,4 +2,4 @@
 //! that start them in `tests/`. What the binaries share comes from `lc-startup`,
 //! re-exported here.
 
-pub use lc_startup::{args_with_config_file, logging, options};
+pub use lc_startup::{args_with_config_file, logging, options, token};

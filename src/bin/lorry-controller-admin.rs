@@ -25,8 +25,22 @@ fn main() -> ExitCode {
             .error(clap::error::ErrorKind::ValueValidation, problem)
             .exit(),
     };
-    let result = Client::new(base, std::time::Duration::from_secs(cli.timeout))
-        .and_then(|client| lc_admin::run(&cli, &client));
+    let token = match lorry_controller::token::from_file_or_env(
+        cli.token_file.as_deref(),
+        "LORRY_CONTROLLER_ADMIN_TOKEN",
+    ) {
+        Ok(token) => token,
+        Err(err) => {
+            eprintln!("lorry-controller-admin: --token-file: {err}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let result = Client::new(
+        base,
+        std::time::Duration::from_secs(cli.timeout),
+        token.as_deref(),
+    )
+    .and_then(|client| lc_admin::run(&cli, &client));
     match result {
         Ok(output) => {
             let mut stdout = std::io::stdout().lock();

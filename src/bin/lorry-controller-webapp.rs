@@ -1,7 +1,7 @@
 //! `lorry-controller-webapp`: owns STATEDB and the run queue, serves the HTTP API.
 //! Everything is in `lc_web`; this parses options (or checks a CONFGIT with
 //! `--check-config DIR`), sets up logging and signals, opens STATEDB, binds
-//! and calls [`lc_web::serve`].
+//! and calls [`lc_web::serve_with`].
 
 use anyhow::Context;
 use clap::{CommandFactory, Parser};
@@ -64,6 +64,8 @@ async fn main() -> anyhow::Result<()> {
     let address = listener
         .local_addr()
         .context("cannot read the listening address")?;
+    let (security, limits) = options.access.build(address).map_err(anyhow::Error::msg)?;
+    lc_web::log_open_access(&security);
     if let Some(file) = &options.debug_port_file {
         let tmp = file.with_extension("tmp");
         std::fs::write(&tmp, format!("{}\n", address.port()))
@@ -71,6 +73,7 @@ async fn main() -> anyhow::Result<()> {
             .with_context(|| format!("--debug-port-file: cannot write {}", file.display()))?;
     }
     tracing::info!(%address, statedb = %statedb.display(), "listening");
-    lc_web::serve(listener, AppState::new(db, config), shutdown_signal()).await?;
+    let state = AppState::new(db, config).with_security(security);
+    lc_web::serve_with(listener, state, limits, shutdown_signal()).await?;
     Ok(())
 }

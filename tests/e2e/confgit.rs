@@ -252,3 +252,59 @@ fn check_config_exits_non_zero_on_problems() {
         "{stdout}"
     );
 }
+
+/// With tokens, the hook sends the refresh token from a file
+/// (`curl -H @FILE`), so CONFGIT's server never holds the admin token; without
+/// the file its request is refused and nothing is read.
+#[test]
+fn post_update_hook_sends_the_refresh_token_from_a_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let confgit = Confgit::new(dir.path());
+    std::fs::copy(HOOK, confgit.bare.join("hooks/post-update")).expect("install hook");
+    let token_file = |name: &str, text: &str| {
+        let file = dir.path().join(name);
+        std::fs::write(&file, text).expect("write");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        file
+    };
+    let admin = token_file("admin.token", "admin-secret\n");
+    let refresh = token_file("refresh.token", "Authorization: Bearer refresh-secret\n");
+    let url = format!("file://{}", confgit.bare.display());
+    let webapp = Webapp::init(dir.path())
+        .with_args(&[
+            "--debug-real-confgit",
+            &format!("--confgit-url={url}"),
+            "--confgit-branch=master",
+            &format!("--admin-token-file={}", admin.display()),
+            &format!("--refresh-token-file={}", refresh.display()),
+        ])
+        .start();
+    git(
+        &confgit.bare,
+        &["config", "lorry-controller.url", &webapp.url("")],
+    );
+    let a = "a: {type: git, url: 'https://example.org/a.git'}\n";
+    confgit.commit(
+        &[("lorry-controller.conf", CONF), ("lorries/a.lorry", a)],
+        &[],
+    );
+    assert!(webapp.queue().is_empty(), "read without the token");
+    git(
+        &confgit.bare,
+        &[
+            "config",
+            "lorry-controller.token-file",
+            &refresh.display().to_string(),
+        ],
+    );
+    confgit.commit(
+        &[(
+            "lorries/b.lorry",
+            "b: {type: git, url: 'https://example.org/b.git'}\n",
+        )],
+        &[],
+    );
+    assert_eq!(webapp.queue(), ["up/a", "up/b"]);
+    webapp.stop();
+}

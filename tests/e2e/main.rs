@@ -19,4 +19,5 @@ mod lorry_cli;
 mod metrics;
 mod minion;
 mod samples;
+mod security;
 mod units;

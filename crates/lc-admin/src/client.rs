@@ -105,8 +105,17 @@ pub struct Client {
 impl Client {
     /// A client for the webapp at `base` (`http://host:port/`, possibly with
     /// a path prefix); every request gives up after `timeout`.
-    pub fn new(base: Url, timeout: Duration) -> Result<Client, Error> {
+    /// `token`, when given, goes with every request as `Authorization: Bearer`.
+    pub fn new(base: Url, timeout: Duration, token: Option<&str>) -> Result<Client, Error> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(token) = token {
+            let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+                .map_err(|_| Error::Client("the token is not a valid header value".into()))?;
+            value.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
         let http = reqwest::blocking::Client::builder()
+            .default_headers(headers)
             .user_agent(concat!(
                 "lorry-controller-admin/",
                 env!("CARGO_PKG_VERSION")
@@ -248,7 +257,7 @@ mod tests {
     use super::*;
 
     fn client(base: &str) -> Client {
-        Client::new(Url::parse(base).expect("url"), Duration::from_secs(1)).expect("client")
+        Client::new(Url::parse(base).expect("url"), Duration::from_secs(1), None).expect("client")
     }
 
     #[test]

@@ -55,6 +55,10 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "SECONDS", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: u64,
+    /// File holding the webapp's admin token (or LORRY_CONTROLLER_ADMIN_TOKEN);
+    /// readable by this user only.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
     /// Print the webapp's JSON answer as it came, for scripts.
     #[arg(long, global = true)]
     pub json: bool,

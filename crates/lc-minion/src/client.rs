@@ -82,8 +82,20 @@ impl WebappClient {
     /// `base` is `http://host:port`; every request times out after `timeout`.
     /// Proxy variables of the minion's own environment are not used: they
     /// are meant for lorry's traffic to upstreams, not for the webapp.
-    pub fn new(base: &str, timeout: Duration) -> Result<Self, Error> {
+    /// `token`, when given, goes with every request as
+    /// `Authorization: Bearer`.
+    pub fn new(base: &str, timeout: Duration, token: Option<&str>) -> Result<Self, Error> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(token) = token {
+            let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+                .map_err(|_| {
+                    Error::HttpClient("the webapp token is not a valid header value".into())
+                })?;
+            value.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
         let http = reqwest::Client::builder()
+            .default_headers(headers)
             .timeout(timeout)
             .no_proxy()
             .build()

@@ -43,6 +43,8 @@ pub struct MinionConfig {
     /// lorry's working area, for the disk usage reported at a job's end.
     pub working_area: Option<PathBuf>,
     pub redactor: Redactor,
+    /// The webapp's minion token, sent with every request when set.
+    pub webapp_token: Option<String>,
 }
 
 impl MinionConfig {
@@ -64,6 +66,7 @@ impl MinionConfig {
             lorry: LorryCommand::new(program),
             working_area: None,
             redactor: Redactor::default(),
+            webapp_token: None,
         }
     }
 

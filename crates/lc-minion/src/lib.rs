@@ -64,7 +64,11 @@ pub enum Error {
 /// Asks for jobs and runs them until `shutdown` is requested. A job running
 /// then is killed and reported before this returns.
 pub async fn run(config: MinionConfig, mut shutdown: Shutdown) -> Result<(), Error> {
-    let client = WebappClient::new(&config.webapp, config.webapp_timeout)?;
+    let client = WebappClient::new(
+        &config.webapp,
+        config.webapp_timeout,
+        config.webapp_token.as_deref(),
+    )?;
     tracing::info!(webapp = %config.webapp, host = %config.host, pid = config.pid, "minion started");
     let stale = job::remove_stale_specs(&std::env::temp_dir());
     if stale > 0 {

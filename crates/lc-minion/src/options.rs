@@ -24,6 +24,10 @@ pub struct Options {
     /// Port of the webapp.
     #[arg(long, value_name = "PORT", default_value_t = 12765)]
     pub webapp_port: u16,
+    /// File holding the webapp's minion token (or LORRY_CONTROLLER_MINION_TOKEN);
+    /// readable by this user only.
+    #[arg(long, value_name = "FILE")]
+    pub webapp_token_file: Option<PathBuf>,
     /// Seconds each request to the webapp may take.
     #[arg(long, value_name = "SECONDS", default_value = "60", value_parser = seconds)]
     pub webapp_timeout: Duration,
@@ -90,6 +94,9 @@ fn seconds(text: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(value).map_err(|_| format!("{text:?} is not a number of seconds"))
 }
 
+/// The environment variable that may hold the minion token instead of a file.
+pub const MINION_TOKEN_ENV: &str = "LORRY_CONTROLLER_MINION_TOKEN";
+
 impl Options {
     /// The minion's configuration. `own_exe` is the minion's executable,
     /// next to which lorry is looked for first.
@@ -105,6 +112,14 @@ impl Options {
         };
         let mut config = MinionConfig::new(webapp, program);
         config.webapp_timeout = self.webapp_timeout;
+        config.webapp_token = lc_startup::token::from_file_or_env(
+            self.webapp_token_file.as_deref(),
+            MINION_TOKEN_ENV,
+        )
+        .map_err(|e| Error::Option {
+            option: "webapp-token-file",
+            reason: e.to_string(),
+        })?;
         config.sleep = self.sleep;
         config.update_interval = self.update_interval;
         config.retry_max = self.webapp_retry_max;

@@ -6,5 +6,6 @@
 
 pub mod logging;
 pub mod options;
+pub mod token;
 
 pub use options::args_with_config_file;

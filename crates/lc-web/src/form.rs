@@ -62,9 +62,7 @@ impl Fields {
     pub fn redirect(&self) -> Result<Option<&str>, ApiError> {
         match self.optional("redirect") {
             None | Some("") => Ok(None),
-            Some(to) if to.starts_with('/') && !to.starts_with("//") && !to.contains('\\') => {
-                Ok(Some(to))
-            }
+            Some(to) if crate::security::redirect_ok(to) => Ok(Some(to)),
             Some(to) => Err(ApiError::BadRequest(format!(
                 "field redirect must be a path on this server starting with '/', not {to:?}"
             ))),

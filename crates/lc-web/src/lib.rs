@@ -4,16 +4,19 @@
 //! form fields, call one STATEDB transaction in `lc_core::db`, and map the
 //! result to a wire type of `lc_api`. The URLs are all in [`router`].
 
+mod access;
 mod api;
 mod confgit;
 mod downstream;
 mod error;
 mod form;
 mod hosts;
+mod listen;
 mod metrics;
 pub mod options;
 mod pages;
 mod router;
+pub mod security;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -22,10 +25,13 @@ use std::sync::Arc;
 
 use lc_core::db::{ReadTx, StateDb, WriteTx};
 
+pub use access::{AccessOptions, log_open_access};
 pub use downstream::{DEFAULT_SHRINK_LIMIT, HostSettings, PrepareError, prepare};
 pub use error::ApiError;
 pub use form::Fields;
+pub use listen::Limits;
 pub use router::router;
+pub use security::Security;
 
 /// The webapp's settings, from its command line and configuration file.
 #[derive(Debug, Clone)]
@@ -100,6 +106,8 @@ pub struct AppState {
     pub metrics: metrics::Metrics,
     /// `.lorry` files parsed by earlier reads of CONFGIT (see confgit.rs).
     pub lorry_files: Arc<lc_core::config::LorryFileCache>,
+    /// Who may call what (see security.rs); open by default.
+    pub security: Arc<Security>,
 }
 
 impl AppState {
@@ -109,7 +117,14 @@ impl AppState {
             config: Arc::new(config),
             metrics: metrics::Metrics::default(),
             lorry_files: Arc::default(),
+            security: Arc::default(),
         }
+    }
+
+    /// The same state with these access rules.
+    pub fn with_security(mut self, security: Security) -> AppState {
+        self.security = Arc::new(security);
+        self
     }
 
     /// Bytes available to us on the file system holding STATEDB (0 when
@@ -162,7 +177,15 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve_with(listener, state, Limits::default(), shutdown).await
+}
+
+/// [`serve`] with these connection limits (see listen.rs).
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    listen::serve(listener, router(state), limits, shutdown).await
 }

@@ -175,6 +175,9 @@ pub struct Options {
     /// Log lines as readable text or as JSON objects.
     #[arg(long, value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,
+    /// Tokens, host names and connection limits.
+    #[command(flatten)]
+    pub access: crate::AccessOptions,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

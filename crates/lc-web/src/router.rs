@@ -6,9 +6,11 @@ use axum::routing::{get, post};
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::{api, confgit, hosts, metrics, pages};
+use crate::{api, confgit, hosts, metrics, pages, security};
+use std::sync::Arc;
 
-/// Largest POST body accepted: job-update carries job output.
+/// Largest POST body of job-update, which carries job output (every other
+/// route has `Security::body_limit`).
 const BODY_LIMIT: usize = 64 * 1024 * 1024;
 
 pub fn router(state: AppState) -> Router {
@@ -47,6 +49,11 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        // Host, cross-site, token and body checks before any handler runs.
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state.security),
+            security::guard,
+        ))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,

@@ -216,11 +216,12 @@ impl Webapp {
         )
     }
 
-    /// POST with a raw body, as scripts send them.
+    /// POST with a raw body, as `curl -d` sends them (a form).
     pub fn post_raw(&self, path: &str, body: &str) -> Answer {
         answer(
             self.client
                 .post(self.url(path))
+                .header("content-type", "application/x-www-form-urlencoded")
                 .body(body.to_owned())
                 .send()
                 .expect("POST"),
