@@ -11,11 +11,7 @@ use tokio::signal::unix::{SignalKind, signal};
 fn main() -> anyhow::Result<()> {
     let args = lorry_controller::args_with_config_file(std::env::args_os(), &Options::command())?;
     let options = Options::parse_from(args);
-    lorry_controller::logging::init_with_format(
-        options.log.as_deref(),
-        &options.log_level,
-        options.log_format,
-    )?;
+    options.logging.init()?;
     let own_exe = std::env::current_exe().ok();
     let config = options.into_config(own_exe.as_deref())?;
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -41,11 +41,7 @@ async fn main() -> anyhow::Result<()> {
         .statedb
         .as_deref()
         .context("--statedb is required")?;
-    lorry_controller::logging::init_with_format(
-        options.log.as_deref(),
-        &options.log_level,
-        options.log_format,
-    )?;
+    options.logging.init()?;
     let config = options.web_config()?;
     let db = StateDb::open(statedb)?;
     // The per-host cap is an option of this run: recorded once at start-up

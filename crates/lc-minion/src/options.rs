@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Parser;
-use lc_startup::logging::LogFormat;
+use lc_startup::logging::LogOptions;
 
 use crate::Error;
 use crate::config::{Limits, MinionConfig, working_area_of_lorry_config};
@@ -74,15 +74,8 @@ pub struct Options {
     /// The prlimit program used to apply the limits.
     #[arg(long, value_name = "FILE", default_value = "prlimit")]
     pub prlimit_path: PathBuf,
-    /// Where to log: a file, or stderr (syslog means stderr, which the journal collects).
-    #[arg(long, value_name = "FILE")]
-    pub log: Option<String>,
-    /// Log level or tracing filter.
-    #[arg(long, value_name = "LEVEL", default_value = "info")]
-    pub log_level: String,
-    /// Log lines as readable text or as JSON objects.
-    #[arg(long, value_enum, default_value_t = LogFormat::Human)]
-    pub log_format: LogFormat,
+    #[command(flatten)]
+    pub logging: LogOptions,
 }
 
 /// Seconds, possibly fractional, as a duration.

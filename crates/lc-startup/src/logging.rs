@@ -19,6 +19,28 @@ pub enum LogFormat {
     Json,
 }
 
+/// `--log`, `--log-level` and `--log-format`, as every logging binary
+/// takes them (`#[command(flatten)]`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct LogOptions {
+    /// Where to log: a file, or stderr (syslog means stderr, which the journal collects).
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<String>,
+    /// Log level or tracing filter.
+    #[arg(long, value_name = "LEVEL", default_value = "info")]
+    pub log_level: String,
+    /// Log lines as readable text or as JSON objects.
+    #[arg(long, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+}
+
+impl LogOptions {
+    /// Sets up logging as the options say; see [`init_with_format`].
+    pub fn init(&self) -> anyhow::Result<()> {
+        init_with_format(self.log.as_deref(), &self.log_level, self.log_format)
+    }
+}
+
 /// Human-readable logs to `target`; see [`init_with_format`].
 pub fn init(target: Option<&str>, level: &str) -> anyhow::Result<()> {
     init_with_format(target, level, LogFormat::Human)

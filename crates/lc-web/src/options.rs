@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use clap::{Parser, ValueEnum};
 use lc_hosts::{self as hosts, Politeness, Secret};
-use lc_startup::logging::LogFormat;
+use lc_startup::logging::LogOptions;
 
 use crate::{
     DEFAULT_CONFGIT_BRANCH, DEFAULT_GHOST_TIMEOUT, DEFAULT_JOB_KEEP_PER_LORRY, DEFAULT_JOB_MAX_AGE,
@@ -166,15 +166,8 @@ pub struct Options {
     /// Serve POST /1.0/pretend-time (tests).
     #[arg(long)]
     pub debug_allow_pretend_time: bool,
-    /// Where to log: a file, or stderr (syslog means stderr, which the journal collects).
-    #[arg(long, value_name = "FILE")]
-    pub log: Option<String>,
-    /// Log level or tracing filter.
-    #[arg(long, value_name = "LEVEL", default_value = "info")]
-    pub log_level: String,
-    /// Log lines as readable text or as JSON objects.
-    #[arg(long, value_enum, default_value_t = LogFormat::Human)]
-    pub log_format: LogFormat,
+    #[command(flatten)]
+    pub logging: LogOptions,
     /// Tokens, host names and connection limits.
     #[command(flatten)]
     pub access: crate::AccessOptions,
