@@ -23,7 +23,7 @@ pub enum OptionError {
     /// The message names the option(s) and what is wrong.
     #[error("{0}")]
     Invalid(String),
-    #[error("--{option}: cannot read {}: {source}", file.display())]
+    #[error("--{option}: cannot read {}", file.display())]
     Read {
         option: String,
         file: PathBuf,
