@@ -394,9 +394,6 @@ fn gitlab_upstream_listing_pages_past_100_projects_and_carries_metadata_downstre
     up.add_project("up/ignored-x", None, None);
     up.add_project("other/q", None, None);
     up.add_project("up/sub/meta", Some("trunk"), Some("Words from upstream"));
-    // GitLab's offset cap (50,000), lowered: only keyset pagination gets
-    // past it.
-    up.state().max_offset = 100;
     let app = local_app(dir.path(), &[], &[]);
     app.pretend_time(T0);
     let conf = json!([{
@@ -412,19 +409,24 @@ fn gitlab_upstream_listing_pages_past_100_projects_and_carries_metadata_downstre
     let host = &summary["hosts"][0];
     assert_eq!(host["host"], up.server.host());
     assert_eq!(host["listed"], true, "{summary}");
-    assert_eq!(host["repositories"], 253);
+    // `other/q` is not under a prefixmap root: not even listed.
+    assert_eq!(host["repositories"], 252);
     assert_eq!(host["ignored"], 1);
-    assert_eq!(host["unmapped"], 1);
+    assert_eq!(host["unmapped"], 0);
     assert_eq!(host["lorries_added"].as_array().expect("added").len(), 251);
     assert_eq!(host["errors"], json!([]));
     assert_no_secret("the answer", &summary.to_string());
     let pages: Vec<String> = up
         .seen()
         .iter()
-        .filter(|r| r.path == "/api/v4/projects")
+        .filter(|r| r.path == "/api/v4/groups/up/projects")
         .map(|r| r.query.clone())
         .collect();
     assert_eq!(pages.len(), 3, "{pages:?}");
+    assert!(
+        pages.iter().all(|q| q.contains("include_subgroups=true")),
+        "{pages:?}"
+    );
     assert!(
         pages.iter().all(|q| q.contains("per_page=100")),
         "{pages:?}"
@@ -481,6 +483,67 @@ fn gitlab_upstream_listing_pages_past_100_projects_and_carries_metadata_downstre
     );
     assert_eq!(summary["hosts"][0]["lorries_unchanged"], 251);
     assert_no_secret("the log", &app.log());
+}
+
+#[test]
+fn gitlab_and_gitea_upstreams_are_listed_per_namespace_without_archived_or_empty_ones() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let gitlab = GitlabV4::start(TOKEN);
+    for path in ["a/x", "a/sub/y", "a/old", "a/new", "b/z", "lorry/mine"] {
+        gitlab.add_project(path, Some("main"), None);
+    }
+    gitlab.set_project_state("a/old", true, false);
+    gitlab.set_project_state("a/new", false, true);
+    let gitea = GiteaV1::start(TOKEN);
+    for (owner, name) in [
+        ("org", "r"),
+        ("org", "gone"),
+        ("org", "blank"),
+        ("lorry", "own"),
+        ("else", "s"),
+    ] {
+        gitea.add_repo(owner, name, "main", "");
+    }
+    gitea.set_repo_state("org/gone", true, false);
+    gitea.set_repo_state("org/blank", false, true);
+    let app = local_app(dir.path(), &[], &[]);
+    app.pretend_time(T0);
+    app.configure(&json!([
+        {"type": "gitlab", "host": gitlab.server.host(), "protocol": "http",
+         "private-token": TOKEN,
+         "prefixmap": {"a": "gl/a", "a/sub": "gl/s", "lorry/": "gl/u", "nosuch": "gl/n"}},
+        {"type": "gitea", "host": gitea.server.host(), "protocol": "http",
+         "private-token": TOKEN,
+         "prefixmap": {"org": "gt/o", "lorry": "gt/u"}}
+    ]));
+    let summary = app.post_ok("/1.0/force-ls-troves", &[]);
+    let mut queue = app.queue();
+    queue.sort();
+    assert_eq!(
+        queue,
+        ["gl/a/x", "gl/s/y", "gl/u/mine", "gt/o/r", "gt/u/own"],
+        "{summary}"
+    );
+    let asked: Vec<String> = gitlab.seen().iter().map(|r| r.path.clone()).collect();
+    assert_eq!(
+        asked,
+        [
+            "/api/v4/groups/a/projects",
+            "/api/v4/groups/lorry/projects",
+            "/api/v4/users/lorry/projects",
+            "/api/v4/groups/nosuch/projects",
+            "/api/v4/users/nosuch/projects",
+        ]
+    );
+    let asked: Vec<String> = gitea.seen().iter().map(|r| r.path.clone()).collect();
+    assert_eq!(
+        asked,
+        [
+            "/api/v1/orgs/lorry/repos",
+            "/api/v1/users/lorry/repos",
+            "/api/v1/orgs/org/repos",
+        ]
+    );
 }
 
 #[test]
@@ -682,17 +745,18 @@ fn gitea_upstream_listing_follows_link_headers_past_100_repositories() {
     }]));
     let summary = app.post_ok("/1.0/force-ls-troves", &[]);
     let host = &summary["hosts"][0];
-    assert_eq!(host["repositories"], 120, "{summary}");
-    assert_eq!(host["unmapped"], 60);
+    // Only the mapped owner is listed.
+    assert_eq!(host["repositories"], 60, "{summary}");
+    assert_eq!(host["unmapped"], 0);
     assert_eq!(host["lorries_added"].as_array().expect("added").len(), 60);
     let searches: Vec<String> = up
         .seen()
         .iter()
-        .filter(|r| r.path == "/api/v1/repos/search")
+        .filter(|r| r.path == "/api/v1/orgs/even/repos")
         .map(|r| r.query.clone())
         .collect();
-    assert_eq!(searches.len(), 3, "{searches:?}");
-    assert!(searches[2].contains("page=3"), "{searches:?}");
+    assert_eq!(searches.len(), 2, "{searches:?}");
+    assert!(searches[1].contains("page=2"), "{searches:?}");
     let text = app.get_ok("/1.0/lorry/mirror/even/r10")["text"]
         .as_str()
         .expect("text")
@@ -1127,7 +1191,7 @@ fn failed_listings_remove_nothing_and_are_shown_in_status() {
         gitlab["ls_last_error"]
             .as_str()
             .expect("error")
-            .contains("/api/v4/projects"),
+            .contains("/api/v4/groups/x/projects"),
         "{gitlab}"
     );
     assert_no_secret("status", &app.get_ok("/1.0/status").to_string());

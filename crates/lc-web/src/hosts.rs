@@ -82,6 +82,7 @@ async fn list_one(
         host_type: host.host_type.clone(),
         protocol: host.protocol.clone(),
         type_params: host.type_params.clone(),
+        namespaces: host.prefixmap.keys().cloned().collect(),
     };
     let repos = match lister.list(&upstream).await {
         Ok(repos) => repos,

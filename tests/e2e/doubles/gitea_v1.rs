@@ -50,6 +50,8 @@ pub struct Repo {
     pub description: String,
     pub default_branch: String,
     pub private: bool,
+    pub archived: bool,
+    pub empty: bool,
 }
 
 #[derive(Debug)]
@@ -106,7 +108,11 @@ impl GiteaV1 {
             )
             .route("/api/v1/orgs", post(create_org))
             .route("/api/v1/orgs/{org}", get(get_org))
-            .route("/api/v1/orgs/{org}/repos", post(create_org_repo))
+            .route(
+                "/api/v1/orgs/{org}/repos",
+                get(org_repos).post(create_org_repo),
+            )
+            .route("/api/v1/users/{user}/repos", get(user_repos))
             .route("/api/v1/user", get(get_user))
             .route("/api/v1/user/repos", post(create_user_repo))
             .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
@@ -121,10 +127,30 @@ impl GiteaV1 {
     }
 
     pub fn add_org(&self, name: &str) {
-        self.state().orgs.push((name.into(), "public".into()));
+        let mut s = self.state();
+        if !s.orgs.iter().any(|(n, _)| n == name) {
+            s.orgs.push((name.into(), "public".into()));
+        }
     }
 
+    /// Marks the repository `full_name` archived or empty.
+    pub fn set_repo_state(&self, full_name: &str, archived: bool, empty: bool) {
+        let mut s = self.state();
+        let r = s
+            .repos
+            .iter_mut()
+            .find(|r| format!("{}/{}", r.owner, r.name) == full_name)
+            .expect("repo");
+        r.archived = archived;
+        r.empty = empty;
+    }
+
+    /// Adds a repository; its owner becomes an organisation unless it is
+    /// the token's user.
     pub fn add_repo(&self, owner: &str, name: &str, branch: &str, description: &str) {
+        if owner != self.state().login {
+            self.add_org(owner);
+        }
         let mut s = self.state();
         s.next_id += 1;
         let id = s.next_id;
@@ -135,6 +161,8 @@ impl GiteaV1 {
             description: description.into(),
             default_branch: branch.into(),
             private: false,
+            archived: false,
+            empty: false,
         });
     }
 
@@ -250,17 +278,16 @@ fn repo_json(s: &GiteaState, r: &Repo) -> Value {
         "description": r.description,
         "default_branch": r.default_branch,
         "private": r.private,
-        "empty": false,
+        "empty": r.empty,
+        "archived": r.archived,
         "clone_url": format!("{base}/{}/{}.git", r.owner, r.name),
         "ssh_url": format!("git@{host}:{}/{}.git", r.owner, r.name),
         "html_url": format!("{base}/{}/{}", r.owner, r.name),
     })
 }
 
-async fn search(State(state): Shared, RawQuery(query): RawQuery) -> Response {
-    let s = state.lock().expect("lock");
-    let pairs: Vec<(String, String)> = query
-        .as_deref()
+fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
+    query
         .unwrap_or("")
         .split('&')
         .filter(|p| !p.is_empty())
@@ -268,7 +295,18 @@ async fn search(State(state): Shared, RawQuery(query): RawQuery) -> Response {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
             (decode(k), decode(v))
         })
-        .collect();
+        .collect()
+}
+
+/// One page of `repos` (by id) at `endpoint` (under `/api/v1/`): the limit
+/// capped at MAX_RESPONSE_ITEMS, `X-Total-Count` and a `Link` header built
+/// from ROOT_URL.
+fn paged(
+    s: &GiteaState,
+    pairs: &[(String, String)],
+    repos: &[&Repo],
+    endpoint: &str,
+) -> (HeaderMap, Vec<Value>) {
     let get = |k: &str| {
         pairs
             .iter()
@@ -284,14 +322,12 @@ async fn search(State(state): Shared, RawQuery(query): RawQuery) -> Response {
         .and_then(|v| v.parse::<usize>().ok())
         .unwrap_or(1)
         .max(1);
-    let mut repos: Vec<&Repo> = s.repos.iter().collect();
-    repos.sort_by_key(|r| r.id);
     let total = repos.len();
     let data: Vec<Value> = repos
         .iter()
         .skip((page - 1) * limit)
         .take(limit)
-        .map(|r| repo_json(&s, r))
+        .map(|r| repo_json(s, r))
         .collect();
     let last = total.div_ceil(limit).max(1);
     let link = |n: usize| {
@@ -302,7 +338,7 @@ async fn search(State(state): Shared, RawQuery(query): RawQuery) -> Response {
             .collect();
         q.push(format!("page={n}"));
         let root = s.root_url.as_deref().unwrap_or(&s.base);
-        format!("<{root}/api/v1/repos/search?{}>", q.join("&"))
+        format!("<{root}/api/v1/{endpoint}?{}>", q.join("&"))
     };
     let mut links = Vec::new();
     if page < last {
@@ -318,7 +354,50 @@ async fn search(State(state): Shared, RawQuery(query): RawQuery) -> Response {
     if !links.is_empty() {
         headers.insert("link", links.join(",").parse().expect("header"));
     }
+    (headers, data)
+}
+
+async fn search(State(state): Shared, RawQuery(query): RawQuery) -> Response {
+    let s = state.lock().expect("lock");
+    let pairs = query_pairs(query.as_deref());
+    let mut repos: Vec<&Repo> = s.repos.iter().collect();
+    repos.sort_by_key(|r| r.id);
+    let (headers, data) = paged(&s, &pairs, &repos, "repos/search");
     (headers, axum::Json(json!({"ok": true, "data": data}))).into_response()
+}
+
+/// `GET /orgs/{org}/repos`: an organisation's repositories, a plain list.
+async fn org_repos(
+    State(state): Shared,
+    Path(org): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let s = state.lock().expect("lock");
+    if !s.orgs.iter().any(|(n, _)| *n == org) {
+        return not_found();
+    }
+    owner_repos(&s, &org, query.as_deref(), &format!("orgs/{org}/repos"))
+}
+
+/// `GET /users/{user}/repos`: a user's own repositories.
+async fn user_repos(
+    State(state): Shared,
+    Path(user): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let s = state.lock().expect("lock");
+    if s.login != user || s.orgs.iter().any(|(n, _)| *n == user) {
+        return not_found();
+    }
+    owner_repos(&s, &user, query.as_deref(), &format!("users/{user}/repos"))
+}
+
+fn owner_repos(s: &GiteaState, owner: &str, query: Option<&str>, endpoint: &str) -> Response {
+    let pairs = query_pairs(query);
+    let mut repos: Vec<&Repo> = s.repos.iter().filter(|r| r.owner == owner).collect();
+    repos.sort_by_key(|r| r.id);
+    let (headers, data) = paged(s, &pairs, &repos, endpoint);
+    (headers, axum::Json(Value::Array(data))).into_response()
 }
 
 async fn get_repo(State(state): Shared, Path((owner, repo)): Path<(String, String)>) -> Response {
@@ -435,6 +514,8 @@ fn create_repo(s: &mut GiteaState, owner: &str, option: &Value) -> Response {
             .get("private")
             .and_then(Value::as_bool)
             .unwrap_or(false),
+        archived: false,
+        empty: true,
     };
     let answer = repo_json(s, &repo);
     s.repos.push(repo);

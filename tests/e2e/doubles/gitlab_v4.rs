@@ -89,6 +89,8 @@ pub struct Project {
     pub branches: Vec<String>,
     /// Protected branches and whether they allow force pushes.
     pub protected: Vec<(String, bool)>,
+    pub archived: bool,
+    pub empty_repo: bool,
 }
 
 #[derive(Debug)]
@@ -162,6 +164,8 @@ impl GitlabV4 {
             .route("/api/v4/namespaces/{id}", get(get_namespace))
             .route("/api/v4/groups", axum::routing::post(create_group))
             .route("/api/v4/groups/{id}", get(get_group))
+            .route("/api/v4/groups/{id}/projects", get(group_projects))
+            .route("/api/v4/users/{id}/projects", get(user_projects))
             .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
             .with_state(state.clone());
         let server = Server::start(router);
@@ -211,11 +215,24 @@ impl GitlabV4 {
                 p.branches.push((*b).to_owned());
             }
         }
+        p.empty_repo = p.branches.is_empty();
         if first && let Some(default) = branches.iter().find(|b| **b == "main").or(branches.first())
         {
             p.default_branch = Some((*default).to_owned());
             p.protected.push(((*default).to_owned(), false));
         }
+    }
+
+    /// Marks the project at `path` archived or empty.
+    pub fn set_project_state(&self, path: &str, archived: bool, empty: bool) {
+        let mut s = self.state();
+        let p = s
+            .projects
+            .iter_mut()
+            .find(|p| p.path_with_namespace == path)
+            .expect("project");
+        p.archived = archived;
+        p.empty_repo = empty;
     }
 
     /// Whether a force push to `branch` of the project at `path` is accepted.
@@ -268,6 +285,8 @@ impl GitlabV4 {
             visibility: "private".into(),
             branches: head.map(str::to_owned).into_iter().collect(),
             protected: Vec::new(),
+            archived: false,
+            empty_repo: false,
         });
     }
 
@@ -434,6 +453,8 @@ fn project_json(s: &GitlabState, p: &Project) -> Value {
         "description": p.description,
         "default_branch": p.default_branch,
         "visibility": p.visibility,
+        "archived": p.archived,
+        "empty_repo": p.empty_repo,
         "ssh_url_to_repo": format!("git@{}:{}.git", host.split(':').next().unwrap_or(host), p.path_with_namespace),
         "http_url_to_repo": format!("{}/{}.git", s.base, p.path_with_namespace),
         "web_url": format!("{}/{}", s.base, p.path_with_namespace),
@@ -508,6 +529,19 @@ async fn list_projects(State(state): Shared, RawQuery(query): RawQuery) -> Respo
         }
         return (headers, axum::Json(Value::Array(items))).into_response();
     }
+    offset_page(&s, &q, &projects, "projects", page, per_page)
+}
+
+/// One page of offset pagination of `projects` at `endpoint` (under
+/// `/api/v4/`), with GitLab's headers; refused past the offset limit.
+fn offset_page(
+    s: &GitlabState,
+    q: &[(String, String)],
+    projects: &[&Project],
+    endpoint: &str,
+    page: usize,
+    per_page: usize,
+) -> Response {
     if page * per_page > s.max_offset {
         return (
             StatusCode::METHOD_NOT_ALLOWED,
@@ -521,14 +555,14 @@ async fn list_projects(State(state): Shared, RawQuery(query): RawQuery) -> Respo
         .iter()
         .skip((page - 1) * per_page)
         .take(per_page)
-        .map(|p| project_json(&s, p))
+        .map(|p| project_json(s, p))
         .collect();
     let link_to = |n: usize| {
         let mut pairs: Vec<(String, String)> =
             q.iter().filter(|(k, _)| k != "page").cloned().collect();
         pairs.push(("page".into(), n.to_string()));
         let query: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        format!("<{}/api/v4/projects?{}>", s.base, query.join("&"))
+        format!("<{}/api/v4/{endpoint}?{}>", s.base, query.join("&"))
     };
     let mut links = Vec::new();
     if page > 1 {
@@ -796,6 +830,8 @@ async fn create_project(
         visibility,
         branches: Vec::new(),
         protected: Vec::new(),
+        archived: false,
+        empty_repo: true,
     };
     let answer = project_json(&s, &project);
     s.projects.push(project);
@@ -884,4 +920,88 @@ async fn update_protected(
     }
     let answer = protected_json(&entry.0, entry.1);
     axum::Json(answer).into_response()
+}
+
+/// Page and page size of an offset-paginated request (20 a page by
+/// default, at most 100).
+fn page_params(q: &[(String, String)]) -> (usize, usize) {
+    let per_page: usize = param(q, "per_page")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20)
+        .clamp(1, 100);
+    let page: usize = param(q, "page")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    (page, per_page)
+}
+
+/// The projects of a namespace list: by id, ascending when asked, archived
+/// ones left out with `archived=false`.
+fn namespace_projects<'a>(
+    s: &'a GitlabState,
+    q: &[(String, String)],
+    within: impl Fn(&Project) -> bool,
+) -> Vec<&'a Project> {
+    let mut projects: Vec<&Project> = s
+        .projects
+        .iter()
+        .filter(|p| within(p))
+        .filter(|p| param(q, "archived") != Some("false") || !p.archived)
+        .collect();
+    projects.sort_by_key(|p| p.id);
+    if !(param(q, "order_by") == Some("id") && param(q, "sort") == Some("asc")) {
+        projects.reverse();
+    }
+    projects
+}
+
+/// `GET /groups/:id/projects`: the group's projects, and with
+/// `include_subgroups=true` those of its subgroups
+/// (<https://docs.gitlab.com/api/groups/#list-projects>).
+async fn group_projects(
+    State(state): Shared,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let s = state.lock().expect("lock");
+    let q = query_map(&query);
+    let Some(group) = find_namespace(&s, &id)
+        .filter(|n| n.kind == "group")
+        .cloned()
+    else {
+        return message(StatusCode::NOT_FOUND, json!("404 Group Not Found"));
+    };
+    let subgroups = param(&q, "include_subgroups") == Some("true");
+    let under = format!("{}/", group.full_path);
+    let projects = namespace_projects(&s, &q, |p| {
+        let ns = s.namespaces.iter().find(|n| n.id == p.namespace_id);
+        ns.is_some_and(|n| n.id == group.id || (subgroups && n.full_path.starts_with(&under)))
+    });
+    let (page, per_page) = page_params(&q);
+    let endpoint = format!("groups/{}/projects", id.replace('/', "%2F"));
+    offset_page(&s, &q, &projects, &endpoint, page, per_page)
+}
+
+/// `GET /users/:id/projects`: a user's own projects
+/// (<https://docs.gitlab.com/api/projects/#list-a-users-projects>).
+async fn user_projects(
+    State(state): Shared,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let s = state.lock().expect("lock");
+    let q = query_map(&query);
+    let Some(user) = s
+        .namespaces
+        .iter()
+        .find(|n| n.kind == "user" && (n.full_path == id || n.id.to_string() == id))
+        .cloned()
+    else {
+        return message(StatusCode::NOT_FOUND, json!("404 User Not Found"));
+    };
+    let projects = namespace_projects(&s, &q, |p| p.namespace_id == user.id);
+    let (page, per_page) = page_params(&q);
+    let endpoint = format!("users/{}/projects", id.replace('/', "%2F"));
+    offset_page(&s, &q, &projects, &endpoint, page, per_page)
 }

@@ -1,11 +1,20 @@
-//! Listing a Gitea instance: `GET /api/v1/repos/search`, every repository
-//! the token can see, 50 a page (Gitea's default maximum), following the
-//! `Link` header's `rel="next"`.
+//! Listing a Gitea host, one owner at a time (the first component of each
+//! prefixmap root), never the whole instance: `GET /orgs/{org}/repos`, or
+//! `GET /users/{user}/repos` when the owner is not an organisation
+//! (<https://docs.gitea.com/api/1.22/#tag/organization/operation/orgListRepos>,
+//! <https://docs.gitea.com/api/1.22/#tag/user/operation/userListRepos>).
+//! 50 a page (Gitea's default `MAX_RESPONSE_ITEMS`), following the `Link`
+//! header's `rel="next"`: its query, on our own URL, since Gitea builds it
+//! from its `ROOT_URL`. Archived and empty repositories are left out.
 
-use reqwest::Method;
+use std::collections::BTreeSet;
+
+use reqwest::{Method, Url};
 use serde_json::Value;
 
-use super::{ListError, ListedRepo, Lister, MAX_PAGES, UpstreamHost, text_field, with_scheme};
+use super::{
+    ListError, ListedRepo, Lister, MAX_PAGES, UpstreamHost, roots, text_field, with_scheme,
+};
 use crate::api::{Api, Auth, link_next};
 use crate::downstream::RepoMetadata;
 
@@ -24,22 +33,45 @@ pub(super) async fn list(
             problem,
         }
     })?;
-    let mut url = api.url(&["repos", "search"]);
+    let owners: BTreeSet<String> = roots(&host.namespaces)
+        .iter()
+        .filter_map(|r| r.split('/').next())
+        .map(str::to_owned)
+        .collect();
+    let mut repos = Vec::new();
+    for owner in owners {
+        let url = api.url(&["orgs", &owner, "repos"]);
+        match list_pages(host, &api, url, &mut repos).await {
+            Err(ListError::Api(err)) if err.status() == Some(404) => {
+                let url = api.url(&["users", &owner, "repos"]);
+                match list_pages(host, &api, url, &mut repos).await {
+                    Err(ListError::Api(err)) if err.status() == Some(404) => {
+                        tracing::warn!(host = %host.host, owner, "no such organisation or user");
+                    }
+                    other => other?,
+                }
+            }
+            other => other?,
+        }
+    }
+    Ok(repos)
+}
+
+async fn list_pages(
+    host: &UpstreamHost,
+    api: &Api,
+    mut url: Url,
+    repos: &mut Vec<ListedRepo>,
+) -> Result<(), ListError> {
     url.query_pairs_mut()
-        .append_pair("sort", "id")
-        .append_pair("order", "asc")
         .append_pair("limit", &LIMIT.to_string())
         .append_pair("page", "1");
-    let mut repos = Vec::new();
     for page in 1..=MAX_PAGES {
         let answer = api.call_expect(Method::GET, url.clone(), None, 200).await?;
-        if answer.body.get("ok").and_then(Value::as_bool) == Some(false) {
+        let Some(data) = answer.body.as_array() else {
             return Err(api
-                .bad_answer(&Method::GET, &url, "the search answered ok: false")
+                .bad_answer(&Method::GET, &url, "not a list of repositories")
                 .into());
-        }
-        let Some(data) = answer.body.get("data").and_then(Value::as_array) else {
-            return Err(api.bad_answer(&Method::GET, &url, "no data list").into());
         };
         for repo in data {
             let Some(path) = text_field(repo, "full_name") else {
@@ -47,6 +79,13 @@ pub(super) async fn list(
                     .bad_answer(&Method::GET, &url, "a repository without full_name")
                     .into());
             };
+            let skip = ["archived", "empty"]
+                .iter()
+                .find(|field| repo.get(**field).and_then(Value::as_bool) == Some(true));
+            if let Some(why) = skip {
+                tracing::debug!(host = %host.host, path, why, "repository left out");
+                continue;
+            }
             repos.push(ListedRepo {
                 clone_url: clone_url(host, repo, &path),
                 metadata: RepoMetadata {
@@ -63,19 +102,19 @@ pub(super) async fn list(
             // No Link header at all (a proxy may drop it): a full page
             // means there may be more.
             None if !has_link && data.len() >= LIMIT => {
-                let mut next = url.clone();
-                let pairs: Vec<(String, String)> = next
+                let pairs: Vec<(String, String)> = url
                     .query_pairs()
                     .filter(|(k, _)| k != "page")
                     .map(|(k, v)| (k.into_owned(), v.into_owned()))
                     .collect();
+                let mut next = url.clone();
                 next.query_pairs_mut()
                     .clear()
                     .extend_pairs(pairs)
                     .append_pair("page", &(page + 1).to_string());
                 next
             }
-            None => return Ok(repos),
+            None => return Ok(()),
         };
     }
     Err(ListError::Host {

@@ -1,16 +1,33 @@
-//! Listing a GitLab instance: `GET /api/v4/projects`, every project the
-//! token can see, 100 a page with keyset pagination, following the `Link`
-//! header's `rel="next"` (its query, on our own URL).
+//! Listing a GitLab host, one configured namespace (a prefixmap root) at a
+//! time, never the whole instance:
+//! `GET /groups/:id/projects?include_subgroups=true`, or, for a user's
+//! namespace, `GET /users/:id/projects`
+//! (<https://docs.gitlab.com/api/groups/#list-projects>,
+//! <https://docs.gitlab.com/api/projects/#list-a-users-projects>).
+//! Neither offers keyset pagination, so offset pagination is used, 100 a
+//! page, within its documented limit of an offset of 50,000
+//! (<https://docs.gitlab.com/administration/instance_limits/#max-offset-allowed-by-the-rest-api-for-offset-based-pagination>):
+//! a namespace with more fails its listing with that reason rather than
+//! being cut short. Next pages follow `X-Next-Page`, or the `Link`
+//! header's query, always on our own URL. Archived (`archived=false`) and
+//! empty (`empty_repo`) projects are left out.
 
-use reqwest::Method;
+use std::collections::BTreeSet;
+
+use reqwest::{Method, Url};
 use serde_json::Value;
 
-use super::{ListError, ListedRepo, Lister, MAX_PAGES, UpstreamHost, text_field, with_scheme};
+use super::{
+    ListError, ListedRepo, Lister, MAX_PAGES, UpstreamHost, roots, text_field, with_scheme,
+};
 use crate::api::{Api, Auth, link_next};
 use crate::downstream::RepoMetadata;
 
 /// Projects per page: GitLab's maximum.
 pub const PER_PAGE: usize = 100;
+
+/// The largest offset GitLab's offset pagination serves.
+pub const MAX_OFFSET: usize = 50_000;
 
 pub(super) async fn list(
     lister: &Lister,
@@ -24,17 +41,55 @@ pub(super) async fn list(
             problem,
         }
     })?;
-    let mut url = api.url(&["projects"]);
-    // Keyset pagination: offset pagination of /projects stops at an offset
-    // of 50,000 (<https://docs.gitlab.com/api/rest/#keyset-based-pagination>).
+    let mut repos = Vec::new();
+    let mut seen = BTreeSet::new();
+    for namespace in roots(&host.namespaces) {
+        let mut url = api.url(&["groups", &namespace, "projects"]);
+        url.query_pairs_mut()
+            .append_pair("include_subgroups", "true");
+        let first = list_pages(host, &api, url, &mut repos, &mut seen).await;
+        match first {
+            Err(ListError::Api(err)) if err.status() == Some(404) => {
+                // Not a group: a user's namespace, or nothing at all.
+                let url = api.url(&["users", &namespace, "projects"]);
+                match list_pages(host, &api, url, &mut repos, &mut seen).await {
+                    Err(ListError::Api(err)) if err.status() == Some(404) => {
+                        tracing::warn!(host = %host.host, namespace, "no such group or user");
+                    }
+                    other => other?,
+                }
+            }
+            other => other?,
+        }
+    }
+    Ok(repos)
+}
+
+/// Every page of projects from `url` into `repos`.
+async fn list_pages(
+    host: &UpstreamHost,
+    api: &Api,
+    mut url: Url,
+    repos: &mut Vec<ListedRepo>,
+    seen: &mut BTreeSet<String>,
+) -> Result<(), ListError> {
     url.query_pairs_mut()
-        .append_pair("simple", "true")
-        .append_pair("pagination", "keyset")
+        .append_pair("archived", "false")
         .append_pair("order_by", "id")
         .append_pair("sort", "asc")
-        .append_pair("per_page", &PER_PAGE.to_string());
-    let mut repos = Vec::new();
-    for _ in 0..MAX_PAGES {
+        .append_pair("per_page", &PER_PAGE.to_string())
+        .append_pair("page", "1");
+    for page in 1..=MAX_PAGES {
+        if page * PER_PAGE > MAX_OFFSET {
+            return Err(ListError::Host {
+                host: host.host.clone(),
+                problem: format!(
+                    "{}: more than {MAX_OFFSET} projects, GitLab's limit of offset pagination; \
+                     map smaller groups in the prefixmap",
+                    url.path()
+                ),
+            });
+        }
         let answer = api.call_expect(Method::GET, url.clone(), None, 200).await?;
         let Some(projects) = answer.body.as_array() else {
             return Err(api
@@ -47,6 +102,16 @@ pub(super) async fn list(
                     .bad_answer(&Method::GET, &url, "a project without path_with_namespace")
                     .into());
             };
+            let skip = [("archived", "archived"), ("empty_repo", "empty")]
+                .iter()
+                .find(|(field, _)| project.get(*field).and_then(Value::as_bool) == Some(true));
+            if let Some((_, why)) = skip {
+                tracing::debug!(host = %host.host, path, why, "project left out");
+                continue;
+            }
+            if !seen.insert(path.clone()) {
+                continue;
+            }
             repos.push(ListedRepo {
                 clone_url: clone_url(host, project, &path),
                 metadata: RepoMetadata {
@@ -57,15 +122,36 @@ pub(super) async fn list(
                 path,
             });
         }
-        url = match link_next(&answer.headers) {
-            Some(link) => api.follow(&url, &link)?,
-            None => return Ok(repos),
+        let next_page = answer
+            .headers
+            .get("x-next-page")
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty());
+        url = match (next_page, link_next(&answer.headers)) {
+            (Some(page), _) => with_page(&url, page),
+            (None, Some(link)) => api.follow(&url, &link)?,
+            (None, None) => return Ok(()),
         };
     }
     Err(ListError::Host {
         host: host.host.clone(),
         problem: format!("more than {MAX_PAGES} pages of projects"),
     })
+}
+
+fn with_page(url: &Url, page: &str) -> Url {
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(k, _)| k != "page")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let mut next = url.clone();
+    next.query_pairs_mut()
+        .clear()
+        .extend_pairs(pairs)
+        .append_pair("page", page);
+    next
 }
 
 fn clone_url(host: &UpstreamHost, project: &Value, path: &str) -> String {

@@ -3,8 +3,12 @@
 //! | type | listing | clone URL |
 //! |---|---|---|
 //! | `trove` | Gitano `ls` over ssh (`git@host`), or `GET /gitano-command.cgi?cmd=ls` over http(s) with basic auth | `ssh://git@host/path`, `http(s)://[user:pass@]host/git/path` |
-//! | `gitlab` | `GET /api/v4/projects`, 100 a page, following `X-Next-Page` or `Link` | `ssh_url_to_repo`, or `http_url_to_repo` in the host's protocol |
-//! | `gitea` | `GET /api/v1/repos/search`, 50 a page, following `Link` | `ssh_url`, or `clone_url` in the host's protocol |
+//! | `gitlab` | per prefixmap root: `GET /api/v4/groups/:id/projects?include_subgroups=true` (or `/users/:id/projects`), 100 a page | `ssh_url_to_repo`, or `http_url_to_repo` in the host's protocol |
+//! | `gitea` | per owner of a prefixmap root: `GET /api/v1/orgs/{org}/repos` (or `/users/{user}/repos`), 50 a page | `ssh_url`, or `clone_url` in the host's protocol |
+//!
+//! GitLab and Gitea are listed only where the prefixmap could map
+//! something, never as a whole instance; archived and empty repositories
+//! are left out.
 //!
 //! `--debug-fake-upstream-host HOST=FILE` replaces the listing of HOST by
 //! the `ls-output` list of the JSON file FILE.
@@ -36,6 +40,9 @@ pub struct UpstreamHost {
     pub protocol: String,
     /// `auth` (`username`, `password`) and `private-token`: secrets.
     pub type_params: Value,
+    /// The prefixmap's roots (its keys): what is listed of a GitLab or
+    /// Gitea host.
+    pub namespaces: Vec<String>,
 }
 
 impl UpstreamHost {
@@ -159,6 +166,26 @@ async fn fake_listing(
     Ok(repos)
 }
 
+/// The namespaces to list: the roots without trailing `/`, empty ones
+/// dropped (they map nothing), and a root inside another left out (the
+/// outer one's listing has it).
+fn roots(namespaces: &[String]) -> Vec<String> {
+    let trimmed: std::collections::BTreeSet<&str> = namespaces
+        .iter()
+        .map(|n| n.trim_matches('/'))
+        .filter(|n| !n.is_empty())
+        .collect();
+    trimmed
+        .iter()
+        .filter(|n| {
+            !trimmed.iter().any(|outer| {
+                n.len() > outer.len() && n.starts_with(*outer) && n[outer.len()..].starts_with('/')
+            })
+        })
+        .map(|n| (*n).to_owned())
+        .collect()
+}
+
 /// `url` with its scheme replaced by `scheme` (GitLab and Gitea give
 /// http(s) clone URLs in their own external scheme).
 fn with_scheme(url: &str, scheme: &str) -> String {
@@ -187,7 +214,20 @@ mod tests {
             host_type: kind.into(),
             protocol: protocol.into(),
             type_params: serde_json::json!({}),
+            namespaces: Vec::new(),
         }
+    }
+
+    #[test]
+    fn roots_are_the_outermost_non_empty_prefixes() {
+        let r = roots(&[
+            "a/".into(),
+            "a/b".into(),
+            "ab".into(),
+            "".into(),
+            "/c/d/".into(),
+        ]);
+        assert_eq!(r, ["a", "ab", "c/d"]);
     }
 
     #[tokio::test]

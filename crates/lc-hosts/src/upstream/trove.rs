@@ -136,6 +136,7 @@ mod tests {
             host_type: "trove".into(),
             protocol: "ssh".into(),
             type_params: serde_json::json!({"auth": {"username": "u", "password": "p@ss"}}),
+            namespaces: Vec::new(),
         };
         assert_eq!(clone_url(&host, "a/b"), "ssh://git@trove.example.com/a/b");
         host.protocol = "http".into();
