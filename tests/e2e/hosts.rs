@@ -10,6 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use doubles::gitea_v1::GiteaV1;
+use doubles::github_rest::GithubRest;
 use doubles::gitlab_v4::GitlabV4;
 use doubles::ssh::SshDouble;
 use doubles::trove_http::TroveHttp;
@@ -1419,4 +1420,163 @@ fn confgit_over_ssh() {
     // A second read fetches over ssh again and finds nothing new.
     let again = app.post_ok("/1.0/read-configuration", &[]);
     assert_eq!(again["lorries_unchanged"], 1, "{again}");
+}
+
+// ---------------------------------------------------------------- GitHub
+
+fn epoch_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64
+}
+
+#[test]
+fn github_upstream_lists_owners_across_pages_and_waits_out_rate_limits() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let gh = GithubRest::start(Some(TOKEN));
+    for i in 0..150 {
+        gh.add_repo("org", &format!("r{i:03}"), None);
+    }
+    for name in ["old", "forked", "blank"] {
+        gh.add_repo("org", name, None);
+    }
+    gh.update_repo("org/old", |r| r.archived = true);
+    gh.update_repo("org/forked", |r| r.fork = true);
+    gh.update_repo("org/blank", |r| r.size = 0);
+    gh.add_repo("lorry", "mine", Some("Mine"));
+    gh.update_repo("lorry/mine", |r| r.default_branch = "trunk".into());
+    gh.add_repo("other", "never", None);
+    // Two calls left before the primary limit, which resets in 2 s.
+    {
+        let mut s = gh.state();
+        s.remaining = 2;
+        s.reset_at = epoch_now() + 2;
+    }
+    let app = local_app(dir.path(), &[], &[]);
+    app.pretend_time(T0);
+    app.configure(&json!([{
+        "type": "github", "host": gh.server.host(), "protocol": "http",
+        "private-token": TOKEN, "prefixmap": {"org": "gh/org", "lorry": "gh/me"}
+    }]));
+    let summary = app.post_ok("/1.0/force-ls-troves", &[]);
+    assert_eq!(summary["hosts"][0]["listed"], true, "{summary}");
+    let queue = app.queue();
+    assert_eq!(queue.len(), 151, "{summary}");
+    assert!(queue.contains(&"gh/org/r149".to_owned()));
+    assert!(queue.contains(&"gh/me/mine".to_owned()));
+    for left_out in ["gh/org/old", "gh/org/forked", "gh/org/blank"] {
+        assert!(!queue.contains(&left_out.to_owned()), "{left_out}");
+    }
+    let asked: Vec<String> = gh
+        .seen()
+        .iter()
+        .map(|r| format!("{} {}", r.path, r.query))
+        .collect();
+    // The user is not an organisation; then two pages of the organisation,
+    // the limit's 403 once, waited out until its reset, never asked early.
+    assert_eq!(asked.len(), 5, "{asked:?}");
+    assert!(
+        asked[0].starts_with("/api/v3/orgs/lorry/repos "),
+        "{asked:?}"
+    );
+    assert!(
+        asked[1].starts_with("/api/v3/users/lorry/repos "),
+        "{asked:?}"
+    );
+    assert!(asked[4].contains("page=2"), "{asked:?}");
+    assert_eq!(gh.state().statuses, [404, 200, 403, 200, 200]);
+    let lorry = app.get_ok("/1.0/lorry/gh/org/r007");
+    assert!(
+        lorry["text"]
+            .as_str()
+            .expect("text")
+            .contains(&format!("{}/org/r007.git", gh.server.url())),
+        "{lorry}"
+    );
+
+    // A secondary limit: Retry-After is waited out, and no token is needed
+    // for public repositories.
+    gh.state().secondary = 1;
+    let before = gh.state().statuses.len();
+    app.configure(&json!([{
+        "type": "github", "host": gh.server.host(), "protocol": "http",
+        "prefixmap": {"lorry": "gh/me"}
+    }]));
+    let summary = app.post_ok("/1.0/force-ls-troves", &[]);
+    assert_eq!(summary["hosts"][0]["listed"], true, "{summary}");
+    assert_eq!(gh.state().statuses[before..], [403, 404, 200]);
+    assert_no_secret("the log", &app.log());
+}
+
+#[test]
+fn github_downstream_creates_repositories_with_issues_and_actions_off() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let gh = GithubRest::start(Some(TOKEN));
+    gh.add_org("mirrors", true);
+    gh.add_org("closed", false);
+    // The upstream: an organisation of the same GitHub.
+    gh.add_repo("src", "p", Some("Upstream words"));
+    gh.update_repo("src/p", |r| {
+        r.default_branch = "trunk".into();
+        r.branches = vec!["trunk".into()];
+    });
+    let app = Webapp::init(dir.path())
+        .with_downstream(&[
+            "--git-server-type=github".into(),
+            format!("--downstream-http-url={}", gh.server.url()),
+        ])
+        .with_env(&[("LORRY_GITHUB_TOKEN", TOKEN)])
+        .start();
+    app.pretend_time(T0);
+    app.configure(&json!([{
+        "type": "github", "host": gh.server.host(), "protocol": "http",
+        "private-token": TOKEN, "prefixmap": {"src": "mirrors"}
+    }]));
+    app.post_ok("/1.0/force-ls-troves", &[]);
+    app.seed(&[lorry("lorry/own"), lorry("nobody/x"), lorry("closed/y")]);
+    let before = gh.changes().len();
+    let mut handed = drain(&app);
+    handed.sort();
+    assert_eq!(handed, ["lorry/own", "mirrors/p"]);
+    let changes = gh.changes()[before..].to_vec();
+    let own = changes
+        .iter()
+        .find(|(line, _)| line == "POST /api/v3/user/repos")
+        .expect("created for the user");
+    assert_eq!(
+        own.1,
+        json!({"name": "own", "private": true, "has_issues": false,
+               "has_projects": false, "has_wiki": false,
+               "description": "Mirror of git://example.invalid/lorry/own"})
+    );
+    let p = gh.repo("mirrors/p").expect("created in the organisation");
+    assert_eq!(p.description.as_deref(), Some("Upstream words"));
+    assert!(p.private && !p.has_issues && !p.actions_enabled, "{p:?}");
+    assert!(!gh.repo("lorry/own").expect("own").actions_enabled);
+    let out = last_job(&app, "nobody/x")["output"]
+        .as_str()
+        .expect("output")
+        .to_owned();
+    assert!(out.contains("cannot be created through the API"), "{out}");
+    let out = last_job(&app, "closed/y")["output"]
+        .as_str()
+        .expect("output")
+        .to_owned();
+    assert!(out.contains("admin access to the organization"), "{out}");
+
+    // The job pushes; then the webapp sets the upstream's default branch.
+    gh.update_repo("mirrors/p", |r| {
+        r.branches = vec!["master".into(), "trunk".into()];
+        r.default_branch = "master".into();
+        r.size = 1;
+    });
+    let id = app.get_ok("/1.0/lorry/mirrors/p")["jobs"][0]
+        .as_i64()
+        .expect("job");
+    app.finish(id, 0);
+    common::wait_for("the default branch set after the push", READY, || {
+        (gh.repo("mirrors/p")?.default_branch == "trunk").then_some(())
+    });
+    assert_no_secret("the log", &app.log());
 }

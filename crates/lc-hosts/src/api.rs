@@ -79,6 +79,11 @@ pub enum Auth {
     /// Gitea: `Authorization: token <token>`
     /// (<https://docs.gitea.com/development/api-usage#authentication>).
     Token(Secret),
+    /// GitHub: `Authorization: Bearer <token>` when there is a token (public
+    /// data needs none), and the REST API version asked for
+    /// (<https://docs.github.com/en/rest/authentication/authenticating-to-the-rest-api>,
+    /// <https://docs.github.com/en/rest/about-the-rest-api/api-versions>).
+    Github(Option<Secret>),
 }
 
 /// A REST API at `base` (which ends with `/`, e.g. `https://host/api/v4/`).
@@ -158,11 +163,12 @@ impl Api {
         }
         base.set_query(None);
         base.set_fragment(None);
-        let path = format!(
-            "{}/{}/",
-            base.path().trim_end_matches('/'),
-            api.trim_matches('/')
-        );
+        let api = api.trim_matches('/');
+        let path = if api.is_empty() {
+            format!("{}/", base.path().trim_end_matches('/'))
+        } else {
+            format!("{}/{api}/", base.path().trim_end_matches('/'))
+        };
         base.set_path(&path);
         Ok(Api {
             http: http_client(),
@@ -225,6 +231,13 @@ impl Api {
                     reqwest::header::AUTHORIZATION,
                     format!("token {}", token.expose()),
                 ),
+                Auth::Github(token) => {
+                    let request = request.header("X-GitHub-Api-Version", "2022-11-28");
+                    match token {
+                        Some(token) => request.bearer_auth(token.expose()),
+                        None => request,
+                    }
+                }
             };
             if let Some(body) = body {
                 request = request.json(body);
@@ -432,6 +445,11 @@ mod tests {
             "https://git.example.com/prefix/api/v4/projects/a%2Fb%20c%2Fd"
         );
         assert_eq!(api.host(), "git.example.com");
+        let api = Api::new("https://api.github.com", "", Auth::None, Arc::default()).expect("api");
+        assert_eq!(
+            api.url(&["orgs", "o", "repos"]).as_str(),
+            "https://api.github.com/orgs/o/repos"
+        );
     }
 
     #[test]

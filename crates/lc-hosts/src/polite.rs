@@ -122,13 +122,13 @@ impl Politeness {
             self.acquire(host).await;
             let response = build().send().await?;
             let status = response.status();
-            let busy = status == StatusCode::TOO_MANY_REQUESTS
-                || status == StatusCode::SERVICE_UNAVAILABLE;
-            if !busy || attempt >= self.backoff.retries {
+            if !is_busy(status, response.headers()) || attempt >= self.backoff.retries {
                 return Ok(response);
             }
             let fallback = self.backoff.initial.saturating_mul(1 << attempt.min(16));
-            let wait = retry_after(response.headers(), jiff::Timestamp::now())
+            let now = jiff::Timestamp::now();
+            let wait = retry_after(response.headers(), now)
+                .or_else(|| rate_limit_reset(response.headers(), now))
                 .unwrap_or(fallback)
                 .min(self.backoff.max_wait);
             tracing::warn!(
@@ -142,6 +142,36 @@ impl Politeness {
             attempt += 1;
         }
     }
+}
+
+/// Whether an answer says "not now": 429 or 503, or GitHub's 403 for an
+/// exceeded primary (`X-RateLimit-Remaining: 0`) or secondary
+/// (`Retry-After`) rate limit
+/// (<https://docs.github.com/en/rest/using-the-rest-api/rate-limits-for-the-rest-api#exceeding-the-rate-limit>).
+fn is_busy(status: StatusCode, headers: &HeaderMap) -> bool {
+    match status {
+        StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => true,
+        StatusCode::FORBIDDEN => {
+            headers.contains_key(RETRY_AFTER)
+                || headers
+                    .get("x-ratelimit-remaining")
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.trim() == "0")
+        }
+        _ => false,
+    }
+}
+
+/// The wait until `X-RateLimit-Reset` (UTC epoch seconds) when
+/// `X-RateLimit-Remaining` is 0.
+fn rate_limit_reset(headers: &HeaderMap, now: jiff::Timestamp) -> Option<Duration> {
+    let text = |name: &str| headers.get(name)?.to_str().ok().map(str::trim);
+    if text("x-ratelimit-remaining")? != "0" {
+        return None;
+    }
+    let reset: i64 = text("x-ratelimit-reset")?.parse().ok()?;
+    let seconds = (reset - now.as_second()).max(0);
+    Some(Duration::from_secs(seconds.unsigned_abs()))
 }
 
 /// The wait a `Retry-After` header asks for: delay-seconds or an HTTP-date.
@@ -185,6 +215,26 @@ mod tests {
         );
         assert_eq!(retry_after(&headers("soon"), now), None);
         assert_eq!(retry_after(&HeaderMap::new(), now), None);
+    }
+
+    #[test]
+    fn github_rate_limits_are_busy_answers_with_their_waits() {
+        let now: jiff::Timestamp = "2015-10-21T07:27:30Z".parse().expect("time");
+        let mut h = HeaderMap::new();
+        h.insert("x-ratelimit-remaining", HeaderValue::from_static("0"));
+        h.insert(
+            "x-ratelimit-reset",
+            HeaderValue::from_str(&(now.as_second() + 42).to_string()).expect("header"),
+        );
+        assert!(is_busy(StatusCode::FORBIDDEN, &h));
+        assert_eq!(rate_limit_reset(&h, now), Some(Duration::from_secs(42)));
+        assert!(is_busy(StatusCode::FORBIDDEN, &headers("60")));
+        // A 403 for want of permission is final.
+        assert!(!is_busy(StatusCode::FORBIDDEN, &HeaderMap::new()));
+        let mut left = HeaderMap::new();
+        left.insert("x-ratelimit-remaining", HeaderValue::from_static("12"));
+        assert!(!is_busy(StatusCode::FORBIDDEN, &left));
+        assert_eq!(rate_limit_reset(&left, now), None);
     }
 
     #[test]

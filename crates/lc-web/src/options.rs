@@ -147,6 +147,17 @@ pub struct Options {
     /// File holding the access token of a Gitea Downstream Host.
     #[arg(long, value_name = "FILE")]
     pub gitea_access_token_file: Option<PathBuf>,
+    /// Token of a GitHub Downstream Host (better: the -file option or the environment).
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "LORRY_GITHUB_TOKEN",
+        hide_env_values = true
+    )]
+    pub github_token: Option<Secret>,
+    /// File holding the token of a GitHub Downstream Host.
+    #[arg(long, value_name = "FILE")]
+    pub github_token_file: Option<PathBuf>,
     /// Parent project of projects created on a Gerrit Downstream Host.
     #[arg(long, value_name = "PROJECT")]
     pub gerrit_parent_project: Option<String>,
@@ -179,6 +190,7 @@ pub enum ServerType {
     Gitano,
     Gitlab,
     Gitea,
+    Github,
     Gerrit,
 }
 
@@ -277,6 +289,26 @@ fn downstream_host(
                 hosts::downstream::Gitea::new(&http_url(), token, visibility, Arc::clone(polite))
                     .map_err(|e| invalid(format!("--downstream-http-url: {e}")))?;
             hosts::Downstream::Gitea(Arc::new(gitea))
+        }
+        ServerType::Github => {
+            let Some(token) = token(
+                &options.github_token,
+                &options.github_token_file,
+                "github-token",
+            )?
+            else {
+                return Err(invalid(
+                    "--git-server-type github needs --github-token, \
+                     --github-token-file or LORRY_GITHUB_TOKEN",
+                ));
+            };
+            let url = options
+                .downstream_http_url
+                .clone()
+                .unwrap_or_else(|| "https://github.com".to_owned());
+            let github = hosts::downstream::Github::new(&url, token, visibility, Arc::clone(polite))
+                .map_err(|e| invalid(format!("--downstream-http-url: {e}")))?;
+            hosts::Downstream::Github(Arc::new(github))
         }
         ServerType::Gerrit => {
             let target = hosts::ssh::SshTarget::parse(&options.downstream_ssh_url)

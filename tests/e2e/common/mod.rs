@@ -149,6 +149,7 @@ impl Webapp {
             .arg(format!("--debug-port-file={}", port_file.display()))
             .env_remove("LORRY_GITLAB_PRIVATE_TOKEN")
             .env_remove("LORRY_GITEA_ACCESS_TOKEN")
+            .env_remove("LORRY_GITHUB_TOKEN")
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .spawn()

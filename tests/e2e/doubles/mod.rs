@@ -5,6 +5,7 @@
 //! own thread with a small tokio runtime, and record the requests they get.
 
 pub mod gitea_v1;
+pub mod github_rest;
 pub mod gitlab_v4;
 pub mod ssh;
 pub mod trove_http;

@@ -61,6 +61,7 @@ pub enum HostType {
     Trove,
     Gitlab,
     Gitea,
+    Github,
 }
 
 impl HostType {
@@ -69,6 +70,7 @@ impl HostType {
             HostType::Trove => "trove",
             HostType::Gitlab => "gitlab",
             HostType::Gitea => "gitea",
+            HostType::Github => "github",
         }
     }
 }
@@ -181,6 +183,7 @@ enum RawSection {
     Trove(Fields<RawHost<IgnoredAny>>),
     Gitlab(Fields<RawHost<String>>),
     Gitea(Fields<RawHost<String>>),
+    Github(Fields<RawHost<String>>),
     #[serde(other)]
     Unknown,
 }
@@ -230,8 +233,12 @@ impl RawSection {
                 let token = h.private_token.take();
                 h.validate(HostType::Gitea, token)
             }
+            RawSection::Github(Fields(mut h)) => {
+                let token = h.private_token.take();
+                h.validate(HostType::Github, token)
+            }
             RawSection::Unknown => Err(format!(
-                "unknown type {kind:?} (lorries, trove, gitlab or gitea)"
+                "unknown type {kind:?} (lorries, trove, gitlab, gitea or github)"
             )),
         }
     }
@@ -457,13 +464,18 @@ mod tests {
             r#"[{"type": "gitlab", "host": "gl.example", "protocol": "https",
                  "prefixmap": {}, "private-token": "secret"},
                 {"type": "gitea", "host": "tea.example", "protocol": "ssh", "prefixmap": {}},
-                {"type": "lorries", "prefix": "p", "globs": []}]"#,
+                {"type": "lorries", "prefix": "p", "globs": []},
+                {"type": "github", "host": "github.com", "protocol": "https", "prefixmap": {}}]"#,
         )
         .expect("valid");
         let Section::Host(h) = &s[0] else {
             panic!("host")
         };
         assert_eq!(h.host_type, HostType::Gitlab);
+        let Section::Host(gh) = &s[3] else {
+            panic!("host")
+        };
+        assert_eq!(gh.host_type.as_str(), "github");
         assert_eq!(
             (h.lorry_interval, h.ls_interval, h.lorry_timeout),
             (86400, 86400, 3600)
@@ -514,7 +526,7 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "lorry-controller.conf: section 1 (type svnhost): \
-             unknown type \"svnhost\" (lorries, trove, gitlab or gitea)"
+             unknown type \"svnhost\" (lorries, trove, gitlab, gitea or github)"
         );
         assert_eq!(
             conf_err(r#"[{"type": 3}]"#).to_string(),

@@ -6,6 +6,7 @@
 //! | `local` | `git init --bare` at `<base>/<path>.git` (in-process) | HEAD and `description` set at creation |
 //! | `gitlab` | missing parent groups created level by level, then the project | description at creation, a changed one put alone; default branch and force pushes on protected branches after the first push |
 //! | `gitea` | the organisation if missing, then the repository | description likewise; default branch after the first push |
+//! | `github` | the repository, in an existing organisation or the token's user; issues, wiki, projects and Actions off | description at creation; default branch after the first push |
 //! | `gerrit` | `gerrit create-project` over ssh | `--branch`, `--description` of the same call |
 //! | `gitano` | `create` over ssh | `config <path> set project.head/description` at creation |
 //!
@@ -16,6 +17,7 @@
 mod gerrit;
 mod gitano;
 mod gitea;
+mod github;
 mod gitlab;
 mod local;
 
@@ -24,6 +26,7 @@ use std::sync::Arc;
 pub use gerrit::Gerrit;
 pub use gitano::Gitano;
 pub use gitea::Gitea;
+pub use github::Github;
 pub use gitlab::{Gitlab, Visibility};
 pub use local::Local;
 use serde::{Deserialize, Serialize};
@@ -132,6 +135,7 @@ pub enum Downstream {
     Local(Local),
     Gitlab(Arc<Gitlab>),
     Gitea(Arc<Gitea>),
+    Github(Arc<Github>),
     Gerrit(Gerrit),
     Gitano(Gitano),
 }
@@ -143,6 +147,7 @@ impl Downstream {
             Downstream::Local(_) => "local",
             Downstream::Gitlab(_) => "gitlab",
             Downstream::Gitea(_) => "gitea",
+            Downstream::Github(_) => "github",
             Downstream::Gerrit(_) => "gerrit",
             Downstream::Gitano(_) => "gitano",
         }
@@ -160,6 +165,7 @@ impl Downstream {
             Downstream::Local(local) => local.prepare(path, metadata).await,
             Downstream::Gitlab(gitlab) => gitlab.prepare(path, metadata).await,
             Downstream::Gitea(gitea) => gitea.prepare(path, metadata).await,
+            Downstream::Github(github) => github.prepare(path, metadata).await,
             Downstream::Gerrit(gerrit) => gerrit.prepare(path, metadata).await,
             Downstream::Gitano(gitano) => gitano.prepare(path, metadata).await,
         }
@@ -177,6 +183,7 @@ impl Downstream {
         match self {
             Downstream::Gitlab(gitlab) => gitlab.after_push(path, metadata).await,
             Downstream::Gitea(gitea) => gitea.after_push(path, metadata).await,
+            Downstream::Github(github) => github.after_push(path, metadata).await,
             Downstream::Local(_) | Downstream::Gerrit(_) | Downstream::Gitano(_) => Ok(()),
         }
     }

@@ -6,7 +6,9 @@
 //! | `gitlab` | per prefixmap root: `GET /api/v4/groups/:id/projects?include_subgroups=true` (or `/users/:id/projects`), 100 a page | `ssh_url_to_repo`, or `http_url_to_repo` in the host's protocol |
 //! | `gitea` | per owner of a prefixmap root: `GET /api/v1/orgs/{org}/repos` (or `/users/{user}/repos`), 50 a page | `ssh_url`, or `clone_url` in the host's protocol |
 //!
-//! GitLab and Gitea are listed only where the prefixmap could map
+//! | `github` | per owner of a prefixmap root: `GET /orgs/{org}/repos` (or `/users/{user}/repos`) of `https://api.github.com` or `<host>/api/v3`, 100 a page; rate limits waited out; forks left out too | `ssh_url`, or `clone_url` in the host's protocol |
+//!
+//! GitLab, Gitea and GitHub are listed only where the prefixmap could map
 //! something, never as a whole instance; archived and empty repositories
 //! are left out.
 //!
@@ -14,6 +16,7 @@
 //! the `ls-output` list of the JSON file FILE.
 
 mod gitea;
+pub(crate) mod github;
 mod gitlab;
 pub(crate) mod trove;
 
@@ -122,6 +125,7 @@ impl Lister {
             "trove" => trove::list(self, host).await,
             "gitlab" => gitlab::list(self, host).await,
             "gitea" => gitea::list(self, host).await,
+            "github" => github::list(self, host).await,
             other => Err(ListError::Host {
                 host: host.host.clone(),
                 problem: format!("unknown Upstream Host type {other:?}"),
