@@ -230,6 +230,20 @@ fn gitlab_downstream_names_are_made_valid_and_descriptions_say_what_is_mirrored(
 }
 
 #[test]
+fn gitlab_downstream_ci_stays_on_only_when_asked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let gitlab = GitlabV4::start(TOKEN);
+    gitlab.add_group("g");
+    let app = gitlab_app(dir.path(), &gitlab, &["--downstream-ci"]);
+    app.pretend_time(T0);
+    app.seed(&[lorry("g/r")]);
+    assert_eq!(drain(&app), ["g/r"]);
+    let (line, body) = gitlab.changes().pop().expect("created");
+    assert_eq!(line, "POST /api/v4/projects");
+    assert_eq!(body["builds_access_level"], "enabled", "{body}");
+}
+
+#[test]
 fn gitlab_downstream_default_branch_and_force_push_are_settled_after_the_first_push() {
     let dir = tempfile::tempdir().expect("tempdir");
     let up = GitlabV4::start(TOKEN);
@@ -545,6 +559,22 @@ fn gitlab_and_gitea_upstreams_are_listed_per_namespace_without_archived_or_empty
             "/api/v1/orgs/org/repos",
         ]
     );
+
+    // Told to, the listings include them.
+    app.configure(&json!([
+        {"type": "gitlab", "host": gitlab.server.host(), "protocol": "http",
+         "private-token": TOKEN, "include-archived": true, "include-empty": true,
+         "prefixmap": {"a": "gl/a", "a/sub": "gl/s", "lorry/": "gl/u", "nosuch": "gl/n"}},
+        {"type": "gitea", "host": gitea.server.host(), "protocol": "http",
+         "private-token": TOKEN, "include-archived": true,
+         "prefixmap": {"org": "gt/o", "lorry": "gt/u"}}
+    ]));
+    app.post_ok("/1.0/force-ls-troves", &[]);
+    let queue = app.queue();
+    for path in ["gl/a/old", "gl/a/new", "gt/o/gone"] {
+        assert!(queue.contains(&path.to_owned()), "{path}: {queue:?}");
+    }
+    assert!(!queue.contains(&"gt/o/blank".to_owned()), "{queue:?}");
 }
 
 #[test]

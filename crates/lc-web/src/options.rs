@@ -158,6 +158,11 @@ pub struct Options {
     /// File holding the token of a GitHub Downstream Host.
     #[arg(long, value_name = "FILE")]
     pub github_token_file: Option<PathBuf>,
+    /// Keep CI/CD (GitLab pipelines, Gitea and GitHub Actions) on in
+    /// repositories created downstream; off by default, so that mirrored
+    /// pipelines never run.
+    #[arg(long)]
+    pub downstream_ci: bool,
     /// Parent project of projects created on a Gerrit Downstream Host.
     #[arg(long, value_name = "PROJECT")]
     pub gerrit_parent_project: Option<String>,
@@ -270,7 +275,8 @@ fn downstream_host(
             };
             let gitlab =
                 hosts::downstream::Gitlab::new(&http_url(), token, visibility, Arc::clone(polite))
-                    .map_err(|e| invalid(format!("--downstream-http-url: {e}")))?;
+                    .map_err(|e| invalid(format!("--downstream-http-url: {e}")))?
+                    .with_ci(options.downstream_ci);
             hosts::Downstream::Gitlab(Arc::new(gitlab))
         }
         ServerType::Gitea => {
@@ -287,7 +293,8 @@ fn downstream_host(
             };
             let gitea =
                 hosts::downstream::Gitea::new(&http_url(), token, visibility, Arc::clone(polite))
-                    .map_err(|e| invalid(format!("--downstream-http-url: {e}")))?;
+                    .map_err(|e| invalid(format!("--downstream-http-url: {e}")))?
+                    .with_ci(options.downstream_ci);
             hosts::Downstream::Gitea(Arc::new(gitea))
         }
         ServerType::Github => {
@@ -306,8 +313,10 @@ fn downstream_host(
                 .downstream_http_url
                 .clone()
                 .unwrap_or_else(|| "https://github.com".to_owned());
-            let github = hosts::downstream::Github::new(&url, token, visibility, Arc::clone(polite))
-                .map_err(|e| invalid(format!("--downstream-http-url: {e}")))?;
+            let github =
+                hosts::downstream::Github::new(&url, token, visibility, Arc::clone(polite))
+                    .map_err(|e| invalid(format!("--downstream-http-url: {e}")))?
+                    .with_ci(options.downstream_ci);
             hosts::Downstream::Github(Arc::new(github))
         }
         ServerType::Gerrit => {

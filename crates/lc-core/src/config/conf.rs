@@ -217,6 +217,10 @@ struct RawHost<Token> {
     timeout: Option<Seconds>,
     auth: Option<Map<String, Value>>,
     private_token: Option<Token>,
+    /// What a GitLab, Gitea or GitHub listing leaves out unless told.
+    include_archived: Option<bool>,
+    include_empty: Option<bool>,
+    include_forks: Option<bool>,
 }
 
 impl RawSection {
@@ -289,6 +293,17 @@ impl<Token> RawHost<Token> {
         }
         if let Some(token) = token {
             type_params.insert("private-token".into(), Value::String(token));
+        }
+        if host_type != HostType::Trove {
+            for (key, value) in [
+                ("include-archived", self.include_archived),
+                ("include-empty", self.include_empty),
+                ("include-forks", self.include_forks),
+            ] {
+                if let Some(value) = value {
+                    type_params.insert(key.into(), Value::Bool(value));
+                }
+            }
         }
         Ok(Section::Host(HostSpec {
             host,
@@ -505,6 +520,26 @@ mod tests {
         assert_eq!(trove.lorry_timeout, 60);
         assert_eq!(gitlab.host, "g");
         assert!(gitlab.type_params.is_empty() && gitlab.ignore.is_empty());
+    }
+
+    #[test]
+    fn listing_inclusions_are_booleans() {
+        let s = parse_conf(
+            "c",
+            r#"[{"type": "github", "host": "github.com", "protocol": "https",
+                 "prefixmap": {}, "include-forks": true}]"#,
+        )
+        .expect("valid");
+        let Section::Host(h) = &s[0] else {
+            panic!("host")
+        };
+        assert_eq!(h.type_params["include-forks"], true);
+        let e = conf_err(
+            r#"[{"type": "gitlab", "host": "h", "protocol": "https", "prefixmap": {},
+                 "include-archived": "yes"}]"#,
+        );
+        assert!(e.problem.contains("include-archived"), "{e}");
+        assert!(e.problem.contains("boolean"), "{e}");
     }
 
     #[test]

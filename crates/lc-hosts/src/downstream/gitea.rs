@@ -37,6 +37,8 @@ pub struct Gitea {
     visibility: Visibility,
     /// Repositories whose default branch was seen to after a push in this run.
     settled: Mutex<HashSet<String>>,
+    /// Keep Actions on in new repositories (`--downstream-ci`).
+    ci: bool,
 }
 
 impl Gitea {
@@ -50,7 +52,14 @@ impl Gitea {
             api: Api::new(url, "api/v1", Auth::Token(token), polite)?,
             visibility,
             settled: Mutex::default(),
+            ci: false,
         })
+    }
+
+    /// Keeps Gitea Actions on in the repositories it creates.
+    pub fn with_ci(mut self, ci: bool) -> Gitea {
+        self.ci = ci;
+        self
     }
 
     pub(super) async fn prepare(
@@ -109,7 +118,9 @@ impl Gitea {
         match answer.status {
             201 => {
                 tracing::info!(host = self.api.host(), path, "created Gitea repository");
-                self.disable_actions(path, owner, name).await;
+                if !self.ci {
+                    self.disable_actions(path, owner, name).await;
+                }
                 Ok(Prepared::Created)
             }
             409 if self.repo(owner, name).await?.is_some() => Ok(Prepared::Existing),

@@ -37,6 +37,8 @@ pub struct Github {
     api: Api,
     visibility: Visibility,
     settled: Mutex<HashSet<String>>,
+    /// Keep Actions on in new repositories (`--downstream-ci`).
+    ci: bool,
 }
 
 impl Github {
@@ -60,7 +62,14 @@ impl Github {
             api: Api::new(&root, path, Auth::Github(Some(token)), polite)?,
             visibility,
             settled: Mutex::default(),
+            ci: false,
         })
+    }
+
+    /// Keeps GitHub Actions on in the repositories it creates.
+    pub fn with_ci(mut self, ci: bool) -> Github {
+        self.ci = ci;
+        self
     }
 
     pub(super) async fn prepare(
@@ -111,7 +120,9 @@ impl Github {
         match answer.status {
             201 => {
                 tracing::info!(host = self.api.host(), path, "created GitHub repository");
-                self.disable_actions(path, owner, name).await;
+                if !self.ci {
+                    self.disable_actions(path, owner, name).await;
+                }
                 Ok(Prepared::Created)
             }
             422 if self.repo(owner, name).await?.is_some() => Ok(Prepared::Existing),

@@ -86,6 +86,8 @@ pub struct Gitlab {
     visibility: Visibility,
     /// Projects whose settings after a push are done in this run.
     settled: Mutex<HashSet<String>>,
+    /// Keep CI/CD on in new projects (`--downstream-ci`).
+    ci: bool,
 }
 
 /// A namespace found or created: its id and the highest visibility it
@@ -108,7 +110,14 @@ impl Gitlab {
             api: Api::new(url, "api/v4", Auth::Bearer(token), polite)?,
             visibility,
             settled: Mutex::default(),
+            ci: false,
         })
+    }
+
+    /// Keeps CI/CD (`builds_access_level`) on in the projects it creates.
+    pub fn with_ci(mut self, ci: bool) -> Gitlab {
+        self.ci = ci;
+        self
     }
 
     pub(super) async fn prepare(
@@ -283,7 +292,7 @@ impl Gitlab {
             "namespace_id": parent.id,
             "visibility": visibility.as_str(),
             "lfs_enabled": true,
-            "builds_access_level": "disabled",
+            "builds_access_level": if self.ci { "enabled" } else { "disabled" },
             "pages_access_level": "disabled",
             "container_registry_access_level": "disabled",
             "auto_devops_enabled": false,

@@ -79,9 +79,13 @@ async fn list_pages(
                     .bad_answer(&Method::GET, &url, "a repository without full_name")
                     .into());
             };
-            let skip = ["archived", "empty"]
+            let skip = [("archived", "include-archived"), ("empty", "include-empty")]
                 .iter()
-                .find(|field| repo.get(**field).and_then(Value::as_bool) == Some(true));
+                .find(|(field, option)| {
+                    !host.includes(option)
+                        && repo.get(*field).and_then(Value::as_bool) == Some(true)
+                })
+                .map(|(field, _)| field);
             if let Some(why) = skip {
                 tracing::debug!(host = %host.host, path, why, "repository left out");
                 continue;

@@ -95,11 +95,13 @@ async fn list_pages(
                     .into());
             };
             let flag = |key: &str| repo.get(key).and_then(Value::as_bool) == Some(true);
-            let why = if flag("archived") {
+            let why = if flag("archived") && !host.includes("include-archived") {
                 Some("archived")
-            } else if flag("fork") {
+            } else if flag("fork") && !host.includes("include-forks") {
                 Some("a fork")
-            } else if repo.get("size").and_then(Value::as_u64) == Some(0) {
+            } else if repo.get("size").and_then(Value::as_u64) == Some(0)
+                && !host.includes("include-empty")
+            {
                 Some("empty")
             } else {
                 None

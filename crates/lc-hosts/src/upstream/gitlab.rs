@@ -73,8 +73,10 @@ async fn list_pages(
     repos: &mut Vec<ListedRepo>,
     seen: &mut BTreeSet<String>,
 ) -> Result<(), ListError> {
+    if !host.includes("include-archived") {
+        url.query_pairs_mut().append_pair("archived", "false");
+    }
     url.query_pairs_mut()
-        .append_pair("archived", "false")
         .append_pair("order_by", "id")
         .append_pair("sort", "asc")
         .append_pair("per_page", &PER_PAGE.to_string())
@@ -102,10 +104,16 @@ async fn list_pages(
                     .bad_answer(&Method::GET, &url, "a project without path_with_namespace")
                     .into());
             };
-            let skip = [("archived", "archived"), ("empty_repo", "empty")]
-                .iter()
-                .find(|(field, _)| project.get(*field).and_then(Value::as_bool) == Some(true));
-            if let Some((_, why)) = skip {
+            let skip = [
+                ("archived", "include-archived"),
+                ("empty_repo", "include-empty"),
+            ]
+            .iter()
+            .find(|(field, option)| {
+                !host.includes(option) && project.get(*field).and_then(Value::as_bool) == Some(true)
+            })
+            .map(|(field, _)| field);
+            if let Some(why) = skip {
                 tracing::debug!(host = %host.host, path, why, "project left out");
                 continue;
             }

@@ -10,7 +10,8 @@
 //!
 //! GitLab, Gitea and GitHub are listed only where the prefixmap could map
 //! something, never as a whole instance; archived and empty repositories
-//! are left out.
+//! (and GitHub forks) are left out unless the host section includes them
+//! (`include-archived`, `include-empty`, `include-forks`).
 //!
 //! `--debug-fake-upstream-host HOST=FILE` replaces the listing of HOST by
 //! the `ls-output` list of the JSON file FILE.
@@ -64,6 +65,12 @@ impl UpstreamHost {
             .find_map(|key| self.type_params.get(*key)?.as_str())
             .filter(|t| !t.is_empty())
             .map(Secret::new)
+    }
+
+    /// Whether the host section says to list what is left out by default
+    /// (`include-archived`, `include-empty`, `include-forks`).
+    fn includes(&self, key: &str) -> bool {
+        self.type_params.get(key).and_then(Value::as_bool) == Some(true)
     }
 
     /// `http` for a host reached over http, otherwise `https`.
