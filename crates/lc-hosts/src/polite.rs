@@ -69,14 +69,14 @@ impl Politeness {
         self.backoff
     }
 
-    /// How long the caller must wait before its call to `host`, having
-    /// reserved a token. Burst: up to one second's worth of calls.
-    fn reserve(&self, host: &str) -> Duration {
+    /// How long the caller must wait, counted from `now`, before its call
+    /// to `host`, having reserved a token. Burst: up to one second's worth
+    /// of calls.
+    fn reserve(&self, host: &str, now: Instant) -> Duration {
         let Some(rate) = self.rate else {
             return Duration::ZERO;
         };
         let capacity = rate.max(1.0);
-        let now = Instant::now();
         let mut buckets = self
             .buckets
             .lock()
@@ -98,7 +98,7 @@ impl Politeness {
 
     /// Waits until a call to `host` is allowed.
     pub async fn acquire(&self, host: &str) {
-        let wait = self.reserve(host);
+        let wait = self.reserve(host, Instant::now());
         if !wait.is_zero() {
             tracing::debug!(
                 host,
@@ -240,26 +240,34 @@ mod tests {
     #[test]
     fn the_bucket_allows_a_burst_then_spaces_calls() {
         let p = Politeness::new(Some(2.0), Backoff::default());
-        assert_eq!(p.reserve("a"), Duration::ZERO);
-        assert_eq!(p.reserve("a"), Duration::ZERO);
-        let third = p.reserve("a");
-        assert!(
-            third > Duration::from_millis(400) && third <= Duration::from_millis(500),
-            "{third:?}"
-        );
-        let fourth = p.reserve("a");
-        assert!(fourth > Duration::from_millis(900), "{fourth:?}");
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        assert_eq!(p.reserve("a", t0), Duration::ZERO);
+        assert_eq!(p.reserve("a", t0), Duration::ZERO);
+        // The burst is spent: two calls a second, so the third waits 500 ms
+        // and the fourth, reserved at the same moment, a second.
+        assert_eq!(p.reserve("a", t0), ms(500));
+        assert_eq!(p.reserve("a", t0), ms(1000));
         // Another host has its own bucket.
-        assert_eq!(p.reserve("b"), Duration::ZERO);
+        assert_eq!(p.reserve("b", t0), Duration::ZERO);
+        // Tokens come back with time: after the waits the bucket is empty,
+        // and 500 ms later one call may go at once.
+        assert_eq!(p.reserve("a", t0 + ms(1500)), Duration::ZERO);
+        assert_eq!(p.reserve("a", t0 + ms(1500)), ms(500));
+        // A long quiet time refills no more than the burst.
+        let later = t0 + Duration::from_secs(60);
+        assert_eq!(p.reserve("a", later), Duration::ZERO);
+        assert_eq!(p.reserve("a", later), Duration::ZERO);
+        assert_eq!(p.reserve("a", later), ms(500));
     }
 
     #[test]
     fn no_rate_means_no_wait() {
         let p = Politeness::new(None, Backoff::default());
         for _ in 0..1000 {
-            assert_eq!(p.reserve("a"), Duration::ZERO);
+            assert_eq!(p.reserve("a", Instant::now()), Duration::ZERO);
         }
         let p = Politeness::new(Some(0.0), Backoff::default());
-        assert_eq!(p.reserve("a"), Duration::ZERO);
+        assert_eq!(p.reserve("a", Instant::now()), Duration::ZERO);
     }
 }
