@@ -23,6 +23,20 @@ struct DoubleState {
     updates: Vec<Fields>,
     /// Answer kill_job once this many running updates were received.
     kill_after: Option<usize>,
+    /// Refuse updates of a job as the real webapp does when it has ended
+    /// the job (409) or forgotten it (404): job id, which updates (the
+    /// running ones or the final one), status.
+    refuse: Vec<(i64, Which, u16)>,
+    /// The updates refused so.
+    refused: Vec<Fields>,
+    /// Connections accepted and closed unanswered while hung up.
+    hung_up: usize,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Which {
+    Running,
+    Final,
 }
 
 /// A test double of the webapp: hands out queued jobs, records updates.
@@ -53,6 +67,7 @@ impl WebappDouble {
 
     /// Listens again (on the same port after the first time).
     async fn up(&mut self) {
+        self.down().await;
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
             .await
             .expect("bind");
@@ -73,6 +88,23 @@ impl WebappDouble {
             server.abort();
             let _ = server.await;
         }
+    }
+
+    /// Stays on the port but answers nothing: each connection is accepted,
+    /// counted and closed, as a webapp that dies mid-request looks to the
+    /// minion. [`WebappDouble::up`] answers again.
+    async fn hang_up(&mut self) {
+        self.down().await;
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
+            .await
+            .expect("bind");
+        let state = Arc::clone(&self.state);
+        self.server = Some(tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                state.lock().expect("state").hung_up += 1;
+                drop(stream);
+            }
+        }));
     }
 
     fn url(&self) -> String {
@@ -147,8 +179,31 @@ async fn give_me_job(
 async fn job_update(
     State(state): State<Arc<Mutex<DoubleState>>>,
     Form(fields): Form<Fields>,
-) -> Json<JobInfo> {
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
     let mut state = state.lock().expect("state");
+    let which = if fields["exit"] == "no" {
+        Which::Running
+    } else {
+        Which::Final
+    };
+    let refusal = state
+        .refuse
+        .iter()
+        .find(|(job, w, _)| fields["job_id"] == job.to_string() && *w == which)
+        .map(|(_, _, status)| *status);
+    if let Some(status) = refusal {
+        // The real webapp's words for each (lc-web job-update).
+        let job = fields["job_id"].clone();
+        state.refused.push(fields);
+        let error = if status == 404 {
+            format!("no job {job}")
+        } else {
+            format!("job {job} has already ended")
+        };
+        let status = axum::http::StatusCode::from_u16(status).expect("status");
+        return (status, Json(serde_json::json!({ "error": error }))).into_response();
+    }
     state.updates.push(fields.clone());
     let running = state.updates.iter().filter(|u| u["exit"] == "no").count();
     let kill_job = state.kill_after.is_some_and(|n| running >= n);
@@ -168,6 +223,7 @@ async fn job_update(
         ended: None,
         updated: 0,
     })
+    .into_response()
 }
 
 fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
@@ -187,13 +243,14 @@ fn config(double: &WebappDouble, lorry: &Path) -> MinionConfig {
     config
 }
 
+/// How long to wait for an event before failing: generous, as the machine
+/// may be loaded; no test asserts how fast anything is.
+const WAIT_LIMIT: Duration = Duration::from_secs(30);
+
 async fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
     let start = Instant::now();
     while !check() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "timed out waiting for {what}"
-        );
+        assert!(start.elapsed() < WAIT_LIMIT, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -278,12 +335,18 @@ async fn output_is_kept_while_the_webapp_is_away_and_the_result_delivered_later(
     let (trigger, shutdown) = Shutdown::new();
     let minion = tokio::spawn(lc_minion::run(config(&double, &lorry), shutdown));
     wait_for("lorry to start", || started.exists()).await;
-    double.down().await;
+    double.hang_up().await;
     std::fs::write(dir.path().join("started.go"), "").expect("go");
     // The job runs to its end while nothing answers.
     wait_for("lorry to finish", || marker.exists()).await;
-    // Let several retries of the final report fail on the closed port.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Several reports fail: at least three connections after lorry ended
+    // (the HTTP client may open a second connection for one request, so
+    // three mean the minion tried again at least once).
+    let before = double.lock().hung_up;
+    wait_for("the minion to try again", || {
+        double.lock().hung_up >= before + 3
+    })
+    .await;
     double.up().await;
     wait_for("the final update", || double.final_update(1).is_some()).await;
     trigger.trigger();
@@ -323,10 +386,9 @@ async fn kill_job_kills_the_whole_process_group() {
     double.lock().kill_after = Some(2);
     double.add_job(5, "slow/one");
     let (trigger, shutdown) = Shutdown::new();
-    let started = Instant::now();
     let minion = tokio::spawn(lc_minion::run(config(&double, &lorry), shutdown));
+    // lorry would sleep 1000 s: the final update comes from the kill.
     wait_for("the final update", || double.final_update(5).is_some()).await;
-    assert!(started.elapsed() < Duration::from_secs(10));
     trigger.trigger();
     minion.await.expect("join").expect("run");
     let last = double.final_update(5).expect("final");
@@ -355,9 +417,10 @@ async fn stopping_the_minion_kills_and_reports_the_running_job() {
     let minion = tokio::spawn(lc_minion::run(config(&double, &lorry), shutdown));
     wait_for("lorry to start", || started.exists()).await;
     trigger.trigger();
-    tokio::time::timeout(Duration::from_secs(10), minion)
+    // lorry would sleep 1000 s: the minion ends it rather than wait.
+    tokio::time::timeout(WAIT_LIMIT, minion)
         .await
-        .expect("the minion stops promptly")
+        .expect("the minion stops")
         .expect("join")
         .expect("run");
     let last = double.final_update(9).expect("final");
@@ -466,4 +529,88 @@ async fn a_webapp_refusing_even_small_bodies_still_gets_the_exit_code() {
         last["stdout"].contains("output dropped because the webapp refused them as too large"),
         "{last:?}"
     );
+}
+
+/// A job the webapp has ended (409: a ghost) or forgotten (404) while it
+/// runs: the minion kills lorry, sends no final report for it, and goes on
+/// to the next job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_the_webapp_no_longer_has_is_killed_and_not_reported() {
+    for status in [409, 404] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pid_file = dir.path().join("pid");
+        // Job 1 hangs (its pid written down); job 2 succeeds.
+        let lorry = script(
+            dir.path(),
+            "lorry",
+            &format!(
+                "for a; do spec=$a; done
+                 if grep -q gone/job \"$spec\"; then echo $$ > {pid}; exec sleep 1000; fi
+                 echo fine",
+                pid = pid_file.display()
+            ),
+        );
+        let double = WebappDouble::start().await;
+        double.lock().refuse.push((1, Which::Running, status));
+        double.add_job(1, "gone/job");
+        double.add_job(2, "next/job");
+        let (trigger, shutdown) = Shutdown::new();
+        let minion = tokio::spawn(lc_minion::run(config(&double, &lorry), shutdown));
+        wait_for("the next job's report", || double.final_update(2).is_some()).await;
+        let pid: i32 = std::fs::read_to_string(&pid_file)
+            .expect("pid")
+            .trim()
+            .parse()
+            .expect("pid number");
+        assert!(
+            !process_exists(pid),
+            "{status}: lorry of the gone job killed"
+        );
+        trigger.trigger();
+        minion.await.expect("join").expect("run");
+
+        assert!(!double.lock().refused.is_empty(), "{status}: refused");
+        assert_eq!(
+            double.final_update(1),
+            None,
+            "{status}: no final report for a job the webapp no longer has"
+        );
+        assert!(
+            double.lock().refused.iter().all(|u| u["exit"] == "no"),
+            "{status}: only running updates were sent for it"
+        );
+        assert_eq!(double.final_update(2).expect("final")["exit"], "0");
+        assert!(double.output(2).contains("fine"), "{status}");
+    }
+}
+
+/// A final report the webapp refuses (409: it ended the job meanwhile;
+/// 404: it forgot it) is final: not retried, and the minion goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_final_report_is_not_retried_and_the_minion_goes_on() {
+    for status in [409, 404] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let lorry = script(dir.path(), "lorry", "echo ran\nexit 1");
+        let double = WebappDouble::start().await;
+        double.lock().refuse.push((1, Which::Final, status));
+        double.add_job(1, "refused/report");
+        double.add_job(2, "next/job");
+        let (trigger, shutdown) = Shutdown::new();
+        let minion = tokio::spawn(lc_minion::run(config(&double, &lorry), shutdown));
+        wait_for("the next job's report", || double.final_update(2).is_some()).await;
+        // And one more give-me-job after it: the minion is still asking.
+        let asked = double.lock().give_requests;
+        wait_for("another give-me-job", || {
+            double.lock().give_requests > asked
+        })
+        .await;
+        trigger.trigger();
+        minion.await.expect("join").expect("run");
+
+        let refused = double.lock().refused.clone();
+        assert_eq!(refused.len(), 1, "{status}: tried once: {refused:?}");
+        assert_eq!(refused[0]["exit"], "1");
+        assert_eq!(double.final_update(1), None);
+        assert_eq!(double.final_update(2).expect("final")["exit"], "1");
+    }
 }
