@@ -600,16 +600,49 @@ fn pretend_time_is_refused_unless_allowed() {
 }
 
 #[test]
-fn not_yet_implemented_commands_say_so() {
-    let (_dir, app) = webapp(&[]);
-    for path in ["/1.0/ls-troves", "/1.0/force-ls-troves"] {
-        let answer = app.post(path, &[]);
-        assert!(
-            answer.status == 501 || answer.status == 200,
-            "{path}: {answer:?}"
-        );
-        assert!(answer.body.is_object(), "{path}: {answer:?}");
-    }
+fn ls_troves_lists_due_hosts_and_force_ls_troves_all() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fake = dir.path().join("fake.json");
+    std::fs::write(&fake, r#"{"ls-output": ["a/one", "a/two", "b/other"]}"#).expect("fake");
+    let app = Webapp::init(dir.path())
+        .with_args(&[&format!(
+            "--debug-fake-upstream-host=fake.example={}",
+            fake.display()
+        )])
+        .start();
+    app.pretend_time(T0);
+    app.configure(&serde_json::json!([{
+        "type": "trove", "host": "fake.example", "protocol": "ssh",
+        "prefixmap": {"a": "up/a"}, "interval": "1H", "ls-interval": "1H"
+    }]));
+
+    let first = app.post_ok("/1.0/ls-troves", &[]);
+    assert_eq!(
+        first,
+        serde_json::json!({"hosts": [{
+            "host": "fake.example", "listed": true, "repositories": 3,
+            "ignored": 0, "unmapped": 1,
+            "lorries_added": ["up/a/one", "up/a/two"], "lorries_changed": [],
+            "lorries_removed": [], "lorries_unchanged": 0, "errors": []
+        }]}),
+    );
+    assert_eq!(app.queue(), ["up/a/one", "up/a/two"]);
+    // Listed a moment ago: not due, so ls-troves lists nothing...
+    app.pretend_time(T0 + 60);
+    assert_eq!(
+        app.post_ok("/1.0/ls-troves", &[]),
+        serde_json::json!({"hosts": []})
+    );
+    // ... and force-ls-troves lists it anyway.
+    let forced = app.post_ok("/1.0/force-ls-troves", &[]);
+    let host = &forced["hosts"][0];
+    assert_eq!(host["listed"], true, "{forced}");
+    assert_eq!(host["lorries_unchanged"], 2, "{forced}");
+    assert_eq!(host["lorries_added"], serde_json::json!([]), "{forced}");
+    // Due again after its ls-interval.
+    app.pretend_time(T0 + 60 + 3600);
+    let due = app.post_ok("/1.0/ls-troves", &[]);
+    assert_eq!(due["hosts"][0]["host"], "fake.example", "{due}");
 }
 
 #[test]
