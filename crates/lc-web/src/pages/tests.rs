@@ -405,11 +405,21 @@ async fn status_requests_write_the_status_file_atomically() {
     );
     assert!(copy.contains("href=\"/1.0/lorry-html/up/%3Ci%3Ex\""));
 
+    // A hard link to the page as it is: an in-place rewrite would change
+    // what it shows too; an atomic one (new file renamed over) does not.
+    let link = file.with_file_name("../old-status.html");
+    std::fs::hard_link(&file, &link).expect("hard link");
+
     fx.seed(&[lorry("up/second", &git_spec("up/second", "git://x/s"))]);
     // A filtered status-html request still writes the default view.
     fx.page("/1.0/status-html?prefix=nothing").await;
     let copy = std::fs::read_to_string(&file).expect("status file");
     assert!(copy.contains("up/second"));
+    let old = std::fs::read_to_string(&link).expect("old page");
+    assert!(
+        old.contains("up/&#60;i&#62;x") && !old.contains("up/second"),
+        "the file was rewritten in place"
+    );
     let names: Vec<_> = std::fs::read_dir(file.parent().expect("dir"))
         .expect("list")
         .map(|e| e.expect("entry").file_name())
