@@ -918,34 +918,63 @@ fn gerrit_downstream_over_ssh_creates_projects_under_the_parent_with_metadata() 
 fn gitano_downstream_over_ssh_creates_and_configures_new_repositories_only() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ssh = SshDouble::new(dir.path());
-    ssh.write("gitano-repos", &["existing/repo"]);
-    let fake = dir.path().join("fake.json");
-    std::fs::write(&fake, r#"{"ls-output": ["up/one"]}"#).expect("fake");
+    ssh.write("gitano-repos", &["up/existing"]);
+    // The upstream listing carries a head and a description for the new
+    // repository (and for the existing one, which is left alone).
+    let up = GitlabV4::start(TOKEN);
+    up.add_project("up/existing", Some("main"), Some("Old words"));
+    up.add_project("up/new", Some("trunk"), Some("Words from upstream"));
     let app = Webapp::init(dir.path())
         .with_downstream(&[
             "--git-server-type=gitano",
             "--downstream-host=trove.example.com",
         ])
-        .with_args(&[format!(
-            "--debug-fake-upstream-host=fake.example={}",
-            fake.display()
-        )])
         .with_env(&ssh.env())
         .start();
     app.pretend_time(T0);
-    app.seed(&[lorry("existing/repo"), lorry("new/repo")]);
-    assert_eq!(drain(&app), ["existing/repo", "new/repo"]);
+    app.configure(&json!([{
+        "type": "gitlab", "host": up.server.host(), "protocol": "http",
+        "private-token": TOKEN, "prefixmap": {"up": "up"},
+        "interval": "2H", "ls-interval": "1H"
+    }]));
+    app.post_ok("/1.0/force-ls-troves", &[]);
+    assert_eq!(drain(&app), ["up/existing", "up/new"]);
     let calls: Vec<Vec<String>> = ssh.calls();
+    let target = "git@trove.example.com";
     assert_eq!(
         calls,
         [
-            vec!["git@trove.example.com", "", "create", "existing/repo"],
-            vec!["git@trove.example.com", "", "ls"],
-            vec!["git@trove.example.com", "", "create", "new/repo"],
+            vec![target, "", "create", "up/existing"],
+            vec![target, "", "ls"],
+            vec![target, "", "create", "up/new"],
+            vec![
+                target,
+                "",
+                "config",
+                "up/new",
+                "set",
+                "project.head",
+                "refs/heads/trunk"
+            ],
+            vec![
+                target,
+                "",
+                "config",
+                "up/new",
+                "set",
+                "project.description",
+                "Words from upstream"
+            ],
         ]
     );
-    assert_eq!(ssh.lines("gitano-repos"), ["existing/repo", "new/repo"]);
-    assert!(ssh.lines("gitano-config").is_empty());
+    assert_eq!(ssh.lines("gitano-repos"), ["up/existing", "up/new"]);
+    assert_eq!(
+        ssh.lines("gitano-config"),
+        [
+            "up/new\tproject.head\trefs/heads/trunk",
+            "up/new\tproject.description\tWords from upstream"
+        ]
+    );
 }
 
 #[test]
