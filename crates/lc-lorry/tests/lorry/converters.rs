@@ -2,8 +2,9 @@
 //!
 //! Each test needs its converter. When one is missing the test fails naming
 //! the Debian package if `LORRY_TEST_CONVERTERS=1` (as CI sets), and
-//! otherwise says it was skipped and why.
+//! otherwise says it was skipped and why, uncaptured, so every run shows it.
 
+use std::io::Write;
 use std::path::Path;
 use std::process::Command;
 
@@ -35,8 +36,13 @@ fn have(tools: &[(&str, &[&str], &str)]) -> bool {
             missing.join(" ")
         );
     }
-    eprintln!(
-        "SKIPPED: install the Debian packages {} (CI sets LORRY_TEST_CONVERTERS=1 to require them)",
+    // Straight to the process's stderr, not through eprintln!, which the
+    // test harness captures (and shows only for failures): a skip is seen
+    // in every run, beside the test's "ok".
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED {}: install the Debian packages {} (CI sets LORRY_TEST_CONVERTERS=1 to require them)",
+        std::thread::current().name().unwrap_or("a converter test"),
         missing.join(" ")
     );
     false
