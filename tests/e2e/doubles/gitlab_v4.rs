@@ -370,7 +370,6 @@ async fn guard(State(state): Shared, request: Request, next: Next) -> Response {
             path: decode(parts.uri.path()),
             query: parts.uri.query().unwrap_or("").to_owned(),
             body: body_json,
-            at: std::time::Instant::now(),
         });
         if s.busy > 0 {
             s.busy -= 1;

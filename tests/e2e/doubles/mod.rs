@@ -75,7 +75,6 @@ pub struct Seen {
     pub path: String,
     pub query: String,
     pub body: Value,
-    pub at: std::time::Instant,
 }
 
 impl Seen {
