@@ -17,6 +17,7 @@ mod doubles;
 mod hosts;
 mod lorry_cli;
 mod metrics;
+mod migrations;
 mod minion;
 mod samples;
 mod security;
