@@ -880,3 +880,107 @@ fn pretended_time_does_not_outlive_the_webapp() {
     let ended = done["ended"].as_i64().expect("ended");
     assert!(ended >= before, "job ended at {ended}, before {before}");
 }
+
+/// Two read-configuration calls at once, racing force-ls-troves and
+/// give-me-job, against the real webapp: every answer is a 200, and in the
+/// end every lorry of CONFGIT and of the host's listing is there once, and
+/// no lorry was handed out twice.
+#[test]
+fn read_configuration_races_itself_ls_troves_and_give_me_job() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let listed: Vec<String> = (0..30).map(|i| format!("h/r{i:02}")).collect();
+    let fake = dir.path().join("fake.json");
+    std::fs::write(
+        &fake,
+        serde_json::json!({ "ls-output": listed }).to_string(),
+    )
+    .expect("fake");
+    let confgit = dir.path().join("confgit");
+    std::fs::create_dir_all(&confgit).expect("confgit");
+    std::fs::write(
+        confgit.join("lorry-controller.conf"),
+        r#"[{"type": "lorries", "prefix": "c", "interval": "1h", "globs": ["*.lorry"]},
+            {"type": "trove", "host": "fake.example", "protocol": "ssh",
+             "prefixmap": {"h": "h"}, "interval": "1h", "ls-interval": "1h"}]"#,
+    )
+    .expect("conf");
+    let mut expected: BTreeSet<String> = listed.iter().cloned().collect();
+    for file in 0..3 {
+        let mut text = String::new();
+        for i in 0..10 {
+            let name = format!("l{file}{i}");
+            text.push_str(&format!(
+                "{name}: {{type: git, url: 'git://example.invalid/{name}'}}\n"
+            ));
+            expected.insert(format!("c/{name}"));
+        }
+        std::fs::write(confgit.join(format!("f{file}.lorry")), text).expect("lorry");
+    }
+    let app = Webapp::init(dir.path())
+        .with_args(&[&format!(
+            "--debug-fake-upstream-host=fake.example={}",
+            fake.display()
+        )])
+        .start();
+    app.pretend_time(T0);
+
+    let post = |path: &str, form: &[(&str, &str)]| {
+        let answer = app.post(path, form);
+        assert_eq!(answer.status, 200, "{path}: {answer:?}");
+        answer.body
+    };
+    let handed: Vec<String> = std::thread::scope(|scope| {
+        for _ in 0..2 {
+            scope.spawn(|| {
+                for _ in 0..5 {
+                    post("/1.0/read-configuration", &[]);
+                }
+            });
+        }
+        scope.spawn(|| {
+            for _ in 0..5 {
+                post("/1.0/force-ls-troves", &[]);
+            }
+        });
+        scope
+            .spawn(|| {
+                let mut got = Vec::new();
+                for _ in 0..40 {
+                    let job = post("/1.0/give-me-job", &[("host", "m"), ("pid", "1")]);
+                    if let Some(path) = job["path"].as_str() {
+                        got.push(path.to_owned());
+                    }
+                }
+                got
+            })
+            .join()
+            .expect("give-me-job thread")
+    });
+    let unique: BTreeSet<&String> = handed.iter().collect();
+    assert_eq!(unique.len(), handed.len(), "handed out twice: {handed:?}");
+
+    // Settled: one more read and listing change nothing.
+    let read = post("/1.0/read-configuration", &[]);
+    assert_eq!(read["lorries_added"], serde_json::json!([]), "{read}");
+    assert_eq!(read["lorries_removed"], serde_json::json!([]), "{read}");
+    let listing = post("/1.0/force-ls-troves", &[]);
+    assert_eq!(
+        listing["hosts"][0]["lorries_added"],
+        serde_json::json!([]),
+        "{listing}"
+    );
+    assert_eq!(listing["hosts"][0]["lorries_unchanged"], 30, "{listing}");
+    let queue = app.queue();
+    assert_eq!(queue.len(), expected.len(), "{queue:?}");
+    assert_eq!(queue.iter().cloned().collect::<BTreeSet<_>>(), expected);
+    // Every lorry handed out still has its job running, and only those.
+    let running = app.get_ok("/1.0/list-running-jobs")["running_jobs"]
+        .as_array()
+        .expect("running")
+        .len();
+    assert_eq!(running, handed.len());
+    for path in &handed {
+        let lorry = app.get_ok(&format!("/1.0/lorry/{path}"));
+        assert!(lorry["running_job"].is_i64(), "{path}: {lorry}");
+    }
+}
