@@ -765,3 +765,52 @@ fn terminal_control_in_job_output_is_removed_unless_raw() {
     let run = admin(&app, &["show-job", "1", "--output", "--raw"]);
     assert_eq!(run.stdout, hostile);
 }
+
+/// A lorry name with non-ASCII letters and spaces, end to end: CONFGIT,
+/// the queue, the pages, give-me-job and the local downstream, the admin CLI.
+#[test]
+fn unicode_and_spaces_in_lorry_names_end_to_end() {
+    let (dir, app) = webapp(&[]);
+    let confgit = dir.path().join("confgit");
+    std::fs::write(
+        confgit.join("lorry-controller.conf"),
+        r#"[{"type": "lorries", "interval": "1h", "prefix": "up", "globs": ["*.lorry"]}]"#,
+    )
+    .expect("conf");
+    std::fs::write(
+        confgit.join("names.lorry"),
+        r#"{"ünï cöde/ré po": {"type": "git", "url": "git://example.invalid/u"}}"#,
+    )
+    .expect("lorry");
+    let name = "up/ünï cöde/ré po";
+    app.pretend_time(T0);
+    let read = app.post_ok("/1.0/read-configuration", &[]);
+    assert_eq!(read["lorries_added"], serde_json::json!([name]), "{read}");
+    assert_eq!(app.queue(), [name]);
+
+    // The pages show it and link to it.
+    let status = app.get("/1.0/status-html");
+    assert_eq!(status.status, 200);
+    assert!(status.text.contains("ünï cöde/ré po"), "{}", status.text);
+    let page = app.get(&format!("/1.0/lorry-html/{name}"));
+    assert_eq!(page.status, 200, "{page:?}");
+    assert!(page.text.contains("ünï cöde/ré po"), "{}", page.text);
+
+    // Handed out, and its local downstream repository made under its name.
+    let (id, path) = app.give_me_job().expect("a job");
+    assert_eq!(path, name);
+    let repo = dir.path().join("downstream").join(format!("{name}.git"));
+    assert!(repo.join("HEAD").is_file(), "{}", repo.display());
+    assert_eq!(app.job(id)["path"], name);
+
+    // The admin CLI takes and shows it.
+    let run = admin(&app, &["--json", "show-lorry", name]);
+    assert_eq!(run.json()["path"], name, "{run:?}");
+    let run = admin(&app, &["show-lorry", name]);
+    assert!(run.stdout.contains(name), "{run:?}");
+    let run = admin(&app, &["list-queue"]);
+    assert!(run.stdout.contains(name), "{run:?}");
+    app.finish(id, 0);
+    let run = admin(&app, &["show-job", &id.to_string()]);
+    assert!(run.stdout.contains(name), "{run:?}");
+}
