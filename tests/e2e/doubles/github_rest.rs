@@ -233,7 +233,6 @@ async fn guard(State(state): Shared, request: Request, next: Next) -> Response {
             path: decode(parts.uri.path()),
             query: parts.uri.query().unwrap_or("").to_owned(),
             body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-            at: std::time::Instant::now(),
         });
         if now() >= s.reset_at {
             s.remaining = s.limit;
