@@ -1,7 +1,8 @@
 //! `lorry-controller-webapp`: owns STATEDB and the run queue, serves the HTTP API.
 //! Everything is in `lc_web`; this parses options (or checks a CONFGIT with
-//! `--check-config DIR`), sets up logging and signals, opens STATEDB, binds
-//! and calls [`lc_web::serve_with`].
+//! `--check-config DIR`, or restores a backup with `--restore FILE`), sets
+//! up logging and signals, opens STATEDB, binds and calls
+//! [`lc_web::serve_with`].
 
 use anyhow::Context;
 use clap::{CommandFactory, Parser};
@@ -41,6 +42,19 @@ async fn main() -> anyhow::Result<()> {
         .statedb
         .as_deref()
         .context("--statedb is required")?;
+    if let Some(backup) = &options.restore {
+        // With the webapp stopped: check the backup and put it in place.
+        let info = lc_core::db::backup::restore(backup, statedb)?;
+        println!(
+            "restored {} into {}: schema version {}, {} lorries, {} jobs",
+            backup.display(),
+            statedb.display(),
+            info.schema_version,
+            info.lorries,
+            info.jobs
+        );
+        return Ok(());
+    }
     options.logging.init()?;
     let config = options.web_config()?;
     let db = StateDb::open(statedb)?;

@@ -9,6 +9,7 @@
 
 mod admin;
 mod api;
+mod backup;
 mod browser;
 mod common;
 mod confgit;

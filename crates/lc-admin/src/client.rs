@@ -6,6 +6,8 @@
 //! answer that is not the JSON expected — means the webapp cannot be used
 //! (exit 3).
 
+use std::io::Write;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use lc_api::ErrorBody;
@@ -20,6 +22,12 @@ pub const EXIT_REFUSED: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 /// Exit code when the webapp cannot be reached or failed.
 pub const EXIT_UNAVAILABLE: u8 = 3;
+
+/// Exit code when a local file cannot be written.
+pub const EXIT_FILE: u8 = 4;
+
+/// How long a download (a backup of STATEDB) may take in all.
+const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
 
 /// Longest piece of a non-JSON answer quoted in an error message.
 const QUOTE_MAX: usize = 200;
@@ -49,6 +57,9 @@ pub enum Error {
     BadAnswer { url: Url, reason: String },
     #[error("cannot set up the HTTP client: {0}")]
     Client(String),
+    /// A local file could not be written (a backup).
+    #[error("{path}: {problem}")]
+    File { path: PathBuf, problem: String },
 }
 
 impl Error {
@@ -61,6 +72,7 @@ impl Error {
             | Error::Timeout { .. }
             | Error::BadAnswer { .. }
             | Error::Client(_) => EXIT_UNAVAILABLE,
+            Error::File { .. } => EXIT_FILE,
         }
     }
 }
@@ -166,6 +178,63 @@ impl Client {
         self.send(url.clone(), self.http.post(url).form(form))
     }
 
+    /// POSTs `form` and copies a successful answer's body into `out`
+    /// (`out_path` names it in errors); answers the number of bytes and the
+    /// answer's content type. A refusal is decoded as by [`Client::post`].
+    pub fn download(
+        &self,
+        endpoint: &str,
+        form: &[(&str, &str)],
+        out: &mut dyn Write,
+        out_path: &std::path::Path,
+    ) -> Result<(u64, String), Error> {
+        let url = self.url(endpoint, &[]);
+        let mut response = self
+            .http
+            .post(url.clone())
+            .form(form)
+            .timeout(DOWNLOAD_TIMEOUT)
+            .send()
+            .map_err(|err| self.transport(&url, &err))?;
+        let status = response.status();
+        if !status.is_success() {
+            let text = read_text(response).map_err(|err| self.transport(&url, &err))?;
+            return Err(self.failure(url, status, &text));
+        }
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let expected = response.content_length();
+        let mut tracked = TrackedWriter {
+            inner: out,
+            failed: None,
+        };
+        let copied = std::io::copy(&mut response, &mut tracked).map_err(|err| {
+            match tracked.failed.take() {
+                Some(problem) => Error::File {
+                    path: out_path.to_owned(),
+                    problem,
+                },
+                None => Error::Unreachable {
+                    url: url.clone(),
+                    reason: format!("the answer broke off: {}", lc_base::errors::chain(&err)),
+                },
+            }
+        })?;
+        if let Some(expected) = expected
+            && expected != copied
+        {
+            return Err(Error::Unreachable {
+                url,
+                reason: format!("the answer ended after {copied} of {expected} bytes"),
+            });
+        }
+        Ok((copied, content_type))
+    }
+
     fn send(&self, url: Url, request: RequestBuilder) -> Result<Answer, Error> {
         let response = request.send().map_err(|err| self.transport(&url, &err))?;
         let status = response.status();
@@ -177,25 +246,30 @@ impl Client {
             })?;
             return Ok(Answer { url, json });
         }
-        let message = error_message(status, &text);
+        Err(self.failure(url, status, &text))
+    }
+
+    /// The error of an answer that is not a success.
+    fn failure(&self, url: Url, status: reqwest::StatusCode, text: &str) -> Error {
+        let message = error_message(status, text);
         let code = status.as_u16();
         if status.is_client_error() {
-            Err(Error::Refused {
+            Error::Refused {
                 url,
                 status: code,
                 message,
-            })
+            }
         } else if status.is_server_error() {
-            Err(Error::Failed {
+            Error::Failed {
                 url,
                 status: code,
                 message,
-            })
+            }
         } else {
-            Err(Error::BadAnswer {
+            Error::BadAnswer {
                 url,
                 reason: format!("HTTP {status}: {message}"),
-            })
+            }
         }
     }
 
@@ -211,6 +285,26 @@ impl Client {
                 reason: chain(err),
             }
         }
+    }
+}
+
+/// A writer that remembers its own failure, to tell it from the network's.
+struct TrackedWriter<'a> {
+    inner: &'a mut dyn Write,
+    failed: Option<String>,
+}
+
+impl Write for TrackedWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.inner.write(buf).inspect_err(|e| {
+            self.failed = Some(e.to_string());
+        })
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush().inspect_err(|e| {
+            self.failed = Some(e.to_string());
+        })
     }
 }
 

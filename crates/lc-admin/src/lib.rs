@@ -6,6 +6,7 @@
 //! scripts see ([`Error::exit_code`]). The binary in `src/bin/` only parses
 //! options and prints.
 
+pub mod backup;
 pub mod client;
 pub mod parse;
 pub mod render;
@@ -17,7 +18,7 @@ use lc_api::{JobIds, JobInfo, RunningJobs};
 use reqwest::Url;
 use std::path::PathBuf;
 
-pub use client::{Client, EXIT_REFUSED, EXIT_UNAVAILABLE, EXIT_USAGE, Error};
+pub use client::{Client, EXIT_FILE, EXIT_REFUSED, EXIT_UNAVAILABLE, EXIT_USAGE, Error};
 pub use parse::{MaxJobsArg, Seconds};
 
 /// How the exit codes read in every `--help`.
@@ -26,7 +27,8 @@ Exit codes:
   0  success
   1  the webapp refused the request (a 4xx answer: unknown lorry or job, bad value); its message is printed
   2  usage error (bad options or arguments)
-  3  the webapp cannot be reached, timed out, failed (5xx) or gave an answer that is not the expected JSON";
+  3  the webapp cannot be reached, timed out, failed (5xx) or gave an answer that is not the expected JSON
+  4  a local file cannot be written (backup)";
 
 /// Drive a running lorry-controller webapp: queue, lorries, jobs, configuration.
 #[derive(Debug, Parser)]
@@ -157,6 +159,17 @@ pub enum Command {
         #[arg(long, value_name = "N")]
         keep: Option<u32>,
     },
+    /// Save a consistent copy of STATEDB, taken while the webapp runs
+    /// (needs the admin token; the webapp refuses when it has none).
+    #[command(after_help = EXIT_CODES)]
+    Backup {
+        /// The file to write (atomically, mode 0600), or an existing
+        /// directory to write statedb-<UTC time>.sqlite into.
+        path: PathBuf,
+        /// With a directory: keep only the newest N statedb-*.sqlite files in it.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        keep: Option<u32>,
+    },
 }
 
 impl Cli {
@@ -279,6 +292,16 @@ pub fn run(cli: &Cli, client: &Client) -> Result<Output, Error> {
             out(client.post("1.0/remove-old-jobs", &form)?, &|a| {
                 Ok(render::removed_jobs(&a.decode()?, "old"))
             })
+        }
+        Command::Backup { path, keep } => {
+            let done = backup::backup(client, path, *keep)?;
+            if json {
+                Ok(Output(render::json(
+                    &serde_json::to_value(&done).unwrap_or_default(),
+                )))
+            } else {
+                Ok(Output(backup::render(&done)))
+            }
         }
     }
 }

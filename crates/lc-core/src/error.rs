@@ -36,6 +36,9 @@ pub enum Error {
     Thread(#[source] std::io::Error),
     #[error("STATEDB: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// A backup that cannot be written, read, checked or restored.
+    #[error("STATEDB backup {path}: {problem}")]
+    Backup { path: PathBuf, problem: String },
     #[error("STATEDB holds a malformed value: {0}")]
     Corrupt(String),
 }

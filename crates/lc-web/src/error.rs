@@ -19,6 +19,7 @@ use lc_api::ErrorBody;
 #[derive(Debug)]
 pub enum ApiError {
     BadRequest(String),
+    Forbidden(String),
     NotFound(String),
     Conflict(String),
     PayloadTooLarge(String),
@@ -63,6 +64,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -81,6 +83,7 @@ impl ApiError {
                 (INTERNAL_MESSAGE.to_owned(), Some(InternalDetail(detail)))
             }
             ApiError::BadRequest(m)
+            | ApiError::Forbidden(m)
             | ApiError::NotFound(m)
             | ApiError::Conflict(m)
             | ApiError::PayloadTooLarge(m)
@@ -103,9 +106,12 @@ impl From<lc_core::Error> for ApiError {
             E::UnknownLorry(_) | E::UnknownJob(_) => ApiError::NotFound(err.to_string()),
             E::JobEnded(_) | E::JobRunning(_) => ApiError::Conflict(err.to_string()),
             E::Invalid { .. } => ApiError::BadRequest(err.to_string()),
-            E::Open { .. } | E::Migrate { .. } | E::Thread(_) | E::Sqlite(_) | E::Corrupt(_) => {
-                ApiError::Internal(err.to_string())
-            }
+            E::Open { .. }
+            | E::Migrate { .. }
+            | E::Thread(_)
+            | E::Sqlite(_)
+            | E::Corrupt(_)
+            | E::Backup { .. } => ApiError::Internal(err.to_string()),
         }
     }
 }

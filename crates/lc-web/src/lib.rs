@@ -6,6 +6,7 @@
 
 mod access;
 mod api;
+mod backup;
 mod confgit;
 mod downstream;
 mod error;

@@ -46,6 +46,11 @@ pub struct Options {
     /// Check the CONFGIT checked out in DIR, print its problems and exit (1 on problems).
     #[arg(long, value_name = "DIR")]
     pub check_config: Option<PathBuf>,
+    /// Put the STATEDB backup FILE in place of --statedb and exit; the
+    /// webapp must be stopped. FILE is checked first (integrity, a schema
+    /// version not newer than this binary's); STATEDB is replaced atomically.
+    #[arg(long, value_name = "FILE", conflicts_with = "check_config")]
+    pub restore: Option<PathBuf>,
     /// The STATEDB SQLite file; created if missing.
     #[arg(long, value_name = "FILE", required_unless_present = "check_config")]
     pub statedb: Option<PathBuf>,

@@ -16,6 +16,7 @@
 //! Callers never hold a connection across an `.await`: the web layer calls
 //! [`StateDb::write`] and [`StateDb::read`] from blocking tasks.
 
+pub mod backup;
 mod checkpoint;
 mod config_sync;
 mod host_jobs;
