@@ -131,6 +131,7 @@ fn every_subcommand_has_help_and_exits_0() {
         "read-configuration",
         "remove-ghost-jobs",
         "remove-old-jobs",
+        "backup",
     ]
     .iter()
     .map(|s| s.to_string())
