@@ -55,8 +55,24 @@ pub enum SvnLayout {
 pub enum Source {
     Git {
         url: String,
+        /// git refspecs, `^pattern` (git's negative form) excluding
+        /// upstream refs; `None`: all branches and tags.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         refspecs: Option<Vec<String>>,
+        /// Globs over upstream ref names: only refs matching one are mirrored.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        include: Option<Vec<String>>,
+        /// Globs over upstream ref names: refs matching one are not mirrored.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        exclude: Option<Vec<String>>,
+        /// Whether refs newly left out by the filters are deleted downstream
+        /// (their tips preserved as any deletion's); default: left there.
+        #[serde(
+            default,
+            rename = "prune-excluded",
+            skip_serializing_if = "Option::is_none"
+        )]
+        prune_excluded: Option<bool>,
     },
     Tarball {
         url: String,
@@ -421,7 +437,10 @@ mod tests {
             j[0].1.as_ref().expect("git").source,
             Source::Git {
                 url: "https://x/a.git".into(),
-                refspecs: Some(vec!["+refs/heads/*".into()])
+                refspecs: Some(vec!["+refs/heads/*".into()]),
+                include: None,
+                exclude: None,
+                prune_excluded: None,
             }
         );
     }
@@ -429,7 +448,9 @@ mod tests {
     #[test]
     fn every_type_parses_with_its_keys() {
         let text = r#"{
-          "git": {"type": "git", "url": "u", "check-certificates": false, "on-rewrite": "refuse"},
+          "git": {"type": "git", "url": "u", "check-certificates": false, "on-rewrite": "refuse",
+                  "refspecs": ["refs/*:refs/*", "^refs/pull/*"], "include": ["refs/heads/*"],
+                  "exclude": ["refs/heads/wip/*"], "prune-excluded": true},
           "tar": {"type": "tarball", "url": "u"},
           "zip": {"type": "zip", "url": "u"},
           "gz": {"type": "gzip", "url": "u"},
@@ -449,6 +470,21 @@ mod tests {
         let git = git.1.as_ref().expect("git");
         assert_eq!(git.on_rewrite, OnRewrite::Refuse);
         assert_eq!(git.check_certificates, Some(false));
+        let Source::Git {
+            include,
+            exclude,
+            prune_excluded,
+            ..
+        } = &git.source
+        else {
+            panic!("git")
+        };
+        assert_eq!(include.as_deref(), Some(&["refs/heads/*".to_owned()][..]));
+        assert_eq!(
+            exclude.as_deref(),
+            Some(&["refs/heads/wip/*".to_owned()][..])
+        );
+        assert_eq!(*prune_excluded, Some(true));
         let tar = entries.iter().find(|(n, _)| n == "tar").expect("tar");
         assert_eq!(tar.1.as_ref().expect("tar").on_rewrite, OnRewrite::Preserve);
     }
@@ -562,6 +598,18 @@ mod tests {
             (
                 r#"{"a": {"type": "hg", "url": ["u"]}}"#,
                 "field url: invalid type: sequence",
+            ),
+            (
+                r#"{"a": {"type": "git", "url": "u", "exclude": "refs/pull/*"}}"#,
+                "field exclude: ",
+            ),
+            (
+                r#"{"a": {"type": "git", "url": "u", "include": [1]}}"#,
+                "field include: ",
+            ),
+            (
+                r#"{"a": {"type": "git", "url": "u", "prune-excluded": "yes"}}"#,
+                "field prune-excluded: ",
             ),
         ] {
             let problem = one(text).expect_err(text).to_string();

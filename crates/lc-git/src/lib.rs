@@ -104,11 +104,15 @@ impl Git {
             "--no-auto-gc",
             "--no-auto-maintenance",
             "--no-progress",
+            // Refspecs on stdin: a spec with `include` names every
+            // wanted ref, more than argv may hold.
+            "--stdin",
             "--",
         ]);
         cmd.arg(url);
-        cmd.args(refspecs);
-        let out = cmd.run()?;
+        let mut input = refspecs.join("\n");
+        input.push('\n');
+        let out = cmd.run_with_input(input.as_bytes())?;
         let mut fetched = Vec::new();
         for line in String::from_utf8_lossy(&out.stdout).lines() {
             match parse_fetch_line(line) {

@@ -218,14 +218,32 @@ fn mirror_locked(
     ));
 
     let (refspecs, upstream, new, old) = match &spec.source {
-        Source::Git { url, refspecs } => {
-            let refspecs = Refspecs::new(refspecs.as_deref())?;
+        Source::Git {
+            url,
+            refspecs,
+            include,
+            exclude,
+            prune_excluded,
+        } => {
+            let refspecs = Refspecs::with_filters(
+                refspecs.as_deref(),
+                &refspec::Filters {
+                    include: include.as_deref(),
+                    exclude: exclude.as_deref(),
+                    prune_excluded: prune_excluded.unwrap_or(false),
+                },
+            )?;
             let listed = from_upstream.ls_remote(url, &refspecs.src_prefixes())?;
-            let upstream =
-                refspecs.map_remote(listed.iter().map(|r| (r.name.as_str(), r.oid.as_str())));
+            let selected =
+                refspecs.select(listed.iter().map(|r| (r.name.as_str(), r.oid.as_str())));
+            let upstream: BTreeMap<String, String> = selected
+                .iter()
+                .map(|(_, dst, oid)| (dst.clone(), oid.clone()))
+                .collect();
             if let Some(previous) = &previous
                 && previous.upstream == upstream
                 && previous.pushed_to == push_key
+                && previous.refspecs == refspecs.describe()
             {
                 ctx.log.note(&format!(
                     "{}: upstream unchanged since the last run ({} refs); nothing fetched or pushed",
@@ -236,7 +254,19 @@ fn mirror_locked(
                 return Ok(());
             }
             ctx.log.info(&format!("{}: fetching from {url}", spec.name));
-            let fetched = from_upstream.fetch(&repo, url, &refspecs.staging_fetch())?;
+            let fetch = if refspecs.fetch_exact() {
+                selected
+                    .iter()
+                    .map(|(src, dst, _)| format!("+{src}:{}", refspec::staging_name(dst)))
+                    .collect()
+            } else {
+                refspecs.staging_fetch()
+            };
+            let fetched = if fetch.is_empty() {
+                Vec::new()
+            } else {
+                from_upstream.fetch(&repo, url, &fetch)?
+            };
             ctx.log.info(&format!(
                 "{}: fetched, {} refs changed in staging",
                 spec.name,
@@ -245,11 +275,14 @@ fn mirror_locked(
                     .filter(|f| f.status != lc_git::FetchStatus::UpToDate)
                     .count()
             ));
+            // What was listed and fetched: a staging ref left by an earlier
+            // run, or one that appeared upstream between listing and
+            // fetching, waits for a run that lists it.
             let staged = git.for_each_ref(&repo, &[refspec::STAGING])?;
             let new: BTreeMap<String, String> = staged
                 .into_iter()
                 .filter_map(|(name, oid)| refspec::from_staging(&name).map(|n| (n, oid)))
-                .filter(|(name, _)| refspecs.covers(name))
+                .filter(|(name, _)| upstream.contains_key(name))
                 .collect();
             let old = covered_refs(&git, &repo, &refspecs)?;
             (refspecs, upstream, new, old)
@@ -293,6 +326,7 @@ fn mirror_locked(
         upstream,
         pushed_to: push_key,
         refs: final_refs,
+        refspecs: refspecs.describe().to_owned(),
     }
     .save(dir)?;
     ctx.log.info(&format!("{}: done", spec.name));
@@ -548,13 +582,15 @@ fn push_and_verify(
         // times refspecs, which matters for repositories with many tags.
         let from_staging = matches!(spec.source, Source::Git { .. });
         let all = refspecs.push_all(from_staging, |dst| plan.target.contains_key(dst));
-        ctx.log.info(&format!(
-            "{}: first push of {} refs to {url}",
-            spec.name,
-            plan.target.len()
-        ));
-        git.push_with_leases(repo, url, &all, &[], &ctx.options.push_option)?;
-        return verify(ctx, git, spec, refspecs, url, plan, preserved);
+        if let Some(all) = all {
+            ctx.log.info(&format!(
+                "{}: first push of {} refs to {url}",
+                spec.name,
+                plan.target.len()
+            ));
+            git.push_with_leases(repo, url, &all, &[], &ctx.options.push_option)?;
+            return verify(ctx, git, spec, refspecs, url, plan, preserved);
+        }
     }
 
     // Preserved tips go first, so that a chunked push never moves a ref

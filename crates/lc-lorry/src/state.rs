@@ -24,6 +24,10 @@ pub struct State {
     /// The mirrored refs as they now are in the mirror (and downstream).
     #[serde(default)]
     pub refs: BTreeMap<String, String>,
+    /// The spec's refspecs and filters (`Refspecs::describe`; empty for the
+    /// default), so a changed filter is never skipped as "unchanged".
+    #[serde(default)]
+    pub refspecs: String,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -206,6 +206,9 @@ mod tests {
         Source::Git {
             url: url.into(),
             refspecs: None,
+            include: None,
+            exclude: None,
+            prune_excluded: None,
         }
     }
 

@@ -11,4 +11,5 @@ mod common;
 mod converters;
 mod git;
 mod http;
+mod refs;
 mod tls;
