@@ -176,6 +176,10 @@ fn bzr_place(url: &str) -> Place {
 /// (ext), or a local path (`:local:`, `:fork:`, `/path`). Method options
 /// (`:ext;CVS_RSH=prog:`) choose a program to run and are refused.
 fn cvs_place(url: &str) -> Place {
+    if url.contains("://") {
+        // No CVSROOT is a URL (`file:///x` would be host "file" over ssh).
+        return Place::Refused;
+    }
     if let Some(rest) = url.strip_prefix(':') {
         let Some((method, _)) = rest.split_once(':') else {
             return Place::Refused;
@@ -339,6 +343,7 @@ mod tests {
         for bad in [
             cvs(":ext;CVS_RSH=/tmp/evil:h:/cvs"),
             cvs(":fake:h:/x"),
+            cvs("file:///cvs"),
             tar("ftp://h/a.tar"),
             tar("a.tar"),
             svn("ftp://h/r"),

@@ -741,3 +741,49 @@ fn local_and_dash_upstreams_are_refused_before_git_runs() {
     let run = strict(&file, &[&conf_arg]);
     assert_eq!(run.code, 0, "{}", run.all_output());
 }
+
+/// Every importer refuses an upstream that begins with `-` (it would be
+/// taken for an option), and a local one without `--allow-local-upstreams`,
+/// before running anything.
+#[test]
+fn every_importer_refuses_a_dash_url_and_a_local_one() {
+    let area = Area::new();
+    let wa = format!("--working-area={}", area.working_area().display());
+    let dash = "--config-option=evil";
+    let local = "file:///etc";
+    for (kind, spec) in [
+        ("git", json!({"type": "git", "url": "URL"})),
+        ("tarball", json!({"type": "tarball", "url": "URL"})),
+        ("zip", json!({"type": "zip", "url": "URL"})),
+        ("gzip", json!({"type": "gzip", "url": "URL"})),
+        (
+            "raw-file",
+            json!({"type": "raw-file", "urls": [{"url": "URL"}]}),
+        ),
+        (
+            "svn",
+            json!({"type": "svn", "url": "URL", "layout": "standard"}),
+        ),
+        ("hg", json!({"type": "hg", "url": "URL"})),
+        ("bzr", json!({"type": "bzr", "url": "URL"})),
+        ("cvs", json!({"type": "cvs", "url": "URL", "module": "m"})),
+    ] {
+        let local = if kind == "cvs" { ":local:/etc" } else { local };
+        for (url, refusal) in [
+            (dash, "begins with '-'"),
+            (local, "--allow-local-upstreams"),
+        ] {
+            let text = spec.to_string().replace("URL", url);
+            let value: serde_json::Value = serde_json::from_str(&text).expect("json");
+            let file = area.lorry_file("x.lorry", &json!({ "x/y": value }));
+            let run = lorry_strict(&["--pull-only", &wa, file.to_str().expect("utf8")]);
+            assert_eq!(run.code, 1, "{kind} {url}: {}", run.all_output());
+            assert!(run.err.contains(refusal), "{kind} {url}: {}", run.err);
+            assert!(
+                run.git.iter().all(|line| line.starts_with("init")),
+                "{kind} {url}: {:?}",
+                run.git
+            );
+        }
+    }
+}
