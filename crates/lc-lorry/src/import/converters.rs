@@ -80,22 +80,46 @@ pub(super) fn import_svn(
             package: "git-svn",
         });
     }
+    // Credentials in the URL go to git-svn through its askpass prompt
+    // (environment), never in its argv or the mirror's configuration; HOME
+    // is the spec's own and nothing is cached there.
+    let home = run.dir.join("home");
+    std::fs::create_dir_all(&home).map_err(io("create", &home))?;
+    let (url, credentials) = match split_userinfo(url) {
+        Some((bare, user, password)) => (bare, Some((user, password))),
+        None => (url.to_owned(), None),
+    };
+    let url = url.as_str();
+    let askpass = home.join("svn-askpass");
+    if credentials.is_some() {
+        write_askpass(&askpass)?;
+    }
+    let svn = |args: &[&str]| {
+        let mut cmd = git.in_repo(repo);
+        cmd.env("HOME", home.as_os_str());
+        if let Some((user, password)) = &credentials {
+            cmd.env("GIT_ASKPASS", askpass.as_os_str())
+                .env("LORRY_SVN_USERNAME", user)
+                .env("LORRY_SVN_PASSWORD", password);
+        }
+        cmd.arg("svn").args(args);
+        cmd
+    };
     let configured = {
         let mut cmd = git.in_repo(repo);
         cmd.args(["config", "--get", "svn-remote.svn.url"]);
         matches!(cmd.output(), Ok(out) if out.status.success())
     };
     if !configured {
-        let mut init = git.in_repo(repo);
-        init.args([
-            "svn",
+        svn(&[
             "init",
             "--svn-remote=svn",
             "--no-minimize-url",
+            "--no-auth-cache",
             "--",
             url,
-        ]);
-        init.run()?;
+        ])
+        .run()?;
         let set = |key: &str, value: String| -> Result<(), GitError> {
             let mut cmd = git.in_repo(repo);
             cmd.args(["config", "--replace-all", key, &value]);
@@ -117,11 +141,45 @@ pub(super) fn import_svn(
     }
     ctx.log
         .info(&format!("{}: git svn fetch from {url}", spec.name));
-    let mut fetch = git.in_repo(repo);
+    let mut fetch = svn(&["fetch", "--no-auth-cache", "--quiet", "--quiet"]);
     fetch.env("GIT_DIR", repo.as_os_str());
-    fetch.args(["svn", "fetch", "--quiet", "--quiet"]);
     fetch.run()?;
     Ok(())
+}
+
+/// `scheme://user:password@rest` → (`scheme://rest`, user, password),
+/// percent-decoded; `None` when the URL carries no password.
+fn split_userinfo(url: &str) -> Option<(String, String, String)> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (userinfo, host) = rest[..authority_end].rsplit_once('@')?;
+    let (user, password) = userinfo.split_once(':')?;
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    Some((
+        format!("{scheme}://{host}{}", &rest[authority_end..]),
+        decode(user),
+        decode(password),
+    ))
+}
+
+/// The askpass program git-svn asks for the user name and the password: it
+/// answers from the environment, so neither is in an argv or a file.
+fn write_askpass(file: &Path) -> Result<(), ImportError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let script = "#!/bin/sh\ncase \"$1\" in\n[Uu]sername*) printf '%s\\n' \"$LORRY_SVN_USERNAME\" ;;\n*) printf '%s\\n' \"$LORRY_SVN_PASSWORD\" ;;\nesac\n";
+    let _ = std::fs::remove_file(file);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o700)
+        .open(file)
+        .and_then(|mut f| f.write_all(script.as_bytes()))
+        .map_err(io("write", file))
 }
 
 pub(super) fn import_hg(

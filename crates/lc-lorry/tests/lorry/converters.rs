@@ -321,3 +321,104 @@ fn cvs_via_git_cvsimport() {
     assert_eq!(git(&down, &["cat-file", "-p", "master:a.txt"]), "a\nb");
     assert_eq!(git(&down, &["rev-parse", "master^"]), first);
 }
+
+/// Every process's command line, scanned until `stop` is set: what any user
+/// of the machine can read with `ps`.
+fn watch_command_lines(
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<Vec<String>> {
+    std::thread::spawn(move || {
+        let mut seen = std::collections::BTreeSet::new();
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+                if let Ok(raw) = std::fs::read(entry.path().join("cmdline")) {
+                    seen.insert(String::from_utf8_lossy(&raw).replace('\0', " "));
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        seen.into_iter().collect()
+    })
+}
+
+/// svn credentials in the URL reach git-svn through its askpass prompt: never
+/// a command line, the mirror's configuration, or lorry's output.
+#[test]
+fn svn_credentials_stay_out_of_argv_and_config() {
+    if !have(&[
+        ("svnadmin", &["--version", "--quiet"], "subversion"),
+        ("svnserve", &["--version", "--quiet"], "subversion"),
+        ("git", &["svn", "--version"], "git-svn"),
+    ]) {
+        return;
+    }
+    const PASSWORD: &str = "pw-5e1f9c";
+    let area = Area::new();
+    let home = area.path().join("home");
+    let root = area.path().join("svnroot");
+    std::fs::create_dir_all(&root).expect("mkdir");
+    let repo = root.join("repo");
+    tool(
+        &home,
+        area.path(),
+        "svnadmin",
+        &["create", repo.to_str().expect("utf8")],
+    );
+    std::fs::write(
+        repo.join("conf/svnserve.conf"),
+        "[general]\nanon-access = none\nauth-access = write\npassword-db = passwd\nrealm = test\n",
+    )
+    .expect("conf");
+    std::fs::write(
+        repo.join("conf/passwd"),
+        format!("[users]\nalice = {PASSWORD}\n"),
+    )
+    .expect("passwd");
+    let layout = area.path().join("layout");
+    std::fs::create_dir_all(layout.join("trunk")).expect("mkdir");
+    std::fs::write(layout.join("trunk/hello.txt"), "hello\n").expect("write");
+    let file_url = format!("file://{}", repo.display());
+    tool(
+        &home,
+        area.path(),
+        "svn",
+        &["import", "-q", "-m", "init", "layout", &file_url],
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let mut server = Command::new("svnserve")
+        .args(["-d", "--foreground", "--listen-host=127.0.0.1"])
+        .arg(format!("--listen-port={port}"))
+        .arg("-r")
+        .arg(&root)
+        .spawn()
+        .expect("svnserve");
+    let url = format!("svn://alice:{PASSWORD}@127.0.0.1:{port}/repo");
+    let down = area.downstream("svn/secret");
+    let file = area.lorry_file(
+        "s.lorry",
+        &json!({ "svn/secret": { "type": "svn", "url": url, "layout": {"trunk": "trunk"} } }),
+    );
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = watch_command_lines(stop.clone());
+    let run = area.run(&[&file], &["--verbose"]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let lines = watcher.join().expect("watcher");
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    assert_eq!(git(&down, &["cat-file", "-p", "master:hello.txt"]), "hello");
+    assert!(
+        lines.iter().any(|l| l.contains("svn")),
+        "the scan saw git-svn run"
+    );
+    for line in &lines {
+        assert!(!line.contains(PASSWORD), "in a command line: {line}");
+    }
+    assert!(!run.all_output().contains(PASSWORD), "{}", run.all_output());
+    let mirror_config =
+        std::fs::read_to_string(area.mirror("svn/secret").join("config")).expect("config");
+    assert!(!mirror_config.contains(PASSWORD), "{mirror_config}");
+}
