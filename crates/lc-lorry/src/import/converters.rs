@@ -169,16 +169,25 @@ fn split_userinfo(url: &str) -> Option<(String, String, String)> {
 /// The askpass program git-svn asks for the user name and the password: it
 /// answers from the environment, so neither is in an argv or a file.
 fn write_askpass(file: &Path) -> Result<(), ImportError> {
+    let script = "#!/bin/sh\ncase \"$1\" in\n[Uu]sername*) printf '%s\\n' \"$LORRY_SVN_USERNAME\" ;;\n*) printf '%s\\n' \"$LORRY_SVN_PASSWORD\" ;;\nesac\n";
+    write_mode(file, script, 0o700)
+}
+
+/// Writes `text` to a new `file` that only this user may read.
+fn write_private(file: &Path, text: &str) -> Result<(), ImportError> {
+    write_mode(file, text, 0o600)
+}
+
+fn write_mode(file: &Path, text: &str, mode: u32) -> Result<(), ImportError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let script = "#!/bin/sh\ncase \"$1\" in\n[Uu]sername*) printf '%s\\n' \"$LORRY_SVN_USERNAME\" ;;\n*) printf '%s\\n' \"$LORRY_SVN_PASSWORD\" ;;\nesac\n";
     let _ = std::fs::remove_file(file);
     std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode(0o700)
+        .mode(mode)
         .open(file)
-        .and_then(|mut f| f.write_all(script.as_bytes()))
+        .and_then(|mut f| f.write_all(text.as_bytes()))
         .map_err(io("write", file))
 }
 
@@ -193,6 +202,32 @@ pub(super) fn import_hg(
     let home = dir.join("home");
     std::fs::create_dir_all(&home).map_err(io("create", &home))?;
     ctx.log.info(&format!("{}: fetching hg::{url}", spec.name));
+    // Credentials in the URL go to Mercurial through an [auth] section of
+    // the spec's own (private) ~/.hgrc for the length of the fetch, never
+    // in an argv or in git-remote-hg's clone, which gets the bare URL.
+    let hgrc = home.join(".hgrc");
+    let _ = std::fs::remove_file(&hgrc);
+    let url = match split_userinfo(url) {
+        Some((bare, user, password)) => {
+            if [&bare, &user, &password]
+                .iter()
+                .any(|s| s.contains(['\n', '\r']))
+            {
+                return Err(ImportError::Tool {
+                    tool: "hg".into(),
+                    stderr: "a line break in the URL's credentials".into(),
+                });
+            }
+            write_private(
+                &hgrc,
+                &format!(
+                    "[auth]\nlorry.prefix = {bare}\nlorry.username = {user}\nlorry.password = {password}\n"
+                ),
+            )?;
+            bare
+        }
+        None => url.to_owned(),
+    };
     let mut fetch = git.in_repo(repo);
     fetch.env("HOME", home.as_os_str()).env("HGPLAIN", "1");
     fetch.args([
@@ -204,7 +239,9 @@ pub(super) fn import_hg(
         "+refs/heads/*:refs/heads/*",
         "+refs/tags/*:refs/tags/*",
     ]);
-    fetch.run()?;
+    let fetched = fetch.run();
+    let _ = std::fs::remove_file(&hgrc);
+    fetched?;
     Ok(())
 }
 

@@ -422,3 +422,105 @@ fn svn_credentials_stay_out_of_argv_and_config() {
         std::fs::read_to_string(area.mirror("svn/secret").join("config")).expect("config");
     assert!(!mirror_config.contains(PASSWORD), "{mirror_config}");
 }
+
+/// Every file under `dir` that holds `needle`.
+fn files_holding(dir: &Path, needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if std::fs::read(&path)
+                .is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle.as_bytes()))
+            {
+                found.push(path.display().to_string());
+            }
+        }
+    }
+    found
+}
+
+/// hg credentials in the URL go to Mercurial through the spec's private
+/// ~/.hgrc for the length of the fetch: never a command line, and no file of
+/// the working area keeps them.
+#[test]
+fn hg_credentials_stay_out_of_argv_and_the_working_area() {
+    if !have(&[
+        ("hg", &["--version", "--quiet"], "mercurial"),
+        ("sh", &["-c", "command -v git-remote-hg"], "git-remote-hg"),
+    ]) {
+        return;
+    }
+    const PASSWORD: &str = "pw-hg-7c41d2";
+    let area = Area::new();
+    let home = area.path().join("home");
+    let hgrepo = area.path().join("hgrepo");
+    tool(&home, area.path(), "hg", &["init", "hgrepo"]);
+    std::fs::write(hgrepo.join("a.txt"), "a\n").expect("write");
+    tool(&home, &hgrepo, "hg", &["add", "-q", "a.txt"]);
+    tool(
+        &home,
+        &hgrepo,
+        "hg",
+        &["commit", "-q", "-u", "T <t@e>", "-m", "one"],
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let mut server = Command::new("hg")
+        .args([
+            "serve",
+            "--address",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+        ])
+        .current_dir(&hgrepo)
+        .env("HOME", &home)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("hg serve");
+    wait_until_listening(port);
+    let url = format!("http://alice:{PASSWORD}@127.0.0.1:{port}/");
+    let down = area.downstream("hg/secret");
+    let file = area.lorry_file(
+        "h.lorry",
+        &json!({ "hg/secret": { "type": "hg", "url": url } }),
+    );
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = watch_command_lines(stop.clone());
+    let run = area.run(&[&file], &["--verbose"]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let lines = watcher.join().expect("watcher");
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    assert_eq!(git(&down, &["cat-file", "-p", "master:a.txt"]), "a");
+    assert!(
+        lines.iter().any(|l| l.contains("hg")),
+        "the scan saw hg run"
+    );
+    for line in &lines {
+        assert!(!line.contains(PASSWORD), "in a command line: {line}");
+    }
+    assert!(!run.all_output().contains(PASSWORD), "{}", run.all_output());
+    assert_eq!(
+        files_holding(&area.working_area(), PASSWORD),
+        Vec::<String>::new()
+    );
+}
+
+fn wait_until_listening(port: u16) {
+    let start = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "server on {port}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
