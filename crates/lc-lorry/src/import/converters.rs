@@ -245,7 +245,66 @@ pub(super) fn import_hg(
     Ok(())
 }
 
+/// Credentials in the branches' URLs go to brz through the spec's private
+/// `~/.config/breezy/authentication.conf`, present only while brz runs; brz
+/// gets the bare URLs, so no argv and no branch configuration holds them.
 pub(super) fn import_bzr(
+    ctx: &mut Context<'_>,
+    run: &SpecRun<'_>,
+    branches: &BTreeMap<String, String>,
+) -> Result<(), ImportError> {
+    let auth_file = run.dir.join("home/.config/breezy/authentication.conf");
+    let _ = std::fs::remove_file(&auth_file);
+    let mut sections = String::new();
+    let mut bare = BTreeMap::new();
+    for (i, (branch, url)) in branches.iter().enumerate() {
+        let Some((url, user, password)) = split_userinfo(url) else {
+            bare.insert(branch.clone(), url.clone());
+            continue;
+        };
+        let (scheme, rest) = url.split_once("://").unwrap_or(("", &url));
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) => (host, Some(port)),
+            _ => (authority, None),
+        };
+        if [&url, &user, &password]
+            .iter()
+            .any(|s| s.contains(['\n', '\r']))
+        {
+            return Err(ImportError::Tool {
+                tool: "brz".into(),
+                stderr: "a line break in the URL's credentials".into(),
+            });
+        }
+        sections.push_str(&format!(
+            "[lorry{i}]\nscheme = {scheme}\nhost = {host}\n{}user = {user}\npassword = {password}\n\n",
+            port.map(|p| format!("port = {p}\n")).unwrap_or_default()
+        ));
+        bare.insert(branch.clone(), url);
+    }
+    if !sections.is_empty() {
+        if let Some(parent) = auth_file.parent() {
+            private_dirs(parent)?;
+        }
+        write_private(&auth_file, &sections)?;
+    }
+    let result = import_bzr_branches(ctx, run, &bare);
+    let _ = std::fs::remove_file(&auth_file);
+    result
+}
+
+/// Creates `dir` and its missing parents with mode 0700.
+fn private_dirs(dir: &Path) -> Result<(), ImportError> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(io("create", dir))
+}
+
+fn import_bzr_branches(
     ctx: &mut Context<'_>,
     run: &SpecRun<'_>,
     branches: &BTreeMap<String, String>,

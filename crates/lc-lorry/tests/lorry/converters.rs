@@ -524,3 +524,69 @@ fn wait_until_listening(port: u16) {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// bzr credentials in the URL go to brz through the spec's private
+/// authentication.conf while brz runs: never a command line, and no file of
+/// the working area keeps them.
+#[test]
+fn bzr_credentials_stay_out_of_argv_and_the_working_area() {
+    if !have(&[
+        ("brz", &["version"], "brz"),
+        ("brz", &["help", "fast-export"], "brz"),
+        (
+            "/usr/bin/python3",
+            &["-c", "import fastimport"],
+            "python3-fastimport",
+        ),
+    ]) {
+        return;
+    }
+    const PASSWORD: &str = "pw-bzr-93aa10";
+    let area = Area::new();
+    let home = area.path().join("home");
+    let branch = area.path().join("bzrbranch");
+    tool(&home, area.path(), "brz", &["init", "-q", "bzrbranch"]);
+    std::fs::write(branch.join("a.txt"), "a\n").expect("write");
+    tool(&home, &branch, "brz", &["add", "-q", "a.txt"]);
+    tool(&home, &branch, "brz", &["commit", "-q", "-m", "one"]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let mut server = Command::new("brz")
+        .args(["serve", "--listen=127.0.0.1", &format!("--port={port}")])
+        .arg(format!("--directory={}", branch.display()))
+        .env("HOME", &home)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("brz serve");
+    wait_until_listening(port);
+    let url = format!("bzr://alice:{PASSWORD}@127.0.0.1:{port}/");
+    let down = area.downstream("bzr/secret");
+    let file = area.lorry_file(
+        "b.lorry",
+        &json!({ "bzr/secret": { "type": "bzr", "url": url } }),
+    );
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = watch_command_lines(stop.clone());
+    let run = area.run(&[&file], &["--verbose"]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let lines = watcher.join().expect("watcher");
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    assert_eq!(git(&down, &["cat-file", "-p", "master:a.txt"]), "a");
+    assert!(
+        lines.iter().any(|l| l.contains("brz")),
+        "the scan saw brz run"
+    );
+    for line in &lines {
+        assert!(!line.contains(PASSWORD), "in a command line: {line}");
+    }
+    assert!(!run.all_output().contains(PASSWORD), "{}", run.all_output());
+    assert_eq!(
+        files_holding(&area.working_area(), PASSWORD),
+        Vec::<String>::new()
+    );
+}
