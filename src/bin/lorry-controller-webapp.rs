@@ -63,6 +63,9 @@ async fn main() -> anyhow::Result<()> {
     let max_jobs_per_host = config.hosts.max_jobs_per_host;
     db.write(|tx| tx.set_max_jobs_per_host(max_jobs_per_host))
         .context("cannot record --max-jobs-per-host in STATEDB")?;
+    let full_check_every = config.full_check_every;
+    db.write(|tx| tx.set_full_check_every(full_check_every))
+        .context("cannot record --full-check-every in STATEDB")?;
     let listener = tokio::net::TcpListener::bind((options.debug_host.as_str(), options.debug_port))
         .await
         .with_context(|| {

@@ -15,6 +15,7 @@ mod common;
 mod confgit;
 mod demo;
 mod doubles;
+mod grokmirror;
 mod hosts;
 mod lorry_cli;
 mod metrics;

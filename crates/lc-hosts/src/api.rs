@@ -357,7 +357,7 @@ impl Api {
 
 /// What a reqwest error says, without the URL's query (which never holds a
 /// token here, but may one day).
-fn describe_reqwest(err: &reqwest::Error) -> String {
+pub(crate) fn describe_reqwest(err: &reqwest::Error) -> String {
     let text = lc_base::errors::with_causes(err.without_url_ref(), err);
     lc_base::redact::redact(&text).into_owned()
 }

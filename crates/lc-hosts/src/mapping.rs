@@ -33,6 +33,8 @@ pub struct HostRules<'a> {
 pub struct Generated {
     pub lorry: NewLorry,
     pub metadata: RepoMetadata,
+    /// The fingerprint of its refs in the host's manifest (grokmirror).
+    pub fingerprint: Option<String>,
 }
 
 /// The outcome of mapping one listing.
@@ -108,6 +110,7 @@ pub fn map_listing(rules: &HostRules<'_>, repos: &[ListedRepo]) -> Mapped {
                 lorry_timeout: rules.lorry_timeout,
             },
             metadata: repo.metadata.clone(),
+            fingerprint: repo.fingerprint.clone(),
         });
     }
     mapped
@@ -228,6 +231,7 @@ mod tests {
                 path: (*p).to_owned(),
                 clone_url: format!("ssh://git@up/{p}"),
                 metadata: RepoMetadata::default(),
+                fingerprint: None,
             })
             .collect()
     }
@@ -360,16 +364,19 @@ mod tests {
                 path: "g/ok".into(),
                 clone_url: "https://up/g/ok.git".into(),
                 metadata: RepoMetadata::default(),
+                fingerprint: None,
             },
             ListedRepo {
                 path: "g/local".into(),
                 clone_url: "/home/lorry/.ssh".into(),
                 metadata: RepoMetadata::default(),
+                fingerprint: None,
             },
             ListedRepo {
                 path: "g/other".into(),
                 clone_url: "https://u:pw@elsewhere.example/x.git".into(),
                 metadata: RepoMetadata::default(),
+                fingerprint: None,
             },
         ];
         let m = map_listing(

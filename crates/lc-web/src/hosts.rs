@@ -7,7 +7,8 @@
 //! slow or failing host delays or spoils no other. No transaction is open
 //! while a host is being asked.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use axum::extract::State;
 use futures_util::future::join_all;
@@ -15,12 +16,62 @@ use lc_api::{HostListing, LsTrovesSummary};
 use lc_base::redact::redact;
 use lc_core::db::{GeneratedLorry, HostToList};
 use lc_hosts::mapping::{HostRules, map_listing};
-use lc_hosts::upstream::{Lister, UpstreamHost};
+use lc_hosts::upstream::grokmirror::{self, ManifestRead, Validators};
+use lc_hosts::upstream::{ListError, ListedRepo, Lister, UpstreamHost};
 
 use crate::AppState;
 use crate::api::Reply;
 use crate::error::ApiError;
 use crate::form::Fields;
+
+/// Per grokmirror host: the host's settings and the manifest's validators
+/// of its last read that was applied in full. Kept in memory: after a
+/// restart the first read is a full one.
+#[derive(Debug, Default)]
+pub struct ManifestVersions(Mutex<HashMap<String, (HostToList, Validators)>>);
+
+impl ManifestVersions {
+    /// The validators to send for `host`, if its settings are those of the
+    /// last read (a changed prefixmap or ignore list needs a full read).
+    fn since(&self, host: &HostToList) -> Option<Validators> {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(&host.host)
+            .filter(|(settings, _)| settings == host)
+            .map(|(_, v)| v.clone())
+    }
+
+    fn set(&self, host: &HostToList, validators: Option<Validators>) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match validators {
+            Some(v) => map.insert(host.host.clone(), (host.clone(), v)),
+            None => map.remove(&host.host),
+        };
+    }
+}
+
+/// A listing, or the news that a manifest has not changed.
+enum Listed {
+    Repos(Vec<ListedRepo>, Option<Validators>),
+    Unchanged,
+}
+
+async fn list_host(
+    state: &AppState,
+    lister: &Lister,
+    host: &HostToList,
+    upstream: &UpstreamHost,
+) -> Result<Listed, ListError> {
+    if host.host_type != "grokmirror" || state.config.fake_upstream_hosts.contains_key(&host.host) {
+        return Ok(Listed::Repos(lister.list(upstream).await?, None));
+    }
+    let since = state.manifests.since(host);
+    Ok(
+        match grokmirror::read(lister, upstream, since.as_ref()).await? {
+            ManifestRead::Unchanged => Listed::Unchanged,
+            ManifestRead::Read { repos, validators } => Listed::Repos(repos, Some(validators)),
+        },
+    )
+}
 
 pub async fn ls_troves(
     State(state): State<AppState>,
@@ -84,8 +135,23 @@ async fn list_one(
         type_params: host.type_params.clone(),
         namespaces: host.prefixmap.keys().cloned().collect(),
     };
-    let repos = match lister.list(&upstream).await {
-        Ok(repos) => repos,
+    let (repos, validators) = match list_host(state, lister, &host, &upstream).await {
+        Ok(Listed::Repos(repos, validators)) => (repos, validators),
+        Ok(Listed::Unchanged) => {
+            let name = host.host.clone();
+            let known = state
+                .write(move |tx| tx.record_listing_unchanged(&name))
+                .await?;
+            if known {
+                listing.listed = true;
+                tracing::info!(host = %host.host, "manifest unchanged since its last read");
+            } else {
+                listing
+                    .errors
+                    .push("the host is no longer configured: nothing was changed".to_owned());
+            }
+            return Ok(listing);
+        }
         Err(err) => {
             let error = redact(&format!("listing failed: {err}")).into_owned();
             tracing::warn!(host = %host.host, %error, "cannot list Upstream Host");
@@ -118,6 +184,7 @@ async fn list_one(
             lorry: g.lorry,
             head: g.metadata.valid_head().map(str::to_owned),
             description: g.metadata.clean_description(),
+            fingerprint: g.fingerprint,
         })
         .collect();
     let problems: Vec<String> = mapped
@@ -138,6 +205,12 @@ async fn list_one(
         return Ok(listing);
     };
     listing.listed = true;
+    // Only a read applied in full may spare the next one: a refused
+    // shrink must be looked at again.
+    if host.host_type == "grokmirror" {
+        let applied = outcome.shrink_refused.is_none();
+        state.manifests.set(&host, validators.filter(|_| applied));
+    }
     listing.errors.extend(outcome.shrink_refused.clone());
     if !outcome.conflicts.is_empty() {
         listing.errors.push(format!(

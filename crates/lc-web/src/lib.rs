@@ -55,6 +55,9 @@ pub struct WebConfig {
     pub job_keep_per_lorry: i64,
     /// Show the output of failed jobs on the status page.
     pub publish_failures: bool,
+    /// Seconds after which a lorry unchanged per its host's manifest is
+    /// given a job all the same.
+    pub full_check_every: i64,
     /// Where mirrors go, and how their repositories are created.
     pub downstream: lc_hosts::Downstream,
     /// How Upstream and Downstream Hosts are talked to.
@@ -91,6 +94,7 @@ impl WebConfig {
             job_max_age: DEFAULT_JOB_MAX_AGE,
             job_keep_per_lorry: DEFAULT_JOB_KEEP_PER_LORRY,
             publish_failures: false,
+            full_check_every: lc_core::db::DEFAULT_FULL_CHECK_EVERY,
             downstream,
             hosts: HostSettings::default(),
             fake_upstream_hosts: BTreeMap::new(),
@@ -109,6 +113,9 @@ pub struct AppState {
     pub lorry_files: Arc<lc_core::config::LorryFileCache>,
     /// Who may call what (see security.rs); open by default.
     pub security: Arc<Security>,
+    /// What each grokmirror manifest's last read applied in full said of
+    /// its version, with the host's settings of that read (see hosts.rs).
+    pub manifests: Arc<hosts::ManifestVersions>,
 }
 
 impl AppState {
@@ -119,6 +126,7 @@ impl AppState {
             metrics: metrics::Metrics::default(),
             lorry_files: Arc::default(),
             security: Arc::default(),
+            manifests: Arc::default(),
         }
     }
 

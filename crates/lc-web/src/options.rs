@@ -175,6 +175,11 @@ pub struct Options {
     /// percent; a listing that would remove more removes nothing.
     #[arg(long, value_name = "PERCENT", default_value = "5", value_parser = parse_percent)]
     pub ls_shrink_limit: f64,
+    /// A lorry unchanged per its host's manifest is still given a job at
+    /// least this often (30m, 2h, 1d, seconds or ISO 8601).
+    #[arg(long, value_name = "DURATION", default_value = "24h",
+          value_parser = lc_core::config::parse_duration)]
+    pub full_check_every: i64,
     /// Running jobs allowed per Upstream Host (lorries generated from its listing).
     #[arg(long, value_name = "N")]
     pub max_jobs_per_host: Option<i64>,
@@ -402,6 +407,7 @@ impl Options {
             job_max_age: options.job_max_age,
             job_keep_per_lorry: options.job_keep_per_lorry,
             publish_failures: options.publish_failures,
+            full_check_every: options.full_check_every,
             hosts: HostSettings {
                 polite,
                 ls_shrink_limit: options.ls_shrink_limit,

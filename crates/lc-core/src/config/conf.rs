@@ -18,6 +18,9 @@ use serde_json::{Map, Value};
 pub const DEFAULT_INTERVAL: i64 = 24 * 3600;
 pub const DEFAULT_LS_INTERVAL: i64 = 24 * 3600;
 pub const DEFAULT_LORRY_TIMEOUT: i64 = 3600;
+/// A grokmirror manifest is read this often unless the section says: a
+/// read of an unchanged manifest is one conditional GET.
+pub const DEFAULT_MANIFEST_LS_INTERVAL: i64 = 15 * 60;
 
 /// Parses a duration into seconds: the original's form (a number, optional
 /// blanks, then an optional unit `s`, `m`, `h` or `d` in any case; a bare
@@ -62,6 +65,7 @@ pub enum HostType {
     Gitlab,
     Gitea,
     Github,
+    Grokmirror,
 }
 
 impl HostType {
@@ -71,6 +75,7 @@ impl HostType {
             HostType::Gitlab => "gitlab",
             HostType::Gitea => "gitea",
             HostType::Github => "github",
+            HostType::Grokmirror => "grokmirror",
         }
     }
 }
@@ -184,6 +189,7 @@ enum RawSection {
     Gitlab(Fields<RawHost<String>>),
     Gitea(Fields<RawHost<String>>),
     Github(Fields<RawHost<String>>),
+    Grokmirror(Fields<RawManifestHost>),
     #[serde(other)]
     Unknown,
 }
@@ -241,11 +247,101 @@ impl RawSection {
                 let token = h.private_token.take();
                 h.validate(HostType::Github, token)
             }
+            RawSection::Grokmirror(Fields(h)) => h.validate(),
             RawSection::Unknown => Err(format!(
-                "unknown type {kind:?} (lorries, trove, gitlab, gitea or github)"
+                "unknown type {kind:?} (lorries, trove, gitlab, gitea, github or grokmirror)"
             )),
         }
     }
+}
+
+/// A `grokmirror` section as written: an origin publishing a manifest.
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case")]
+struct RawManifestHost {
+    manifest_url: Option<String>,
+    clone_base: Option<String>,
+    prefixmap: Option<BTreeMap<String, String>>,
+    ignore: Option<Vec<String>>,
+    interval: Option<Seconds>,
+    ls_interval: Option<Seconds>,
+    lorry_timeout: Option<Seconds>,
+    timeout: Option<Seconds>,
+    include_empty: Option<bool>,
+}
+
+impl RawManifestHost {
+    /// The host is the manifest URL's `host[:port]`; the protocol the clone
+    /// base's scheme. Both URLs go to `type_params` (no secrets there: a URL
+    /// with credentials is refused).
+    fn validate(self) -> Result<Section, String> {
+        let manifest_url = required("manifest-url", self.manifest_url)?;
+        let (scheme, host, _) = split_url(&manifest_url)
+            .ok_or_else(|| format!("manifest-url {manifest_url:?} is not an http(s) URL"))?;
+        if !["http", "https"].contains(&scheme.as_str()) {
+            return Err(format!(
+                "manifest-url {manifest_url:?}: must be http or https"
+            ));
+        }
+        let clone_base = match self.clone_base {
+            Some(base) => required("clone-base", Some(base))?,
+            // The manifest's directory.
+            None => manifest_url[..manifest_url.rfind('/').unwrap_or(0) + 1].to_owned(),
+        };
+        let (protocol, _, _) = split_url(&clone_base)
+            .ok_or_else(|| format!("clone-base {clone_base:?} is not a URL"))?;
+        if !["http", "https", "git", "ssh"].contains(&protocol.as_str()) {
+            return Err(format!(
+                "clone-base {clone_base:?}: must be https, http, git or ssh"
+            ));
+        }
+        let clone_base = if clone_base.ends_with('/') {
+            clone_base
+        } else {
+            format!("{clone_base}/")
+        };
+        let prefixmap = self.prefixmap.ok_or("missing prefixmap")?;
+        for (remote, local) in &prefixmap {
+            check_name(local).map_err(|p| format!("prefixmap {remote:?}: {p}"))?;
+        }
+        let mut type_params = Map::new();
+        type_params.insert("manifest-url".into(), Value::String(manifest_url));
+        type_params.insert("clone-base".into(), Value::String(clone_base));
+        if let Some(value) = self.include_empty {
+            type_params.insert("include-empty".into(), Value::Bool(value));
+        }
+        Ok(Section::Host(HostSpec {
+            host,
+            host_type: HostType::Grokmirror,
+            protocol,
+            prefixmap,
+            ignore: self.ignore.unwrap_or_default(),
+            lorry_interval: seconds(self.interval, DEFAULT_INTERVAL),
+            ls_interval: seconds(self.ls_interval, DEFAULT_MANIFEST_LS_INTERVAL),
+            lorry_timeout: seconds(self.lorry_timeout.or(self.timeout), DEFAULT_LORRY_TIMEOUT),
+            type_params,
+        }))
+    }
+}
+
+/// `scheme://authority/rest` into the lowercase scheme, the authority and
+/// the rest; `None` for anything else, or an authority that is empty,
+/// carries credentials or blanks.
+fn split_url(url: &str) -> Option<(String, String, String)> {
+    let (scheme, rest) = url.split_once("://")?;
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    if scheme.is_empty()
+        || authority.is_empty()
+        || authority.contains(['@', ' ', '?', '#'])
+        || url.chars().any(char::is_control)
+    {
+        return None;
+    }
+    Some((
+        scheme.to_ascii_lowercase(),
+        authority.to_ascii_lowercase(),
+        path.to_owned(),
+    ))
 }
 
 impl RawLorries {
@@ -503,6 +599,64 @@ mod tests {
     }
 
     #[test]
+    fn grokmirror_sections() {
+        let s = parse_conf(
+            "c",
+            r#"[{"type": "grokmirror", "manifest-url": "https://Git.Example/pub/manifest.js.gz",
+                 "prefixmap": {"pub/scm": "kernel"}, "ignore": ["*/old/*"], "interval": "1h"},
+                {"type": "grokmirror", "manifest-url": "http://127.0.0.1:8080/m.js.gz",
+                 "clone-base": "git://127.0.0.1:9418", "prefixmap": {}, "include-empty": true}]"#,
+        )
+        .expect("valid");
+        let [Section::Host(a), Section::Host(b)] = &s[..] else {
+            panic!("two hosts: {s:?}")
+        };
+        assert_eq!(
+            (a.host.as_str(), a.host_type),
+            ("git.example", HostType::Grokmirror)
+        );
+        assert_eq!(a.protocol, "https");
+        assert_eq!(a.type_params["clone-base"], "https://Git.Example/pub/");
+        assert_eq!((a.lorry_interval, a.ls_interval), (3600, 900));
+        assert_eq!(
+            (b.host.as_str(), b.protocol.as_str()),
+            ("127.0.0.1:8080", "git")
+        );
+        assert_eq!(b.type_params["clone-base"], "git://127.0.0.1:9418/");
+        assert_eq!(b.type_params["include-empty"], true);
+        for (text, needle) in [
+            (
+                r#"[{"type": "grokmirror", "prefixmap": {}}]"#,
+                "missing manifest-url",
+            ),
+            (
+                r#"[{"type": "grokmirror", "manifest-url": "file:///m.js.gz", "prefixmap": {}}]"#,
+                "not an http(s) URL",
+            ),
+            (
+                r#"[{"type": "grokmirror", "manifest-url": "ftp://h/m.js.gz", "prefixmap": {}}]"#,
+                "must be http or https",
+            ),
+            (
+                r#"[{"type": "grokmirror", "manifest-url": "https://u:p@h/m", "prefixmap": {}}]"#,
+                "not an http(s) URL",
+            ),
+            (
+                r#"[{"type": "grokmirror", "manifest-url": "https://h/m",
+                     "clone-base": "file://localhost/srv/git", "prefixmap": {}}]"#,
+                "must be https, http, git or ssh",
+            ),
+            (
+                r#"[{"type": "grokmirror", "manifest-url": "https://h/m"}]"#,
+                "missing prefixmap",
+            ),
+        ] {
+            let e = conf_err(text);
+            assert!(e.problem.contains(needle), "{text}: {e}");
+        }
+    }
+
+    #[test]
     fn what_the_original_passed_over_still_passes() {
         let s = parse_conf(
             "c",
@@ -561,7 +715,7 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "lorry-controller.conf: section 1 (type svnhost): \
-             unknown type \"svnhost\" (lorries, trove, gitlab, gitea or github)"
+             unknown type \"svnhost\" (lorries, trove, gitlab, gitea, github or grokmirror)"
         );
         assert_eq!(
             conf_err(r#"[{"type": 3}]"#).to_string(),

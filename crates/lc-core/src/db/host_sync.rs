@@ -53,6 +53,8 @@ pub struct GeneratedLorry {
     pub lorry: NewLorry,
     pub head: Option<String>,
     pub description: Option<String>,
+    /// The fingerprint of its refs in the host's manifest (grokmirror).
+    pub fingerprint: Option<String>,
 }
 
 /// What the upstream said of a lorry's repository.
@@ -184,11 +186,13 @@ impl WriteTx<'_> {
         for generated in lorries {
             let lorry = &generated.lorry;
             wanted.insert(&lorry.path);
+            let mut spec_changed = false;
             match existing.get(&lorry.path) {
                 Some(old) if old == lorry => outcome.unchanged += 1,
                 Some(_) => {
                     self.upsert_lorry(lorry)?;
                     outcome.changed.push(lorry.path.clone());
+                    spec_changed = true;
                 }
                 None => {
                     let owner: Option<String> = self
@@ -208,6 +212,11 @@ impl WriteTx<'_> {
                 &lorry.path,
                 generated.head.as_deref(),
                 generated.description.as_deref(),
+            )?;
+            self.set_upstream_fingerprint(
+                &lorry.path,
+                generated.fingerprint.as_deref(),
+                spec_changed,
             )?;
         }
         let mut vanished: Vec<&String> = existing
@@ -324,6 +333,7 @@ mod tests {
                 },
                 head: Some("main".into()),
                 description: None,
+                fingerprint: None,
             })
             .collect()
     }

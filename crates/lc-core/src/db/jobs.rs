@@ -131,8 +131,22 @@ impl WriteTx<'_> {
         {
             return Ok(None);
         }
-        let Some(path) = self.next_due_lorry_within_host_cap()? else {
-            return Ok(None);
+        // Due lorries unchanged per their host's manifest are checked
+        // here without a job (see fingerprints.rs), up to a bound per call.
+        let full_check_every = self.full_check_every()?;
+        let mut unchanged = 0;
+        let path = loop {
+            let Some(path) = self.next_due_lorry_within_host_cap()? else {
+                return Ok(None);
+            };
+            if !self.unchanged_per_manifest(&path, full_check_every)? {
+                break path;
+            }
+            if unchanged == super::fingerprints::UNCHANGED_PER_CALL {
+                return Ok(None);
+            }
+            self.mark_unchanged(&path)?;
+            unchanged += 1;
         };
         self.conn()
             .prepare(
@@ -147,6 +161,7 @@ impl WriteTx<'_> {
              WHERE path = ?1",
             )?
             .execute(params![path, job_id, self.now])?;
+        self.fingerprint_job_started(&path)?;
         let lorry = self
             .lorry_row(&path)?
             .ok_or_else(|| Error::UnknownLorry(path.clone()))?;
@@ -205,6 +220,7 @@ impl WriteTx<'_> {
                 disk_usage,
                 self.now
             ])?;
+        self.fingerprint_job_ended(path, job_id, exit == 0)?;
         Ok(())
     }
 

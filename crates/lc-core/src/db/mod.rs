@@ -19,6 +19,7 @@
 pub mod backup;
 mod checkpoint;
 mod config_sync;
+mod fingerprints;
 mod host_jobs;
 mod host_sync;
 mod hosts;
@@ -41,6 +42,7 @@ use checkpoint::Checkpointer;
 use sql::Sql;
 
 pub use config_sync::ConfigPlan;
+pub use fingerprints::DEFAULT_FULL_CHECK_EVERY;
 pub use host_sync::{GeneratedLorry, HostSyncOutcome, HostToList, UpstreamMetadata};
 pub use jobs::{GHOST_EXIT, JobUpdate};
 pub use lorries::NewLorry;
@@ -55,6 +57,9 @@ const MIGRATIONS: &[M<'static>] = &[
     )),
     M::up(include_str!(
         "../../../../migrations/0004_one_job_per_lorry.sql"
+    )),
+    M::up(include_str!(
+        "../../../../migrations/0005_manifest_fingerprints.sql"
     )),
 ];
 

@@ -92,6 +92,7 @@ async fn list_pages(
             }
             repos.push(ListedRepo {
                 clone_url: clone_url(host, repo, &path),
+                fingerprint: None,
                 metadata: RepoMetadata {
                     head: text_field(repo, "default_branch"),
                     description: text_field(repo, "description"),

@@ -122,6 +122,7 @@ async fn list_pages(
             }
             repos.push(ListedRepo {
                 clone_url: clone_url(host, project, &path),
+                fingerprint: None,
                 metadata: RepoMetadata {
                     head: text_field(project, "default_branch"),
                     description: text_field(project, "description"),

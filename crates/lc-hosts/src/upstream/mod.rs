@@ -13,12 +13,15 @@
 //! (and GitHub forks) are left out unless the host section includes them
 //! (`include-archived`, `include-empty`, `include-forks`).
 //!
+//! | `grokmirror` | `GET manifest-url` (gzip JSON as grokmirror writes it), conditional on the last read's `ETag`/`Last-Modified` | `clone-base` + the manifest's key |
+//!
 //! `--debug-fake-upstream-host HOST=FILE` replaces the listing of HOST by
 //! the `ls-output` list of the JSON file FILE.
 
 mod gitea;
 pub(crate) mod github;
 mod gitlab;
+pub mod grokmirror;
 pub(crate) mod trove;
 
 use std::collections::BTreeMap;
@@ -91,6 +94,8 @@ pub struct ListedRepo {
     /// What lorry clones.
     pub clone_url: String,
     pub metadata: RepoMetadata,
+    /// The fingerprint of its refs, when the host publishes one (grokmirror).
+    pub fingerprint: Option<String>,
 }
 
 /// Why a listing failed. Never holds a token or password.
@@ -133,6 +138,13 @@ impl Lister {
             "gitlab" => gitlab::list(self, host).await,
             "gitea" => gitea::list(self, host).await,
             "github" => github::list(self, host).await,
+            "grokmirror" => match grokmirror::read(self, host, None).await? {
+                grokmirror::ManifestRead::Read { repos, .. } => Ok(repos),
+                grokmirror::ManifestRead::Unchanged => Err(ListError::Host {
+                    host: host.host.clone(),
+                    problem: "answered 304 to an unconditional request".into(),
+                }),
+            },
             other => Err(ListError::Host {
                 host: host.host.clone(),
                 problem: format!("unknown Upstream Host type {other:?}"),
@@ -172,6 +184,7 @@ async fn fake_listing(
             path: path.to_owned(),
             clone_url,
             metadata: RepoMetadata::default(),
+            fingerprint: None,
         });
     }
     Ok(repos)

@@ -27,6 +27,7 @@ pub(super) async fn list(
             clone_url: clone_url(host, &path),
             path,
             metadata: RepoMetadata::default(),
+            fingerprint: None,
         })
         .collect())
 }
