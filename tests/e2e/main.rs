@@ -21,6 +21,7 @@ mod lorry_cli;
 mod metrics;
 mod migrations;
 mod minion;
+mod package;
 mod samples;
 mod security;
 mod units;
