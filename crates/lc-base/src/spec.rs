@@ -135,6 +135,9 @@ pub struct LorrySpec {
     pub on_rewrite: OnRewrite,
     /// `None`: the global setting of the `lorry` tool.
     pub check_certificates: Option<bool>,
+    /// Git LFS objects mirrored too (`git` specs only); `None`:
+    /// the `lorry` tool's default (`--lfs-default`).
+    pub lfs: Option<bool>,
     /// The spec as written, every key kept; what the minion is handed.
     pub raw: Value,
 }
@@ -165,6 +168,10 @@ pub enum SpecProblem {
     BadOnRewrite(String),
     #[error("check-certificates must be true or false, not {0}")]
     BadCheckCertificates(String),
+    #[error("lfs must be true or false, not {0}")]
+    BadLfs(String),
+    #[error("type {0}: lfs is only for git specs")]
+    LfsNotForType(String),
     #[error("type {kind}: {reason}")]
     Invalid { kind: String, reason: String },
 }
@@ -350,10 +357,19 @@ fn parse_spec(raw: Value) -> Result<LorrySpec, SpecProblem> {
         Some(Value::Bool(b)) => Some(*b),
         Some(other) => return Err(SpecProblem::BadCheckCertificates(other.to_string())),
     };
+    let lfs = match map.get("lfs") {
+        None | Some(Value::Null) => None,
+        Some(Value::Bool(b)) => Some(*b),
+        Some(other) => return Err(SpecProblem::BadLfs(other.to_string())),
+    };
+    if lfs == Some(true) && !matches!(source, Source::Git { .. }) {
+        return Err(SpecProblem::LfsNotForType(kind));
+    }
     Ok(LorrySpec {
         source,
         on_rewrite,
         check_certificates,
+        lfs,
         raw,
     })
 }
@@ -631,6 +647,20 @@ mod tests {
             one(r#"{"a": {"type": "git", "url": "u", "check-certificates": "yes"}}"#),
             Err(SpecProblem::BadCheckCertificates(_))
         ));
+        assert!(matches!(
+            one(r#"{"a": {"type": "git", "url": "u", "lfs": "yes"}}"#),
+            Err(SpecProblem::BadLfs(_))
+        ));
+        assert_eq!(
+            one(r#"{"a": {"type": "svn", "url": "u", "lfs": true}}"#),
+            Err(SpecProblem::LfsNotForType("svn".into()))
+        );
+        assert_eq!(
+            one(r#"{"a": {"type": "git", "url": "u", "lfs": true}}"#)
+                .expect("git")
+                .lfs,
+            Some(true)
+        );
         assert_eq!(one(r#"{"a": 3}"#), Err(SpecProblem::NotAMap("a number")));
     }
 

@@ -21,6 +21,7 @@
 //! others, and the exit code is 0 only when every spec was mirrored.
 
 pub mod import;
+pub mod lfs;
 pub mod log;
 pub mod mirror;
 pub mod options;
@@ -61,6 +62,8 @@ pub struct SpecRun<'a> {
     /// The bare mirror, `<dir>/git`.
     pub repo: &'a Path,
     pub check_certificates: bool,
+    /// Git LFS objects are mirrored (the spec's `lfs`, or `--lfs-default`).
+    pub lfs: bool,
 }
 
 /// Runs `lorry` with the process's arguments and standard streams; returns

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use lc_git::{Git, GitError, Lease, RefUpdate};
 
 use crate::import;
+use crate::lfs;
 use crate::options::When;
 use crate::refspec::{self, PRESERVED, RefspecError, Refspecs};
 use crate::source::{OnRewrite, Source, Spec};
@@ -184,12 +185,15 @@ fn mirror_locked(
         git = git.config("http.sslVerify", "false");
     }
     git.init_bare(&repo)?;
+    let lfs =
+        matches!(spec.source, Source::Git { .. }) && spec.lfs.unwrap_or(ctx.options.lfs_default);
     let run = SpecRun {
         git: &git,
         spec,
         dir,
         repo: &repo,
         check_certificates,
+        lfs,
     };
     // What reaches the upstream; `git` itself also serves the downstream,
     // which may be file://.
@@ -244,6 +248,7 @@ fn mirror_locked(
                 && previous.upstream == upstream
                 && previous.pushed_to == push_key
                 && previous.refspecs == refspecs.describe()
+                && previous.lfs == lfs
             {
                 ctx.log.note(&format!(
                     "{}: upstream unchanged since the last run ({} refs); nothing fetched or pushed",
@@ -284,6 +289,9 @@ fn mirror_locked(
                 .filter_map(|(name, oid)| refspec::from_staging(&name).map(|n| (n, oid)))
                 .filter(|(name, _)| upstream.contains_key(name))
                 .collect();
+            if lfs {
+                fetch_lfs(ctx, &run, &from_upstream, url, &new)?;
+            }
             let old = covered_refs(&git, &repo, &refspecs)?;
             (refspecs, upstream, new, old)
         }
@@ -302,6 +310,7 @@ fn mirror_locked(
             if let Some(previous) = &previous
                 && previous.refs == new
                 && previous.pushed_to == push_key
+                && previous.lfs == lfs
             {
                 ctx.log.note(&format!(
                     "{}: nothing new upstream; nothing pushed",
@@ -327,9 +336,40 @@ fn mirror_locked(
         pushed_to: push_key,
         refs: final_refs,
         refspecs: refspecs.describe().to_owned(),
+        lfs,
     }
     .save(dir)?;
     ctx.log.info(&format!("{}: done", spec.name));
+    Ok(())
+}
+
+/// Fetches the LFS objects of the history of the `new` tips from `url`
+/// into the mirror's store, and says what the store gained.
+fn fetch_lfs(
+    ctx: &mut Context<'_>,
+    run: &SpecRun<'_>,
+    from_upstream: &Git,
+    url: &str,
+    new: &BTreeMap<String, String>,
+) -> Result<(), MirrorError> {
+    let tips: BTreeSet<&str> = new.values().map(String::as_str).collect();
+    let tips: Vec<&str> = tips.into_iter().collect();
+    let before = lfs::store(run.repo);
+    ctx.log.info(&format!(
+        "{}: fetching the LFS objects of {} tips from {url}",
+        run.spec.name,
+        tips.len()
+    ));
+    lfs::fetch(from_upstream, run.repo, url, &tips)?;
+    let after = lfs::store(run.repo);
+    ctx.log.note(&format!(
+        "{}: LFS: {} objects ({} bytes) fetched; the mirror holds {} LFS objects ({} bytes)",
+        run.spec.name,
+        after.objects.saturating_sub(before.objects),
+        after.bytes.saturating_sub(before.bytes),
+        after.objects,
+        after.bytes
+    ));
     Ok(())
 }
 
@@ -576,6 +616,25 @@ fn push_and_verify(
     preserved: &[(String, String)],
 ) -> Result<(), MirrorError> {
     let (git, repo, spec) = (run.git, run.repo, run.spec);
+    if run.lfs {
+        // The LFS objects first: no ref reaches the downstream before the
+        // large files it points to.
+        let tips: BTreeSet<&str> = plan
+            .target
+            .iter()
+            .filter(|(name, oid)| base.get(*name) != Some(*oid))
+            .map(|(_, oid)| oid.as_str())
+            .collect();
+        let tips: Vec<&str> = tips.into_iter().collect();
+        if !tips.is_empty() {
+            ctx.log.info(&format!(
+                "{}: pushing the LFS objects of {} tips to {url}",
+                spec.name,
+                tips.len()
+            ));
+            lfs::push(git, repo, url, &tips)?;
+        }
+    }
     if base.is_empty() && preserved.is_empty() && !plan.target.is_empty() {
         // A first push into an empty downstream: everything, by pattern.
         // Explicit per-ref refspecs cost git time in proportion to refs

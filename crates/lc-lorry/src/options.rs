@@ -113,6 +113,12 @@ pub struct Options {
     pub allow_local_upstreams: bool,
     #[arg(long, overrides_with = "allow_local_upstreams", hide = true)]
     pub no_allow_local_upstreams: bool,
+    /// Mirror the Git LFS objects of git specs unless a spec says
+    /// `lfs: false`.
+    #[arg(long, overrides_with = "no_lfs_default")]
+    pub lfs_default: bool,
+    #[arg(long, overrides_with = "lfs_default", hide = true)]
+    pub no_lfs_default: bool,
     /// Read options from this INI file's [config] section (repeatable).
     #[arg(long, value_name = "FILE", action = ArgAction::Append)]
     pub config: Vec<PathBuf>,
@@ -206,7 +212,7 @@ mod tests {
         let conf = dir.path().join("lorry.conf");
         std::fs::write(
             &conf,
-            "[config]\nworking-area = /srv/wa\npull-only = yes\nallow-local-upstreams = yes\nrepack = no\nbundle = always\npush_option = ci.skip\npush-option = two\n",
+            "[config]\nworking-area = /srv/wa\npull-only = yes\nallow-local-upstreams = yes\nlfs-default = yes\nrepack = no\nbundle = always\npush_option = ci.skip\npush-option = two\n",
         )
         .expect("write");
         let conf_arg = format!("--config={}", conf.display());
@@ -214,6 +220,7 @@ mod tests {
         assert_eq!(o.working_area, Some(PathBuf::from("/srv/wa")));
         assert!(o.pull_only);
         assert!(o.allow_local_upstreams);
+        assert!(o.lfs_default);
         assert!(o.repack_enabled());
         assert_eq!(o.bundle, When::Always);
         assert_eq!(o.push_option, vec!["ci.skip", "two"]);

@@ -70,6 +70,8 @@ pub struct Spec {
     pub on_rewrite: OnRewrite,
     /// Overrides `--check-certificates` for this spec.
     pub check_certificates: Option<bool>,
+    /// Overrides `--lfs-default` for this spec.
+    pub lfs: Option<bool>,
 }
 
 impl Spec {
@@ -79,6 +81,7 @@ impl Spec {
             source: spec.source,
             on_rewrite: spec.on_rewrite,
             check_certificates: spec.check_certificates,
+            lfs: spec.lfs,
         }
     }
 }

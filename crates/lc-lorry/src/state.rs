@@ -28,6 +28,9 @@ pub struct State {
     /// default), so a changed filter is never skipped as "unchanged".
     #[serde(default)]
     pub refspecs: String,
+    /// Whether LFS objects were mirrored, so turning `lfs` on is a full run.
+    #[serde(default)]
+    pub lfs: bool,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -11,5 +11,6 @@ mod common;
 mod converters;
 mod git;
 mod http;
+mod lfs;
 mod refs;
 mod tls;
