@@ -29,6 +29,7 @@ pub mod refspec;
 pub mod source;
 pub mod specs;
 pub mod state;
+pub mod submodules;
 pub mod upstream;
 pub mod workdir;
 

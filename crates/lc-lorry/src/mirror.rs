@@ -255,6 +255,7 @@ fn mirror_locked(
                     spec.name,
                     upstream.len()
                 ));
+                report_submodules(ctx, &run, url, &previous.refs);
                 after_update(ctx, &git, spec, &repo, false)?;
                 return Ok(());
             }
@@ -331,6 +332,9 @@ fn mirror_locked(
         return Err(MirrorError::Refused(refused.join(", ")));
     }
     let final_refs = covered_refs(&git, &repo, &refspecs)?;
+    if let Source::Git { url, .. } = &spec.source {
+        report_submodules(ctx, &run, url, &final_refs);
+    }
     State {
         upstream,
         pushed_to: push_key,
@@ -341,6 +345,32 @@ fn mirror_locked(
     .save(dir)?;
     ctx.log.info(&format!("{}: done", spec.name));
     Ok(())
+}
+
+/// Names the submodule URLs of the mirrored branches' `.gitmodules`, one
+/// line, for the admin to add lorries for them; nothing is fetched. Best
+/// effort: a failure to read them is noted, never fails the spec.
+fn report_submodules(
+    ctx: &mut Context<'_>,
+    run: &SpecRun<'_>,
+    upstream: &str,
+    refs: &BTreeMap<String, String>,
+) {
+    let tips = crate::submodules::branch_tips(refs);
+    match crate::submodules::urls(run.git, run.repo, &tips, upstream) {
+        Ok(urls) if urls.is_empty() => {}
+        Ok(urls) => {
+            let urls: Vec<String> = urls.into_iter().collect();
+            ctx.log.note(&format!(
+                "{}: submodules (not fetched; each needs its own lorry): {}",
+                run.spec.name,
+                urls.join(" ")
+            ));
+        }
+        Err(e) => ctx
+            .log
+            .note(&format!("{}: cannot list submodules: {e}", run.spec.name)),
+    }
 }
 
 /// Fetches the LFS objects of the history of the `new` tips from `url`

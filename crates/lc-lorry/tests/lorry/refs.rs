@@ -192,3 +192,76 @@ fn bad_filters_fail_the_spec_by_name() {
         assert!(!ran(&run, "fetch"), "{:?}", run.git);
     }
 }
+
+#[test]
+fn submodule_urls_of_mirrored_branches_are_reported_not_fetched() {
+    let area = Area::new();
+    let mut up = Upstream::new(area.path().join("up"));
+    let some_commit = up.head();
+    std::fs::write(
+        up.dir.join(".gitmodules"),
+        "[submodule \"lib\"]\n\tpath = lib\n\turl = https://example.org/lib.git\n\
+         [submodule \"sib\"]\n\tpath = sib\n\turl = ../sibling.git\n",
+    )
+    .expect("write");
+    let gitlink = |path: &str| format!("160000,{some_commit},{path}");
+    git(
+        &up.dir,
+        &["update-index", "--add", "--cacheinfo", &gitlink("lib")],
+    );
+    git(
+        &up.dir,
+        &["update-index", "--add", "--cacheinfo", &gitlink("sib")],
+    );
+    git(&up.dir, &["add", ".gitmodules"]);
+    up.commit("submodules");
+    up.branch("other");
+    up.checkout("other");
+    git(&up.dir, &["update-index", "--force-remove", "lib", "sib"]);
+    std::fs::write(
+        up.dir.join(".gitmodules"),
+        "[submodule \"x\"]\n\tpath = x\n\turl = git://elsewhere.example/x.git\n",
+    )
+    .expect("write");
+    git(
+        &up.dir,
+        &["update-index", "--add", "--cacheinfo", &gitlink("x")],
+    );
+    git(&up.dir, &["add", ".gitmodules"]);
+    up.commit("other submodule");
+    up.checkout("main");
+    let down = area.downstream(NAME);
+    let file = area.lorry_file(
+        "p.lorry",
+        &json!({ NAME: { "type": "git", "url": up.url() }}),
+    );
+
+    let run = area.run(&[&file], &[]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    assert_eq!(heads_and_tags(&down), up.heads_and_tags());
+    let sibling = format!("file://{}/sibling.git", area.path().display());
+    let line = run
+        .out
+        .lines()
+        .find(|l| l.contains("submodules"))
+        .unwrap_or_else(|| panic!("no submodule line: {}", run.out));
+    for url in [
+        "https://example.org/lib.git",
+        sibling.as_str(),
+        "git://elsewhere.example/x.git",
+    ] {
+        assert!(line.contains(url), "{url} not in {line}");
+    }
+    assert!(
+        !run.git.iter().any(|l| l.contains("example")),
+        "a submodule was contacted: {:?}",
+        run.git
+    );
+    // Reported again by a run with nothing new.
+    let run = area.run(&[&file], &[]);
+    assert!(
+        run.out.contains("https://example.org/lib.git"),
+        "{}",
+        run.out
+    );
+}
