@@ -260,3 +260,85 @@ fn unchanged_repositories_per_manifest_are_checked_without_a_job() {
     let queue: Vec<Value> = webapp.queue().into_iter().map(Value::from).collect();
     assert_eq!(queue, [json!("kernel/a"), json!("kernel/b")]);
 }
+
+/// Our own manifest: the fingerprints `/1.0/manifest.js.gz` gives for the
+/// repositories of a local downstream are those the real `grok-manifest`
+/// computes from the same repositories (refs of every kind: branches,
+/// tags, annotated tags, preserved refs), and `--manifest-file` holds the
+/// same manifest.
+#[test]
+fn our_manifest_has_grokmirrors_fingerprints() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let downstream = dir.path().join("downstream");
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&work).expect("mkdir");
+    let paths = ["up/a", "up/b", "c", "up/never-pushed"];
+    for path in paths {
+        let bare = downstream.join(format!("{path}.git"));
+        std::fs::create_dir_all(&bare).expect("mkdir");
+        git(&bare, &["init", "-q", "--bare", "-b", "main"]);
+    }
+    commit(&downstream, &work, "up/a.git", "one");
+    commit(&downstream, &work, "up/b.git", "one");
+    commit(&downstream, &work, "c.git", "one");
+    let clone = work.join("up_b.git");
+    git(&clone, &["tag", "-a", "-m", "annotated", "v1"]);
+    git(&clone, &["tag", "light"]);
+    git(
+        &clone,
+        &[
+            "push",
+            "-q",
+            "origin",
+            "v1",
+            "light",
+            "HEAD:refs/heads/topic",
+            "HEAD:refs/lorry/preserved/20260101T000000Z/refs/heads/x",
+        ],
+    );
+    let manifest_file = dir.path().join("published/manifest.js.gz");
+    std::fs::create_dir_all(manifest_file.parent().expect("parent")).expect("mkdir");
+    let webapp = Webapp::init(dir.path())
+        .with_args(&[format!("--manifest-file={}", manifest_file.display())])
+        .start();
+    webapp.seed(
+        &paths
+            .iter()
+            .map(|p| common::git_lorry(p, 3600, 600))
+            .collect::<Vec<_>>(),
+    );
+    let response = reqwest::blocking::get(webapp.url("/1.0/manifest.js.gz")).expect("GET");
+    assert_eq!(response.status(), 200);
+    let ours = gunzip(&response.bytes().expect("body"));
+    assert_eq!(gunzip(&std::fs::read(&manifest_file).expect("file")), ours);
+
+    // grokmirror's own manifest of the same repositories.
+    grok_manifest(&downstream, 0);
+    let theirs = gunzip(&std::fs::read(downstream.join("manifest.js.gz")).expect("read"));
+    let fingerprints = |m: &Value| -> Vec<(String, Value)> {
+        let mut v: Vec<_> = m
+            .as_object()
+            .expect("object")
+            .iter()
+            .map(|(k, e)| (k.clone(), e["fingerprint"].clone()))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    };
+    assert_eq!(
+        fingerprints(&ours),
+        fingerprints(&theirs),
+        "{ours}\n{theirs}"
+    );
+    assert_eq!(fingerprints(&ours).len(), 3, "{ours}");
+    assert_eq!(ours["/up/b.git"]["head"], "ref: refs/heads/main");
+}
+
+fn gunzip(bytes: &[u8]) -> Value {
+    use std::io::Read;
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(bytes)
+        .read_to_string(&mut text)
+        .expect("gzip");
+    serde_json::from_str(&text).expect("json")
+}

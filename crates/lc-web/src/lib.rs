@@ -13,6 +13,7 @@ mod error;
 mod form;
 mod hosts;
 mod listen;
+mod manifest;
 mod metrics;
 pub mod options;
 mod pages;
@@ -45,6 +46,8 @@ pub struct WebConfig {
     pub debug_real_confgit: bool,
     /// A copy of the status page is written here on every status request.
     pub status_html: Option<PathBuf>,
+    /// A copy of `/1.0/manifest.js.gz` is written here on every request of it.
+    pub manifest_file: Option<PathBuf>,
     /// Served at `/lc-static/`.
     pub static_files: Option<PathBuf>,
     /// Seconds without a job-update after which a running job is a ghost.
@@ -89,6 +92,7 @@ impl WebConfig {
             confgit_branch: DEFAULT_CONFGIT_BRANCH.to_owned(),
             debug_real_confgit: true,
             status_html: None,
+            manifest_file: None,
             static_files: None,
             ghost_timeout: DEFAULT_GHOST_TIMEOUT,
             job_max_age: DEFAULT_JOB_MAX_AGE,

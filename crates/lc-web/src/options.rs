@@ -76,6 +76,10 @@ pub struct Options {
     /// Also write the status page to this file on every status request.
     #[arg(long, value_name = "FILE")]
     pub status_html: Option<PathBuf>,
+    /// Write a copy of the grokmirror manifest (`/1.0/manifest.js.gz`) to
+    /// this file (atomically) whenever it is requested.
+    #[arg(long, value_name = "FILE")]
+    pub manifest_file: Option<PathBuf>,
     /// Directory of static files served at /lc-static/.
     #[arg(long, value_name = "DIR")]
     pub static_files: Option<PathBuf>,
@@ -403,6 +407,7 @@ impl Options {
             debug_real_confgit: !options.no_debug_real_confgit,
             status_html: options.status_html.clone(),
             static_files: options.static_files.clone(),
+            manifest_file: options.manifest_file.clone(),
             ghost_timeout: options.ghost_timeout,
             job_max_age: options.job_max_age,
             job_keep_per_lorry: options.job_keep_per_lorry,

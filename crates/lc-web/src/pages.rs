@@ -26,6 +26,7 @@ use crate::error::{ApiError, JobId};
 use view::{Chrome, JobRow, PagerLink, When, encode_path, pager};
 
 pub use live::job_output;
+pub(crate) use status::write_atomically;
 pub use status::{status, status_html};
 
 /// Rows per page of the status page and the job list.

@@ -6,7 +6,7 @@ use axum::routing::{get, post};
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::{api, backup, confgit, hosts, metrics, pages, security};
+use crate::{api, backup, confgit, hosts, manifest, metrics, pages, security};
 use std::sync::Arc;
 
 /// Largest POST body of job-update, which carries job output (every other
@@ -17,6 +17,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/1.0/status", get(pages::status))
         .route("/1.0/status-html", get(pages::status_html))
+        .route("/1.0/manifest.js.gz", get(manifest::manifest))
         .route("/1.0/lorry-html/{*path}", get(pages::lorry_html))
         .route("/1.0/job-html/{job_id}", get(pages::job_html))
         .route("/1.0/list-jobs-html", get(pages::list_jobs_html))

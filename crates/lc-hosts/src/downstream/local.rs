@@ -14,6 +14,11 @@ impl Local {
         Local { base: base.into() }
     }
 
+    /// Where the repository of lorry `path` is (or will be).
+    pub fn repo_dir(&self, path: &str) -> PathBuf {
+        self.base.join(format!("{path}.git"))
+    }
+
     pub fn base(&self) -> &Path {
         &self.base
     }

@@ -221,6 +221,49 @@ fn parse_limited(bytes: &[u8], max_inflated: u64) -> Result<Vec<Entry>, String> 
     Ok(entries)
 }
 
+/// grokmirror's fingerprint of a repository with these refs (name, object
+/// id in hex): the SHA-1 of `git show-ref`'s output, one `<oid> <name>`
+/// line per ref sorted by name, plus the final newline grokmirror adds.
+/// `None` for no refs, as grokmirror gives.
+pub fn fingerprint(refs: &[(String, String)]) -> Option<String> {
+    use sha1::{Digest, Sha1};
+    if refs.is_empty() {
+        return None;
+    }
+    let mut sorted: Vec<&(String, String)> = refs.iter().collect();
+    sorted.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    let mut hasher = Sha1::new();
+    for (name, oid) in sorted {
+        hasher.update(format!("{oid} {name}\n").as_bytes());
+    }
+    Some(
+        hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+    )
+}
+
+/// The refs of the repository at `path` as `git show-ref` lists them:
+/// every ref under `refs/` (whose name is UTF-8), a symbolic one resolved
+/// to its object.
+pub fn local_refs(path: &std::path::Path) -> Result<Vec<(String, String)>, git2::Error> {
+    let repo = git2::Repository::open_bare(path)?;
+    let mut refs = Vec::new();
+    for reference in repo.references()? {
+        let reference = reference?;
+        let Some(name) = reference.name().ok().filter(|n| n.starts_with("refs/")) else {
+            continue;
+        };
+        let name = name.to_owned();
+        if let Some(oid) = reference.resolve().ok().and_then(|r| r.target()) {
+            refs.push((name, oid.to_string()));
+        }
+    }
+    Ok(refs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -276,6 +319,22 @@ mod tests {
             let err = parse(&bytes).expect_err("refused");
             assert!(err.contains(needle), "{err}");
         }
+    }
+
+    #[test]
+    fn fingerprints_are_sha1_of_show_ref_with_a_final_newline() {
+        assert_eq!(fingerprint(&[]), None);
+        let a = "1111111111111111111111111111111111111111";
+        let b = "2222222222222222222222222222222222222222";
+        let refs = [
+            ("refs/tags/v1".to_owned(), b.to_owned()),
+            ("refs/heads/main".to_owned(), a.to_owned()),
+        ];
+        // printf '%s refs/heads/main\n%s refs/tags/v1\n' 111... 222... | sha1sum
+        assert_eq!(
+            fingerprint(&refs).as_deref(),
+            Some("4a03b4a00ee8ec79e4dff85fe3ce872379f544da")
+        );
     }
 
     #[test]

@@ -367,7 +367,7 @@ async fn write_status_file(state: &AppState) {
 
 /// Writes `bytes` to a fresh temporary file beside `file`, then renames it
 /// over `file`: readers see the old page or the new one, never a part.
-async fn write_atomically(file: &Path, bytes: Vec<u8>) -> std::io::Result<()> {
+pub(crate) async fn write_atomically(file: &Path, bytes: Vec<u8>) -> std::io::Result<()> {
     static SERIAL: AtomicU64 = AtomicU64::new(0);
     let name = file
         .file_name()
