@@ -1656,3 +1656,59 @@ fn github_downstream_creates_repositories_with_issues_and_actions_off() {
     });
     assert_no_secret("the log", &app.log());
 }
+
+/// Non-ASCII letters and spaces in a lorry name reach Gitano and Gerrit as
+/// one word each (quoted for their command parsers), and the repository
+/// gets exactly that name.
+#[test]
+fn unicode_and_spaces_in_names_reach_gitano_and_gerrit_as_one_word() {
+    let name = "ünï cöde/ré po";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ssh = SshDouble::new(dir.path());
+    let app = Webapp::init(dir.path())
+        .with_downstream(&[
+            "--git-server-type=gitano",
+            "--downstream-host=trove.example.com",
+        ])
+        .with_env(&ssh.env())
+        .start();
+    app.pretend_time(T0);
+    app.seed(&[lorry(name)]);
+    assert_eq!(drain(&app), [name]);
+    assert_eq!(
+        ssh.calls(),
+        [vec!["git@trove.example.com", "", "create", name]]
+    );
+    assert_eq!(ssh.lines("gitano-repos"), [name]);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ssh = SshDouble::new(dir.path());
+    ssh.write("gerrit-projects", &["All-Projects", "Mirrors"]);
+    let app = Webapp::init(dir.path())
+        .with_downstream(&[
+            "--git-server-type=gerrit",
+            "--downstream-ssh-url=ssh://lorry@gerrit.example.com:29418",
+            "--gerrit-parent-project=Mirrors",
+        ])
+        .with_env(&ssh.env())
+        .start();
+    app.pretend_time(T0);
+    app.seed(&[lorry(name)]);
+    assert_eq!(drain(&app), [name]);
+    let created: Vec<Vec<String>> = ssh
+        .calls()
+        .into_iter()
+        .filter(|call| call.iter().any(|w| w == "create-project"))
+        .collect();
+    assert_eq!(created.len(), 1, "{created:?}");
+    assert_eq!(
+        created[0].last().map(String::as_str),
+        Some(name),
+        "{created:?}"
+    );
+    assert!(
+        ssh.lines("gerrit-projects").iter().any(|p| p == name),
+        "{:?}",
+        ssh.lines("gerrit-projects")
+    );
+}
