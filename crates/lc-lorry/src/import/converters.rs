@@ -174,11 +174,11 @@ fn write_askpass(file: &Path) -> Result<(), ImportError> {
 }
 
 /// Writes `text` to a new `file` that only this user may read.
-fn write_private(file: &Path, text: &str) -> Result<(), ImportError> {
+fn write_private(file: &Path, text: impl AsRef<[u8]>) -> Result<(), ImportError> {
     write_mode(file, text, 0o600)
 }
 
-fn write_mode(file: &Path, text: &str, mode: u32) -> Result<(), ImportError> {
+fn write_mode(file: &Path, text: impl AsRef<[u8]>, mode: u32) -> Result<(), ImportError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let _ = std::fs::remove_file(file);
@@ -187,7 +187,7 @@ fn write_mode(file: &Path, text: &str, mode: u32) -> Result<(), ImportError> {
         .create_new(true)
         .mode(mode)
         .open(file)
-        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .and_then(|mut f| f.write_all(text.as_ref()))
         .map_err(io("write", file))
 }
 
@@ -407,6 +407,18 @@ pub(super) fn import_cvs(
     }
     let home = dir.join("home");
     std::fs::create_dir_all(&home).map_err(io("create", &home))?;
+    // A pserver password goes to git cvsimport (and the cvsps it runs)
+    // through a scrambled ~/.cvspass in the spec's private HOME, present only
+    // while the import runs; their argv carries the CVSROOT without it.
+    let cvspass = home.join(".cvspass");
+    let _ = std::fs::remove_file(&cvspass);
+    let url = match pserver_password(url) {
+        Some((bare, line)) => {
+            write_private(&cvspass, line)?;
+            bare
+        }
+        None => url.to_owned(),
+    };
     // git cvsimport keeps its own repository (it only creates one that does
     // not exist yet, and reads its own refs for incremental runs); the
     // mirror then fetches from it like from any git upstream.
@@ -418,9 +430,11 @@ pub(super) fn import_cvs(
         .env("HOME", home.as_os_str())
         .env("CVS_RSH", "ssh")
         .current_dir(dir);
-    import.args(["cvsimport", "-i", "-a", "-o", "master", "-d", url, "-C"]);
+    import.args(["cvsimport", "-i", "-a", "-o", "master", "-d", &url, "-C"]);
     import.arg(cvs_git.as_os_str()).arg(module);
-    import.run()?;
+    let imported = import.run();
+    let _ = std::fs::remove_file(&cvspass);
+    imported?;
     // A path, not a file:// URL: git would percent-decode the URL, and
     // working directory names contain '%'.
     let from = cvs_git.display().to_string();
@@ -434,6 +448,55 @@ pub(super) fn import_cvs(
         ],
     )?;
     Ok(())
+}
+
+/// For a `:pserver[;options]:user:password@host[:port]/root` CVSROOT: the
+/// CVSROOT without the password, and the `~/.cvspass` line (cvs 1.12's
+/// format, which git cvsimport and cvsps read) holding it scrambled.
+fn pserver_password(url: &str) -> Option<(String, Vec<u8>)> {
+    let rest = url.strip_prefix(":pserver")?;
+    let (options, rest) = rest.split_once(':')?;
+    if options.contains(':') || !(options.is_empty() || options.starts_with(';')) {
+        return None;
+    }
+    let slash = rest.find('/')?;
+    let (userinfo, place) = rest[..slash].rsplit_once('@')?;
+    let (user, password) = userinfo.split_once(':')?;
+    let (host, port) = place.split_once(':').unwrap_or((place, ""));
+    let root = &rest[slash..];
+    let port_or_default = if port.is_empty() { "2401" } else { port };
+    let mut line = format!("/1 :pserver:{user}@{host}:{port_or_default}{root} ").into_bytes();
+    line.extend(cvs_scramble(password.as_bytes()));
+    line.push(b'\n');
+    Some((format!(":pserver{options}:{user}@{place}{root}"), line))
+}
+
+/// cvs's trivial password scramble (`src/scramble.c`, method "A"): a fixed
+/// byte substitution, so that a password is not readable at a glance. It is
+/// not encryption: the file holding it stays private.
+fn cvs_scramble(password: &[u8]) -> Vec<u8> {
+    #[rustfmt::skip]
+    const SHIFTS: [u8; 256] = [
+          0,  1,  2,  3,  4,  5,  6,  7,  8,  9, 10, 11, 12, 13, 14, 15,
+         16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
+        114,120, 53, 79, 96,109, 72,108, 70, 64, 76, 67,116, 74, 68, 87,
+        111, 52, 75,119, 49, 34, 82, 81, 95, 65,112, 86,118,110,122,105,
+         41, 57, 83, 43, 46,102, 40, 89, 38,103, 45, 50, 42,123, 91, 35,
+        125, 55, 54, 66,124,126, 59, 47, 92, 71,115, 78, 88,107,106, 56,
+         36,121,117,104,101,100, 69, 73, 99, 63, 94, 93, 39, 37, 61, 48,
+         58,113, 32, 90, 44, 98, 60, 51, 33, 97, 62, 77, 84, 80, 85,223,
+        225,216,187,166,229,189,222,188,141,249,148,200,184,136,248,190,
+        199,170,181,204,138,232,218,183,255,234,220,247,213,203,226,193,
+        174,172,228,252,217,201,131,230,197,211,145,238,161,179,160,212,
+        207,221,254,173,202,146,224,151,140,196,205,130,135,133,143,246,
+        192,159,244,239,185,168,215,144,139,165,180,157,147,186,214,176,
+        227,231,219,169,175,156,206,198,129,164,150,210,154,177,134,127,
+        182,128,158,208,162,132,167,209,149,241,153,251,237,236,171,195,
+        243,233,253,240,194,250,191,155,142,137,245,235,163,242,178,152,
+    ];
+    std::iter::once(b'A')
+        .chain(password.iter().map(|b| SHIFTS[usize::from(*b)]))
+        .collect()
 }
 
 /// `git cvsimport -h` exits non-zero even when installed; tell "not
@@ -453,6 +516,28 @@ fn cvsimport_present(git: &Git) -> bool {
 #[cfg(test)]
 mod tool_tests {
     use super::*;
+
+    #[test]
+    fn a_pserver_password_leaves_the_cvsroot_for_a_scrambled_cvspass_line() {
+        let (bare, line) = pserver_password(":pserver:alice:s3cret@cvs.example.org:/cvsroot")
+            .expect("has a password");
+        assert_eq!(bare, ":pserver:alice@cvs.example.org:/cvsroot");
+        // "s3cret" scrambled as cvs 1.12 writes it in ~/.cvspass.
+        assert_eq!(
+            line,
+            b"/1 :pserver:alice@cvs.example.org:2401/cvsroot AZwh d,\n".to_vec()
+        );
+        let (bare, line) = pserver_password(":pserver:bob:p@ss@h:2402/r").expect("has a password");
+        assert_eq!(bare, ":pserver:bob@h:2402/r");
+        assert!(line.starts_with(b"/1 :pserver:bob@h:2402/r A"));
+        assert_eq!(
+            pserver_password(":pserver:anon@h:/cvs"),
+            None,
+            "no password, nothing to hide"
+        );
+        assert_eq!(pserver_password(":ext:me:pw@h:/cvs"), None);
+        assert_eq!(pserver_password("/local/cvs"), None);
+    }
 
     #[test]
     fn a_missing_converter_names_its_debian_package() {

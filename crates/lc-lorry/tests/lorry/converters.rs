@@ -590,3 +590,143 @@ fn bzr_credentials_stay_out_of_argv_and_the_working_area() {
         Vec::<String>::new()
     );
 }
+
+/// A cvs pserver password in the CVSROOT goes to git cvsimport and cvsps
+/// through a scrambled ~/.cvspass in the spec's private HOME while the import
+/// runs: never a command line, lorry's output or a file of the working area.
+/// The upstream is a real `cvs pserver`, one per connection as inetd runs it,
+/// that refuses a wrong password.
+#[test]
+fn cvs_pserver_password_stays_out_of_argv_and_the_working_area() {
+    if !have(&[
+        ("cvs", &["--version"], "cvs"),
+        ("sh", &["-c", "command -v cvsps"], "cvsps"),
+        ("openssl", &["version"], "openssl"),
+        (
+            "sh",
+            &["-c", "git cvsimport -h 2>&1 | grep -q usage:"],
+            "git-cvs",
+        ),
+    ]) {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    const PASSWORD: &str = "pw-cvs-5be07f";
+    let area = Area::new();
+    let home = area.path().join("home");
+    // The pserver switches to the system user named in CVSROOT/passwd (when
+    // run as root it refuses root itself): its repository lives in a
+    // directory that user can reach and write (cvs takes locks).
+    let server_dir = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(server_dir.path(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod");
+    let root = server_dir.path().join("cvsroot");
+    let root_s = root.to_str().expect("utf8");
+    tool(&home, area.path(), "cvs", &["-Q", "-d", root_s, "init"]);
+    let import = area.path().join("import");
+    std::fs::create_dir_all(&import).expect("mkdir");
+    std::fs::write(import.join("a.txt"), "a\n").expect("write");
+    tool(
+        &home,
+        &import,
+        "cvs",
+        &[
+            "-Q", "-d", root_s, "import", "-m", "init", "mod", "vendor", "start",
+        ],
+    );
+    let mut openssl = Command::new("openssl")
+        .args(["passwd", "-1", "-stdin"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("openssl");
+    {
+        use std::io::Write;
+        let mut stdin = openssl.stdin.take().expect("stdin");
+        writeln!(stdin, "{PASSWORD}").expect("password to openssl");
+    }
+    let hash = openssl.wait_with_output().expect("openssl");
+    assert!(hash.status.success());
+    let hash = String::from_utf8(hash.stdout).expect("utf8");
+    let system_user = if tool(&home, area.path(), "id", &["-u"]).trim() == "0" {
+        "nobody".to_owned()
+    } else {
+        tool(&home, area.path(), "id", &["-un"]).trim().to_owned()
+    };
+    std::fs::write(
+        root.join("CVSROOT/passwd"),
+        format!("alice:{}:{system_user}\n", hash.trim()),
+    )
+    .expect("passwd");
+    let config = root.join("CVSROOT/config");
+    let mut text = std::fs::read_to_string(&config).unwrap_or_default();
+    text.push_str("SystemAuth=no\n");
+    std::fs::write(&config, text).expect("config");
+    tool(&home, area.path(), "chmod", &["-R", "a+rwX", root_s]);
+
+    // One `cvs pserver` per connection, its stdin and stdout the socket.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let allow = format!("--allow-root={root_s}");
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let (Ok(input), output) = (stream.try_clone(), stream) else {
+                continue;
+            };
+            let child = Command::new("cvs")
+                .args([allow.as_str(), "pserver"])
+                .stdin(std::process::Stdio::from(std::os::fd::OwnedFd::from(input)))
+                .stdout(std::process::Stdio::from(std::os::fd::OwnedFd::from(
+                    output,
+                )))
+                .stderr(std::process::Stdio::null())
+                .spawn();
+            if let Ok(mut child) = child {
+                std::thread::spawn(move || child.wait());
+            }
+        }
+    });
+
+    let cvsroot = |password: &str| format!(":pserver:alice:{password}@127.0.0.1:{port}{root_s}");
+    let down = area.downstream("cvs/secret");
+    let wrong = area.lorry_file(
+        "wrong.lorry",
+        &json!({ "cvs/secret": { "type": "cvs", "url": cvsroot("not-it"), "module": "mod" } }),
+    );
+    let run = area.run(&[&wrong], &[]);
+    assert_ne!(
+        run.code,
+        0,
+        "the pserver checks the password: {}",
+        run.all_output()
+    );
+
+    let file = area.lorry_file(
+        "c.lorry",
+        &json!({ "cvs/secret": { "type": "cvs", "url": cvsroot(PASSWORD), "module": "mod" } }),
+    );
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = watch_command_lines(stop.clone());
+    let run = area.run(&[&file], &["--verbose"]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let lines = watcher.join().expect("watcher");
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    assert_eq!(git(&down, &["cat-file", "-p", "master:a.txt"]), "a");
+    assert!(
+        lines.iter().any(|l| l.contains("cvsimport")),
+        "the scan saw git cvsimport run"
+    );
+    for line in &lines {
+        assert!(!line.contains(PASSWORD), "in a command line: {line}");
+    }
+    assert!(!run.all_output().contains(PASSWORD), "{}", run.all_output());
+    assert_eq!(
+        files_holding(&area.working_area(), PASSWORD),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        files_holding(&area.working_area(), "/1 :pserver:"),
+        Vec::<String>::new(),
+        "the .cvspass is gone after the import"
+    );
+}
