@@ -220,7 +220,7 @@ pub(super) fn import_hg(
             }
             write_private(
                 &hgrc,
-                &format!(
+                format!(
                     "[auth]\nlorry.prefix = {bare}\nlorry.username = {user}\nlorry.password = {password}\n"
                 ),
             )?;
@@ -287,7 +287,7 @@ pub(super) fn import_bzr(
         if let Some(parent) = auth_file.parent() {
             private_dirs(parent)?;
         }
-        write_private(&auth_file, &sections)?;
+        write_private(&auth_file, sections)?;
     }
     let result = import_bzr_branches(ctx, run, &bare);
     let _ = std::fs::remove_file(&auth_file);
