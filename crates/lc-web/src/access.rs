@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use lc_base::redact::Secret;
 
-use crate::listen::{DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_CONNECTIONS, Limits};
+use crate::listen::{
+    DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, Limits,
+};
 use crate::security::{
     DEFAULT_BODY_LIMIT, DEFAULT_MAX_FIELDS, ReadAccess, Security, Tokens, host_name, open_classes,
 };
@@ -49,10 +51,14 @@ pub struct AccessOptions {
     /// Serve a non-loopback address without any token.
     #[arg(long)]
     pub insecure_no_auth: bool,
-    /// Seconds a client has to send a request's header (also the idle
-    /// keep-alive limit; never applies to a streaming answer).
+    /// Seconds a client has to send a request's header, from its first byte
+    /// (never applies while an answer streams).
     #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_HEADER_READ_TIMEOUT.as_secs_f64())]
     pub header_read_timeout: f64,
+    /// Seconds a keep-alive connection may stay idle between requests
+    /// (never applies while an answer streams).
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_IDLE_TIMEOUT.as_secs_f64())]
+    pub idle_timeout: f64,
     /// Connections served at once.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS)]
     pub max_connections: usize,
@@ -108,11 +114,16 @@ impl AccessOptions {
                  --insecure-no-auth"
             ));
         }
-        if !(self.header_read_timeout.is_finite() && self.header_read_timeout > 0.0) {
-            return Err(format!(
-                "--header-read-timeout: {} must be a positive number of seconds",
-                self.header_read_timeout
-            ));
+        for (name, value) in [
+            ("--header-read-timeout", self.header_read_timeout),
+            ("--idle-timeout", self.idle_timeout),
+        ] {
+            // Up to a year: beyond that a deadline would not fit the clock.
+            if !(value.is_finite() && value > 0.0 && value <= 31_536_000.0) {
+                return Err(format!(
+                    "{name}: {value} must be a positive number of seconds (at most a year)"
+                ));
+            }
         }
         for (name, value) in [
             ("--max-connections", self.max_connections),
@@ -137,6 +148,7 @@ impl AccessOptions {
         let limits = Limits {
             max_connections: self.max_connections,
             header_read_timeout: Duration::from_secs_f64(self.header_read_timeout),
+            idle_timeout: Duration::from_secs_f64(self.idle_timeout),
         };
         Ok((security, limits))
     }
@@ -231,6 +243,9 @@ mod tests {
         assert!(options(&["--insecure-no-auth"]).build(any).is_ok());
         assert!(options(&["--read-access=token"]).build(loopback).is_err());
         assert!(options(&["--max-connections=0"]).build(loopback).is_err());
+        assert!(options(&["--idle-timeout=0"]).build(loopback).is_err());
+        assert!(options(&["--idle-timeout=1e300"]).build(loopback).is_err());
+        assert!(options(&["--idle-timeout=0.5"]).build(loopback).is_ok());
         assert!(
             options(&["--header-read-timeout=0"])
                 .build(loopback)
