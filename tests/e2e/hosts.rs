@@ -1712,3 +1712,60 @@ fn unicode_and_spaces_in_names_reach_gitano_and_gerrit_as_one_word() {
         ssh.lines("gerrit-projects")
     );
 }
+
+/// A listing is the host's word, not the admin's (issue 11 item 4): a Gitea
+/// whose clone URLs name a local path, a `file:` URL, git's `ext::`
+/// transport or another host gets a problem for that host, shown in its
+/// status and the listing's answer, and no lorry. Its own clone base, the
+/// control, gives the lorry.
+#[test]
+fn hostile_clone_urls_in_a_listing_are_problems_of_the_host_not_lorries() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let up = GiteaV1::start(TOKEN);
+    up.add_repo("src", "r", "main", "");
+    let app = local_app(dir.path(), &[], &[]);
+    app.pretend_time(T0);
+    app.configure(&json!([{
+        "type": "gitea", "host": up.server.host(), "protocol": "http",
+        "private-token": TOKEN, "prefixmap": {"src": "mirror"}
+    }]));
+    for base in [
+        "/srv/git",
+        "file:///srv/git",
+        "ext::sh%20-c%20id",
+        "https://elsewhere.example.org",
+        "git@elsewhere.example.org:",
+    ] {
+        // Gitea builds clone URLs from its ROOT_URL: the hostile part.
+        up.state().root_url = Some(base.to_owned());
+        let summary = app.post_ok("/1.0/force-ls-troves", &[]);
+        let host = &summary["hosts"][0];
+        assert_eq!(
+            host["lorries_added"].as_array().map_or(0, Vec::len),
+            0,
+            "{base}: {summary}"
+        );
+        let errors = host["errors"].to_string();
+        assert!(
+            errors.contains("src/r") && errors.contains("refused"),
+            "{base}: {summary}"
+        );
+        let status = app.host_status(&up.server.host());
+        let problem = status["ls_last_error"].as_str().unwrap_or_default();
+        assert!(problem.contains("refused"), "{base}: {status}");
+        assert!(app.queue().is_empty(), "{base}: no lorry queued");
+        let lorry = app.get("/1.0/lorry/mirror/r");
+        assert_eq!(lorry.status, 404, "{base}: {}", lorry.text);
+    }
+    up.state().root_url = None;
+    let summary = app.post_ok("/1.0/force-ls-troves", &[]);
+    assert_eq!(
+        summary["hosts"][0]["lorries_added"],
+        json!(["mirror/r"]),
+        "{summary}"
+    );
+    assert_eq!(
+        app.host_status(&up.server.host())["ls_last_error"],
+        Value::Null
+    );
+}
