@@ -239,6 +239,78 @@ fn a_job_writing_more_non_ascii_output_than_one_request_holds_is_reported_whole(
     );
 }
 
+fn pid_in(file: &Path) -> i32 {
+    std::fs::read_to_string(file)
+        .expect("pid file")
+        .trim()
+        .parse()
+        .expect("pid")
+}
+
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| !stat.contains(") Z "))
+        .unwrap_or(false)
+}
+
+#[test]
+fn a_job_of_a_minion_killed_with_sigkill_is_ended_by_the_next_minion() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("minion-state");
+    let (lorry_pid, setsid_pid) = (dir.path().join("lorry.pid"), dir.path().join("setsid.pid"));
+    let lorry = dir.path().join("hanging-lorry");
+    std::fs::write(
+        &lorry,
+        format!(
+            "#!/bin/sh\nsetsid sleep 1000 >/dev/null 2>&1 </dev/null &\necho $! > {setsid}\n\
+             echo $$ > {pid}.tmp && mv {pid}.tmp {pid}\nexec sleep 1000\n",
+            setsid = setsid_pid.display(),
+            pid = lorry_pid.display()
+        ),
+    )
+    .expect("write lorry");
+    std::fs::set_permissions(&lorry, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let webapp = Webapp::init(dir.path()).start();
+    webapp.seed(&[git_lorry("e2e/orphan", 3600, 3600)]);
+    let state_arg = format!("--state-dir={}", state.display());
+    let mut first = Minion::start_with(&webapp, &lorry, "minion-1", &[&state_arg]);
+    let job_id = running_job(&webapp, "e2e/orphan");
+    wait_for("lorry to start", READY_TIMEOUT, || {
+        lorry_pid.exists().then_some(())
+    });
+    first.0.kill().expect("SIGKILL the minion");
+    first.0.wait().expect("reap the minion");
+    let (lorry, escaped) = (pid_in(&lorry_pid), pid_in(&setsid_pid));
+    assert!(
+        alive(lorry) && alive(escaped),
+        "the job outlives its minion"
+    );
+    assert_eq!(webapp.get_ok(&format!("/1.0/job/{job_id}"))["exit"], "no");
+
+    let _second = Minion::start_with(&webapp, &lorry_path_unused(&dir), "minion-2", &[&state_arg]);
+    let job = wait_for("the job to be reported ended", READY_TIMEOUT, || {
+        let job = webapp.get_ok(&format!("/1.0/job/{job_id}"));
+        (job["exit"] != "no").then_some(job)
+    });
+    assert_eq!(job["exit"], "137", "{job}");
+    assert!(
+        job["output"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("was killed"),
+        "{job}"
+    );
+    wait_for("the job's processes to die", READY_TIMEOUT, || {
+        (!alive(lorry) && !alive(escaped)).then_some(())
+    });
+    assert!(webapp.get_ok("/1.0/lorry/e2e/orphan")["running_job"].is_null());
+}
+
+/// A lorry program for a minion that must not run any job.
+fn lorry_path_unused(dir: &tempfile::TempDir) -> PathBuf {
+    dir.path().join("no-lorry-needed")
+}
+
 #[test]
 fn config_file_options_and_mistakes() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -42,6 +42,9 @@ pub struct MinionConfig {
     pub lorry: LorryCommand,
     /// lorry's working area, for the disk usage reported at a job's end.
     pub working_area: Option<PathBuf>,
+    /// Where the running job is recorded (see [`crate::jobstate`]); none:
+    /// a job of a killed minion is left to the webapp's ghost timeout.
+    pub state_dir: Option<PathBuf>,
     pub redactor: Redactor,
     /// The webapp's minion token, sent with every request when set.
     pub webapp_token: Option<String>,
@@ -65,6 +68,7 @@ impl MinionConfig {
             pid: std::process::id(),
             lorry: LorryCommand::new(program),
             working_area: None,
+            state_dir: None,
             redactor: Redactor::default(),
             webapp_token: None,
         }

@@ -14,7 +14,9 @@ use tracing::Instrument;
 
 use crate::client::{ClientError, Exit, Job, WebappClient};
 use crate::config::MinionConfig;
+use crate::containment;
 use crate::disk::{disk_usage, working_dir};
+use crate::jobstate::JobRecord;
 use crate::output::{Chunk, StreamBuffer, Unsent};
 use crate::{Backoff, Shutdown};
 
@@ -73,6 +75,8 @@ struct Pending {
     stderr: Unsent,
     /// Most bytes of one form-encoded job-update body.
     budget: usize,
+    /// The job's record in the state directory, once lorry runs.
+    record: Option<(std::path::PathBuf, JobRecord)>,
 }
 
 /// The output sent in one job-update.
@@ -87,6 +91,7 @@ impl Pending {
             stdout: Unsent::new(config.output_cap),
             stderr: Unsent::new(config.output_cap),
             budget: config.update_max_bytes.max(MIN_BUDGET),
+            record: None,
         }
     }
 
@@ -198,7 +203,10 @@ impl Job {
         let spec_file = spec
             .path()
             .join(format!("{}.lorry", self.path.replace('/', "_")));
-        let mut child = match config.lorry.command(&spec_file).spawn() {
+        let marker = containment::new_marker(self.job_id);
+        let mut command = config.lorry.command(&spec_file);
+        command.env(containment::MARKER_VAR, &marker);
+        let mut child = match command.spawn() {
             Ok(child) => child,
             Err(e) => {
                 let program = config.lorry.argv(&spec_file)[0]
@@ -218,6 +226,26 @@ impl Job {
             .and_then(|pid| i32::try_from(pid).ok())
             .map(Pid::from_raw);
         tracing::info!(pid = ?group, "lorry started");
+        if let Some(dir) = &config.state_dir {
+            let record = JobRecord::new(self.job_id, &self.path, &marker);
+            match record.save(dir) {
+                Ok(()) => pending.record = Some((dir.clone(), record)),
+                Err(e) => {
+                    tracing::warn!(dir = %dir.display(), error = %e, "cannot record the job; a successor could not end it if this minion is killed")
+                }
+            }
+        }
+        // The webapp asks for the kill once the job outlives its
+        // lorry-timeout; should it not be reachable, the minion does it
+        // itself a little later.
+        let own_deadline = u64::try_from(self.lorry_timeout)
+            .ok()
+            .filter(|&seconds| seconds > 0)
+            .map(|seconds| {
+                Instant::now()
+                    + Duration::from_secs(seconds)
+                    + (config.update_interval * 3).max(Duration::from_secs(1))
+            });
         let shared: Shared = Arc::default();
         let readers = [
             child
@@ -305,6 +333,9 @@ impl Job {
                 () = shutdown.requested(), if kill.is_none() => {
                     kill = start_kill(group, "the minion is stopping", config);
                 }
+                () = sleep_until(own_deadline.unwrap_or_else(Instant::now)), if own_deadline.is_some() && kill.is_none() => {
+                    kill = start_kill(group, "it ran past its lorry-timeout and the webapp, which could not be reached, did not stop it", config);
+                }
                 () = sleep_until(kill_deadline.unwrap_or_else(Instant::now)), if kill_deadline.is_some() => {
                     if let Some(k) = kill.as_mut() {
                         tracing::warn!(grace = ?config.kill_grace, "lorry still running after SIGTERM; sending SIGKILL");
@@ -320,9 +351,12 @@ impl Job {
         {
             pending.acknowledge(&batch);
         }
-        if kill.is_some() {
-            // Whatever lorry left behind in its group goes too.
-            signal_group(group, Signal::SIGKILL);
+        // Whatever lorry left behind goes too: its process group, and every
+        // process carrying the job's marker (those that left the group).
+        signal_group(group, Signal::SIGKILL);
+        let stragglers = containment::kill_marked(&marker).await;
+        if stragglers > 0 {
+            tracing::warn!(stragglers, "killed processes the job left behind");
         }
         drain(readers, group).await;
 
@@ -415,6 +449,9 @@ impl Job {
             match answer {
                 Ok(_) if last => {
                     pending.acknowledge(&batch);
+                    if let Some((dir, record)) = &pending.record {
+                        record.remove(dir);
+                    }
                     tracing::info!(exit, disk_usage = ?usage, "job reported");
                     return JobOutcome {
                         exit,
@@ -433,6 +470,9 @@ impl Job {
                     }
                 }
                 Err(e) if !e.is_transient() => {
+                    if let Some((dir, record)) = &pending.record {
+                        record.remove(dir);
+                    }
                     return lost(&format!("the webapp refused the job's final report: {e}"));
                 }
                 Err(e) => {
@@ -440,6 +480,16 @@ impl Job {
                     if let Some(deadline) = give_up_at
                         && Instant::now() + wait > deadline
                     {
+                        if let Some((dir, record)) = &mut pending.record {
+                            // The next minion to start reports it.
+                            record.exit = Some(exit);
+                            if record.save(dir).is_ok() {
+                                return lost(&format!(
+                                    "minion stopping and the webapp unreachable: the job's end is left in {} for the next minion ({e})",
+                                    record.file(dir).display()
+                                ));
+                            }
+                        }
                         return lost(&format!(
                             "minion stopping and the webapp unreachable: the job's final report is lost ({e})"
                         ));

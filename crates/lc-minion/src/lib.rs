@@ -31,8 +31,10 @@
 
 pub mod client;
 pub mod config;
+pub mod containment;
 pub mod disk;
 pub mod job;
+pub mod jobstate;
 pub mod options;
 pub mod output;
 
@@ -40,6 +42,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio::sync::watch;
+use tracing::Instrument;
 
 pub use client::{ClientError, Exit, Job, WebappClient};
 pub use config::{Limits, LorryCommand, MinionConfig};
@@ -74,6 +77,15 @@ pub async fn run(config: MinionConfig, mut shutdown: Shutdown) -> Result<(), Err
     if stale > 0 {
         tracing::info!(removed = stale, "removed the job specs of killed minions");
     }
+    containment::become_subreaper();
+    if let Some(dir) = &config.state_dir {
+        for record in jobstate::take_orphans(dir) {
+            let span = tracing::info_span!("job", job_id = record.job_id, path = %record.path);
+            end_orphan(&config, &client, dir, record, &mut shutdown)
+                .instrument(span)
+                .await;
+        }
+    }
     while !shutdown.is_requested() {
         match client.give_me_job(&config.host, config.pid).await {
             Ok(Some(job)) => {
@@ -90,6 +102,60 @@ pub async fn run(config: MinionConfig, mut shutdown: Shutdown) -> Result<(), Err
     }
     tracing::info!("minion stopped");
     Ok(())
+}
+
+/// Ends the job of a minion that is gone (see [`jobstate`]): kills what is
+/// left of it and reports it ended, retrying while the webapp is away.
+/// The record is removed once the webapp has the end, or has ended the job
+/// itself; a minion stopping first leaves it for the next one.
+async fn end_orphan(
+    config: &MinionConfig,
+    client: &WebappClient,
+    dir: &std::path::Path,
+    record: jobstate::JobRecord,
+    shutdown: &mut Shutdown,
+) {
+    let killed = containment::kill_marked(&record.marker).await;
+    let (exit, line) = match record.exit {
+        Some(exit) => (
+            exit,
+            format!(
+                "lorry-controller-minion: the minion that ran this job stopped before the webapp had its end (exit {exit}); reported by the minion started after it\n"
+            ),
+        ),
+        None => (
+            128 + nix::sys::signal::Signal::SIGKILL as i32,
+            format!(
+                "lorry-controller-minion: the minion running this job was killed; the minion started after it killed what was left of the job ({killed} processes) and reports it ended\n"
+            ),
+        ),
+    };
+    tracing::warn!(exit, killed, "ending the job of a minion that is gone");
+    let mut backoff = Backoff::new(config.update_interval, config.retry_max);
+    loop {
+        match client
+            .job_update(record.job_id, Exit::Exited(exit), "", &line, None)
+            .await
+        {
+            Ok(_) => {
+                tracing::info!(exit, "the job of a minion that is gone is reported ended");
+                break;
+            }
+            Err(e) if !e.is_transient() => {
+                tracing::warn!(error = %e, "the webapp did not take the end of a gone minion's job (it may have ended it already)");
+                break;
+            }
+            Err(e) => {
+                let wait = backoff.next_wait();
+                tracing::warn!(error = %e, retry_in = ?wait, "cannot report the end of a gone minion's job; will retry");
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    () = shutdown.requested() => return,
+                }
+            }
+        }
+    }
+    record.remove(dir);
 }
 
 /// Tells [`run`] to stop; see [`Shutdown::new`].

@@ -58,6 +58,11 @@ pub struct Options {
     /// Working area passed to lorry as --working-area (overrides the lorry configuration's).
     #[arg(long, value_name = "DIR")]
     pub lorry_working_area: Option<PathBuf>,
+    /// Directory where the running job is recorded, so that the next
+    /// minion can end it if this one is killed (default: %minions in the
+    /// working area, when it is known).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
     /// JSON file with hostname, port, username and password of an HTTP
     /// proxy for lorry; a missing file means no proxy.
     #[arg(long, value_name = "FILE")]
@@ -131,6 +136,13 @@ impl Options {
             (None, Some(file)) => working_area_of_lorry_config(file)?,
             (None, None) => None,
         };
+        // "%minions" is no lorry's directory: names have '%' encoded.
+        config.state_dir = self.state_dir.clone().or_else(|| {
+            config
+                .working_area
+                .as_ref()
+                .map(|area| area.join("%minions"))
+        });
         if let Some(file) = &self.proxy_config {
             config.use_proxy_config(file)?;
         }

@@ -31,6 +31,8 @@ struct DoubleState {
     refused: Vec<Fields>,
     /// Connections accepted and closed unanswered while hung up.
     hung_up: usize,
+    /// The lorry-timeout of the jobs handed out (default 3600 s).
+    lorry_timeout: Option<i64>,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -162,7 +164,7 @@ async fn give_me_job(
             from_host: String::new(),
             from_path: String::new(),
             interval: 60,
-            lorry_timeout: 3600,
+            lorry_timeout: state.lorry_timeout.unwrap_or(3600),
             last_run: 0,
             last_run_exit: None,
             last_run_error: None,
@@ -613,4 +615,122 @@ async fn a_refused_final_report_is_not_retried_and_the_minion_goes_on() {
         assert_eq!(double.final_update(1), None);
         assert_eq!(double.final_update(2).expect("final")["exit"], "1");
     }
+}
+
+fn read_pid(file: &Path) -> i32 {
+    std::fs::read_to_string(file)
+        .expect("pid file")
+        .trim()
+        .parse()
+        .expect("pid number")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn descendants_that_left_the_process_group_die_with_the_job() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (setsid_pid, double_forked) = (dir.path().join("setsid.pid"), dir.path().join("df.pid"));
+    // One grandchild in a session of its own, one double-forked into one;
+    // neither holds lorry's pipes, and lorry exits at once.
+    let lorry = script(
+        dir.path(),
+        "lorry",
+        &format!(
+            "setsid sleep 1000 >/dev/null 2>&1 </dev/null &\necho $! > {setsid}\n\
+             (setsid sh -c 'sleep 1000 & echo $! > {df}' >/dev/null 2>&1 </dev/null &)\n\
+             while [ ! -s {df} ]; do sleep 0.05; done\necho started\nexit 0",
+            setsid = setsid_pid.display(),
+            df = double_forked.display()
+        ),
+    );
+    let double = WebappDouble::start().await;
+    double.add_job(21, "contained/one");
+    let (trigger, shutdown) = Shutdown::new();
+    let minion = tokio::spawn(lc_minion::run(config(&double, &lorry), shutdown));
+    wait_for("the final update", || double.final_update(21).is_some()).await;
+    trigger.trigger();
+    minion.await.expect("join").expect("run");
+    assert_eq!(double.final_update(21).expect("final")["exit"], "0");
+    for file in [&setsid_pid, &double_forked] {
+        let pid = read_pid(file);
+        wait_for("the escaped descendant to die", || !process_exists(pid)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_minion_enforces_the_timeout_while_the_webapp_is_away() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pid_file = dir.path().join("pid");
+    let lorry = script(
+        dir.path(),
+        "lorry",
+        &format!(
+            "echo $$ > {}.tmp && mv {0}.tmp {0}\nexec sleep 1000",
+            pid_file.display()
+        ),
+    );
+    let mut double = WebappDouble::start().await;
+    double.lock().lorry_timeout = Some(1);
+    double.add_job(22, "slow/timeout");
+    let (trigger, shutdown) = Shutdown::new();
+    let minion = tokio::spawn(lc_minion::run(config(&double, &lorry), shutdown));
+    wait_for("lorry to start", || pid_file.exists()).await;
+    double.down().await;
+    let pid = read_pid(&pid_file);
+    wait_for("the minion to kill lorry by itself", || {
+        !process_exists(pid)
+    })
+    .await;
+    double.up().await;
+    wait_for("the final update", || double.final_update(22).is_some()).await;
+    trigger.trigger();
+    minion.await.expect("join").expect("run");
+    assert_eq!(double.final_update(22).expect("final")["exit"], "143");
+    let output = double.output(22);
+    assert!(output.contains("ran past its lorry-timeout"), "{output}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_left_by_a_killed_minion_is_killed_and_reported_by_the_next() {
+    use lc_minion::containment::MARKER_VAR;
+    use lc_minion::jobstate::JobRecord;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    // What a minion killed mid-job leaves: its record, and the job's
+    // process still running (here one started by the test, marked the same).
+    let mut left = JobRecord::new(31, "orphan/one", "test-marker-31");
+    left.minion_pid = 4_000_000_000;
+    left.save(&state).expect("save record");
+    let mut orphan = std::process::Command::new("sleep")
+        .arg("1000")
+        .env(MARKER_VAR, "test-marker-31")
+        .spawn()
+        .expect("start orphan");
+    let orphan_pid = i32::try_from(orphan.id()).expect("pid");
+    // And one whose end was known but not delivered.
+    let mut ended = JobRecord::new(32, "orphan/two", "test-marker-32");
+    ended.minion_pid = 4_000_000_000;
+    ended.exit = Some(3);
+    ended.save(&state).expect("save record");
+
+    let lorry = script(dir.path(), "lorry", "exit 0");
+    let double = WebappDouble::start().await;
+    let mut config = config(&double, &lorry);
+    config.state_dir = Some(state.clone());
+    let (trigger, shutdown) = Shutdown::new();
+    let minion = tokio::spawn(lc_minion::run(config, shutdown));
+    wait_for("both ends reported", || {
+        double.final_update(31).is_some() && double.final_update(32).is_some()
+    })
+    .await;
+    trigger.trigger();
+    minion.await.expect("join").expect("run");
+    let first = double.final_update(31).expect("final");
+    assert_eq!(first["exit"], "137", "{first:?}");
+    assert!(first["stderr"].contains("was killed"), "{first:?}");
+    assert!(!process_exists(orphan_pid));
+    let _ = orphan.try_wait();
+    let second = double.final_update(32).expect("final");
+    assert_eq!(second["exit"], "3", "{second:?}");
+    let left_files: Vec<_> = std::fs::read_dir(&state).expect("state dir").collect();
+    assert!(left_files.is_empty(), "records removed: {left_files:?}");
 }
