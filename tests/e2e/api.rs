@@ -160,6 +160,16 @@ fn a_job_runs_from_give_me_job_to_its_last_update() {
     );
     assert_eq!(update["kill_job"], false);
     app.pretend_time(T0 + 5);
+    // A result that is not lorry's JSON is refused, naming the field; the
+    // job runs on.
+    for bad in ["not json", "[1, 2]", "{\"specs\": []}"] {
+        let refused = app.post(
+            "/1.0/job-update",
+            &[("job_id", "1"), ("exit", "0"), ("result", bad)],
+        );
+        assert_eq!(refused.status, 400, "{bad}");
+        assert!(refused.text.contains("result"), "{}", refused.text);
+    }
     let done = app.post_ok(
         "/1.0/job-update",
         &[
@@ -168,8 +178,18 @@ fn a_job_runs_from_give_me_job_to_its_last_update() {
             ("stdout", "pushed\n"),
             ("stderr", "warning\n"),
             ("disk_usage", "4096"),
+            (
+                "result",
+                r#"{"version": 1, "specs": [], "from": "https://u:tok@example.com/x"}"#,
+            ),
         ],
     );
+    assert_eq!(done["result"]["version"], 1);
+    assert_eq!(
+        done["result"]["from"], "https://***@example.com/x",
+        "credentials hidden"
+    );
+    assert_eq!(app.get_ok("/1.0/job/1")["result"], done["result"]);
     assert_eq!(done["exit"], "0");
     assert_eq!(done["output"], "fetching\npushed\nwarning\n");
     assert_eq!(done["disk_usage"], 4096);

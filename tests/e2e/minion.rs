@@ -512,6 +512,19 @@ fn real_lorry_mirrors_and_keeps_rewritten_history() {
     for name in names {
         let job = ended_job(&webapp, &format!("e2e/{name}"));
         assert_eq!(job["exit"], "0", "{job}");
+        // What the job did: the summary line, and lorry's result stored.
+        let output = job["output"].as_str().unwrap_or_default();
+        assert!(
+            output.contains("lorry: summary: importer=git ok=yes "),
+            "{job}"
+        );
+        assert_eq!(job["result"]["version"], 1, "{job}");
+        assert_eq!(job["result"]["specs"][0]["pushed"], "yes", "{job}");
+        assert_eq!(
+            job["result"]["specs"][0]["name"],
+            format!("e2e/{name}"),
+            "{job}"
+        );
         assert!(job["disk_usage"].as_i64().unwrap_or(0) > 0, "{job}");
         let down = downstream.join(format!("e2e/{name}.git"));
         assert_eq!(

@@ -7,6 +7,9 @@
 
 use serde::{Deserialize, Serialize};
 
+mod result;
+pub use result::{JOB_RESULT_VERSION, JobResult, PreservedRef, Pushed, RefChange, SpecResult};
+
 /// Exit value of a job that is still running, as the original spelled it.
 pub const EXIT_RUNNING: &str = "no";
 
@@ -92,6 +95,10 @@ pub struct JobInfo {
     pub started: i64,
     pub ended: Option<i64>,
     pub updated: i64,
+    /// What the job did, as lorry reported it ([`JobResult`], JSON with a
+    /// `version`), once the job has ended with one; otherwise null.
+    #[serde(default)]
+    pub result: Option<serde_json::Value>,
 }
 
 /// A job in the run queue of `/1.0/list-running-jobs`.

@@ -30,6 +30,7 @@ pub mod source;
 pub mod specs;
 pub mod state;
 pub mod submodules;
+pub mod summary;
 pub mod upstream;
 pub mod workdir;
 
@@ -49,6 +50,8 @@ pub struct Context<'a> {
     pub git: Git,
     pub log: Log<'a>,
     pub working_area: PathBuf,
+    /// What the current spec's run has done so far.
+    pub tally: summary::Tally,
 }
 
 /// One spec's run: what its steps (import, publish, push) share beside the
@@ -109,7 +112,9 @@ pub fn run(args: Vec<OsString>, git: Git, out: &mut dyn Write, err: &mut dyn Wri
         git,
         log,
         working_area,
+        tally: summary::Tally::default(),
     };
+    let mut result = lc_api::JobResult::default();
     let mut failed = 0usize;
     let mut mirrored = 0usize;
     for file in &options.files {
@@ -127,22 +132,37 @@ pub fn run(args: Vec<OsString>, git: Git, out: &mut dyn Write, err: &mut dyn Wri
         };
         for spec in specs {
             match spec {
-                Ok(spec) => match mirror::mirror(&mut ctx, &spec) {
-                    Ok(()) => mirrored += 1,
-                    Err(e) => {
-                        ctx.log.error(&format!(
-                            "Error mirroring {}: {}",
-                            spec.name,
-                            one_line(&e.to_string())
-                        ));
-                        failed += 1;
+                Ok(spec) => {
+                    let outcome = mirror::mirror(&mut ctx, &spec);
+                    let error = outcome
+                        .as_ref()
+                        .err()
+                        .map(|e| lc_base::redact::redact(&one_line(&e.to_string())).into_owned());
+                    let repo = mirror::spec_dir(&ctx.working_area, &spec.name).join("git");
+                    let tally = std::mem::take(&mut ctx.tally);
+                    result.specs.push(tally.finish(
+                        &spec.name,
+                        spec.source.type_name(),
+                        &repo,
+                        error.clone(),
+                    ));
+                    match error {
+                        None => mirrored += 1,
+                        Some(e) => {
+                            ctx.log
+                                .error(&format!("Error mirroring {}: {e}", spec.name));
+                            failed += 1;
+                        }
                     }
-                },
+                }
                 Err((name, e)) => {
-                    ctx.log.error(&format!(
-                        "Error mirroring {name}: invalid spec in {}: {}",
-                        file.display(),
-                        one_line(&e)
+                    let error = format!("invalid spec in {}: {}", file.display(), one_line(&e));
+                    ctx.log.error(&format!("Error mirroring {name}: {error}"));
+                    result.specs.push(summary::Tally::default().finish(
+                        &name,
+                        "unknown",
+                        std::path::Path::new(""),
+                        Some(lc_base::redact::redact(&error).into_owned()),
                     ));
                     failed += 1;
                 }
@@ -151,6 +171,19 @@ pub fn run(args: Vec<OsString>, git: Git, out: &mut dyn Write, err: &mut dyn Wri
     }
     ctx.log
         .info(&format!("{mirrored} mirrored, {failed} failed"));
+    // The output ends with one summary line per spec.
+    for spec in &result.specs {
+        ctx.log.note(&spec.summary_line());
+    }
+    if let Some(file) = &options.result_file
+        && let Err(e) = summary::write_result(file, &result)
+    {
+        ctx.log.error(&format!(
+            "lorry: cannot write the result file {}: {e}",
+            file.display()
+        ));
+        return 1;
+    }
     if failed == 0 { 0 } else { 1 }
 }
 

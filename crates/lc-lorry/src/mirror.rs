@@ -99,6 +99,7 @@ pub fn mirror(ctx: &mut Context<'_>, spec: &Spec) -> Result<(), MirrorError> {
         ctx.log.note(&format!("{}: {note}", spec.name));
     }
     private_dir(&dir).map_err(io("create", &dir))?;
+    ctx.tally = crate::summary::Tally::start(&dir.join("git"));
     let lock_path = dir.join("lock");
     let lock = File::create(&lock_path).map_err(io("create", &lock_path))?;
     // A process forked elsewhere in this program may hold a copy of a
@@ -256,6 +257,9 @@ fn mirror_locked(
                     upstream.len()
                 ));
                 report_submodules(ctx, &run, url, &previous.refs);
+                if push_key.is_some() {
+                    ctx.tally.pushed = lc_api::Pushed::Unchanged;
+                }
                 after_update(ctx, &git, spec, &repo, false)?;
                 return Ok(());
             }
@@ -317,6 +321,9 @@ fn mirror_locked(
                     "{}: nothing new upstream; nothing pushed",
                     spec.name
                 ));
+                if push_key.is_some() {
+                    ctx.tally.pushed = lc_api::Pushed::Unchanged;
+                }
                 after_update(ctx, &git, spec, &repo, false)?;
                 return Ok(());
             }
@@ -554,6 +561,11 @@ fn publish(
             "{}: {name} was {why} upstream; old tip {oid} preserved as {pname}",
             spec.name
         ));
+        ctx.tally.preserved.push(lc_api::PreservedRef {
+            name: name.clone(),
+            oid: oid.clone(),
+            kept_as: pname.clone(),
+        });
         preserved.push((pname, oid.clone()));
     }
     for name in &plan.followed {
@@ -595,6 +607,7 @@ fn publish(
         }
     }
     git.update_refs(repo, &updates)?;
+    ctx.tally.record_refs(&base, &plan.target);
     Ok(plan.refused)
 }
 
@@ -678,6 +691,7 @@ fn push_and_verify(
                 plan.target.len()
             ));
             git.push_with_leases(repo, url, &all, &[], &ctx.options.push_option)?;
+            ctx.tally.pushed = lc_api::Pushed::Yes;
             return verify(ctx, git, spec, refspecs, url, plan, preserved);
         }
     }
@@ -712,6 +726,7 @@ fn push_and_verify(
         ));
     }
     if pushes.is_empty() {
+        ctx.tally.pushed = lc_api::Pushed::Unchanged;
         ctx.log.info(&format!(
             "{}: downstream already has every ref; nothing to push",
             spec.name
@@ -725,6 +740,7 @@ fn push_and_verify(
         for chunk in pushes.chunks(PUSH_CHUNK) {
             let (refs, leases): (Vec<String>, Vec<Lease>) = chunk.iter().cloned().unzip();
             git.push_with_leases(repo, url, &refs, &leases, &ctx.options.push_option)?;
+            ctx.tally.pushed = lc_api::Pushed::Yes;
         }
     }
 

@@ -119,6 +119,9 @@ pub struct Options {
     pub lfs_default: bool,
     #[arg(long, overrides_with = "lfs_default", hide = true)]
     pub no_lfs_default: bool,
+    /// Write what the run did, as JSON (lc_api::JobResult), to this file.
+    #[arg(long, value_name = "FILE", overrides_with = "result_file")]
+    pub result_file: Option<PathBuf>,
     /// Read options from this INI file's [config] section (repeatable).
     #[arg(long, value_name = "FILE", action = ArgAction::Append)]
     pub config: Vec<PathBuf>,

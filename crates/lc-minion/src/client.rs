@@ -133,6 +133,7 @@ impl WebappClient {
         stdout: &str,
         stderr: &str,
         disk_usage: Option<u64>,
+        result: Option<&str>,
     ) -> Result<JobInfo, ClientError> {
         let job_id = job_id.to_string();
         let exit = match exit {
@@ -148,6 +149,9 @@ impl WebappClient {
         ];
         if let Some(bytes) = &disk_usage {
             form.push(("disk_usage", bytes.as_str()));
+        }
+        if let Some(result) = result {
+            form.push(("result", result));
         }
         self.post("/1.0/job-update", &form).await
     }

@@ -173,8 +173,9 @@ impl LorryCommand {
         }
     }
 
-    /// Program and arguments for mirroring the spec in `spec_file`.
-    pub fn argv(&self, spec_file: &Path) -> Vec<OsString> {
+    /// Program and arguments for mirroring the spec in `spec_file`, lorry
+    /// writing what it did to `result_file`.
+    pub fn argv(&self, spec_file: &Path, result_file: Option<&Path>) -> Vec<OsString> {
         let mut argv: Vec<OsString> = Vec::new();
         if !self.limits.is_empty() {
             argv.push(self.prlimit.clone().into());
@@ -190,6 +191,10 @@ impl LorryCommand {
             argv.push("--working-area".into());
             argv.push(area.clone().into());
         }
+        if let Some(file) = result_file {
+            argv.push("--result-file".into());
+            argv.push(file.into());
+        }
         argv.push(spec_file.into());
         argv
     }
@@ -200,8 +205,8 @@ impl LorryCommand {
         clippy::disallowed_methods,
         reason = "the minion runs lorry for each job"
     )]
-    pub fn command(&self, spec_file: &Path) -> tokio::process::Command {
-        let argv = self.argv(spec_file);
+    pub fn command(&self, spec_file: &Path, result_file: Option<&Path>) -> tokio::process::Command {
+        let argv = self.argv(spec_file, result_file);
         let mut command = tokio::process::Command::new(&argv[0]);
         command
             .args(&argv[1..])
@@ -237,7 +242,7 @@ mod tests {
     fn limits_become_prlimit_options_in_front_of_lorry() {
         let mut lorry = LorryCommand::new("/usr/bin/lorry");
         lorry.config = Some("/etc/lorry.conf".into());
-        let plain = lorry.argv(Path::new("/tmp/x.lorry"));
+        let plain = lorry.argv(Path::new("/tmp/x.lorry"), None);
         assert_eq!(
             plain,
             [
@@ -253,7 +258,7 @@ mod tests {
             memory_bytes: None,
             file_size_bytes: Some(1 << 30),
         };
-        let limited = lorry.argv(Path::new("/tmp/x.lorry"));
+        let limited = lorry.argv(Path::new("/tmp/x.lorry"), None);
         assert_eq!(
             limited[..4],
             ["prlimit", "--cpu=60", "--fsize=1073741824", "--"].map(OsString::from)

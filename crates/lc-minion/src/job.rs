@@ -65,6 +65,10 @@ fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, Streams> {
 /// (`job_id`, `exit`, `disk_usage` and the field names).
 const FORM_OVERHEAD: usize = 256;
 
+/// The largest result file of lorry's that is sent; a larger one is left
+/// out, with a note in the output.
+const MAX_RESULT: u64 = 4 * 1024 * 1024;
+
 /// The smallest body budget 413 answers shrink it to; below it the output
 /// is dropped (with a note) so that the exit still gets through.
 const MIN_BUDGET: usize = 4096;
@@ -77,6 +81,8 @@ struct Pending {
     budget: usize,
     /// The job's record in the state directory, once lorry runs.
     record: Option<(std::path::PathBuf, JobRecord)>,
+    /// lorry's result (JSON), sent with the final update.
+    result: Option<String>,
 }
 
 /// The output sent in one job-update.
@@ -92,6 +98,7 @@ impl Pending {
             stderr: Unsent::new(config.output_cap),
             budget: config.update_max_bytes.max(MIN_BUDGET),
             record: None,
+            result: None,
         }
     }
 
@@ -107,7 +114,12 @@ impl Pending {
     /// As much of both streams as fits one body: each stream gets half the
     /// room, and what one does not need goes to the other.
     fn batch(&self) -> Batch {
-        let room = self.budget.saturating_sub(FORM_OVERHEAD);
+        self.batch_leaving(0)
+    }
+
+    /// Like [`Pending::batch`], leaving `reserve` bytes of the body free.
+    fn batch_leaving(&self, reserve: usize) -> Batch {
+        let room = self.budget.saturating_sub(FORM_OVERHEAD + reserve);
         let half = room / 2;
         let err_need = self.stderr.encoded_len();
         let out_need = self.stdout.encoded_len();
@@ -148,6 +160,16 @@ impl Pending {
                 budget = self.budget,
                 "the webapp found a job-update too large; sending smaller ones"
             );
+            return true;
+        }
+        if let Some(result) = &self.result
+            && crate::output::encoded_len(result) > self.budget / 2
+        {
+            tracing::error!(
+                "the webapp refuses a job-update with lorry's result; leaving the result out"
+            );
+            self.result = None;
+            self.stderr.push("lorry-controller-minion: lorry's result was left out: the webapp refused it as too large\n");
             return true;
         }
         if self.stdout.has_text() || self.stderr.has_text() {
@@ -204,12 +226,13 @@ impl Job {
             .path()
             .join(format!("{}.lorry", self.path.replace('/', "_")));
         let marker = containment::new_marker(self.job_id);
-        let mut command = config.lorry.command(&spec_file);
+        let result_file = spec.path().join("result.json");
+        let mut command = config.lorry.command(&spec_file, Some(&result_file));
         command.env(containment::MARKER_VAR, &marker);
         let mut child = match command.spawn() {
             Ok(child) => child,
             Err(e) => {
-                let program = config.lorry.argv(&spec_file)[0]
+                let program = config.lorry.argv(&spec_file, None)[0]
                     .to_string_lossy()
                     .into_owned();
                 tracing::error!(%program, error = %e, "cannot start lorry");
@@ -279,7 +302,7 @@ impl Job {
                     );
                     sent = Some(batch);
                     in_flight = Some(tokio::spawn(async move {
-                        client.job_update(job_id, Exit::Running, &out, &err, None).await
+                        client.job_update(job_id, Exit::Running, &out, &err, None, None).await
                     }));
                 }
                 answer = async {
@@ -377,6 +400,7 @@ impl Job {
             ));
         }
         tracing::info!(exit, killed = kill.is_some(), "lorry ended");
+        pending.result = read_result(&result_file, &mut pending.stderr);
         drop(spec);
         if !reporting {
             return JobOutcome {
@@ -430,12 +454,16 @@ impl Job {
             }
         };
         loop {
-            let batch = pending.batch();
+            let reserve = pending
+                .result
+                .as_deref()
+                .map_or(0, crate::output::encoded_len);
+            let batch = pending.batch_leaving(reserve);
             let last = pending.is_all(&batch);
-            let (state, usage) = if last {
-                (Exit::Exited(exit), usage)
+            let (state, usage, result) = if last {
+                (Exit::Exited(exit), usage, pending.result.as_deref())
             } else {
-                (Exit::Running, None)
+                (Exit::Running, None, None)
             };
             let answer = client
                 .job_update(
@@ -444,6 +472,7 @@ impl Job {
                     &batch.stdout.text,
                     &batch.stderr.text,
                     usage,
+                    result,
                 )
                 .await;
             match answer {
@@ -505,6 +534,35 @@ impl Job {
             }
         }
     }
+}
+
+/// lorry's result file, when it wrote one that is JSON and not too large;
+/// otherwise `None`, with a line in the job's stderr saying why (a missing
+/// file needs no line: lorry may have died before writing it).
+fn read_result(file: &std::path::Path, stderr: &mut Unsent) -> Option<String> {
+    let size = std::fs::metadata(file).ok()?.len();
+    if size > MAX_RESULT {
+        stderr.push(&format!(
+            "lorry-controller-minion: lorry's result ({size} bytes) is larger than {MAX_RESULT} bytes; not sent\n"
+        ));
+        return None;
+    }
+    let text = match std::fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(e) => {
+            stderr.push(&format!(
+                "lorry-controller-minion: cannot read lorry's result: {e}\n"
+            ));
+            return None;
+        }
+    };
+    if let Err(e) = serde_json::from_str::<serde_json::Value>(&text) {
+        stderr.push(&format!(
+            "lorry-controller-minion: lorry's result is not JSON ({e}); not sent\n"
+        ));
+        return None;
+    }
+    Some(text)
 }
 
 /// What a job's spec directory is called: `lorry-minion-<pid>-<random>`

@@ -134,7 +134,7 @@ async fn end_orphan(
     let mut backoff = Backoff::new(config.update_interval, config.retry_max);
     loop {
         match client
-            .job_update(record.job_id, Exit::Exited(exit), "", &line, None)
+            .job_update(record.job_id, Exit::Exited(exit), "", &line, None, None)
             .await
         {
             Ok(_) => {

@@ -230,7 +230,7 @@ mod tests {
         assert_eq!(config.working_area, Some(PathBuf::from("/srv/wa")));
         assert_eq!(config.lorry.limits.cpu_seconds, Some(100));
         assert_eq!(config.lorry.limits.memory_bytes, Some(1_000_000_000));
-        let argv = config.lorry.argv(Path::new("x.lorry"));
+        let argv = config.lorry.argv(Path::new("x.lorry"), None);
         assert_eq!(argv[0], "prlimit");
         assert!(argv.iter().any(|a| a == "/opt/lorry"));
     }

@@ -119,6 +119,11 @@ pub fn form_encoded_len(c: char) -> usize {
     }
 }
 
+/// Bytes `text` takes form-encoded (see [`form_encoded_len`]).
+pub fn encoded_len(text: &str) -> usize {
+    text.chars().map(form_encoded_len).sum()
+}
+
 /// Text of one stream that the webapp has not acknowledged yet.
 ///
 /// It is bounded: when the webapp stays away long enough for more than

@@ -224,6 +224,7 @@ async fn job_update(
         started: 0,
         ended: None,
         updated: 0,
+        result: None,
     })
     .into_response()
 }

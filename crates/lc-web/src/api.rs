@@ -385,6 +385,7 @@ pub async fn job_update(State(state): State<AppState>, fields: Fields) -> ApiRes
         stdout: redact(fields.optional("stdout").unwrap_or_default()).into_owned(),
         stderr: redact(fields.optional("stderr").unwrap_or_default()).into_owned(),
         disk_usage: fields.optional_int("disk_usage")?,
+        result: job_result(&fields)?,
     };
     let job = state
         .write(move |tx| tx.update_job(job_id, &update))
@@ -397,6 +398,25 @@ pub async fn job_update(State(state): State<AppState>, fields: Fields) -> ApiRes
         }
     }
     Ok(Json(job))
+}
+
+/// The optional `result` field of job-update: lorry's result (see
+/// [`lc_api::JobResult`]), a JSON object with a numeric `version`. Any
+/// version is stored, so that minions may be newer than the webapp.
+/// Credentials are hidden in it as in output.
+fn job_result(fields: &Fields) -> ApiResult<Option<String>> {
+    let Some(text) = fields.optional("result").filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    let text = redact(text).into_owned();
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| ApiError::BadRequest(format!("field result is not JSON: {e}")))?;
+    if !value.get("version").is_some_and(serde_json::Value::is_u64) {
+        return Err(ApiError::BadRequest(
+            "field result: a JSON object with a numeric \"version\" is expected".into(),
+        ));
+    }
+    Ok(Some(text))
 }
 
 pub async fn pretend_time(

@@ -15,6 +15,8 @@ pub struct JobUpdate {
     pub stdout: String,
     pub stderr: String,
     pub disk_usage: Option<i64>,
+    /// lorry's result (JSON text, already checked), sent with the exit.
+    pub result: Option<String>,
 }
 
 /// Exit code recorded for a job whose minion stopped reporting.
@@ -114,7 +116,20 @@ impl ReadTx<'_> {
             started: row.started,
             ended: row.ended,
             updated: row.updated,
+            result: self.job_result(job_id)?,
         })
+    }
+
+    /// The result stored with a job, if any. Text that is not JSON (it was
+    /// checked when stored, so only a hand-edited STATEDB has it) is shown
+    /// as a JSON string rather than failing the whole answer.
+    fn job_result(&self, job_id: i64) -> Result<Option<serde_json::Value>> {
+        let text: Option<String> = self
+            .conn()
+            .prepare("SELECT result FROM job_results WHERE job_id = ?1")?
+            .query_row([job_id], |r| r.get(0))
+            .optional()?;
+        Ok(text.map(|text| serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))))
     }
 }
 
@@ -179,7 +194,16 @@ impl WriteTx<'_> {
         self.append_output(job_id, &update.stdout)?;
         self.append_output(job_id, &update.stderr)?;
         match update.exit {
-            Some(exit) => self.end_job(job_id, &job.path, exit, update.disk_usage)?,
+            Some(exit) => {
+                self.end_job(job_id, &job.path, exit, update.disk_usage)?;
+                if let Some(result) = &update.result {
+                    self.conn()
+                        .prepare(
+                            "INSERT OR REPLACE INTO job_results (job_id, result) VALUES (?1, ?2)",
+                        )?
+                        .execute(params![job_id, result])?;
+                }
+            }
             None => {
                 let overdue = self.now - job.started > job.timeout;
                 self.conn()

@@ -61,6 +61,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!(
         "../../../../migrations/0005_manifest_fingerprints.sql"
     )),
+    M::up(include_str!("../../../../migrations/0006_job_results.sql")),
 ];
 
 /// How long a connection waits for another one's lock before giving up.

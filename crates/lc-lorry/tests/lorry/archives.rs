@@ -70,6 +70,13 @@ fn tarballs_are_imported_once_as_tagged_commits() {
         refs.keys().collect::<Vec<_>>(),
         vec!["refs/heads/master", "refs/tags/pkg-1.0.tar.gz"]
     );
+    // The same summary as for git.
+    let last = run.out.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("lorry: summary: importer=tarball ok=yes refs_updated=2 refs_deleted=0 refs_preserved=0 bytes_received=")
+            && last.ends_with(&format!(" pushed=yes name={NAME}")),
+        "{last}"
+    );
     assert_eq!(
         tree(&down, "master"),
         vec![

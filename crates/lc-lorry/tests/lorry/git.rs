@@ -787,3 +787,108 @@ fn every_importer_refuses_a_dash_url_and_a_local_one() {
         }
     }
 }
+
+#[test]
+fn every_run_ends_with_a_summary_line_and_writes_a_result_file() {
+    let area = Area::new();
+    let mut up = Upstream::new(area.path().join("up"));
+    up.commit("second");
+    up.branch("feature");
+    up.tag("v1");
+    area.downstream(NAME);
+    let file = area.lorry_file("p.lorry", &spec(&up.url()));
+    let result_file = area.path().join("result.json");
+    let option = format!("--result-file={}", result_file.display());
+    let read = || -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(&result_file).expect("result file"))
+            .expect("JSON")
+    };
+    let summary = |run: &Run| run.out.lines().last().unwrap_or_default().to_owned();
+
+    let run = area.run(&[&file], &[&option]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    let last = summary(&run);
+    assert!(
+        last.starts_with(
+            "lorry: summary: importer=git ok=yes refs_updated=3 refs_deleted=0 refs_preserved=0 bytes_received="
+        ) && last.ends_with(&format!(" pushed=yes name={NAME}")),
+        "{last}"
+    );
+    let result = read();
+    assert_eq!(result["version"], lc_api::JOB_RESULT_VERSION);
+    let first = &result["specs"][0];
+    assert_eq!(
+        (first["name"].as_str(), first["ok"].as_bool()),
+        (Some(NAME), Some(true))
+    );
+    let refs = first["refs"].as_array().expect("refs");
+    assert_eq!(refs.len(), 3, "{first}");
+    assert!(
+        refs.iter()
+            .all(|r| r["old"].is_null() && r["new"].is_string()),
+        "{first}"
+    );
+    assert!(first["bytes_received"].as_u64().unwrap_or(0) > 0, "{first}");
+
+    // Nothing new: nothing changed, nothing received, nothing pushed.
+    let run = area.run(&[&file], &[&option]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    assert!(
+        summary(&run).contains(
+            " refs_updated=0 refs_deleted=0 refs_preserved=0 bytes_received=0 pushed=unchanged "
+        ),
+        "{}",
+        summary(&run)
+    );
+    assert_eq!(read()["specs"][0]["refs"], serde_json::json!([]));
+
+    // A force-push and a deleted branch: both old tips preserved.
+    let before = up.heads_and_tags();
+    let rewritten = up.force_rewrite();
+    up.delete_branch("feature");
+    let run = area.run(&[&file], &[&option]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    assert!(
+        summary(&run).contains(" refs_updated=1 refs_deleted=1 refs_preserved=2 "),
+        "{}",
+        summary(&run)
+    );
+    let spec_result = read()["specs"][0].clone();
+    let preserved = spec_result["preserved"].as_array().expect("preserved");
+    assert_eq!(preserved.len(), 2, "{spec_result}");
+    for kept in preserved {
+        let name = kept["name"].as_str().expect("name");
+        assert_eq!(
+            kept["oid"].as_str(),
+            before.get(name).map(String::as_str),
+            "{kept}"
+        );
+        assert!(
+            kept["kept_as"]
+                .as_str()
+                .is_some_and(|k| k.starts_with("refs/lorry/preserved/"))
+        );
+    }
+    assert!(
+        spec_result["refs"]
+            .as_array()
+            .expect("refs")
+            .iter()
+            .any(|r| r["new"] == rewritten.as_str()),
+        "{spec_result}"
+    );
+
+    // A failed spec has a summary line too.
+    let broken = area.lorry_file(
+        "broken.lorry",
+        &serde_json::json!({ "broken/one": { "type": "git", "url": "file:///nonexistent/repo" } }),
+    );
+    let run = area.run(&[&broken], &[&option]);
+    assert_eq!(run.code, 1);
+    assert!(
+        summary(&run).starts_with("lorry: summary: importer=git ok=no refs_updated=0"),
+        "{}",
+        summary(&run)
+    );
+    assert!(read()["specs"][0]["error"].is_string());
+}

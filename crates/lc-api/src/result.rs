@@ -1,0 +1,170 @@
+//! What one `lorry` run did, for programs: written by `lorry
+//! --result-file FILE`, sent by the minion in the final job-update's
+//! `result` field, stored by the webapp with the job and shown in
+//! `GET /1.0/job/<id>` under `result`.
+//!
+//! Versioned: [`JobResult::version`] is [`JOB_RESULT_VERSION`]. Within a
+//! version fields may be added, never renamed or removed, and readers
+//! ignore fields they do not know.
+
+use serde::{Deserialize, Serialize};
+
+/// The version written by this build.
+pub const JOB_RESULT_VERSION: u32 = 1;
+
+/// The result of one `lorry` run: one entry per spec, in the order run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobResult {
+    pub version: u32,
+    pub specs: Vec<SpecResult>,
+}
+
+impl Default for JobResult {
+    fn default() -> Self {
+        JobResult {
+            version: JOB_RESULT_VERSION,
+            specs: Vec::new(),
+        }
+    }
+}
+
+/// Whether a run pushed to the downstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pushed {
+    /// A push was made (and verified).
+    Yes,
+    /// Nothing was pushed: `--pull-only`, or the run failed first.
+    No,
+    /// Nothing needed pushing: the downstream already had everything.
+    Unchanged,
+}
+
+impl Pushed {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Pushed::Yes => "yes",
+            Pushed::No => "no",
+            Pushed::Unchanged => "unchanged",
+        }
+    }
+}
+
+/// What the run did for one spec.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpecResult {
+    /// The spec's name (its path downstream).
+    pub name: String,
+    /// The spec's type: `git`, `tarball`, `zip`, `gzip`, `raw-file`, `svn`,
+    /// `hg`, `bzr` or `cvs`.
+    pub importer: String,
+    /// Whether the spec was mirrored.
+    pub ok: bool,
+    /// Why not, when it was not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Every mirrored ref (heads, tags, refspec targets) whose value this
+    /// run changed, by name: its value before (`None`: it is new) and after
+    /// (`None`: it was deleted).
+    pub refs: Vec<RefChange>,
+    /// Old tips kept because upstream rewrote or deleted their ref.
+    pub preserved: Vec<PreservedRef>,
+    /// Bytes the mirror's object store grew by (fetched or imported).
+    pub bytes_received: u64,
+    pub pushed: Pushed,
+}
+
+/// One ref's change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefChange {
+    pub name: String,
+    pub old: Option<String>,
+    pub new: Option<String>,
+}
+
+/// An old tip kept under `refs/lorry/preserved/`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreservedRef {
+    /// The ref that was rewritten or deleted.
+    pub name: String,
+    /// Its old value.
+    pub oid: String,
+    /// Where the old value is kept.
+    pub kept_as: String,
+}
+
+impl SpecResult {
+    /// Refs changed to a new value (created or moved).
+    pub fn updated(&self) -> usize {
+        self.refs.iter().filter(|r| r.new.is_some()).count()
+    }
+
+    /// Refs deleted.
+    pub fn deleted(&self) -> usize {
+        self.refs.iter().filter(|r| r.new.is_none()).count()
+    }
+
+    /// The `lorry: summary: ` line: the same keys for every importer, the
+    /// name last (it may contain spaces).
+    pub fn summary_line(&self) -> String {
+        format!(
+            "lorry: summary: importer={} ok={} refs_updated={} refs_deleted={} refs_preserved={} bytes_received={} pushed={} name={}",
+            self.importer,
+            if self.ok { "yes" } else { "no" },
+            self.updated(),
+            self.deleted(),
+            self.preserved.len(),
+            self.bytes_received,
+            self.pushed.as_str(),
+            self.name
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_format_is_stable_json_with_a_version() {
+        let result = JobResult {
+            version: JOB_RESULT_VERSION,
+            specs: vec![SpecResult {
+                name: "up/x".into(),
+                importer: "git".into(),
+                ok: true,
+                error: None,
+                refs: vec![
+                    RefChange {
+                        name: "refs/heads/main".into(),
+                        old: Some("a".repeat(40)),
+                        new: Some("b".repeat(40)),
+                    },
+                    RefChange {
+                        name: "refs/tags/gone".into(),
+                        old: Some("c".repeat(40)),
+                        new: None,
+                    },
+                ],
+                preserved: vec![PreservedRef {
+                    name: "refs/tags/gone".into(),
+                    oid: "c".repeat(40),
+                    kept_as: "refs/lorry/preserved/20261207T000000Z/refs/tags/gone".into(),
+                }],
+                bytes_received: 1234,
+                pushed: Pushed::Yes,
+            }],
+        };
+        let json = serde_json::to_value(&result).expect("json");
+        assert_eq!(json["version"], 1);
+        assert_eq!(json["specs"][0]["pushed"], "yes");
+        assert_eq!(json["specs"][0]["refs"][1]["new"], serde_json::Value::Null);
+        assert!(json["specs"][0].get("error").is_none());
+        let back: JobResult = serde_json::from_value(json).expect("parse");
+        assert_eq!(back, result);
+        assert_eq!(
+            result.specs[0].summary_line(),
+            "lorry: summary: importer=git ok=yes refs_updated=1 refs_deleted=1 refs_preserved=1 bytes_received=1234 pushed=yes name=up/x"
+        );
+    }
+}
