@@ -150,6 +150,27 @@ impl Pending {
         self.stdout.is_empty() && self.stderr.is_empty()
     }
 
+    /// The result's encoded size, once it fits: a result taking more than
+    /// half a body is left out (with a note), so that the output never goes
+    /// in slivers beside it.
+    fn result_reserve(&mut self) -> usize {
+        let size = self.result.as_deref().map_or(0, crate::output::encoded_len);
+        if size > self.budget / 2 {
+            tracing::warn!(
+                size,
+                budget = self.budget,
+                "lorry's result is too large for a job-update; left out"
+            );
+            self.result = None;
+            self.stderr.push(&format!(
+                "lorry-controller-minion: lorry's result ({size} bytes encoded) does not fit a job-update of {} bytes; left out\n",
+                self.budget
+            ));
+            return 0;
+        }
+        size
+    }
+
     /// After a 413: halves the budget. When it is already at its floor,
     /// drops the output instead (the exit matters more); false when even
     /// that was done already, so nothing smaller can be sent.
@@ -162,14 +183,13 @@ impl Pending {
             );
             return true;
         }
-        if let Some(result) = &self.result
-            && crate::output::encoded_len(result) > self.budget / 2
-        {
+        if self.result.take().is_some() {
             tracing::error!(
-                "the webapp refuses a job-update with lorry's result; leaving the result out"
+                "the webapp refuses even small job-updates; leaving lorry's result out"
             );
-            self.result = None;
-            self.stderr.push("lorry-controller-minion: lorry's result was left out: the webapp refused it as too large\n");
+            self.stderr.push(
+                "lorry-controller-minion: lorry's result was left out: the webapp refused it as too large\n",
+            );
             return true;
         }
         if self.stdout.has_text() || self.stderr.has_text() {
@@ -454,10 +474,7 @@ impl Job {
             }
         };
         loop {
-            let reserve = pending
-                .result
-                .as_deref()
-                .map_or(0, crate::output::encoded_len);
+            let reserve = pending.result_reserve();
             let batch = pending.batch_leaving(reserve);
             let last = pending.is_all(&batch);
             let (state, usage, result) = if last {

@@ -735,3 +735,56 @@ async fn a_job_left_by_a_killed_minion_is_killed_and_reported_by_the_next() {
     let left_files: Vec<_> = std::fs::read_dir(&state).expect("state dir").collect();
     assert!(left_files.is_empty(), "records removed: {left_files:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lorrys_result_goes_with_the_final_update_or_is_left_out_when_too_big() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Writes {"version": 1, "pad": "<N × x>"} to the --result-file given.
+    let lorry = script(
+        dir.path(),
+        "lorry",
+        "while [ $# -gt 1 ]; do [ \"$1\" = --result-file ] && out=$2; shift; done\n\
+         pad=$(head -c \"$PAD\" /dev/zero | tr '\\0' x)\n\
+         printf '{\"version\": 1, \"pad\": \"%s\"}' \"$pad\" > \"$out\"\necho mirrored",
+    );
+    let double = WebappDouble::start().await;
+    double.add_job(41, "with/result");
+    let mut config = config(&double, &lorry);
+    config.update_max_bytes = 64 * 1024;
+    config.lorry.env = vec![("PAD".into(), lc_base::redact::SecretUrl::new("10"))];
+    let (trigger, shutdown) = Shutdown::new();
+    let minion = tokio::spawn(lc_minion::run(config.clone(), shutdown));
+    wait_for("the final update", || double.final_update(41).is_some()).await;
+    trigger.trigger();
+    minion.await.expect("join").expect("run");
+    let last = double.final_update(41).expect("final");
+    assert_eq!(last["exit"], "0");
+    let result: serde_json::Value = serde_json::from_str(&last["result"]).expect("result JSON");
+    assert_eq!(result["version"], 1);
+    assert!(
+        double
+            .updates()
+            .iter()
+            .filter(|u| u.contains_key("result"))
+            .count()
+            == 1
+    );
+
+    // A result larger than half an update: the exit and output still come,
+    // the result is left out and the output says so.
+    config.lorry.env = vec![("PAD".into(), lc_base::redact::SecretUrl::new("40000"))];
+    double.add_job(42, "big/result");
+    let (trigger, shutdown) = Shutdown::new();
+    let minion = tokio::spawn(lc_minion::run(config, shutdown));
+    wait_for("the final update", || double.final_update(42).is_some()).await;
+    trigger.trigger();
+    minion.await.expect("join").expect("run");
+    let last = double.final_update(42).expect("final");
+    assert_eq!(last["exit"], "0");
+    assert!(!last.contains_key("result"), "{last:?}");
+    let output = double.output(42);
+    assert!(
+        output.contains("mirrored") && output.contains("left out"),
+        "{output}"
+    );
+}
