@@ -691,6 +691,10 @@ async fn the_minion_enforces_the_timeout_while_the_webapp_is_away() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the test starts the orphan a killed minion would have left"
+)]
 async fn a_job_left_by_a_killed_minion_is_killed_and_reported_by_the_next() {
     use lc_minion::containment::MARKER_VAR;
     use lc_minion::jobstate::JobRecord;
