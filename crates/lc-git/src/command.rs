@@ -3,10 +3,12 @@
 //! arguments, redacted, for messages and for the [`Trace`].
 
 use std::ffi::OsString;
-use std::io::Write;
+use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use lc_base::redact::redact;
 
@@ -224,6 +226,65 @@ impl GitCommand {
     /// Runs to completion; a non-zero exit is an error carrying stderr.
     pub fn run(&mut self) -> Result<Output, GitError> {
         let out = self.output()?;
+        if !out.status.success() {
+            return Err(self.failed(&String::from_utf8_lossy(&out.stderr)));
+        }
+        Ok(out)
+    }
+
+    /// Runs to completion, or until `timeout` has passed: then git and
+    /// every process it started (its process group: remote helpers, ssh)
+    /// are killed and the error says so. A non-zero exit is an error
+    /// carrying stderr.
+    pub fn run_with_timeout(&mut self, timeout: Duration) -> Result<Output, GitError> {
+        self.record();
+        self.cmd
+            .process_group(0)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = self.cmd.spawn()?;
+        let group = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
+        let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+            std::thread::spawn(move || {
+                let mut bytes = Vec::new();
+                if let Some(mut pipe) = pipe {
+                    // What was read before an error is kept; the error
+                    // itself (a pipe torn down by a kill) says nothing more.
+                    let _ = pipe.read_to_end(&mut bytes);
+                }
+                bytes
+            })
+        };
+        let stdout = drain(child.stdout.take().map(|p| Box::new(p) as Box<_>));
+        let stderr = drain(child.stderr.take().map(|p| Box::new(p) as Box<_>));
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Some(status) = child.try_wait()? {
+                break Some(status);
+            }
+            if Instant::now() >= deadline {
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        // Whatever git left behind in its group goes too, so that nothing
+        // holds the pipes open.
+        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+        let status = match status {
+            Some(status) => status,
+            None => {
+                let _ = child.wait();
+                return Err(GitError::TimedOut {
+                    args: self.shown(),
+                    seconds: timeout.as_secs_f64().ceil() as u64,
+                });
+            }
+        };
+        let out = Output {
+            status,
+            stdout: stdout.join().unwrap_or_default(),
+            stderr: stderr.join().unwrap_or_default(),
+        };
         if !out.status.success() {
             return Err(self.failed(&String::from_utf8_lossy(&out.stderr)));
         }

@@ -6,6 +6,7 @@
 //! credential hidden.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use lc_base::redact::redact;
 
@@ -26,12 +27,32 @@ pub enum ConfgitError {
     NotACheckout { dir: String },
 }
 
+/// Below this many bytes per second for [`LOW_SPEED_TIME`] seconds, git
+/// gives up a transfer over http(s) (`http.lowSpeedLimit`).
+pub const LOW_SPEED_LIMIT: u32 = 1000;
+/// See [`LOW_SPEED_LIMIT`] (`http.lowSpeedTime`).
+pub const LOW_SPEED_TIME: u32 = 30;
+
 /// Clones `url` at `branch` into `dir` if `dir` has no checkout yet,
-/// otherwise fetches `branch` and resets the checkout to it.
-pub fn update_confgit(url: &str, branch: &str, dir: &Path) -> Result<(), ConfgitError> {
+/// otherwise fetches `branch` and resets the checkout to it. The whole
+/// update has `timeout`: a git command still running then is killed with
+/// every process it started, and the update fails saying so. Over
+/// http(s), a transfer slower than [`LOW_SPEED_LIMIT`] bytes per second for
+/// [`LOW_SPEED_TIME`] seconds fails sooner.
+pub fn update_confgit(
+    url: &str,
+    branch: &str,
+    dir: &Path,
+    timeout: Duration,
+) -> Result<(), ConfgitError> {
+    let deadline = Instant::now() + timeout;
+    let left = || deadline.saturating_duration_since(Instant::now());
     // Credentials go to git through its environment, never its command line
     // nor the checkout's configuration.
-    let (git, bare_url) = Git::new().with_url_credentials(url);
+    let (git, bare_url) = Git::new()
+        .config("http.lowSpeedLimit", LOW_SPEED_LIMIT.to_string())
+        .config("http.lowSpeedTime", LOW_SPEED_TIME.to_string())
+        .with_url_credentials(url);
     let shown_dir = dir.display().to_string();
     let fail = |source: GitError| ConfgitError::Git {
         url: redact(url).into_owned(),
@@ -60,8 +81,13 @@ pub fn update_confgit(url: &str, branch: &str, dir: &Path) -> Result<(), Confgit
             .arg("--")
             .arg(&bare_url)
             .arg(dir.as_os_str())
-            .run()
-            .map_err(fail)?;
+            .run_with_timeout(left())
+            .map_err(|err| {
+                // A clone killed half-way leaves a directory that is not a
+                // checkout; emptied, the next read clones again.
+                empty_dir(dir);
+                fail(err)
+            })?;
         return Ok(());
     }
     let remote_ref = format!("refs/remotes/origin/{branch}");
@@ -69,27 +95,47 @@ pub fn update_confgit(url: &str, branch: &str, dir: &Path) -> Result<(), Confgit
         .current_dir(dir)
         .args(["remote", "set-url", "origin", "--"])
         .arg(&bare_url)
-        .run()
+        .run_with_timeout(left())
         .map_err(fail)?;
     git.command()
         .current_dir(dir)
         .args(["fetch", "--quiet", "--no-tags", "--prune", "origin"])
         .arg(format!("+refs/heads/{branch}:{remote_ref}"))
-        .run()
+        .run_with_timeout(left())
         .map_err(fail)?;
     git.command()
         .current_dir(dir)
         .args(["reset", "--quiet", "--hard"])
         .arg(&remote_ref)
         .arg("--")
-        .run()
+        .run_with_timeout(left())
         .map_err(fail)?;
     git.command()
         .current_dir(dir)
         .args(["clean", "--quiet", "-fdx"])
-        .run()
+        .run_with_timeout(left())
         .map_err(fail)?;
     Ok(())
+}
+
+/// Removes everything inside `dir`, keeping `dir` (it may be a mount point
+/// or have its owner set by an administrator). Failures are only logged:
+/// the next read reports a directory that is not a checkout.
+fn empty_dir(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let removed = if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        if let Err(err) = removed {
+            tracing::warn!(path = %path.display(), %err, "cannot remove a failed clone of CONFGIT");
+        }
+    }
 }
 
 #[cfg(test)]
@@ -121,7 +167,7 @@ mod tests {
         let url = format!("file://{}", upstream.display());
         let checkout = tmp.path().join("confgit");
 
-        update_confgit(&url, "main", &checkout).expect("clone");
+        update_confgit(&url, "main", &checkout, Duration::from_secs(60)).expect("clone");
         assert_eq!(
             std::fs::read_to_string(checkout.join("lorry-controller.conf")).expect("read"),
             "[]"
@@ -131,7 +177,7 @@ mod tests {
         sh(&upstream, &["commit", "--quiet", "-am", "two"]);
         std::fs::write(checkout.join("stray.lorry"), "x").expect("stray");
         std::fs::write(checkout.join("lorry-controller.conf"), "local").expect("edit");
-        update_confgit(&url, "main", &checkout).expect("fetch");
+        update_confgit(&url, "main", &checkout, Duration::from_secs(60)).expect("fetch");
         assert_eq!(
             std::fs::read_to_string(checkout.join("lorry-controller.conf")).expect("read"),
             "[1]"
@@ -143,25 +189,64 @@ mod tests {
             &upstream,
             &["commit", "--quiet", "--amend", "-m", "rewritten"],
         );
-        update_confgit(&url, "main", &checkout).expect("forced");
+        update_confgit(&url, "main", &checkout, Duration::from_secs(60)).expect("forced");
     }
 
     #[test]
     fn errors_name_the_url_without_credentials() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let url = "http://user:hunter2@127.0.0.1:9/confgit.git";
-        let err = update_confgit(url, "main", &tmp.path().join("c")).expect_err("no server");
+        let err = update_confgit(url, "main", &tmp.path().join("c"), Duration::from_secs(60))
+            .expect_err("no server");
         let text = err.to_string();
         assert!(text.contains("http://"), "{text}");
         assert!(text.contains("127.0.0.1:9/confgit.git"), "{text}");
         assert!(!text.contains("hunter2"), "{text}");
 
-        let err =
-            update_confgit("file:///nonexistent/repo", "main", tmp.path()).expect_err("not empty");
+        let err = update_confgit(
+            "file:///nonexistent/repo",
+            "main",
+            tmp.path(),
+            Duration::from_secs(60),
+        )
+        .expect_err("not empty");
         std::fs::write(tmp.path().join("f"), "x").expect("write");
-        let err2 = update_confgit("file:///nonexistent/repo", "main", tmp.path())
-            .expect_err("not a checkout");
+        let err2 = update_confgit(
+            "file:///nonexistent/repo",
+            "main",
+            tmp.path(),
+            Duration::from_secs(60),
+        )
+        .expect_err("not a checkout");
         assert!(matches!(err, ConfgitError::Git { .. }), "{err}");
         assert!(matches!(err2, ConfgitError::NotACheckout { .. }), "{err2}");
+    }
+
+    #[test]
+    fn an_upstream_that_never_answers_is_given_up_at_the_timeout() {
+        // Accepts connections and never says a word.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for conn in listener.incoming() {
+                held.push(conn);
+            }
+        });
+        let tmp = tempfile::tempdir().expect("tempdir");
+        for url in [
+            format!("git://127.0.0.1:{port}/conf.git"),
+            format!("http://user:hunter2@127.0.0.1:{port}/conf.git"),
+        ] {
+            let err = update_confgit(&url, "main", &tmp.path().join("c"), Duration::from_secs(2))
+                .expect_err("silent upstream");
+            let message = err.to_string();
+            assert!(message.contains("did not finish within 2 s"), "{message}");
+            let left: Vec<_> = std::fs::read_dir(tmp.path().join("c"))
+                .map(|d| d.flatten().map(|e| e.path()).collect())
+                .unwrap_or_default();
+            assert!(left.is_empty(), "a killed clone left {left:?}");
+            assert!(!message.contains("hunter2"), "{message}");
+        }
     }
 }

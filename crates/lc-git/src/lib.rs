@@ -36,6 +36,8 @@ pub enum GitError {
     Failed { args: String, stderr: String },
     #[error("git {args} printed a line that cannot be parsed: {line:?}")]
     Parse { args: String, line: String },
+    #[error("git {args} did not finish within {seconds} s and was killed")]
+    TimedOut { args: String, seconds: u64 },
 }
 
 /// A git object name, as 40 (SHA-1) or 64 (SHA-256) lower-case hex digits.

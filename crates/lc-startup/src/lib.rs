@@ -7,5 +7,7 @@
 pub mod logging;
 pub mod options;
 pub mod token;
+pub mod size;
 
 pub use options::args_with_config_file;
+pub use size::parse_size;

@@ -7,8 +7,11 @@
 
 use std::sync::{Arc, Mutex};
 
+use axum::Json;
 use axum::extract::{RawQuery, State};
-use lc_api::ReadConfigurationSummary;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use lc_api::{Message, ReadConfigurationSummary};
 use lc_core::config::{ConfError, LorryFileCache, load_config_cached};
 use lc_core::db::StateDb;
 use lc_git::confgit::{ConfgitError, update_confgit};
@@ -18,8 +21,68 @@ use crate::error::ApiError;
 use crate::form::Fields;
 use crate::{AppState, WebConfig};
 
-/// One read of CONFGIT at a time: two would race on the checkout.
-static READING: Mutex<()> = Mutex::new(());
+/// One read of CONFGIT at a time (two would race on the checkout), and
+/// none refused: a read asked for while one runs is coalesced into a single
+/// further read after it, so that a push landing during a timer's read is
+/// never lost, and no request waits (nor holds a thread) for a running read.
+#[derive(Debug, Default)]
+pub struct ReadGate(Mutex<GateState>);
+
+#[derive(Debug, Default)]
+struct GateState {
+    running: bool,
+    again: bool,
+}
+
+/// What [`ReadGate::begin`] decided.
+#[derive(Debug, PartialEq, Eq)]
+enum Begin {
+    /// The caller reads now and must call [`ReadGate::end`] afterwards.
+    Read,
+    /// A read runs; one more will follow it.
+    Coalesced,
+    /// A read runs and the caller asked for a dry run, which cannot wait.
+    Busy,
+}
+
+impl ReadGate {
+    fn state(&self) -> std::sync::MutexGuard<'_, GateState> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn begin(&self, dry_run: bool) -> Begin {
+        let mut state = self.state();
+        match (state.running, dry_run) {
+            (false, _) => {
+                state.running = true;
+                Begin::Read
+            }
+            (true, false) => {
+                state.again = true;
+                Begin::Coalesced
+            }
+            (true, true) => Begin::Busy,
+        }
+    }
+
+    /// Ends a read: true when another was asked for meanwhile, which the
+    /// caller must now run (the gate stays taken).
+    fn end(&self) -> bool {
+        let mut state = self.state();
+        if state.again {
+            state.again = false;
+        } else {
+            state.running = false;
+        }
+        state.running
+    }
+}
+
+/// The answer to a read asked for while one runs.
+pub const COALESCED: &str = "a read of CONFGIT is running: this request is coalesced \
+    into one more read after the current one";
 
 #[derive(Debug, thiserror::Error)]
 enum ReadError {
@@ -47,14 +110,11 @@ fn read_blocking(
     cache: &LorryFileCache,
     dry_run: bool,
 ) -> Result<ReadConfigurationSummary, ReadError> {
-    let _reading = READING
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let dir = &config.configuration_directory;
     if config.debug_real_confgit
         && let Some(url) = &config.confgit_url
     {
-        update_confgit(url, &config.confgit_branch, dir)?;
+        update_confgit(url, &config.confgit_branch, dir, config.confgit_timeout)?;
     }
     let loaded = load_config_cached(dir, cache)?;
     let summary = if dry_run {
@@ -76,11 +136,8 @@ fn read_blocking(
 }
 
 /// Reads CONFGIT and syncs STATEDB (or only plans, when `dry_run`), on a
-/// blocking thread.
-pub async fn read_configuration(
-    state: &AppState,
-    dry_run: bool,
-) -> Result<ReadConfigurationSummary, ApiError> {
+/// blocking thread. The caller holds the gate.
+async fn read_now(state: &AppState, dry_run: bool) -> Result<ReadConfigurationSummary, ApiError> {
     let db = Arc::clone(&state.db);
     let config = Arc::clone(&state.config);
     let cache = Arc::clone(&state.lorry_files);
@@ -88,6 +145,36 @@ pub async fn read_configuration(
         .await
         .map_err(ApiError::internal)?
         .map_err(ApiError::from)
+}
+
+/// Runs the read the caller began, in a task of its own (a caller that
+/// goes away does not stop it), then the reads coalesced meanwhile, in the
+/// background.
+async fn read_configuration(
+    state: &AppState,
+    dry_run: bool,
+) -> Result<ReadConfigurationSummary, ApiError> {
+    let task_state = state.clone();
+    let read = tokio::spawn(async move {
+        let result = read_now(&task_state, dry_run).await;
+        if task_state.confgit.end() {
+            tokio::spawn(async move {
+                loop {
+                    match read_now(&task_state, false).await {
+                        Ok(_) => {}
+                        Err(err) => {
+                            tracing::warn!(error = ?err, "coalesced read of CONFGIT failed")
+                        }
+                    }
+                    if !task_state.confgit.end() {
+                        break;
+                    }
+                }
+            });
+        }
+        result
+    });
+    read.await.map_err(ApiError::internal)?
 }
 
 fn truthy(value: Option<&str>) -> Result<bool, ApiError> {
@@ -106,12 +193,48 @@ pub async fn handler(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
     fields: Fields,
-) -> Result<Reply<ReadConfigurationSummary>, ApiError> {
+) -> Result<Read, ApiError> {
     let query = Fields::parse(query.unwrap_or_default().as_bytes());
     let dry_run = truthy(fields.optional("dry_run"))? || truthy(query.optional("dry_run"))?;
     let redirect = fields.redirect()?.map(str::to_owned);
+    match state.confgit.begin(dry_run) {
+        Begin::Read => {}
+        Begin::Coalesced => {
+            tracing::info!("read-configuration coalesced into the next read");
+            return Ok(Read::Coalesced(Reply::new(
+                redirect.as_deref(),
+                Message {
+                    message: COALESCED.to_owned(),
+                },
+            )));
+        }
+        Begin::Busy => {
+            return Err(ApiError::Conflict(
+                "a read of CONFGIT is running; ask for the dry run again when it has finished"
+                    .to_owned(),
+            ));
+        }
+    }
     let summary = read_configuration(&state, dry_run).await?;
-    Ok(Reply::new(redirect.as_deref(), summary))
+    Ok(Read::Done(Reply::new(redirect.as_deref(), summary)))
+}
+
+/// A read's answer: its summary, or 202 when it was coalesced.
+pub enum Read {
+    Done(Reply<ReadConfigurationSummary>),
+    Coalesced(Reply<Message>),
+}
+
+impl IntoResponse for Read {
+    fn into_response(self) -> Response {
+        match self {
+            Read::Done(reply) => reply.into_response(),
+            Read::Coalesced(Reply::Json(message)) => {
+                (StatusCode::ACCEPTED, Json(message)).into_response()
+            }
+            Read::Coalesced(redirect) => redirect.into_response(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -240,5 +363,20 @@ mod tests {
 
         let (status, _) = post(&state, "/1.0/read-configuration", "dry_run=maybe").await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn the_gate_runs_one_read_and_coalesces_the_rest_into_one() {
+        let gate = ReadGate::default();
+        assert_eq!(gate.begin(false), Begin::Read);
+        assert_eq!(gate.begin(true), Begin::Busy);
+        assert_eq!(gate.begin(false), Begin::Coalesced);
+        assert_eq!(gate.begin(false), Begin::Coalesced);
+        assert!(gate.end(), "one more read follows");
+        assert_eq!(gate.begin(false), Begin::Coalesced);
+        assert!(gate.end(), "asked for during the second read");
+        assert!(!gate.end(), "nothing asked for during the third");
+        assert_eq!(gate.begin(true), Begin::Read);
+        assert!(!gate.end());
     }
 }

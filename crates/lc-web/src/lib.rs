@@ -28,6 +28,7 @@ use std::sync::Arc;
 use lc_core::db::{ReadTx, StateDb, WriteTx};
 
 pub use access::{AccessOptions, log_open_access};
+pub use confgit::ReadGate;
 pub use downstream::{DEFAULT_SHRINK_LIMIT, HostSettings, PrepareError, prepare};
 pub use error::ApiError;
 pub use form::Fields;
@@ -44,6 +45,9 @@ pub struct WebConfig {
     pub confgit_branch: String,
     /// When false, CONFGIT is read from `configuration_directory` as it is.
     pub debug_real_confgit: bool,
+    /// How long one update of the CONFGIT checkout may take before git is
+    /// killed (`--confgit-timeout`).
+    pub confgit_timeout: std::time::Duration,
     /// A copy of the status page is written here on every status request.
     pub status_html: Option<PathBuf>,
     /// A copy of `/1.0/manifest.js.gz` is written here on every request of it.
@@ -61,6 +65,8 @@ pub struct WebConfig {
     /// Seconds after which a lorry unchanged per its host's manifest is
     /// given a job all the same.
     pub full_check_every: i64,
+    /// Bytes of output kept per job (`--job-output-max`).
+    pub job_output_max: u64,
     /// Where mirrors go, and how their repositories are created.
     pub downstream: lc_hosts::Downstream,
     /// How Upstream and Downstream Hosts are talked to.
@@ -73,6 +79,8 @@ pub struct WebConfig {
 
 /// `--confgit-branch` unless given.
 pub const DEFAULT_CONFGIT_BRANCH: &str = "master";
+/// `--confgit-timeout` unless given, in seconds.
+pub const DEFAULT_CONFGIT_TIMEOUT: u64 = 300;
 /// `--ghost-timeout` unless given: six hours.
 pub const DEFAULT_GHOST_TIMEOUT: i64 = 6 * 3600;
 /// `--job-max-age` unless given: three days.
@@ -91,6 +99,7 @@ impl WebConfig {
             confgit_url: None,
             confgit_branch: DEFAULT_CONFGIT_BRANCH.to_owned(),
             debug_real_confgit: true,
+            confgit_timeout: std::time::Duration::from_secs(DEFAULT_CONFGIT_TIMEOUT),
             status_html: None,
             manifest_file: None,
             static_files: None,
@@ -99,6 +108,7 @@ impl WebConfig {
             job_keep_per_lorry: DEFAULT_JOB_KEEP_PER_LORRY,
             publish_failures: false,
             full_check_every: lc_core::db::DEFAULT_FULL_CHECK_EVERY,
+            job_output_max: lc_core::db::DEFAULT_JOB_OUTPUT_MAX,
             downstream,
             hosts: HostSettings::default(),
             fake_upstream_hosts: BTreeMap::new(),
@@ -120,10 +130,13 @@ pub struct AppState {
     /// What each grokmirror manifest's last read applied in full said of
     /// its version, with the host's settings of that read (see hosts.rs).
     pub manifests: Arc<hosts::ManifestVersions>,
+    /// Reads of CONFGIT: one at a time, the others coalesced.
+    pub confgit: Arc<confgit::ReadGate>,
 }
 
 impl AppState {
     pub fn new(db: StateDb, config: WebConfig) -> AppState {
+        db.set_job_output_max(config.job_output_max);
         AppState {
             db: Arc::new(db),
             config: Arc::new(config),
@@ -131,6 +144,7 @@ impl AppState {
             lorry_files: Arc::default(),
             security: Arc::default(),
             manifests: Arc::default(),
+            confgit: Arc::default(),
         }
     }
 

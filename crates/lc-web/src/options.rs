@@ -13,9 +13,12 @@ use lc_hosts::{self as hosts, Politeness, Secret};
 use lc_startup::logging::LogOptions;
 
 use crate::{
-    DEFAULT_CONFGIT_BRANCH, DEFAULT_GHOST_TIMEOUT, DEFAULT_JOB_KEEP_PER_LORRY, DEFAULT_JOB_MAX_AGE,
-    HostSettings, WebConfig,
+    DEFAULT_CONFGIT_BRANCH, DEFAULT_CONFGIT_TIMEOUT, DEFAULT_GHOST_TIMEOUT,
+    DEFAULT_JOB_KEEP_PER_LORRY, DEFAULT_JOB_MAX_AGE, HostSettings, WebConfig,
 };
+
+/// The least `--job-output-max`: room for a few lines at each end.
+const MIN_JOB_OUTPUT_MAX: u64 = 1024;
 
 /// An option, or a combination of options, that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +70,11 @@ pub struct Options {
     /// Branch of CONFGIT to follow.
     #[arg(long, value_name = "BRANCH", default_value = DEFAULT_CONFGIT_BRANCH)]
     pub confgit_branch: String,
+    /// Seconds one update of the CONFGIT checkout may take; git is then
+    /// killed and the read fails (503).
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_CONFGIT_TIMEOUT,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub confgit_timeout: u64,
     /// Clone or update CONFGIT before reading it (the default).
     #[arg(long, overrides_with = "no_debug_real_confgit")]
     pub debug_real_confgit: bool,
@@ -110,6 +118,10 @@ pub struct Options {
     /// Show the output of failed jobs on the status page.
     #[arg(long)]
     pub publish_failures: bool,
+    /// Output kept per job (a size: 8MiB, 1G...): the first half and the
+    /// most recent half, with a line saying how much was dropped between.
+    #[arg(long, value_name = "SIZE", default_value = "8MiB", value_parser = lc_startup::parse_size)]
+    pub job_output_max: u64,
     /// Type of the Downstream Host.
     #[arg(long, alias = "downstream-host-type", value_enum, default_value_t = ServerType::Gitano)]
     pub git_server_type: ServerType,
@@ -401,7 +413,15 @@ impl Options {
                 return Err(invalid(format!("{name}: {value} is negative")));
             }
         }
+        if options.job_output_max < MIN_JOB_OUTPUT_MAX {
+            return Err(invalid(format!(
+                "--job-output-max: {} bytes is less than the least allowed, {MIN_JOB_OUTPUT_MAX}",
+                options.job_output_max
+            )));
+        }
         Ok(WebConfig {
+            job_output_max: options.job_output_max,
+            confgit_timeout: std::time::Duration::from_secs(options.confgit_timeout),
             confgit_url: options.confgit_url.clone(),
             confgit_branch: options.confgit_branch.clone(),
             debug_real_confgit: !options.no_debug_real_confgit,
@@ -466,6 +486,8 @@ mod tests {
         assert_eq!(config.job_max_age, new.job_max_age);
         assert_eq!(config.job_keep_per_lorry, new.job_keep_per_lorry);
         assert_eq!(config.publish_failures, new.publish_failures);
+        assert_eq!(config.job_output_max, new.job_output_max);
+        assert_eq!(config.confgit_timeout, new.confgit_timeout);
         assert_eq!(config.hosts.ls_shrink_limit, new.hosts.ls_shrink_limit);
         assert_eq!(config.hosts.max_jobs_per_host, new.hosts.max_jobs_per_host);
         assert_eq!(config.downstream.kind(), "local");
@@ -477,6 +499,7 @@ mod tests {
             (&["--git-server-type=local"][..], "--local-base-directory"),
             (&["--git-server-type=gitlab"][..], "--gitlab-private-token"),
             (&["--ghost-timeout=-1"][..], "--ghost-timeout"),
+            (&["--job-output-max=100"][..], "--job-output-max"),
             (&["--max-jobs-per-host=0"][..], "--max-jobs-per-host"),
             (
                 &["--debug-fake-upstream-host=x"][..],

@@ -22,6 +22,21 @@ pub struct JobUpdate {
 /// Exit code recorded for a job whose minion stopped reporting.
 pub const GHOST_EXIT: i64 = 127;
 
+/// `--job-output-max` unless given: bytes of output kept per job.
+pub const DEFAULT_JOB_OUTPUT_MAX: u64 = 8 * 1024 * 1024;
+
+/// Bytes of a failed job's output kept as its lorry's `last_run_error`
+/// (the end of it, where the reason usually is).
+pub const LAST_RUN_ERROR_MAX: usize = 64 * 1024;
+
+/// Where a job's stored output stands (columns `output_*` of `jobs`).
+struct OutputCounters {
+    head: u64,
+    tail: u64,
+    marker: Option<i64>,
+    dropped: u64,
+}
+
 struct JobRow {
     host: String,
     pid: i64,
@@ -54,6 +69,29 @@ impl ReadTx<'_> {
             output.push_str(&chunk?);
         }
         Ok(output)
+    }
+
+    /// The last `max` bytes (or fewer, cut at a character) of a job's
+    /// stored output, read from its newest chunks backwards.
+    fn output_tail(&self, job_id: i64, max: usize) -> Result<String> {
+        let mut stmt = self
+            .conn()
+            .prepare("SELECT text FROM job_output WHERE job_id = ?1 ORDER BY seq DESC")?;
+        let mut chunks = stmt.query_map([job_id], |r| r.get::<_, String>(0))?;
+        let mut newest_first = Vec::new();
+        let mut len = 0;
+        while len < max {
+            let Some(chunk) = chunks.next() else { break };
+            let chunk = chunk?;
+            len += chunk.len();
+            newest_first.push(chunk);
+        }
+        let mut tail: String = newest_first.into_iter().rev().collect();
+        if tail.len() > max {
+            let cut = ceil_char_boundary(&tail, tail.len() - max);
+            tail.drain(..cut);
+        }
+        Ok(tail)
     }
 
     /// Ids of every job remembered, oldest first.
@@ -100,6 +138,17 @@ impl ReadTx<'_> {
 
     /// Everything known about one job, its whole output included.
     pub fn job(&self, job_id: i64) -> Result<JobInfo> {
+        let output = self.output(job_id)?;
+        Ok(JobInfo {
+            output,
+            ..self.job_without_output(job_id)?
+        })
+    }
+
+    /// One job as `job` shows it but with its output left empty: what a
+    /// `job-update` answers, so that the answer does not grow with the
+    /// output (the minion reads `kill_job` from it).
+    pub fn job_without_output(&self, job_id: i64) -> Result<JobInfo> {
         let row = self.job_row(job_id)?;
         Ok(JobInfo {
             job_id,
@@ -108,7 +157,7 @@ impl ReadTx<'_> {
             path: row.path,
             exit: row.exit.unwrap_or_else(|| EXIT_RUNNING.to_owned()),
             kill_job: row.kill,
-            output: self.output(job_id)?,
+            output: String::new(),
             disk_usage: row.disk_usage,
             disk_usage_nice: timefmt::bytes(row.disk_usage),
             job_started: timefmt::utc(row.started),
@@ -183,9 +232,9 @@ impl WriteTx<'_> {
         Ok(Some((job_id, lorry)))
     }
 
-    /// Records a minion's report. Output is appended; an exit ends the job
-    /// and frees its lorry; a job past its lorry's timeout is marked to be
-    /// killed.
+    /// Records a minion's report. Output is appended (within the cap); an
+    /// exit ends the job and frees its lorry; a job past its lorry's
+    /// timeout is marked to be killed. Answers the job without its output.
     pub fn update_job(&self, job_id: i64, update: &JobUpdate) -> Result<JobInfo> {
         let job = self.job_row(job_id)?;
         if job.ended.is_some() {
@@ -211,7 +260,7 @@ impl WriteTx<'_> {
                     .execute(params![job_id, self.now, overdue])?;
             }
         }
-        self.job(job_id)
+        self.job_without_output(job_id)
     }
 
     fn end_job(&self, job_id: i64, path: &str, exit: i64, disk_usage: Option<i64>) -> Result<()> {
@@ -225,7 +274,7 @@ impl WriteTx<'_> {
         let error = if exit == 0 {
             None
         } else {
-            Some(self.output(job_id)?)
+            Some(self.output_tail(job_id, LAST_RUN_ERROR_MAX)?)
         };
         self.conn()
             .prepare(
@@ -248,17 +297,125 @@ impl WriteTx<'_> {
         Ok(())
     }
 
+    /// Appends one chunk of output, keeping at most `job_output_max` bytes
+    /// of the job's output: the first half as it came (the head), then a
+    /// marker row saying how much was dropped, then the most recent text
+    /// (the tail), whose oldest chunks are dropped (or cut) as new ones
+    /// come. Only the counters in `jobs` and the chunks dropped are read,
+    /// never the whole output.
     fn append_output(&self, job_id: i64, text: &str) -> Result<()> {
         if text.is_empty() {
             return Ok(());
         }
-        self.conn()
-            .prepare(
-                "INSERT INTO job_output (job_id, seq, text)
-                 VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM job_output WHERE job_id = ?1),
-                         ?2)",
-            )?
-            .execute(params![job_id, text])?;
+        let head_max = self.job_output_max / 2;
+        let tail_max = self.job_output_max - head_max;
+        let mut c = self.output_counters(job_id)?;
+        let mut text = text;
+        if c.marker.is_none() {
+            let len = text.len() as u64;
+            if c.head + len <= head_max {
+                self.insert_chunk(job_id, text, None)?;
+                c.head += len;
+                return self.save_output_counters(job_id, &c);
+            }
+            let room = usize::try_from(head_max.saturating_sub(c.head)).unwrap_or(usize::MAX);
+            let cut = floor_char_boundary(text, room);
+            if cut > 0 {
+                self.insert_chunk(job_id, &text[..cut], None)?;
+                c.head += cut as u64;
+            }
+            // The marker's place: the seq after the head, kept free.
+            c.marker = Some(self.next_seq(job_id, None)?);
+            text = &text[cut..];
+        }
+        let tail_max_bytes = usize::try_from(tail_max).unwrap_or(usize::MAX);
+        if text.len() > tail_max_bytes {
+            let cut = ceil_char_boundary(text, text.len() - tail_max_bytes);
+            c.dropped += cut as u64;
+            text = &text[cut..];
+        }
+        if !text.is_empty() {
+            self.insert_chunk(job_id, text, c.marker)?;
+            c.tail += text.len() as u64;
+        }
+        while c.tail > tail_max {
+            let excess = c.tail - tail_max;
+            let (seq, oldest): (i64, String) = self.conn().query_row(
+                "SELECT seq, text FROM job_output WHERE job_id = ?1 AND seq > ?2
+                 ORDER BY seq LIMIT 1",
+                params![job_id, c.marker],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            let len = oldest.len() as u64;
+            if len <= excess {
+                self.conn().execute(
+                    "DELETE FROM job_output WHERE job_id = ?1 AND seq = ?2",
+                    params![job_id, seq],
+                )?;
+                c.tail -= len;
+                c.dropped += len;
+            } else {
+                let cut =
+                    ceil_char_boundary(&oldest, usize::try_from(excess).unwrap_or(usize::MAX));
+                self.conn().execute(
+                    "UPDATE job_output SET text = ?3 WHERE job_id = ?1 AND seq = ?2",
+                    params![job_id, seq, &oldest[cut..]],
+                )?;
+                c.tail -= cut as u64;
+                c.dropped += cut as u64;
+            }
+        }
+        if let (Some(marker), true) = (c.marker, c.dropped > 0) {
+            self.conn().execute(
+                "INSERT OR REPLACE INTO job_output (job_id, seq, text) VALUES (?1, ?2, ?3)",
+                params![job_id, marker, output_marker(c.dropped)],
+            )?;
+        }
+        self.save_output_counters(job_id, &c)
+    }
+
+    fn output_counters(&self, job_id: i64) -> Result<OutputCounters> {
+        Ok(self.conn().query_row(
+            "SELECT output_head, output_tail, output_marker, output_dropped
+             FROM jobs WHERE job_id = ?1",
+            [job_id],
+            |r| {
+                Ok(OutputCounters {
+                    head: r.get(0)?,
+                    tail: r.get(1)?,
+                    marker: r.get(2)?,
+                    dropped: r.get(3)?,
+                })
+            },
+        )?)
+    }
+
+    fn save_output_counters(&self, job_id: i64, c: &OutputCounters) -> Result<()> {
+        self.conn().execute(
+            "UPDATE jobs SET output_head = ?2, output_tail = ?3, output_marker = ?4,
+             output_dropped = ?5 WHERE job_id = ?1",
+            params![job_id, c.head, c.tail, c.marker, c.dropped],
+        )?;
+        Ok(())
+    }
+
+    /// The seq a new chunk gets: after every stored chunk and after the
+    /// marker's place, if the head is full.
+    fn next_seq(&self, job_id: i64, marker: Option<i64>) -> Result<i64> {
+        let last: i64 = self.conn().query_row(
+            "SELECT COALESCE(MAX(seq), 0) FROM job_output WHERE job_id = ?1",
+            [job_id],
+            |r| r.get(0),
+        )?;
+        Ok(last.max(marker.unwrap_or(0)) + 1)
+    }
+
+    fn insert_chunk(&self, job_id: i64, text: &str, marker: Option<i64>) -> Result<()> {
+        let seq = self.next_seq(job_id, marker)?;
+        self.conn().execute(
+            "INSERT INTO job_output (job_id, seq, text) VALUES (?1, ?2, ?3)",
+            params![job_id, seq, text],
+        )?;
         Ok(())
     }
 
@@ -341,6 +498,32 @@ impl WriteTx<'_> {
     }
 }
 
+/// The line standing where output was dropped.
+fn output_marker(dropped: u64) -> String {
+    format!(
+        "\n[lorry-controller: {dropped} bytes of output dropped here \
+         (--job-output-max keeps the first and the most recent)]\n"
+    )
+}
+
+/// The largest index `<= at` that starts a character of `text`.
+fn floor_char_boundary(text: &str, at: usize) -> usize {
+    let mut at = at.min(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
+}
+
+/// The smallest index `>= at` that starts a character of `text`.
+fn ceil_char_boundary(text: &str, at: usize) -> usize {
+    let mut at = at.min(text.len());
+    while !text.is_char_boundary(at) {
+        at += 1;
+    }
+    at
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::lorries::tests::lorry;
@@ -379,7 +562,8 @@ mod tests {
             stderr: "err\n".into(),
             ..finished(0)
         };
-        let job = db.write(|tx| tx.update_job(1, &update)).expect("update");
+        db.write(|tx| tx.update_job(1, &update)).expect("update");
+        let job = db.read(|tx| tx.job(1)).expect("job");
         assert_eq!(
             (job.exit.as_str(), job.output.as_str()),
             ("0", "out\nerr\n")
@@ -656,5 +840,104 @@ mod tests {
             db.write(|tx| tx.remove_job(id)).expect("remove");
         }
         assert!(db.read(|tx| tx.job_ids()).expect("ids").is_empty());
+    }
+
+    fn running(output: &str) -> JobUpdate {
+        JobUpdate {
+            stdout: output.to_owned(),
+            ..JobUpdate::default()
+        }
+    }
+
+    /// A job of lorry `up/out` on a STATEDB keeping `max` bytes per job.
+    fn job_with_cap(max: u64) -> (tempfile::TempDir, super::super::StateDb, i64) {
+        let (dir, db) = fresh();
+        db.set_job_output_max(max);
+        db.set_pretend_time(1_000);
+        db.write(|tx| tx.upsert_lorry(&lorry("up/out", 100)))
+            .expect("setup");
+        let (job_id, _) = db
+            .write(|tx| tx.start_next_job("m", 1))
+            .expect("give")
+            .expect("job");
+        (dir, db, job_id)
+    }
+
+    #[test]
+    fn output_under_the_cap_is_kept_whole_and_updates_answer_without_it() {
+        let (_dir, db, job_id) = job_with_cap(1000);
+        let answer = db
+            .write(|tx| tx.update_job(job_id, &running("hello\n")))
+            .expect("update");
+        assert_eq!((answer.output.as_str(), answer.kill_job), ("", false));
+        db.write(|tx| tx.update_job(job_id, &running("world\n")))
+            .expect("update");
+        let job = db.read(|tx| tx.job(job_id)).expect("job");
+        assert_eq!(job.output, "hello\nworld\n");
+    }
+
+    #[test]
+    fn output_over_the_cap_keeps_head_and_latest_tail_with_a_marker() {
+        let (_dir, db, job_id) = job_with_cap(1000);
+        let mut written = String::new();
+        for i in 0..500 {
+            let line = format!("line {i:04}\n");
+            written.push_str(&line);
+            db.write(|tx| tx.update_job(job_id, &running(&line)))
+                .expect("update");
+        }
+        // One chunk larger than the whole cap, too.
+        let big = "x".repeat(3000) + "the end\n";
+        written.push_str(&big);
+        db.write(|tx| tx.update_job(job_id, &running(&big)))
+            .expect("update");
+        let output = db.read(|tx| tx.job(job_id)).expect("job").output;
+        let marker_at = output.find("\n[lorry-controller: ").expect("marker");
+        let (head, rest) = output.split_at(marker_at);
+        let marker_end = rest.find("]\n").expect("marker end") + 2;
+        let (marker, tail) = rest.split_at(marker_end);
+        assert!(written.starts_with(head), "head is the start");
+        assert!(written.ends_with(tail), "tail is the end");
+        assert_eq!(head.len(), 500);
+        assert_eq!(tail.len(), 500);
+        assert!(tail.ends_with("the end\n"));
+        let dropped = written.len() - head.len() - tail.len();
+        assert!(
+            marker.contains(&format!("{dropped} bytes of output dropped")),
+            "{marker}"
+        );
+    }
+
+    #[test]
+    fn capped_output_is_cut_between_characters() {
+        let (_dir, db, job_id) = job_with_cap(1024);
+        for _ in 0..40 {
+            db.write(|tx| tx.update_job(job_id, &running(&"äöü€".repeat(17))))
+                .expect("update");
+        }
+        let output = db.read(|tx| tx.job(job_id)).expect("job").output;
+        let kept = output.replace(|c: char| c.is_ascii(), "");
+        assert!(kept.chars().all(|c| "äöü€".contains(c)), "{output}");
+        assert!(output.len() < 1024 + 200, "{}", output.len());
+    }
+
+    #[test]
+    fn last_run_error_keeps_the_end_of_a_long_failure() {
+        let (_dir, db, job_id) = job_with_cap(DEFAULT_JOB_OUTPUT_MAX);
+        for _ in 0..20 {
+            db.write(|tx| tx.update_job(job_id, &running(&"e".repeat(10_000))))
+                .expect("update");
+        }
+        db.write(|tx| tx.update_job(job_id, &running("the reason\n")))
+            .expect("update");
+        db.write(|tx| tx.update_job(job_id, &finished(1)))
+            .expect("end");
+        let lorry = db
+            .read(|tx| tx.lorry_row("up/out"))
+            .expect("read")
+            .expect("lorry");
+        let error = lorry.last_run_error.expect("error");
+        assert_eq!(error.len(), LAST_RUN_ERROR_MAX);
+        assert!(error.ends_with("the reason\n"));
     }
 }

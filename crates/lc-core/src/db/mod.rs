@@ -31,6 +31,7 @@ pub mod status;
 
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -44,7 +45,7 @@ use sql::Sql;
 pub use config_sync::ConfigPlan;
 pub use fingerprints::DEFAULT_FULL_CHECK_EVERY;
 pub use host_sync::{GeneratedLorry, HostSyncOutcome, HostToList, UpstreamMetadata};
-pub use jobs::{GHOST_EXIT, JobUpdate};
+pub use jobs::{DEFAULT_JOB_OUTPUT_MAX, GHOST_EXIT, JobUpdate, LAST_RUN_ERROR_MAX};
 pub use lorries::NewLorry;
 pub use metrics::{ERROR_STREAK, FleetSnapshot, LorryHealth};
 
@@ -62,6 +63,9 @@ const MIGRATIONS: &[M<'static>] = &[
         "../../../../migrations/0005_manifest_fingerprints.sql"
     )),
     M::up(include_str!("../../../../migrations/0006_job_results.sql")),
+    M::up(include_str!(
+        "../../../../migrations/0007_job_output_cap.sql"
+    )),
 ];
 
 /// How long a connection waits for another one's lock before giving up.
@@ -80,6 +84,8 @@ pub struct StateDb {
     /// in memory only, so it never outlives the process that was allowed
     /// to set it.
     pretended: Mutex<Option<i64>>,
+    /// Bytes of output kept per job (`--job-output-max`).
+    job_output_max: AtomicU64,
 }
 
 /// One read transaction on STATEDB, with the time it runs at: it sees a
@@ -97,6 +103,8 @@ pub struct ReadTx<'c> {
 /// here; reads come from the [`ReadTx`] it derefs to.
 pub struct WriteTx<'c> {
     read: ReadTx<'c>,
+    /// Bytes of output kept per job.
+    job_output_max: u64,
 }
 
 impl<'c> Deref for WriteTx<'c> {
@@ -124,6 +132,7 @@ impl StateDb {
             readers: Mutex::new(Vec::new()),
             checkpointer: Checkpointer::start(path, connect(path, Access::ReadWrite)?)?,
             pretended: Mutex::new(None),
+            job_output_max: AtomicU64::new(DEFAULT_JOB_OUTPUT_MAX),
         })
     }
 
@@ -136,6 +145,12 @@ impl StateDb {
     /// on the real clock.
     pub fn set_pretend_time(&self, now: i64) {
         *lock(&self.pretended) = Some(now);
+    }
+
+    /// Caps the output kept per job at `bytes` (the head and the most
+    /// recent tail, see `jobs.rs`) from the next write on.
+    pub fn set_job_output_max(&self, bytes: u64) {
+        self.job_output_max.store(bytes, Ordering::Relaxed);
     }
 
     /// The time a transaction starting now runs at.
@@ -153,6 +168,7 @@ impl StateDb {
                 conn: Sql::new(&tx),
                 now: self.now(),
             },
+            job_output_max: self.job_output_max.load(Ordering::Relaxed),
         })?;
         tx.commit()?;
         self.checkpointer.note_write();
