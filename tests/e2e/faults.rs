@@ -34,14 +34,15 @@ fn a_confgit_that_never_answers_is_killed_and_reads_asked_meanwhile_are_coalesce
     let (port, accepted) = silent_upstream();
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("git://127.0.0.1:{port}/confgit.git");
-    let app = Arc::new(Webapp::start(
-        dir.path(),
-        &[
-            "--debug-real-confgit",
-            &format!("--confgit-url={url}"),
-            "--confgit-timeout=3",
-        ],
-    ));
+    let app = Arc::new(
+        Webapp::init(dir.path())
+            .with_args(&[
+                "--debug-real-confgit",
+                &format!("--confgit-url={url}"),
+                "--confgit-timeout=3",
+            ])
+            .start(),
+    );
     let first = {
         let app = Arc::clone(&app);
         std::thread::spawn(move || app.post("/1.0/read-configuration", &[]))

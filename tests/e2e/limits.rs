@@ -11,10 +11,9 @@ const KIB: usize = 1024;
 #[test]
 fn runaway_output_is_stored_capped_with_head_tail_and_a_marker() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let app = Webapp::start(
-        dir.path(),
-        &["--job-output-max=64KiB", "--publish-failures"],
-    );
+    let app = Webapp::init(dir.path())
+        .with_args(&["--job-output-max=64KiB", "--publish-failures"])
+        .start();
     let mut lorries: Vec<_> = (0..50)
         .map(|i| git_lorry(&format!("quiet/{i:02}"), 3600, 600))
         .collect();
