@@ -6,8 +6,8 @@
 
 pub mod logging;
 pub mod options;
-pub mod token;
 pub mod size;
+pub mod token;
 
 pub use options::args_with_config_file;
 pub use size::parse_size;
