@@ -212,7 +212,11 @@ fn a_job_writing_more_non_ascii_output_than_one_request_holds_is_reported_whole(
     )
     .expect("write lorry");
     std::fs::set_permissions(&lorry, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let webapp = Webapp::init(dir.path()).start();
+    // Room for all of it in STATEDB (the default keeps 8 MiB), so that
+    // every byte the minion delivers can be counted.
+    let webapp = Webapp::init(dir.path())
+        .with_args(&["--job-output-max=64MiB"])
+        .start();
     webapp.seed(&[git_lorry("e2e/noisy", 3600, 3600)]);
     // All the output piles up for the final report.
     let _minion = Minion::start_with(&webapp, &lorry, "minion", &["--update-interval=3600"]);
