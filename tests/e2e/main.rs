@@ -15,6 +15,7 @@ mod common;
 mod confgit;
 mod demo;
 mod doubles;
+mod events;
 mod faults;
 mod grokmirror;
 mod hosts;

@@ -244,3 +244,96 @@ pub struct HostListing {
     /// already taken, bad paths. Also kept in the host's `ls_last_error`.
     pub errors: Vec<String>,
 }
+
+/// What kind of state change an [`Event`] records (its `type`). README
+/// lists each with its `body`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EventType {
+    /// A minion was given a job.
+    JobStarted,
+    /// A job ended (the minion's final report, or ended as a ghost).
+    JobEnded,
+    /// A lorry's job failed; the body says how many times in a row.
+    LorryFailed,
+    /// A lorry's job succeeded after one or more failures.
+    LorryRecovered,
+    /// A lorry was not mirrored successfully within N × its interval;
+    /// recorded once per such spell.
+    LorryOverdue,
+    /// Listing an Upstream Host failed.
+    HostListingFailed,
+    /// An Upstream Host's listing would have removed more lorries than the
+    /// shrink limit allows: nothing was removed.
+    HostShrinkRefused,
+    /// A read of CONFGIT found problems different from the last read's.
+    ConfigProblems,
+    /// The run queue was stopped.
+    QueueStopped,
+    /// The run queue was started.
+    QueueStarted,
+}
+
+impl EventType {
+    pub const ALL: [EventType; 10] = [
+        EventType::JobStarted,
+        EventType::JobEnded,
+        EventType::LorryFailed,
+        EventType::LorryRecovered,
+        EventType::LorryOverdue,
+        EventType::HostListingFailed,
+        EventType::HostShrinkRefused,
+        EventType::ConfigProblems,
+        EventType::QueueStopped,
+        EventType::QueueStarted,
+    ];
+
+    /// The name in JSON and in `?type=`.
+    pub fn name(self) -> &'static str {
+        match self {
+            EventType::JobStarted => "job-started",
+            EventType::JobEnded => "job-ended",
+            EventType::LorryFailed => "lorry-failed",
+            EventType::LorryRecovered => "lorry-recovered",
+            EventType::LorryOverdue => "lorry-overdue",
+            EventType::HostListingFailed => "host-listing-failed",
+            EventType::HostShrinkRefused => "host-shrink-refused",
+            EventType::ConfigProblems => "config-problems",
+            EventType::QueueStopped => "queue-stopped",
+            EventType::QueueStarted => "queue-started",
+        }
+    }
+
+    /// The type named `name`, if any.
+    pub fn parse(name: &str) -> Option<EventType> {
+        EventType::ALL.into_iter().find(|t| t.name() == name)
+    }
+}
+
+/// One state change, as `GET /1.0/events` answers it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Increasing, never reused: `?since=` takes the last one seen.
+    pub id: i64,
+    /// Unix seconds.
+    pub time: i64,
+    #[serde(rename = "type")]
+    pub event_type: EventType,
+    /// The lorry it is about, if any.
+    pub path: Option<String>,
+    /// The Upstream Host it is about, if any.
+    pub host: Option<String>,
+    /// Details of the type; never a secret.
+    pub body: serde_json::Value,
+}
+
+/// `GET /1.0/events`: one page of events, oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Events {
+    pub events: Vec<Event>,
+    /// Give as `since` for the next page (the last event's id, or the
+    /// `since` asked for when the page is empty).
+    pub next_since: i64,
+    /// Whether more events matched than the page holds.
+    pub more: bool,
+}

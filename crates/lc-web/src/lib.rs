@@ -10,6 +10,7 @@ mod backup;
 mod confgit;
 mod downstream;
 mod error;
+pub mod events;
 mod form;
 mod hosts;
 mod listen;
@@ -75,6 +76,8 @@ pub struct WebConfig {
     pub fake_upstream_hosts: BTreeMap<String, PathBuf>,
     /// Whether `POST /1.0/pretend-time` is served (tests).
     pub allow_pretend_time: bool,
+    /// Overdue lorries and event retention (see events.rs).
+    pub housekeeping: events::Housekeeping,
 }
 
 /// `--confgit-branch` unless given.
@@ -113,6 +116,7 @@ impl WebConfig {
             hosts: HostSettings::default(),
             fake_upstream_hosts: BTreeMap::new(),
             allow_pretend_time: false,
+            housekeeping: events::Housekeeping::default(),
         }
     }
 }
@@ -214,5 +218,11 @@ pub async fn serve_with(
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    listen::serve(listener, router(state), limits, shutdown).await
+    let housekeeping = tokio::spawn(events::housekeeping(
+        Arc::clone(&state.db),
+        state.config.housekeeping,
+    ));
+    let served = listen::serve(listener, router(state), limits, shutdown).await;
+    housekeeping.abort();
+    served
 }

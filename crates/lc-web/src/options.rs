@@ -208,6 +208,19 @@ pub struct Options {
     /// Serve POST /1.0/pretend-time (tests).
     #[arg(long)]
     pub debug_allow_pretend_time: bool,
+    /// Events older than this many seconds are forgotten.
+    #[arg(long, value_name = "SECONDS", default_value_t = crate::events::DEFAULT_EVENT_MAX_AGE)]
+    pub event_max_age: i64,
+    /// A lorry not mirrored successfully within N times its interval (or,
+    /// never mirrored, that failed N times in a row) gets a lorry-overdue event.
+    #[arg(long, value_name = "N", default_value_t = crate::events::DEFAULT_OVERDUE_FACTOR,
+          value_parser = clap::value_parser!(i64).range(1..))]
+    pub overdue_factor: i64,
+    /// Seconds between looks for overdue lorries and old events.
+    #[arg(long, value_name = "SECONDS",
+          default_value_t = crate::events::DEFAULT_HOUSEKEEPING_INTERVAL,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub housekeeping_interval: u64,
     #[command(flatten)]
     pub logging: LogOptions,
     /// Tokens, host names and connection limits.
@@ -408,6 +421,7 @@ impl Options {
             ("--ghost-timeout", options.ghost_timeout),
             ("--job-max-age", options.job_max_age),
             ("--job-keep-per-lorry", options.job_keep_per_lorry),
+            ("--event-max-age", options.event_max_age),
         ] {
             if value < 0 {
                 return Err(invalid(format!("{name}: {value} is negative")));
@@ -440,6 +454,11 @@ impl Options {
             },
             fake_upstream_hosts,
             allow_pretend_time: options.debug_allow_pretend_time,
+            housekeeping: crate::events::Housekeeping {
+                interval: options.housekeeping_interval,
+                overdue_factor: options.overdue_factor,
+                event_max_age: options.event_max_age,
+            },
             ..WebConfig::new(options.configuration_directory.clone(), downstream)
         })
     }

@@ -216,6 +216,25 @@ impl WriteTx<'_> {
             self.remove_lorry(path)?;
         }
         if plan.problems_differ {
+            if !config.problems.is_empty() {
+                let problems: Vec<serde_json::Value> = config
+                    .problems
+                    .iter()
+                    .map(|p| {
+                        serde_json::json!({
+                            "file": super::events::clean(&p.file),
+                            "item": p.item.as_deref().map(super::events::clean),
+                            "problem": super::events::clean(&p.problem),
+                        })
+                    })
+                    .collect();
+                self.record_event(
+                    lc_api::EventType::ConfigProblems,
+                    None,
+                    None,
+                    serde_json::json!({ "count": problems.len(), "problems": problems }),
+                )?;
+            }
             conn.execute("DELETE FROM config_problems", [])?;
             let mut stmt = conn
                 .prepare("INSERT INTO config_problems (file, item, problem) VALUES (?1, ?2, ?3)")?;

@@ -141,12 +141,36 @@ impl ReadTx<'_> {
 
 impl WriteTx<'_> {
     /// Records that listing `host` failed; its lorries stay as they are.
+    /// A host-listing-failed event is recorded when the error differs from
+    /// the one already recorded, so a host that stays down is one event.
     pub fn record_ls_failure(&self, host: &str, error: &str) -> Result<()> {
+        let error = truncate(error);
+        if self.ls_last_error(host)?.as_deref() != Some(error.as_str()) {
+            self.record_event(
+                lc_api::EventType::HostListingFailed,
+                None,
+                Some(host),
+                serde_json::json!({ "error": super::events::clean(&error) }),
+            )?;
+        }
         self.conn().execute(
             "UPDATE hosts SET ls_last_error = ?2 WHERE host = ?1",
-            params![host, truncate(error)],
+            params![host, error],
         )?;
         Ok(())
+    }
+
+    /// The host's `ls_last_error`; `None` also when the host is unknown.
+    fn ls_last_error(&self, host: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT ls_last_error FROM hosts WHERE host = ?1",
+                [host],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten())
     }
 
     /// Syncs the generated lorries of `host` with `lorries`, its listing
@@ -224,6 +248,7 @@ impl WriteTx<'_> {
             .filter(|path| !wanted.contains(path.as_str()))
             .collect();
         vanished.sort();
+        let vanished_count = vanished.len();
         let limit = shrink_limit.clamp(0.0, 1.0) * existing.len() as f64;
         if !vanished.is_empty() && vanished.len() as f64 > limit {
             outcome.shrink_refused = Some(format!(
@@ -250,7 +275,19 @@ impl WriteTx<'_> {
         }
         errors.extend(problems.iter().cloned());
         let error = (!errors.is_empty()).then(|| truncate(&errors.join("\n")));
-        if outcome.shrink_refused.is_some() {
+        if let Some(refused) = &outcome.shrink_refused {
+            if self.ls_last_error(host)? != error {
+                self.record_event(
+                    lc_api::EventType::HostShrinkRefused,
+                    None,
+                    Some(host),
+                    serde_json::json!({
+                        "known": existing.len(),
+                        "vanished": vanished_count,
+                        "message": refused,
+                    }),
+                )?;
+            }
             self.conn().execute(
                 "UPDATE hosts SET ls_last_error = ?2 WHERE host = ?1",
                 params![host, error],

@@ -1,7 +1,8 @@
 //! Jobs: handing them out, recording their progress, ending them.
 
-use lc_api::{EXIT_RUNNING, JobInfo, LorryInfo};
+use lc_api::{EXIT_RUNNING, EventType, JobInfo, LorryInfo};
 use rusqlite::{OptionalExtension, params};
+use serde_json::json;
 
 use super::{ReadTx, WriteTx};
 use crate::error::{Error, Result};
@@ -229,6 +230,12 @@ impl WriteTx<'_> {
         let lorry = self
             .lorry_row(&path)?
             .ok_or_else(|| Error::UnknownLorry(path.clone()))?;
+        self.record_event(
+            EventType::JobStarted,
+            Some(&path),
+            upstream_host(&lorry.from_host),
+            json!({ "job_id": job_id, "minion": host, "pid": pid }),
+        )?;
         Ok(Some((job_id, lorry)))
     }
 
@@ -244,7 +251,7 @@ impl WriteTx<'_> {
         self.append_output(job_id, &update.stderr)?;
         match update.exit {
             Some(exit) => {
-                self.end_job(job_id, &job.path, exit, update.disk_usage)?;
+                self.end_job(job_id, &job, exit, update.disk_usage)?;
                 if let Some(result) = &update.result {
                     self.conn()
                         .prepare(
@@ -263,7 +270,20 @@ impl WriteTx<'_> {
         self.job_without_output(job_id)
     }
 
-    fn end_job(&self, job_id: i64, path: &str, exit: i64, disk_usage: Option<i64>) -> Result<()> {
+    /// Ends a job and frees its lorry, recording job-ended and, for a lorry
+    /// that still has this job, lorry-failed or lorry-recovered.
+    fn end_job(&self, job_id: i64, job: &JobRow, exit: i64, disk_usage: Option<i64>) -> Result<()> {
+        let path = job.path.as_str();
+        // The lorry as it was: absent when it was removed while the job ran.
+        let before: Option<(String, i64)> = self
+            .conn()
+            .query_row(
+                "SELECT from_host, consecutive_failures FROM lorries
+                 WHERE path = ?1 AND running_job = ?2",
+                params![path, job_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
         self.conn()
             .prepare(
                 "UPDATE jobs SET updated = ?2, ended = ?2, exit = ?3,
@@ -281,6 +301,7 @@ impl WriteTx<'_> {
                 "UPDATE lorries SET running_job = NULL, last_run_exit = ?3, last_run_error = ?4,
                  disk_usage = COALESCE(?5, disk_usage),
                  last_success = CASE WHEN ?3 = '0' THEN ?6 ELSE last_success END,
+                 overdue = CASE WHEN ?3 = '0' THEN 0 ELSE overdue END,
                  consecutive_failures = CASE WHEN ?3 = '0' THEN 0
                                              ELSE consecutive_failures + 1 END
              WHERE path = ?1 AND running_job = ?2",
@@ -294,6 +315,36 @@ impl WriteTx<'_> {
                 self.now
             ])?;
         self.fingerprint_job_ended(path, job_id, exit == 0)?;
+        let host = before.as_ref().and_then(|(h, _)| upstream_host(h));
+        self.record_event(
+            EventType::JobEnded,
+            Some(path),
+            host,
+            json!({
+                "job_id": job_id,
+                "exit": exit,
+                "minion": job.host,
+                "pid": job.pid,
+                "started": job.started,
+                "duration": self.now - job.started,
+                "disk_usage": disk_usage,
+            }),
+        )?;
+        match before {
+            Some((_, failures)) if exit != 0 => self.record_event(
+                EventType::LorryFailed,
+                Some(path),
+                host,
+                json!({ "job_id": job_id, "exit": exit, "consecutive_failures": failures + 1 }),
+            )?,
+            Some((_, failures)) if failures > 0 => self.record_event(
+                EventType::LorryRecovered,
+                Some(path),
+                host,
+                json!({ "job_id": job_id, "failures": failures }),
+            )?,
+            _ => {}
+        }
         Ok(())
     }
 
@@ -445,15 +496,13 @@ impl WriteTx<'_> {
     /// seconds, with exit 127, and frees its lorry. Answers their ids.
     pub fn remove_ghost_jobs(&self, ghost_timeout: i64) -> Result<Vec<i64>> {
         let mut stmt = self.conn().prepare(
-            "SELECT job_id, path, updated FROM jobs WHERE ended IS NULL AND updated + ?1 < ?2
+            "SELECT job_id, updated FROM jobs WHERE ended IS NULL AND updated + ?1 < ?2
              ORDER BY job_id",
         )?;
-        let ghosts: Vec<(i64, String, i64)> = stmt
-            .query_map([ghost_timeout, self.now], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })?
+        let ghosts: Vec<(i64, i64)> = stmt
+            .query_map([ghost_timeout, self.now], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<rusqlite::Result<_>>()?;
-        for (job_id, path, updated) in &ghosts {
+        for (job_id, updated) in &ghosts {
             self.append_output(
                 *job_id,
                 &format!(
@@ -465,9 +514,10 @@ impl WriteTx<'_> {
             self.conn()
                 .prepare("UPDATE jobs SET kill = 1 WHERE job_id = ?1")?
                 .execute([job_id])?;
-            self.end_job(*job_id, path, GHOST_EXIT, None)?;
+            let job = self.job_row(*job_id)?;
+            self.end_job(*job_id, &job, GHOST_EXIT, None)?;
         }
-        Ok(ghosts.into_iter().map(|(id, _, _)| id).collect())
+        Ok(ghosts.into_iter().map(|(id, _)| id).collect())
     }
 
     /// Forgets finished jobs that ended more than `max_age` seconds ago,
@@ -522,6 +572,11 @@ fn ceil_char_boundary(text: &str, at: usize) -> usize {
         at += 1;
     }
     at
+}
+
+/// The Upstream Host of a lorry whose `from_host` is `from_host`.
+fn upstream_host(from_host: &str) -> Option<&str> {
+    (!from_host.is_empty()).then_some(from_host)
 }
 
 #[cfg(test)]

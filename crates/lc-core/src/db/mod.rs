@@ -19,6 +19,7 @@
 pub mod backup;
 mod checkpoint;
 mod config_sync;
+mod events;
 mod fingerprints;
 mod host_jobs;
 mod host_sync;
@@ -43,6 +44,7 @@ use checkpoint::Checkpointer;
 use sql::Sql;
 
 pub use config_sync::ConfigPlan;
+pub use events::EventFilter;
 pub use fingerprints::DEFAULT_FULL_CHECK_EVERY;
 pub use host_sync::{GeneratedLorry, HostSyncOutcome, HostToList, UpstreamMetadata};
 pub use jobs::{DEFAULT_JOB_OUTPUT_MAX, GHOST_EXIT, JobUpdate, LAST_RUN_ERROR_MAX};
@@ -66,6 +68,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!(
         "../../../../migrations/0007_job_output_cap.sql"
     )),
+    M::up(include_str!("../../../../migrations/0008_events.sql")),
 ];
 
 /// How long a connection waits for another one's lock before giving up.
@@ -297,7 +300,17 @@ impl ReadTx<'_> {
 }
 
 impl WriteTx<'_> {
+    /// Starts or stops the queue; a real change is recorded as an event.
     pub fn set_running_queue(&self, running: bool) -> Result<()> {
+        if self.running_queue()? == running {
+            return Ok(());
+        }
+        let event = if running {
+            lc_api::EventType::QueueStarted
+        } else {
+            lc_api::EventType::QueueStopped
+        };
+        self.record_event(event, None, None, serde_json::json!({}))?;
         self.conn
             .prepare("UPDATE running_queue SET running = ?1 WHERE id = 1")?
             .execute([running as i64])?;

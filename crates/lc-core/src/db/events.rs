@@ -1,0 +1,420 @@
+//! The event log: a row per state change, recorded by the write that made
+//! the change, in its transaction, so an event exists exactly when its
+//! change was committed.
+//!
+//! Bodies are built here from what the change knows; text that comes from
+//! outside (error messages, CONFGIT problems) passes through
+//! [`lc_base::redact::redact`] first, so no URL credential reaches an event.
+
+use lc_api::{Event, EventType};
+use rusqlite::{OptionalExtension, params};
+use serde_json::{Value, json};
+
+use super::{ReadTx, WriteTx};
+use crate::error::{Error, Result};
+
+/// Which events to read: those after `since`, of one of `types` (all when
+/// empty), about a lorry or host whose name starts with `prefix`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventFilter {
+    pub since: i64,
+    pub types: Vec<EventType>,
+    pub prefix: Option<String>,
+    /// At most this many (1 to [`EventFilter::MAX_LIMIT`]).
+    pub limit: i64,
+}
+
+impl EventFilter {
+    pub const DEFAULT_LIMIT: i64 = 100;
+    pub const MAX_LIMIT: i64 = 1000;
+}
+
+/// Text from outside made safe for an event body.
+pub(super) fn clean(text: &str) -> String {
+    lc_base::redact::redact(text).into_owned()
+}
+
+impl ReadTx<'_> {
+    /// The events `filter` selects, oldest first, and whether more matched.
+    pub fn events(&self, filter: &EventFilter) -> Result<(Vec<Event>, bool)> {
+        if !(1..=EventFilter::MAX_LIMIT).contains(&filter.limit) {
+            return Err(Error::Invalid {
+                field: "limit",
+                problem: format!(
+                    "{} is not between 1 and {}",
+                    filter.limit,
+                    EventFilter::MAX_LIMIT
+                ),
+            });
+        }
+        let types = (!filter.types.is_empty()).then(|| {
+            Value::from(filter.types.iter().map(|t| t.name()).collect::<Vec<&str>>()).to_string()
+        });
+        let mut stmt = self.conn().prepare(
+            "SELECT id, time, type, path, host, body FROM events
+             WHERE id > ?1
+               AND (?2 IS NULL OR type IN (SELECT value FROM json_each(?2)))
+               AND (?3 IS NULL OR substr(COALESCE(path, host, ''), 1, length(?3)) = ?3)
+             ORDER BY id LIMIT ?4",
+        )?;
+        let rows = stmt.query_map(
+            params![filter.since, types, filter.prefix, filter.limit + 1],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                    r.get::<_, String>(5)?,
+                ))
+            },
+        )?;
+        let mut events = Vec::new();
+        for row in rows {
+            let (id, time, kind, path, host, body) = row?;
+            // A type this webapp does not know (written by a newer one) is
+            // passed over rather than failing every read.
+            let Some(event_type) = EventType::parse(&kind) else {
+                continue;
+            };
+            events.push(Event {
+                id,
+                time,
+                event_type,
+                path,
+                host,
+                body: serde_json::from_str(&body).unwrap_or(Value::Null),
+            });
+        }
+        let more = events.len() as i64 > filter.limit;
+        events.truncate(filter.limit as usize);
+        Ok((events, more))
+    }
+
+    /// The id of the newest event (0 when there is none).
+    pub fn last_event_id(&self) -> Result<i64> {
+        Ok(self
+            .conn()
+            .query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| r.get(0))?)
+    }
+}
+
+impl WriteTx<'_> {
+    /// Records one event at this transaction's time.
+    pub(super) fn record_event(
+        &self,
+        event_type: EventType,
+        path: Option<&str>,
+        host: Option<&str>,
+        body: Value,
+    ) -> Result<()> {
+        self.conn()
+            .prepare(
+                "INSERT INTO events (time, type, path, host, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![
+                self.now,
+                event_type.name(),
+                path,
+                host,
+                body.to_string()
+            ])?;
+        Ok(())
+    }
+
+    /// Forgets events older than `max_age` seconds; answers how many.
+    pub fn remove_old_events(&self, max_age: i64) -> Result<usize> {
+        if max_age < 0 {
+            return Err(Error::Invalid {
+                field: "max_age",
+                problem: "must not be negative".into(),
+            });
+        }
+        let cutoff = self.now - max_age;
+        // Ids grow with time: the old ones are those before the first young
+        // one. Finding it walks only the rows about to go.
+        let first_young: Option<i64> = self
+            .conn()
+            .query_row(
+                "SELECT id FROM events WHERE time >= ?1 ORDER BY id LIMIT 1",
+                [cutoff],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let removed = match first_young {
+            Some(id) => self
+                .conn()
+                .execute("DELETE FROM events WHERE id < ?1", [id])?,
+            None => self.conn().execute("DELETE FROM events", [])?,
+        };
+        Ok(removed)
+    }
+
+    /// Records a lorry-overdue event for each lorry not mirrored
+    /// successfully within `factor` × its interval (one that never
+    /// succeeded: that failed `factor` times in a row) and not already in
+    /// an overdue spell; answers their paths.
+    pub fn record_overdue_lorries(&self, factor: i64) -> Result<Vec<String>> {
+        if factor < 1 {
+            return Err(Error::Invalid {
+                field: "overdue_factor",
+                problem: format!("{factor} is less than 1"),
+            });
+        }
+        let mut stmt = self.conn().prepare(
+            "UPDATE lorries SET overdue = 1
+             WHERE overdue = 0 AND interval > 0
+               AND ((last_success IS NOT NULL AND last_success + ?1 * interval < ?2)
+                    OR (last_success IS NULL AND consecutive_failures >= ?1))
+             RETURNING path, from_host, interval, last_success, consecutive_failures",
+        )?;
+        let overdue: Vec<(String, String, i64, Option<i64>, i64)> = stmt
+            .query_map(params![factor, self.now], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut paths = Vec::with_capacity(overdue.len());
+        for (path, from_host, interval, last_success, failures) in overdue {
+            self.record_event(
+                EventType::LorryOverdue,
+                Some(&path),
+                (!from_host.is_empty()).then_some(from_host.as_str()),
+                json!({
+                    "interval": interval,
+                    "factor": factor,
+                    "last_success": last_success,
+                    "consecutive_failures": failures,
+                }),
+            )?;
+            paths.push(path);
+        }
+        Ok(paths)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::lorries::tests::lorry;
+    use super::super::tests::fresh;
+    use super::super::{JobUpdate, StateDb};
+    use super::*;
+
+    fn all(db: &StateDb) -> Vec<Event> {
+        db.read(|tx| {
+            tx.events(&EventFilter {
+                limit: EventFilter::MAX_LIMIT,
+                ..EventFilter::default()
+            })
+        })
+        .expect("events")
+        .0
+    }
+
+    fn kinds(db: &StateDb) -> Vec<(&'static str, Option<String>)> {
+        all(db)
+            .into_iter()
+            .map(|e| (e.event_type.name(), e.path))
+            .collect()
+    }
+
+    fn run(db: &StateDb, exit: i64) -> i64 {
+        let (job_id, _) = db
+            .write(|tx| tx.start_next_job("m", 7))
+            .expect("give")
+            .expect("a job");
+        let update = JobUpdate {
+            exit: Some(exit),
+            ..JobUpdate::default()
+        };
+        db.write(|tx| tx.update_job(job_id, &update))
+            .expect("update");
+        job_id
+    }
+
+    #[test]
+    fn jobs_failures_and_recovery_are_recorded_with_their_change() {
+        let (_dir, db) = fresh();
+        db.set_pretend_time(1_000);
+        db.write(|tx| tx.upsert_lorry(&lorry("a", 0)))
+            .expect("setup");
+        run(&db, 1);
+        run(&db, 1);
+        let last = run(&db, 0);
+        let a = || Some("a".to_owned());
+        assert_eq!(
+            kinds(&db),
+            [
+                ("job-started", a()),
+                ("job-ended", a()),
+                ("lorry-failed", a()),
+                ("job-started", a()),
+                ("job-ended", a()),
+                ("lorry-failed", a()),
+                ("job-started", a()),
+                ("job-ended", a()),
+                ("lorry-recovered", a()),
+            ]
+        );
+        let events = all(&db);
+        assert_eq!(events[5].body["consecutive_failures"], 2);
+        assert_eq!(events[8].body["failures"], 2);
+        assert_eq!(events[7].body["job_id"], last);
+        assert_eq!(events[0].body["minion"], "m");
+        assert!(events.iter().all(|e| e.time == 1_000));
+        // An intermediate update records nothing.
+        let (job_id, _) = db
+            .write(|tx| tx.start_next_job("m", 7))
+            .expect("give")
+            .expect("job");
+        let before = all(&db).len();
+        db.write(|tx| tx.update_job(job_id, &JobUpdate::default()))
+            .expect("update");
+        assert_eq!(all(&db).len(), before);
+    }
+
+    #[test]
+    fn a_rolled_back_change_leaves_no_event() {
+        let (_dir, db) = fresh();
+        db.write(|tx| tx.upsert_lorry(&lorry("a", 0)))
+            .expect("setup");
+        let err = db.write(|tx| {
+            tx.start_next_job("m", 1)?;
+            Err::<(), _>(Error::UnknownLorry("forced".into()))
+        });
+        assert!(err.is_err());
+        assert!(all(&db).is_empty());
+    }
+
+    #[test]
+    fn the_queue_records_only_real_changes() {
+        let (_dir, db) = fresh();
+        db.write(|tx| tx.set_running_queue(true)).expect("start");
+        db.write(|tx| tx.set_running_queue(false)).expect("stop");
+        db.write(|tx| tx.set_running_queue(false))
+            .expect("stop again");
+        db.write(|tx| tx.set_running_queue(true)).expect("start");
+        assert_eq!(
+            kinds(&db),
+            [("queue-stopped", None), ("queue-started", None)]
+        );
+    }
+
+    #[test]
+    fn overdue_is_recorded_once_per_spell() {
+        let (_dir, db) = fresh();
+        db.set_pretend_time(1_000);
+        db.write(|tx| tx.upsert_lorry(&lorry("a", 100))).expect("a");
+        run(&db, 0);
+        db.set_pretend_time(1_300);
+        assert!(
+            db.write(|tx| tx.record_overdue_lorries(3))
+                .expect("check")
+                .is_empty()
+        );
+        db.set_pretend_time(1_301);
+        assert_eq!(
+            db.write(|tx| tx.record_overdue_lorries(3)).expect("check"),
+            ["a"]
+        );
+        assert!(
+            db.write(|tx| tx.record_overdue_lorries(3))
+                .expect("again")
+                .is_empty()
+        );
+        run(&db, 0);
+        db.set_pretend_time(1_700);
+        assert_eq!(
+            db.write(|tx| tx.record_overdue_lorries(3)).expect("check"),
+            ["a"]
+        );
+        let overdue: Vec<Event> = all(&db)
+            .into_iter()
+            .filter(|e| e.event_type == EventType::LorryOverdue)
+            .collect();
+        assert_eq!(overdue.len(), 2);
+        assert_eq!(overdue[0].body["last_success"], 1_000);
+        assert_eq!(overdue[1].body["last_success"], 1_301);
+        // Never succeeded: overdue after `factor` failures in a row.
+        db.write(|tx| tx.upsert_lorry(&lorry("b", 100))).expect("b");
+        assert!(
+            db.write(|tx| tx.record_overdue_lorries(1))
+                .expect("check")
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn filters_pages_and_retention() {
+        let (_dir, db) = fresh();
+        db.set_pretend_time(1_000);
+        db.write(|tx| {
+            tx.upsert_lorry(&lorry("up/a", 0))?;
+            tx.upsert_lorry(&lorry("down/b", 0))
+        })
+        .expect("setup");
+        run(&db, 1);
+        db.set_pretend_time(2_000);
+        run(&db, 0);
+        let page = |filter: EventFilter| db.read(|tx| tx.events(&filter)).expect("page");
+        let (first, more) = page(EventFilter {
+            limit: 2,
+            ..EventFilter::default()
+        });
+        assert_eq!((first.len(), more), (2, true));
+        let (rest, more) = page(EventFilter {
+            since: first[1].id,
+            limit: 10,
+            ..EventFilter::default()
+        });
+        assert_eq!((rest.len(), more), (3, false));
+        let (failed, _) = page(EventFilter {
+            types: vec![EventType::LorryFailed, EventType::JobStarted],
+            prefix: Some("down/".into()),
+            limit: 10,
+            ..EventFilter::default()
+        });
+        let failed: Vec<_> = failed.iter().map(|e| e.event_type).collect();
+        assert_eq!(failed, [EventType::JobStarted, EventType::LorryFailed]);
+        assert!(
+            db.read(|tx| tx.events(&EventFilter::default()))
+                .is_err_and(|e| e.is_client_error())
+        );
+        assert_eq!(db.write(|tx| tx.remove_old_events(500)).expect("old"), 3);
+        assert_eq!(all(&db).len(), 2);
+        db.set_pretend_time(10_000);
+        assert_eq!(db.write(|tx| tx.remove_old_events(500)).expect("all"), 2);
+        let last = db.read(|tx| tx.last_event_id()).expect("last");
+        run(&db, 0);
+        assert!(all(&db)[0].id > last, "ids are never reused");
+    }
+
+    /// Text from outside reaches an event body with URL credentials hidden;
+    /// the same error again records nothing new.
+    #[test]
+    fn host_errors_are_recorded_once_and_without_credentials() {
+        let (_dir, db) = fresh();
+        db.write(|tx| {
+            tx.conn().execute(
+                "INSERT INTO hosts (host, type, protocol, lorry_interval, lorry_timeout,
+                                    ls_interval)
+                 VALUES ('h.example', 'gitlab', 'https', 100, 100, 100)",
+                [],
+            )?;
+            Ok(())
+        })
+        .expect("host");
+        let error =
+            "GET https://user:PLANTED@h.example/api/v4/projects?private_token=PLANTED2: 500";
+        for _ in 0..2 {
+            db.write(|tx| tx.record_ls_failure("h.example", error))
+                .expect("failure");
+        }
+        let events = all(&db);
+        assert_eq!(events.len(), 1, "{events:?}");
+        let text = events[0].body.to_string();
+        assert!(!text.contains("PLANTED"), "{text}");
+        assert!(text.contains("h.example/api/v4/projects"), "{text}");
+        assert_eq!(events[0].host.as_deref(), Some("h.example"));
+    }
+}

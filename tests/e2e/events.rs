@@ -1,0 +1,366 @@
+//! The event log (`/1.0/events`, JSON and server-sent events) from a real
+//! scenario: the real `lorry` run by a real minion against `git
+//! http-backend` upstreams reached with credentials in their URLs (the
+//! planted secret), CONFGIT problems, an Upstream Host whose listing fails
+//! and then shrinks too much, the queue stopped and started, overdue
+//! lorries found by the housekeeping task.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::common;
+use common::http_backend::serve_http_with_auth;
+use common::{READY_TIMEOUT, Webapp, git, wait_for};
+use serde_json::{Value, json};
+
+const MINION: &str = env!("CARGO_BIN_EXE_lorry-controller-minion");
+const SECRET: &str = "PLANTED-SECRET-7f3a";
+const T0: i64 = 1_800_000_000;
+
+/// A minion, killed when dropped.
+struct Minion(Child);
+
+impl Drop for Minion {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_minion(webapp: &Webapp, dir: &Path) -> Minion {
+    let lorry_conf = dir.join("lorry.conf");
+    std::fs::write(
+        &lorry_conf,
+        format!(
+            "[config]\nworking-area = {}\nmirror-base-url-push = {}\n",
+            dir.join("wa").display(),
+            dir.join("downstream").display()
+        ),
+    )
+    .expect("lorry.conf");
+    let lorry = PathBuf::from(env!("CARGO_BIN_EXE_lorry"));
+    let child = Command::new(MINION)
+        .args([
+            "--webapp-host=127.0.0.1".to_owned(),
+            format!("--webapp-port={}", webapp.port),
+            "--sleep=0.1".into(),
+            "--update-interval=0.2".into(),
+            format!("--lorry-path={}", lorry.display()),
+            format!("--lorry-config={}", lorry_conf.display()),
+            format!("--log={}", dir.join("minion.log").display()),
+        ])
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start minion");
+    Minion(child)
+}
+
+/// A bare upstream `name.git` under `root` with one commit on `main`.
+fn upstream(root: &Path, work: &Path, name: &str) {
+    let bare = root.join(format!("{name}.git"));
+    std::fs::create_dir_all(&bare).expect("mkdir");
+    git(&bare, &["init", "-q", "--bare", "-b", "main"]);
+    let clone = work.join(name);
+    git(
+        work,
+        &[
+            "clone",
+            "-q",
+            &bare.display().to_string(),
+            &clone.display().to_string(),
+        ],
+    );
+    std::fs::write(clone.join("f"), name).expect("write");
+    git(&clone, &["add", "."]);
+    git(&clone, &["commit", "-q", "-m", name]);
+    git(&clone, &["push", "-q", "origin", "main"]);
+}
+
+/// Every event, read page by page with `limit`, checking the pages join up.
+fn all_events(webapp: &Webapp, query: &str, limit: usize) -> Vec<Value> {
+    let mut events: Vec<Value> = Vec::new();
+    let mut since = 0;
+    loop {
+        let page = webapp.get_ok(&format!("/1.0/events?since={since}&limit={limit}{query}"));
+        let got = page["events"].as_array().expect("events").clone();
+        assert!(got.len() <= limit, "{page}");
+        events.extend(got);
+        since = page["next_since"].as_i64().expect("next_since");
+        if page["more"] != true {
+            return events;
+        }
+    }
+}
+
+fn of_type<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    events.iter().filter(|e| e["type"] == kind).collect()
+}
+
+fn wait_for_event(webapp: &Webapp, kind: &str, path: &str) -> Value {
+    wait_for(&format!("{kind} of {path}"), READY_TIMEOUT, || {
+        all_events(webapp, &format!("&type={kind}&prefix={path}"), 100)
+            .into_iter()
+            .find(|e| e["path"] == path)
+    })
+}
+
+/// The events of a server-sent event stream after `last_id`, read until
+/// `count` have come.
+fn stream(webapp: &Webapp, query: &str, last_id: Option<i64>, count: usize) -> Vec<Value> {
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("client");
+    let mut request = client
+        .get(webapp.url(&format!("/1.0/events{query}")))
+        .header("accept", "text/event-stream");
+    if let Some(id) = last_id {
+        request = request.header("last-event-id", id.to_string());
+    }
+    let response = request.send().expect("stream");
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .expect("type")
+            .starts_with("text/event-stream")
+    );
+    let mut events = Vec::new();
+    let mut id = None;
+    for line in BufReader::new(response).lines() {
+        let line = line.expect("line");
+        if let Some(value) = line.strip_prefix("id:") {
+            id = Some(value.trim().parse::<i64>().expect("id"));
+        } else if let Some(data) = line.strip_prefix("data:") {
+            let event: Value = serde_json::from_str(data.trim()).expect("json");
+            assert_eq!(Some(event["id"].as_i64().expect("id")), id, "{event}");
+            events.push(event);
+            if events.len() == count {
+                break;
+            }
+        }
+    }
+    events
+}
+
+#[test]
+fn state_changes_become_events_in_the_log_and_the_stream() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let upstreams = dir.path().join("upstreams");
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&work).expect("mkdir");
+    upstream(&upstreams, &work, "good");
+    let (_http, port) =
+        serve_http_with_auth(&upstreams, dir.path(), Some(&format!("mirror:{SECRET}")));
+    let fake = dir.path().join("fake.json");
+    let webapp = Webapp::init(dir.path())
+        .with_args(&[
+            "--housekeeping-interval=1".to_owned(),
+            "--overdue-factor=2".into(),
+            format!("--debug-fake-upstream-host=fake.example={}", fake.display()),
+        ])
+        .start();
+    webapp.pretend_time(T0);
+
+    let confgit = dir.path().join("confgit");
+    std::fs::create_dir_all(confgit.join("lorries")).expect("mkdir");
+    let url = |name: &str| format!("http://mirror:{SECRET}@127.0.0.1:{port}/{name}.git");
+    std::fs::write(
+        confgit.join("lorries/ev.lorry"),
+        json!({
+            "good": {"type": "git", "url": url("good")},
+            "later": {"type": "git", "url": url("later")},
+        })
+        .to_string(),
+    )
+    .expect("ev.lorry");
+    std::fs::write(
+        confgit.join("lorries/bad.lorry"),
+        json!({"bad": {"type": "nonsense", "url": url("bad")}}).to_string(),
+    )
+    .expect("bad.lorry");
+    let conf = json!([
+        {"type": "lorries", "prefix": "ev", "interval": "1h", "globs": ["lorries/*.lorry"]},
+        {"type": "trove", "host": "fake.example", "protocol": "ssh",
+         "prefixmap": {"up": "up"}, "ls-interval": "1H"},
+    ]);
+    webapp.configure(&conf);
+
+    // The listing fails (no file yet), twice with the same error: one event.
+    webapp.post_ok("/1.0/force-ls-troves", &[]);
+    webapp.post_ok("/1.0/force-ls-troves", &[]);
+    // Then it works, then it would remove 3 of 4: the shrink guard.
+    let listing = |n: usize| {
+        let list: Vec<String> = (0..n).map(|i| format!("up/r{i}")).collect();
+        std::fs::write(&fake, json!({ "ls-output": list }).to_string()).expect("fake");
+    };
+    listing(4);
+    webapp.post_ok("/1.0/force-ls-troves", &[]);
+    listing(1);
+    webapp.post_ok("/1.0/force-ls-troves", &[]);
+    // The host's lorries would only fail here: out of the queue's way.
+    webapp.configure(&json!([conf[0]]));
+
+    let _minion = start_minion(&webapp, dir.path());
+    let ended = wait_for_event(&webapp, "job-ended", "ev/good");
+    assert_eq!(ended["body"]["exit"], 0, "{ended}");
+    let failed = wait_for_event(&webapp, "lorry-failed", "ev/later");
+    assert_eq!(failed["body"]["consecutive_failures"], 1, "{failed}");
+    // The job's output names the URL (hidden); the events never do.
+    let job = webapp.job(failed["body"]["job_id"].as_i64().expect("job id"));
+    assert!(
+        job["output"]
+            .as_str()
+            .expect("output")
+            .contains("later.git"),
+        "{job}"
+    );
+
+    // Never mirrored and failed twice (the factor): overdue, once, found by
+    // the housekeeping task.
+    webapp.pretend_time(T0 + 3_601);
+    let failed = wait_for("a second failure of ev/later", READY_TIMEOUT, || {
+        of_type(&all_events(&webapp, "&prefix=ev/later", 7), "lorry-failed")
+            .last()
+            .filter(|e| e["body"]["consecutive_failures"] == 2)
+            .map(|e| (*e).clone())
+    });
+    let overdue = wait_for_event(&webapp, "lorry-overdue", "ev/later");
+    assert!(overdue["id"].as_i64() > failed["id"].as_i64());
+    assert_eq!(overdue["body"]["consecutive_failures"], 2, "{overdue}");
+
+    // The upstream appears: the next run recovers.
+    upstream(&upstreams, &work, "later");
+    webapp.pretend_time(T0 + 2 * 3_601);
+    let recovered = wait_for_event(&webapp, "lorry-recovered", "ev/later");
+    assert_eq!(recovered["body"]["failures"], 2, "{recovered}");
+
+    webapp.post_ok("/1.0/stop-queue", &[]);
+    webapp.post_ok("/1.0/stop-queue", &[]);
+    webapp.post_ok("/1.0/start-queue", &[]);
+
+    // Let housekeeping go round again: still one overdue event per spell.
+    std::thread::sleep(Duration::from_millis(2_500));
+    let events = all_events(&webapp, "", 3);
+    let count = |kind: &str| of_type(&events, kind).len();
+    assert_eq!(count("host-listing-failed"), 1, "{events:#?}");
+    assert_eq!(count("host-shrink-refused"), 1, "{events:#?}");
+    assert_eq!(count("config-problems"), 1, "{events:#?}");
+    assert_eq!(count("queue-stopped"), 1, "{events:#?}");
+    assert_eq!(count("queue-started"), 1, "{events:#?}");
+    assert_eq!(of_type(&events, "lorry-overdue").len(), 1, "{events:#?}");
+    assert_eq!(
+        count("job-started"),
+        count("job-ended"),
+        "every job that started has ended: {events:#?}"
+    );
+    let shrink = of_type(&events, "host-shrink-refused")[0];
+    assert_eq!(
+        (
+            &shrink["host"],
+            &shrink["body"]["known"],
+            &shrink["body"]["vanished"]
+        ),
+        (&json!("fake.example"), &json!(4), &json!(3))
+    );
+    let problems = of_type(&events, "config-problems")[0];
+    assert!(
+        problems["body"]["problems"][0]["problem"]
+            .as_str()
+            .expect("problem")
+            .contains("nonsense"),
+        "{problems}"
+    );
+    let ids: Vec<i64> = events
+        .iter()
+        .map(|e| e["id"].as_i64().expect("id"))
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    let raw = webapp.get("/1.0/events?limit=1000").text;
+    assert!(!raw.contains(SECRET), "a secret in the events: {raw}");
+
+    // Filters: types (repeated and comma-separated) and prefixes.
+    let jobs = all_events(
+        &webapp,
+        "&type=job-started,job-ended&type=lorry-failed",
+        100,
+    );
+    assert!(!jobs.is_empty());
+    assert!(
+        jobs.iter()
+            .all(|e| ["job-started", "job-ended", "lorry-failed"]
+                .contains(&e["type"].as_str().unwrap_or(""))),
+        "{jobs:#?}"
+    );
+    let good = all_events(&webapp, "&prefix=ev/good", 100);
+    assert!(good.iter().all(|e| e["path"] == "ev/good"), "{good:#?}");
+    let host = all_events(&webapp, "&prefix=fake.", 100);
+    assert_eq!(host.len(), 2, "{host:#?}");
+
+    // The stream: from the start, and resumed after a Last-Event-ID.
+    let streamed = stream(&webapp, "", None, events.len());
+    assert_eq!(streamed, events);
+    let third = ids[2];
+    let resumed = stream(&webapp, "", Some(third), 2);
+    assert_eq!(resumed, events[3..5]);
+    let streamed = stream(&webapp, "?type=queue-started", None, 1);
+    assert_eq!(streamed[0]["type"], "queue-started");
+    // A live event reaches a waiting stream.
+    let last = *ids.last().expect("ids");
+    let live = std::thread::scope(|scope| {
+        let reader = scope.spawn(|| stream(&webapp, "?type=queue-stopped", Some(last), 1));
+        std::thread::sleep(Duration::from_millis(300));
+        webapp.post_ok("/1.0/stop-queue", &[]);
+        reader.join().expect("reader")
+    });
+    assert_eq!(live[0]["type"], "queue-stopped");
+    assert!(live[0]["id"].as_i64() > Some(last));
+}
+
+#[test]
+fn bad_queries_are_refused_naming_the_problem() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let webapp = Webapp::init(dir.path()).start();
+    for (query, named) in [
+        ("type=nonsense", "nonsense"),
+        ("since=abc", "since"),
+        ("limit=0", "limit"),
+        ("limit=1001", "limit"),
+        ("limit=x", "limit"),
+        ("colour=red", "colour"),
+    ] {
+        let answer = webapp.get(&format!("/1.0/events?{query}"));
+        assert_eq!(answer.status, 400, "{query}: {answer:?}");
+        assert!(
+            answer.body["error"].as_str().unwrap_or("").contains(named),
+            "{query}: {answer:?}"
+        );
+    }
+    let page = webapp.get_ok("/1.0/events?since=-5&prefix=");
+    assert_eq!(page, json!({"events": [], "next_since": 0, "more": false}));
+}
+
+/// Old events go after `--event-max-age`; ids are never reused.
+#[test]
+fn old_events_are_forgotten() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let webapp = Webapp::init(dir.path())
+        .with_args(&["--housekeeping-interval=1", "--event-max-age=100"])
+        .start();
+    webapp.pretend_time(T0);
+    webapp.post_ok("/1.0/stop-queue", &[]);
+    webapp.pretend_time(T0 + 50);
+    webapp.post_ok("/1.0/start-queue", &[]);
+    webapp.pretend_time(T0 + 120);
+    let left = wait_for("the first event to go", READY_TIMEOUT, || {
+        let events = all_events(&webapp, "", 10);
+        (events.len() == 1).then_some(events)
+    });
+    assert_eq!(left[0]["type"], "queue-started");
+    assert_eq!(left[0]["id"], 2);
+    webapp.post_ok("/1.0/stop-queue", &[]);
+    let newest = all_events(&webapp, "&since=2", 10);
+    assert_eq!(newest[0]["id"], 3);
+}
