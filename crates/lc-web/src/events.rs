@@ -4,7 +4,8 @@
 //!
 //! Query: `since=ID` (events after it), `type=T` (repeatable, or
 //! comma-separated), `prefix=P` (lorry path, or host name for host
-//! events), `limit=N` (a page, 1 to 1000, default 100). The stream sends
+//! events), `limit=N` (a page, 1 to 1000, default 100), `last=N` (the
+//! newest N instead of the oldest, still oldest first). The stream sends
 //! each event as `data:` (its JSON) with `id:` its id, resumes after a
 //! reconnecting client's `Last-Event-ID`, and closes after
 //! [`STREAM_LIFETIME`] (the client reconnects; a graceful shutdown never
@@ -56,6 +57,17 @@ pub(crate) fn filter(raw: Option<&str>, headers: &HeaderMap) -> Result<EventFilt
                     )));
                 }
             }
+            "last" => {
+                filter.last = true;
+                filter.limit = number("last", &value)?;
+                if !(1..=EventFilter::MAX_LIMIT).contains(&filter.limit) {
+                    return Err(ApiError::BadRequest(format!(
+                        "last must be from 1 to {}, not {}",
+                        EventFilter::MAX_LIMIT,
+                        filter.limit
+                    )));
+                }
+            }
             "prefix" if !value.is_empty() => filter.prefix = Some(value.into_owned()),
             "prefix" => {}
             "type" => {
@@ -72,7 +84,7 @@ pub(crate) fn filter(raw: Option<&str>, headers: &HeaderMap) -> Result<EventFilt
             }
             other => {
                 return Err(ApiError::BadRequest(format!(
-                    "unknown parameter {other:?}: since, type, prefix and limit are known"
+                    "unknown parameter {other:?}: since, type, prefix, limit and last are known"
                 )));
             }
         }
@@ -148,6 +160,7 @@ async fn next_event(mut cursor: Cursor) -> Option<(Result<SseEvent, Infallible>,
         cursor.first = false;
         let filter = EventFilter {
             limit: EventFilter::MAX_LIMIT,
+            last: false,
             ..cursor.filter.clone()
         };
         match cursor.state.read(move |tx| tx.events(&filter)).await {

@@ -22,6 +22,8 @@ pub struct EventFilter {
     pub prefix: Option<String>,
     /// At most this many (1 to [`EventFilter::MAX_LIMIT`]).
     pub limit: i64,
+    /// The newest `limit` of them rather than the oldest.
+    pub last: bool,
 }
 
 impl EventFilter {
@@ -50,13 +52,19 @@ impl ReadTx<'_> {
         let types = (!filter.types.is_empty()).then(|| {
             Value::from(filter.types.iter().map(|t| t.name()).collect::<Vec<&str>>()).to_string()
         });
-        let mut stmt = self.conn().prepare(
+        let mut stmt = self.conn().prepare(if filter.last {
             "SELECT id, time, type, path, host, body FROM events
              WHERE id > ?1
                AND (?2 IS NULL OR type IN (SELECT value FROM json_each(?2)))
                AND (?3 IS NULL OR substr(COALESCE(path, host, ''), 1, length(?3)) = ?3)
-             ORDER BY id LIMIT ?4",
-        )?;
+             ORDER BY id DESC LIMIT ?4"
+        } else {
+            "SELECT id, time, type, path, host, body FROM events
+             WHERE id > ?1
+               AND (?2 IS NULL OR type IN (SELECT value FROM json_each(?2)))
+               AND (?3 IS NULL OR substr(COALESCE(path, host, ''), 1, length(?3)) = ?3)
+             ORDER BY id LIMIT ?4"
+        })?;
         let rows = stmt.query_map(
             params![filter.since, types, filter.prefix, filter.limit + 1],
             |r| {
@@ -89,6 +97,9 @@ impl ReadTx<'_> {
         }
         let more = events.len() as i64 > filter.limit;
         events.truncate(filter.limit as usize);
+        if filter.last {
+            events.reverse();
+        }
         Ok((events, more))
     }
 
@@ -376,6 +387,16 @@ mod tests {
         });
         let failed: Vec<_> = failed.iter().map(|e| e.event_type).collect();
         assert_eq!(failed, [EventType::JobStarted, EventType::LorryFailed]);
+        let (newest, more) = page(EventFilter {
+            limit: 2,
+            last: true,
+            ..EventFilter::default()
+        });
+        assert!(more);
+        assert_eq!(
+            newest.iter().map(|e| e.id).collect::<Vec<_>>(),
+            [rest[1].id, rest[2].id]
+        );
         assert!(
             db.read(|tx| tx.events(&EventFilter::default()))
                 .is_err_and(|e| e.is_client_error())
