@@ -364,3 +364,93 @@ fn old_events_are_forgotten() {
     let newest = all_events(&webapp, "&since=2", 10);
     assert_eq!(newest[0]["id"], 3);
 }
+
+const ADMIN: &str = env!("CARGO_BIN_EXE_lorry-controller-admin");
+
+fn admin(webapp: &Webapp, args: &[&str]) -> std::process::Output {
+    Command::new(ADMIN)
+        .arg(format!("--webapp-port={}", webapp.port))
+        .args(args)
+        .env_remove("LORRY_CONTROLLER_ADMIN_TOKEN")
+        .output()
+        .expect("run admin")
+}
+
+/// `lorry-controller-admin events` (the newest, filtered, followed) and
+/// the status page's last events.
+#[test]
+fn the_admin_cli_and_the_status_page_show_events() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let webapp = Webapp::init(dir.path()).start();
+    webapp.pretend_time(T0);
+    for _ in 0..3 {
+        webapp.post_ok("/1.0/stop-queue", &[]);
+        webapp.post_ok("/1.0/start-queue", &[]);
+    }
+    let out = admin(&webapp, &["events", "--last", "2"]);
+    assert!(out.status.success(), "{}", common::all_output(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(lines[0].contains("#5  queue-stopped"), "{text}");
+    assert!(lines[1].contains("#6  queue-started"), "{text}");
+    assert!(lines[0].contains("2027-01-15"), "{text}");
+
+    let out = admin(
+        &webapp,
+        &[
+            "--json",
+            "events",
+            "--type",
+            "queue-stopped",
+            "--since",
+            "1",
+        ],
+    );
+    assert!(out.status.success(), "{}", common::all_output(&out));
+    let page: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let ids: Vec<i64> = page["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| e["id"].as_i64().expect("id"))
+        .collect();
+    assert_eq!(ids, [3, 5]);
+
+    let out = admin(&webapp, &["events", "--type", "nonsense"]);
+    assert_eq!(out.status.code(), Some(2), "{}", common::all_output(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nonsense"));
+
+    // --follow prints what happens after it started.
+    let mut follow = Command::new(ADMIN)
+        .arg(format!("--webapp-port={}", webapp.port))
+        .args([
+            "--json",
+            "events",
+            "--follow",
+            "--last",
+            "1",
+            "--type",
+            "queue-stopped",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("follow");
+    let mut lines = BufReader::new(follow.stdout.take().expect("stdout")).lines();
+    let first: Value =
+        serde_json::from_str(&lines.next().expect("a line").expect("read")).expect("json");
+    assert_eq!(first["id"], 5);
+    webapp.post_ok("/1.0/stop-queue", &[]);
+    let next: Value =
+        serde_json::from_str(&lines.next().expect("a line").expect("read")).expect("json");
+    assert_eq!(
+        (next["id"].clone(), next["type"].clone()),
+        (json!(7), json!("queue-stopped"))
+    );
+    let _ = follow.kill();
+    let _ = follow.wait();
+
+    let page = webapp.get("/1.0/status-html").text;
+    assert!(page.contains("Last events"), "{page}");
+    assert!(page.contains("queue-stopped"), "{page}");
+}

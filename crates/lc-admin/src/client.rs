@@ -172,6 +172,15 @@ impl Client {
         self.send(url.clone(), self.http.get(url))
     }
 
+    /// GET `endpoint` with `query` as its query string.
+    pub fn get_query(&self, endpoint: &str, query: &[(&str, &str)]) -> Result<Answer, Error> {
+        let mut url = self.url(endpoint, &[]);
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        self.send(url.clone(), self.http.get(url))
+    }
+
     /// POSTs `form` (form-encoded, as the webapp's commands take them).
     pub fn post(&self, endpoint: &str, form: &[(&str, &str)]) -> Result<Answer, Error> {
         let url = self.url(endpoint, &[]);

@@ -159,6 +159,10 @@ pub enum Command {
         #[arg(long, value_name = "N")]
         keep: Option<u32>,
     },
+    /// Show the newest events (state changes), oldest first; --follow
+    /// keeps printing new ones.
+    #[command(after_help = EXIT_CODES)]
+    Events(EventsArgs),
     /// Save a consistent copy of STATEDB, taken while the webapp runs
     /// (needs the admin token; the webapp refuses when it has none).
     #[command(after_help = EXIT_CODES)]
@@ -170,6 +174,103 @@ pub enum Command {
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
         keep: Option<u32>,
     },
+}
+
+/// What `events` asks for.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EventsArgs {
+    /// Keep printing new events as they happen, until interrupted.
+    #[arg(long)]
+    pub follow: bool,
+    /// Only events of this type (repeatable): job-started, job-ended,
+    /// lorry-failed, lorry-recovered, lorry-overdue, host-listing-failed,
+    /// host-shrink-refused, config-problems, queue-stopped, queue-started.
+    #[arg(long = "type", value_name = "TYPE", value_parser = parse::event_type)]
+    pub types: Vec<String>,
+    /// Only events about lorries (or Upstream Hosts) whose name starts with this.
+    #[arg(long, value_name = "PREFIX")]
+    pub prefix: Option<String>,
+    /// Events after this id (default: the newest --last ones).
+    #[arg(long, value_name = "ID")]
+    pub since: Option<i64>,
+    /// How many of the newest events to show first.
+    #[arg(long, value_name = "N", default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub last: u32,
+}
+
+impl EventsArgs {
+    /// The query of the first request.
+    fn first_query(&self) -> Vec<(String, String)> {
+        let mut query = self.filter_query();
+        match self.since {
+            Some(since) => {
+                query.push(("since".into(), since.to_string()));
+                query.push(("limit".into(), self.last.to_string()));
+            }
+            None => query.push(("last".into(), self.last.to_string())),
+        }
+        query
+    }
+
+    fn filter_query(&self) -> Vec<(String, String)> {
+        let mut query: Vec<(String, String)> = self
+            .types
+            .iter()
+            .map(|t| ("type".to_owned(), t.clone()))
+            .collect();
+        if let Some(prefix) = &self.prefix {
+            query.push(("prefix".into(), prefix.clone()));
+        }
+        query
+    }
+}
+
+/// How often `events --follow` asks for new events.
+const FOLLOW_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// `events --follow`: prints the first events, then every new one as it
+/// comes, until `out` fails (the reader went away) or the webapp refuses.
+/// A webapp that cannot be reached is asked again, with a note on stderr.
+pub fn follow_events(
+    cli: &Cli,
+    client: &Client,
+    args: &EventsArgs,
+    out: &mut dyn std::io::Write,
+) -> Result<(), Error> {
+    let mut query = args.first_query();
+    loop {
+        let pairs: Vec<(&str, &str)> = query
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        match client.get_query("1.0/events", &pairs) {
+            Ok(answer) => {
+                let events: lc_api::Events = answer.decode()?;
+                let text = if cli.json {
+                    render::event_lines(&events.events)
+                } else {
+                    render::events(&events.events)
+                };
+                if out
+                    .write_all(text.as_bytes())
+                    .and_then(|()| out.flush())
+                    .is_err()
+                {
+                    return Ok(());
+                }
+                query = args.filter_query();
+                query.push(("since".into(), events.next_since.to_string()));
+                query.push(("limit".into(), "1000".into()));
+                if events.more {
+                    continue;
+                }
+            }
+            Err(err @ Error::Refused { .. }) => return Err(err),
+            Err(err) => eprintln!("lorry-controller-admin: {err}; trying again"),
+        }
+        std::thread::sleep(FOLLOW_POLL);
+    }
 }
 
 impl Cli {
@@ -274,6 +375,21 @@ pub fn run(cli: &Cli, client: &Client) -> Result<Output, Error> {
             let form: &[(&str, &str)] = if *dry_run { &[("dry_run", "1")] } else { &[] };
             out(client.post("1.0/read-configuration", form)?, &|a| {
                 Ok(render::generic(&a.json))
+            })
+        }
+        Command::Events(args) => {
+            if args.follow {
+                let mut stdout = std::io::stdout().lock();
+                follow_events(cli, client, args, &mut stdout)?;
+                return Ok(Output(String::new()));
+            }
+            let query = args.first_query();
+            let pairs: Vec<(&str, &str)> = query
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            out(client.get_query("1.0/events", &pairs)?, &|a| {
+                Ok(render::events(&a.decode::<lc_api::Events>()?.events))
             })
         }
         Command::RemoveGhostJobs => out(client.post("1.0/remove-ghost-jobs", &[])?, &|a| {

@@ -128,3 +128,17 @@ mod tests {
         assert!(webapp_url("not a url").is_err());
     }
 }
+
+/// An event type name the webapp knows (`lc_api::EventType`).
+pub fn event_type(text: &str) -> Result<String, String> {
+    match lc_api::EventType::parse(text) {
+        Some(t) => Ok(t.name().to_owned()),
+        None => {
+            let known: Vec<&str> = lc_api::EventType::ALL.iter().map(|t| t.name()).collect();
+            Err(format!(
+                "no event type {text:?}; the types are {}",
+                known.join(", ")
+            ))
+        }
+    }
+}

@@ -118,6 +118,45 @@ struct Row {
     error: Option<String>,
 }
 
+/// One of the newest events.
+struct EventRow {
+    id: i64,
+    when: When,
+    kind: &'static str,
+    about: String,
+    /// A lorry page to link to, if it is about a lorry.
+    href: Option<String>,
+    details: String,
+}
+
+/// Events shown on the status page.
+const LAST_EVENTS: i64 = 10;
+
+impl EventRow {
+    fn new(event: lc_api::Event, now: i64) -> EventRow {
+        let details = match &event.body {
+            serde_json::Value::Object(fields) => fields
+                .iter()
+                .filter(|(_, v)| !v.is_null() && !v.is_array())
+                .map(|(k, v)| match v {
+                    serde_json::Value::String(text) => format!("{k}: {text}"),
+                    other => format!("{k}: {other}"),
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+            _ => String::new(),
+        };
+        EventRow {
+            id: event.id,
+            when: When::ago(event.time, now),
+            kind: event.event_type.name(),
+            href: event.path.as_deref().map(encode_path),
+            about: event.path.or(event.host).unwrap_or_default(),
+            details: lc_base::redact::redact(&details).into_owned(),
+        }
+    }
+}
+
 struct HostRow {
     host: String,
     kind: String,
@@ -147,6 +186,7 @@ struct StatusPage {
     rows: Vec<Row>,
     pager: Vec<PagerLink>,
     hosts: Vec<HostRow>,
+    events: Vec<EventRow>,
 }
 
 /// The most of a failed lorry's last error shown on the status page; its
@@ -160,6 +200,7 @@ struct Snapshot {
     hosts: Vec<lc_api::HostInfo>,
     problems: Vec<ConfigProblem>,
     page: QueuePage,
+    events: Vec<lc_api::Event>,
     now: i64,
 }
 
@@ -174,6 +215,13 @@ async fn read(state: &AppState, query: &StatusQuery) -> Result<Snapshot, ApiErro
                 hosts: tx.hosts()?,
                 problems: tx.config_problems()?,
                 page: tx.queue_page(&filter, offset, PAGE_SIZE)?,
+                events: tx
+                    .events(&lc_core::db::EventFilter {
+                        limit: LAST_EVENTS,
+                        last: true,
+                        ..Default::default()
+                    })?
+                    .0,
                 now: tx.now(),
             })
         })
@@ -287,6 +335,12 @@ fn build(
             query.href(query.filter.state, n)
         }),
         hosts,
+        events: snap
+            .events
+            .into_iter()
+            .rev()
+            .map(|e| EventRow::new(e, now))
+            .collect(),
     }
 }
 
@@ -433,6 +487,7 @@ mod tests {
         let snap = Snapshot {
             running_queue: false,
             max_jobs: Some(4),
+            events: Vec::new(),
             hosts: vec![
                 host("<i>git.example</i>", 0, None),
                 host(
