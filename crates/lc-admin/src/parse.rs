@@ -84,6 +84,20 @@ pub fn webapp_url(text: &str) -> Result<Url, String> {
     Ok(url)
 }
 
+/// An event type name the webapp knows (`lc_api::EventType`).
+pub fn event_type(text: &str) -> Result<String, String> {
+    match lc_api::EventType::parse(text) {
+        Some(t) => Ok(t.name().to_owned()),
+        None => {
+            let known: Vec<&str> = lc_api::EventType::ALL.iter().map(|t| t.name()).collect();
+            Err(format!(
+                "no event type {text:?}; the types are {}",
+                known.join(", ")
+            ))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,19 +140,5 @@ mod tests {
         assert!(webapp_url("localhost:12765").is_err());
         assert!(webapp_url("http://h/?x=1").is_err());
         assert!(webapp_url("not a url").is_err());
-    }
-}
-
-/// An event type name the webapp knows (`lc_api::EventType`).
-pub fn event_type(text: &str) -> Result<String, String> {
-    match lc_api::EventType::parse(text) {
-        Some(t) => Ok(t.name().to_owned()),
-        None => {
-            let known: Vec<&str> = lc_api::EventType::ALL.iter().map(|t| t.name()).collect();
-            Err(format!(
-                "no event type {text:?}; the types are {}",
-                known.join(", ")
-            ))
-        }
     }
 }

@@ -313,6 +313,48 @@ fn indented(text: &str) -> String {
     out
 }
 
+/// Events, one line each: time, id, type, lorry or host, then the body's
+/// fields as `key=value` (text from outside made printable).
+pub fn events(events: &[lc_api::Event]) -> String {
+    let mut out = String::new();
+    for event in events {
+        let about = event
+            .path
+            .as_deref()
+            .or(event.host.as_deref())
+            .unwrap_or("-");
+        let mut line = format!(
+            "{}  #{}  {}  {}",
+            timefmt::utc(event.time),
+            event.id,
+            event.event_type.name(),
+            clean(about)
+        );
+        if let Value::Object(fields) = &event.body {
+            for (key, value) in fields {
+                let value = match value {
+                    Value::String(text) => text.clone(),
+                    other => other.to_string(),
+                };
+                line.push_str(&format!("  {key}={}", clean(&value)));
+            }
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
+/// Events as JSON Lines, one object each (`--json` with `--follow`).
+pub fn event_lines(events: &[lc_api::Event]) -> String {
+    let mut out = String::new();
+    for event in events {
+        out.push_str(&serde_json::to_string(event).unwrap_or_default());
+        out.push('\n');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -404,46 +446,4 @@ mod tests {
             "Removed 2 old jobs: 1, 2\n"
         );
     }
-}
-
-/// Events, one line each: time, id, type, lorry or host, then the body's
-/// fields as `key=value` (text from outside made printable).
-pub fn events(events: &[lc_api::Event]) -> String {
-    let mut out = String::new();
-    for event in events {
-        let about = event
-            .path
-            .as_deref()
-            .or(event.host.as_deref())
-            .unwrap_or("-");
-        let mut line = format!(
-            "{}  #{}  {}  {}",
-            timefmt::utc(event.time),
-            event.id,
-            event.event_type.name(),
-            clean(about)
-        );
-        if let Value::Object(fields) = &event.body {
-            for (key, value) in fields {
-                let value = match value {
-                    Value::String(text) => text.clone(),
-                    other => other.to_string(),
-                };
-                line.push_str(&format!("  {key}={}", clean(&value)));
-            }
-        }
-        out.push_str(&line);
-        out.push('\n');
-    }
-    out
-}
-
-/// Events as JSON Lines, one object each (`--json` with `--follow`).
-pub fn event_lines(events: &[lc_api::Event]) -> String {
-    let mut out = String::new();
-    for event in events {
-        out.push_str(&serde_json::to_string(event).unwrap_or_default());
-        out.push('\n');
-    }
-    out
 }
