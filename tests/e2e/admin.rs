@@ -132,6 +132,7 @@ fn every_subcommand_has_help_and_exits_0() {
         "remove-ghost-jobs",
         "remove-old-jobs",
         "backup",
+        "events",
     ]
     .iter()
     .map(|s| s.to_string())
