@@ -454,3 +454,97 @@ fn the_admin_cli_and_the_status_page_show_events() {
     assert!(page.contains("Last events"), "{page}");
     assert!(page.contains("queue-stopped"), "{page}");
 }
+
+/// Upstream force-pushes a branch and deletes another: the next job's
+/// job-ended carries its summary and an upstream-refs-rewritten event says
+/// which refs, with where their old tips were preserved.
+#[test]
+fn a_rewritten_upstream_is_an_event_with_what_was_preserved() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let upstreams = dir.path().join("upstreams");
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&work).expect("mkdir");
+    upstream(&upstreams, &work, "rw");
+    let clone = work.join("rw");
+    git(&clone, &["push", "-q", "origin", "main:refs/heads/gone"]);
+    let (_http, port) =
+        serve_http_with_auth(&upstreams, dir.path(), Some(&format!("mirror:{SECRET}")));
+    let webapp = Webapp::init(dir.path()).start();
+    webapp.pretend_time(T0);
+    let confgit = dir.path().join("confgit");
+    std::fs::create_dir_all(confgit.join("lorries")).expect("mkdir");
+    std::fs::write(
+        confgit.join("lorries/rw.lorry"),
+        json!({"rw": {"type": "git",
+                      "url": format!("http://mirror:{SECRET}@127.0.0.1:{port}/rw.git")}})
+        .to_string(),
+    )
+    .expect("rw.lorry");
+    webapp.configure(&json!([
+        {"type": "lorries", "prefix": "ev", "interval": "1h", "globs": ["lorries/*.lorry"]},
+    ]));
+    let _minion = start_minion(&webapp, dir.path());
+    let first = wait_for_event(&webapp, "job-ended", "ev/rw");
+    let summary = &first["body"]["summary"];
+    assert_eq!(first["body"]["exit"], 0, "{first}");
+    assert_eq!(summary["specs"][0]["name"], "ev/rw", "{first}");
+    assert_eq!(summary["specs"][0]["importer"], "git", "{first}");
+    assert_eq!(summary["specs"][0]["ok"], true, "{first}");
+    assert_eq!(summary["specs"][0]["refs_updated"], 2, "{first}");
+    assert_eq!(summary["specs"][0]["pushed"], "yes", "{first}");
+    assert_eq!(summary["more"], 0, "{first}");
+
+    // Upstream rewrites main and deletes gone.
+    git(&clone, &["commit", "-q", "--amend", "-m", "rewritten"]);
+    git(&clone, &["push", "-q", "--force", "origin", "main"]);
+    git(&clone, &["push", "-q", "origin", ":refs/heads/gone"]);
+    webapp.pretend_time(T0 + 3_601);
+    let rewritten = wait_for_event(&webapp, "upstream-refs-rewritten", "ev/rw");
+    let body = &rewritten["body"];
+    assert_eq!(body["more"], 0, "{rewritten}");
+    let refs = body["refs"].as_array().expect("refs");
+    let find = |name: &str| {
+        refs.iter()
+            .find(|r| r["name"] == name)
+            .unwrap_or_else(|| panic!("{name} in {rewritten}"))
+    };
+    let main = find("refs/heads/main");
+    let gone = find("refs/heads/gone");
+    assert_eq!(refs.len(), 2, "{rewritten}");
+    assert_eq!(main["spec"], "ev/rw");
+    assert!(
+        main["new"].is_string() && main["old"] != main["new"],
+        "{main}"
+    );
+    assert!(gone["new"].is_null(), "{gone}");
+    for r in [main, gone] {
+        assert!(
+            r["kept_as"]
+                .as_str()
+                .is_some_and(|k| k.starts_with("refs/lorry/preserved/")),
+            "{r}"
+        );
+    }
+    // The kept tip is really in the mirror downstream.
+    let downstream = dir.path().join("downstream/ev/rw.git");
+    let kept = main["kept_as"].as_str().expect("kept_as");
+    let oid = git(&downstream, &["rev-parse", kept]);
+    assert_eq!(oid.trim(), main["old"].as_str().expect("old"));
+    let job = rewritten["body"]["job_id"].as_i64().expect("job id");
+    let ended = wait_for_event(&webapp, "job-ended", "ev/rw");
+    let ended = all_events(&webapp, "&type=job-ended", 100)
+        .into_iter()
+        .find(|e| e["body"]["job_id"] == job)
+        .unwrap_or(ended);
+    assert_eq!(ended["body"]["job_id"], job, "{ended}");
+    assert_eq!(
+        ended["body"]["summary"]["specs"][0]["refs_preserved"], 2,
+        "{ended}"
+    );
+    assert!(
+        rewritten["id"].as_i64() > ended["id"].as_i64(),
+        "{rewritten} {ended}"
+    );
+    let raw = webapp.get("/1.0/events?limit=1000").text;
+    assert!(!raw.contains(SECRET), "a secret in the events: {raw}");
+}

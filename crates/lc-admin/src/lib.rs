@@ -184,7 +184,8 @@ pub struct EventsArgs {
     pub follow: bool,
     /// Only events of this type (repeatable): job-started, job-ended,
     /// lorry-failed, lorry-recovered, lorry-overdue, host-listing-failed,
-    /// host-shrink-refused, config-problems, queue-stopped, queue-started.
+    /// host-shrink-refused, config-problems, queue-stopped, queue-started,
+    /// upstream-refs-rewritten.
     #[arg(long = "type", value_name = "TYPE", value_parser = parse::event_type)]
     pub types: Vec<String>,
     /// Only events about lorries (or Upstream Hosts) whose name starts with this.

@@ -272,10 +272,13 @@ pub enum EventType {
     QueueStopped,
     /// The run queue was started.
     QueueStarted,
+    /// A job found that upstream rewrote (forced) or deleted refs; the body
+    /// lists them, each with where its old tip was preserved.
+    UpstreamRefsRewritten,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 10] = [
+    pub const ALL: [EventType; 11] = [
         EventType::JobStarted,
         EventType::JobEnded,
         EventType::LorryFailed,
@@ -286,6 +289,7 @@ impl EventType {
         EventType::ConfigProblems,
         EventType::QueueStopped,
         EventType::QueueStarted,
+        EventType::UpstreamRefsRewritten,
     ];
 
     /// The name in JSON and in `?type=`.
@@ -301,6 +305,7 @@ impl EventType {
             EventType::ConfigProblems => "config-problems",
             EventType::QueueStopped => "queue-stopped",
             EventType::QueueStarted => "queue-started",
+            EventType::UpstreamRefsRewritten => "upstream-refs-rewritten",
         }
     }
 

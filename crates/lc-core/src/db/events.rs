@@ -6,7 +6,7 @@
 //! outside (error messages, CONFGIT problems) passes through
 //! [`lc_base::redact::redact`] first, so no URL credential reaches an event.
 
-use lc_api::{Event, EventType};
+use lc_api::{Event, EventType, JobResult};
 use rusqlite::{OptionalExtension, params};
 use serde_json::{Value, json};
 
@@ -29,6 +29,90 @@ pub struct EventFilter {
 impl EventFilter {
     pub const DEFAULT_LIMIT: i64 = 100;
     pub const MAX_LIMIT: i64 = 1000;
+}
+
+/// At most this many specs or refs are listed in one event body; the rest
+/// are counted (`more`), so one huge mirror cannot make a huge event.
+pub(super) const MAX_LISTED: usize = 100;
+
+/// Bytes of a spec's error kept in a job-ended summary.
+const ERROR_MAX: usize = 1000;
+
+/// job-ended's `summary`: per spec what `lorry: summary:` says, and the
+/// error (shortened) of a spec that failed.
+pub(super) fn job_summary(result: &JobResult) -> Value {
+    let specs: Vec<Value> = result
+        .specs
+        .iter()
+        .take(MAX_LISTED)
+        .map(|spec| {
+            let error = spec.error.as_deref().map(|e| {
+                let e = clean(e);
+                let mut cut = e.len().min(ERROR_MAX);
+                while !e.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                e[..cut].to_owned()
+            });
+            json!({
+                "name": spec.name,
+                "importer": spec.importer,
+                "ok": spec.ok,
+                "error": error,
+                "refs_updated": spec.updated(),
+                "refs_deleted": spec.deleted(),
+                "refs_preserved": spec.preserved.len(),
+                "bytes_received": spec.bytes_received,
+                "pushed": spec.pushed.as_str(),
+            })
+        })
+        .collect();
+    json!({
+        "specs": specs,
+        "more": result.specs.len().saturating_sub(MAX_LISTED),
+    })
+}
+
+/// upstream-refs-rewritten's body, when upstream rewrote or deleted a ref:
+/// each such ref with its old and new value (`null`: deleted) and where
+/// the old tip was kept (`null`: it was not). `None` when there is none.
+pub(super) fn rewritten_refs(result: &JobResult) -> Option<Value> {
+    let mut refs = Vec::new();
+    let mut total = 0usize;
+    for spec in &result.specs {
+        let preserved_names: Vec<&str> = spec.preserved.iter().map(|p| p.name.as_str()).collect();
+        let kept = spec.preserved.iter().map(|p| {
+            let new = spec
+                .refs
+                .iter()
+                .find(|r| r.name == p.name)
+                .and_then(|r| r.new.clone());
+            (
+                p.name.as_str(),
+                Some(p.oid.as_str()),
+                new,
+                Some(p.kept_as.as_str()),
+            )
+        });
+        let deleted = spec
+            .refs
+            .iter()
+            .filter(|r| r.new.is_none() && !preserved_names.contains(&r.name.as_str()))
+            .map(|r| (r.name.as_str(), r.old.as_deref(), None, None));
+        for (name, old, new, kept_as) in kept.chain(deleted) {
+            total += 1;
+            if refs.len() < MAX_LISTED {
+                refs.push(json!({
+                    "spec": spec.name,
+                    "name": name,
+                    "old": old,
+                    "new": new,
+                    "kept_as": kept_as,
+                }));
+            }
+        }
+    }
+    (total > 0).then(|| json!({ "refs": refs, "more": total - refs.len() }))
 }
 
 /// Text from outside made safe for an event body.
@@ -210,6 +294,65 @@ mod tests {
     use super::super::tests::fresh;
     use super::super::{JobUpdate, StateDb};
     use super::*;
+
+    /// A mirror whose upstream deleted thousands of refs makes a bounded
+    /// event: the first MAX_LISTED are listed, the rest counted; a failed
+    /// spec's long error with a credential is cut and hidden.
+    #[test]
+    fn huge_results_make_bounded_events_without_secrets() {
+        let refs: Vec<lc_api::RefChange> = (0..5000)
+            .map(|i| lc_api::RefChange {
+                name: format!("refs/tags/t{i}"),
+                old: Some(format!("{i:040}")),
+                new: None,
+            })
+            .collect();
+        let spec = |name: &str, ok: bool| lc_api::SpecResult {
+            name: name.into(),
+            importer: "git".into(),
+            ok,
+            error: (!ok).then(|| format!("https://u:hunter2@x.example/ {}", "é".repeat(4000))),
+            refs: refs.clone(),
+            preserved: vec![lc_api::PreservedRef {
+                name: "refs/tags/t0".into(),
+                oid: "0".repeat(40),
+                kept_as: "refs/lorry/preserved/s/refs/tags/t0".into(),
+            }],
+            bytes_received: 0,
+            pushed: lc_api::Pushed::No,
+        };
+        let result = JobResult {
+            version: 1,
+            specs: (0..150).map(|i| spec(&format!("s{i}"), i != 0)).collect(),
+        };
+        let summary = job_summary(&result);
+        assert_eq!(summary["specs"].as_array().map(Vec::len), Some(MAX_LISTED));
+        assert_eq!(summary["more"], 50);
+        let error = summary["specs"][0]["error"].as_str().expect("error");
+        assert!(
+            error.len() <= ERROR_MAX && !error.contains("hunter2"),
+            "{error}"
+        );
+        assert_eq!(summary["specs"][1]["refs_deleted"], 5000);
+        let body = rewritten_refs(&result).expect("rewritten");
+        assert_eq!(body["refs"].as_array().map(Vec::len), Some(MAX_LISTED));
+        assert_eq!(body["more"], 150 * 5000 - MAX_LISTED);
+        // The preserved one comes first, with where it was kept.
+        assert_eq!(
+            body["refs"][0]["kept_as"],
+            "refs/lorry/preserved/s/refs/tags/t0"
+        );
+        assert!(body["refs"][1]["kept_as"].is_null());
+        let clean_run = JobResult {
+            version: 1,
+            specs: vec![lc_api::SpecResult {
+                refs: vec![],
+                preserved: vec![],
+                ..spec("s", true)
+            }],
+        };
+        assert_eq!(rewritten_refs(&clean_run), None);
+    }
 
     fn all(db: &StateDb) -> Vec<Event> {
         db.read(|tx| {

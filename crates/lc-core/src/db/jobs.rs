@@ -1,6 +1,6 @@
 //! Jobs: handing them out, recording their progress, ending them.
 
-use lc_api::{EXIT_RUNNING, EventType, JobInfo, LorryInfo};
+use lc_api::{EXIT_RUNNING, EventType, JobInfo, JobResult, LorryInfo};
 use rusqlite::{OptionalExtension, params};
 use serde_json::json;
 
@@ -251,7 +251,6 @@ impl WriteTx<'_> {
         self.append_output(job_id, &update.stderr)?;
         match update.exit {
             Some(exit) => {
-                self.end_job(job_id, &job, exit, update.disk_usage)?;
                 if let Some(result) = &update.result {
                     self.conn()
                         .prepare(
@@ -259,6 +258,13 @@ impl WriteTx<'_> {
                         )?
                         .execute(params![job_id, result])?;
                 }
+                // A result this webapp cannot read (a newer version's, say)
+                // is stored all the same; its events just lack the summary.
+                let result = update
+                    .result
+                    .as_deref()
+                    .and_then(|text| serde_json::from_str::<JobResult>(text).ok());
+                self.end_job(job_id, &job, exit, update.disk_usage, result.as_ref())?;
             }
             None => {
                 let overdue = self.now - job.started > job.timeout;
@@ -272,7 +278,16 @@ impl WriteTx<'_> {
 
     /// Ends a job and frees its lorry, recording job-ended and, for a lorry
     /// that still has this job, lorry-failed or lorry-recovered.
-    fn end_job(&self, job_id: i64, job: &JobRow, exit: i64, disk_usage: Option<i64>) -> Result<()> {
+    /// With lorry's `result`, job-ended carries its summary, and refs that
+    /// upstream rewrote or deleted are recorded as upstream-refs-rewritten.
+    fn end_job(
+        &self,
+        job_id: i64,
+        job: &JobRow,
+        exit: i64,
+        disk_usage: Option<i64>,
+        result: Option<&JobResult>,
+    ) -> Result<()> {
         let path = job.path.as_str();
         // The lorry as it was: absent when it was removed while the job ran.
         let before: Option<(String, i64)> = self
@@ -328,8 +343,14 @@ impl WriteTx<'_> {
                 "started": job.started,
                 "duration": self.now - job.started,
                 "disk_usage": disk_usage,
+                "summary": result.map(super::events::job_summary),
             }),
         )?;
+        if let Some(rewritten) = result.and_then(super::events::rewritten_refs) {
+            let mut body = rewritten;
+            body["job_id"] = json!(job_id);
+            self.record_event(EventType::UpstreamRefsRewritten, Some(path), host, body)?;
+        }
         match before {
             Some((_, failures)) if exit != 0 => self.record_event(
                 EventType::LorryFailed,
@@ -515,7 +536,7 @@ impl WriteTx<'_> {
                 .prepare("UPDATE jobs SET kill = 1 WHERE job_id = ?1")?
                 .execute([job_id])?;
             let job = self.job_row(*job_id)?;
-            self.end_job(*job_id, &job, GHOST_EXIT, None)?;
+            self.end_job(*job_id, &job, GHOST_EXIT, None, None)?;
         }
         Ok(ghosts.into_iter().map(|(id, _)| id).collect())
     }
