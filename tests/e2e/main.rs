@@ -14,6 +14,7 @@ mod browser;
 mod common;
 mod confgit;
 mod demo;
+mod disk;
 mod doubles;
 mod events;
 mod faults;

@@ -367,17 +367,17 @@ fn config_file_options_and_mistakes() {
 
 /// Runs git in `dir` with a fixed identity and no user configuration.
 /// `git for-each-ref` of heads and tags of a repository, or of `prefix`.
-fn refs(repo: &Path, prefix: &[&str]) -> String {
+pub(crate) fn refs(repo: &Path, prefix: &[&str]) -> String {
     let mut args = vec!["for-each-ref", "--format=%(objectname) %(refname)"];
     args.extend(prefix);
     git(repo, &args)
 }
 
 /// A `git daemon` on loopback serving `base`; killed on drop.
-struct Daemon(Child, u16);
+pub(crate) struct Daemon(Child, pub(crate) u16);
 
 impl Daemon {
-    fn start(base: &Path) -> Daemon {
+    pub(crate) fn start(base: &Path) -> Daemon {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port")

@@ -44,6 +44,15 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether SQLite could not write because its disk is full (ENOSPC).
+    pub fn is_disk_full(&self) -> bool {
+        matches!(
+            self,
+            Error::Sqlite(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DiskFull
+        )
+    }
+
     /// Whether the error was caused by what the caller asked, rather than by the service.
     pub fn is_client_error(&self) -> bool {
         matches!(

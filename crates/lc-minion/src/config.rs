@@ -42,6 +42,9 @@ pub struct MinionConfig {
     pub lorry: LorryCommand,
     /// lorry's working area, for the disk usage reported at a job's end.
     pub working_area: Option<PathBuf>,
+    /// Below this many bytes free on the working area's file system no job
+    /// is asked for (`--min-free-disk`; 0: no limit).
+    pub min_free_disk: u64,
     /// Where the running job is recorded (see [`crate::jobstate`]); none:
     /// a job of a killed minion is left to the webapp's ghost timeout.
     pub state_dir: Option<PathBuf>,
@@ -49,6 +52,9 @@ pub struct MinionConfig {
     /// The webapp's minion token, sent with every request when set.
     pub webapp_token: Option<String>,
 }
+
+/// `--min-free-disk` unless given: 1 GiB.
+pub const DEFAULT_MIN_FREE_DISK: u64 = 1 << 30;
 
 impl MinionConfig {
     /// A configuration with the defaults of the command line for the
@@ -68,6 +74,7 @@ impl MinionConfig {
             pid: std::process::id(),
             lorry: LorryCommand::new(program),
             working_area: None,
+            min_free_disk: DEFAULT_MIN_FREE_DISK,
             state_dir: None,
             redactor: Redactor::default(),
             webapp_token: None,

@@ -1,4 +1,5 @@
-//! Disk usage of a lorry's working directory, as `du -s` counts it.
+//! Disk usage of a lorry's working directory, as `du -s` counts it, and
+//! the free space of the working area's file system (`--min-free-disk`).
 
 use std::collections::HashSet;
 use std::io;
@@ -40,6 +41,65 @@ pub fn disk_usage(root: &Path) -> io::Result<u64> {
     Ok(total)
 }
 
+/// Bytes available to unprivileged users on the file system holding `dir`.
+pub fn free_space(dir: &Path) -> io::Result<u64> {
+    let stat = nix::sys::statvfs::statvfs(dir).map_err(io::Error::from)?;
+    Ok(stat.blocks_available().saturating_mul(stat.fragment_size()))
+}
+
+/// Why no job may be asked for: the working area's file system has less
+/// than `min` bytes free (or cannot be measured). `None` when there is
+/// room, when `min` is 0, or when the working area is not known.
+pub fn low_disk(working_area: Option<&Path>, min: u64) -> Option<String> {
+    let area = working_area.filter(|_| min > 0)?;
+    // The working area may not exist yet (lorry creates it): measure the
+    // nearest existing ancestor, which is the file system it will be on.
+    let existing = area.ancestors().find(|dir| dir.exists()).unwrap_or(area);
+    match free_space(existing) {
+        Ok(free) if free >= min => None,
+        Ok(free) => Some(format!(
+            "the working area {} has {} free, less than --min-free-disk {}: \
+             no job is asked for until space is freed",
+            area.display(),
+            size(free),
+            size(min)
+        )),
+        Err(e) => Some(format!(
+            "cannot measure the free space of the working area {}: {e}; \
+             no job is asked for",
+            area.display()
+        )),
+    }
+}
+
+/// A failed job's closing line when its output said a disk was full
+/// (`said_full`) or the working area's file system is now below
+/// `--min-free-disk`: the cause, in words an admin can search for.
+pub fn full_disk_note(working_area: Option<&Path>, min: u64, said_full: bool) -> Option<String> {
+    let free = working_area.and_then(|area| {
+        let existing = area.ancestors().find(|dir| dir.exists()).unwrap_or(area);
+        Some((area, free_space(existing).ok()?))
+    });
+    match free {
+        Some((area, free)) if said_full || free < min.max(1) => Some(format!(
+            "lorry-controller-minion: the job ran out of disk space (ENOSPC, No space left on device); \
+             the working area {} has {} free, --min-free-disk is {}\n",
+            area.display(),
+            size(free),
+            size(min)
+        )),
+        None if said_full => Some(
+            "lorry-controller-minion: the job ran out of disk space (ENOSPC, No space left on device)\n"
+                .to_owned(),
+        ),
+        _ => None,
+    }
+}
+
+fn size(bytes: u64) -> String {
+    lc_base::timefmt::bytes(Some(i64::try_from(bytes).unwrap_or(i64::MAX)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,6 +120,27 @@ mod tests {
         let linked = disk_usage(&root).expect("du");
         assert!(linked < one + 100_000, "{one} {linked}");
         assert!(disk_usage(&dir.path().join("missing")).is_err());
+    }
+
+    #[test]
+    fn low_disk_names_the_area_and_the_limit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let area = dir.path().join("not-yet/created");
+        assert_eq!(low_disk(Some(&area), 1), None);
+        assert_eq!(low_disk(Some(&area), 0), None);
+        assert_eq!(low_disk(None, u64::MAX), None);
+        let why = low_disk(Some(&area), u64::MAX).expect("low");
+        assert!(why.contains("--min-free-disk"), "{why}");
+        assert!(why.contains("not-yet/created"), "{why}");
+        let note = full_disk_note(Some(&area), u64::MAX, false).expect("note");
+        assert!(
+            note.contains("ENOSPC") && note.contains("not-yet/created"),
+            "{note}"
+        );
+        assert_eq!(full_disk_note(Some(&area), 1, false), None);
+        assert!(full_disk_note(Some(&area), 1, true).is_some());
+        assert!(full_disk_note(None, 1, true).is_some_and(|n| n.contains("ENOSPC")));
+        assert_eq!(full_disk_note(None, u64::MAX, false), None);
     }
 
     #[test]

@@ -69,6 +69,9 @@ const FORM_OVERHEAD: usize = 256;
 /// out, with a note in the output.
 const MAX_RESULT: u64 = 4 * 1024 * 1024;
 
+/// strerror(ENOSPC), as git and the other tools print it.
+const DISK_FULL: &str = "No space left on device";
+
 /// The smallest body budget 413 answers shrink it to; below it the output
 /// is dropped (with a note) so that the exit still gets through.
 const MIN_BUDGET: usize = 4096;
@@ -83,6 +86,8 @@ struct Pending {
     record: Option<(std::path::PathBuf, JobRecord)>,
     /// lorry's result (JSON), sent with the final update.
     result: Option<String>,
+    /// Whether the output said a disk was full (ENOSPC).
+    saw_disk_full: bool,
 }
 
 /// The output sent in one job-update.
@@ -99,6 +104,7 @@ impl Pending {
             budget: config.update_max_bytes.max(MIN_BUDGET),
             record: None,
             result: None,
+            saw_disk_full: false,
         }
     }
 
@@ -107,6 +113,11 @@ impl Pending {
         let out = streams.stdout.take(all, &config.redactor);
         let err = streams.stderr.take(all, &config.redactor);
         drop(streams);
+        // A phrase cut between two reads is missed; the free space is
+        // measured at the end as well.
+        self.saw_disk_full |= [&out, &err]
+            .iter()
+            .any(|text| text.contains(DISK_FULL) || text.contains("ENOSPC"));
         self.stdout.push(&out);
         self.stderr.push(&err);
     }
@@ -418,6 +429,16 @@ impl Job {
                 "lorry-controller-minion: killed lorry (exit {exit}): {}\n",
                 kill.reason
             ));
+        }
+        if exit != 0
+            && let Some(note) = crate::disk::full_disk_note(
+                config.working_area.as_deref(),
+                config.min_free_disk,
+                pending.saw_disk_full,
+            )
+        {
+            tracing::warn!(note = note.trim_end(), "the job failed on a full disk");
+            pending.stderr.push(&note);
         }
         tracing::info!(exit, killed = kill.is_some(), "lorry ended");
         pending.result = read_result(&result_file, &mut pending.stderr);

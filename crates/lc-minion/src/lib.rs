@@ -27,6 +27,9 @@
 //!   not be started at all.
 //! - Credentials never reach the job output: URL credentials and the proxy
 //!   password are replaced by `***` before output leaves the minion.
+//! - Below `--min-free-disk` free on the working area's file system the
+//!   minion asks for no job, and logs why once a minute; a job failing
+//!   meanwhile gets a last line naming ENOSPC.
 //! - Resource limits are applied through `prlimit` (see [`config::Limits`]).
 
 pub mod client;
@@ -47,6 +50,10 @@ use tracing::Instrument;
 pub use client::{ClientError, Exit, Job, WebappClient};
 pub use config::{Limits, LorryCommand, MinionConfig};
 pub use job::{JobOutcome, run_job};
+
+/// While the working area is low on space, the minion says so at most
+/// this often.
+const LOW_DISK_LOG_EVERY: Duration = Duration::from_secs(60);
 
 /// Why the minion cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -86,8 +93,30 @@ pub async fn run(config: MinionConfig, mut shutdown: Shutdown) -> Result<(), Err
                 .await;
         }
     }
+    let mut low_disk_logged: Option<std::time::Instant> = None;
     while !shutdown.is_requested() {
-        match client.give_me_job(&config.host, config.pid).await {
+        let low = disk::low_disk(config.working_area.as_deref(), config.min_free_disk);
+        match (&low, low_disk_logged) {
+            (Some(why), None) => {
+                tracing::warn!(reason = %why, "asking for no job: low disk space");
+                low_disk_logged = Some(std::time::Instant::now());
+            }
+            (Some(why), Some(at)) if at.elapsed() >= LOW_DISK_LOG_EVERY => {
+                tracing::warn!(reason = %why, "still asking for no job: low disk space");
+                low_disk_logged = Some(std::time::Instant::now());
+            }
+            (None, Some(_)) => {
+                tracing::info!("disk space is back: asking for jobs again");
+                low_disk_logged = None;
+            }
+            _ => {}
+        }
+        let asked = if low.is_some() {
+            Ok(None)
+        } else {
+            client.give_me_job(&config.host, config.pid).await
+        };
+        match asked {
             Ok(Some(job)) => {
                 run_job(&config, &client, job, &mut shutdown).await;
                 continue;

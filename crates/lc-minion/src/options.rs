@@ -76,6 +76,11 @@ pub struct Options {
     /// Largest file, in bytes, lorry and each process it starts may write.
     #[arg(long, value_name = "BYTES")]
     pub file_size_limit: Option<u64>,
+    /// Free space needed on the working area's file system (a size: 1GiB,
+    /// 500M...); below it the minion asks for no job and says so in its
+    /// log. 0: no limit. Needs a known working area.
+    #[arg(long, value_name = "SIZE", default_value = "1GiB", value_parser = lc_startup::parse_size)]
+    pub min_free_disk: u64,
     /// The prlimit program used to apply the limits.
     #[arg(long, value_name = "FILE", default_value = "prlimit")]
     pub prlimit_path: PathBuf,
@@ -123,6 +128,7 @@ impl Options {
         config.retry_max = self.webapp_retry_max;
         config.kill_grace = self.kill_grace;
         config.update_max_bytes = usize::try_from(self.update_max_bytes).unwrap_or(usize::MAX);
+        config.min_free_disk = self.min_free_disk;
         config.lorry.config = self.lorry_config.clone();
         config.lorry.working_area = self.lorry_working_area.clone();
         config.lorry.prlimit = self.prlimit_path.clone();

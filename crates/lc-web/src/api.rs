@@ -82,7 +82,7 @@ pub async fn build_status(state: &AppState) -> ApiResult<Status> {
         timestamp: timefmt::utc(now),
         config_problems,
         publish_failures: state.config.publish_failures,
-        warning_msg: String::new(),
+        warning_msg: state.disk_warning().unwrap_or_default(),
     })
 }
 
@@ -299,6 +299,12 @@ pub async fn give_me_job(
         job_id: None,
         lorry: None,
     };
+    if let Some(warning) = state.disk_warning() {
+        if state.logs.due("low-disk") {
+            tracing::warn!(%warning, "no job handed out");
+        }
+        return Ok(Json(none));
+    }
     let started = state
         .write(move |tx| {
             let Some((job_id, lorry)) = tx.start_next_job(&host, pid)? else {
@@ -435,17 +441,36 @@ pub async fn pretend_time(
     }))
 }
 
+/// `GET /1.0/health-check`: 200 when STATEDB can be written (a write
+/// transaction that changes nothing is committed) and its file system has
+/// at least `--min-free-disk` free; 503 naming the problem otherwise,
+/// logged once per minute.
 pub async fn health_check(State(state): State<AppState>) -> Response {
     let db = std::sync::Arc::clone(&state.db);
-    let healthy = tokio::task::spawn_blocking(move || db.is_healthy())
+    let writable = tokio::task::spawn_blocking(move || db.probe_write())
         .await
-        .unwrap_or(false);
-    if healthy {
-        Json(Message {
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()));
+    let problems: Vec<String> = [
+        writable
+            .err()
+            .map(|err| format!("STATEDB cannot be written: {err}")),
+        state.disk_warning(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let problem = (!problems.is_empty()).then(|| problems.join("; "));
+    match problem {
+        None => Json(Message {
             message: "ok".into(),
         })
-        .into_response()
-    } else {
-        ApiError::Unavailable("STATEDB does not answer".into()).into_response()
+        .into_response(),
+        Some(problem) => {
+            if state.logs.due("health-check") {
+                tracing::warn!(%problem, "health check fails");
+            }
+            ApiError::Unavailable(problem).into_response()
+        }
     }
 }

@@ -106,6 +106,10 @@ impl From<lc_core::Error> for ApiError {
             E::UnknownLorry(_) | E::UnknownJob(_) => ApiError::NotFound(err.to_string()),
             E::JobEnded(_) | E::JobRunning(_) => ApiError::Conflict(err.to_string()),
             E::Invalid { .. } => ApiError::BadRequest(err.to_string()),
+            _ if err.is_disk_full() => ApiError::Unavailable(format!(
+                "{err}: STATEDB's disk is full (No space left on device, ENOSPC); \
+                 reads still work"
+            )),
             E::Open { .. }
             | E::Migrate { .. }
             | E::Thread(_)

@@ -20,6 +20,7 @@ pub mod options;
 mod pages;
 mod router;
 pub mod security;
+mod throttle;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -68,6 +69,9 @@ pub struct WebConfig {
     pub full_check_every: i64,
     /// Bytes of output kept per job (`--job-output-max`).
     pub job_output_max: u64,
+    /// Below this many bytes free on STATEDB's file system no job is handed
+    /// out and the health check fails (`--min-free-disk`; 0: no limit).
+    pub min_free_disk: u64,
     /// Where mirrors go, and how their repositories are created.
     pub downstream: lc_hosts::Downstream,
     /// How Upstream and Downstream Hosts are talked to.
@@ -84,6 +88,8 @@ pub struct WebConfig {
 pub const DEFAULT_CONFGIT_BRANCH: &str = "master";
 /// `--confgit-timeout` unless given, in seconds.
 pub const DEFAULT_CONFGIT_TIMEOUT: u64 = 300;
+/// `--min-free-disk` unless given: 1 GiB.
+pub const DEFAULT_MIN_FREE_DISK: u64 = 1 << 30;
 /// `--ghost-timeout` unless given: six hours.
 pub const DEFAULT_GHOST_TIMEOUT: i64 = 6 * 3600;
 /// `--job-max-age` unless given: three days.
@@ -112,6 +118,7 @@ impl WebConfig {
             publish_failures: false,
             full_check_every: lc_core::db::DEFAULT_FULL_CHECK_EVERY,
             job_output_max: lc_core::db::DEFAULT_JOB_OUTPUT_MAX,
+            min_free_disk: DEFAULT_MIN_FREE_DISK,
             downstream,
             hosts: HostSettings::default(),
             fake_upstream_hosts: BTreeMap::new(),
@@ -136,6 +143,8 @@ pub struct AppState {
     pub manifests: Arc<hosts::ManifestVersions>,
     /// Reads of CONFGIT: one at a time, the others coalesced.
     pub confgit: Arc<confgit::ReadGate>,
+    /// Repeated failures are logged once per minute.
+    pub logs: Arc<throttle::LogThrottle>,
 }
 
 impl AppState {
@@ -149,6 +158,7 @@ impl AppState {
             security: Arc::default(),
             manifests: Arc::default(),
             confgit: Arc::default(),
+            logs: Arc::default(),
         }
     }
 
@@ -168,10 +178,27 @@ impl AppState {
         match nix::sys::statvfs::statvfs(dir) {
             Ok(stat) => stat.blocks_available().saturating_mul(stat.fragment_size()),
             Err(err) => {
-                tracing::warn!(dir = %dir.display(), %err, "cannot measure free disk space");
+                if self.logs.due("statvfs") {
+                    tracing::warn!(dir = %dir.display(), %err, "cannot measure free disk space");
+                }
                 0
             }
         }
+    }
+
+    /// Why no job is handed out, when STATEDB's file system has less free
+    /// space than `--min-free-disk`.
+    pub fn disk_warning(&self) -> Option<String> {
+        let min = self.config.min_free_disk;
+        let free = self.disk_free();
+        (free < min).then(|| {
+            format!(
+                "STATEDB's file system has {} free, less than --min-free-disk {}: \
+                 no jobs are handed out until space is freed",
+                lc_base::timefmt::bytes(Some(i64::try_from(free).unwrap_or(i64::MAX))),
+                lc_base::timefmt::bytes(Some(i64::try_from(min).unwrap_or(i64::MAX))),
+            )
+        })
     }
 
     /// Runs one write transaction on a blocking thread.
@@ -181,10 +208,16 @@ impl AppState {
         F: FnOnce(&WriteTx<'_>) -> lc_core::Result<T> + Send + 'static,
     {
         let db = Arc::clone(&self.db);
-        tokio::task::spawn_blocking(move || db.write(f))
+        let result = tokio::task::spawn_blocking(move || db.write(f))
             .await
-            .map_err(ApiError::internal)?
-            .map_err(ApiError::from)
+            .map_err(ApiError::internal)?;
+        if let Err(err) = &result
+            && err.is_disk_full()
+            && self.logs.due("statedb-full")
+        {
+            tracing::error!(%err, "STATEDB cannot be written: its disk is full");
+        }
+        result.map_err(ApiError::from)
     }
 
     /// Runs one read transaction on a blocking thread.

@@ -122,6 +122,10 @@ pub struct Options {
     /// most recent half, with a line saying how much was dropped between.
     #[arg(long, value_name = "SIZE", default_value = "8MiB", value_parser = lc_startup::parse_size)]
     pub job_output_max: u64,
+    /// Free space needed on STATEDB's file system (a size: 1GiB, 500M...);
+    /// below it no job is handed out and the health check fails. 0: no limit.
+    #[arg(long, value_name = "SIZE", default_value = "1GiB", value_parser = lc_startup::parse_size)]
+    pub min_free_disk: u64,
     /// Type of the Downstream Host.
     #[arg(long, alias = "downstream-host-type", value_enum, default_value_t = ServerType::Gitano)]
     pub git_server_type: ServerType,
@@ -435,6 +439,7 @@ impl Options {
         }
         Ok(WebConfig {
             job_output_max: options.job_output_max,
+            min_free_disk: options.min_free_disk,
             confgit_timeout: std::time::Duration::from_secs(options.confgit_timeout),
             confgit_url: options.confgit_url.clone(),
             confgit_branch: options.confgit_branch.clone(),
@@ -506,6 +511,7 @@ mod tests {
         assert_eq!(config.job_keep_per_lorry, new.job_keep_per_lorry);
         assert_eq!(config.publish_failures, new.publish_failures);
         assert_eq!(config.job_output_max, new.job_output_max);
+        assert_eq!(config.min_free_disk, new.min_free_disk);
         assert_eq!(config.confgit_timeout, new.confgit_timeout);
         assert_eq!(config.hosts.ls_shrink_limit, new.hosts.ls_shrink_limit);
         assert_eq!(config.hosts.max_jobs_per_host, new.hosts.max_jobs_per_host);

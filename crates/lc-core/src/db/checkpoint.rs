@@ -27,6 +27,8 @@ const IDLE: Duration = Duration::from_millis(250);
 const MAX_WAL_BYTES: u64 = 64 * 1024 * 1024;
 /// ... or when writes have waited this long.
 const MAX_DELAY: Duration = Duration::from_secs(60);
+/// A failing checkpoint is logged at most this often.
+const LOG_EVERY: Duration = Duration::from_secs(60);
 
 pub(super) struct Checkpointer {
     /// Dropping this ends the thread.
@@ -73,6 +75,7 @@ impl Checkpointer {
 fn run(conn: &Connection, wal: &Path, shared: &Shared, stopped: &mpsc::Receiver<()>) {
     let mut checkpointed_writes = 0;
     let mut last_checkpoint = Instant::now();
+    let mut last_failure_logged = None;
     while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(TICK) {
         let writes = shared.writes.load(Ordering::Relaxed);
         if writes == checkpointed_writes {
@@ -87,7 +90,13 @@ fn run(conn: &Connection, wal: &Path, shared: &Shared, stopped: &mpsc::Receiver<
         if idle || large || last_checkpoint.elapsed() >= MAX_DELAY {
             match Sql::new(conn).query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
                 Ok(()) => checkpointed_writes = writes,
-                Err(err) => tracing::warn!(%err, "STATEDB checkpoint failed"),
+                Err(err) => {
+                    // Once a minute at most: a full disk fails every try.
+                    if last_failure_logged.is_none_or(|at: Instant| at.elapsed() >= LOG_EVERY) {
+                        tracing::warn!(%err, "STATEDB checkpoint failed");
+                        last_failure_logged = Some(Instant::now());
+                    }
+                }
             }
             last_checkpoint = Instant::now();
         }

@@ -201,6 +201,34 @@ impl StateDb {
         Ok(value)
     }
 
+    /// Commits a write transaction that changes nothing (it still appends
+    /// to the WAL): fails when STATEDB cannot be written, e.g. on a full
+    /// disk.
+    pub fn probe_write(&self) -> Result<()> {
+        self.write(|tx| {
+            tx.conn.execute(
+                "UPDATE running_queue SET running = running WHERE id = 1",
+                [],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// `PRAGMA integrity_check`: `Ok` when SQLite finds nothing wrong,
+    /// otherwise what it found.
+    pub fn integrity_check(&self) -> Result<()> {
+        let found: String = self.read(|tx| {
+            Ok(tx
+                .conn
+                .query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
+        })?;
+        if found == "ok" {
+            Ok(())
+        } else {
+            Err(Error::Corrupt(found))
+        }
+    }
+
     /// Whether the database answers a trivial query.
     pub fn is_healthy(&self) -> bool {
         self.read(|tx| Ok(tx.conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))

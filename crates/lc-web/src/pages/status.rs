@@ -362,12 +362,13 @@ fn tail(text: &str) -> String {
 pub async fn render(state: &AppState, raw_query: Option<&str>) -> Result<String, PageError> {
     let query = StatusQuery::parse(raw_query)?;
     let snap = read(state, &query).await?;
-    let page = build(
+    let mut page = build(
         &query,
         snap,
         state.disk_free(),
         state.config.publish_failures,
     );
+    page.warning = state.disk_warning().unwrap_or_default();
     Ok(page.render()?)
 }
 
@@ -404,6 +405,7 @@ async fn write_status_file(state: &AppState) {
             state.config.publish_failures,
         );
         page.snapshot = true;
+        page.warning = state.disk_warning().unwrap_or_default();
         page.chrome.inline_css = Some(builtin_css());
         Ok::<_, PageError>(page.render()?)
     }
