@@ -462,6 +462,8 @@ fn minion(app: &Webapp, dir: &Path, tmp: &Path, extra: &[String]) -> std::proces
             "--update-interval=0.2".into(),
             format!("--lorry-path={}", fake_lorry(dir).display()),
             format!("--log={}", dir.join("minion.log").display()),
+            // The stand-in lorry writes its pid beside it, which a sandbox hides.
+            "--sandbox=none".into(),
         ])
         .args(extra)
         .env("TMPDIR", tmp)

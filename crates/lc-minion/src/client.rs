@@ -76,6 +76,9 @@ pub enum Exit {
 pub struct WebappClient {
     http: reqwest::Client,
     base: String,
+    /// How the minion isolates jobs, sent with every job-update (an
+    /// optional field older webapps ignore).
+    isolation: Option<String>,
 }
 
 impl WebappClient {
@@ -103,7 +106,14 @@ impl WebappClient {
         Ok(WebappClient {
             http,
             base: base.trim_end_matches('/').to_owned(),
+            isolation: None,
         })
+    }
+
+    /// Sends `isolation` (see [`crate::MinionConfig::isolation`]) with
+    /// every job-update from now on.
+    pub fn set_isolation(&mut self, isolation: &str) {
+        self.isolation = Some(isolation.to_owned());
     }
 
     pub async fn give_me_job(&self, host: &str, pid: u32) -> Result<Option<Job>, ClientError> {
@@ -152,6 +162,9 @@ impl WebappClient {
         }
         if let Some(result) = result {
             form.push(("result", result));
+        }
+        if let Some(isolation) = &self.isolation {
+            form.push(("isolation", isolation.as_str()));
         }
         self.post("/1.0/job-update", &form).await
     }

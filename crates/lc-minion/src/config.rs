@@ -51,6 +51,16 @@ pub struct MinionConfig {
     pub redactor: Redactor,
     /// The webapp's minion token, sent with every request when set.
     pub webapp_token: Option<String>,
+    /// The bubblewrap sandbox of every job; `None`: no sandbox.
+    pub sandbox: Option<crate::sandbox::Sandbox>,
+    /// Where each job gets a cgroup of its own; `None`: rlimits only.
+    pub cgroups: Option<crate::cgroup::Cgroups>,
+    /// Limits of each whole job (a spec may lower them).
+    pub job_limits: crate::cgroup::JobLimits,
+    /// Keys the minion's ssh-agent holds for the jobs; none: no agent.
+    pub ssh_keys: Vec<PathBuf>,
+    /// The agent's socket, once it runs (`SSH_AUTH_SOCK` of the jobs).
+    pub agent_socket: Option<PathBuf>,
 }
 
 /// `--min-free-disk` unless given: 1 GiB.
@@ -78,7 +88,28 @@ impl MinionConfig {
             state_dir: None,
             redactor: Redactor::default(),
             webapp_token: None,
+            sandbox: None,
+            cgroups: None,
+            job_limits: crate::cgroup::JobLimits::default(),
+            ssh_keys: Vec::new(),
+            agent_socket: None,
         }
+    }
+
+    /// What isolates jobs, as reported at start-up, in every job's first
+    /// output line and in job-updates: `bwrap` or `no sandbox`, then
+    /// `cgroup v1`, `cgroup v2` or `rlimits only`.
+    pub fn isolation(&self) -> String {
+        let sandbox = if self.sandbox.is_some() {
+            "bwrap"
+        } else {
+            "no sandbox"
+        };
+        let limits = self
+            .cgroups
+            .as_ref()
+            .map_or("rlimits only", crate::cgroup::Cgroups::name);
+        format!("{sandbox} + {limits}")
     }
 
     /// Puts the proxy of `proxy.conf` into lorry's environment and hides
@@ -130,6 +161,10 @@ pub struct Limits {
     pub memory_bytes: Option<u64>,
     /// RLIMIT_FSIZE: bytes of the largest file written; SIGXFSZ beyond it.
     pub file_size_bytes: Option<u64>,
+    /// RLIMIT_NPROC: processes of the user (not of the job: the kernel
+    /// counts every process of the user id); the fallback for `tasks-max`
+    /// without a cgroup.
+    pub user_processes: Option<u64>,
 }
 
 impl Limits {
@@ -149,7 +184,36 @@ impl Limits {
         if let Some(n) = self.file_size_bytes {
             args.push(format!("--fsize={n}"));
         }
+        if let Some(n) = self.user_processes {
+            args.push(format!("--nproc={n}"));
+        }
         args
+    }
+
+    /// These limits with a job's limits that no cgroup enforces: its CPU
+    /// seconds and memory become per-process limits, its tasks the user's.
+    pub fn with_job_limits(&self, job: &crate::cgroup::JobLimits) -> Limits {
+        let min = |a: Option<u64>, b: Option<u64>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Limits {
+            cpu_seconds: min(self.cpu_seconds, job.cpu_seconds),
+            memory_bytes: min(self.memory_bytes, job.memory_max),
+            file_size_bytes: self.file_size_bytes,
+            user_processes: min(self.user_processes, job.tasks_max),
+        }
+    }
+
+    /// `prlimit` and its options, ending with `--`; nothing without limits.
+    pub fn prlimit_argv(&self, prlimit: &Path) -> Vec<OsString> {
+        if self.is_empty() {
+            return Vec::new();
+        }
+        let mut argv: Vec<OsString> = vec![prlimit.into()];
+        argv.extend(self.prlimit_args().into_iter().map(OsString::from));
+        argv.push("--".into());
+        argv
     }
 }
 
@@ -183,13 +247,14 @@ impl LorryCommand {
     /// Program and arguments for mirroring the spec in `spec_file`, lorry
     /// writing what it did to `result_file`.
     pub fn argv(&self, spec_file: &Path, result_file: Option<&Path>) -> Vec<OsString> {
-        let mut argv: Vec<OsString> = Vec::new();
-        if !self.limits.is_empty() {
-            argv.push(self.prlimit.clone().into());
-            argv.extend(self.limits.prlimit_args().into_iter().map(OsString::from));
-            argv.push("--".into());
-        }
-        argv.push(self.program.clone().into());
+        let mut argv = self.limits.prlimit_argv(&self.prlimit);
+        argv.extend(self.lorry_argv(spec_file, result_file));
+        argv
+    }
+
+    /// lorry and its arguments alone, without `prlimit`.
+    pub fn lorry_argv(&self, spec_file: &Path, result_file: Option<&Path>) -> Vec<OsString> {
+        let mut argv: Vec<OsString> = vec![self.program.clone().into()];
         if let Some(config) = &self.config {
             argv.push("--config".into());
             argv.push(config.clone().into());
@@ -207,16 +272,29 @@ impl LorryCommand {
     }
 
     /// The command, in a process group of its own, stdin from /dev/null,
-    /// stdout and stderr piped.
+    /// stdout and stderr piped, with the minion's environment cleaned (see
+    /// [`crate::sandbox::job_env`]).
+    pub fn command(&self, spec_file: &Path, result_file: Option<&Path>) -> tokio::process::Command {
+        let env = crate::sandbox::job_env(std::env::vars_os(), false);
+        self.command_for(&self.argv(spec_file, result_file), env)
+    }
+
+    /// The command `argv` (lorry behind its wrappers) with only the
+    /// variables `env` and the proxy's; as [`LorryCommand::command`].
     #[expect(
         clippy::disallowed_methods,
         reason = "the minion runs lorry for each job"
     )]
-    pub fn command(&self, spec_file: &Path, result_file: Option<&Path>) -> tokio::process::Command {
-        let argv = self.argv(spec_file, result_file);
+    pub fn command_for(
+        &self,
+        argv: &[OsString],
+        env: Vec<(OsString, OsString)>,
+    ) -> tokio::process::Command {
         let mut command = tokio::process::Command::new(&argv[0]);
         command
             .args(&argv[1..])
+            .env_clear()
+            .envs(env)
             .envs(self.env.iter().map(|(name, value)| (name, value.expose())))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -229,16 +307,69 @@ impl LorryCommand {
 /// The `working-area` key of a lorry configuration file (INI, `[config]`
 /// section, as `lorry --config` reads it); `None` when it has none.
 pub fn working_area_of_lorry_config(file: &Path) -> Result<Option<PathBuf>, Error> {
-    let ini = ini::Ini::load_from_file(file).map_err(|source| Error::LorryConfig {
-        path: file.to_owned(),
-        reason: source.to_string(),
-    })?;
-    Ok(ini.section(Some("config")).and_then(|section| {
-        section
-            .get("working-area")
-            .or_else(|| section.get("working_area"))
-            .map(|value| PathBuf::from(value.trim()))
-    }))
+    Ok(LorryConfigPaths::read(file)?.working_area)
+}
+
+/// What of a lorry configuration file the minion needs: where lorry
+/// writes, and whether it may read local upstreams.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LorryConfigPaths {
+    pub working_area: Option<PathBuf>,
+    /// The directory of a `file://` (or plain path) `mirror-base-url-push`.
+    pub local_downstream: Option<PathBuf>,
+    pub bundle_dest: Option<PathBuf>,
+    pub tarball_dest: Option<PathBuf>,
+    pub allow_local_upstreams: bool,
+}
+
+impl LorryConfigPaths {
+    /// Reads `file` (INI, `[config]` section, keys with dashes or
+    /// underscores, as `lorry --config` reads it).
+    pub fn read(file: &Path) -> Result<LorryConfigPaths, Error> {
+        let ini = ini::Ini::load_from_file(file).map_err(|source| Error::LorryConfig {
+            path: file.to_owned(),
+            reason: source.to_string(),
+        })?;
+        let Some(section) = ini.section(Some("config")) else {
+            return Ok(LorryConfigPaths::default());
+        };
+        let get = |key: &str| {
+            section
+                .get(key)
+                .or_else(|| section.get(key.replace('-', "_")))
+                .map(str::trim)
+        };
+        let path = |key: &str| get(key).filter(|v| !v.is_empty()).map(PathBuf::from);
+        Ok(LorryConfigPaths {
+            working_area: path("working-area"),
+            local_downstream: get("mirror-base-url-push")
+                .and_then(|url| {
+                    url.strip_prefix("file://")
+                        .or(Some(url).filter(|u| u.starts_with('/')))
+                })
+                .map(PathBuf::from),
+            bundle_dest: path("bundle-dest"),
+            tarball_dest: path("tarball-dest"),
+            allow_local_upstreams: get("allow-local-upstreams").is_some_and(|v| {
+                matches!(v.to_ascii_lowercase().as_str(), "yes" | "true" | "on" | "1")
+            }),
+        })
+    }
+
+    /// The directories lorry writes besides the working area (created when
+    /// missing, so that they can be shown in the sandbox).
+    pub fn writable(&self) -> Vec<PathBuf> {
+        [
+            &self.local_downstream,
+            &self.bundle_dest,
+            &self.tarball_dest,
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|dir| dir.is_dir() || std::fs::create_dir_all(dir).is_ok())
+        .cloned()
+        .collect()
+    }
 }
 
 #[cfg(test)]
@@ -264,6 +395,7 @@ mod tests {
             cpu_seconds: Some(60),
             memory_bytes: None,
             file_size_bytes: Some(1 << 30),
+            user_processes: None,
         };
         let limited = lorry.argv(Path::new("/tmp/x.lorry"), None);
         assert_eq!(

@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep, sleep_until, timeout};
 use tracing::Instrument;
 
+use crate::cgroup::JobCgroup;
 use crate::client::{ClientError, Exit, Job, WebappClient};
 use crate::config::MinionConfig;
 use crate::containment;
@@ -218,7 +219,7 @@ impl Pending {
 
 /// A kill in progress: SIGTERM sent, SIGKILL due at `deadline`.
 struct Kill {
-    reason: &'static str,
+    reason: String,
     deadline: Instant,
     escalated: bool,
 }
@@ -258,18 +259,46 @@ impl Job {
             .join(format!("{}.lorry", self.path.replace('/', "_")));
         let marker = containment::new_marker(self.job_id);
         let result_file = spec.path().join("result.json");
-        let mut command = config.lorry.command(&spec_file, Some(&result_file));
-        command.env(containment::MARKER_VAR, &marker);
+        let prepared = match prepare(&self, config, spec.path(), &spec_file, &result_file) {
+            Ok(prepared) => prepared,
+            Err(e) => {
+                tracing::error!(error = %e, "the job cannot be run");
+                pending
+                    .stderr
+                    .push(&format!("lorry-controller-minion: {e}\n"));
+                return self
+                    .report_end(config, client, 127, &mut pending, None, shutdown)
+                    .await;
+            }
+        };
+        pending.stdout.push(&format!(
+            "lorry-controller-minion: isolation: {}\n",
+            prepared.isolation
+        ));
+        for note in &prepared.notes {
+            pending
+                .stderr
+                .push(&format!("lorry-controller-minion: {note}\n"));
+        }
+        let cgroup = prepared.cgroup;
+        let cpu_limit = prepared.cpu_watch;
+        let mut env = crate::sandbox::job_env(std::env::vars_os(), config.sandbox.is_some());
+        env.push((containment::MARKER_VAR.into(), marker.clone().into()));
+        if let Some(socket) = &config.agent_socket {
+            env.push(("SSH_AUTH_SOCK".into(), socket.clone().into()));
+        }
+        let mut command = config.lorry.command_for(&prepared.argv, env);
         let mut child = match command.spawn() {
             Ok(child) => child,
             Err(e) => {
-                let program = config.lorry.argv(&spec_file, None)[0]
-                    .to_string_lossy()
-                    .into_owned();
+                let program = prepared.argv[0].to_string_lossy().into_owned();
                 tracing::error!(%program, error = %e, "cannot start lorry");
                 pending.stderr.push(&format!(
                     "lorry-controller-minion: cannot run {program}: {e}\n"
                 ));
+                if let Some(cgroup) = cgroup {
+                    cgroup.remove();
+                }
                 return self
                     .report_end(config, client, 127, &mut pending, None, shutdown)
                     .await;
@@ -318,6 +347,7 @@ impl Job {
         let mut sent: Option<Batch> = None;
         let mut reporting = true;
         let mut kill: Option<Kill> = None;
+        let mut next_cpu_check = Instant::now() + CPU_CHECK;
         let status = loop {
             let kill_deadline = kill.as_ref().filter(|k| !k.escalated).map(|k| k.deadline);
             tokio::select! {
@@ -387,6 +417,14 @@ impl Job {
                 () = shutdown.requested(), if kill.is_none() => {
                     kill = start_kill(group, "the minion is stopping", config);
                 }
+                () = sleep_until(next_cpu_check), if cpu_limit.is_some() && kill.is_none() => {
+                    next_cpu_check = Instant::now() + CPU_CHECK;
+                    if let (Some(max), Some(used)) = (cpu_limit, cgroup.as_ref().and_then(JobCgroup::cpu_seconds))
+                        && used > max as f64
+                    {
+                        kill = start_kill(group, format!("the job used more than its cpu-seconds limit ({max} CPU seconds)"), config);
+                    }
+                }
                 () = sleep_until(own_deadline.unwrap_or_else(Instant::now)), if own_deadline.is_some() && kill.is_none() => {
                     kill = start_kill(group, "it ran past its lorry-timeout and the webapp, which could not be reached, did not stop it", config);
                 }
@@ -411,6 +449,21 @@ impl Job {
         let stragglers = containment::kill_marked(&marker).await;
         if stragglers > 0 {
             tracing::warn!(stragglers, "killed processes the job left behind");
+        }
+        if let Some(cgroup) = cgroup {
+            let hit = tokio::task::spawn_blocking(move || {
+                let hit = cgroup.limits_hit();
+                cgroup.remove();
+                hit
+            })
+            .await
+            .unwrap_or_default();
+            for line in hit {
+                tracing::warn!(limit = %line, "the job ran into a limit");
+                pending
+                    .stderr
+                    .push(&format!("lorry-controller-minion: {line}\n"));
+            }
         }
         drain(readers, group).await;
 
@@ -603,6 +656,135 @@ fn read_result(file: &std::path::Path, stderr: &mut Unsent) -> Option<String> {
     Some(text)
 }
 
+/// How often a job's CPU seconds are checked against its limit.
+const CPU_CHECK: Duration = Duration::from_secs(1);
+
+/// The file lorry keeps in a working directory naming its spec
+/// (`lc_lorry::workdir::NAME_FILE`).
+const NAME_FILE: &str = "lorry-name";
+
+/// What [`prepare`] sets up for a job.
+struct Prepared {
+    /// The whole command: the cgroup's join, prlimit, bwrap, lorry.
+    argv: Vec<std::ffi::OsString>,
+    cgroup: Option<JobCgroup>,
+    /// The CPU seconds to watch in the cgroup.
+    cpu_watch: Option<u64>,
+    /// The job's isolation and limits, for its first output line.
+    isolation: String,
+    /// Lines for the job's stderr (what could not be set up as wished).
+    notes: Vec<String>,
+}
+
+/// The job's limits (the minion's, lowered by the spec), its cgroup, its
+/// sandbox and the command running lorry in them. An error is a spec whose
+/// limits are not valid.
+fn prepare(
+    job: &Job,
+    config: &MinionConfig,
+    spec_dir: &std::path::Path,
+    spec_file: &std::path::Path,
+    result_file: &std::path::Path,
+) -> Result<Prepared, String> {
+    let spec: serde_json::Value = serde_json::from_str(&job.text).unwrap_or_default();
+    let limits = config.job_limits.lowered_by(&spec)?;
+    let mut notes = Vec::new();
+    let cgroup =
+        config
+            .cgroups
+            .as_ref()
+            .and_then(|cgroups| match cgroups.create(job.job_id, &limits) {
+                Ok(cgroup) => Some(cgroup),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot make the job's cgroup; rlimits instead");
+                    notes.push(format!(
+                        "cannot make the job's cgroup ({e}); its limits are rlimits of each process"
+                    ));
+                    None
+                }
+            });
+    let mut argv = cgroup
+        .as_ref()
+        .map(JobCgroup::join_argv)
+        .unwrap_or_default();
+    let cpu_watch = cgroup
+        .as_ref()
+        .filter(|c| c.cpu_seconds().is_some())
+        .and(limits.cpu_seconds);
+    let rlimits = match &cgroup {
+        Some(_) => config
+            .lorry
+            .limits
+            .with_job_limits(&crate::cgroup::JobLimits {
+                cpu_seconds: if cpu_watch.is_some() {
+                    None
+                } else {
+                    limits.cpu_seconds
+                },
+                ..Default::default()
+            }),
+        None => config.lorry.limits.with_job_limits(&limits),
+    };
+    argv.extend(rlimits.prlimit_argv(&config.lorry.prlimit));
+    if let Some(sandbox) = &config.sandbox {
+        let working_dirs = match &config.working_area {
+            Some(area) => spec
+                .as_object()
+                .into_iter()
+                .flat_map(|m| m.keys())
+                .map(|name| own_working_dir(area, name))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("cannot make the lorry's working directory: {e}"))?,
+            None => Vec::new(),
+        };
+        let paths = crate::sandbox::JobPaths {
+            spec_dir: spec_dir.to_owned(),
+            working_dirs,
+            local_upstreams: crate::sandbox::local_upstreams(&spec),
+        };
+        argv.extend(sandbox.argv(&paths));
+    }
+    argv.extend(config.lorry.lorry_argv(spec_file, Some(result_file)));
+    let show = |n: Option<u64>| n.map_or_else(|| "none".to_owned(), |n| n.to_string());
+    let isolation = format!(
+        "{} (memory-max {}, tasks-max {}, cpu-seconds {})",
+        if cgroup.is_some() || config.cgroups.is_none() {
+            config.isolation()
+        } else {
+            config
+                .isolation()
+                .replace("cgroup v1", "rlimits only")
+                .replace("cgroup v2", "rlimits only")
+        },
+        show(limits.memory_max),
+        show(limits.tasks_max),
+        show(limits.cpu_seconds),
+    );
+    Ok(Prepared {
+        argv,
+        cgroup,
+        cpu_watch,
+        isolation,
+        notes,
+    })
+}
+
+/// The working directory of spec `name` in `area`, made (mode 0700, named
+/// for its spec as lorry names it) when missing, so that it can be shown
+/// in the sandbox.
+fn own_working_dir(area: &std::path::Path, name: &str) -> std::io::Result<std::path::PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = working_dir(area, name);
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)?;
+        std::fs::write(dir.join(NAME_FILE), format!("{name}\n"))?;
+    }
+    Ok(dir)
+}
+
 /// What a job's spec directory is called: `lorry-minion-<pid>-<random>`
 /// in the temporary directory, so a successor can tell a killed minion's.
 const SPEC_DIR_PREFIX: &str = "lorry-minion-";
@@ -701,8 +883,13 @@ async fn drain(readers: [Option<JoinHandle<()>>; 2], group: Option<Pid>) {
     }
 }
 
-fn start_kill(group: Option<Pid>, reason: &'static str, config: &MinionConfig) -> Option<Kill> {
-    tracing::warn!(reason, "killing lorry's process group");
+fn start_kill(
+    group: Option<Pid>,
+    reason: impl Into<String>,
+    config: &MinionConfig,
+) -> Option<Kill> {
+    let reason = reason.into();
+    tracing::warn!(%reason, "killing lorry's process group");
     signal_group(group, Signal::SIGTERM);
     Some(Kill {
         reason,

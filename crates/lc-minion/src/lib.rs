@@ -32,6 +32,8 @@
 //!   meanwhile gets a last line naming ENOSPC.
 //! - Resource limits are applied through `prlimit` (see [`config::Limits`]).
 
+pub mod agent;
+pub mod cgroup;
 pub mod client;
 pub mod config;
 pub mod containment;
@@ -40,6 +42,7 @@ pub mod job;
 pub mod jobstate;
 pub mod options;
 pub mod output;
+pub mod sandbox;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -73,13 +76,26 @@ pub enum Error {
 
 /// Asks for jobs and runs them until `shutdown` is requested. A job running
 /// then is killed and reported before this returns.
-pub async fn run(config: MinionConfig, mut shutdown: Shutdown) -> Result<(), Error> {
-    let client = WebappClient::new(
+pub async fn run(mut config: MinionConfig, mut shutdown: Shutdown) -> Result<(), Error> {
+    let mut client = WebappClient::new(
         &config.webapp,
         config.webapp_timeout,
         config.webapp_token.as_deref(),
     )?;
-    tracing::info!(webapp = %config.webapp, host = %config.host, pid = config.pid, "minion started");
+    if let Some(sandbox) = &mut config.sandbox {
+        sandbox.keep_known_hosts();
+    }
+    // Held while the minion runs; the agent dies with it.
+    let _agent = start_agent(&mut config).await;
+    let isolation = config.isolation();
+    client.set_isolation(&isolation);
+    tracing::info!(webapp = %config.webapp, host = %config.host, pid = config.pid, %isolation, limits = ?config.job_limits, "minion started");
+    if let Some(cgroups) = &config.cgroups {
+        let removed = cgroups.remove_stale();
+        if removed > 0 {
+            tracing::info!(removed, "removed the job cgroups of minions that are gone");
+        }
+    }
     let stale = job::remove_stale_specs(&std::env::temp_dir());
     if stale > 0 {
         tracing::info!(removed = stale, "removed the job specs of killed minions");
@@ -131,6 +147,29 @@ pub async fn run(config: MinionConfig, mut shutdown: Shutdown) -> Result<(), Err
     }
     tracing::info!("minion stopped");
     Ok(())
+}
+
+/// Starts the ssh-agent holding the minion's keys for the jobs, when it
+/// has any, and shows its socket to them.
+async fn start_agent(config: &mut MinionConfig) -> Option<agent::Agent> {
+    if config.ssh_keys.is_empty() {
+        return None;
+    }
+    match agent::Agent::start(&config.ssh_keys).await {
+        Ok(agent) => {
+            let socket = agent.socket();
+            tracing::info!(keys = config.ssh_keys.len(), socket = %socket.display(), "ssh-agent started for the jobs");
+            if let Some(sandbox) = &mut config.sandbox {
+                sandbox.agent_socket = Some(socket.clone());
+            }
+            config.agent_socket = Some(socket);
+            Some(agent)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "no ssh-agent: jobs cannot use the minion's ssh keys");
+            None
+        }
+    }
 }
 
 /// Ends the job of a minion that is gone (see [`jobstate`]): kills what is

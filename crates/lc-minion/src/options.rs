@@ -9,7 +9,9 @@ use clap::Parser;
 use lc_startup::logging::LogOptions;
 
 use crate::Error;
-use crate::config::{Limits, MinionConfig, working_area_of_lorry_config};
+use crate::cgroup::{Cgroups, JobLimits};
+use crate::config::{Limits, LorryConfigPaths, MinionConfig};
+use crate::sandbox::{Sandbox, SandboxKind};
 
 /// Runs lorry for the jobs the Lorry Controller webapp hands out.
 #[derive(Debug, Parser)]
@@ -84,6 +86,43 @@ pub struct Options {
     /// The prlimit program used to apply the limits.
     #[arg(long, value_name = "FILE", default_value = "prlimit")]
     pub prlimit_path: PathBuf,
+    /// Bytes of memory each whole job may use (a cgroup's; without one,
+    /// each process's address space). A spec's memory-max may lower it.
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
+    pub job_memory_max: Option<u64>,
+    /// Processes and threads each whole job may have (a cgroup's; without
+    /// one, RLIMIT_NPROC, which counts all of the user's). A spec's
+    /// tasks-max may lower it.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub job_tasks_max: Option<u64>,
+    /// CPU seconds each whole job may use (a cgroup's; without one, each
+    /// process's).
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub job_cpu_seconds: Option<u64>,
+    /// Do not make a cgroup per job even where possible: rlimits only.
+    #[arg(long)]
+    pub no_job_cgroups: bool,
+    /// How jobs are isolated: bwrap (the default where it works) or none
+    /// (a warning in the log).
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub sandbox: Option<SandboxKind>,
+    /// The bubblewrap program.
+    #[arg(long, value_name = "FILE", default_value = "bwrap")]
+    pub bwrap_path: PathBuf,
+    /// A file or directory jobs must not see, besides the minion's home,
+    /// configuration, token file and state (repeatable; for instance the
+    /// webapp's STATEDB when on the same machine).
+    #[arg(long, value_name = "PATH")]
+    pub sandbox_hide: Vec<PathBuf>,
+    /// A private ssh key the minion's ssh-agent holds for jobs (repeatable;
+    /// default: id_ed25519, id_ecdsa and id_rsa in ~/.ssh that exist).
+    #[arg(long, value_name = "FILE")]
+    pub ssh_key: Vec<PathBuf>,
+    /// The known_hosts file jobs use (read-write, for new hosts); default:
+    /// known_hosts in the state directory, first copied from
+    /// ~/.ssh/known_hosts.
+    #[arg(long, value_name = "FILE")]
+    pub ssh_known_hosts: Option<PathBuf>,
     #[command(flatten)]
     pub logging: LogOptions,
 }
@@ -136,12 +175,16 @@ impl Options {
             cpu_seconds: self.cpu_limit,
             memory_bytes: self.memory_limit,
             file_size_bytes: self.file_size_limit,
+            user_processes: None,
         };
-        config.working_area = match (&self.lorry_working_area, &self.lorry_config) {
-            (Some(area), _) => Some(area.clone()),
-            (None, Some(file)) => working_area_of_lorry_config(file)?,
-            (None, None) => None,
+        let lorry_paths = match &self.lorry_config {
+            Some(file) => LorryConfigPaths::read(file)?,
+            None => LorryConfigPaths::default(),
         };
+        config.working_area = self
+            .lorry_working_area
+            .clone()
+            .or_else(|| lorry_paths.working_area.clone());
         // "%minions" is no lorry's directory: names have '%' encoded.
         config.state_dir = self.state_dir.clone().or_else(|| {
             config
@@ -152,7 +195,35 @@ impl Options {
         if let Some(file) = &self.proxy_config {
             config.use_proxy_config(file)?;
         }
-        if !config.lorry.limits.is_empty() && find_program(&config.lorry.prlimit).is_none() {
+        config.job_limits = JobLimits {
+            memory_max: self.job_memory_max,
+            tasks_max: self.job_tasks_max,
+            cpu_seconds: self.job_cpu_seconds,
+        };
+        config.cgroups = if self.no_job_cgroups {
+            None
+        } else {
+            match Cgroups::detect() {
+                Ok(cgroups) => Some(cgroups),
+                Err(why) => {
+                    tracing::warn!(%why, "no cgroup per job: job limits are rlimits of each process");
+                    None
+                }
+            }
+        };
+        let home = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .filter(|h| h.is_absolute());
+        config.ssh_keys = if self.ssh_key.is_empty() {
+            crate::agent::default_keys(home.as_deref())
+        } else {
+            self.ssh_key.clone()
+        };
+        config.sandbox = self.sandbox_of(&config, &lorry_paths, home)?;
+        let limits_need_prlimit = config.cgroups.is_none() && !config.job_limits.is_empty();
+        if (limits_need_prlimit || !config.lorry.limits.is_empty())
+            && find_program(&config.lorry.prlimit).is_none()
+        {
             return Err(Error::Option {
                 option: "prlimit-path",
                 reason: format!(
@@ -162,6 +233,65 @@ impl Options {
             });
         }
         Ok(config)
+    }
+}
+
+impl Options {
+    /// The sandbox of `--sandbox`: bwrap when asked for (an error when it
+    /// does not work) or by default where it works; none with a warning.
+    fn sandbox_of(
+        &self,
+        config: &MinionConfig,
+        lorry_paths: &LorryConfigPaths,
+        home: Option<PathBuf>,
+    ) -> Result<Option<Sandbox>, Error> {
+        match (self.sandbox, crate::sandbox::probe(&self.bwrap_path)) {
+            (Some(SandboxKind::None), _) => {
+                tracing::warn!(
+                    "--sandbox none: jobs see everything the minion sees (its configuration, token, home and the whole working area)"
+                );
+                return Ok(None);
+            }
+            (Some(SandboxKind::Bwrap), Err(why)) => {
+                return Err(Error::Option {
+                    option: "sandbox",
+                    reason: format!("bwrap does not work here: {why}"),
+                });
+            }
+            (None, Err(why)) => {
+                tracing::warn!(%why, "bwrap does not work here: jobs run without a sandbox (see INSTALL.md, Security)");
+                return Ok(None);
+            }
+            (_, Ok(())) => {}
+        }
+        let mut sandbox = Sandbox::new(&self.bwrap_path);
+        sandbox.hide.extend(self.config.iter().cloned());
+        sandbox.hide.extend(self.webapp_token_file.iter().cloned());
+        sandbox.hide.extend(self.proxy_config.iter().cloned());
+        sandbox.hide.extend(config.state_dir.iter().cloned());
+        sandbox.hide.extend(self.ssh_key.iter().cloned());
+        sandbox.hide.extend(self.sandbox_hide.iter().cloned());
+        sandbox
+            .hide
+            .extend(["/etc/lorry-controller", "/var/lib/lorry-controller"].map(PathBuf::from));
+        sandbox.working_area = config.working_area.clone();
+        sandbox
+            .read_only
+            .extend(find_program(&config.lorry.program));
+        sandbox.read_only.extend(self.lorry_config.iter().cloned());
+        sandbox.read_write.extend(lorry_paths.writable());
+        sandbox.allow_local_upstreams = lorry_paths.allow_local_upstreams;
+        sandbox.known_hosts = self.known_hosts(config);
+        sandbox.home = home;
+        Ok(Some(sandbox))
+    }
+
+    /// The known_hosts file of the jobs: `--ssh-known-hosts`, else one in
+    /// the state directory (made at start, see [`crate::sandbox::Sandbox::keep_known_hosts`]).
+    fn known_hosts(&self, config: &MinionConfig) -> Option<PathBuf> {
+        self.ssh_known_hosts
+            .clone()
+            .or_else(|| Some(config.state_dir.as_ref()?.join("known_hosts")))
     }
 }
 

@@ -14,6 +14,11 @@ use axum::{Json, Router};
 use lc_api::{GiveMeJob, JobInfo, LorryInfo};
 use lc_minion::{MinionConfig, Shutdown};
 
+/// The first line of every job's output: how it is isolated (a
+/// configuration made by `MinionConfig::new` has neither a sandbox nor
+/// cgroups).
+const ISOLATION_LINE: &str = "lorry-controller-minion: isolation: no sandbox + rlimits only (memory-max none, tasks-max none, cpu-seconds none)\n";
+
 type Fields = HashMap<String, String>;
 
 #[derive(Default)]
@@ -367,8 +372,16 @@ async fn output_is_kept_while_the_webapp_is_away_and_the_result_delivered_later(
         .map(|u| u["stdout"].clone())
         .collect();
     assert_eq!(
-        stdout, "line 1\nline 2\nline 3\nline 4\nline 5\n",
+        stdout,
+        format!("{ISOLATION_LINE}line 1\nline 2\nline 3\nline 4\nline 5\n"),
         "in order, none twice"
+    );
+    assert!(
+        double
+            .updates()
+            .iter()
+            .all(|u| u["isolation"] == "no sandbox + rlimits only"),
+        "every job-update says how the job is isolated"
     );
 }
 
@@ -446,6 +459,7 @@ async fn limits_are_applied_and_a_missing_lorry_is_reported() {
         cpu_seconds: Some(321),
         memory_bytes: Some(4_000_000_000),
         file_size_bytes: Some(123_456_789),
+        user_processes: None,
     };
     let (trigger, shutdown) = Shutdown::new();
     let minion = tokio::spawn(lc_minion::run(config.clone(), shutdown));
@@ -500,7 +514,11 @@ async fn output_too_large_for_one_body_arrives_whole_and_a_413_shrinks_the_updat
     assert!(updates.len() > 2, "split into several updates");
     let stdout: String = updates.iter().map(|u| u["stdout"].clone()).collect();
     let stderr: String = updates.iter().map(|u| u["stderr"].clone()).collect();
-    assert_eq!(stdout, "é\n".repeat(100_000), "all of it, in order, once");
+    assert_eq!(
+        stdout,
+        format!("{ISOLATION_LINE}{}", "é\n".repeat(100_000)),
+        "all of it, in order, once"
+    );
     assert_eq!(stderr, "è\n".repeat(100_000));
     assert_eq!(
         updates.iter().filter(|u| u["exit"] != "no").count(),

@@ -393,9 +393,23 @@ pub async fn job_update(State(state): State<AppState>, fields: Fields) -> ApiRes
         disk_usage: fields.optional_int("disk_usage")?,
         result: job_result(&fields)?,
     };
+    let isolation = fields.optional("isolation").filter(|t| !t.is_empty());
+    if let Some(text) = isolation {
+        crate::minions::check(text).map_err(ApiError::BadRequest)?;
+    }
     let job = state
         .write(move |tx| tx.update_job(job_id, &update))
         .await?;
+    if let Some(text) = isolation {
+        state.minions.record(
+            format!("{}:{}", job.host, job.pid),
+            crate::minions::Seen {
+                isolation: text.to_owned(),
+                job_id,
+                at: job.updated,
+            },
+        );
+    }
     if let (Some(exit), Some(ended)) = (exit, job.ended) {
         tracing::info!(job_id, path = %job.path, exit, "job ended");
         state.metrics.observe_job(ended - job.started, exit);

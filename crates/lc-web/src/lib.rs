@@ -16,6 +16,7 @@ mod hosts;
 mod listen;
 mod manifest;
 mod metrics;
+mod minions;
 pub mod options;
 mod pages;
 mod router;
@@ -145,6 +146,8 @@ pub struct AppState {
     pub confgit: Arc<confgit::ReadGate>,
     /// Repeated failures are logged once per minute.
     pub logs: Arc<throttle::LogThrottle>,
+    /// How each minion isolates its jobs, from their job-updates.
+    pub minions: Arc<minions::MinionsSeen>,
 }
 
 impl AppState {
@@ -159,6 +162,7 @@ impl AppState {
             manifests: Arc::default(),
             confgit: Arc::default(),
             logs: Arc::default(),
+            minions: Arc::default(),
         }
     }
 

@@ -166,6 +166,14 @@ struct HostRow {
     error: Option<String>,
 }
 
+/// A minion and how it isolates its jobs (from its job-updates).
+struct MinionRow {
+    minion: String,
+    isolation: String,
+    job_id: i64,
+    seen: When,
+}
+
 #[derive(Template)]
 #[template(path = "status.html")]
 struct StatusPage {
@@ -187,6 +195,7 @@ struct StatusPage {
     pager: Vec<PagerLink>,
     hosts: Vec<HostRow>,
     events: Vec<EventRow>,
+    minions: Vec<MinionRow>,
 }
 
 /// The most of a failed lorry's last error shown on the status page; its
@@ -202,11 +211,13 @@ struct Snapshot {
     page: QueuePage,
     events: Vec<lc_api::Event>,
     now: i64,
+    minions: Vec<(String, crate::minions::Seen)>,
 }
 
 async fn read(state: &AppState, query: &StatusQuery) -> Result<Snapshot, ApiError> {
     let filter = query.filter.clone();
     let offset = (query.page - 1) * PAGE_SIZE;
+    let minions = state.minions.list();
     state
         .read(move |tx| {
             Ok(Snapshot {
@@ -223,6 +234,7 @@ async fn read(state: &AppState, query: &StatusQuery) -> Result<Snapshot, ApiErro
                     })?
                     .0,
                 now: tx.now(),
+                minions,
             })
         })
         .await
@@ -340,6 +352,16 @@ fn build(
             .into_iter()
             .rev()
             .map(|e| EventRow::new(e, now))
+            .collect(),
+        minions: snap
+            .minions
+            .into_iter()
+            .map(|(minion, seen)| MinionRow {
+                minion,
+                isolation: seen.isolation,
+                job_id: seen.job_id,
+                seen: When::ago(seen.at, now),
+            })
             .collect(),
     }
 }
@@ -490,6 +512,14 @@ mod tests {
             running_queue: false,
             max_jobs: Some(4),
             events: Vec::new(),
+            minions: vec![(
+                "m1:42".into(),
+                crate::minions::Seen {
+                    isolation: "bwrap + cgroup v1 <b>".into(),
+                    job_id: 7,
+                    at: now - 5,
+                },
+            )],
             hosts: vec![
                 host("<i>git.example</i>", 0, None),
                 host(
@@ -533,6 +563,7 @@ mod tests {
             "<strong>4</strong>",
             "<strong>1.0 GiB</strong>",
             "No lorries.",
+            "<td>m1:42</td><td>bwrap + cgroup v1 &#60;b&#62;</td>",
         ] {
             assert!(html.contains(shown), "{shown} missing: {html}");
         }

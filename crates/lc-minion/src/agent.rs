@@ -1,0 +1,106 @@
+//! The minion's ssh-agent: jobs use the minion's ssh keys through its
+//! socket and never see the key files.
+//!
+//! At start-up the minion starts `ssh-agent -D -a <socket>` in a private
+//! directory (through util-linux `setpriv --pdeathsig KILL`, so that the
+//! agent dies with the minion) and adds the keys with `ssh-add`. The
+//! socket is bound into each job's sandbox and named by `SSH_AUTH_SOCK`.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+/// A running agent holding the minion's keys; killed when dropped.
+#[derive(Debug)]
+pub struct Agent {
+    child: tokio::process::Child,
+    dir: tempfile::TempDir,
+}
+
+/// The keys used when `--ssh-key` is not given: the usual names in the
+/// user's `~/.ssh` that exist.
+pub fn default_keys(home: Option<&Path>) -> Vec<PathBuf> {
+    let Some(home) = home else {
+        return Vec::new();
+    };
+    ["id_ed25519", "id_ecdsa", "id_rsa"]
+        .iter()
+        .map(|name| home.join(".ssh").join(name))
+        .filter(|path| path.is_file())
+        .collect()
+}
+
+impl Agent {
+    /// Starts an agent and adds `keys` (files without passphrase). An
+    /// error names the step and the key.
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the minion runs ssh-agent and ssh-add to hold its keys for the jobs"
+    )]
+    pub async fn start(keys: &[PathBuf]) -> Result<Agent, String> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::Builder::new()
+            .prefix("lorry-minion-agent-")
+            .permissions(std::fs::Permissions::from_mode(0o700))
+            .tempdir()
+            .map_err(|e| format!("cannot make the agent's directory: {e}"))?;
+        let socket = dir.path().join("agent.sock");
+        let with_setpriv = Path::new("/usr/bin/setpriv").is_file();
+        let mut command = if with_setpriv {
+            let mut c = tokio::process::Command::new("/usr/bin/setpriv");
+            c.args(["--pdeathsig", "KILL", "--", "ssh-agent"]);
+            c
+        } else {
+            tokio::process::Command::new("ssh-agent")
+        };
+        let child = command
+            .arg("-D")
+            .arg("-a")
+            .arg(&socket)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("cannot start ssh-agent: {e}"))?;
+        let agent = Agent { child, dir };
+        for _ in 0..200 {
+            if socket.exists() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if !socket.exists() {
+            return Err("ssh-agent did not make its socket".into());
+        }
+        for key in keys {
+            let out = tokio::process::Command::new("ssh-add")
+                .arg(key)
+                .env("SSH_AUTH_SOCK", &socket)
+                .env_remove("DISPLAY")
+                .env("SSH_ASKPASS", "/bin/false")
+                .stdin(Stdio::null())
+                .output()
+                .await
+                .map_err(|e| format!("cannot run ssh-add: {e}"))?;
+            if !out.status.success() {
+                return Err(format!(
+                    "ssh-add {} failed: {}",
+                    key.display(),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ));
+            }
+        }
+        Ok(agent)
+    }
+
+    /// The agent's socket, for `SSH_AUTH_SOCK`.
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("agent.sock")
+    }
+
+    /// Whether the agent still runs.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
