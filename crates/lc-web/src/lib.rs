@@ -21,6 +21,7 @@ pub mod options;
 mod pages;
 mod router;
 pub mod security;
+pub mod start;
 mod throttle;
 
 use std::collections::BTreeMap;
