@@ -28,5 +28,6 @@ mod migrations;
 mod minion;
 mod package;
 mod samples;
+mod sandbox;
 mod security;
 mod units;

@@ -280,6 +280,7 @@ impl Job {
                 .stderr
                 .push(&format!("lorry-controller-minion: {note}\n"));
         }
+        tracing::debug!(argv = ?prepared.argv, "the job's command");
         let cgroup = prepared.cgroup;
         let cpu_limit = prepared.cpu_watch;
         let mut env = crate::sandbox::job_env(std::env::vars_os(), config.sandbox.is_some());

@@ -275,9 +275,12 @@ impl Options {
             .hide
             .extend(["/etc/lorry-controller", "/var/lib/lorry-controller"].map(PathBuf::from));
         sandbox.working_area = config.working_area.clone();
-        sandbox
-            .read_only
-            .extend(find_program(&config.lorry.program));
+        // lorry itself, shown to each job as it is then (it may be replaced).
+        let program = &config.lorry.program;
+        sandbox.read_only.extend(
+            find_program(program)
+                .or_else(|| (program.components().count() > 1).then(|| program.clone())),
+        );
         sandbox.read_only.extend(self.lorry_config.iter().cloned());
         sandbox.read_write.extend(lorry_paths.writable());
         sandbox.allow_local_upstreams = lorry_paths.allow_local_upstreams;

@@ -49,7 +49,7 @@ pub fn passes(name: &OsStr) -> bool {
 }
 
 /// The part of `vars` (the minion's environment) a job keeps. Inside the
-/// sandbox `TMPDIR` is the private `/tmp`.
+/// sandbox `TMPDIR` is the private `/tmp`, whatever the minion's.
 pub fn job_env(
     vars: impl IntoIterator<Item = (OsString, OsString)>,
     sandboxed: bool,
@@ -61,6 +61,10 @@ pub fn job_env(
         .collect();
     if !kept.iter().any(|(name, _)| name == "PATH") {
         kept.push(("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()));
+    }
+    if sandboxed {
+        // Programs that default to /var/tmp (cvs) find the writable one.
+        kept.push(("TMPDIR".into(), "/tmp".into()));
     }
     kept
 }
@@ -185,21 +189,33 @@ impl Sandbox {
             "--unshare-ipc".as_ref(),
             "--die-with-parent".as_ref(),
         ]);
+        // Hidden directories become empty tmpfs, made read-only once what
+        // is shown in them is bound.
+        let mut emptied: Vec<&Path> = Vec::new();
         // Other users' runtime directories hold agents and session buses.
         if Path::new("/run/user").is_dir() {
             add(&["--tmpfs".as_ref(), "/run/user".as_ref()]);
+            emptied.push(Path::new("/run/user"));
         }
-        let hidden = self
+        let hidden: Vec<&PathBuf> = self
             .home
             .iter()
             .chain(&self.hide)
-            .chain(self.working_area.as_ref());
-        for path in hidden {
-            if path == Path::new("/") {
-                continue;
-            }
+            .chain(self.working_area.as_ref())
+            .filter(|path| path.as_path() != Path::new("/"))
+            .collect();
+        // A path inside another hidden directory is hidden with it.
+        let outermost = hidden.iter().filter(|path| {
+            !hidden
+                .iter()
+                .any(|other| other != *path && path.starts_with(other) && other.is_dir())
+        });
+        for path in outermost {
             match std::fs::metadata(path) {
-                Ok(meta) if meta.is_dir() => add(&["--tmpfs".as_ref(), path.as_os_str()]),
+                Ok(meta) if meta.is_dir() => {
+                    add(&["--tmpfs".as_ref(), path.as_os_str()]);
+                    emptied.push(path);
+                }
                 Ok(_) => add(&["--ro-bind".as_ref(), "/dev/null".as_ref(), path.as_os_str()]),
                 Err(_) => {}
             }
@@ -233,6 +249,9 @@ impl Sandbox {
                 known_hosts.as_os_str(),
                 target.as_os_str(),
             ]);
+        }
+        for dir in emptied {
+            add(&["--remount-ro".as_ref(), dir.as_os_str()]);
         }
         add(&["--chdir".as_ref(), "/tmp".as_ref(), "--".as_ref()]);
         argv
@@ -348,8 +367,11 @@ mod tests {
             names(job_env(vars.clone(), false)),
             ["PATH", "HOME", "LC_ALL", "TMPDIR"]
         );
-        assert_eq!(names(job_env(vars, true)), ["PATH", "HOME", "LC_ALL"]);
-        assert_eq!(names(job_env(Vec::new(), true)), ["PATH"]);
+        assert_eq!(
+            names(job_env(vars, true)),
+            ["PATH", "HOME", "LC_ALL", "TMPDIR"]
+        );
+        assert_eq!(names(job_env(Vec::new(), false)), ["PATH"]);
     }
 
     #[test]

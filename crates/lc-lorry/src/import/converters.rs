@@ -429,6 +429,10 @@ pub(super) fn import_cvs(
     import
         .env("HOME", home.as_os_str())
         .env("CVS_RSH", "ssh")
+        // A local repository is read without lock files: the minion's
+        // sandbox shows it read-only, where cvs would wait for its own
+        // lock forever.
+        .env("CVSREADONLYFS", "1")
         .current_dir(dir);
     import.args(["cvsimport", "-i", "-a", "-o", "master", "-d", &url, "-C"]);
     import.arg(cvs_git.as_os_str()).arg(module);
