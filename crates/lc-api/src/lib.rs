@@ -8,7 +8,10 @@
 use serde::{Deserialize, Serialize};
 
 mod result;
-pub use result::{JOB_RESULT_VERSION, JobResult, PreservedRef, Pushed, RefChange, SpecResult};
+pub use result::{
+    JOB_RESULT_VERSION, JobResult, PinOutcome, PinResult, PreservedRef, Pushed, RefChange,
+    SpecResult,
+};
 
 /// Exit value of a job that is still running, as the original spelled it.
 pub const EXIT_RUNNING: &str = "no";

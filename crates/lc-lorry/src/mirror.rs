@@ -260,6 +260,7 @@ fn mirror_locked(
                 if push_key.is_some() {
                     ctx.tally.pushed = lc_api::Pushed::Unchanged;
                 }
+                report_held(ctx, dir, previous)?;
                 after_update(ctx, &git, spec, &repo, false)?;
                 return Ok(());
             }
@@ -324,6 +325,7 @@ fn mirror_locked(
                 if push_key.is_some() {
                     ctx.tally.pushed = lc_api::Pushed::Unchanged;
                 }
+                report_held(ctx, dir, previous)?;
                 after_update(ctx, &git, spec, &repo, false)?;
                 return Ok(());
             }
@@ -342,12 +344,22 @@ fn mirror_locked(
     if let Source::Git { url, .. } = &spec.source {
         report_submodules(ctx, &run, url, &final_refs);
     }
+    // The ledger gets every ref whenever one moved, and once for a mirror
+    // whose refs it never had whole.
+    let report = !ctx.tally.refs.is_empty()
+        || previous
+            .as_ref()
+            .is_none_or(|p| !p.held_reported || p.refs != final_refs);
+    if report {
+        ctx.tally.held = Some(final_refs.clone());
+    }
     State {
         upstream,
         pushed_to: push_key,
         refs: final_refs,
         refspecs: refspecs.describe().to_owned(),
         lfs,
+        held_reported: true,
     }
     .save(dir)?;
     ctx.log.info(&format!("{}: done", spec.name));
@@ -373,11 +385,29 @@ fn report_submodules(
                 run.spec.name,
                 urls.join(" ")
             ));
+            ctx.tally.submodules = urls;
         }
         Err(e) => ctx
             .log
             .note(&format!("{}: cannot list submodules: {e}", run.spec.name)),
     }
+}
+
+/// On a run with nothing new: reports the recorded refs whole once, for a
+/// record made before they were reported (an older lorry, or a result the
+/// webapp never got because the run failed afterwards), and notes that
+/// they have been.
+fn report_held(ctx: &mut Context<'_>, dir: &Path, previous: &State) -> Result<(), MirrorError> {
+    if previous.held_reported {
+        return Ok(());
+    }
+    ctx.tally.held = Some(previous.refs.clone());
+    State {
+        held_reported: true,
+        ..previous.clone()
+    }
+    .save(dir)?;
+    Ok(())
 }
 
 /// Fetches the LFS objects of the history of the `new` tips from `url`

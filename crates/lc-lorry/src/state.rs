@@ -31,6 +31,10 @@ pub struct State {
     /// Whether LFS objects were mirrored, so turning `lfs` on is a full run.
     #[serde(default)]
     pub lfs: bool,
+    /// Whether `refs` has been reported whole in a job result (`held`), so
+    /// that the webapp's ref ledger has them even when nothing moves.
+    #[serde(default)]
+    pub held_reported: bool,
 }
 
 #[derive(Debug, thiserror::Error)]

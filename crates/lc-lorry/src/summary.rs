@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use lc_api::{JobResult, PreservedRef, Pushed, RefChange, SpecResult};
+use lc_api::{JobResult, PinResult, PreservedRef, Pushed, RefChange, SpecResult};
 
 /// What the run of the current spec has done so far.
 #[derive(Debug, Clone)]
@@ -14,8 +14,16 @@ pub struct Tally {
     pub refs: Vec<RefChange>,
     pub preserved: Vec<PreservedRef>,
     pub pushed: Pushed,
+    /// Submodule URLs of the mirrored branches.
+    pub submodules: Vec<String>,
+    /// Every mirrored ref after the run, when it is to be reported.
+    pub held: Option<BTreeMap<String, String>>,
+    /// What became of the snapshot pins asked for.
+    pub pins: Vec<PinResult>,
     /// Size of the mirror's object store when the run began.
     objects_before: u64,
+    /// Size of the mirror's LFS store when the run began.
+    lfs_before: u64,
 }
 
 impl Default for Tally {
@@ -24,7 +32,11 @@ impl Default for Tally {
             refs: Vec::new(),
             preserved: Vec::new(),
             pushed: Pushed::No,
+            submodules: Vec::new(),
+            held: None,
+            pins: Vec::new(),
             objects_before: 0,
+            lfs_before: 0,
         }
     }
 }
@@ -34,6 +46,7 @@ impl Tally {
     pub fn start(repo: &Path) -> Self {
         Tally {
             objects_before: objects_size(repo),
+            lfs_before: crate::lfs::store(repo).bytes,
             ..Tally::default()
         }
     }
@@ -65,6 +78,7 @@ impl Tally {
         repo: &Path,
         error: Option<String>,
     ) -> SpecResult {
+        let lfs_bytes = crate::lfs::store(repo).bytes;
         SpecResult {
             name: name.to_owned(),
             importer: importer.to_owned(),
@@ -74,6 +88,11 @@ impl Tally {
             preserved: self.preserved,
             bytes_received: objects_size(repo).saturating_sub(self.objects_before),
             pushed: self.pushed,
+            submodules: self.submodules,
+            lfs_bytes_received: lfs_bytes.saturating_sub(self.lfs_before),
+            lfs_bytes,
+            held: self.held,
+            pins: self.pins,
         }
     }
 }

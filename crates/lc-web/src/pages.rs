@@ -140,6 +140,10 @@ struct LorryPage {
     show_path: bool,
     jobs_total: usize,
     spec: String,
+    /// Submodule URLs the last job found, each with the lorry mirroring it.
+    submodules: Vec<lc_core::db::Submodule>,
+    /// The LFS store's size after the last job, when it had one.
+    lfs: Option<String>,
 }
 
 /// `GET /1.0/lorry-html/<path>`.
@@ -147,11 +151,13 @@ pub async fn lorry_html(
     State(state): State<AppState>,
     UrlPath(path): UrlPath<String>,
 ) -> PageResult {
-    let (lorry, (jobs, jobs_total), now) = state
+    let (lorry, (jobs, jobs_total), now, submodules, last) = state
         .read(move |tx| {
             let lorry = tx.lorry(&path)?;
             let jobs = tx.job_summaries(Some(&path), 0, LORRY_JOBS)?;
-            Ok((lorry, jobs, tx.now()))
+            let submodules = tx.lorry_submodules(&path)?;
+            let last = tx.last_spec_result(&path)?;
+            Ok((lorry, jobs, tx.now(), submodules, last))
         })
         .await?;
     let lorry = api::shown(lorry);
@@ -179,6 +185,10 @@ pub async fn lorry_html(
         show_path: false,
         jobs_total: usize::try_from(jobs_total).unwrap_or(0),
         spec: lorry.text,
+        submodules,
+        lfs: last
+            .filter(|spec| spec.lfs_bytes > 0)
+            .map(|spec| timefmt::bytes(i64::try_from(spec.lfs_bytes).ok())),
         from_host: lorry.from_host,
         from_path: lorry.from_path,
         path: lorry.path,

@@ -320,6 +320,7 @@ mod tests {
             }],
             bytes_received: 0,
             pushed: lc_api::Pushed::No,
+            ..lc_api::SpecResult::default()
         };
         let result = JobResult {
             version: 1,

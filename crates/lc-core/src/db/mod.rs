@@ -27,6 +27,7 @@ mod hosts;
 mod jobs;
 mod lorries;
 mod metrics;
+mod provenance;
 mod sql;
 pub mod status;
 
@@ -50,6 +51,7 @@ pub use host_sync::{GeneratedLorry, HostSyncOutcome, HostToList, UpstreamMetadat
 pub use jobs::{DEFAULT_JOB_OUTPUT_MAX, GHOST_EXIT, JobUpdate, LAST_RUN_ERROR_MAX};
 pub use lorries::NewLorry;
 pub use metrics::{ERROR_STREAK, FleetSnapshot, LorryHealth};
+pub use provenance::Submodule;
 
 /// The schema, one entry per file in `migrations/`, applied in order at start-up.
 const MIGRATIONS: &[M<'static>] = &[

@@ -74,7 +74,7 @@ fn tarballs_are_imported_once_as_tagged_commits() {
     let last = run.out.lines().last().unwrap_or_default();
     assert!(
         last.starts_with("lorry: summary: importer=tarball ok=yes refs_updated=2 refs_deleted=0 refs_preserved=0 bytes_received=")
-            && last.ends_with(&format!(" pushed=yes name={NAME}")),
+            && last.ends_with(&format!(" pushed=yes lfs_bytes_received=0 submodules=0 name={NAME}")),
         "{last}"
     );
     assert_eq!(

@@ -1,6 +1,8 @@
 //! git specs against real upstreams (git daemon and file://) and a local
 //! bare downstream.
 
+use std::collections::BTreeMap;
+
 use serde_json::json;
 
 use crate::common::*;
@@ -811,7 +813,9 @@ fn every_run_ends_with_a_summary_line_and_writes_a_result_file() {
     assert!(
         last.starts_with(
             "lorry: summary: importer=git ok=yes refs_updated=3 refs_deleted=0 refs_preserved=0 bytes_received="
-        ) && last.ends_with(&format!(" pushed=yes name={NAME}")),
+        ) && last.ends_with(&format!(
+            " pushed=yes lfs_bytes_received=0 submodules=0 name={NAME}"
+        )),
         "{last}"
     );
     let result = read();
@@ -829,6 +833,10 @@ fn every_run_ends_with_a_summary_line_and_writes_a_result_file() {
         "{first}"
     );
     assert!(first["bytes_received"].as_u64().unwrap_or(0) > 0, "{first}");
+    // Every ref, whole, for the webapp's ref ledger.
+    let held: BTreeMap<String, String> =
+        serde_json::from_value(first["held"].clone()).expect("held");
+    assert_eq!(held, up.heads_and_tags(), "{first}");
 
     // Nothing new: nothing changed, nothing received, nothing pushed.
     let run = area.run(&[&file], &[&option]);
@@ -841,6 +849,26 @@ fn every_run_ends_with_a_summary_line_and_writes_a_result_file() {
         summary(&run)
     );
     assert_eq!(read()["specs"][0]["refs"], serde_json::json!([]));
+    // Already reported whole: an unchanged run sends no `held`.
+    assert!(read()["specs"][0].get("held").is_none(), "{}", read());
+    // A state record of an older lorry (no `held_reported`): the unchanged
+    // run reports the refs whole once, then no more.
+    let state_file = area
+        .working_area()
+        .join(lc_base::spec::working_dir_name(NAME))
+        .join("lorry-state.json");
+    let mut record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state_file).expect("state")).expect("json");
+    record
+        .as_object_mut()
+        .expect("object")
+        .remove("held_reported");
+    std::fs::write(&state_file, record.to_string()).expect("write state");
+    let run = area.run(&[&file], &[&option]);
+    assert!(summary(&run).contains(" pushed=unchanged "), "{}", run.out);
+    assert_eq!(read()["specs"][0]["held"], serde_json::json!(held));
+    area.run(&[&file], &[&option]);
+    assert!(read()["specs"][0].get("held").is_none(), "{}", read());
 
     // A force-push and a deleted branch: both old tips preserved.
     let before = up.heads_and_tags();
@@ -877,6 +905,9 @@ fn every_run_ends_with_a_summary_line_and_writes_a_result_file() {
             .any(|r| r["new"] == rewritten.as_str()),
         "{spec_result}"
     );
+    let held: BTreeMap<String, String> =
+        serde_json::from_value(spec_result["held"].clone()).expect("held");
+    assert_eq!(held, up.heads_and_tags(), "{spec_result}");
 
     // A failed spec has a summary line too.
     let broken = area.lorry_file(

@@ -395,9 +395,23 @@ fn lfs_objects_reach_the_downstream_before_the_refs_and_clone_whole() {
         &json!({ NAME: { "type": "git", "url": server.url("assets.git"), "lfs": true }}),
     );
 
-    let run = area.run(&[&file], &[]);
+    let result_file = area.path().join("result.json");
+    let option = format!("--result-file={}", result_file.display());
+    let result = || -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(&result_file).expect("result")).expect("json")
+    };
+    let run = area.run(&[&file], &[&option]);
     assert_eq!(run.code, 0, "{}", run.all_output());
     assert!(!run.all_output().contains("s3cret"), "{}", run.all_output());
+    // The LFS bytes are counted: every version of every file.
+    let all_lfs = (200_000 + 150_000 + 3_000 + 70_000) as u64;
+    assert_eq!(result()["specs"][0]["lfs_bytes_received"], all_lfs);
+    assert_eq!(result()["specs"][0]["lfs_bytes"], all_lfs);
+    assert!(
+        run.out.contains(&format!(" lfs_bytes_received={all_lfs} ")),
+        "{}",
+        run.out
+    );
     assert!(
         !run.git.iter().any(|l| l.contains("s3cret")),
         "{:?}",
@@ -454,8 +468,10 @@ fn lfs_objects_reach_the_downstream_before_the_refs_and_clone_whole() {
     let d = up.write("d.bin", 10_000);
     up.commit("d");
     up.publish(&served, "assets.git");
-    let run = area.run(&[&file], &[]);
+    let run = area.run(&[&file], &[&option]);
     assert_eq!(run.code, 0, "{}", run.all_output());
+    assert_eq!(result()["specs"][0]["lfs_bytes_received"], 10_000);
+    assert_eq!(result()["specs"][0]["lfs_bytes"], all_lfs + 10_000);
     let downloads = server.downloads();
     assert_eq!(downloads.len(), 5, "{downloads:?}");
     assert_eq!(lfs_store_oids(&down).len(), 5);

@@ -236,7 +236,12 @@ fn submodule_urls_of_mirrored_branches_are_reported_not_fetched() {
         &json!({ NAME: { "type": "git", "url": up.url() }}),
     );
 
-    let run = area.run(&[&file], &[]);
+    let result_file = area.path().join("result.json");
+    let option = format!("--result-file={}", result_file.display());
+    let result = || -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(&result_file).expect("result")).expect("json")
+    };
+    let run = area.run(&[&file], &[&option]);
     assert_eq!(run.code, 0, "{}", run.all_output());
     assert_eq!(heads_and_tags(&down), up.heads_and_tags());
     let sibling = format!("file://{}/sibling.git", area.path().display());
@@ -257,11 +262,21 @@ fn submodule_urls_of_mirrored_branches_are_reported_not_fetched() {
         "a submodule was contacted: {:?}",
         run.git
     );
+    // In the job result too, sorted, and counted in the summary line.
+    let mut expected = vec![
+        "https://example.org/lib.git".to_owned(),
+        sibling.clone(),
+        "git://elsewhere.example/x.git".to_owned(),
+    ];
+    expected.sort();
+    assert_eq!(result()["specs"][0]["submodules"], json!(expected));
+    assert!(run.out.contains(" submodules=3 "), "{}", run.out);
     // Reported again by a run with nothing new.
-    let run = area.run(&[&file], &[]);
+    let run = area.run(&[&file], &[&option]);
     assert!(
         run.out.contains("https://example.org/lib.git"),
         "{}",
         run.out
     );
+    assert_eq!(result()["specs"][0]["submodules"], json!(expected));
 }

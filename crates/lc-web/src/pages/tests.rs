@@ -470,3 +470,43 @@ async fn static_files_are_built_in_or_from_the_directory() {
     let (status, _, _) = custom.get("/lc-static/%2E%2E/secret.txt").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn the_lorry_page_lists_submodules_marking_those_no_lorry_mirrors() {
+    let fx = fixture();
+    fx.seed(&[
+        lorry("top", &git_spec("top", "https://h.example/top.git")),
+        lorry("deps/lib", &git_spec("deps/lib", "https://h.example/lib")),
+    ]);
+    let html = fx.page("/1.0/lorry-html/top").await;
+    assert!(!html.contains("Submodules"), "no job yet");
+    let job = fx.run("top", "", None);
+    let result = serde_json::json!({ "version": 1, "specs": [{
+        "name": "top", "importer": "git", "ok": true, "refs": [], "preserved": [],
+        "bytes_received": 0, "pushed": "unchanged", "lfs_bytes": 3_145_728, "lfs_bytes_received": 0,
+        "submodules": ["https://h.example/lib.git", "https://other.example/<b>x</b>.git"]
+    }]});
+    let update = JobUpdate {
+        exit: Some(0),
+        disk_usage: Some(5 << 20),
+        result: Some(result.to_string()),
+        ..JobUpdate::default()
+    };
+    fx.state
+        .db
+        .write(|tx| tx.update_job(job, &update))
+        .expect("update");
+    let html = fx.page("/1.0/lorry-html/top").await;
+    assert!(html.contains("<h2>Submodules</h2>"), "{html}");
+    assert!(
+        html.contains(
+            "<code>https://h.example/lib.git</code> mirrored by <a href=\"/1.0/lorry-html/deps/lib\">deps/lib</a>"
+        ),
+        "{html}"
+    );
+    assert!(
+        html.contains("<code>https://other.example/&#60;b&#62;x&#60;/b&#62;.git</code> <span class=\"badge failed\">not mirrored</span>"),
+        "{html}"
+    );
+    assert!(html.contains("(LFS objects: 3.0 MiB)"), "{html}");
+}
