@@ -27,6 +27,7 @@ mod metrics;
 mod migrations;
 mod minion;
 mod package;
+mod provenance;
 mod samples;
 mod sandbox;
 mod security;

@@ -7,7 +7,9 @@
 
 use serde::{Deserialize, Serialize};
 
+mod provenance;
 mod result;
+pub use provenance::{LorryHistory, LorryRefs, RefHistoryEntry, RefTip};
 pub use result::{
     JOB_RESULT_VERSION, JobResult, PinOutcome, PinResult, PreservedRef, Pushed, RefChange,
     SpecResult,

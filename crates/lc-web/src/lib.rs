@@ -19,6 +19,7 @@ mod metrics;
 mod minions;
 pub mod options;
 mod pages;
+mod provenance;
 mod router;
 pub mod security;
 pub mod start;

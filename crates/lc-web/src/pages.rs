@@ -144,6 +144,28 @@ struct LorryPage {
     submodules: Vec<lc_core::db::Submodule>,
     /// The LFS store's size after the last job, when it had one.
     lfs: Option<String>,
+    /// The newest ref changes of the ledger.
+    history: Vec<HistoryRow>,
+    history_more: bool,
+    history_href: String,
+}
+
+/// One ref change on a lorry's page.
+struct HistoryRow {
+    when: When,
+    name: String,
+    old: String,
+    new: String,
+    how: String,
+    kept_as: String,
+}
+
+/// Ref changes shown on a lorry's page, newest first.
+const LORRY_HISTORY: i64 = 20;
+
+fn short(oid: Option<&str>) -> String {
+    oid.map(|o| o.chars().take(12).collect())
+        .unwrap_or_else(|| "—".into())
 }
 
 /// `GET /1.0/lorry-html/<path>`.
@@ -157,14 +179,29 @@ pub async fn lorry_html(
             let jobs = tx.job_summaries(Some(&path), 0, LORRY_JOBS)?;
             let submodules = tx.lorry_submodules(&path)?;
             let last = tx.last_spec_result(&path)?;
-            Ok((lorry, jobs, tx.now(), submodules, last))
+            let history = tx.ledger_history(&path, LORRY_HISTORY, 0)?;
+            Ok((lorry, jobs, tx.now(), submodules, (last, history)))
         })
         .await?;
+    let (last, (history, history_more)) = last;
     let lorry = api::shown(lorry);
     let (url, kind) = view::spec_source(&lorry.text, &lorry.path);
     let page = LorryPage {
         chrome: Chrome::new(&lorry.path, now),
         back: format!("/1.0/lorry-html/{}", encode_path(&lorry.path)),
+        history: history
+            .into_iter()
+            .map(|c| HistoryRow {
+                when: When::ago(c.time, now),
+                old: short(c.old.as_deref()),
+                new: short(c.new.as_deref()),
+                kept_as: c.kept_as.unwrap_or_default(),
+                how: c.how,
+                name: c.name,
+            })
+            .collect(),
+        history_more,
+        history_href: format!("/1.0/lorry-history/{}", encode_path(&lorry.path)),
         state: LorryState::of(&lorry, now).name(),
         url,
         kind,

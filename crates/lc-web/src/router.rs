@@ -6,7 +6,7 @@ use axum::routing::{get, post};
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::{api, backup, confgit, events, hosts, manifest, metrics, pages, security};
+use crate::{api, backup, confgit, events, hosts, manifest, metrics, pages, provenance, security};
 use std::sync::Arc;
 
 /// Largest POST body of job-update, which carries job output (every other
@@ -29,6 +29,8 @@ pub fn router(state: AppState) -> Router {
         .route("/1.0/move-to-top", post(api::move_to_top))
         .route("/1.0/move-to-bottom", post(api::move_to_bottom))
         .route("/1.0/lorry/{*path}", get(api::lorry))
+        .route("/1.0/lorry-refs/{*path}", get(provenance::lorry_refs))
+        .route("/1.0/lorry-history/{*path}", get(provenance::lorry_history))
         .route("/1.0/list-running-jobs", get(api::list_running_jobs))
         .route("/1.0/list-jobs", get(api::list_jobs))
         .route("/1.0/job/{job_id}", get(api::job))

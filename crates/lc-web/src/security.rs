@@ -528,6 +528,8 @@ mod tests {
         );
         assert_eq!(Class::of(&Method::POST, "/1.0/stop-queue"), Class::Admin);
         assert_eq!(Class::of(&Method::DELETE, "/1.0/status"), Class::Admin);
+        assert_eq!(Class::of(&Method::GET, "/1.0/lorry-refs/a/b"), Class::Read);
+        assert_eq!(Class::of(&Method::GET, "/1.0/lorry-history/a"), Class::Read);
     }
 
     #[test]

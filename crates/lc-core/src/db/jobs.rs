@@ -264,6 +264,9 @@ impl WriteTx<'_> {
                     .result
                     .as_deref()
                     .and_then(|text| serde_json::from_str::<JobResult>(text).ok());
+                if let Some(result) = &result {
+                    self.ledger_from_result(&job.path, job_id, result)?;
+                }
                 self.end_job(job_id, &job, exit, update.disk_usage, result.as_ref())?;
             }
             None => {

@@ -277,6 +277,7 @@ impl WriteTx<'_> {
     /// then recorded on the job alone, unless the lorry has been added again
     /// meanwhile (see [`WriteTx::upsert_lorry`]).
     pub fn remove_lorry(&self, path: &str) -> Result<bool> {
+        self.ledger_lorry_removed(path)?;
         Ok(self
             .conn()
             .execute("DELETE FROM lorries WHERE path = ?1", [path])?

@@ -51,7 +51,7 @@ pub use host_sync::{GeneratedLorry, HostSyncOutcome, HostToList, UpstreamMetadat
 pub use jobs::{DEFAULT_JOB_OUTPUT_MAX, GHOST_EXIT, JobUpdate, LAST_RUN_ERROR_MAX};
 pub use lorries::NewLorry;
 pub use metrics::{ERROR_STREAK, FleetSnapshot, LorryHealth};
-pub use provenance::Submodule;
+pub use provenance::{HISTORY_MAX_LIMIT, Submodule};
 
 /// The schema, one entry per file in `migrations/`, applied in order at start-up.
 const MIGRATIONS: &[M<'static>] = &[
@@ -71,6 +71,7 @@ const MIGRATIONS: &[M<'static>] = &[
         "../../../../migrations/0007_job_output_cap.sql"
     )),
     M::up(include_str!("../../../../migrations/0008_events.sql")),
+    M::up(include_str!("../../../../migrations/0009_ref_ledger.sql")),
 ];
 
 /// How long a connection waits for another one's lock before giving up.

@@ -510,3 +510,151 @@ async fn the_lorry_page_lists_submodules_marking_those_no_lorry_mirrors() {
     );
     assert!(html.contains("(LFS objects: 3.0 MiB)"), "{html}");
 }
+
+/// Ends `job` with lorry's `result`.
+fn end_with(fx: &Fixture, job: i64, result: serde_json::Value) {
+    let update = JobUpdate {
+        exit: Some(0),
+        result: Some(result.to_string()),
+        ..JobUpdate::default()
+    };
+    fx.state
+        .db
+        .write(|tx| tx.update_job(job, &update))
+        .expect("update");
+}
+
+fn spec_result(path: &str, extra: serde_json::Value) -> serde_json::Value {
+    let mut spec = serde_json::json!({
+        "name": path, "importer": "git", "ok": true, "refs": [], "preserved": [],
+        "bytes_received": 0, "pushed": "yes"
+    });
+    if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
+        spec.extend(extra.clone());
+    }
+    serde_json::json!({ "version": 1, "specs": [spec] })
+}
+
+#[tokio::test]
+async fn the_ref_ledger_answers_refs_at_a_time_and_history_and_the_page_marks_rewrites() {
+    let fx = fixture();
+    fx.seed(&[lorry("up/a", &git_spec("up/a", "git://x/a"))]);
+    let (a1, a2, t1, t2) = (
+        "a".repeat(40),
+        "b".repeat(40),
+        "c".repeat(40),
+        "d".repeat(40),
+    );
+    let job = fx.run("up/a", "", None);
+    end_with(
+        &fx,
+        job,
+        spec_result(
+            "up/a",
+            serde_json::json!({
+                "refs": [{"name": "refs/heads/main", "old": null, "new": a1},
+                         {"name": "refs/heads/topic", "old": null, "new": t1}],
+                "held": {"refs/heads/main": a1, "refs/heads/topic": t1}
+            }),
+        ),
+    );
+    fx.state.db.set_pretend_time(NOW + 86_400);
+    let job = fx.run("up/a", "", None);
+    end_with(
+        &fx,
+        job,
+        spec_result(
+            "up/a",
+            serde_json::json!({
+                "refs": [{"name": "refs/heads/main", "old": a1, "new": a2},
+                         {"name": "refs/heads/topic", "old": t1, "new": t2}],
+                "preserved": [{"name": "refs/heads/topic", "oid": t1,
+                               "kept_as": "refs/lorry/preserved/20261207T000000Z/refs/heads/topic"}],
+                "held": {"refs/heads/main": a2, "refs/heads/topic": t2}
+            }),
+        ),
+    );
+    let json = |body: &str| -> serde_json::Value { serde_json::from_str(body).expect("json") };
+    let tips = |v: &serde_json::Value| -> Vec<(String, String)> {
+        v["refs"]
+            .as_array()
+            .expect("refs")
+            .iter()
+            .map(|r| {
+                (
+                    r["name"].as_str().unwrap_or_default().to_owned(),
+                    r["oid"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect()
+    };
+    // The same moment in each accepted form.
+    let day1 = "2023-11-14T22:13:20Z"; // NOW
+    for at in [NOW.to_string(), day1.into(), "20231114T221320Z".into()] {
+        let (status, _, body) = fx.get(&format!("/1.0/lorry-refs/up/a?at={at}")).await;
+        assert_eq!(status, StatusCode::OK, "{at}: {body}");
+        let v = json(&body);
+        assert_eq!(v["at"], NOW);
+        assert_eq!(v["complete"], true);
+        assert_eq!(
+            tips(&v),
+            [
+                ("refs/heads/main".to_owned(), a1.clone()),
+                ("refs/heads/topic".to_owned(), t1.clone())
+            ]
+        );
+        assert_eq!(v["refs"][0]["ended"], NOW + 86_400);
+    }
+    let (_, _, body) = fx.get("/1.0/lorry-refs/up/a").await;
+    let v = json(&body);
+    assert_eq!(v["at"], NOW + 86_400);
+    assert_eq!(v["refs"][1]["oid"], t2.as_str());
+    let (_, _, body) = fx.get("/1.0/lorry-refs/up/a?at=2023-11-14").await;
+    let v = json(&body);
+    assert_eq!(
+        (v["complete"].clone(), v["refs"].clone()),
+        (false.into(), serde_json::json!([]))
+    );
+
+    let (status, _, body) = fx.get("/1.0/lorry-history/up/a?limit=1").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let v = json(&body);
+    assert_eq!(v["more"], true);
+    assert_eq!(v["changes"][0]["how"], "moved");
+    let (_, _, body) = fx.get("/1.0/lorry-history/up/a?limit=1&offset=1").await;
+    let v = json(&body);
+    assert_eq!(v["changes"][0]["how"], "rewritten");
+    assert_eq!(
+        v["changes"][0]["kept_as"],
+        "refs/lorry/preserved/20261207T000000Z/refs/heads/topic"
+    );
+
+    for (uri, status) in [
+        ("/1.0/lorry-refs/up/a?at=yesterday", StatusCode::BAD_REQUEST),
+        ("/1.0/lorry-refs/up/a?when=1", StatusCode::BAD_REQUEST),
+        ("/1.0/lorry-history/up/a?limit=0", StatusCode::BAD_REQUEST),
+        (
+            "/1.0/lorry-history/up/a?limit=1001",
+            StatusCode::BAD_REQUEST,
+        ),
+        ("/1.0/lorry-history/up/a?offset=-1", StatusCode::BAD_REQUEST),
+        ("/1.0/lorry-history/up/a?limit=x", StatusCode::BAD_REQUEST),
+        ("/1.0/lorry-refs/no/such", StatusCode::NOT_FOUND),
+        ("/1.0/lorry-history/no/such", StatusCode::NOT_FOUND),
+    ] {
+        let (got, _, body) = fx.get(uri).await;
+        assert_eq!(got, status, "{uri}: {body}");
+        assert!(json(&body)["error"].is_string(), "{uri}: {body}");
+    }
+
+    let html = fx.page("/1.0/lorry-html/up/a").await;
+    assert!(html.contains("<h2>Ref history</h2>"), "{html}");
+    assert!(
+        html.contains("<span class=\"badge failed\">rewritten</span> <span class=\"muted\">old tip kept as <code>refs/lorry/preserved/20261207T000000Z/refs/heads/topic</code>"),
+        "{html}"
+    );
+    assert!(
+        html.contains(&format!("<code>{}</code>", &a2[..12])),
+        "{html}"
+    );
+}

@@ -1,0 +1,304 @@
+//! Provenance end to end: the real webapp, minion and `lorry` against
+//! upstreams served by `git http-backend`, into the webapp's local
+//! downstream. The ref ledger follows a first mirror, a new commit, a
+//! force-push and a deleted branch; the lorry page names the submodules.
+
+use crate::common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use common::http_backend::serve_http;
+use common::{READY_TIMEOUT, Webapp, git, wait_for};
+use serde_json::Value;
+
+const MINION: &str = env!("CARGO_BIN_EXE_lorry-controller-minion");
+
+/// A running minion, stopped when dropped.
+struct Minion(Child);
+
+impl Drop for Minion {
+    fn drop(&mut self) {
+        common::terminate(&mut self.0);
+    }
+}
+
+fn start_minion(dir: &Path, webapp: &Webapp) -> Minion {
+    let lorry_conf = dir.join("lorry.conf");
+    std::fs::write(
+        &lorry_conf,
+        format!(
+            "[config]\nworking-area = {}\nmirror-base-url-push = {}\n",
+            dir.join("wa").display(),
+            dir.join("downstream").display()
+        ),
+    )
+    .expect("write lorry.conf");
+    let lorry = PathBuf::from(env!("CARGO_BIN_EXE_lorry"));
+    let child = Command::new(MINION)
+        .args([
+            "--webapp-host=127.0.0.1".to_owned(),
+            format!("--webapp-port={}", webapp.port),
+            "--sleep=0.1".into(),
+            "--update-interval=0.2".into(),
+            format!("--lorry-path={}", lorry.display()),
+            format!("--lorry-config={}", lorry_conf.display()),
+            format!("--log={}", dir.join("minion.log").display()),
+        ])
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start minion");
+    Minion(child)
+}
+
+/// The ended jobs of `path`, oldest first.
+fn ended_jobs(webapp: &Webapp, path: &str) -> Vec<Value> {
+    let ids: Vec<i64> =
+        serde_json::from_value(webapp.get_ok("/1.0/list-jobs")["job_ids"].clone()).expect("ids");
+    let mut jobs: Vec<Value> = ids
+        .into_iter()
+        .map(|id| webapp.get_ok(&format!("/1.0/job/{id}")))
+        .filter(|job| job["path"] == path && job["exit"] != "no")
+        .collect();
+    jobs.sort_by_key(|job| job["job_id"].as_i64());
+    jobs
+}
+
+/// Waits for the `n`th ended job of `path` and answers it; it must have succeeded.
+fn nth_job(webapp: &Webapp, path: &str, n: usize) -> Value {
+    let job = wait_for(&format!("job {n} of {path}"), READY_TIMEOUT, || {
+        ended_jobs(webapp, path).into_iter().nth(n - 1)
+    });
+    assert_eq!(job["exit"], "0", "{job}");
+    job
+}
+
+/// `repo`'s refs under `prefixes`, as the ledger's `name → oid`.
+fn refs_of(repo: &Path, prefixes: &[&str]) -> Vec<(String, String)> {
+    let mut args = vec!["for-each-ref", "--format=%(refname) %(objectname)"];
+    args.extend(prefixes);
+    git(repo, &args)
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(n, o)| (n.to_owned(), o.to_owned()))
+        .collect()
+}
+
+fn ledger_tips(answer: &Value) -> Vec<(String, String)> {
+    answer["refs"]
+        .as_array()
+        .expect("refs")
+        .iter()
+        .map(|r| {
+            (
+                r["name"].as_str().unwrap_or_default().to_owned(),
+                r["oid"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn commit(clone: &Path, file: &str) {
+    std::fs::write(clone.join(file), file).expect("write");
+    git(clone, &["add", "."]);
+    git(clone, &["commit", "-q", "-m", file]);
+}
+
+/// Upstreams `proj` (branches main, topic, gone, tag v1; `.gitmodules`
+/// naming `../sib.git` and a repository no lorry mirrors) and `sib`, under
+/// `dir/upstreams`, with working clones under `dir/work`.
+fn upstreams(dir: &Path) -> PathBuf {
+    let upstreams = dir.join("upstreams");
+    for name in ["proj", "sib"] {
+        let bare = upstreams.join(format!("{name}.git"));
+        std::fs::create_dir_all(&bare).expect("mkdir");
+        git(&bare, &["init", "-q", "--bare", "-b", "main"]);
+        let clone = dir.join("work").join(name);
+        std::fs::create_dir_all(dir.join("work")).expect("mkdir");
+        git(
+            dir,
+            &[
+                "clone",
+                "-q",
+                &bare.display().to_string(),
+                &clone.display().to_string(),
+            ],
+        );
+        commit(&clone, "README");
+        if name == "proj" {
+            std::fs::write(
+                clone.join(".gitmodules"),
+                "[submodule \"sib\"]\n\tpath = sib\n\turl = ../sib.git\n\
+                 [submodule \"far\"]\n\tpath = far\n\turl = https://far.example/far.git\n",
+            )
+            .expect("gitmodules");
+            let head = git(&clone, &["rev-parse", "HEAD"]);
+            for path in ["sib", "far"] {
+                git(
+                    &clone,
+                    &[
+                        "update-index",
+                        "--add",
+                        "--cacheinfo",
+                        &format!("160000,{},{path}", head.trim()),
+                    ],
+                );
+            }
+            commit(&clone, "modules");
+            for branch in ["topic", "gone"] {
+                git(&clone, &["checkout", "-q", "-b", branch]);
+                commit(&clone, branch);
+            }
+            git(&clone, &["checkout", "-q", "main"]);
+            git(&clone, &["tag", "-a", "-m", "v1", "v1"]);
+            git(
+                &clone,
+                &["push", "-q", "origin", "main", "topic", "gone", "v1"],
+            );
+        } else {
+            git(&clone, &["push", "-q", "origin", "main"]);
+        }
+    }
+    upstreams
+}
+
+#[test]
+fn the_ref_ledger_follows_real_mirrors_through_moves_rewrites_and_deletions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let upstreams = upstreams(dir.path());
+    let (_http, port) = serve_http(&upstreams, dir.path());
+    let webapp = Webapp::init(dir.path()).start();
+    let t0 = 1_800_000_000;
+    webapp.pretend_time(t0);
+    let confgit = dir.path().join("confgit");
+    std::fs::create_dir_all(confgit.join("lorries")).expect("mkdir");
+    std::fs::write(
+        confgit.join("lorry-controller.conf"),
+        r#"[{"type": "lorries", "prefix": "prov", "interval": "1h", "lorry-timeout": "10m",
+             "globs": ["lorries/*.lorry"]}]"#,
+    )
+    .expect("conf");
+    let url = |name: &str| format!("http://127.0.0.1:{port}/{name}.git");
+    std::fs::write(
+        confgit.join("lorries/p.lorry"),
+        serde_json::json!({
+            "proj": {"type": "git", "url": url("proj")},
+            "sib": {"type": "git", "url": url("sib")},
+        })
+        .to_string(),
+    )
+    .expect("lorry file");
+    webapp.post_ok("/1.0/read-configuration", &[]);
+    let _minion = start_minion(dir.path(), &webapp);
+
+    let first = nth_job(&webapp, "prov/proj", 1);
+    assert_eq!(
+        first["result"]["specs"][0]["submodules"]
+            .as_array()
+            .map(Vec::len),
+        Some(2),
+        "{first}"
+    );
+    nth_job(&webapp, "prov/sib", 1);
+    let down = dir.path().join("downstream/prov/proj.git");
+    let before = refs_of(&down, &["refs/heads", "refs/tags"]);
+    assert_eq!(before, refs_of(&upstreams.join("proj.git"), &[]));
+    let now = webapp.get_ok("/1.0/lorry-refs/prov/proj");
+    assert_eq!(now["complete"], true, "{now}");
+    assert_eq!(ledger_tips(&now), before, "{now}");
+
+    // The page names both submodules: one mirrored by prov/sib, one not.
+    let page = webapp.get("/1.0/lorry-html/prov/proj");
+    let html = page.text.clone();
+    assert!(
+        html.contains(&format!(
+            "<code>{}</code> mirrored by <a href=\"/1.0/lorry-html/prov/sib\">prov/sib</a>",
+            url("sib")
+        )),
+        "{html}"
+    );
+    assert!(
+        html.contains("<code>https://far.example/far.git</code> <span class=\"badge failed\">not mirrored</span>"),
+        "{html}"
+    );
+
+    // Upstream moves on: a new commit, a force-push, a deleted branch.
+    let clone = dir.path().join("work/proj");
+    commit(&clone, "new");
+    git(&clone, &["checkout", "-q", "-B", "topic", "main~1"]);
+    commit(&clone, "rewritten");
+    git(
+        &clone,
+        &["push", "-q", "--force", "origin", "main", "topic", ":gone"],
+    );
+    let t1 = t0 + 3601;
+    webapp.pretend_time(t1);
+    nth_job(&webapp, "prov/proj", 2);
+    let after = refs_of(&down, &["refs/heads", "refs/tags"]);
+    assert_eq!(after, refs_of(&upstreams.join("proj.git"), &[]));
+    assert_ne!(after, before);
+
+    // The refs as they were, and as they are.
+    let then = webapp.get_ok(&format!("/1.0/lorry-refs/prov/proj?at={t0}"));
+    assert_eq!(ledger_tips(&then), before, "{then}");
+    let then = webapp.get_ok(&format!("/1.0/lorry-refs/prov/proj?at={}", t1 - 1));
+    assert_eq!(ledger_tips(&then), before, "{then}");
+    let now = webapp.get_ok(&format!("/1.0/lorry-refs/prov/proj?at={t1}"));
+    assert_eq!(ledger_tips(&now), after, "{now}");
+    assert!(
+        ledger_tips(&webapp.get_ok(&format!("/1.0/lorry-refs/prov/proj?at={}", t0 - 1))).is_empty()
+    );
+
+    // The history, newest first, with the rewrite and deletion preserved
+    // under the names the downstream has.
+    let history = webapp.get_ok("/1.0/lorry-history/prov/proj");
+    let changes = history["changes"].as_array().expect("changes");
+    let at_t1: Vec<(&str, &str)> = changes
+        .iter()
+        .filter(|c| c["time"] == t1)
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap_or(""),
+                c["how"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        at_t1,
+        [
+            ("refs/heads/gone", "deleted"),
+            ("refs/heads/main", "moved"),
+            ("refs/heads/topic", "rewritten"),
+        ],
+        "{history}"
+    );
+    let preserved = refs_of(&down, &["refs/lorry/preserved"]);
+    for change in changes
+        .iter()
+        .filter(|c| c["time"] == t1 && c["how"] != "moved")
+    {
+        let kept = change["kept_as"].as_str().expect("kept_as");
+        assert!(
+            preserved
+                .iter()
+                .any(|(n, o)| n == kept && change["old"] == o.as_str()),
+            "{change} not in {preserved:?}"
+        );
+    }
+    assert_eq!(
+        changes.iter().filter(|c| c["time"] == t0).count(),
+        4,
+        "{history}"
+    );
+    let page = webapp.get("/1.0/lorry-html/prov/proj").text;
+    assert!(
+        page.contains("<span class=\"badge failed\">rewritten</span>"),
+        "{page}"
+    );
+
+    // An unchanged run adds nothing to the ledger.
+    webapp.pretend_time(t1 + 3601);
+    nth_job(&webapp, "prov/proj", 3);
+    let again = webapp.get_ok("/1.0/lorry-history/prov/proj");
+    assert_eq!(again["changes"], history["changes"]);
+}
