@@ -302,3 +302,286 @@ fn the_ref_ledger_follows_real_mirrors_through_moves_rewrites_and_deletions() {
     let again = webapp.get_ok("/1.0/lorry-history/prov/proj");
     assert_eq!(again["changes"], history["changes"]);
 }
+
+/// Snapshot `name` as `GET /1.0/snapshots` lists it.
+fn snapshot_info(webapp: &Webapp, name: &str) -> Value {
+    let list = webapp.get_ok("/1.0/snapshots");
+    list["snapshots"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|s| s["name"] == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("no snapshot {name} in {list}"))
+}
+
+/// The files of commit `oid` in `repo` (it fails when the commit or a
+/// part of its tree is missing).
+fn tree_of(repo: &Path, oid: &str) -> String {
+    git(repo, &["ls-tree", "-r", "--full-tree", oid])
+}
+
+/// Snapshots end to end: a lorry that preserves rewrites and one that
+/// follows them; a snapshot before upstream rewrites and deletes; pins
+/// only where the rewrite was followed; `git gc --prune=now` downstream;
+/// every commit of the snapshot still there with its tree; diff; delete
+/// removes the pins; an unchanged repository gains no ref per snapshot.
+#[test]
+fn snapshots_keep_every_named_commit_through_rewrites_and_gc() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let upstreams = upstreams(dir.path());
+    // A second upstream like proj, for the lorry that follows rewrites.
+    let work = dir.path().join("work");
+    git(
+        dir.path(),
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            &upstreams.join("proj.git").display().to_string(),
+            &upstreams.join("fol.git").display().to_string(),
+        ],
+    );
+    git(
+        &work,
+        &[
+            "clone",
+            "-q",
+            &upstreams.join("fol.git").display().to_string(),
+            "fol",
+        ],
+    );
+    git(
+        &work.join("fol"),
+        &["fetch", "-q", "origin", "topic:topic", "gone:gone"],
+    );
+    let (_http, port) = serve_http(&upstreams, dir.path());
+    let webapp = Webapp::init(dir.path()).start();
+    let t0 = 1_800_000_000;
+    webapp.pretend_time(t0);
+    let confgit = dir.path().join("confgit");
+    std::fs::create_dir_all(confgit.join("lorries")).expect("mkdir");
+    std::fs::write(
+        confgit.join("lorry-controller.conf"),
+        r#"[{"type": "lorries", "prefix": "s", "interval": "1h", "lorry-timeout": "10m",
+             "globs": ["lorries/*.lorry"]}]"#,
+    )
+    .expect("conf");
+    let url = |name: &str| format!("http://127.0.0.1:{port}/{name}.git");
+    let evil = git(&upstreams.join("fol.git"), &["rev-parse", "main~1"]);
+    let evil = evil.trim();
+    std::fs::write(
+        confgit.join("lorries/s.lorry"),
+        serde_json::json!({
+            "proj": {"type": "git", "url": url("proj")},
+            "fol": {"type": "git", "url": url("fol"), "on-rewrite": "follow",
+                    // A CONFGIT cannot ask for pins: the webapp drops this
+                    // (a commit fol has: lorry would answer for it if asked).
+                    "snapshot-pins": {"refs/lorry/snapshots/evil/refs/heads/x": evil}},
+        })
+        .to_string(),
+    )
+    .expect("lorry file");
+    webapp.post_ok("/1.0/read-configuration", &[]);
+    let _minion = start_minion(dir.path(), &webapp);
+    nth_job(&webapp, "s/proj", 1);
+    let first_fol = nth_job(&webapp, "s/fol", 1);
+    let down = |name: &str| dir.path().join(format!("downstream/s/{name}.git"));
+    assert!(refs_of(&down("fol"), &["refs/lorry/snapshots"]).is_empty());
+    // lorry was not asked about the CONFGIT's pin at all.
+    assert!(
+        first_fol["result"]["specs"][0].get("pins").is_none(),
+        "{first_fol}"
+    );
+
+    // Snapshot rel1, and one with the default name.
+    let rel1 = webapp.post_ok("/1.0/snapshots", &[("name", "rel1")]);
+    assert_eq!(
+        (rel1["lorries"].clone(), rel1["taken"].clone()),
+        (2.into(), t0.into()),
+        "{rel1}"
+    );
+    let stamp = webapp.post_ok("/1.0/snapshots", &[("prefix", "s/f")]);
+    assert_eq!(stamp["name"], "20270115T080000Z", "{stamp}");
+    assert_eq!(stamp["lorries"], 1);
+    let again = webapp.post("/1.0/snapshots", &[("name", "rel1")]);
+    assert_eq!(again.status, 409, "{again:?}");
+    let bad = webapp.post("/1.0/snapshots", &[("name", "../x")]);
+    assert_eq!(bad.status, 400, "{bad:?}");
+    assert!(
+        bad.body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("snapshot name"))
+    );
+    let manifest = webapp.get_ok("/1.0/snapshots/rel1");
+    let before: std::collections::BTreeMap<String, Vec<(String, String)>> = ["proj", "fol"]
+        .iter()
+        .map(|n| {
+            (
+                format!("s/{n}"),
+                refs_of(&down(n), &["refs/heads", "refs/tags"]),
+            )
+        })
+        .collect();
+    for (path, refs) in &before {
+        let listed: Vec<(String, String)> = manifest["lorries"][path]
+            .as_object()
+            .expect("lorry")
+            .iter()
+            .map(|(n, o)| (n.clone(), o.as_str().unwrap_or_default().to_owned()))
+            .collect();
+        assert_eq!(&listed, refs, "{path}: {manifest}");
+    }
+    let trees: Vec<(String, String)> = before
+        .iter()
+        .flat_map(|(path, refs)| refs.iter().map(move |(_, oid)| (path.clone(), oid.clone())))
+        .map(|(path, oid)| {
+            let name = path.trim_start_matches("s/").to_owned();
+            let tree = tree_of(&down(&name), &oid);
+            (oid, tree)
+        })
+        .collect();
+
+    // Upstream of both: a new commit on main, topic force-pushed, gone deleted.
+    for name in ["proj", "fol"] {
+        let clone = work.join(name);
+        git(&clone, &["checkout", "-q", "main"]);
+        commit(&clone, "later");
+        git(&clone, &["checkout", "-q", "-B", "topic", "main~1"]);
+        commit(&clone, "rewritten");
+        git(
+            &clone,
+            &["push", "-q", "--force", "origin", "main", "topic", ":gone"],
+        );
+    }
+    webapp.pretend_time(t0 + 3601);
+    nth_job(&webapp, "s/proj", 2);
+    nth_job(&webapp, "s/fol", 2);
+    // fol followed: its old topic and gone tips need pins; main moved in
+    // both (a fast-forward: their jobs will find it reachable); proj
+    // preserved topic and gone: nothing asked for them.
+    let rel1_info = snapshot_info(&webapp, "rel1");
+    let info = &rel1_info;
+    assert_eq!(rel1_info["pins"]["pending"], 4, "{info}");
+    assert_eq!(rel1_info["pinned_lorries"], 0, "{info}");
+
+    webapp.pretend_time(t0 + 2 * 3601);
+    let third = nth_job(&webapp, "s/fol", 3);
+    nth_job(&webapp, "s/proj", 3);
+    let pins = refs_of(&down("fol"), &["refs/lorry/snapshots"]);
+    let pin_names: Vec<&str> = pins.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        pin_names,
+        [
+            "refs/lorry/snapshots/20270115T080000Z/refs/heads/gone",
+            "refs/lorry/snapshots/20270115T080000Z/refs/heads/topic",
+            "refs/lorry/snapshots/rel1/refs/heads/gone",
+            "refs/lorry/snapshots/rel1/refs/heads/topic",
+        ],
+        "{third}"
+    );
+    assert!(refs_of(&down("proj"), &["refs/lorry/snapshots"]).is_empty());
+    let outcomes: Vec<String> = third["result"]["specs"][0]["pins"]
+        .as_array()
+        .expect("pins")
+        .iter()
+        .map(|p| {
+            format!(
+                "{} {}",
+                p["name"].as_str().unwrap_or(""),
+                p["outcome"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    assert!(
+        outcomes.contains(&"refs/lorry/snapshots/rel1/refs/heads/main reachable".to_owned()),
+        "{outcomes:?}"
+    );
+    let rel1_info = snapshot_info(&webapp, "rel1");
+    assert_eq!(
+        (
+            rel1_info["pins"]["pending"].clone(),
+            rel1_info["pins"]["pushed"].clone(),
+            rel1_info["pins"]["reachable"].clone()
+        ),
+        (0.into(), 2.into(), 2.into()),
+        "{rel1_info}"
+    );
+    assert_eq!(rel1_info["pinned_lorries"], 2);
+
+    // Downstream garbage-collected: every commit of rel1 is still there,
+    // with the tree it had.
+    for name in ["proj", "fol"] {
+        git(&down(name), &["reflog", "expire", "--expire=now", "--all"]);
+        git(&down(name), &["gc", "-q", "--prune=now"]);
+    }
+    for (oid, tree) in &trees {
+        let repo = if before["s/fol"].iter().any(|(_, o)| o == oid) {
+            down("fol")
+        } else {
+            down("proj")
+        };
+        assert_eq!(&tree_of(&repo, oid), tree, "{oid}");
+    }
+    // And a clone of fol checks each of them out.
+    let clone = dir.path().join("checkout");
+    git(
+        dir.path(),
+        &[
+            "clone",
+            "-q",
+            "--mirror",
+            &down("fol").display().to_string(),
+            &clone.display().to_string(),
+        ],
+    );
+    for (_, oid) in &before["s/fol"] {
+        git(&clone, &["cat-file", "-e", &format!("{oid}^{{tree}}")]);
+    }
+
+    // rel2 after the changes; the diff names them.
+    let rel2 = webapp.post_ok("/1.0/snapshots", &[("name", "rel2")]);
+    assert_eq!(rel2["lorries"], 2);
+    let diff = webapp.get_ok("/1.0/snapshots/rel1/diff/rel2");
+    for path in ["s/proj", "s/fol"] {
+        let lorry = &diff["changed"][path];
+        assert_eq!(
+            lorry["moved"]
+                .as_object()
+                .map(|m| m.keys().cloned().collect::<Vec<_>>()),
+            Some(vec![
+                "refs/heads/main".to_owned(),
+                "refs/heads/topic".to_owned()
+            ]),
+            "{diff}"
+        );
+        assert!(lorry["removed"]["refs/heads/gone"].is_string(), "{diff}");
+    }
+    assert_eq!(webapp.get("/1.0/snapshots/nope/diff/rel2").status, 404);
+
+    // An unchanged repository gains no ref from a snapshot.
+    let refs_before = refs_of(&down("proj"), &[]);
+    webapp.post_ok("/1.0/snapshots", &[("name", "rel3")]);
+    webapp.pretend_time(t0 + 3 * 3601);
+    nth_job(&webapp, "s/proj", 4);
+    assert_eq!(refs_of(&down("proj"), &[]), refs_before);
+
+    // Deleting rel1 removes its pins at fol's next job.
+    let deleted = webapp.post_ok("/1.0/snapshots/rel1/delete", &[]);
+    assert!(deleted["message"].is_string());
+    assert_eq!(webapp.get("/1.0/snapshots/rel1").status, 404);
+    assert_eq!(webapp.post("/1.0/snapshots/rel1/delete", &[]).status, 404);
+    webapp.pretend_time(t0 + 4 * 3601);
+    nth_job(&webapp, "s/fol", 5);
+    let left: Vec<String> = refs_of(&down("fol"), &["refs/lorry/snapshots"])
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(
+        left,
+        [
+            "refs/lorry/snapshots/20270115T080000Z/refs/heads/gone",
+            "refs/lorry/snapshots/20270115T080000Z/refs/heads/topic",
+        ]
+    );
+}

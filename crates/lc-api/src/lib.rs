@@ -9,7 +9,10 @@ use serde::{Deserialize, Serialize};
 
 mod provenance;
 mod result;
-pub use provenance::{LorryHistory, LorryRefs, RefHistoryEntry, RefTip};
+pub use provenance::{
+    LorryDiff, LorryHistory, LorryRefs, MovedRef, PinCounts, RefHistoryEntry, RefTip, SnapshotDiff,
+    SnapshotInfo, SnapshotManifest, Snapshots,
+};
 pub use result::{
     JOB_RESULT_VERSION, JobResult, PinOutcome, PinResult, PreservedRef, Pushed, RefChange,
     SpecResult,

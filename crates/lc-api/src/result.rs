@@ -140,6 +140,8 @@ pub enum PinOutcome {
     Reachable,
     /// The mirror no longer has the object; nothing can pin it.
     Lost,
+    /// An unpin: the pin ref was removed (or was never there).
+    Removed,
 }
 
 /// One ref's change.

@@ -11,6 +11,10 @@ pub enum Error {
     UnknownLorry(String),
     #[error("no job with id {0}")]
     UnknownJob(i64),
+    #[error("no snapshot named {0:?}")]
+    UnknownSnapshot(String),
+    #[error("a snapshot named {0:?} exists already")]
+    SnapshotExists(String),
     #[error("job {0} has already ended")]
     JobEnded(i64),
     #[error("job {0} is still running")]
@@ -59,6 +63,8 @@ impl Error {
             self,
             Error::UnknownLorry(_)
                 | Error::UnknownJob(_)
+                | Error::UnknownSnapshot(_)
+                | Error::SnapshotExists(_)
                 | Error::JobEnded(_)
                 | Error::JobRunning(_)
                 | Error::Invalid { .. }

@@ -25,6 +25,7 @@ pub mod lfs;
 pub mod log;
 pub mod mirror;
 pub mod options;
+pub mod pins;
 pub mod refspec;
 pub mod source;
 pub mod specs;

@@ -261,6 +261,7 @@ fn mirror_locked(
                     ctx.tally.pushed = lc_api::Pushed::Unchanged;
                 }
                 report_held(ctx, dir, previous)?;
+                pin_snapshots(ctx, &run, push_url.as_deref());
                 after_update(ctx, &git, spec, &repo, false)?;
                 return Ok(());
             }
@@ -326,6 +327,7 @@ fn mirror_locked(
                     ctx.tally.pushed = lc_api::Pushed::Unchanged;
                 }
                 report_held(ctx, dir, previous)?;
+                pin_snapshots(ctx, &run, push_url.as_deref());
                 after_update(ctx, &git, spec, &repo, false)?;
                 return Ok(());
             }
@@ -334,6 +336,7 @@ fn mirror_locked(
     };
 
     let refused = publish(ctx, &run, &refspecs, push_url.as_deref(), &new, &old, stamp)?;
+    pin_snapshots(ctx, &run, push_url.as_deref());
 
     after_update(ctx, &git, spec, &repo, true)?;
 
@@ -391,6 +394,26 @@ fn report_submodules(
             .log
             .note(&format!("{}: cannot list submodules: {e}", run.spec.name)),
     }
+}
+
+/// Makes the snapshot pins the spec asks for, after the refs moved and
+/// before any repack (which could drop an unreferenced commit). Never
+/// fails the spec; nothing is done when pulling only.
+fn pin_snapshots(ctx: &mut Context<'_>, run: &SpecRun<'_>, push_url: Option<&str>) {
+    for problem in &run.spec.pin_problems {
+        ctx.log.note(&format!("{}: {problem}", run.spec.name));
+    }
+    let Some(url) = push_url else {
+        return;
+    };
+    if run.spec.pins.is_empty() {
+        return;
+    }
+    let (results, notes) = crate::pins::apply(run.git, run.repo, url, &run.spec.pins);
+    for note in notes {
+        ctx.log.note(&format!("{}: {note}", run.spec.name));
+    }
+    ctx.tally.pins = results;
 }
 
 /// On a run with nothing new: reports the recorded refs whole once, for a

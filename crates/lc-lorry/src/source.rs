@@ -72,16 +72,23 @@ pub struct Spec {
     pub check_certificates: Option<bool>,
     /// Overrides `--lfs-default` for this spec.
     pub lfs: Option<bool>,
+    /// Snapshot pins the webapp asked for (see [`crate::pins`]).
+    pub pins: crate::pins::Pins,
+    /// Entries of `snapshot-pins` / `snapshot-unpins` left out, and why.
+    pub pin_problems: Vec<String>,
 }
 
 impl Spec {
     pub fn new(name: String, spec: LorrySpec) -> Self {
+        let (pins, pin_problems) = crate::pins::Pins::of(&spec.raw);
         Self {
             name,
             source: spec.source,
             on_rewrite: spec.on_rewrite,
             check_certificates: spec.check_certificates,
             lfs: spec.lfs,
+            pins,
+            pin_problems,
         }
     }
 }

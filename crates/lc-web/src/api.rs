@@ -307,10 +307,13 @@ pub async fn give_me_job(
     }
     let started = state
         .write(move |tx| {
-            let Some((job_id, lorry)) = tx.start_next_job(&host, pid)? else {
+            let Some((job_id, mut lorry)) = tx.start_next_job(&host, pid)? else {
                 return Ok(None);
             };
             let upstream = tx.upstream_metadata(&lorry.path)?;
+            // The snapshot pins this job is to make ride in its spec.
+            let pins = tx.pins_todo(&lorry.path)?;
+            lorry.text = crate::provenance::with_pins(&lorry.text, &lorry.path, &pins);
             Ok(Some((job_id, lorry, upstream)))
         })
         .await?;

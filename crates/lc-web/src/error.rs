@@ -103,8 +103,12 @@ impl From<lc_core::Error> for ApiError {
     fn from(err: lc_core::Error) -> ApiError {
         use lc_core::Error as E;
         match err {
-            E::UnknownLorry(_) | E::UnknownJob(_) => ApiError::NotFound(err.to_string()),
-            E::JobEnded(_) | E::JobRunning(_) => ApiError::Conflict(err.to_string()),
+            E::UnknownLorry(_) | E::UnknownJob(_) | E::UnknownSnapshot(_) => {
+                ApiError::NotFound(err.to_string())
+            }
+            E::JobEnded(_) | E::JobRunning(_) | E::SnapshotExists(_) => {
+                ApiError::Conflict(err.to_string())
+            }
             E::Invalid { .. } => ApiError::BadRequest(err.to_string()),
             _ if err.is_disk_full() => ApiError::Unavailable(format!(
                 "{err}: STATEDB's disk is full (No space left on device, ENOSPC); \

@@ -1,13 +1,21 @@
 //! Provenance: `GET /1.0/lorry-refs/<path>?at=<time>` (the refs a lorry's
 //! mirror held at a time) and `GET /1.0/lorry-history/<path>` (its ref
-//! changes, newest first, paged), from the ref ledger in STATEDB.
+//! changes, newest first, paged), from the ref ledger in STATEDB; and
+//! snapshots: `POST /1.0/snapshots`, `GET /1.0/snapshots`, `GET
+//! /1.0/snapshots/<name>`, `GET /1.0/snapshots/<a>/diff/<b>`, `POST
+//! /1.0/snapshots/<name>/delete`.
 
 use axum::Json;
 use axum::extract::{Path as UrlPath, RawQuery, State};
-use lc_api::{LorryHistory, LorryRefs};
+use lc_api::{
+    LorryHistory, LorryRefs, Message, SnapshotDiff, SnapshotInfo, SnapshotManifest, Snapshots,
+};
+use lc_core::db::PinsTodo;
 
 use crate::AppState;
+use crate::api::Reply;
 use crate::error::ApiError;
+use crate::form::Fields;
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -123,4 +131,96 @@ pub async fn lorry_history(
         })
         .await?;
     Ok(Json(history))
+}
+
+/// `POST /1.0/snapshots`: `name` (default: now as `YYYYMMDDTHHMMSSZ`),
+/// `prefix` (default: every lorry).
+pub async fn create_snapshot(
+    State(state): State<AppState>,
+    fields: Fields,
+) -> ApiResult<Reply<SnapshotInfo>> {
+    let name = fields
+        .optional("name")
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned);
+    let prefix = fields.optional("prefix").unwrap_or_default().to_owned();
+    let redirect = fields.redirect()?.map(str::to_owned);
+    let info = state
+        .write(move |tx| {
+            let name = name.unwrap_or_else(|| stamp(tx.now()));
+            tx.take_snapshot(&name, &prefix)
+        })
+        .await?;
+    Ok(Reply::new(redirect.as_deref(), info))
+}
+
+/// A time as a snapshot's default name: `20260303T120000Z`.
+fn stamp(unix: i64) -> String {
+    jiff::Timestamp::from_second(unix)
+        .map(|t| t.strftime("%Y%m%dT%H%M%SZ").to_string())
+        .unwrap_or_else(|_| unix.to_string())
+}
+
+/// `GET /1.0/snapshots`.
+pub async fn list_snapshots(State(state): State<AppState>) -> ApiResult<Json<Snapshots>> {
+    let snapshots = state.read(|tx| tx.snapshots()).await?;
+    Ok(Json(Snapshots { snapshots }))
+}
+
+/// `GET /1.0/snapshots/<name>`: the manifest.
+pub async fn snapshot(
+    State(state): State<AppState>,
+    UrlPath(name): UrlPath<String>,
+) -> ApiResult<Json<SnapshotManifest>> {
+    Ok(Json(
+        state.read(move |tx| tx.snapshot_manifest(&name)).await?,
+    ))
+}
+
+/// `GET /1.0/snapshots/<a>/diff/<b>`.
+pub async fn snapshot_diff(
+    State(state): State<AppState>,
+    UrlPath((a, b)): UrlPath<(String, String)>,
+) -> ApiResult<Json<SnapshotDiff>> {
+    let (a, b) = state
+        .read(move |tx| Ok((tx.snapshot_manifest(&a)?, tx.snapshot_manifest(&b)?)))
+        .await?;
+    Ok(Json(SnapshotDiff::between(&a, &b)))
+}
+
+/// `POST /1.0/snapshots/<name>/delete`.
+pub async fn delete_snapshot(
+    State(state): State<AppState>,
+    UrlPath(name): UrlPath<String>,
+    fields: Fields,
+) -> ApiResult<Reply<Message>> {
+    let redirect = fields.redirect()?.map(str::to_owned);
+    let message = format!("Deleted snapshot {name}; its pins go at each lorry's next job");
+    state.write(move |tx| tx.delete_snapshot(&name)).await?;
+    Ok(Reply::new(redirect.as_deref(), Message { message }))
+}
+
+/// The spec `text` of `path` (`{path: spec}`) with the pins its job is to
+/// make: `snapshot-pins` and `snapshot-unpins` are set from `todo`, or
+/// removed when there is nothing to do (a CONFGIT cannot ask for pins).
+pub(crate) fn with_pins(text: &str, path: &str, todo: &PinsTodo) -> String {
+    let Ok(serde_json::Value::Object(mut map)) = serde_json::from_str(text) else {
+        return text.to_owned();
+    };
+    let Some(serde_json::Value::Object(spec)) = map.get_mut(path) else {
+        return text.to_owned();
+    };
+    let had = spec.remove("snapshot-pins").is_some() | spec.remove("snapshot-unpins").is_some();
+    if !todo.pin.is_empty() {
+        spec.insert("snapshot-pins".into(), serde_json::json!(todo.pin));
+    }
+    if !todo.unpin.is_empty() {
+        spec.insert("snapshot-unpins".into(), serde_json::json!(todo.unpin));
+    }
+    if !had && todo.pin.is_empty() && todo.unpin.is_empty() {
+        return text.to_owned();
+    }
+    serde_json::to_string_pretty(&serde_json::Value::Object(map))
+        .unwrap_or_else(|_| text.to_owned())
 }

@@ -31,6 +31,19 @@ pub fn router(state: AppState) -> Router {
         .route("/1.0/lorry/{*path}", get(api::lorry))
         .route("/1.0/lorry-refs/{*path}", get(provenance::lorry_refs))
         .route("/1.0/lorry-history/{*path}", get(provenance::lorry_history))
+        .route(
+            "/1.0/snapshots",
+            get(provenance::list_snapshots).post(provenance::create_snapshot),
+        )
+        .route("/1.0/snapshots/{name}", get(provenance::snapshot))
+        .route(
+            "/1.0/snapshots/{a}/diff/{b}",
+            get(provenance::snapshot_diff),
+        )
+        .route(
+            "/1.0/snapshots/{name}/delete",
+            post(provenance::delete_snapshot),
+        )
         .route("/1.0/list-running-jobs", get(api::list_running_jobs))
         .route("/1.0/list-jobs", get(api::list_jobs))
         .route("/1.0/job/{job_id}", get(api::job))

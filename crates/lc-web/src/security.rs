@@ -530,6 +530,12 @@ mod tests {
         assert_eq!(Class::of(&Method::DELETE, "/1.0/status"), Class::Admin);
         assert_eq!(Class::of(&Method::GET, "/1.0/lorry-refs/a/b"), Class::Read);
         assert_eq!(Class::of(&Method::GET, "/1.0/lorry-history/a"), Class::Read);
+        assert_eq!(Class::of(&Method::GET, "/1.0/snapshots/s"), Class::Read);
+        assert_eq!(Class::of(&Method::POST, "/1.0/snapshots"), Class::Admin);
+        assert_eq!(
+            Class::of(&Method::POST, "/1.0/snapshots/s/delete"),
+            Class::Admin
+        );
     }
 
     #[test]

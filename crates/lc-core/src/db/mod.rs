@@ -28,6 +28,7 @@ mod jobs;
 mod lorries;
 mod metrics;
 mod provenance;
+mod snapshots;
 mod sql;
 pub mod status;
 
@@ -52,6 +53,7 @@ pub use jobs::{DEFAULT_JOB_OUTPUT_MAX, GHOST_EXIT, JobUpdate, LAST_RUN_ERROR_MAX
 pub use lorries::NewLorry;
 pub use metrics::{ERROR_STREAK, FleetSnapshot, LorryHealth};
 pub use provenance::{HISTORY_MAX_LIMIT, Submodule};
+pub use snapshots::{PIN_PREFIX, PinsTodo, check_snapshot_name, pin_name};
 
 /// The schema, one entry per file in `migrations/`, applied in order at start-up.
 const MIGRATIONS: &[M<'static>] = &[
@@ -72,6 +74,7 @@ const MIGRATIONS: &[M<'static>] = &[
     )),
     M::up(include_str!("../../../../migrations/0008_events.sql")),
     M::up(include_str!("../../../../migrations/0009_ref_ledger.sql")),
+    M::up(include_str!("../../../../migrations/0010_snapshots.sql")),
 ];
 
 /// How long a connection waits for another one's lock before giving up.

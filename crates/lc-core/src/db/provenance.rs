@@ -267,7 +267,7 @@ impl WriteTx<'_> {
                 (Some(_), Some(_)) => "rewritten",
                 (Some(_), None) => "moved",
             };
-            if let Some((id, _, first_seen)) = held {
+            if let Some((id, oid, first_seen)) = held {
                 let last_seen = prev_success.map(|s| s.max(*first_seen));
                 self.conn()
                     .prepare(
@@ -275,6 +275,10 @@ impl WriteTx<'_> {
                          gone = ?5, kept_as = ?6 WHERE id = ?1",
                     )?
                     .execute(params![id, now, job_id, last_seen, how, kept_as])?;
+                if kept_as.is_none() {
+                    // Not preserved: snapshots that name it need a pin.
+                    self.ask_pins(path, name, oid, *first_seen)?;
+                }
             }
             if let Some(new) = new {
                 let came = match (&old, changes.contains_key(name.as_str())) {
@@ -325,10 +329,11 @@ impl WriteTx<'_> {
                 |r| r.get(0),
             )
             .optional()?;
-        match prev_success {
-            Some(prev_success) => self.record_ledger(path, job_id, spec, prev_success),
-            None => Ok(()),
-        }
+        let Some(prev_success) = prev_success else {
+            return Ok(());
+        };
+        self.record_pins(path, &spec.pins)?;
+        self.record_ledger(path, job_id, spec, prev_success)
     }
 
     /// Ends the ledger rows of a lorry being removed (`removed`); its

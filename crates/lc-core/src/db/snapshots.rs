@@ -1,0 +1,444 @@
+//! Snapshots: named moments of the ref ledger (see provenance.rs), and
+//! the pins that keep the commits they name downstream.
+//!
+//! Taking one writes one row: what it holds is the ledger as of its time,
+//! for the lorries under its prefix whose ledger was whole then. A tip it
+//! names stays reachable downstream while a branch, a tag or a
+//! `refs/lorry/preserved/` ref reaches it; only when the ledger sees such a
+//! tip leave its ref unpreserved (moved, or deleted with `on-rewrite:
+//! follow`) is a pin asked of the lorry's next job, which pushes
+//! `refs/lorry/snapshots/<name>/<ref>` unless a kept ref still reaches the
+//! commit (a fast-forward). So an unchanged repository gains no ref per
+//! snapshot.
+
+use std::collections::BTreeMap;
+
+use lc_api::{PinCounts, PinOutcome, PinResult, SnapshotInfo, SnapshotManifest};
+use rusqlite::{OptionalExtension, params};
+
+use super::{ReadTx, WriteTx};
+use crate::error::{Error, Result};
+
+/// Where a snapshot's pins live in a downstream repository.
+pub const PIN_PREFIX: &str = "refs/lorry/snapshots/";
+
+/// The pin ref of `ref_name` in snapshot `snapshot`.
+pub fn pin_name(snapshot: &str, ref_name: &str) -> String {
+    format!("{PIN_PREFIX}{snapshot}/{ref_name}")
+}
+
+/// Checks a snapshot name: it becomes a ref name component and a URL
+/// segment, so letters, digits, `.`, `_` and `-`, at most 100, not
+/// starting with `.` or `-`, no `..`, not ending in `.lock`.
+pub fn check_snapshot_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 100
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        && !name.starts_with(['.', '-'])
+        && !name.contains("..")
+        && !name.ends_with(".lock");
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Invalid {
+            field: "name",
+            problem: format!(
+                "{name:?} is not a snapshot name (letters, digits, '.', '_', '-', \
+                 at most 100, not starting with '.' or '-', no '..', not ending in '.lock')"
+            ),
+        })
+    }
+}
+
+/// What a job is asked to pin and unpin: pin ref → commit, and pin refs to remove.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PinsTodo {
+    pub pin: BTreeMap<String, String>,
+    pub unpin: Vec<String>,
+}
+
+impl ReadTx<'_> {
+    fn snapshot_row(&self, name: &str) -> Result<(i64, String, i64)> {
+        self.conn()
+            .query_row(
+                "SELECT taken, prefix, lorries FROM snapshots WHERE name = ?1",
+                [name],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?
+            .ok_or_else(|| Error::UnknownSnapshot(name.to_owned()))
+    }
+
+    /// One snapshot, with its pins counted.
+    pub fn snapshot(&self, name: &str) -> Result<SnapshotInfo> {
+        let (taken, prefix, lorries) = self.snapshot_row(name)?;
+        let mut pins = PinCounts::default();
+        let mut stmt = self.conn().prepare(
+            "SELECT state, count(*) FROM snapshot_pins WHERE snapshot = ?1 GROUP BY state",
+        )?;
+        for row in stmt.query_map([name], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+        })? {
+            let (state, n) = row?;
+            match state.as_str() {
+                "pending" => pins.pending = n,
+                "pushed" => pins.pushed = n,
+                "reachable" => pins.reachable = n,
+                "lost" => pins.lost = n,
+                _ => {}
+            }
+        }
+        let waiting: i64 = self.conn().query_row(
+            "SELECT count(DISTINCT path) FROM snapshot_pins WHERE snapshot = ?1 AND state = 'pending'",
+            [name],
+            |r| r.get(0),
+        )?;
+        Ok(SnapshotInfo {
+            name: name.to_owned(),
+            taken,
+            prefix,
+            lorries,
+            pinned_lorries: lorries - waiting,
+            pins,
+        })
+    }
+
+    /// Every snapshot, newest first.
+    pub fn snapshots(&self) -> Result<Vec<SnapshotInfo>> {
+        let names: Vec<String> = self
+            .conn()
+            .prepare("SELECT name FROM snapshots ORDER BY taken DESC, name DESC")?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        names.iter().map(|n| self.snapshot(n)).collect()
+    }
+
+    /// What snapshot `name` holds: lorry → ref → commit, read from the ledger.
+    pub fn snapshot_manifest(&self, name: &str) -> Result<SnapshotManifest> {
+        let (taken, prefix, _) = self.snapshot_row(name)?;
+        let mut lorries: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+        let mut stmt = self.conn().prepare(
+            "SELECT w.path, r.ref, r.oid
+             FROM ref_ledger_whole AS w JOIN ref_ledger AS r ON r.path = w.path
+             WHERE w.since <= ?1 AND (w.until IS NULL OR w.until > ?1)
+               AND substr(w.path, 1, length(?2)) = ?2
+               AND r.first_seen <= ?1 AND (r.ended IS NULL OR r.ended > ?1)",
+        )?;
+        for row in stmt.query_map(params![taken, prefix], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })? {
+            let (path, name, oid) = row?;
+            lorries.entry(path).or_default().insert(name, oid);
+        }
+        Ok(SnapshotManifest {
+            name: name.to_owned(),
+            taken,
+            prefix,
+            lorries,
+        })
+    }
+
+    /// The pins and unpins waiting for `path`'s next job.
+    pub fn pins_todo(&self, path: &str) -> Result<PinsTodo> {
+        let mut todo = PinsTodo::default();
+        let mut stmt = self.conn().prepare(
+            "SELECT snapshot, ref, oid, state FROM snapshot_pins
+             WHERE path = ?1 AND state IN ('pending', 'unpin')",
+        )?;
+        for row in stmt.query_map([path], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        })? {
+            let (snapshot, name, oid, state) = row?;
+            let pin = pin_name(&snapshot, &name);
+            if state == "pending" {
+                todo.pin.insert(pin, oid);
+            } else {
+                todo.unpin.push(pin);
+            }
+        }
+        Ok(todo)
+    }
+}
+
+impl WriteTx<'_> {
+    /// Takes snapshot `name` of the lorries under `prefix`, now.
+    pub fn take_snapshot(&self, name: &str, prefix: &str) -> Result<SnapshotInfo> {
+        check_snapshot_name(name)?;
+        let exists: bool = self.conn().query_row(
+            "SELECT EXISTS (SELECT 1 FROM snapshots WHERE name = ?1)
+                 OR EXISTS (SELECT 1 FROM snapshot_pins WHERE snapshot = ?1)",
+            [name],
+            |r| r.get(0),
+        )?;
+        if exists {
+            return Err(Error::SnapshotExists(name.to_owned()));
+        }
+        let lorries: i64 = self.conn().query_row(
+            "SELECT count(*) FROM ref_ledger_whole
+             WHERE until IS NULL AND substr(path, 1, length(?1)) = ?1",
+            [prefix],
+            |r| r.get(0),
+        )?;
+        self.conn()
+            .prepare(
+                "INSERT INTO snapshots (name, taken, prefix, lorries) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![name, self.now, prefix, lorries])?;
+        self.snapshot(name)
+    }
+
+    /// Deletes snapshot `name`: pins already pushed are to be removed by
+    /// their lorries' next jobs; the others are forgotten.
+    pub fn delete_snapshot(&self, name: &str) -> Result<()> {
+        self.snapshot_row(name)?;
+        self.conn()
+            .prepare("DELETE FROM snapshots WHERE name = ?1")?
+            .execute([name])?;
+        self.conn()
+            .prepare("DELETE FROM snapshot_pins WHERE snapshot = ?1 AND state != 'pushed'")?
+            .execute([name])?;
+        self.conn()
+            .prepare("UPDATE snapshot_pins SET state = 'unpin' WHERE snapshot = ?1")?
+            .execute([name])?;
+        Ok(())
+    }
+
+    /// A tip of `path`'s `ref_name` held from `first_seen` until now left
+    /// its ref unpreserved: every snapshot taken meanwhile that covers the
+    /// lorry asks its next job for a pin.
+    pub(super) fn ask_pins(
+        &self,
+        path: &str,
+        ref_name: &str,
+        oid: &str,
+        first_seen: i64,
+    ) -> Result<()> {
+        self.conn()
+            .prepare(
+                "INSERT INTO snapshot_pins (snapshot, path, ref, oid, state)
+                 SELECT s.name, ?1, ?2, ?3, 'pending' FROM snapshots AS s
+                 WHERE s.taken >= ?4 AND s.taken < ?5
+                   AND substr(?1, 1, length(s.prefix)) = s.prefix
+                   AND EXISTS (SELECT 1 FROM ref_ledger_whole AS w WHERE w.path = ?1
+                               AND w.since <= s.taken AND (w.until IS NULL OR w.until > s.taken))
+                 ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![path, ref_name, oid, first_seen, self.now])?;
+        Ok(())
+    }
+
+    /// Records what `path`'s job did with the pins it was asked for.
+    pub(super) fn record_pins(&self, path: &str, pins: &[PinResult]) -> Result<()> {
+        for pin in pins {
+            let Some(rest) = pin.name.strip_prefix(PIN_PREFIX) else {
+                continue;
+            };
+            let Some((snapshot, ref_name)) = rest.split_once('/') else {
+                continue;
+            };
+            if pin.outcome == PinOutcome::Removed {
+                self.conn()
+                    .prepare(
+                        "DELETE FROM snapshot_pins
+                         WHERE snapshot = ?1 AND path = ?2 AND ref = ?3 AND state = 'unpin'",
+                    )?
+                    .execute(params![snapshot, path, ref_name])?;
+                continue;
+            }
+            let state = match pin.outcome {
+                PinOutcome::Pushed => "pushed",
+                PinOutcome::Reachable => "reachable",
+                PinOutcome::Lost | PinOutcome::Removed => "lost",
+            };
+            self.conn()
+                .prepare(
+                    "UPDATE snapshot_pins SET state = ?5
+                     WHERE snapshot = ?1 AND path = ?2 AND ref = ?3 AND oid = ?4 AND state = 'pending'",
+                )?
+                .execute(params![snapshot, path, ref_name, pin.oid, state])?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::lorries::tests::lorry;
+    use super::super::provenance::tests::{run_with, spec_result};
+    use super::super::tests::fresh;
+    use super::*;
+
+    #[test]
+    fn snapshots_read_the_ledger_and_pin_only_unpreserved_tips() {
+        let (_dir, db) = fresh();
+        db.write(|tx| {
+            tx.upsert_lorry(&lorry("a", 0))?;
+            tx.upsert_lorry(&lorry("b/c", 0))
+        })
+        .expect("setup");
+        let (main, topic) = ("refs/heads/main", "refs/heads/topic");
+        db.set_pretend_time(1_000);
+        run_with(
+            &db,
+            "a",
+            spec_result(
+                "a",
+                serde_json::json!({"held": {main: "A1", topic: "T1"},
+                    "refs": [{"name": main, "old": null, "new": "A1"}, {"name": topic, "old": null, "new": "T1"}]}),
+            ),
+        );
+        run_with(
+            &db,
+            "b/c",
+            spec_result("b/c", serde_json::json!({"held": {main: "C1"}})),
+        );
+        db.set_pretend_time(1_500);
+        let s1 = db.write(|tx| tx.take_snapshot("s1", "")).expect("s1");
+        assert_eq!((s1.lorries, s1.pinned_lorries, s1.taken), (2, 2, 1_500));
+        let only_b = db
+            .write(|tx| tx.take_snapshot("only-b", "b/"))
+            .expect("only-b");
+        assert_eq!(only_b.lorries, 1);
+        for (name, prefix) in [
+            ("s1", ""),
+            ("bad/name", ""),
+            ("..x", ""),
+            ("", ""),
+            ("x.lock", ""),
+        ] {
+            assert!(
+                db.write(|tx| tx.take_snapshot(name, prefix)).is_err(),
+                "{name}"
+            );
+        }
+        assert!(matches!(
+            db.write(|tx| tx.take_snapshot("s1", "")),
+            Err(Error::SnapshotExists(_))
+        ));
+        assert!(matches!(
+            db.read(|tx| tx.snapshot_manifest("nope")),
+            Err(Error::UnknownSnapshot(_))
+        ));
+        let manifest = db.read(|tx| tx.snapshot_manifest("s1")).expect("manifest");
+        let expected: BTreeMap<String, BTreeMap<String, String>> = serde_json::from_value(
+            serde_json::json!({"a": {main: "A1", topic: "T1"}, "b/c": {main: "C1"}}),
+        )
+        .expect("map");
+        assert_eq!(manifest.lorries, expected);
+        let b_only = db
+            .read(|tx| tx.snapshot_manifest("only-b"))
+            .expect("manifest");
+        assert_eq!(b_only.lorries.keys().collect::<Vec<_>>(), ["b/c"]);
+
+        // main moves (maybe a fast-forward: the job will know), topic is
+        // rewritten and preserved: only main needs a pin.
+        db.set_pretend_time(2_000);
+        run_with(
+            &db,
+            "a",
+            spec_result(
+                "a",
+                serde_json::json!({
+                    "refs": [{"name": main, "old": "A1", "new": "A2"}, {"name": topic, "old": "T1", "new": "T2"}],
+                    "preserved": [{"name": topic, "oid": "T1", "kept_as": "refs/lorry/preserved/x/topic"}],
+                    "held": {main: "A2", topic: "T2"}}),
+            ),
+        );
+        // The snapshot still says what was.
+        assert_eq!(
+            db.read(|tx| tx.snapshot_manifest("s1")).expect("again"),
+            manifest
+        );
+        let todo = db.read(|tx| tx.pins_todo("a")).expect("todo");
+        let pin = pin_name("s1", main);
+        assert_eq!(todo.pin, BTreeMap::from([(pin.clone(), "A1".to_owned())]));
+        assert!(todo.unpin.is_empty());
+        assert!(
+            db.read(|tx| tx.pins_todo("b/c"))
+                .expect("todo")
+                .pin
+                .is_empty()
+        );
+        let info = db.read(|tx| tx.snapshot("s1")).expect("info");
+        assert_eq!((info.pins.pending, info.pinned_lorries), (1, 1));
+        // only-b does not cover a: nothing asked for it.
+        assert_eq!(
+            db.read(|tx| tx.snapshot("only-b")).expect("b").pins.pending,
+            0
+        );
+
+        // The next job pins it.
+        db.set_pretend_time(3_000);
+        run_with(
+            &db,
+            "a",
+            spec_result(
+                "a",
+                serde_json::json!({"pins": [{"name": pin, "oid": "A1", "outcome": "pushed"}]}),
+            ),
+        );
+        let info = db.read(|tx| tx.snapshot("s1")).expect("info");
+        assert_eq!(
+            (info.pins.pending, info.pins.pushed, info.pinned_lorries),
+            (0, 1, 2)
+        );
+        assert!(
+            db.read(|tx| tx.pins_todo("a"))
+                .expect("todo")
+                .pin
+                .is_empty()
+        );
+
+        let s2 = db.write(|tx| tx.take_snapshot("s2", "")).expect("s2");
+        assert_eq!(s2.lorries, 2);
+        let list = db.read(|tx| tx.snapshots()).expect("list");
+        assert_eq!(
+            list.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+            ["s2", "s1", "only-b"]
+        );
+        let diff = lc_api::SnapshotDiff::between(
+            &db.read(|tx| tx.snapshot_manifest("s1")).expect("s1"),
+            &db.read(|tx| tx.snapshot_manifest("s2")).expect("s2"),
+        );
+        assert_eq!(diff.changed.keys().collect::<Vec<_>>(), ["a"]);
+        assert_eq!(diff.changed["a"].moved.len(), 2);
+        assert!(diff.lorries_added.is_empty() && diff.lorries_removed.is_empty());
+
+        // Deleting s1: its pushed pin is to be removed by a's next job.
+        db.write(|tx| tx.delete_snapshot("s1")).expect("delete");
+        assert!(matches!(
+            db.write(|tx| tx.delete_snapshot("s1")),
+            Err(Error::UnknownSnapshot(_))
+        ));
+        let todo = db.read(|tx| tx.pins_todo("a")).expect("todo");
+        assert_eq!(todo.unpin, std::slice::from_ref(&pin));
+        // Its name stays taken until the pin is gone.
+        assert!(db.write(|tx| tx.take_snapshot("s1", "")).is_err());
+        run_with(
+            &db,
+            "a",
+            spec_result(
+                "a",
+                serde_json::json!({"pins": [{"name": pin, "oid": "A1", "outcome": "removed"}]}),
+            ),
+        );
+        assert!(
+            db.read(|tx| tx.pins_todo("a"))
+                .expect("todo")
+                .unpin
+                .is_empty()
+        );
+        db.write(|tx| tx.take_snapshot("s1", "")).expect("s1 again");
+    }
+}
