@@ -754,3 +754,64 @@ fn an_ssh_upstream_mirrors_through_the_minions_agent_and_known_hosts() {
     );
     assert!(downstream_refs(d, "sb/ssh").contains("refs/heads/main"));
 }
+
+/// The processes whose command line mentions `needle`.
+fn processes_naming(needle: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains(needle) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+#[test]
+fn the_minions_ssh_agent_ends_when_the_minion_is_killed() {
+    // Debian's ssh-agent is set-gid, so a parent-death signal set before it
+    // starts is cleared: a minion killed with SIGKILL used to leave its
+    // agent running with the keys unlocked.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let app = Webapp::init(d).start();
+    let key = d.join("id_ed25519");
+    let made = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .status()
+        .expect("ssh-keygen (Debian package openssh-client)");
+    assert!(made.success());
+    let mut minion = Minion::start(
+        &app,
+        d,
+        Path::new("/bin/true"),
+        &[
+            // The agent does not depend on the sandbox.
+            "--sandbox=none".to_owned(),
+            format!("--ssh-key={}", key.display()),
+        ],
+    );
+    let log = minion.log();
+    let socket = log
+        .split("socket=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("the minion logs its agent's socket: {log}"))
+        .to_owned();
+    assert!(Path::new(&socket).exists(), "{socket}");
+    assert!(
+        !processes_naming(&socket).is_empty(),
+        "the agent runs with its socket on its command line"
+    );
+    minion.child.kill().expect("SIGKILL the minion");
+    minion.child.wait().expect("wait");
+    // ssh-agent checks on its parent every 10 seconds.
+    wait_for("the agent to end with the minion", READY_TIMEOUT, || {
+        processes_naming(&socket).is_empty().then_some(())
+    });
+    assert!(!Path::new(&socket).exists(), "the agent removed its socket");
+}

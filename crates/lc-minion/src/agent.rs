@@ -1,10 +1,18 @@
 //! The minion's ssh-agent: jobs use the minion's ssh keys through its
 //! socket and never see the key files.
 //!
-//! At start-up the minion starts `ssh-agent -D -a <socket>` in a private
-//! directory (through util-linux `setpriv --pdeathsig KILL`, so that the
-//! agent dies with the minion) and adds the keys with `ssh-add`. The
-//! socket is bound into each job's sandbox and named by `SSH_AUTH_SOCK`.
+//! At start-up the minion runs `ssh-agent -a <socket> cat` in a private
+//! directory and adds the keys with `ssh-add`. The socket is bound into
+//! each job's sandbox and named by `SSH_AUTH_SOCK`.
+//!
+//! The agent must end with the minion, even one killed with SIGKILL, or it
+//! keeps the keys unlocked for anyone who can reach the socket. A parent-death
+//! signal cannot do it: Debian's `ssh-agent` is set-gid, and the kernel
+//! clears the signal when such a program starts. So the agent runs a command:
+//! the process the minion starts becomes `cat` reading a pipe that only the
+//! minion holds open, and the agent is its child. When the minion ends,
+//! however it ends, the pipe closes, `cat` exits, and ssh-agent, which checks
+//! every 10 seconds that its parent is alive, exits and removes its socket.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -45,19 +53,12 @@ impl Agent {
             .tempdir()
             .map_err(|e| format!("cannot make the agent's directory: {e}"))?;
         let socket = dir.path().join("agent.sock");
-        let with_setpriv = Path::new("/usr/bin/setpriv").is_file();
-        let mut command = if with_setpriv {
-            let mut c = tokio::process::Command::new("/usr/bin/setpriv");
-            c.args(["--pdeathsig", "KILL", "--", "ssh-agent"]);
-            c
-        } else {
-            tokio::process::Command::new("ssh-agent")
-        };
-        let child = command
-            .arg("-D")
+        let child = tokio::process::Command::new("ssh-agent")
             .arg("-a")
             .arg(&socket)
-            .stdin(Stdio::null())
+            .arg("cat")
+            // The pipe that ties the agent's life to the minion's.
+            .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
@@ -99,7 +100,7 @@ impl Agent {
         self.dir.path().join("agent.sock")
     }
 
-    /// Whether the agent still runs.
+    /// Whether the agent's watcher (`cat`, its parent) still runs.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
