@@ -539,6 +539,79 @@ fn snapshots_keep_every_named_commit_through_rewrites_and_gc() {
         git(&clone, &["cat-file", "-e", &format!("{oid}^{{tree}}")]);
     }
 
+    // Exported: the text file checks out with git alone, every tree as it
+    // was; the repo manifest is valid against the manifest format's DTD.
+    let text = webapp.get("/1.0/snapshots/rel1?format=text");
+    assert_eq!(text.status, 200, "{text:?}");
+    assert!(text.content_type.starts_with("text/plain"), "{text:?}");
+    let lines: Vec<&str> = text.text.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", text.text);
+    for line in lines {
+        let [name, commit, url] = line.split(' ').collect::<Vec<_>>()[..] else {
+            panic!("not 'name commit url': {line}");
+        };
+        assert_eq!(
+            manifest["lorries"][name]["refs/heads/main"].as_str(),
+            Some(commit),
+            "{line}"
+        );
+        // As README's walk-through does it.
+        let out = dir.path().join("export").join(name);
+        std::fs::create_dir_all(&out).expect("mkdir");
+        git(&out, &["init", "-q"]);
+        git(&out, &["fetch", "-q", url, "+refs/*:refs/mirror/*"]);
+        git(&out, &["checkout", "-q", commit]);
+        let tree = trees
+            .iter()
+            .find(|(oid, _)| oid == commit)
+            .map(|(_, t)| t.clone())
+            .expect("a commit of the snapshot");
+        assert_eq!(
+            git(&out, &["ls-tree", "-r", "--full-tree", "HEAD"]),
+            tree,
+            "{name}"
+        );
+        assert!(
+            git(&out, &["status", "--porcelain"]).trim().is_empty(),
+            "{name}"
+        );
+    }
+    let xml = webapp.get("/1.0/snapshots/rel1?format=repo");
+    assert_eq!(xml.status, 200, "{xml:?}");
+    assert!(xml.content_type.starts_with("application/xml"), "{xml:?}");
+    let file = dir.path().join("rel1.xml");
+    std::fs::write(&file, &xml.text).expect("write xml");
+    let dtd = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/repo-manifest.dtd");
+    let valid = Command::new("xmllint")
+        .args(["--noout", "--dtdvalid"])
+        .arg(&dtd)
+        .arg(&file)
+        .output()
+        .expect("xmllint (Debian package libxml2-utils)");
+    assert!(
+        valid.status.success(),
+        "{}\n{}",
+        xml.text,
+        common::all_output(&valid)
+    );
+    for path in ["s/proj", "s/fol"] {
+        let main = manifest["lorries"][path]["refs/heads/main"]
+            .as_str()
+            .expect("main");
+        assert!(
+            xml.text.contains(&format!(
+                "<project name=\"{path}.git\" path=\"{path}\" revision=\"{main}\" upstream=\"refs/heads/main\"/>"
+            )),
+            "{}",
+            xml.text
+        );
+    }
+    assert!(xml.text.contains(&format!(
+        "<remote name=\"lorry\" fetch=\"file://{}\"/>",
+        dir.path().join("downstream").display()
+    )));
+    assert_eq!(webapp.get("/1.0/snapshots/rel1?format=zip").status, 400);
+
     // rel2 after the changes; the diff names them.
     let rel2 = webapp.post_ok("/1.0/snapshots", &[("name", "rel2")]);
     assert_eq!(rel2["lorries"], 2);
@@ -558,6 +631,41 @@ fn snapshots_keep_every_named_commit_through_rewrites_and_gc() {
         assert!(lorry["removed"]["refs/heads/gone"].is_string(), "{diff}");
     }
     assert_eq!(webapp.get("/1.0/snapshots/nope/diff/rel2").status, 404);
+
+    // Promotion: a channel points at rel1, then rel2; its manifest follows,
+    // the snapshots do not change, and the history keeps both.
+    let promoted = webapp.post_ok("/1.0/channels/release", &[("snapshot", "rel1")]);
+    assert_eq!(promoted["snapshot"], "rel1", "{promoted}");
+    assert_eq!(webapp.get_ok("/1.0/channels/release"), manifest);
+    assert_eq!(
+        webapp.get("/1.0/channels/release?format=text").text,
+        webapp.get("/1.0/snapshots/rel1?format=text").text
+    );
+    webapp.pretend_time(t0 + 2 * 3601 + 60);
+    webapp.post_ok("/1.0/channels/release", &[("snapshot", "rel2")]);
+    assert_eq!(webapp.get_ok("/1.0/channels/release")["name"], "rel2");
+    assert_eq!(
+        webapp.get_ok("/1.0/snapshots/rel1"),
+        manifest,
+        "promotion changes no snapshot"
+    );
+    let channels = webapp.get_ok("/1.0/channels");
+    let history: Vec<&str> = channels["channels"][0]["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .map(|p| p["snapshot"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(history, ["rel2", "rel1"], "{channels}");
+    assert_eq!(webapp.post("/1.0/snapshots/rel2/delete", &[]).status, 409);
+    assert_eq!(
+        webapp
+            .post("/1.0/channels/release", &[("snapshot", "nope")])
+            .status,
+        404
+    );
+    assert_eq!(webapp.post("/1.0/channels/release", &[]).status, 400);
+    assert_eq!(webapp.get("/1.0/channels/nope").status, 404);
 
     // An unchanged repository gains no ref from a snapshot.
     let refs_before = refs_of(&down("proj"), &[]);
@@ -584,4 +692,34 @@ fn snapshots_keep_every_named_commit_through_rewrites_and_gc() {
             "refs/lorry/snapshots/20270115T080000Z/refs/heads/topic",
         ]
     );
+}
+
+/// `--snapshot-keep`: the housekeeping task removes all but the newest
+/// snapshots, sparing those a channel points at.
+#[test]
+fn retention_keeps_the_newest_snapshots_and_those_channels_point_at() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let webapp = Webapp::init(dir.path())
+        .with_args(&["--snapshot-keep=1", "--housekeeping-interval=1"])
+        .start();
+    let t0 = 1_800_000_000;
+    for (i, name) in ["old", "pointed", "middle", "newest"].iter().enumerate() {
+        webapp.pretend_time(t0 + i64::try_from(i).unwrap_or(0));
+        webapp.post_ok("/1.0/snapshots", &[("name", name)]);
+        if *name == "pointed" {
+            webapp.post_ok("/1.0/channels/stable", &[("snapshot", "pointed")]);
+        }
+    }
+    let names = || -> Vec<String> {
+        webapp.get_ok("/1.0/snapshots")["snapshots"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .map(|s| s["name"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    wait_for("retention to run", READY_TIMEOUT, || {
+        (names() == ["newest", "pointed"]).then_some(())
+    });
+    assert_eq!(webapp.get_ok("/1.0/channels/stable")["name"], "pointed");
 }

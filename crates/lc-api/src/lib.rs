@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 mod provenance;
 mod result;
 pub use provenance::{
-    LorryDiff, LorryHistory, LorryRefs, MovedRef, PinCounts, RefHistoryEntry, RefTip, SnapshotDiff,
-    SnapshotInfo, SnapshotManifest, Snapshots,
+    ChannelInfo, ChannelPointing, Channels, LorryDiff, LorryHistory, LorryRefs, MovedRef,
+    PinCounts, RefHistoryEntry, RefTip, SnapshotDiff, SnapshotInfo, SnapshotManifest, Snapshots,
 };
 pub use result::{
     JOB_RESULT_VERSION, JobResult, PinOutcome, PinResult, PreservedRef, Pushed, RefChange,

@@ -187,3 +187,26 @@ impl SnapshotDiff {
         diff
     }
 }
+
+/// A channel: the snapshot it points at, since when, and every pointing,
+/// newest first (`GET /1.0/channels`, `POST /1.0/channels/<name>`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelInfo {
+    pub name: String,
+    pub snapshot: String,
+    pub since: i64,
+    pub history: Vec<ChannelPointing>,
+}
+
+/// One promotion: the channel pointed at `snapshot` from `time`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelPointing {
+    pub snapshot: String,
+    pub time: i64,
+}
+
+/// `GET /1.0/channels`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Channels {
+    pub channels: Vec<ChannelInfo>,
+}

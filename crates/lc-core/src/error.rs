@@ -15,6 +15,10 @@ pub enum Error {
     UnknownSnapshot(String),
     #[error("a snapshot named {0:?} exists already")]
     SnapshotExists(String),
+    #[error("snapshot {snapshot:?} cannot be deleted: channel {channel:?} points at it")]
+    SnapshotInUse { snapshot: String, channel: String },
+    #[error("no channel named {0:?}")]
+    UnknownChannel(String),
     #[error("job {0} has already ended")]
     JobEnded(i64),
     #[error("job {0} is still running")]
@@ -65,6 +69,8 @@ impl Error {
                 | Error::UnknownJob(_)
                 | Error::UnknownSnapshot(_)
                 | Error::SnapshotExists(_)
+                | Error::SnapshotInUse { .. }
+                | Error::UnknownChannel(_)
                 | Error::JobEnded(_)
                 | Error::JobRunning(_)
                 | Error::Invalid { .. }

@@ -103,10 +103,11 @@ impl From<lc_core::Error> for ApiError {
     fn from(err: lc_core::Error) -> ApiError {
         use lc_core::Error as E;
         match err {
-            E::UnknownLorry(_) | E::UnknownJob(_) | E::UnknownSnapshot(_) => {
-                ApiError::NotFound(err.to_string())
-            }
-            E::JobEnded(_) | E::JobRunning(_) | E::SnapshotExists(_) => {
+            E::UnknownLorry(_)
+            | E::UnknownJob(_)
+            | E::UnknownSnapshot(_)
+            | E::UnknownChannel(_) => ApiError::NotFound(err.to_string()),
+            E::JobEnded(_) | E::JobRunning(_) | E::SnapshotExists(_) | E::SnapshotInUse { .. } => {
                 ApiError::Conflict(err.to_string())
             }
             E::Invalid { .. } => ApiError::BadRequest(err.to_string()),

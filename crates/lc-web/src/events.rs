@@ -182,6 +182,8 @@ pub struct Housekeeping {
     pub overdue_factor: i64,
     /// Events older than this many seconds are forgotten.
     pub event_max_age: i64,
+    /// How long snapshots and ended ref ledger rows are kept.
+    pub retention: lc_core::db::Retention,
 }
 
 /// `--housekeeping-interval` unless given.
@@ -197,12 +199,14 @@ impl Default for Housekeeping {
             interval: DEFAULT_HOUSEKEEPING_INTERVAL,
             overdue_factor: DEFAULT_OVERDUE_FACTOR,
             event_max_age: DEFAULT_EVENT_MAX_AGE,
+            retention: lc_core::db::Retention::default(),
         }
     }
 }
 
-/// One round: overdue lorries recorded, old events forgotten, each in a
-/// transaction of its own.
+/// One round: overdue lorries recorded, old events forgotten, snapshots
+/// and ledger rows past their retention removed, each in a transaction
+/// of its own.
 pub fn housekeeping_round(db: &StateDb, settings: Housekeeping) -> lc_core::Result<()> {
     let overdue = db.write(|tx| tx.record_overdue_lorries(settings.overdue_factor))?;
     if !overdue.is_empty() {
@@ -211,6 +215,14 @@ pub fn housekeeping_round(db: &StateDb, settings: Housekeeping) -> lc_core::Resu
     let removed = db.write(|tx| tx.remove_old_events(settings.event_max_age))?;
     if removed > 0 {
         tracing::debug!(removed, "old events removed");
+    }
+    let (snapshots, rows) = db.write(|tx| tx.apply_retention(&settings.retention))?;
+    if !snapshots.is_empty() || rows > 0 {
+        tracing::info!(
+            ?snapshots,
+            ledger_rows = rows,
+            "retention: snapshots and ledger rows removed"
+        );
     }
     Ok(())
 }

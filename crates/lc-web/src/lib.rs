@@ -11,6 +11,7 @@ mod confgit;
 mod downstream;
 mod error;
 pub mod events;
+mod export;
 mod form;
 mod hosts;
 mod listen;
@@ -57,6 +58,9 @@ pub struct WebConfig {
     pub status_html: Option<PathBuf>,
     /// A copy of `/1.0/manifest.js.gz` is written here on every request of it.
     pub manifest_file: Option<PathBuf>,
+    /// The URL consumers fetch downstream repositories under, for exported
+    /// snapshot manifests (`None`: a local downstream's directory).
+    pub export_fetch_base: Option<String>,
     /// Served at `/lc-static/`.
     pub static_files: Option<PathBuf>,
     /// Seconds without a job-update after which a running job is a ghost.
@@ -114,6 +118,7 @@ impl WebConfig {
             confgit_timeout: std::time::Duration::from_secs(DEFAULT_CONFGIT_TIMEOUT),
             status_html: None,
             manifest_file: None,
+            export_fetch_base: None,
             static_files: None,
             ghost_timeout: DEFAULT_GHOST_TIMEOUT,
             job_max_age: DEFAULT_JOB_MAX_AGE,

@@ -88,6 +88,12 @@ pub struct Options {
     /// this file (atomically) whenever it is requested.
     #[arg(long, value_name = "FILE")]
     pub manifest_file: Option<PathBuf>,
+    /// The URL under which consumers fetch the downstream's repositories
+    /// (`<URL>/<path>.git`), written into exported snapshot manifests
+    /// (`?format=repo|text`); default for a local downstream: its
+    /// directory as a file:// URL.
+    #[arg(long, value_name = "URL")]
+    pub export_fetch_base: Option<String>,
     /// Directory of static files served at /lc-static/.
     #[arg(long, value_name = "DIR")]
     pub static_files: Option<PathBuf>,
@@ -220,6 +226,18 @@ pub struct Options {
     #[arg(long, value_name = "N", default_value_t = crate::events::DEFAULT_OVERDUE_FACTOR,
           value_parser = clap::value_parser!(i64).range(1..))]
     pub overdue_factor: i64,
+    /// Keep at most N snapshots (the newest; those a channel points at are
+    /// always kept). Default: all.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(0..))]
+    pub snapshot_keep: Option<i64>,
+    /// Remove snapshots taken more than this many seconds ago (those a
+    /// channel points at are always kept). Default: never.
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(i64).range(0..))]
+    pub snapshot_max_age: Option<i64>,
+    /// Remove ref ledger rows that ended more than this many seconds ago
+    /// and that no remaining snapshot shows. Default: never.
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(i64).range(0..))]
+    pub ledger_max_age: Option<i64>,
     /// Seconds between looks for overdue lorries and old events.
     #[arg(long, value_name = "SECONDS",
           default_value_t = crate::events::DEFAULT_HOUSEKEEPING_INTERVAL,
@@ -447,6 +465,7 @@ impl Options {
             status_html: options.status_html.clone(),
             static_files: options.static_files.clone(),
             manifest_file: options.manifest_file.clone(),
+            export_fetch_base: options.export_fetch_base.clone(),
             ghost_timeout: options.ghost_timeout,
             job_max_age: options.job_max_age,
             job_keep_per_lorry: options.job_keep_per_lorry,
@@ -463,6 +482,11 @@ impl Options {
                 interval: options.housekeeping_interval,
                 overdue_factor: options.overdue_factor,
                 event_max_age: options.event_max_age,
+                retention: lc_core::db::Retention {
+                    snapshot_keep: options.snapshot_keep,
+                    snapshot_max_age: options.snapshot_max_age,
+                    ledger_max_age: options.ledger_max_age,
+                },
             },
             ..WebConfig::new(options.configuration_directory.clone(), downstream)
         })

@@ -7,8 +7,11 @@
 
 use axum::Json;
 use axum::extract::{Path as UrlPath, RawQuery, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use lc_api::{
-    LorryHistory, LorryRefs, Message, SnapshotDiff, SnapshotInfo, SnapshotManifest, Snapshots,
+    ChannelInfo, Channels, LorryHistory, LorryRefs, Message, SnapshotDiff, SnapshotInfo,
+    SnapshotManifest, Snapshots,
 };
 use lc_core::db::PinsTodo;
 
@@ -168,14 +171,77 @@ pub async fn list_snapshots(State(state): State<AppState>) -> ApiResult<Json<Sna
     Ok(Json(Snapshots { snapshots }))
 }
 
-/// `GET /1.0/snapshots/<name>`: the manifest.
+/// `GET /1.0/snapshots/<name>?format=json|repo|text`: the manifest as
+/// JSON (lorry → ref → commit), as a `repo` tool manifest, or as `name
+/// commit url` lines (see export.rs).
 pub async fn snapshot(
     State(state): State<AppState>,
     UrlPath(name): UrlPath<String>,
-) -> ApiResult<Json<SnapshotManifest>> {
-    Ok(Json(
-        state.read(move |tx| tx.snapshot_manifest(&name)).await?,
-    ))
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    let format = export_format(raw.as_deref())?;
+    let manifest = state.read(move |tx| tx.snapshot_manifest(&name)).await?;
+    exported(&state, manifest, &format)
+}
+
+/// The `format` of a manifest request: `json` (the default), `repo` or `text`.
+fn export_format(raw: Option<&str>) -> Result<String, ApiError> {
+    let mut format = "json".to_owned();
+    for (key, value) in query(raw) {
+        match key.as_str() {
+            "format" => format = value,
+            other => {
+                return Err(ApiError::BadRequest(format!(
+                    "unknown query parameter {other:?}; a manifest takes format"
+                )));
+            }
+        }
+    }
+    if matches!(format.as_str(), "json" | "repo" | "text") {
+        Ok(format)
+    } else {
+        Err(ApiError::BadRequest(format!(
+            "format must be json, repo or text, not {format:?}"
+        )))
+    }
+}
+
+/// `manifest` in `format`.
+fn exported(state: &AppState, manifest: SnapshotManifest, format: &str) -> ApiResult<Response> {
+    if format == "json" {
+        return Ok(Json(manifest).into_response());
+    }
+    let base = fetch_base(state)?;
+    Ok(if format == "repo" {
+        (
+            [(header::CONTENT_TYPE, "application/xml; charset=utf-8")],
+            crate::export::repo_manifest(&manifest, &base),
+        )
+            .into_response()
+    } else {
+        (
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            crate::export::text_manifest(&manifest, &base),
+        )
+            .into_response()
+    })
+}
+
+/// Where consumers fetch the downstream repositories from:
+/// `--export-fetch-base`, or for a local downstream its directory as a
+/// `file://` URL.
+fn fetch_base(state: &AppState) -> Result<String, ApiError> {
+    if let Some(base) = &state.config.export_fetch_base {
+        return Ok(base.clone());
+    }
+    match &state.config.downstream {
+        lc_hosts::Downstream::Local(local) => Ok(format!("file://{}", local.base().display())),
+        _ => Err(ApiError::Conflict(
+            "exported manifests need --export-fetch-base (the URL consumers fetch the \
+             downstream's repositories from)"
+                .into(),
+        )),
+    }
 }
 
 /// `GET /1.0/snapshots/<a>/diff/<b>`.
@@ -223,4 +289,42 @@ pub(crate) fn with_pins(text: &str, path: &str, todo: &PinsTodo) -> String {
     }
     serde_json::to_string_pretty(&serde_json::Value::Object(map))
         .unwrap_or_else(|_| text.to_owned())
+}
+
+/// `POST /1.0/channels/<channel>` with `snapshot=<name>` (admin): points
+/// the channel at the snapshot.
+pub async fn promote(
+    State(state): State<AppState>,
+    UrlPath(channel): UrlPath<String>,
+    fields: Fields,
+) -> ApiResult<Reply<ChannelInfo>> {
+    let snapshot = fields.required("snapshot")?.to_owned();
+    let redirect = fields.redirect()?.map(str::to_owned);
+    let info = state
+        .write(move |tx| tx.promote(&channel, &snapshot))
+        .await?;
+    Ok(Reply::new(redirect.as_deref(), info))
+}
+
+/// `GET /1.0/channels`.
+pub async fn list_channels(State(state): State<AppState>) -> ApiResult<Json<Channels>> {
+    let channels = state.read(|tx| tx.channels()).await?;
+    Ok(Json(Channels { channels }))
+}
+
+/// `GET /1.0/channels/<channel>?format=json|repo|text`: the manifest of
+/// the snapshot the channel points at.
+pub async fn channel(
+    State(state): State<AppState>,
+    UrlPath(channel): UrlPath<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    let format = export_format(raw.as_deref())?;
+    let manifest = state
+        .read(move |tx| {
+            let info = tx.channel(&channel)?;
+            tx.snapshot_manifest(&info.snapshot)
+        })
+        .await?;
+    exported(&state, manifest, &format)
 }

@@ -44,6 +44,11 @@ pub fn router(state: AppState) -> Router {
             "/1.0/snapshots/{name}/delete",
             post(provenance::delete_snapshot),
         )
+        .route("/1.0/channels", get(provenance::list_channels))
+        .route(
+            "/1.0/channels/{channel}",
+            get(provenance::channel).post(provenance::promote),
+        )
         .route("/1.0/list-running-jobs", get(api::list_running_jobs))
         .route("/1.0/list-jobs", get(api::list_jobs))
         .route("/1.0/job/{job_id}", get(api::job))

@@ -533,6 +533,14 @@ mod tests {
         assert_eq!(Class::of(&Method::GET, "/1.0/snapshots/s"), Class::Read);
         assert_eq!(Class::of(&Method::POST, "/1.0/snapshots"), Class::Admin);
         assert_eq!(
+            Class::of(&Method::POST, "/1.0/channels/release"),
+            Class::Admin
+        );
+        assert_eq!(
+            Class::of(&Method::GET, "/1.0/channels/release"),
+            Class::Read
+        );
+        assert_eq!(
             Class::of(&Method::POST, "/1.0/snapshots/s/delete"),
             Class::Admin
         );

@@ -53,7 +53,7 @@ pub use jobs::{DEFAULT_JOB_OUTPUT_MAX, GHOST_EXIT, JobUpdate, LAST_RUN_ERROR_MAX
 pub use lorries::NewLorry;
 pub use metrics::{ERROR_STREAK, FleetSnapshot, LorryHealth};
 pub use provenance::{HISTORY_MAX_LIMIT, Submodule};
-pub use snapshots::{PIN_PREFIX, PinsTodo, check_snapshot_name, pin_name};
+pub use snapshots::{PIN_PREFIX, PinsTodo, Retention, check_snapshot_name, pin_name};
 
 /// The schema, one entry per file in `migrations/`, applied in order at start-up.
 const MIGRATIONS: &[M<'static>] = &[
@@ -75,6 +75,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../../../../migrations/0008_events.sql")),
     M::up(include_str!("../../../../migrations/0009_ref_ledger.sql")),
     M::up(include_str!("../../../../migrations/0010_snapshots.sql")),
+    M::up(include_str!("../../../../migrations/0011_channels.sql")),
 ];
 
 /// How long a connection waits for another one's lock before giving up.

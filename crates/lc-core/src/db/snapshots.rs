@@ -13,7 +13,9 @@
 
 use std::collections::BTreeMap;
 
-use lc_api::{PinCounts, PinOutcome, PinResult, SnapshotInfo, SnapshotManifest};
+use lc_api::{
+    ChannelInfo, ChannelPointing, PinCounts, PinOutcome, PinResult, SnapshotInfo, SnapshotManifest,
+};
 use rusqlite::{OptionalExtension, params};
 
 use super::{ReadTx, WriteTx};
@@ -202,6 +204,20 @@ impl WriteTx<'_> {
     /// their lorries' next jobs; the others are forgotten.
     pub fn delete_snapshot(&self, name: &str) -> Result<()> {
         self.snapshot_row(name)?;
+        let channel: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT name FROM channels WHERE snapshot = ?1 ORDER BY name LIMIT 1",
+                [name],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(channel) = channel {
+            return Err(Error::SnapshotInUse {
+                snapshot: name.to_owned(),
+                channel,
+            });
+        }
         self.conn()
             .prepare("DELETE FROM snapshots WHERE name = ?1")?
             .execute([name])?;
@@ -269,6 +285,143 @@ impl WriteTx<'_> {
                 .execute(params![snapshot, path, ref_name, pin.oid, state])?;
         }
         Ok(())
+    }
+}
+
+impl ReadTx<'_> {
+    /// Channel `name`: the snapshot it points at and since when.
+    pub fn channel(&self, name: &str) -> Result<ChannelInfo> {
+        let (snapshot, since) = self
+            .conn()
+            .query_row(
+                "SELECT snapshot, since FROM channels WHERE name = ?1",
+                [name],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
+            )
+            .optional()?
+            .ok_or_else(|| Error::UnknownChannel(name.to_owned()))?;
+        let mut stmt = self.conn().prepare(
+            "SELECT snapshot, time FROM channel_history WHERE channel = ?1 ORDER BY id DESC",
+        )?;
+        let history = stmt
+            .query_map([name], |r| {
+                Ok(ChannelPointing {
+                    snapshot: r.get(0)?,
+                    time: r.get(1)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(ChannelInfo {
+            name: name.to_owned(),
+            snapshot,
+            since,
+            history,
+        })
+    }
+
+    /// Every channel, by name.
+    pub fn channels(&self) -> Result<Vec<ChannelInfo>> {
+        let names: Vec<String> = self
+            .conn()
+            .prepare("SELECT name FROM channels ORDER BY name")?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        names.iter().map(|n| self.channel(n)).collect()
+    }
+}
+
+impl WriteTx<'_> {
+    /// Points channel `name` at snapshot `snapshot` (creating the channel),
+    /// and records it in the channel's history. Pointing it where it
+    /// points already changes nothing.
+    pub fn promote(&self, name: &str, snapshot: &str) -> Result<ChannelInfo> {
+        check_snapshot_name(name).map_err(|_| Error::Invalid {
+            field: "channel",
+            problem: format!(
+                "{name:?} is not a channel name (letters, digits, '.', '_', '-', \
+                 at most 100, not starting with '.' or '-', no '..')"
+            ),
+        })?;
+        self.snapshot_row(snapshot)?;
+        let current: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT snapshot FROM channels WHERE name = ?1",
+                [name],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if current.as_deref() != Some(snapshot) {
+            self.conn()
+                .prepare(
+                    "INSERT INTO channels (name, snapshot, since) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (name) DO UPDATE SET snapshot = excluded.snapshot,
+                                                      since = excluded.since",
+                )?
+                .execute(params![name, snapshot, self.now])?;
+            self.conn()
+                .prepare(
+                    "INSERT INTO channel_history (channel, snapshot, time) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![name, snapshot, self.now])?;
+        }
+        self.channel(name)
+    }
+}
+
+/// How long snapshots and ended ledger rows are kept (`None`: for ever).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retention {
+    /// Keep at most this many snapshots (the newest).
+    pub snapshot_keep: Option<i64>,
+    /// Remove snapshots taken longer ago than this (seconds).
+    pub snapshot_max_age: Option<i64>,
+    /// Remove ledger rows that ended longer ago than this (seconds) and
+    /// that no snapshot still shows.
+    pub ledger_max_age: Option<i64>,
+}
+
+impl WriteTx<'_> {
+    /// Applies `retention`: snapshots beyond the newest `snapshot_keep` or
+    /// older than `snapshot_max_age` are deleted (their pins removed by the
+    /// lorries' next jobs), except those a channel points at; then ledger
+    /// rows that ended before `ledger_max_age` and before the oldest
+    /// remaining snapshot was taken. Answers the snapshots deleted and the
+    /// ledger rows removed.
+    pub fn apply_retention(&self, retention: &Retention) -> Result<(Vec<String>, usize)> {
+        let mut removed = Vec::new();
+        if retention.snapshot_keep.is_some() || retention.snapshot_max_age.is_some() {
+            let candidates: Vec<(String, i64)> = self
+                .conn()
+                .prepare(
+                    "SELECT name, taken FROM snapshots
+                     WHERE name NOT IN (SELECT snapshot FROM channels)
+                     ORDER BY taken DESC, name DESC",
+                )?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            let keep = retention.snapshot_keep.unwrap_or(i64::MAX);
+            let oldest = retention.snapshot_max_age.map(|age| self.now - age);
+            for (i, (name, taken)) in candidates.into_iter().enumerate() {
+                let beyond = i64::try_from(i).unwrap_or(i64::MAX) >= keep;
+                let old = oldest.is_some_and(|oldest| taken < oldest);
+                if beyond || old {
+                    self.delete_snapshot(&name)?;
+                    removed.push(name);
+                }
+            }
+        }
+        let mut rows = 0;
+        if let Some(age) = retention.ledger_max_age {
+            rows = self
+                .conn()
+                .prepare(
+                    "DELETE FROM ref_ledger WHERE ended IS NOT NULL AND ended < ?1
+                     AND ended <= COALESCE((SELECT min(taken) FROM snapshots), ended)",
+                )?
+                .execute([self.now - age])?;
+        }
+        Ok((removed, rows))
     }
 }
 
@@ -440,5 +593,115 @@ mod tests {
                 .is_empty()
         );
         db.write(|tx| tx.take_snapshot("s1", "")).expect("s1 again");
+    }
+
+    #[test]
+    fn channels_point_at_snapshots_and_retention_spares_them() {
+        let (_dir, db) = fresh();
+        db.write(|tx| tx.upsert_lorry(&lorry("a", 0)))
+            .expect("setup");
+        let main = "refs/heads/main";
+        db.set_pretend_time(1_000);
+        run_with(
+            &db,
+            "a",
+            spec_result("a", serde_json::json!({"held": {main: "A1"}})),
+        );
+        for (t, name) in [(1_100, "s1"), (1_200, "s2"), (1_300, "s3")] {
+            db.set_pretend_time(t);
+            db.write(|tx| tx.take_snapshot(name, "")).expect("snapshot");
+        }
+        db.set_pretend_time(2_000);
+        let release = db.write(|tx| tx.promote("release", "s1")).expect("promote");
+        assert_eq!((release.snapshot.as_str(), release.since), ("s1", 2_000));
+        assert!(matches!(
+            db.write(|tx| tx.promote("release", "nope")),
+            Err(Error::UnknownSnapshot(_))
+        ));
+        assert!(db.write(|tx| tx.promote("bad/name", "s1")).is_err());
+        assert!(matches!(
+            db.read(|tx| tx.channel("nope")),
+            Err(Error::UnknownChannel(_))
+        ));
+        db.set_pretend_time(2_100);
+        db.write(|tx| tx.promote("release", "s2")).expect("promote");
+        // Again to the same: no new history.
+        db.write(|tx| tx.promote("release", "s2")).expect("promote");
+        let release = db.read(|tx| tx.channel("release")).expect("channel");
+        let history: Vec<(&str, i64)> = release
+            .history
+            .iter()
+            .map(|p| (p.snapshot.as_str(), p.time))
+            .collect();
+        assert_eq!(history, [("s2", 2_100), ("s1", 2_000)]);
+        assert!(matches!(
+            db.write(|tx| tx.delete_snapshot("s2")),
+            Err(Error::SnapshotInUse { .. })
+        ));
+
+        // Keep one: s3 stays as the newest, s2 because release points at it.
+        let (removed, _) = db
+            .write(|tx| {
+                tx.apply_retention(&Retention {
+                    snapshot_keep: Some(1),
+                    ..Retention::default()
+                })
+            })
+            .expect("retention");
+        assert_eq!(removed, ["s1"]);
+        let left: Vec<String> = db
+            .read(|tx| tx.snapshots())
+            .expect("list")
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(left, ["s3", "s2"]);
+        // By age: s3 (taken 1_300) is older than 500 s at 2_100; s2 stays.
+        let (removed, _) = db
+            .write(|tx| {
+                tx.apply_retention(&Retention {
+                    snapshot_max_age: Some(500),
+                    ..Retention::default()
+                })
+            })
+            .expect("retention");
+        assert_eq!(removed, ["s3"]);
+
+        // Ledger rows: one that ended before s2 was taken goes only when no
+        // snapshot shows it.
+        db.set_pretend_time(3_000);
+        run_with(
+            &db,
+            "a",
+            spec_result(
+                "a",
+                serde_json::json!({"refs": [{"name": main, "old": "A1", "new": "A2"}],
+                                                 "held": {main: "A2"}}),
+            ),
+        );
+        let ledger = Retention {
+            ledger_max_age: Some(10),
+            ..Retention::default()
+        };
+        db.set_pretend_time(4_000);
+        let (_, rows) = db
+            .write(|tx| tx.apply_retention(&ledger))
+            .expect("retention");
+        assert_eq!(rows, 0, "s2 (taken 1_200) still shows A1");
+        db.write(|tx| tx.promote("release", "s2")).expect("same");
+        db.set_pretend_time(4_100);
+        db.write(|tx| tx.take_snapshot("s4", "")).expect("s4");
+        db.write(|tx| tx.promote("release", "s4")).expect("promote");
+        db.write(|tx| tx.delete_snapshot("s2")).expect("delete s2");
+        let (_, rows) = db
+            .write(|tx| tx.apply_retention(&ledger))
+            .expect("retention");
+        assert_eq!(rows, 1);
+        assert_eq!(
+            db.read(|tx| tx.snapshot_manifest("s4"))
+                .expect("s4")
+                .lorries["a"][main],
+            "A2"
+        );
     }
 }
