@@ -234,6 +234,132 @@ pub async fn lorry_html(
 }
 
 #[derive(Template)]
+#[template(path = "snapshots.html")]
+struct SnapshotsPage {
+    chrome: Chrome,
+    snapshots: Vec<SnapshotRow>,
+    from: String,
+    to: String,
+    diff: Option<lc_api::SnapshotDiff>,
+    diff_rows: Vec<DiffRow>,
+}
+
+struct SnapshotRow {
+    name: String,
+    taken: When,
+    prefix: String,
+    lorries: i64,
+    pinned_lorries: i64,
+    pending: i64,
+    pushed: i64,
+    reachable: i64,
+    lost: i64,
+    /// The channels pointing at it, comma-separated.
+    channels: String,
+}
+
+struct DiffRow {
+    path: String,
+    name: String,
+    change: &'static str,
+    from: String,
+    to: String,
+}
+
+/// The rows of a diff's table: each changed lorry's refs, added, moved,
+/// then removed.
+fn diff_rows(diff: &lc_api::SnapshotDiff) -> Vec<DiffRow> {
+    let mut rows = Vec::new();
+    for (path, lorry) in &diff.changed {
+        for (name, oid) in &lorry.added {
+            rows.push(DiffRow {
+                path: path.clone(),
+                name: name.clone(),
+                change: "added",
+                from: "—".into(),
+                to: short(Some(oid)),
+            });
+        }
+        for (name, moved) in &lorry.moved {
+            rows.push(DiffRow {
+                path: path.clone(),
+                name: name.clone(),
+                change: "moved",
+                from: short(Some(&moved.from)),
+                to: short(Some(&moved.to)),
+            });
+        }
+        for (name, oid) in &lorry.removed {
+            rows.push(DiffRow {
+                path: path.clone(),
+                name: name.clone(),
+                change: "removed",
+                from: short(Some(oid)),
+                to: "—".into(),
+            });
+        }
+    }
+    rows
+}
+
+/// `GET /1.0/snapshots-html?from=A&to=B`: the snapshots, a form to take
+/// one, and the difference between two of them when asked.
+pub async fn snapshots_html(State(state): State<AppState>, RawQuery(raw): RawQuery) -> PageResult {
+    let pairs = query_pairs(raw.as_deref());
+    let get = |key: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .filter(|v| !v.is_empty())
+    };
+    let (from, to) = (get("from"), get("to"));
+    let asked = from.clone().zip(to.clone());
+    let (snapshots, channels, manifests, now) = state
+        .read(move |tx| {
+            let manifests = match &asked {
+                Some((a, b)) => Some((tx.snapshot_manifest(a)?, tx.snapshot_manifest(b)?)),
+                None => None,
+            };
+            Ok((tx.snapshots()?, tx.channels()?, manifests, tx.now()))
+        })
+        .await?;
+    let diff = manifests.map(|(a, b)| lc_api::SnapshotDiff::between(&a, &b));
+    let view = SnapshotsPage {
+        chrome: Chrome::new("Snapshots", now),
+        diff_rows: diff.as_ref().map(diff_rows).unwrap_or_default(),
+        diff,
+        from: from
+            .or_else(|| snapshots.get(1).map(|s| s.name.clone()))
+            .unwrap_or_default(),
+        to: to
+            .or_else(|| snapshots.first().map(|s| s.name.clone()))
+            .unwrap_or_default(),
+        snapshots: snapshots
+            .into_iter()
+            .map(|s| SnapshotRow {
+                channels: channels
+                    .iter()
+                    .filter(|c| c.snapshot == s.name)
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                taken: When::ago(s.taken, now),
+                lorries: s.lorries,
+                pinned_lorries: s.pinned_lorries,
+                pending: s.pins.pending,
+                pushed: s.pins.pushed,
+                reachable: s.pins.reachable,
+                lost: s.pins.lost,
+                prefix: s.prefix,
+                name: s.name,
+            })
+            .collect(),
+    };
+    Ok(Html(view.render()?))
+}
+
+#[derive(Template)]
 #[template(path = "job.html")]
 struct JobPage {
     chrome: Chrome,

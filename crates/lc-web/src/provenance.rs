@@ -249,10 +249,7 @@ pub async fn snapshot_diff(
     State(state): State<AppState>,
     UrlPath((a, b)): UrlPath<(String, String)>,
 ) -> ApiResult<Json<SnapshotDiff>> {
-    let (a, b) = state
-        .read(move |tx| Ok((tx.snapshot_manifest(&a)?, tx.snapshot_manifest(&b)?)))
-        .await?;
-    Ok(Json(SnapshotDiff::between(&a, &b)))
+    Ok(Json(state.read(move |tx| tx.snapshot_diff(&a, &b)).await?))
 }
 
 /// `POST /1.0/snapshots/<name>/delete`.

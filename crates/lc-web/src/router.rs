@@ -21,6 +21,7 @@ pub fn router(state: AppState) -> Router {
         .route("/1.0/lorry-html/{*path}", get(pages::lorry_html))
         .route("/1.0/job-html/{job_id}", get(pages::job_html))
         .route("/1.0/list-jobs-html", get(pages::list_jobs_html))
+        .route("/1.0/snapshots-html", get(pages::snapshots_html))
         .route("/1.0/job/{job_id}/output", get(pages::job_output))
         .route("/lc-static/{*file}", get(pages::static_file))
         .route("/1.0/list-queue", get(api::list_queue))

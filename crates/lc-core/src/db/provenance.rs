@@ -353,6 +353,25 @@ impl WriteTx<'_> {
     }
 }
 
+impl ReadTx<'_> {
+    /// Ledger rows (of `path`, or all) and an estimate of the bytes they
+    /// take: each row's text and integers, plus its entries in the two
+    /// indexes (path and ref; path and time). For the growth bench and
+    /// capacity planning.
+    pub fn ledger_stats(&self, path: Option<&str>) -> Result<(i64, i64)> {
+        Ok(self.conn().query_row(
+            "SELECT count(*), COALESCE(sum(
+                 3 * length(path) + 2 * length(ref) + length(oid)
+                 + COALESCE(length(prev_oid), 0) + length(came)
+                 + COALESCE(length(prev_kept_as), 0) + COALESCE(length(gone), 0)
+                 + COALESCE(length(kept_as), 0) + 8 * 10), 0)
+             FROM ref_ledger WHERE ?1 IS NULL OR path = ?1",
+            [path],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?)
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::super::lorries::tests::lorry;

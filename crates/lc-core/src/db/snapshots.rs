@@ -146,6 +146,14 @@ impl ReadTx<'_> {
         })
     }
 
+    /// What changed from snapshot `a` to snapshot `b`.
+    pub fn snapshot_diff(&self, a: &str, b: &str) -> Result<lc_api::SnapshotDiff> {
+        Ok(lc_api::SnapshotDiff::between(
+            &self.snapshot_manifest(a)?,
+            &self.snapshot_manifest(b)?,
+        ))
+    }
+
     /// The pins and unpins waiting for `path`'s next job.
     pub fn pins_todo(&self, path: &str) -> Result<PinsTodo> {
         let mut todo = PinsTodo::default();

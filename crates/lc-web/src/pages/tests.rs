@@ -658,3 +658,63 @@ async fn the_ref_ledger_answers_refs_at_a_time_and_history_and_the_page_marks_re
         "{html}"
     );
 }
+
+#[tokio::test]
+async fn the_snapshots_page_lists_snapshots_and_shows_a_diff() {
+    let fx = fixture();
+    fx.seed(&[lorry("up/a", &git_spec("up/a", "git://x/a"))]);
+    let html = fx.page("/1.0/snapshots-html").await;
+    assert!(html.contains("No snapshots yet."), "{html}");
+    let (a1, a2) = ("a".repeat(40), "b".repeat(40));
+    let job = fx.run("up/a", "", None);
+    end_with(
+        &fx,
+        job,
+        spec_result("up/a", serde_json::json!({"held": {"refs/heads/main": a1}})),
+    );
+    fx.state
+        .db
+        .write(|tx| tx.take_snapshot("one", ""))
+        .expect("one");
+    fx.state.db.set_pretend_time(NOW + 60);
+    let job = fx.run("up/a", "", None);
+    end_with(
+        &fx,
+        job,
+        spec_result(
+            "up/a",
+            serde_json::json!({"refs": [{"name": "refs/heads/main", "old": a1, "new": a2}],
+                               "held": {"refs/heads/main": a2, "refs/tags/<v2>": a2}}),
+        ),
+    );
+    fx.state
+        .db
+        .write(|tx| {
+            tx.take_snapshot("two", "")?;
+            tx.promote("release", "two")
+        })
+        .expect("two");
+    let html = fx.page("/1.0/snapshots-html").await;
+    assert!(html.contains("<td><code>two</code></td>"), "{html}");
+    assert!(html.contains("<td>release</td>"), "{html}");
+    assert!(
+        html.contains("href=\"/1.0/snapshots/one?format=repo\""),
+        "{html}"
+    );
+    assert!(html.contains("action=\"/1.0/snapshots\""), "{html}");
+    let html = fx.page("/1.0/snapshots-html?from=one&to=two").await;
+    assert!(
+        html.contains(&format!(
+            "<td><code>refs/heads/main</code></td><td>moved</td><td><code>{}</code></td><td><code>{}</code></td>",
+            &a1[..12],
+            &a2[..12]
+        )),
+        "{html}"
+    );
+    assert!(
+        html.contains("<code>refs/tags/&#60;v2&#62;</code></td><td>added</td>"),
+        "{html}"
+    );
+    let (status, _, _) = fx.get("/1.0/snapshots-html?from=one&to=nope").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
