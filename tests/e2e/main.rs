@@ -14,6 +14,7 @@ mod backup;
 mod browser;
 mod common;
 mod confgit;
+mod crash;
 mod demo;
 mod disk;
 mod doubles;

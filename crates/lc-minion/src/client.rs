@@ -119,7 +119,12 @@ impl WebappClient {
     pub async fn give_me_job(&self, host: &str, pid: u32) -> Result<Option<Job>, ClientError> {
         let pid = pid.to_string();
         let answer: GiveMeJob = self
-            .post("/1.0/give-me-job", &[("host", host), ("pid", &pid)])
+            // idle=yes: this minion runs no job, so the webapp ends any it
+            // recorded as ours (its answer was lost).
+            .post(
+                "/1.0/give-me-job",
+                &[("host", host), ("pid", &pid), ("idle", "yes")],
+            )
             .await?;
         match (answer.job_id, answer.lorry) {
             (None, _) => Ok(None),

@@ -305,18 +305,32 @@ pub async fn give_me_job(
         }
         return Ok(Json(none));
     }
-    let started = state
+    // Our minion says `idle=yes`: it runs no job, so any still recorded
+    // as its own never reached it (the original's minions do not say it).
+    let idle = fields.optional("idle") == Some("yes");
+    let (never_received, started) = state
         .write(move |tx| {
+            let never_received = if idle {
+                tx.end_jobs_never_received(&host, pid)?
+            } else {
+                Vec::new()
+            };
             let Some((job_id, mut lorry)) = tx.start_next_job(&host, pid)? else {
-                return Ok(None);
+                return Ok((never_received, None));
             };
             let upstream = tx.upstream_metadata(&lorry.path)?;
             // The snapshot pins this job is to make ride in its spec.
             let pins = tx.pins_todo(&lorry.path)?;
             lorry.text = crate::provenance::with_pins(&lorry.text, &lorry.path, &pins);
-            Ok(Some((job_id, lorry, upstream)))
+            Ok((never_received, Some((job_id, lorry, upstream))))
         })
         .await?;
+    if !never_received.is_empty() {
+        tracing::warn!(
+            jobs = ?never_received,
+            "ended jobs whose minion never received them (it asks for another)"
+        );
+    }
     let Some((job_id, lorry, upstream)) = started else {
         return Ok(Json(none));
     };

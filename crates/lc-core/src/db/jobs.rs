@@ -239,6 +239,36 @@ impl WriteTx<'_> {
         Ok(Some((job_id, lorry)))
     }
 
+    /// Ends the jobs still running under minion `host`/`pid`, which says
+    /// (give-me-job's `idle=yes`) that it runs none: the answer that
+    /// handed each out never reached it (the webapp was killed or the
+    /// request timed out after the commit). Without this they would wait
+    /// for the ghost timeout. Exit 127, with a line saying why; answers
+    /// their ids.
+    pub fn end_jobs_never_received(&self, host: &str, pid: i64) -> Result<Vec<i64>> {
+        let ids: Vec<i64> = self
+            .conn()
+            .prepare(
+                "SELECT job_id FROM jobs WHERE ended IS NULL AND host = ?1 AND pid = ?2
+                 ORDER BY job_id",
+            )?
+            .query_map(params![host, pid], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        for job_id in &ids {
+            self.append_output(
+                *job_id,
+                &format!(
+                    "\nlorry-controller: minion {host} (pid {pid}) asked for a job while this \
+                     one was recorded as running there: the answer handing it out never \
+                     reached it; job ended\n"
+                ),
+            )?;
+            let job = self.job_row(*job_id)?;
+            self.end_job(*job_id, &job, GHOST_EXIT, None, None)?;
+        }
+        Ok(ids)
+    }
+
     /// Records a minion's report. Output is appended (within the cap); an
     /// exit ends the job and frees its lorry; a job past its lorry's
     /// timeout is marked to be killed. Answers the job without its output.
@@ -753,6 +783,44 @@ mod tests {
         );
         let job = db.read(|tx| tx.job(1)).expect("job");
         assert_eq!((job.exit.as_str(), job.kill_job), ("127", true));
+        assert_eq!(
+            db.read(|tx| tx.lorry("a")).expect("lorry").running_job,
+            None
+        );
+    }
+
+    /// A minion that asks again while a job is recorded as its own never
+    /// received that job (the answer was lost): only its own jobs end.
+    #[test]
+    fn jobs_a_minion_never_received_are_ended_when_it_asks_again() {
+        let (_dir, db) = fresh();
+        db.write(|tx| {
+            tx.upsert_lorry(&lorry("a", 100))?;
+            tx.upsert_lorry(&lorry("b", 100))
+        })
+        .expect("setup");
+        let (lost, _) = db
+            .write(|tx| tx.start_next_job("m", 1))
+            .expect("give")
+            .expect("a job");
+        let (other, _) = db
+            .write(|tx| tx.start_next_job("m", 2))
+            .expect("give")
+            .expect("a job");
+        assert!(
+            db.write(|tx| tx.end_jobs_never_received("n", 1))
+                .expect("end")
+                .is_empty()
+        );
+        assert_eq!(
+            db.write(|tx| tx.end_jobs_never_received("m", 1))
+                .expect("end"),
+            [lost]
+        );
+        let job = db.read(|tx| tx.job(lost)).expect("job");
+        assert_eq!(job.exit, "127");
+        assert!(job.output.contains("never reached it"), "{}", job.output);
+        assert_eq!(db.read(|tx| tx.job(other)).expect("job").exit, "no");
         assert_eq!(
             db.read(|tx| tx.lorry("a")).expect("lorry").running_job,
             None
