@@ -20,6 +20,7 @@ mod disk;
 mod doubles;
 mod events;
 mod faults;
+mod fuzz;
 mod grokmirror;
 mod hosts;
 mod limits;

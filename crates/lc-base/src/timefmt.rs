@@ -35,7 +35,7 @@ pub fn due(due: i64, now: i64) -> String {
     if due <= now {
         "now".to_owned()
     } else {
-        format!("in {}", span(due - now))
+        format!("in {}", span(due.saturating_sub(now)))
     }
 }
 
@@ -46,7 +46,7 @@ pub fn ago(then: i64, now: i64) -> String {
     } else if then >= now {
         "just now".to_owned()
     } else {
-        format!("{} ago", span(now - then))
+        format!("{} ago", span(now.saturating_sub(then)))
     }
 }
 

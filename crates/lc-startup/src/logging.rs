@@ -60,6 +60,7 @@ pub fn init_with_format(
 ) -> anyhow::Result<()> {
     let filter = EnvFilter::try_new(level)
         .with_context(|| format!("--log-level: {level:?} is not a log level"))?;
+    log_panics();
     if target == Some("syslog")
         && std::env::var_os("JOURNAL_STREAM").is_none()
         && let Ok(syslog) = Syslog::connect(Path::new(DEV_LOG))
@@ -97,6 +98,16 @@ pub fn init_with_format(
         }
     }
     Ok(())
+}
+
+/// A panic is logged (with where it happened) before the default hook
+/// prints it to stderr, so it shows in `--log` files and syslog too.
+fn log_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        tracing::error!(panic = %info, "panicked");
+        default(info);
+    }));
 }
 
 fn install<W>(filter: EnvFilter, format: LogFormat, ansi: bool, writer: W)

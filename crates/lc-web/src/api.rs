@@ -429,7 +429,9 @@ pub async fn job_update(State(state): State<AppState>, fields: Fields) -> ApiRes
     }
     if let (Some(exit), Some(ended)) = (exit, job.ended) {
         tracing::info!(job_id, path = %job.path, exit, "job ended");
-        state.metrics.observe_job(ended - job.started, exit);
+        state
+            .metrics
+            .observe_job(ended.saturating_sub(job.started), exit);
         if exit == 0 {
             after_push(&state, job.path.clone());
         }
@@ -466,6 +468,13 @@ pub async fn pretend_time(
         ));
     }
     let now = fields.required_int("now")?;
+    // Times are Unix seconds within years 1970..=9999 everywhere else; a
+    // pretended time outside them would only overflow the arithmetic.
+    if !(0..=MAX_TIME).contains(&now) {
+        return Err(ApiError::BadRequest(format!(
+            "field now must be a Unix time from 0 to {MAX_TIME} (year 9999), not {now}"
+        )));
+    }
     state.db.set_pretend_time(now);
     Ok(Json(Message {
         message: format!("Pretending it is {}", timefmt::utc(now)),
@@ -476,6 +485,9 @@ pub async fn pretend_time(
 /// transaction that changes nothing is committed) and its file system has
 /// at least `--min-free-disk` free; 503 naming the problem otherwise,
 /// logged once per minute.
+/// The last second of year 9999, the latest time pretend-time accepts.
+const MAX_TIME: i64 = 253_402_300_799;
+
 pub async fn health_check(State(state): State<AppState>) -> Response {
     let db = std::sync::Arc::clone(&state.db);
     let writable = tokio::task::spawn_blocking(move || db.probe_write())

@@ -411,7 +411,7 @@ pub async fn job_html(
             None => When::unknown("still running"),
         },
         updated: When::ago(job.updated, now),
-        took: timefmt::span(job.ended.unwrap_or(now) - job.started),
+        took: timefmt::span(job.ended.unwrap_or(now).saturating_sub(job.started)),
         exit: if running {
             "—".into()
         } else {

@@ -72,7 +72,10 @@ impl When {
             let text = if lorry.due == now {
                 "now".to_owned()
             } else {
-                format!("now, waited {}", timefmt::span(now - lorry.due))
+                format!(
+                    "now, waited {}",
+                    timefmt::span(now.saturating_sub(lorry.due))
+                )
             };
             When::at(lorry.due, text)
         } else {
@@ -109,7 +112,7 @@ impl JobRow {
             href: encode_path(&job.path),
             minion: format!("{}:{}", job.host, job.pid),
             started: When::ago(job.started, now),
-            took: timefmt::span(job.ended.unwrap_or(now) - job.started),
+            took: timefmt::span(job.ended.unwrap_or(now).saturating_sub(job.started)),
             state,
             exit,
             disk: timefmt::bytes(job.disk_usage),
