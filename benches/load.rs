@@ -1,0 +1,586 @@
+//! Benchmark under load (issue 12 item 9): 200 concurrent API clients for
+//! 60 s, reads and admin writes mixed, against the real webapp binary
+//! while two real minions run real `lorry` jobs (50 lorries over five
+//! upstreams served by `git daemon`, each due again as soon as it ends).
+//!
+//! The clients are `LC_BENCH_PROCESSES` processes (default 4: this binary
+//! run again) of `LC_BENCH_CLIENTS / LC_BENCH_PROCESSES` connections each,
+//! every connection a closed loop (the next request when the answer is
+//! in), not 200 separate processes: on a 2-core machine 200 processes
+//! would measure the scheduler more than the webapp.
+//!
+//! Baseline, measured in the same run against the same webapp before the
+//! load: every route asked by one client in turn, minions stopped. The
+//! table gives per route the requests, errors (non-2xx or no answer),
+//! p50 and p99 under load, the baseline's, and the p99 ratio; then the
+//! webapp's resident memory (`VmRSS`, and `VmHWM` its peak) from `/proc`,
+//! and the jobs that ran meanwhile. Every job must end with exit 0 once
+//! the queue is stopped: a lost job-update would leave one running.
+//!
+//! `cargo bench --bench load`; `LC_BENCH_SECONDS` (60), `LC_BENCH_CLIENTS`
+//! (200), `LC_BENCH_PROCESSES` (4).
+
+#![expect(
+    clippy::disallowed_methods,
+    reason = "the bench drives the real webapp, minions, lorry and git daemon"
+)]
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use lc_core::db::{NewLorry, StateDb};
+
+const WEBAPP: &str = env!("CARGO_BIN_EXE_lorry-controller-webapp");
+const MINION: &str = env!("CARGO_BIN_EXE_lorry-controller-minion");
+const LORRY: &str = env!("CARGO_BIN_EXE_lorry");
+const LORRIES: usize = 50;
+const UPSTREAMS: usize = 5;
+
+/// A child process, killed when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let status = Command::new("git")
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_AUTHOR_NAME", "B")
+        .env("GIT_AUTHOR_EMAIL", "b@example.com")
+        .env("GIT_COMMITTER_NAME", "B")
+        .env("GIT_COMMITTER_EMAIL", "b@example.com")
+        .args(args)
+        .stdout(Stdio::null())
+        .status()
+        .expect("git");
+    assert!(status.success(), "git {args:?}");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ready() {
+        assert!(start.elapsed() < Duration::from_secs(120), "{what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Upstream repositories `r0.git`... with a few commits, and `git daemon`.
+fn upstreams(dir: &Path) -> (Proc, u16) {
+    let base = dir.join("upstreams");
+    for i in 0..UPSTREAMS {
+        let work = dir.join(format!("work{i}"));
+        std::fs::create_dir_all(&work).expect("mkdir");
+        git(&work, &["init", "-q", "-b", "main"]);
+        for c in 0..5 {
+            std::fs::write(work.join("file"), format!("{i} {c}")).expect("write");
+            git(&work, &["add", "."]);
+            git(&work, &["commit", "-q", "-m", "c"]);
+        }
+        let bare = base.join(format!("r{i}.git"));
+        std::fs::create_dir_all(&base).expect("mkdir");
+        git(
+            dir,
+            &[
+                "clone",
+                "-q",
+                "--bare",
+                &work.display().to_string(),
+                &bare.display().to_string(),
+            ],
+        );
+    }
+    let port = free_port();
+    let exec = String::from_utf8(
+        Command::new("git")
+            .arg("--exec-path")
+            .output()
+            .expect("git --exec-path")
+            .stdout,
+    )
+    .expect("utf-8");
+    let daemon = Command::new(Path::new(exec.trim()).join("git-daemon"))
+        .args(["--reuseaddr", "--export-all", "--listen=127.0.0.1"])
+        .arg(format!("--port={port}"))
+        .arg(format!("--base-path={}", base.display()))
+        .arg(&base)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("git daemon");
+    wait_until("git daemon", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    (Proc(daemon), port)
+}
+
+fn start_webapp(dir: &Path) -> (Proc, u16) {
+    std::fs::create_dir_all(dir.join("confgit")).expect("mkdir");
+    let port_file = dir.join("port");
+    let child = Command::new(WEBAPP)
+        .arg(format!("--statedb={}", dir.join("state.db").display()))
+        .arg(format!(
+            "--configuration-directory={}",
+            dir.join("confgit").display()
+        ))
+        .args([
+            "--no-debug-real-confgit",
+            "--git-server-type=local",
+            "--log-level=warn",
+            "--debug-port=0",
+        ])
+        .arg(format!(
+            "--local-base-directory={}",
+            dir.join("downstream").display()
+        ))
+        .arg(format!("--log={}", dir.join("webapp.log").display()))
+        .arg(format!("--debug-port-file={}", port_file.display()))
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start webapp");
+    let mut port = 0;
+    wait_until("the webapp listening", || {
+        port = std::fs::read_to_string(&port_file)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
+        port != 0
+    });
+    (Proc(child), port)
+}
+
+fn start_minion(dir: &Path, port: u16, name: &str) -> Proc {
+    let conf = dir.join("lorry.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "[config]\nworking-area = {}\nmirror-base-url-push = {}\n",
+            dir.join("wa").display(),
+            dir.join("downstream").display()
+        ),
+    )
+    .expect("lorry.conf");
+    Proc(
+        Command::new(MINION)
+            .args([
+                "--webapp-host=127.0.0.1".to_owned(),
+                format!("--webapp-port={port}"),
+                "--sleep=0.2".into(),
+                "--update-interval=1".into(),
+                format!("--lorry-path={LORRY}"),
+                format!("--lorry-config={}", conf.display()),
+                format!("--log={}", dir.join(format!("{name}.log")).display()),
+            ])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start minion"),
+    )
+}
+
+fn lorry_path(i: usize) -> String {
+    format!("load/g{}/repo{i:03}", i % 7)
+}
+
+/// `VmRSS` and `VmHWM` of `pid`, in KiB.
+fn memory(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// One request of the mix: its route name and how to send it.
+#[derive(Clone, Copy)]
+enum Route {
+    Status,
+    StatusHtml,
+    ListQueue,
+    Lorry,
+    ListJobs,
+    Job,
+    Metrics,
+    Events,
+    Health,
+    MoveToTop,
+    MoveToBottom,
+    SetMaxJobs,
+}
+
+/// The mix: mostly reads, one request in six an admin write.
+const MIX: &[Route] = &[
+    Route::Status,
+    Route::ListQueue,
+    Route::ListQueue,
+    Route::Lorry,
+    Route::Lorry,
+    Route::Lorry,
+    Route::ListJobs,
+    Route::Job,
+    Route::Job,
+    Route::Job,
+    Route::Metrics,
+    Route::Events,
+    Route::Health,
+    Route::Health,
+    Route::StatusHtml,
+    Route::MoveToTop,
+    Route::MoveToBottom,
+    Route::SetMaxJobs,
+];
+
+impl Route {
+    fn name(self) -> &'static str {
+        match self {
+            Route::Status => "GET /1.0/status",
+            Route::StatusHtml => "GET /1.0/status-html",
+            Route::ListQueue => "GET /1.0/list-queue",
+            Route::Lorry => "GET /1.0/lorry/<path>",
+            Route::ListJobs => "GET /1.0/list-jobs",
+            Route::Job => "GET /1.0/job/<id>",
+            Route::Metrics => "GET /1.0/metrics",
+            Route::Events => "GET /1.0/events?last=20",
+            Route::Health => "GET /1.0/health-check",
+            Route::MoveToTop => "POST /1.0/move-to-top",
+            Route::MoveToBottom => "POST /1.0/move-to-bottom",
+            Route::SetMaxJobs => "POST /1.0/set-max-jobs",
+        }
+    }
+
+    async fn send(self, client: &reqwest::Client, base: &str, n: usize) -> bool {
+        let path = lorry_path(n % LORRIES);
+        let request = match self {
+            Route::Status => client.get(format!("{base}/1.0/status")),
+            Route::StatusHtml => client.get(format!("{base}/1.0/status-html")),
+            Route::ListQueue => client.get(format!("{base}/1.0/list-queue")),
+            Route::Lorry => client.get(format!("{base}/1.0/lorry/{path}")),
+            Route::ListJobs => client.get(format!("{base}/1.0/list-jobs")),
+            Route::Job => client.get(format!("{base}/1.0/job/{}", 1 + n % 20)),
+            Route::Metrics => client.get(format!("{base}/1.0/metrics")),
+            Route::Events => client.get(format!("{base}/1.0/events?last=20")),
+            Route::Health => client.get(format!("{base}/1.0/health-check")),
+            Route::MoveToTop => client
+                .post(format!("{base}/1.0/move-to-top"))
+                .form(&[("path", path.as_str())]),
+            Route::MoveToBottom => client
+                .post(format!("{base}/1.0/move-to-bottom"))
+                .form(&[("path", path.as_str())]),
+            Route::SetMaxJobs => client
+                .post(format!("{base}/1.0/set-max-jobs"))
+                .form(&[("max_jobs", "8")]),
+        };
+        match request.send().await {
+            Ok(answer) => {
+                let ok = answer.status().is_success();
+                // Read the whole body: a client that hangs up early
+                // measures less than the webapp does.
+                ok & answer.bytes().await.is_ok()
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+/// A client process: `connections` closed loops for `seconds`, each
+/// latency written as `route micros ok` lines to `out`.
+fn client_process() {
+    let port = env_or("LC_LOAD_PORT", 0);
+    let connections = env_or("LC_LOAD_CONNECTIONS", 50) as usize;
+    let seconds = env_or("LC_LOAD_SECONDS", 60);
+    let offset = env_or("LC_LOAD_OFFSET", 0) as usize;
+    let out = PathBuf::from(std::env::var("LC_LOAD_OUT").expect("LC_LOAD_OUT"));
+    let base = format!("http://127.0.0.1:{port}");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let lines: Vec<String> = runtime.block_on(async move {
+        let tasks: Vec<_> = (0..connections)
+            .map(|c| {
+                let base = base.clone();
+                tokio::spawn(async move {
+                    // A client each: one connection each, kept alive.
+                    let client = reqwest::Client::builder()
+                        .timeout(Duration::from_secs(30))
+                        .pool_max_idle_per_host(1)
+                        .build()
+                        .expect("client");
+                    let mut lines = Vec::new();
+                    let mut n = offset + c * 7919;
+                    while Instant::now() < deadline {
+                        let route = MIX[n % MIX.len()];
+                        let t = Instant::now();
+                        let ok = route.send(&client, &base, n).await;
+                        lines.push(format!(
+                            "{}\t{}\t{}",
+                            route.name(),
+                            t.elapsed().as_micros(),
+                            u8::from(ok)
+                        ));
+                        n += 1;
+                    }
+                    lines
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for task in tasks {
+            all.extend(task.await.expect("client task"));
+        }
+        all
+    });
+    let mut file = std::fs::File::create(out).expect("out");
+    for line in lines {
+        writeln!(file, "{line}").expect("write");
+    }
+}
+
+/// Latencies per route: (micros sorted, errors).
+type Samples = BTreeMap<String, (Vec<u64>, usize)>;
+
+fn read_samples(files: &[PathBuf]) -> Samples {
+    let mut samples = Samples::new();
+    for file in files {
+        let text = std::fs::read_to_string(file).expect("client output");
+        for line in text.lines() {
+            let mut parts = line.split('\t');
+            let (Some(route), Some(micros), Some(ok)) = (parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            let entry = samples.entry(route.to_owned()).or_default();
+            entry.0.push(micros.parse().unwrap_or(0));
+            if ok != "1" {
+                entry.1 += 1;
+            }
+        }
+    }
+    for (times, _) in samples.values_mut() {
+        times.sort_unstable();
+    }
+    samples
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index] as f64 / 1000.0
+}
+
+fn run_clients(
+    port: u16,
+    processes: u64,
+    per_process: u64,
+    seconds: u64,
+    dir: &Path,
+    tag: &str,
+) -> Samples {
+    let exe = std::env::current_exe().expect("own executable");
+    let mut children = Vec::new();
+    let mut files = Vec::new();
+    for p in 0..processes {
+        let out = dir.join(format!("{tag}-{p}.tsv"));
+        files.push(out.clone());
+        children.push(Proc(
+            Command::new(&exe)
+                .env("LC_LOAD_CLIENT", "1")
+                .env("LC_LOAD_PORT", port.to_string())
+                .env("LC_LOAD_CONNECTIONS", per_process.to_string())
+                .env("LC_LOAD_SECONDS", seconds.to_string())
+                .env("LC_LOAD_OFFSET", (p * 104_729).to_string())
+                .env("LC_LOAD_OUT", &out)
+                .stdin(Stdio::null())
+                .spawn()
+                .expect("client process"),
+        ));
+    }
+    for mut child in children {
+        let status = child.0.wait().expect("wait client");
+        assert!(status.success(), "a client process failed: {status}");
+    }
+    read_samples(&files)
+}
+
+fn get_json(port: u16, path: &str) -> serde_json::Value {
+    reqwest::blocking::get(format!("http://127.0.0.1:{port}{path}"))
+        .and_then(|r| r.json())
+        .expect("GET")
+}
+
+fn post(port: u16, path: &str) {
+    let answer = reqwest::blocking::Client::new()
+        .post(format!("http://127.0.0.1:{port}{path}"))
+        .send()
+        .expect("POST");
+    assert!(answer.status().is_success(), "POST {path}");
+}
+
+fn main() {
+    if std::env::var_os("LC_LOAD_CLIENT").is_some() {
+        client_process();
+        return;
+    }
+    let seconds = env_or("LC_BENCH_SECONDS", 60);
+    let clients = env_or("LC_BENCH_CLIENTS", 200);
+    let processes = env_or("LC_BENCH_PROCESSES", 4).max(1);
+    let per_process = clients.div_ceil(processes);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_daemon, git_port) = upstreams(dir.path());
+    let (webapp, port) = start_webapp(dir.path());
+    let webapp_pid = webapp.0.id();
+    {
+        let db = StateDb::open(&dir.path().join("state.db")).expect("STATEDB");
+        db.write(|tx| {
+            for i in 0..LORRIES {
+                let path = lorry_path(i);
+                let url = format!("git://127.0.0.1:{git_port}/r{}.git", i % UPSTREAMS);
+                tx.upsert_lorry(&NewLorry {
+                    text: serde_json::json!({ path.clone(): { "type": "git", "url": url } })
+                        .to_string(),
+                    path,
+                    from_host: String::new(),
+                    from_path: String::new(),
+                    interval: 0,
+                    lorry_timeout: 600,
+                })?;
+            }
+            Ok(())
+        })
+        .expect("seed");
+    }
+    // A first round of jobs, so that job ids and mirrors exist.
+    let minions = [
+        start_minion(dir.path(), port, "m1"),
+        start_minion(dir.path(), port, "m2"),
+    ];
+    wait_until("20 jobs", || {
+        get_json(port, "/1.0/list-jobs")["job_ids"]
+            .as_array()
+            .is_some_and(|ids| ids.len() >= 20)
+    });
+    post(port, "/1.0/stop-queue");
+    wait_until("the first jobs ending", || {
+        get_json(port, "/1.0/list-running-jobs")["running_jobs"]
+            .as_array()
+            .is_some_and(Vec::is_empty)
+    });
+    let (idle_rss, _) = memory(webapp_pid);
+
+    // Baseline: one client, every route in turn, nothing else running.
+    let baseline_seconds = (seconds / 6).max(5);
+    eprintln!("baseline: 1 client for {baseline_seconds} s");
+    let baseline = run_clients(port, 1, 1, baseline_seconds, dir.path(), "baseline");
+    post(port, "/1.0/start-queue");
+    let jobs_before = get_json(port, "/1.0/list-jobs")["job_ids"]
+        .as_array()
+        .map_or(0, Vec::len);
+    eprintln!(
+        "load: {clients} connections in {processes} processes for {seconds} s, two minions running jobs"
+    );
+    let sampler = std::thread::spawn(move || {
+        let mut peak_rss = 0;
+        let end = Instant::now() + Duration::from_secs(seconds);
+        while Instant::now() < end {
+            peak_rss = peak_rss.max(memory(webapp_pid).0);
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        peak_rss
+    });
+    let load = run_clients(port, processes, per_process, seconds, dir.path(), "load");
+    let peak_rss = sampler.join().expect("sampler");
+    let (end_rss, hwm) = memory(webapp_pid);
+
+    // Every job must end, each with exit 0: a lost job-update would leave
+    // one running (or failed).
+    post(port, "/1.0/stop-queue");
+    wait_until("every job ended", || {
+        get_json(port, "/1.0/list-running-jobs")["running_jobs"]
+            .as_array()
+            .is_some_and(Vec::is_empty)
+    });
+    let ids: Vec<i64> =
+        serde_json::from_value(get_json(port, "/1.0/list-jobs")["job_ids"].clone()).expect("ids");
+    let failed: Vec<i64> = ids
+        .iter()
+        .copied()
+        .filter(|id| get_json(port, &format!("/1.0/job/{id}"))["exit"] != "0")
+        .collect();
+    drop(minions);
+
+    println!(
+        "\nload: {clients} connections ({processes} processes × {per_process}), {seconds} s, \
+         closed loops; two minions running real jobs; baseline: 1 connection, idle"
+    );
+    println!(
+        "| route | requests | errors | p50 ms | p99 ms | baseline p50 | baseline p99 | p99 / baseline |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    let mut total = 0;
+    let mut errors = 0;
+    for (route, (times, errs)) in &load {
+        let (base_times, _) = baseline.get(route).cloned().unwrap_or_default();
+        let p99 = percentile(times, 0.99);
+        let base_p99 = percentile(&base_times, 0.99);
+        total += times.len();
+        errors += errs;
+        println!(
+            "| {route} | {} | {errs} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1}× |",
+            times.len(),
+            percentile(times, 0.5),
+            p99,
+            percentile(&base_times, 0.5),
+            base_p99,
+            if base_p99 > 0.0 { p99 / base_p99 } else { 0.0 },
+        );
+    }
+    println!(
+        "\nrequests {total} ({:.0}/s), errors {errors}",
+        total as f64 / seconds as f64
+    );
+    println!(
+        "webapp resident: idle {:.1} MiB, under load peak {:.1} MiB (VmHWM {:.1} MiB), at the end {:.1} MiB; ratio peak/idle {:.1}×",
+        idle_rss as f64 / 1024.0,
+        peak_rss as f64 / 1024.0,
+        hwm as f64 / 1024.0,
+        end_rss as f64 / 1024.0,
+        peak_rss as f64 / idle_rss.max(1) as f64,
+    );
+    println!(
+        "jobs during the load: {}; jobs not ending with exit 0: {:?}",
+        ids.len() - jobs_before,
+        failed
+    );
+    drop(webapp);
+    assert_eq!(errors, 0, "errors under load");
+    assert!(failed.is_empty(), "jobs failed or lost: {failed:?}");
+}
