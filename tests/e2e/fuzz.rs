@@ -73,6 +73,12 @@ const ROUTES: &[&str] = &[
     "/1.0/events",
     "/1.0/health-check",
     "/1.0/metrics",
+    "/1.0/lorry-history/{path}",
+    "/1.0/lorry-refs/{path}",
+    "/1.0/snapshots",
+    "/1.0/snapshots/{path}",
+    "/1.0/snapshots/{path}/delete",
+    "/1.0/snapshots/{id}/diff/{path}",
     "/",
     "/1.0",
     "/1.0/",
@@ -100,6 +106,11 @@ const FIELDS: &[&str] = &[
     "since",
     "type",
     "prefix",
+    "name",
+    "note",
+    "channel",
+    "a",
+    "b",
 ];
 
 const VALUES: &[&str] = &[
