@@ -34,3 +34,4 @@ mod samples;
 mod sandbox;
 mod security;
 mod units;
+mod webhooks;

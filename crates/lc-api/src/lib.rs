@@ -340,6 +340,39 @@ pub struct Event {
     pub body: serde_json::Value,
 }
 
+/// One webhook and how its deliveries stand, as `GET /1.0/webhooks`
+/// answers it. Never its secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Webhook {
+    pub name: String,
+    /// Where events are POSTed, credentials hidden.
+    pub url: String,
+    /// The event types sent (all when empty).
+    pub types: Vec<EventType>,
+    /// Only events about lorries or hosts whose name starts with this.
+    pub prefix: Option<String>,
+    /// Whether deliveries carry `X-Lorry-Signature`.
+    pub signed: bool,
+    /// The id of the last event delivered.
+    pub delivered: i64,
+    /// Events waiting to be delivered.
+    pub pending: i64,
+    /// Failed attempts in a row.
+    pub failures: i64,
+    /// Whether it has failed so often in a row that an admin should look.
+    pub failing: bool,
+    pub last_error: Option<String>,
+    /// Unix seconds.
+    pub last_attempt: Option<i64>,
+    pub last_success: Option<i64>,
+}
+
+/// `GET /1.0/webhooks`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Webhooks {
+    pub webhooks: Vec<Webhook>,
+}
+
 /// `GET /1.0/events`: one page of events, oldest first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Events {

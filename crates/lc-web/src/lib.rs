@@ -25,6 +25,7 @@ mod router;
 pub mod security;
 pub mod start;
 mod throttle;
+pub mod webhooks;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -89,6 +90,8 @@ pub struct WebConfig {
     pub allow_pretend_time: bool,
     /// Overdue lorries and event retention (see events.rs).
     pub housekeeping: events::Housekeeping,
+    /// Where events are POSTed (see webhooks.rs).
+    pub webhooks: webhooks::WebhookSettings,
 }
 
 /// `--confgit-branch` unless given.
@@ -132,6 +135,7 @@ impl WebConfig {
             fake_upstream_hosts: BTreeMap::new(),
             allow_pretend_time: false,
             housekeeping: events::Housekeeping::default(),
+            webhooks: webhooks::WebhookSettings::default(),
         }
     }
 }
@@ -266,7 +270,22 @@ pub async fn serve_with(
         Arc::clone(&state.db),
         state.config.housekeeping,
     ));
+    // Hooks are registered before serving: every event from now on is theirs.
+    let hooks = {
+        let db = Arc::clone(&state.db);
+        let settings = state.config.webhooks.clone();
+        tokio::task::spawn_blocking(move || webhooks::register(&db, &settings))
+            .await
+            .map_err(std::io::Error::other)?
+            .map_err(|e| std::io::Error::other(format!("cannot register the webhooks: {e}")))?
+    };
+    let delivery = tokio::spawn(webhooks::deliver(
+        Arc::clone(&state.db),
+        state.config.webhooks.clone(),
+        hooks,
+    ));
     let served = listen::serve(listener, router(state), limits, shutdown).await;
     housekeeping.abort();
+    delivery.abort();
     served
 }

@@ -243,6 +243,24 @@ pub struct Options {
           default_value_t = crate::events::DEFAULT_HOUSEKEEPING_INTERVAL,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub housekeeping_interval: u64,
+    /// POST every event as JSON to URL (repeatable; see README, Webhooks).
+    #[arg(long = "webhook", value_name = "URL")]
+    pub webhook: Vec<String>,
+    /// Sign --webhook deliveries (X-Lorry-Signature, HMAC-SHA256 of the
+    /// body) with the secret in FILE.
+    #[arg(long, value_name = "FILE")]
+    pub webhook_secret_file: Option<PathBuf>,
+    /// More webhooks, each with its own name, secret file, event types and
+    /// prefix: a JSON list in FILE.
+    #[arg(long, value_name = "FILE")]
+    pub webhooks_file: Option<PathBuf>,
+    /// Seconds before retrying a failed webhook delivery; doubled after
+    /// each failure in a row up to --webhook-retry-max.
+    #[arg(long, value_name = "SECONDS", default_value_t = crate::webhooks::DEFAULT_RETRY_MIN)]
+    pub webhook_retry_min: f64,
+    /// The longest wait between attempts of a failing webhook.
+    #[arg(long, value_name = "SECONDS", default_value_t = crate::webhooks::DEFAULT_RETRY_MAX)]
+    pub webhook_retry_max: f64,
     #[command(flatten)]
     pub logging: LogOptions,
     /// Tokens, host names and connection limits.
@@ -455,7 +473,38 @@ impl Options {
                 options.job_output_max
             )));
         }
+        let mut webhooks = crate::webhooks::WebhookSettings {
+            hooks: crate::webhooks::load(
+                &options.webhook,
+                options.webhook_secret_file.as_deref(),
+                options.webhooks_file.as_deref(),
+            )
+            .map_err(invalid)?,
+            ..Default::default()
+        };
+        for (name, value, into) in [
+            (
+                "--webhook-retry-min",
+                options.webhook_retry_min,
+                &mut webhooks.retry_min,
+            ),
+            (
+                "--webhook-retry-max",
+                options.webhook_retry_max,
+                &mut webhooks.retry_max,
+            ),
+        ] {
+            *into = std::time::Duration::try_from_secs_f64(value)
+                .ok()
+                .filter(|d| !d.is_zero() && d.as_secs() <= 86_400)
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "{name}: {value} is not between 0 and 86400 seconds"
+                    ))
+                })?;
+        }
         Ok(WebConfig {
+            webhooks,
             job_output_max: options.job_output_max,
             min_free_disk: options.min_free_disk,
             confgit_timeout: std::time::Duration::from_secs(options.confgit_timeout),

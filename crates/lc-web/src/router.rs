@@ -6,7 +6,9 @@ use axum::routing::{get, post};
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::{api, backup, confgit, events, hosts, manifest, metrics, pages, provenance, security};
+use crate::{
+    api, backup, confgit, events, hosts, manifest, metrics, pages, provenance, security, webhooks,
+};
 use std::sync::Arc;
 
 /// Largest POST body of job-update, which carries job output (every other
@@ -68,6 +70,7 @@ pub fn router(state: AppState) -> Router {
         .route("/1.0/force-ls-troves", post(hosts::force_ls_troves))
         .route("/1.0/backup", post(backup::backup))
         .route("/1.0/events", get(events::events))
+        .route("/1.0/webhooks", get(webhooks::webhooks))
         .route("/1.0/health-check", get(api::health_check))
         .route("/1.0/metrics", get(metrics::metrics))
         .fallback(not_found)

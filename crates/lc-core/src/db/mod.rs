@@ -31,6 +31,7 @@ mod provenance;
 mod snapshots;
 mod sql;
 pub mod status;
+mod webhooks;
 
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
@@ -54,6 +55,7 @@ pub use lorries::NewLorry;
 pub use metrics::{ERROR_STREAK, FleetSnapshot, LorryHealth};
 pub use provenance::{HISTORY_MAX_LIMIT, Submodule};
 pub use snapshots::{PIN_PREFIX, PinsTodo, Retention, check_snapshot_name, pin_name};
+pub use webhooks::WebhookRow;
 
 /// The schema, one entry per file in `migrations/`, applied in order at start-up.
 const MIGRATIONS: &[M<'static>] = &[
@@ -76,6 +78,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../../../../migrations/0009_ref_ledger.sql")),
     M::up(include_str!("../../../../migrations/0010_snapshots.sql")),
     M::up(include_str!("../../../../migrations/0011_channels.sql")),
+    M::up(include_str!("../../../../migrations/0012_webhooks.sql")),
 ];
 
 /// How long a connection waits for another one's lock before giving up.

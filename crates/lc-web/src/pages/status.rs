@@ -157,6 +157,29 @@ impl EventRow {
     }
 }
 
+/// A webhook and how its deliveries stand.
+struct HookRow {
+    name: String,
+    failing: bool,
+    failures: i64,
+    last_success: When,
+    error: Option<String>,
+}
+
+impl HookRow {
+    fn new(row: lc_core::db::WebhookRow, now: i64) -> HookRow {
+        HookRow {
+            name: row.name,
+            failing: row.failures >= crate::webhooks::FAILING_AFTER,
+            failures: row.failures,
+            last_success: When::ago(row.last_success.unwrap_or(0), now),
+            error: row
+                .last_error
+                .map(|e| lc_base::redact::redact(&e).into_owned()),
+        }
+    }
+}
+
 struct HostRow {
     host: String,
     kind: String,
@@ -196,6 +219,7 @@ struct StatusPage {
     hosts: Vec<HostRow>,
     events: Vec<EventRow>,
     minions: Vec<MinionRow>,
+    webhooks: Vec<HookRow>,
 }
 
 /// The most of a failed lorry's last error shown on the status page; its
@@ -210,6 +234,7 @@ struct Snapshot {
     problems: Vec<ConfigProblem>,
     page: QueuePage,
     events: Vec<lc_api::Event>,
+    webhooks: Vec<lc_core::db::WebhookRow>,
     now: i64,
     minions: Vec<(String, crate::minions::Seen)>,
 }
@@ -233,6 +258,7 @@ async fn read(state: &AppState, query: &StatusQuery) -> Result<Snapshot, ApiErro
                         ..Default::default()
                     })?
                     .0,
+                webhooks: tx.webhooks()?,
                 now: tx.now(),
                 minions,
             })
@@ -362,6 +388,11 @@ fn build(
                 job_id: seen.job_id,
                 seen: When::ago(seen.at, now),
             })
+            .collect(),
+        webhooks: snap
+            .webhooks
+            .into_iter()
+            .map(|h| HookRow::new(h, now))
             .collect(),
     }
 }
@@ -520,6 +551,7 @@ mod tests {
                     at: now - 5,
                 },
             )],
+            webhooks: Vec::new(),
             hosts: vec![
                 host("<i>git.example</i>", 0, None),
                 host(
