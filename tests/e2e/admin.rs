@@ -728,8 +728,13 @@ fn options_from_a_config_file_and_host_and_port() {
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(run.json(), serde_json::json!({"queue": ["from/ini"]}));
     // The command line wins over the file.
-    let run = admin_raw(&["list-queue", &config, "--webapp-port=1"]);
-    assert_fails(&run, 3, "cannot reach the webapp at http://127.0.0.1:1/");
+    let closed = common::closed_port();
+    let run = admin_raw(&["list-queue", &config, &format!("--webapp-port={closed}")]);
+    assert_fails(
+        &run,
+        3,
+        &format!("cannot reach the webapp at http://127.0.0.1:{closed}/"),
+    );
 
     let port = app.port.to_string();
     let run = admin_raw(&[

@@ -1216,6 +1216,7 @@ fn the_shrink_guard_removes_nothing_and_status_says_why() {
 #[test]
 fn failed_listings_remove_nothing_and_are_shown_in_status() {
     let dir = tempfile::tempdir().expect("tempdir");
+    let gitlab_host = format!("127.0.0.1:{}", common::closed_port());
     let fake = dir.path().join("fake.json");
     std::fs::write(&fake, r#"{"ls-output": ["up/a", "up/b"]}"#).expect("fake");
     let app = local_app(
@@ -1229,11 +1230,11 @@ fn failed_listings_remove_nothing_and_are_shown_in_status() {
     app.pretend_time(T0);
     app.configure(&json!([
         {"type": "trove", "host": "fake.example", "protocol": "ssh", "prefixmap": {"up": "up"}},
-        {"type": "gitlab", "host": "127.0.0.1:1", "protocol": "http", "private-token": TOKEN,
+        {"type": "gitlab", "host": gitlab_host, "protocol": "http", "private-token": TOKEN,
          "prefixmap": {"x": "x"}}
     ]));
     let summary = app.post_ok("/1.0/force-ls-troves", &[]);
-    assert_eq!(summary["hosts"][0]["host"], "127.0.0.1:1");
+    assert_eq!(summary["hosts"][0]["host"], gitlab_host);
     assert!(
         summary["hosts"][0]["errors"]
             .to_string()
@@ -1257,7 +1258,7 @@ fn failed_listings_remove_nothing_and_are_shown_in_status() {
         "{status}"
     );
     assert_eq!(status["ls_last_run"], T0);
-    let gitlab = app.host_status("127.0.0.1:1");
+    let gitlab = app.host_status(&gitlab_host);
     assert!(
         gitlab["ls_last_error"]
             .as_str()

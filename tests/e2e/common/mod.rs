@@ -408,3 +408,13 @@ pub fn terminate(child: &mut Child) -> std::process::ExitStatus {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A loopback port nothing listens on (bound, then released), for tests
+/// of what an unreachable address does: port 1 may be taken on a shared
+/// machine.
+pub fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
