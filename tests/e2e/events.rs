@@ -548,3 +548,44 @@ fn a_rewritten_upstream_is_an_event_with_what_was_preserved() {
     let raw = webapp.get("/1.0/events?limit=1000").text;
     assert!(!raw.contains(SECRET), "a secret in the events: {raw}");
 }
+
+/// Less free space than `--min-free-disk` on STATEDB's file system is a
+/// disk-low event, more again a disk-ok; a restart records no repeat.
+#[test]
+fn low_disk_is_an_event_once_per_spell() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let disk_events = |webapp: &Webapp| all_events(webapp, "&type=disk-low,disk-ok", 100);
+    // More than any disk here has: low.
+    let webapp = Webapp::init(dir.path())
+        .with_args(&["--housekeeping-interval=1", "--min-free-disk=1000000TiB"])
+        .start();
+    let low = wait_for("disk-low", READY_TIMEOUT, || {
+        disk_events(&webapp).into_iter().next()
+    });
+    assert_eq!(low["type"], "disk-low", "{low}");
+    assert!(low["body"]["free"].as_u64().is_some(), "{low}");
+    assert_eq!(
+        low["body"]["min_free_disk"].as_u64(),
+        Some(1_000_000u64 << 40),
+        "{low}"
+    );
+    // Looked again: still one.
+    std::thread::sleep(Duration::from_millis(2_500));
+    assert_eq!(disk_events(&webapp).len(), 1);
+    let webapp = webapp.restart();
+    std::thread::sleep(Duration::from_millis(2_500));
+    assert_eq!(disk_events(&webapp).len(), 1, "a restart repeats nothing");
+    drop(webapp);
+    // A byte is always free: ok again, once.
+    let webapp = Webapp::init(dir.path())
+        .with_args(&["--housekeeping-interval=1", "--min-free-disk=1"])
+        .start();
+    let ok = wait_for("disk-ok", READY_TIMEOUT, || {
+        disk_events(&webapp)
+            .into_iter()
+            .find(|e| e["type"] == "disk-ok")
+    });
+    assert_eq!(ok["body"]["min_free_disk"], 1, "{ok}");
+    std::thread::sleep(Duration::from_millis(2_500));
+    assert_eq!(disk_events(&webapp).len(), 2);
+}

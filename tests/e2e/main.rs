@@ -28,6 +28,7 @@ mod lorry_cli;
 mod metrics;
 mod migrations;
 mod minion;
+mod mqtt;
 mod package;
 mod provenance;
 mod samples;

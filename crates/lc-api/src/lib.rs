@@ -283,10 +283,15 @@ pub enum EventType {
     /// A job found that upstream rewrote (forced) or deleted refs; the body
     /// lists them, each with where its old tip was preserved.
     UpstreamRefsRewritten,
+    /// STATEDB's file system has less free space than `--min-free-disk`:
+    /// no jobs are handed out.
+    DiskLow,
+    /// Free space is back above `--min-free-disk` after disk-low.
+    DiskOk,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 11] = [
+    pub const ALL: [EventType; 13] = [
         EventType::JobStarted,
         EventType::JobEnded,
         EventType::LorryFailed,
@@ -298,6 +303,8 @@ impl EventType {
         EventType::QueueStopped,
         EventType::QueueStarted,
         EventType::UpstreamRefsRewritten,
+        EventType::DiskLow,
+        EventType::DiskOk,
     ];
 
     /// The name in JSON and in `?type=`.
@@ -314,6 +321,8 @@ impl EventType {
             EventType::QueueStopped => "queue-stopped",
             EventType::QueueStarted => "queue-started",
             EventType::UpstreamRefsRewritten => "upstream-refs-rewritten",
+            EventType::DiskLow => "disk-low",
+            EventType::DiskOk => "disk-ok",
         }
     }
 

@@ -242,3 +242,38 @@ pub async fn housekeeping(db: Arc<StateDb>, settings: Housekeeping) {
         }
     }
 }
+
+/// Records disk-low when STATEDB's file system has less free space than
+/// `--min-free-disk` (0: never), and disk-ok when it has enough again,
+/// looking every `--housekeeping-interval`; only changes are recorded, also
+/// across restarts (the newest disk event says where things stood).
+pub async fn watch_disk(state: AppState) {
+    let min = state.config.min_free_disk;
+    let mut ticks = tokio::time::interval(Duration::from_secs(
+        state.config.housekeeping.interval.max(1),
+    ));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut recorded_low = None;
+    loop {
+        ticks.tick().await;
+        let recorded = match recorded_low {
+            Some(low) => low,
+            None => match state.read(|tx| tx.disk_low_recorded()).await {
+                Ok(low) => *recorded_low.insert(low),
+                Err(err) => {
+                    tracing::warn!(?err, "cannot read the last disk event");
+                    continue;
+                }
+            },
+        };
+        let free = state.disk_free();
+        let low = min > 0 && free < min;
+        if low == recorded {
+            continue;
+        }
+        match state.write(move |tx| tx.record_disk(low, free, min)).await {
+            Ok(()) => recorded_low = Some(low),
+            Err(err) => tracing::warn!(?err, "cannot record a disk event"),
+        }
+    }
+}

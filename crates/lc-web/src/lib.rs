@@ -18,6 +18,7 @@ mod listen;
 mod manifest;
 mod metrics;
 mod minions;
+pub mod mqtt;
 pub mod options;
 mod pages;
 mod provenance;
@@ -92,6 +93,8 @@ pub struct WebConfig {
     pub housekeeping: events::Housekeeping,
     /// Where events are POSTed (see webhooks.rs).
     pub webhooks: webhooks::WebhookSettings,
+    /// The MQTT broker events are published to, if any (see mqtt.rs).
+    pub mqtt: Option<mqtt::MqttSettings>,
 }
 
 /// `--confgit-branch` unless given.
@@ -136,6 +139,7 @@ impl WebConfig {
             allow_pretend_time: false,
             housekeeping: events::Housekeeping::default(),
             webhooks: webhooks::WebhookSettings::default(),
+            mqtt: None,
         }
     }
 }
@@ -270,15 +274,24 @@ pub async fn serve_with(
         Arc::clone(&state.db),
         state.config.housekeeping,
     ));
+    let disk_watch = tokio::spawn(events::watch_disk(state.clone()));
     // Hooks are registered before serving: every event from now on is theirs.
     let hooks = {
         let db = Arc::clone(&state.db);
         let settings = state.config.webhooks.clone();
-        tokio::task::spawn_blocking(move || webhooks::register(&db, &settings))
+        let others: Vec<String> = state.config.mqtt.iter().map(|m| m.cursor_name()).collect();
+        tokio::task::spawn_blocking(move || webhooks::register(&db, &settings, &others))
             .await
             .map_err(std::io::Error::other)?
             .map_err(|e| std::io::Error::other(format!("cannot register the webhooks: {e}")))?
     };
+    let publisher = state.config.mqtt.clone().map(|mqtt| {
+        let delivered = hooks
+            .iter()
+            .find(|r| r.name == mqtt.cursor_name())
+            .map_or(0, |r| r.delivered);
+        tokio::spawn(mqtt::publish(Arc::clone(&state.db), mqtt, delivered))
+    });
     let delivery = tokio::spawn(webhooks::deliver(
         Arc::clone(&state.db),
         state.config.webhooks.clone(),
@@ -286,6 +299,10 @@ pub async fn serve_with(
     ));
     let served = listen::serve(listener, router(state), limits, shutdown).await;
     housekeeping.abort();
+    disk_watch.abort();
     delivery.abort();
+    if let Some(publisher) = publisher {
+        publisher.abort();
+    }
     served
 }

@@ -261,6 +261,19 @@ pub struct Options {
     /// The longest wait between attempts of a failing webhook.
     #[arg(long, value_name = "SECONDS", default_value_t = crate::webhooks::DEFAULT_RETRY_MAX)]
     pub webhook_retry_max: f64,
+    /// Publish every event to this MQTT broker (mqtt://HOST[:PORT]), QoS 1,
+    /// on topic PREFIX/TYPE.
+    #[arg(long, value_name = "URL")]
+    pub mqtt_url: Option<String>,
+    /// The topic prefix of --mqtt-url's publications.
+    #[arg(long, value_name = "PREFIX", default_value = crate::mqtt::DEFAULT_TOPIC_PREFIX)]
+    pub mqtt_topic_prefix: String,
+    /// The user name to give the MQTT broker.
+    #[arg(long, value_name = "NAME")]
+    pub mqtt_username: Option<String>,
+    /// The password to give the MQTT broker, read from FILE.
+    #[arg(long, value_name = "FILE")]
+    pub mqtt_password_file: Option<PathBuf>,
     #[command(flatten)]
     pub logging: LogOptions,
     /// Tokens, host names and connection limits.
@@ -503,8 +516,26 @@ impl Options {
                     ))
                 })?;
         }
+        let mqtt = match &options.mqtt_url {
+            Some(url) => Some(
+                crate::mqtt::MqttSettings::new(
+                    url,
+                    &options.mqtt_topic_prefix,
+                    options.mqtt_username.as_deref(),
+                    options.mqtt_password_file.as_deref(),
+                )
+                .map_err(invalid)?,
+            ),
+            None if options.mqtt_username.is_some() || options.mqtt_password_file.is_some() => {
+                return Err(invalid(
+                    "--mqtt-username and --mqtt-password-file need --mqtt-url",
+                ));
+            }
+            None => None,
+        };
         Ok(WebConfig {
             webhooks,
+            mqtt,
             job_output_max: options.job_output_max,
             min_free_disk: options.min_free_disk,
             confgit_timeout: std::time::Duration::from_secs(options.confgit_timeout),

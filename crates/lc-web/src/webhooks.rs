@@ -168,6 +168,12 @@ pub fn load(
                 Some(name) if name.trim().is_empty() => {
                     return Err(format!("{what}: name: must not be empty"));
                 }
+                Some(name) if name.starts_with(crate::mqtt::CURSOR_PREFIX) => {
+                    return Err(format!(
+                        "{what}: name: {:?} is reserved",
+                        crate::mqtt::CURSOR_PREFIX
+                    ));
+                }
                 Some(name) => name,
                 None => url.to_string(),
             };
@@ -215,11 +221,17 @@ fn backoff(settings: &WebhookSettings, failures: i64) -> Duration {
         .max(settings.retry_min.min(settings.retry_max))
 }
 
-/// Registers the configured hooks in STATEDB (a new one starts at the
-/// newest event), before the webapp serves, so no event made after start
-/// is missed. Answers their states.
-pub fn register(db: &StateDb, settings: &WebhookSettings) -> lc_core::Result<Vec<WebhookRow>> {
-    let names: Vec<String> = settings.hooks.iter().map(|h| h.name.clone()).collect();
+/// Registers the configured hooks and `others` (the MQTT publisher's
+/// cursor) in STATEDB (a new one starts at the newest event), before the
+/// webapp serves, so no event made after start is missed. Answers their
+/// states.
+pub fn register(
+    db: &StateDb,
+    settings: &WebhookSettings,
+    others: &[String],
+) -> lc_core::Result<Vec<WebhookRow>> {
+    let mut names: Vec<String> = settings.hooks.iter().map(|h| h.name.clone()).collect();
+    names.extend_from_slice(others);
     db.write(|tx| tx.set_webhooks(&names))
 }
 

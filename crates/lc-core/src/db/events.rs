@@ -187,6 +187,21 @@ impl ReadTx<'_> {
         Ok((events, more))
     }
 
+    /// Whether the newest disk event is disk-low (a spell of low disk
+    /// that has not ended). Walks the events from the newest: for start-up.
+    pub fn disk_low_recorded(&self) -> Result<bool> {
+        let last: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT type FROM events WHERE type IN ('disk-low', 'disk-ok')
+                 ORDER BY id DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(last.as_deref() == Some(EventType::DiskLow.name()))
+    }
+
     /// The id of the newest event (0 when there is none).
     pub fn last_event_id(&self) -> Result<i64> {
         Ok(self
@@ -244,6 +259,22 @@ impl WriteTx<'_> {
             None => self.conn().execute("DELETE FROM events", [])?,
         };
         Ok(removed)
+    }
+
+    /// Records disk-low (`low`) or disk-ok with the free space seen and
+    /// the least wanted, in bytes. The caller records only changes (see
+    /// [`ReadTx::disk_low_recorded`]).
+    pub fn record_disk(&self, low: bool, free: u64, min_free: u64) -> Result<()> {
+        self.record_event(
+            if low {
+                EventType::DiskLow
+            } else {
+                EventType::DiskOk
+            },
+            None,
+            None,
+            json!({ "free": free, "min_free_disk": min_free }),
+        )
     }
 
     /// Records a lorry-overdue event for each lorry not mirrored
