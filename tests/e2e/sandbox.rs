@@ -386,6 +386,45 @@ esac
     assert!(mine.is_empty(), "{mine:?}");
 }
 
+#[test]
+fn without_cgroups_the_limits_are_rlimits_and_still_named() {
+    if !bwrap_works() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let app = Webapp::init(d).start();
+    let conf = lorry_conf(d);
+    // lorry itself spins: RLIMIT_CPU is per process.
+    let stand_in = script(d, "spinning-lorry", "while :; do :; done\n");
+    let mut minion = Minion::start(
+        &app,
+        d,
+        &stand_in,
+        &[
+            format!("--lorry-config={}", conf.display()),
+            "--no-job-cgroups".into(),
+            "--job-cpu-seconds=1".into(),
+        ],
+    );
+    assert!(
+        minion.log().contains("isolation=bwrap + rlimits only"),
+        "{}",
+        minion.log()
+    );
+    app.seed(&[lorry_of(
+        "e2e/spins",
+        json!({"type": "git", "url": "https://example.invalid/x.git"}),
+    )]);
+    let job = ended_job(&app, "e2e/spins", Duration::from_secs(60));
+    let out = job["output"].as_str().unwrap_or_default();
+    assert!(out.starts_with("lorry-controller-minion: isolation: bwrap + rlimits only (memory-max none, tasks-max none, cpu-seconds 1)"), "{out}");
+    // Killed by SIGXCPU (24), or by SIGKILL past the hard limit.
+    assert_eq!(job["exit"], "152", "{out}");
+    assert!(out.contains("cpu-seconds limit (RLIMIT_CPU)"), "{out}");
+    assert!(minion.is_running());
+}
+
 /// Runs a tool for making an upstream; panics with its stderr on failure.
 fn tool(dir: &Path, program: &str, args: &[&str]) {
     let home = dir.join("tool-home");

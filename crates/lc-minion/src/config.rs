@@ -172,11 +172,14 @@ impl Limits {
         *self == Limits::default()
     }
 
-    /// The `prlimit` options that set these limits (soft and hard alike).
+    /// The `prlimit` options that set these limits (soft and hard alike,
+    /// but for CPU seconds: the hard limit is 5 s later, so that SIGXCPU,
+    /// not SIGKILL, ends a process that reaches it).
     pub fn prlimit_args(&self) -> Vec<String> {
         let mut args = Vec::new();
         if let Some(n) = self.cpu_seconds {
-            args.push(format!("--cpu={n}"));
+            // SIGXCPU at the soft limit names it; SIGKILL 5 s later.
+            args.push(format!("--cpu={n}:{}", n.saturating_add(5)));
         }
         if let Some(n) = self.memory_bytes {
             args.push(format!("--as={n}"));
@@ -400,7 +403,7 @@ mod tests {
         let limited = lorry.argv(Path::new("/tmp/x.lorry"), None);
         assert_eq!(
             limited[..4],
-            ["prlimit", "--cpu=60", "--fsize=1073741824", "--"].map(OsString::from)
+            ["prlimit", "--cpu=60:65", "--fsize=1073741824", "--"].map(OsString::from)
         );
         assert_eq!(limited[4..], plain[..]);
     }

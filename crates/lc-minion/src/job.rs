@@ -282,6 +282,7 @@ impl Job {
         }
         tracing::debug!(argv = ?prepared.argv, "the job's command");
         let cgroup = prepared.cgroup;
+        let rlimits_only = cgroup.is_none();
         let cpu_limit = prepared.cpu_watch;
         let mut env = crate::sandbox::job_env(std::env::vars_os(), config.sandbox.is_some());
         env.push((containment::MARKER_VAR.into(), marker.clone().into()));
@@ -478,6 +479,12 @@ impl Job {
             }
         };
         pending.absorb(&shared, true, config);
+        if rlimits_only && let Some(line) = rlimit_hit(exit) {
+            tracing::warn!(limit = %line, "the job ran into a limit");
+            pending
+                .stderr
+                .push(&format!("lorry-controller-minion: {line}\n"));
+        }
         if let Some(kill) = &kill {
             pending.stderr.push(&format!(
                 "lorry-controller-minion: killed lorry (exit {exit}): {}\n",
@@ -655,6 +662,23 @@ fn read_result(file: &std::path::Path, stderr: &mut Unsent) -> Option<String> {
         return None;
     }
     Some(text)
+}
+
+/// The line naming the rlimit that ended a job with `exit`, when its
+/// signal says so: SIGXCPU for CPU seconds, SIGXFSZ for the file size.
+/// (Memory past RLIMIT_AS shows as failed allocations, not as a signal.)
+fn rlimit_hit(exit: i32) -> Option<String> {
+    if exit == 128 + Signal::SIGXCPU as i32 {
+        Some(
+            "a process of the job reached its cpu-seconds limit (RLIMIT_CPU) and was killed".into(),
+        )
+    } else if exit == 128 + Signal::SIGXFSZ as i32 {
+        Some(
+            "a process of the job reached the file-size limit (RLIMIT_FSIZE) and was killed".into(),
+        )
+    } else {
+        None
+    }
 }
 
 /// How often a job's CPU seconds are checked against its limit.

@@ -1,0 +1,141 @@
+//! Benchmark: what the job sandbox costs each job (issue 18). A job that
+//! does nothing (`/bin/true` standing in for lorry) is started and waited
+//! for as the minion starts lorry: the environment cleaned, and
+//!
+//! 1. plain: no sandbox, no cgroup (the baseline, measured in the same run);
+//! 2. bwrap: the minion's bwrap command line for a job (`Sandbox::argv`,
+//!    with a working area, a spec directory and a hidden home);
+//! 3. bwrap + cgroup: the job's cgroup made with limits, joined by the
+//!    `sh` in front, then removed, as for every job.
+//!
+//! Target: the sandbox adds under 20 ms a job (median). `cargo bench
+//! --bench job_sandbox`; `LC_BENCH_ROUNDS` sets the jobs per kind
+//! (default 200). A kind that cannot run here (no bwrap, no writable
+//! cgroup) is reported as not measured.
+
+#![expect(
+    clippy::disallowed_methods,
+    reason = "the bench starts the jobs' command lines as the minion does"
+)]
+
+use std::ffi::OsString;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use lc_minion::cgroup::{Cgroups, JobLimits};
+use lc_minion::sandbox::{JobPaths, Sandbox, job_env};
+
+fn run(argv: &[OsString], env: &[(OsString, OsString)]) {
+    let status = Command::new(&argv[0])
+        .args(&argv[1..])
+        .env_clear()
+        .envs(env.iter().cloned())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .status()
+        .expect("spawn");
+    assert!(status.success(), "{argv:?}: {status}");
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn measure(rounds: usize, mut job: impl FnMut()) -> Vec<Duration> {
+    job(); // warm the caches
+    let mut times: Vec<Duration> = (0..rounds)
+        .map(|_| {
+            let start = Instant::now();
+            job();
+            start.elapsed()
+        })
+        .collect();
+    times.sort();
+    times
+}
+
+fn main() {
+    let rounds: usize = std::env::var("LC_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let area = dir.path().join("wa");
+    let own = area.join("bench%2Fjob");
+    let spec_dir = dir.path().join("spec");
+    let home = dir.path().join("home");
+    for d in [&own, &spec_dir, &home] {
+        std::fs::create_dir_all(d).expect("mkdir");
+    }
+    let lorry: Vec<OsString> = vec!["/bin/true".into()];
+    let plain_env = job_env(std::env::vars_os(), false);
+    let boxed_env = job_env(std::env::vars_os(), true);
+
+    let plain = measure(rounds, || run(&lorry, &plain_env));
+    println!("job_sandbox: {rounds} jobs of /bin/true per kind");
+    let report = |kind: &str, times: &[Duration]| {
+        let extra = percentile(times, 0.5).saturating_sub(percentile(&plain, 0.5));
+        println!(
+            "  {kind:<16} median {:>9}  p90 {:>9}  added (median) {:>9}",
+            ms(percentile(times, 0.5)),
+            ms(percentile(times, 0.9)),
+            ms(extra)
+        );
+        extra
+    };
+    report("plain", &plain);
+
+    let mut sandbox = Sandbox::new("bwrap");
+    sandbox.working_area = Some(area.clone());
+    sandbox.home = Some(home.clone());
+    let paths = JobPaths {
+        spec_dir: spec_dir.clone(),
+        working_dirs: vec![own.clone()],
+        local_upstreams: Vec::new(),
+    };
+    if let Err(why) = lc_minion::sandbox::probe(std::path::Path::new("bwrap")) {
+        println!("  bwrap            not measured: {why}");
+        return;
+    }
+    let mut boxed = sandbox.argv(&paths);
+    boxed.extend(lorry.iter().cloned());
+    let bwrap = measure(rounds, || run(&boxed, &boxed_env));
+    let added = report("bwrap", &bwrap);
+
+    match Cgroups::detect() {
+        Ok(cgroups) => {
+            let limits = JobLimits {
+                memory_max: Some(1 << 30),
+                tasks_max: Some(512),
+                cpu_seconds: None,
+            };
+            let mut job_id = 0;
+            let with_cgroup = measure(rounds, || {
+                job_id += 1;
+                let cgroup = cgroups.create(job_id, &limits).expect("cgroup");
+                let mut argv = cgroup.join_argv();
+                argv.extend(boxed.iter().cloned());
+                run(&argv, &boxed_env);
+                cgroup.remove();
+            });
+            report(&format!("bwrap + {}", cgroups.name()), &with_cgroup);
+        }
+        Err(why) => println!("  bwrap + cgroup   not measured: {why}"),
+    }
+    println!(
+        "  target: bwrap adds under 20 ms a job: {}",
+        if added < Duration::from_millis(20) {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
+}
