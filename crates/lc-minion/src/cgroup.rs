@@ -405,12 +405,14 @@ impl JobCgroup {
         for (_, dir) in &self.dirs {
             kill_all(dir);
         }
+        // The last process may still be leaving the cgroup (EBUSY): poll
+        // briefly, up to half a second.
         for (_, dir) in &self.dirs {
-            for _ in 0..50 {
+            for _ in 0..500 {
                 match std::fs::remove_dir(dir) {
                     Ok(()) => break,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
-                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(1)),
                 }
             }
         }

@@ -245,24 +245,24 @@ impl Options {
         lorry_paths: &LorryConfigPaths,
         home: Option<PathBuf>,
     ) -> Result<Option<Sandbox>, Error> {
-        match (self.sandbox, crate::sandbox::probe(&self.bwrap_path)) {
-            (Some(SandboxKind::None), _) => {
-                tracing::warn!(
-                    "--sandbox none: jobs see everything the minion sees (its configuration, token, home and the whole working area)"
-                );
-                return Ok(None);
-            }
-            (Some(SandboxKind::Bwrap), Err(why)) => {
+        if self.sandbox == Some(SandboxKind::None) {
+            tracing::warn!(
+                "--sandbox none: jobs see everything the minion sees (its configuration, token, home and the whole working area)"
+            );
+            return Ok(None);
+        }
+        match crate::sandbox::probe(&self.bwrap_path) {
+            Ok(()) => {}
+            Err(why) if self.sandbox == Some(SandboxKind::Bwrap) => {
                 return Err(Error::Option {
                     option: "sandbox",
                     reason: format!("bwrap does not work here: {why}"),
                 });
             }
-            (None, Err(why)) => {
+            Err(why) => {
                 tracing::warn!(%why, "bwrap does not work here: jobs run without a sandbox (see INSTALL.md, Security)");
                 return Ok(None);
             }
-            (_, Ok(())) => {}
         }
         let mut sandbox = Sandbox::new(&self.bwrap_path);
         sandbox.hide.extend(self.config.iter().cloned());
@@ -372,6 +372,22 @@ mod tests {
         let argv = config.lorry.argv(Path::new("x.lorry"), None);
         assert_eq!(argv[0], "prlimit");
         assert!(argv.iter().any(|a| a == "/opt/lorry"));
+    }
+
+    #[test]
+    fn a_sandbox_asked_for_must_work_and_the_default_falls_back() {
+        let missing = "--bwrap-path=/nonexistent/bwrap";
+        let err = parse(&["--sandbox=bwrap", missing])
+            .into_config(None)
+            .expect_err("bwrap asked for, not there");
+        assert!(err.to_string().contains("/nonexistent/bwrap"), "{err}");
+        let config = parse(&[missing]).into_config(None).expect("fallback");
+        assert!(config.sandbox.is_none());
+        assert!(config.isolation().starts_with("no sandbox + "));
+        let config = parse(&["--sandbox=none", "--no-job-cgroups"])
+            .into_config(None)
+            .expect("none");
+        assert_eq!(config.isolation(), "no sandbox + rlimits only");
     }
 
     #[test]
