@@ -11,18 +11,22 @@
 //! as an HTML page. Both go through [`ApiError::parts`].
 
 use axum::extract::{FromRequestParts, Path};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use lc_api::ErrorBody;
 
 #[derive(Debug)]
 pub enum ApiError {
     BadRequest(String),
+    /// No token, or one the webapp does not know: asks for credentials
+    /// (`WWW-Authenticate`).
+    Unauthorized(String),
     Forbidden(String),
     NotFound(String),
     Conflict(String),
     PayloadTooLarge(String),
+    UnsupportedMediaType(String),
     MethodNotAllowed(String),
     NotImplemented(String),
     Unavailable(String),
@@ -49,6 +53,18 @@ impl ErrorParts {
     /// `body` with the status, and the detail for the log.
     pub fn respond(self, body: impl IntoResponse) -> Response {
         let mut response = (self.status, body).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            // Both schemes the webapp takes a token in (see security.rs).
+            let headers = response.headers_mut();
+            headers.append(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"lorry-controller\", charset=\"UTF-8\""),
+            );
+            headers.append(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"lorry-controller\""),
+            );
+        }
         if let Some(detail) = self.detail {
             response.extensions_mut().insert(detail);
         }
@@ -64,10 +80,12 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -83,10 +101,12 @@ impl ApiError {
                 (INTERNAL_MESSAGE.to_owned(), Some(InternalDetail(detail)))
             }
             ApiError::BadRequest(m)
+            | ApiError::Unauthorized(m)
             | ApiError::Forbidden(m)
             | ApiError::NotFound(m)
             | ApiError::Conflict(m)
             | ApiError::PayloadTooLarge(m)
+            | ApiError::UnsupportedMediaType(m)
             | ApiError::MethodNotAllowed(m)
             | ApiError::NotImplemented(m)
             | ApiError::Unavailable(m) => (m, None),

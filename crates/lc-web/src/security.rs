@@ -25,12 +25,12 @@
 
 use std::sync::Arc;
 
+use crate::error::ApiError;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use lc_api::ErrorBody;
 use lc_base::redact::Secret;
 use subtle::ConstantTimeEq;
 
@@ -217,55 +217,6 @@ fn matches(presented: &str, secret: &Secret) -> bool {
     !expected.is_empty() && bool::from(presented.as_bytes().ct_eq(expected))
 }
 
-/// Why a request is refused: the answer, built only when it is sent.
-#[derive(Debug)]
-struct Refusal {
-    status: StatusCode,
-    message: String,
-    /// Whether to ask for credentials (`WWW-Authenticate`).
-    challenge: bool,
-}
-
-fn refuse(status: StatusCode, message: String) -> Refusal {
-    Refusal {
-        status,
-        message,
-        challenge: false,
-    }
-}
-
-fn unauthorized(message: &str) -> Refusal {
-    Refusal {
-        status: StatusCode::UNAUTHORIZED,
-        message: message.to_owned(),
-        challenge: true,
-    }
-}
-
-impl IntoResponse for Refusal {
-    fn into_response(self) -> Response {
-        let mut resp = (
-            self.status,
-            axum::Json(ErrorBody {
-                error: self.message,
-            }),
-        )
-            .into_response();
-        if self.challenge {
-            let headers = resp.headers_mut();
-            headers.append(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"lorry-controller\", charset=\"UTF-8\""),
-            );
-            headers.append(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"lorry-controller\""),
-            );
-        }
-        resp
-    }
-}
-
 /// The name a `Host` header gives, lower case, without port or final dot.
 pub fn host_name(host: &str) -> String {
     let host = host.trim();
@@ -284,7 +235,7 @@ pub fn host_name(host: &str) -> String {
 }
 
 /// Checks the `Host` header against the allowed names.
-fn host_allowed(security: &Security, headers: &HeaderMap) -> Result<(), Refusal> {
+fn host_allowed(security: &Security, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(allowed) = &security.allowed_hosts else {
         return Ok(());
     };
@@ -295,10 +246,9 @@ fn host_allowed(security: &Security, headers: &HeaderMap) -> Result<(), Refusal>
     if allowed.contains(&name) {
         return Ok(());
     }
-    Err(refuse(
-        StatusCode::FORBIDDEN,
-        format!("this webapp does not serve the host name {name:?} (add it with --allowed-host)"),
-    ))
+    Err(ApiError::Forbidden(format!(
+        "this webapp does not serve the host name {name:?} (add it with --allowed-host)"
+    )))
 }
 
 /// Whether `Origin` or `Sec-Fetch-Site` says another origin sent the request.
@@ -381,23 +331,20 @@ pub async fn guard(State(security): State<Arc<Security>>, req: Request, next: Ne
     resp
 }
 
-async fn check(security: &Security, req: Request) -> Result<Request, Refusal> {
+async fn check(security: &Security, req: Request) -> Result<Request, ApiError> {
     let headers = req.headers();
     host_allowed(security, headers)?;
     let class = Class::of(req.method(), req.uri().path());
     let changes = !matches!(class, Class::Open | Class::Read);
     if changes && let Some(what) = cross_site(headers) {
-        return Err(refuse(
-            StatusCode::FORBIDDEN,
-            format!("cross-site request refused ({what})"),
-        ));
+        return Err(ApiError::Forbidden(format!(
+            "cross-site request refused ({what})"
+        )));
     }
     let granting = granting(&security.tokens, security.read_access, class);
     if !granting.is_empty() {
         let Some(token) = presented(headers) else {
-            return Err(unauthorized(
-                "this request needs a token (Authorization: Bearer TOKEN, or HTTP Basic with the token as password)",
-            ));
+            return Err(ApiError::Unauthorized("this request needs a token (Authorization: Bearer TOKEN, or HTTP Basic with the token as password)".to_owned()));
         };
         if !granting.iter().any(|secret| matches(&token, secret)) {
             let known = [
@@ -409,12 +356,9 @@ async fn check(security: &Security, req: Request) -> Result<Request, Refusal> {
             .filter_map(|t| t.as_ref())
             .any(|secret| matches(&token, secret));
             return Err(if known {
-                refuse(
-                    StatusCode::FORBIDDEN,
-                    "this token does not allow this request".to_owned(),
-                )
+                ApiError::Forbidden("this token does not allow this request".to_owned())
             } else {
-                unauthorized("wrong token")
+                ApiError::Unauthorized("wrong token".to_owned())
             });
         }
     }
@@ -425,7 +369,7 @@ async fn check(security: &Security, req: Request) -> Result<Request, Refusal> {
 }
 
 /// Content type, size, field count, `redirect` and CSRF token of a POST.
-async fn check_body(security: &Security, req: Request) -> Result<Request, Refusal> {
+async fn check_body(security: &Security, req: Request) -> Result<Request, ApiError> {
     let (parts, body) = req.into_parts();
     let content_type = parts
         .headers
@@ -436,12 +380,9 @@ async fn check_body(security: &Security, req: Request) -> Result<Request, Refusa
         Some(t) => {
             let essence = t.split(';').next().unwrap_or("").trim();
             if essence != "application/x-www-form-urlencoded" {
-                return Err(refuse(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    format!(
-                        "Content-Type {essence:?} is not accepted: send application/x-www-form-urlencoded, or no body"
-                    ),
-                ));
+                return Err(ApiError::UnsupportedMediaType(format!(
+                    "Content-Type {essence:?} is not accepted: send application/x-www-form-urlencoded, or no body"
+                )));
             }
             true
         }
@@ -452,48 +393,37 @@ async fn check_body(security: &Security, req: Request) -> Result<Request, Refusa
     let bytes: Bytes = match axum::body::to_bytes(body, security.body_limit).await {
         Ok(bytes) => bytes,
         Err(_) => {
-            return Err(refuse(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!(
-                    "request body larger than {} bytes (or unreadable)",
-                    security.body_limit
-                ),
-            ));
+            return Err(ApiError::PayloadTooLarge(format!(
+                "request body larger than {} bytes (or unreadable)",
+                security.body_limit
+            )));
         }
     };
     if !form && !bytes.is_empty() {
-        return Err(refuse(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        return Err(ApiError::UnsupportedMediaType(
             "a request body needs Content-Type: application/x-www-form-urlencoded".to_owned(),
         ));
     }
     let fields: Vec<(String, String)> = form_urlencoded::parse(&bytes).into_owned().collect();
     if fields.len() > security.max_fields {
-        return Err(refuse(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "{} form fields; at most {} are accepted",
-                fields.len(),
-                security.max_fields
-            ),
-        ));
+        return Err(ApiError::PayloadTooLarge(format!(
+            "{} form fields; at most {} are accepted",
+            fields.len(),
+            security.max_fields
+        )));
     }
     for (name, value) in &fields {
         if name == "redirect" && !value.is_empty() && !redirect_ok(value) {
-            return Err(refuse(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "field redirect must be a path on this server starting with '/', not {value:?}"
-                ),
-            ));
+            return Err(ApiError::BadRequest(format!(
+                "field redirect must be a path on this server starting with '/', not {value:?}"
+            )));
         }
     }
     if from_browser(&parts.headers) {
         let sent = fields.iter().find(|(n, _)| n == CSRF_FIELD).map(|(_, v)| v);
         let ok = sent.is_some_and(|v| bool::from(v.as_bytes().ct_eq(csrf().as_bytes())));
         if !ok {
-            return Err(refuse(
-                StatusCode::FORBIDDEN,
+            return Err(ApiError::Forbidden(
                 "a form sent by a browser must carry the page's csrf field (reload the page)"
                     .to_owned(),
             ));
