@@ -20,12 +20,12 @@
 //! A creation answered 409 (repository) or 422 (organisation) lost a race
 //! and is looked up again.
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::json;
 
+use super::owner_repo::OwnerRepos;
 use super::{PrepareError, Prepared, RepoMetadata, Visibility};
 use crate::Politeness;
 use crate::Secret;
@@ -33,10 +33,8 @@ use crate::api::{Api, ApiError, Auth};
 
 #[derive(Debug)]
 pub struct Gitea {
-    api: Api,
+    repos: OwnerRepos,
     visibility: Visibility,
-    /// Repositories whose default branch was seen to after a push in this run.
-    settled: Mutex<HashSet<String>>,
     /// Keep Actions on in new repositories (`--downstream-ci`).
     ci: bool,
 }
@@ -49,9 +47,11 @@ impl Gitea {
         polite: Arc<Politeness>,
     ) -> Result<Gitea, String> {
         Ok(Gitea {
-            api: Api::new(url, "api/v1", Auth::Token(token), polite)?,
+            repos: OwnerRepos::new(
+                Api::new(url, "api/v1", Auth::Token(token), polite)?,
+                "Gitea",
+            ),
             visibility,
-            settled: Mutex::default(),
             ci: false,
         })
     }
@@ -81,25 +81,21 @@ impl Gitea {
     }
 
     async fn create(&self, path: &str, metadata: &RepoMetadata) -> Result<Prepared, PrepareError> {
-        let Some((owner, name)) = path.split_once('/').filter(|(_, n)| !n.contains('/')) else {
-            return Err(PrepareError::BadPath {
-                kind: "gitea",
-                path: path.to_owned(),
-                problem: "Gitea repositories live directly under a user or organisation: \
-                          the path needs exactly two components"
-                    .to_owned(),
-            });
-        };
-        if let Some(repo) = self.repo(owner, name).await? {
-            return Ok(self.update(path, owner, name, &repo, metadata).await);
+        let (owner, name) = self.repos.split("gitea", path)?;
+        if let Some(repo) = self.repos.repo(owner, name).await? {
+            return Ok(self
+                .repos
+                .update(path, (owner, name), &repo, metadata)
+                .await);
         }
-        let create_url = if self.org_exists(owner).await? {
-            self.api.url(&["orgs", owner, "repos"])
-        } else if self.own_login().await?.as_deref() == Some(owner) {
-            self.api.url(&["user", "repos"])
+        let api = &self.repos.api;
+        let create_url = if self.repos.org_exists(owner).await? {
+            api.url(&["orgs", owner, "repos"])
+        } else if self.repos.own_login().await?.as_deref() == Some(owner) {
+            api.url(&["user", "repos"])
         } else {
             self.create_org(owner).await?;
-            self.api.url(&["orgs", owner, "repos"])
+            api.url(&["orgs", owner, "repos"])
         };
         let mut body = json!({
             "name": name,
@@ -111,162 +107,54 @@ impl Gitea {
         if let Some(description) = metadata.mirror_description() {
             body["description"] = json!(description);
         }
-        let answer = self
-            .api
-            .call(Method::POST, create_url.clone(), Some(&body))
+        let prepared = self
+            .repos
+            .create(path, (owner, name), create_url, &body, 409)
             .await?;
-        match answer.status {
-            201 => {
-                tracing::info!(host = self.api.host(), path, "created Gitea repository");
-                if !self.ci {
-                    self.disable_actions(path, owner, name).await;
-                }
-                Ok(Prepared::Created)
-            }
-            409 if self.repo(owner, name).await?.is_some() => Ok(Prepared::Existing),
-            _ => Err(self
-                .api
-                .status_error(&Method::POST, &create_url, &answer)
-                .into()),
+        if prepared == Prepared::Created && !self.ci {
+            self.disable_actions(path, owner, name).await;
         }
+        Ok(prepared)
     }
 
     /// Turns Gitea Actions off on a new mirror (`has_actions`, Gitea 1.21
     /// and later; older versions ignore the field): workflows in mirrored
     /// code must not run. A failure is logged, not fatal.
     async fn disable_actions(&self, path: &str, owner: &str, name: &str) {
-        let url = self.api.url(&["repos", owner, name]);
+        let api = &self.repos.api;
+        let url = api.url(&["repos", owner, name]);
         let body = json!({ "has_actions": false });
-        if let Err(err) = self
-            .api
-            .call_expect(Method::PATCH, url, Some(&body), 200)
-            .await
-        {
+        if let Err(err) = api.call_expect(Method::PATCH, url, Some(&body), 200).await {
             tracing::warn!(path, %err, "cannot turn Gitea Actions off");
         }
     }
 
-    async fn repo(&self, owner: &str, name: &str) -> Result<Option<Value>, ApiError> {
-        let url = self.api.url(&["repos", owner, name]);
-        let answer = self.api.call(Method::GET, url.clone(), None).await?;
-        match answer.status {
-            200 => Ok(Some(answer.body)),
-            404 => Ok(None),
-            _ => Err(self.api.status_error(&Method::GET, &url, &answer)),
-        }
-    }
-
-    async fn org_exists(&self, org: &str) -> Result<bool, ApiError> {
-        let url = self.api.url(&["orgs", org]);
-        let answer = self.api.call(Method::GET, url.clone(), None).await?;
-        match answer.status {
-            200 => Ok(true),
-            404 => Ok(false),
-            _ => Err(self.api.status_error(&Method::GET, &url, &answer)),
-        }
-    }
-
-    /// The login of the token's user.
-    async fn own_login(&self) -> Result<Option<String>, ApiError> {
-        let url = self.api.url(&["user"]);
-        let answer = self.api.call_expect(Method::GET, url, None, 200).await?;
-        Ok(answer
-            .body
-            .get("login")
-            .and_then(Value::as_str)
-            .map(str::to_owned))
-    }
-
     async fn create_org(&self, org: &str) -> Result<(), ApiError> {
-        let url = self.api.url(&["orgs"]);
+        let api = &self.repos.api;
+        let url = api.url(&["orgs"]);
         let visibility = match self.visibility {
             Visibility::Private => "private",
             Visibility::Internal => "limited",
             Visibility::Public => "public",
         };
         let body = json!({ "username": org, "visibility": visibility });
-        let answer = self
-            .api
-            .call(Method::POST, url.clone(), Some(&body))
-            .await?;
+        let answer = api.call(Method::POST, url.clone(), Some(&body)).await?;
         match answer.status {
             201 => {
-                tracing::info!(host = self.api.host(), org, "created Gitea organisation");
+                tracing::info!(host = api.host(), org, "created Gitea organisation");
                 Ok(())
             }
-            422 | 409 if self.org_exists(org).await? => Ok(()),
-            _ => Err(self.api.status_error(&Method::POST, &url, &answer)),
+            422 | 409 if self.repos.org_exists(org).await? => Ok(()),
+            _ => Err(api.status_error(&Method::POST, &url, &answer)),
         }
     }
 
-    /// Puts an existing repository's description when the upstream gives
-    /// one that differs; a failure is logged, not fatal.
-    async fn update(
-        &self,
-        path: &str,
-        owner: &str,
-        name: &str,
-        repo: &Value,
-        metadata: &RepoMetadata,
-    ) -> Prepared {
-        let Some(description) = metadata.clean_description() else {
-            return Prepared::Existing;
-        };
-        if repo.get("description").and_then(Value::as_str) == Some(description.as_str()) {
-            return Prepared::Existing;
-        }
-        let url = self.api.url(&["repos", owner, name]);
-        let body = json!({ "description": description });
-        match self
-            .api
-            .call_expect(Method::PATCH, url, Some(&body), 200)
-            .await
-        {
-            Ok(_) => Prepared::Updated,
-            Err(err) => {
-                tracing::warn!(path, %err, "cannot update the Gitea repository's description");
-                Prepared::Existing
-            }
-        }
-    }
-
-    /// After a successful job: the upstream's default branch, now that it
-    /// exists, with a `PATCH` of `default_branch` alone. Once per
-    /// repository and webapp run.
+    /// After a successful job: see [`OwnerRepos::after_push`].
     pub(super) async fn after_push(
         &self,
         path: &str,
         metadata: &RepoMetadata,
     ) -> Result<(), PrepareError> {
-        let Some(head) = metadata.valid_head() else {
-            return Ok(());
-        };
-        let Some((owner, name)) = path.split_once('/') else {
-            return Ok(());
-        };
-        if self
-            .settled
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(path)
-        {
-            return Ok(());
-        }
-        let Some(repo) = self.repo(owner, name).await? else {
-            return Ok(());
-        };
-        if repo.get("default_branch").and_then(Value::as_str) != Some(head) {
-            let url = self.api.url(&["repos", owner, name]);
-            let body = json!({ "default_branch": head });
-            self.api
-                .call_expect(Method::PATCH, url, Some(&body), 200)
-                .await?;
-            tracing::info!(path, head, "set the Gitea repository's default branch");
-        }
-        self.settled
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(path.to_owned());
-        Ok(())
+        self.repos.after_push(path, metadata).await
     }
 }

@@ -20,6 +20,7 @@ mod gitea;
 mod github;
 mod gitlab;
 mod local;
+mod owner_repo;
 
 use std::sync::Arc;
 
