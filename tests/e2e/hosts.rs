@@ -230,6 +230,43 @@ fn gitlab_downstream_names_are_made_valid_and_descriptions_say_what_is_mirrored(
 }
 
 #[test]
+fn gitlab_refuses_paths_outside_its_rules_and_the_job_says_which_rule() {
+    // GitLab's paths are ASCII letters, digits, '_', '.' and '-': a space
+    // or another alphabet in a lorry path (in a group or the project) fails
+    // that job with GitLab's words; the others go on.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let gitlab = GitlabV4::start(TOKEN);
+    gitlab.add_group("grp");
+    let app = gitlab_app(dir.path(), &gitlab, &[]);
+    app.pretend_time(T0);
+    let refused = [
+        "grp/caf\u{e9}",
+        "grp/two words",
+        "\u{e9}t\u{e9}/repo",
+        "grp/x.atom",
+    ];
+    let mut lorries: Vec<_> = refused.iter().map(|p| lorry(p)).collect();
+    lorries.push(lorry("grp/fine_1.0"));
+    app.seed(&lorries);
+    assert_eq!(drain(&app), ["grp/fine_1.0"]);
+    for (path, out) in refused.iter().zip(failed_outputs(&app, &refused)) {
+        assert!(out.contains("400"), "{path}: {out}");
+        assert!(
+            out.contains("can contain only letters, digits"),
+            "{path}: {out}"
+        );
+        assert!(out.contains(&format!("cannot create {path:?}")), "{out}");
+        assert_no_secret("job output", &out);
+    }
+    assert!(gitlab.project("grp/fine_1.0").is_some());
+    assert!(
+        gitlab.namespace("\u{e9}t\u{e9}").is_none(),
+        "no group was made"
+    );
+    app.get_ok("/1.0/status");
+}
+
+#[test]
 fn gitlab_downstream_ci_stays_on_only_when_asked() {
     let dir = tempfile::tempdir().expect("tempdir");
     let gitlab = GitlabV4::start(TOKEN);
@@ -686,6 +723,78 @@ fn gitea_downstream_creates_the_organisation_then_the_repository() {
         .to_owned();
     assert!(out.contains("exactly two components"), "{out}");
     assert_no_secret("the log", &app.log());
+}
+
+/// The output of the last job of each of `paths`, which must have failed.
+fn failed_outputs(app: &Webapp, paths: &[&str]) -> Vec<String> {
+    paths
+        .iter()
+        .map(|path| {
+            let job = last_job(app, path);
+            assert_eq!(job["exit"], "1", "{path}: {job}");
+            job["output"].as_str().expect("output").to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn gitea_refuses_names_outside_its_rules_and_the_job_says_which_rule() {
+    // Gitea's names are ASCII letters, digits, '-', '_' and '.': a lorry
+    // whose path has a space or another alphabet cannot be mirrored there.
+    // The job fails with Gitea's words and the path; the others go on.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let gitea = GiteaV1::start(TOKEN);
+    gitea.add_org("org");
+    let app = Webapp::init(dir.path())
+        .with_downstream(&[
+            "--git-server-type=gitea".into(),
+            format!("--downstream-http-url={}", gitea.server.url()),
+        ])
+        .with_env(&[("LORRY_GITEA_ACCESS_TOKEN", TOKEN)])
+        .start();
+    app.pretend_time(T0);
+    let refused = [
+        "org/caf\u{e9}",
+        "org/two words",
+        "org/old.git",
+        "sp ace/repo",
+    ];
+    let mut lorries: Vec<_> = refused.iter().map(|p| lorry(p)).collect();
+    lorries.push(lorry("org/fine-1.0"));
+    app.seed(&lorries);
+    assert_eq!(drain(&app), ["org/fine-1.0"]);
+    let outputs = failed_outputs(&app, &refused);
+    for (path, out) in refused.iter().zip(&outputs) {
+        assert!(out.contains("422"), "{path}: {out}");
+        assert!(out.contains(&format!("cannot create {path:?}")), "{out}");
+        assert_no_secret("job output", out);
+    }
+    assert!(
+        outputs[0].contains("[Name]: AlphaDashDot"),
+        "{}",
+        outputs[0]
+    );
+    assert!(
+        outputs[1].contains("[Name]: AlphaDashDot"),
+        "{}",
+        outputs[1]
+    );
+    assert!(
+        outputs[2].contains("name pattern is not allowed"),
+        "{}",
+        outputs[2]
+    );
+    assert!(
+        outputs[3].contains("[UserName]: Username"),
+        "{}",
+        outputs[3]
+    );
+    assert!(gitea.repo("org/fine-1.0").is_some());
+    // Nothing half-made: no organisation named with a space.
+    let orgs: Vec<String> = gitea.state().orgs.iter().map(|(n, _)| n.clone()).collect();
+    assert_eq!(orgs, ["org"]);
+    // The webapp stays up and answers.
+    app.get_ok("/1.0/status");
 }
 
 #[test]

@@ -24,6 +24,18 @@
 //!   the repository exists, 404 when the organisation does not, 403 when
 //!   the user may not create repositories in it.
 //!   (API reference: <https://docs.gitea.com/api/1.22/>.)
+//! * Names: a repository's `name` (CreateRepoOption, `binding:
+//!   "Required;AlphaDashDot;MaxSize(100)"`) only ASCII letters, digits, `-`,
+//!   `_` and `.`, at most 100, and not a reserved name (`.`, `..`, `-`) or
+//!   pattern (`*.git`, `*.wiki`, `*.keys`, `*.gpg`, `*.rss`, `*.atom`); an
+//!   organisation's `username` (CreateOrgOption, `binding:
+//!   "Required;Username;MaxSize(40)"`) the same characters, starting and
+//!   ending with a letter or digit, no two special characters in a row, at
+//!   most 40: `422` naming the field
+//!   (<https://github.com/go-gitea/gitea/blob/main/modules/structs/repo.go>,
+//!   <https://github.com/go-gitea/gitea/blob/main/modules/structs/org.go>,
+//!   <https://github.com/go-gitea/gitea/blob/main/models/repo/repo.go>,
+//!   `IsUsableRepoName`).
 //! * `GET /user`: the token's user.
 //! * Not found: `404 {"errors": [], "message": "The target couldn't be
 //!   found.", "url": "..."}` (APINotFound).
@@ -453,6 +465,9 @@ async fn create_org(State(state): Shared, body: axum::body::Bytes) -> Response {
     let Some(name) = option.get("username").and_then(Value::as_str) else {
         return error(StatusCode::UNPROCESSABLE_ENTITY, "[UserName]: Required");
     };
+    if let Some(problem) = bad_org_name(name) {
+        return error(StatusCode::UNPROCESSABLE_ENTITY, &problem);
+    }
     if !s.can_create_org {
         return error(
             StatusCode::FORBIDDEN,
@@ -484,10 +499,58 @@ async fn create_org(State(state): Shared, body: axum::body::Bytes) -> Response {
         .into_response()
 }
 
+/// Gitea's AlphaDashDot binding: ASCII letters, digits, `-`, `_`, `.`.
+fn alpha_dash_dot(name: &str) -> bool {
+    name.chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// Why Gitea refuses `name` as a repository name, if it does.
+fn bad_repo_name(name: &str) -> Option<String> {
+    if !alpha_dash_dot(name) {
+        return Some("[Name]: AlphaDashDot".into());
+    }
+    if name.chars().count() > 100 {
+        return Some("[Name]: MaxSize".into());
+    }
+    let patterns = [".git", ".wiki", ".keys", ".gpg", ".rss", ".atom"];
+    if [".", "..", "-"].contains(&name) {
+        return Some(format!("name is reserved [name: {name}]"));
+    }
+    if patterns.iter().any(|p| name.ends_with(p)) {
+        return Some(format!("name pattern is not allowed [pattern: {name}]"));
+    }
+    None
+}
+
+/// Why Gitea refuses `name` as an organisation name, if it does.
+fn bad_org_name(name: &str) -> Option<String> {
+    let special = |c: char| matches!(c, '-' | '_' | '.');
+    let ends_ok = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .last()
+            .is_some_and(|c| c.is_ascii_alphanumeric());
+    let no_runs = !name
+        .chars()
+        .zip(name.chars().skip(1))
+        .any(|(a, b)| special(a) && special(b));
+    if !(alpha_dash_dot(name) && ends_ok && no_runs) {
+        return Some("[UserName]: Username".into());
+    }
+    (name.chars().count() > 40).then(|| "[UserName]: MaxSize".into())
+}
+
 fn create_repo(s: &mut GiteaState, owner: &str, option: &Value) -> Response {
     let Some(name) = option.get("name").and_then(Value::as_str) else {
         return error(StatusCode::UNPROCESSABLE_ENTITY, "[Name]: Required");
     };
+    if let Some(problem) = bad_repo_name(name) {
+        return error(StatusCode::UNPROCESSABLE_ENTITY, &problem);
+    }
     if s.repos.iter().any(|r| r.owner == owner && r.name == name) {
         return error(
             StatusCode::CONFLICT,

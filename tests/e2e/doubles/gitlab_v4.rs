@@ -35,6 +35,14 @@
 //! * Names of groups and projects must start with a letter, digit, emoji or
 //!   `_`: `400` naming `name`
 //!   (<https://docs.gitlab.com/user/reserved_names/#rules-for-usernames-project-and-group-names-and-slugs>).
+//! * Paths (slugs) of groups and projects: only ASCII letters, digits, `_`,
+//!   `.` and `-`, not starting with `-`, not ending in `.git` or `.atom`, and
+//!   a group's not ending in `.`: `400` naming `path`. So no space and no
+//!   letter outside a-z and A-Z (same page, and GitLab's `path_regex.rb`,
+//!   <https://gitlab.com/gitlab-org/gitlab/-/blob/master/lib/gitlab/path_regex.rb>).
+//!   GitLab.com may further refuse a special character at either end of a
+//!   new project's path; self-managed instances accept `.github`, which the
+//!   tests mirror, so the double keeps to the rule every version enforces.
 //! * `PUT /projects/:id`: `default_branch` (`400` when no such branch
 //!   exists, and then nothing of the request is applied), `description`.
 //! * Pushes ([`GitlabV4::push`], as a test's stand-in for `git push`): the
@@ -689,6 +697,23 @@ fn bad_name(name: &str) -> Option<Response> {
     })
 }
 
+/// What GitLab says of a path that breaks its rules.
+const PATH_RULE: &str = "can contain only letters, digits, '_', '-' and '.'. Cannot start with '-', end in '.git' or end in '.atom'";
+
+/// Whether `path` breaks GitLab's path rules (see the module
+/// documentation); a group's path may not end in `.` either.
+fn bad_path(path: &str, group: bool) -> bool {
+    let chars_ok = !path.is_empty()
+        && path
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    !chars_ok
+        || path.starts_with('-')
+        || path.ends_with(".git")
+        || path.ends_with(".atom")
+        || (group && path.ends_with('.'))
+}
+
 /// GitLab's refusal of a visibility the administrator restricted or the
 /// parent group does not allow.
 fn bad_visibility(
@@ -748,6 +773,12 @@ async fn create_group(
         Some(p) => format!("{}/{path}", p.full_path),
         None => path.clone(),
     };
+    if bad_path(&path, true) {
+        return message(
+            StatusCode::BAD_REQUEST,
+            json!(format!("Failed to save group {{:path=>[\"{PATH_RULE}\"]}}")),
+        );
+    }
     if s.namespaces.iter().any(|n| n.full_path == full_path) {
         return message(
             StatusCode::BAD_REQUEST,
@@ -801,6 +832,9 @@ async fn create_project(
         },
         None => s.namespaces[0].clone(),
     };
+    if bad_path(&path, false) {
+        return message(StatusCode::BAD_REQUEST, json!({"path": [PATH_RULE]}));
+    }
     let full = format!("{}/{path}", namespace.full_path);
     if s.projects.iter().any(|p| p.path_with_namespace == full) {
         return message(

@@ -76,6 +76,13 @@ impl Gitea {
                      or repositories in them; see INSTALL.md)"
                 ),
             },
+            PrepareError::Api(api) if api.status() == Some(422) => PrepareError::Refused {
+                path: path.to_owned(),
+                problem: format!(
+                    "{api} (Gitea organisation and repository names hold only ASCII letters, \
+                     digits, '-', '_' and '.', and some names are reserved; rename the lorry)"
+                ),
+            },
             other => other,
         })
     }

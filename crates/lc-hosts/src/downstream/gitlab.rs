@@ -125,6 +125,22 @@ impl Gitlab {
         path: &str,
         metadata: &RepoMetadata,
     ) -> Result<Prepared, PrepareError> {
+        self.create(path, metadata).await.map_err(|err| match err {
+            // A path component GitLab will not take: say which rule.
+            PrepareError::Api(api) if api.to_string().contains("can contain only") => {
+                PrepareError::Refused {
+                    path: path.to_owned(),
+                    problem: format!(
+                        "{api} (each component of a GitLab path may hold only ASCII \
+                         letters, digits, '_', '.' and '-'; rename the lorry)"
+                    ),
+                }
+            }
+            other => other,
+        })
+    }
+
+    async fn create(&self, path: &str, metadata: &RepoMetadata) -> Result<Prepared, PrepareError> {
         let parts: Vec<&str> = path.split('/').collect();
         if parts.len() < 2 {
             return Err(PrepareError::BadPath {
