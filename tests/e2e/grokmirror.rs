@@ -342,3 +342,111 @@ fn gunzip(bytes: &[u8]) -> Value {
         .expect("gzip");
     serde_json::from_str(&text).expect("json")
 }
+
+/// Every ref of `repo` with its object, one per line.
+fn refs_of(repo: &Path) -> String {
+    git(repo, &["for-each-ref", "--format=%(objectname) %(refname)"])
+}
+
+/// Runs the real `grok-pull` with `config`, the manifest re-read whatever
+/// its date when `always`; its output.
+fn grok_pull(config: &Path, always: bool) -> String {
+    let out = Command::new(grok_tool("grok-pull"))
+        .arg("-v")
+        .args(always.then_some("-n"))
+        .arg("-c")
+        .arg(config)
+        .output()
+        .expect("run grok-pull");
+    let text = common::all_output(&out);
+    assert!(out.status.success(), "{text}");
+    text
+}
+
+#[test]
+fn grok_pull_replicates_our_downstream_from_our_manifest() {
+    // A grokmirror replica downstream of us: the real grok-pull reads the
+    // manifest the webapp publishes and fetches from our downstream (here
+    // served by git daemon). It gets every ref, and on a refresh fetches
+    // only the repository whose fingerprint changed.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let downstream = dir.path().join("downstream");
+    let work = dir.path().join("work");
+    let replica = dir.path().join("replica");
+    std::fs::create_dir_all(&work).expect("mkdir");
+    std::fs::create_dir_all(&replica).expect("mkdir");
+    let paths = ["up/a", "up/b", "c"];
+    for path in paths {
+        let bare = downstream.join(format!("{path}.git"));
+        std::fs::create_dir_all(&bare).expect("mkdir");
+        git(&bare, &["init", "-q", "--bare", "-b", "main"]);
+        commit(&downstream, &work, &format!("{path}.git"), "one");
+    }
+    let clone = work.join("up_b.git");
+    git(&clone, &["tag", "-a", "-m", "annotated", "v1"]);
+    git(
+        &clone,
+        &[
+            "push",
+            "-q",
+            "origin",
+            "v1",
+            "HEAD:refs/heads/topic",
+            "HEAD:refs/lorry/preserved/20260101T000000Z/refs/heads/x",
+        ],
+    );
+    let webapp = Webapp::init(dir.path()).start();
+    webapp.seed(
+        &paths
+            .iter()
+            .map(|p| common::git_lorry(p, 3600, 600))
+            .collect::<Vec<_>>(),
+    );
+    let daemon = crate::minion::Daemon::start(&downstream);
+    let config = dir.path().join("pull.conf");
+    std::fs::write(
+        &config,
+        format!(
+            "[core]\ntoplevel = {top}\nmanifest = {top}/manifest.js.gz\nlog = {top}/grok.log\n\
+             [remote]\nsite = git://127.0.0.1:{port}\nmanifest = {manifest}\n\
+             [pull]\npull_threads = 2\nrefresh = 0\n",
+            top = replica.display(),
+            port = daemon.1,
+            manifest = webapp.url("/1.0/manifest.js.gz"),
+        ),
+    )
+    .expect("write pull.conf");
+
+    let first = grok_pull(&config, true);
+    for path in paths {
+        let name = format!("{path}.git");
+        assert_eq!(
+            refs_of(&replica.join(&name)),
+            refs_of(&downstream.join(&name)),
+            "{name} after the first pull: {first}"
+        );
+    }
+    assert!(refs_of(&replica.join("up/b.git")).contains("refs/tags/v1"));
+
+    // One repository moves: the refresh fetches it alone.
+    commit(&downstream, &work, "up/a.git", "two");
+    let second = grok_pull(&config, false);
+    for path in paths {
+        let name = format!("{path}.git");
+        assert_eq!(
+            refs_of(&replica.join(&name)),
+            refs_of(&downstream.join(&name)),
+            "{name} after the refresh: {second}"
+        );
+    }
+    let fetched: Vec<&str> = second
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("fetch: "))
+        .collect();
+    assert_eq!(fetched, ["/up/a.git"], "{second}");
+
+    // Nothing changed since: grok-pull asks with If-Modified-Since and the
+    // webapp answers 304.
+    let third = grok_pull(&config, false);
+    assert!(third.contains("manifest: unchanged"), "{third}");
+}

@@ -163,6 +163,8 @@ pub struct AppState {
     pub logs: Arc<throttle::LogThrottle>,
     /// How each minion isolates its jobs, from their job-updates.
     pub minions: Arc<minions::MinionsSeen>,
+    /// When the published manifest last changed (see manifest.rs).
+    pub manifest_clock: Arc<manifest::ManifestClock>,
 }
 
 impl AppState {
@@ -178,6 +180,7 @@ impl AppState {
             confgit: Arc::default(),
             logs: Arc::default(),
             minions: Arc::default(),
+            manifest_clock: Arc::default(),
         }
     }
 
