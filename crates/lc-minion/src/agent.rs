@@ -65,14 +65,19 @@ impl Agent {
             .spawn()
             .map_err(|e| format!("cannot start ssh-agent: {e}"))?;
         let agent = Agent { child, dir };
-        for _ in 0..200 {
-            if socket.exists() {
+        // The socket file appears at bind(), a moment before the agent
+        // listens: wait until it takes a connection, or ssh-add may be
+        // refused (seen under load).
+        let mut listening = false;
+        for _ in 0..500 {
+            if tokio::net::UnixStream::connect(&socket).await.is_ok() {
+                listening = true;
                 break;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        if !socket.exists() {
-            return Err("ssh-agent did not make its socket".into());
+        if !listening {
+            return Err("ssh-agent did not listen on its socket within 5 s".into());
         }
         for key in keys {
             let out = tokio::process::Command::new("ssh-add")
