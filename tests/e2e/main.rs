@@ -25,6 +25,7 @@ mod grokmirror;
 mod hosts;
 mod limits;
 mod lorry_cli;
+mod mail;
 mod metrics;
 mod migrations;
 mod minion;

@@ -15,6 +15,7 @@ mod export;
 mod form;
 mod hosts;
 mod listen;
+pub mod mail;
 mod manifest;
 mod metrics;
 mod minions;
@@ -95,6 +96,8 @@ pub struct WebConfig {
     pub webhooks: webhooks::WebhookSettings,
     /// The MQTT broker events are published to, if any (see mqtt.rs).
     pub mqtt: Option<mqtt::MqttSettings>,
+    /// Where failure and recovery mail goes, if anywhere (see mail.rs).
+    pub mail: Option<mail::MailSettings>,
 }
 
 /// `--confgit-branch` unless given.
@@ -140,6 +143,7 @@ impl WebConfig {
             housekeeping: events::Housekeeping::default(),
             webhooks: webhooks::WebhookSettings::default(),
             mqtt: None,
+            mail: None,
         }
     }
 }
@@ -282,7 +286,10 @@ pub async fn serve_with(
     let hooks = {
         let db = Arc::clone(&state.db);
         let settings = state.config.webhooks.clone();
-        let others: Vec<String> = state.config.mqtt.iter().map(|m| m.cursor_name()).collect();
+        let mut others: Vec<String> = state.config.mqtt.iter().map(|m| m.cursor_name()).collect();
+        if state.config.mail.is_some() {
+            others.push(mail::CURSOR_NAME.to_owned());
+        }
         tokio::task::spawn_blocking(move || webhooks::register(&db, &settings, &others))
             .await
             .map_err(std::io::Error::other)?
@@ -295,6 +302,13 @@ pub async fn serve_with(
             .map_or(0, |r| r.delivered);
         tokio::spawn(mqtt::publish(Arc::clone(&state.db), mqtt, delivered))
     });
+    let mailer = state.config.mail.clone().map(|settings| {
+        let delivered = hooks
+            .iter()
+            .find(|r| r.name == mail::CURSOR_NAME)
+            .map_or(0, |r| r.delivered);
+        tokio::spawn(mail::mail(Arc::clone(&state.db), settings, delivered))
+    });
     let delivery = tokio::spawn(webhooks::deliver(
         Arc::clone(&state.db),
         state.config.webhooks.clone(),
@@ -304,8 +318,8 @@ pub async fn serve_with(
     housekeeping.abort();
     disk_watch.abort();
     delivery.abort();
-    if let Some(publisher) = publisher {
-        publisher.abort();
+    for task in [publisher, mailer].into_iter().flatten() {
+        task.abort();
     }
     served
 }

@@ -274,6 +274,35 @@ pub struct Options {
     /// The password to give the MQTT broker, read from FILE.
     #[arg(long, value_name = "FILE")]
     pub mqtt_password_file: Option<PathBuf>,
+    /// Mail lorry failures, recoveries and overdue lorries to ADDRESS
+    /// (repeatable).
+    #[arg(long, value_name = "ADDRESS")]
+    pub mail_to: Vec<String>,
+    /// The sender of those mails.
+    #[arg(long, value_name = "ADDRESS")]
+    pub mail_from: Option<String>,
+    /// At most one mail per lorry per this many seconds: later events of
+    /// the period go in one mail at its end (0: a mail per event).
+    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    pub mail_digest: u64,
+    /// The SMTP server mail is submitted to.
+    #[arg(long, value_name = "HOST")]
+    pub smtp_host: Option<String>,
+    /// Its port (587 with STARTTLS, 465 with TLS, 25 without).
+    #[arg(long, value_name = "PORT")]
+    pub smtp_port: Option<u16>,
+    /// How the connection is secured.
+    #[arg(long, value_enum, default_value_t = crate::mail::SmtpTls::Starttls)]
+    pub smtp_tls: crate::mail::SmtpTls,
+    /// The user name to authenticate with.
+    #[arg(long, value_name = "NAME")]
+    pub smtp_username: Option<String>,
+    /// The password to authenticate with, read from FILE.
+    #[arg(long, value_name = "FILE")]
+    pub smtp_password_file: Option<PathBuf>,
+    /// Also trust the CA certificates (PEM) in FILE for the SMTP server.
+    #[arg(long, value_name = "FILE")]
+    pub smtp_ca_file: Option<PathBuf>,
     #[command(flatten)]
     pub logging: LogOptions,
     /// Tokens, host names and connection limits.
@@ -533,9 +562,31 @@ impl Options {
             }
             None => None,
         };
+        let mail = if options.mail_to.is_empty() {
+            if options.smtp_host.is_some() || options.mail_from.is_some() {
+                return Err(invalid("--smtp-host and --mail-from need --mail-to"));
+            }
+            None
+        } else {
+            Some(
+                crate::mail::MailSettings::new(
+                    options.smtp_host.as_deref(),
+                    options.smtp_port,
+                    options.smtp_tls,
+                    options.smtp_username.as_deref(),
+                    options.smtp_password_file.as_deref(),
+                    options.smtp_ca_file.as_deref(),
+                    options.mail_from.as_deref(),
+                    &options.mail_to,
+                    options.mail_digest,
+                )
+                .map_err(invalid)?,
+            )
+        };
         Ok(WebConfig {
             webhooks,
             mqtt,
+            mail,
             job_output_max: options.job_output_max,
             min_free_disk: options.min_free_disk,
             confgit_timeout: std::time::Duration::from_secs(options.confgit_timeout),

@@ -168,10 +168,14 @@ pub fn load(
                 Some(name) if name.trim().is_empty() => {
                     return Err(format!("{what}: name: must not be empty"));
                 }
-                Some(name) if name.starts_with(crate::mqtt::CURSOR_PREFIX) => {
+                Some(name)
+                    if name.starts_with(crate::mqtt::CURSOR_PREFIX)
+                        || name.starts_with(crate::mail::CURSOR_NAME) =>
+                {
                     return Err(format!(
-                        "{what}: name: {:?} is reserved",
-                        crate::mqtt::CURSOR_PREFIX
+                        "{what}: name: {name:?}: names starting {:?} or {:?} are reserved",
+                        crate::mqtt::CURSOR_PREFIX,
+                        crate::mail::CURSOR_NAME
                     ));
                 }
                 Some(name) => name,
