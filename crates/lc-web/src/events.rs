@@ -205,8 +205,8 @@ impl Default for Housekeeping {
 }
 
 /// One round: overdue lorries recorded, old events forgotten, snapshots
-/// and ledger rows past their retention removed, each in a transaction
-/// of its own.
+/// and ledger rows past their retention removed, old per-hour job counts
+/// forgotten, each in a transaction of its own.
 pub fn housekeeping_round(db: &StateDb, settings: Housekeeping) -> lc_core::Result<()> {
     let overdue = db.write(|tx| tx.record_overdue_lorries(settings.overdue_factor))?;
     if !overdue.is_empty() {
@@ -223,6 +223,10 @@ pub fn housekeeping_round(db: &StateDb, settings: Housekeeping) -> lc_core::Resu
             ledger_rows = rows,
             "retention: snapshots and ledger rows removed"
         );
+    }
+    let removed = db.write(|tx| tx.remove_old_job_stats(lc_core::db::JOB_STATS_MAX_AGE))?;
+    if removed > 0 {
+        tracing::debug!(removed, "old per-hour job counts removed");
     }
     Ok(())
 }

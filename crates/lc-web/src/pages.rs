@@ -9,6 +9,7 @@
 //! Links are root-relative (`/1.0/...`, `/lc-static/...`): the webapp serves
 //! them at the root, and the redirect of a form must be a path on this server.
 
+mod charts;
 mod live;
 mod status;
 mod view;
@@ -148,6 +149,8 @@ struct LorryPage {
     history: Vec<HistoryRow>,
     history_more: bool,
     history_href: String,
+    /// Durations and exit codes of the jobs shown, and their disk usage.
+    charts: Vec<charts::Chart>,
 }
 
 /// One ref change on a lorry's page.
@@ -186,7 +189,15 @@ pub async fn lorry_html(
     let (last, (history, history_more)) = last;
     let lorry = api::shown(lorry);
     let (url, kind) = view::spec_source(&lorry.text, &lorry.path);
+    let charts = [
+        charts::job_durations(&lorry.path, &jobs),
+        charts::disk_usage(&lorry.path, &jobs),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     let page = LorryPage {
+        charts,
         chrome: Chrome::new(&lorry.path, now),
         back: format!("/1.0/lorry-html/{}", encode_path(&lorry.path)),
         history: history

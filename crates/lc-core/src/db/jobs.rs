@@ -309,8 +309,9 @@ impl WriteTx<'_> {
         self.job_without_output(job_id)
     }
 
-    /// Ends a job and frees its lorry, recording job-ended and, for a lorry
-    /// that still has this job, lorry-failed or lorry-recovered.
+    /// Ends a job and frees its lorry, counting it in the per-hour stats and
+    /// recording job-ended and, for a lorry that still has this job,
+    /// lorry-failed or lorry-recovered.
     /// With lorry's `result`, job-ended carries its summary, and refs that
     /// upstream rewrote or deleted are recorded as upstream-refs-rewritten.
     fn end_job(
@@ -364,6 +365,7 @@ impl WriteTx<'_> {
             ])?;
         self.fingerprint_job_ended(path, job_id, exit == 0)?;
         let host = before.as_ref().and_then(|(h, _)| upstream_host(h));
+        self.count_job_end(host.unwrap_or_default(), exit == 0)?;
         self.record_event(
             EventType::JobEnded,
             Some(path),

@@ -30,6 +30,7 @@ mod metrics;
 mod provenance;
 mod snapshots;
 mod sql;
+mod stats;
 pub mod status;
 mod webhooks;
 
@@ -56,6 +57,7 @@ pub use metrics::{ERROR_STREAK, FleetSnapshot, LorryHealth};
 pub use provenance::{HISTORY_MAX_LIMIT, Submodule};
 pub use snapshots::{PIN_PREFIX, PinsTodo, Retention, check_snapshot_name, pin_name};
 pub use webhooks::WebhookRow;
+pub use stats::{JOB_STATS_MAX_AGE, JobCounts};
 
 /// The schema, one entry per file in `migrations/`, applied in order at start-up.
 const MIGRATIONS: &[M<'static>] = &[
@@ -79,6 +81,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../../../../migrations/0010_snapshots.sql")),
     M::up(include_str!("../../../../migrations/0011_channels.sql")),
     M::up(include_str!("../../../../migrations/0012_webhooks.sql")),
+    M::up(include_str!("../../../../migrations/0013_job_stats.sql")),
 ];
 
 /// How long a connection waits for another one's lock before giving up.

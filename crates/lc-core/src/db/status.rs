@@ -97,6 +97,23 @@ pub struct StateCounts {
     /// Due lorries that have waited at least their own interval more: a
     /// whole run missed. Never-run lorries count, as in `/1.0/metrics`.
     pub overdue: i64,
+    pub freshness: Freshness,
+}
+
+/// How long ago lorries were last mirrored successfully, measured in their
+/// own intervals. Each lorry is in exactly one field, whatever its state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Freshness {
+    /// At most one interval ago.
+    pub within_1x: i64,
+    /// More than one, at most two intervals ago.
+    pub within_2x: i64,
+    /// More than two, at most four intervals ago.
+    pub within_4x: i64,
+    /// More than four intervals ago.
+    pub beyond_4x: i64,
+    /// Never.
+    pub never: i64,
 }
 
 impl StateCounts {
@@ -163,9 +180,16 @@ pub struct OutputSince {
 impl ReadTx<'_> {
     /// Counts per state of the lorries whose path starts with `prefix`.
     pub fn state_counts(&self, prefix: &str) -> Result<StateCounts> {
+        // One pass over the rows: the states and, summed up over them, how
+        // many lorries succeeded within 1, 2 and 4 intervals (cumulative;
+        // NULL, never, counts in none) and how many never did.
         let sql = format!(
             "SELECT {STATE_SQL} AS state, COUNT(*),
-                    COALESCE(SUM(due + interval <= ?1), 0)
+                    COALESCE(SUM(due + interval <= ?1), 0),
+                    COALESCE(SUM(?1 - last_success <= interval), 0),
+                    COALESCE(SUM(?1 - last_success <= 2 * interval), 0),
+                    COALESCE(SUM(?1 - last_success <= 4 * interval), 0),
+                    COALESCE(SUM(last_success IS NULL), 0)
              FROM lorries WHERE {PREFIX_SQL} GROUP BY state"
         );
         let mut stmt = self.conn().prepare(&sql)?;
@@ -174,11 +198,21 @@ impl ReadTx<'_> {
                 r.get::<_, String>(0)?,
                 r.get::<_, i64>(1)?,
                 r.get::<_, i64>(2)?,
+                [
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, i64>(4)?,
+                    r.get::<_, i64>(5)?,
+                    r.get::<_, i64>(6)?,
+                ],
             ))
         })?;
         let mut counts = StateCounts::default();
+        let mut within = [0; 4];
         for row in rows {
-            let (state, n, overdue) = row?;
+            let (state, n, overdue, fresh) = row?;
+            for (sum, n) in within.iter_mut().zip(fresh) {
+                *sum += n;
+            }
             match LorryState::parse(&state) {
                 Some(LorryState::Fresh) => counts.fresh = n,
                 Some(LorryState::Due) => (counts.due, counts.overdue) = (n, overdue),
@@ -187,6 +221,14 @@ impl ReadTx<'_> {
                 None => return Err(Error::Corrupt(format!("unknown lorry state {state}"))),
             }
         }
+        let [w1, w2, w4, never] = within;
+        counts.freshness = Freshness {
+            within_1x: w1,
+            within_2x: w2 - w1,
+            within_4x: w4 - w2,
+            beyond_4x: counts.total() - never - w4,
+            never,
+        };
         Ok(counts)
     }
 
@@ -349,6 +391,11 @@ mod tests {
                 running: 1,
                 failed: 1,
                 overdue: 3,
+                freshness: Freshness {
+                    within_1x: 1,
+                    never: 5,
+                    ..Freshness::default()
+                },
             }
         );
         let up = db.read(|tx| tx.state_counts("up/")).expect("counts");
@@ -360,6 +407,64 @@ mod tests {
         db.set_pretend_time(NOW + 200);
         let later = db.read(|tx| tx.state_counts("")).expect("counts");
         assert_eq!((later.due, later.overdue), (4, 4));
+    }
+
+    #[test]
+    fn freshness_counts_successes_in_intervals_whatever_the_state() {
+        let (_dir, db) = fresh();
+        db.set_pretend_time(NOW);
+        db.write(|tx| {
+            for (path, interval) in [("i400", 400), ("i200", 200), ("i100", 100), ("i50", 50)] {
+                tx.upsert_lorry(&lorry(path, interval))?;
+            }
+            tx.upsert_lorry(&lorry("never", 100))
+        })
+        .expect("setup");
+        // Four successes at NOW; "never", moved to the bottom, is left due.
+        db.write(|tx| tx.move_to_bottom("never")).expect("move");
+        for _ in 0..4 {
+            let (id, info) = db
+                .write(|tx| tx.start_next_job("m", 1))
+                .expect("give")
+                .expect("job");
+            assert_ne!(info.path, "never");
+            db.write(|tx| {
+                tx.update_job(
+                    id,
+                    &JobUpdate {
+                        exit: Some(0),
+                        ..JobUpdate::default()
+                    },
+                )
+            })
+            .expect("end");
+        }
+        let at = |now| {
+            db.set_pretend_time(now);
+            let f = db.read(|tx| tx.state_counts("")).expect("counts").freshness;
+            [f.within_1x, f.within_2x, f.within_4x, f.beyond_4x, f.never]
+        };
+        // Exactly 1×, 2×, 4× and 8× the intervals: each at its bound.
+        assert_eq!(at(NOW + 400), [1, 1, 1, 1, 1]);
+        assert_eq!(at(NOW + 401), [0, 1, 1, 2, 1]);
+        assert_eq!(at(NOW), [4, 0, 0, 0, 1]);
+        // A lorry whose last job failed keeps the age of its last success.
+        db.set_pretend_time(NOW + 1000);
+        let (id, _) = db
+            .write(|tx| tx.start_next_job("m", 1))
+            .expect("give")
+            .expect("job");
+        db.write(|tx| {
+            tx.update_job(
+                id,
+                &JobUpdate {
+                    exit: Some(1),
+                    ..JobUpdate::default()
+                },
+            )
+        })
+        .expect("end");
+        assert_eq!(at(NOW + 1000), [0, 0, 1, 3, 1]);
     }
 
     #[test]

@@ -27,6 +27,7 @@ use lc_api::{ConfigProblem, Status};
 use lc_base::timefmt;
 use lc_core::db::status::{LorryState, QueueFilter, QueuePage};
 
+use super::charts::{self, Chart};
 use super::view::{Chrome, PagerLink, When, encode_path, pager, range_text};
 use super::{PAGE_SIZE, PageError, PageResult, builtin_css, page_number, query_pairs};
 use crate::AppState;
@@ -187,6 +188,8 @@ struct HostRow {
     interval: String,
     due: When,
     error: Option<String>,
+    /// `3 of 120`: failed and all jobs of its lorries over the last week.
+    failed_week: String,
 }
 
 /// A minion and how it isolates its jobs (from its job-updates).
@@ -220,7 +223,15 @@ struct StatusPage {
     events: Vec<EventRow>,
     minions: Vec<MinionRow>,
     webhooks: Vec<HookRow>,
+    /// Freshness and jobs per hour.
+    fleet_charts: Vec<Chart>,
+    /// Failures per day of each Upstream Host.
+    host_charts: Vec<Chart>,
 }
+
+/// Hours of the jobs-per-hour chart, and days of the hosts' failures.
+const CHART_HOURS: i64 = 24;
+const CHART_DAYS: i64 = 7;
 
 /// The most of a failed lorry's last error shown on the status page; its
 /// lorry page has all of it.
@@ -237,6 +248,8 @@ struct Snapshot {
     webhooks: Vec<lc_core::db::WebhookRow>,
     now: i64,
     minions: Vec<(String, crate::minions::Seen)>,
+    jobs_per_hour: Vec<lc_core::db::JobCounts>,
+    host_days: std::collections::BTreeMap<String, Vec<lc_core::db::JobCounts>>,
 }
 
 async fn read(state: &AppState, query: &StatusQuery) -> Result<Snapshot, ApiError> {
@@ -261,6 +274,8 @@ async fn read(state: &AppState, query: &StatusQuery) -> Result<Snapshot, ApiErro
                 webhooks: tx.webhooks()?,
                 now: tx.now(),
                 minions,
+                jobs_per_hour: tx.jobs_per_hour(CHART_HOURS)?,
+                host_days: tx.host_jobs_per_day(CHART_DAYS)?,
             })
         })
         .await
@@ -333,10 +348,17 @@ fn build(
             }
         })
         .collect::<Vec<_>>();
+    let week = |host: &str| {
+        let days = snap.host_days.get(host).map_or(&[][..], Vec::as_slice);
+        let failed: i64 = days.iter().map(|d| d.failed).sum();
+        let all: i64 = days.iter().map(|d| d.failed + d.succeeded).sum();
+        format!("{failed} of {all}")
+    };
     let hosts = snap
         .hosts
         .into_iter()
         .map(|h| HostRow {
+            failed_week: week(&h.host),
             last_run: When::ago(h.ls_last_run, now),
             interval: timefmt::span(h.ls_interval),
             due: if h.ls_last_run <= 0 {
@@ -351,8 +373,20 @@ fn build(
             host: h.host,
         })
         .collect();
+    let host_charts = snap
+        .host_days
+        .iter()
+        .enumerate()
+        .map(|(i, (host, days))| charts::host_failures(format!("chart-host-{i}"), host, days))
+        .collect();
+    let fleet_charts = vec![
+        charts::freshness(&counts.freshness, &query.filter.prefix),
+        charts::jobs_per_hour(&snap.jobs_per_hour),
+    ];
     let first = (query.page - 1) * PAGE_SIZE;
     StatusPage {
+        fleet_charts,
+        host_charts,
         chrome: Chrome::new("Status", now),
         snapshot: false,
         back: query.href(query.filter.state, query.page),
@@ -571,6 +605,16 @@ mod tests {
                 lorries: Vec::new(),
             },
             now,
+            jobs_per_hour: Vec::new(),
+            host_days: [(
+                "<i>git.example</i>".to_owned(),
+                vec![lc_core::db::JobCounts {
+                    start: now,
+                    succeeded: 1,
+                    failed: 2,
+                }],
+            )]
+            .into(),
         };
         let query = StatusQuery {
             page: 1,
@@ -596,6 +640,8 @@ mod tests {
             "<strong>1.0 GiB</strong>",
             "No lorries.",
             "<td>m1:42</td><td>bwrap + cgroup v1 &#60;b&#62;</td>",
+            "<td class=\"num\">2 of 3</td>",
+            "<figcaption>&#60;i&#62;git.example&#60;/i&#62;: failed jobs per day, last 1 day</figcaption>",
         ] {
             assert!(html.contains(shown), "{shown} missing: {html}");
         }

@@ -718,3 +718,171 @@ async fn the_snapshots_page_lists_snapshots_and_shows_a_diff() {
     let (status, _, _) = fx.get("/1.0/snapshots-html?from=one&to=nope").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+/// The chart `<figure id="{id}">` of a page, as XML.
+fn chart<'h>(html: &'h str, id: &str) -> roxmltree::Document<'h> {
+    let start = html
+        .find(&format!("<figure class=\"chart\" id=\"{id}\">"))
+        .unwrap_or_else(|| panic!("no chart {id}"));
+    let end = start + html[start..].find("</figure>").expect("end of figure") + "</figure>".len();
+    roxmltree::Document::parse(&html[start..end])
+        .unwrap_or_else(|e| panic!("chart {id} is not well-formed: {e}"))
+}
+
+/// The data-values of a chart's bars (or points), in order.
+fn marks(doc: &roxmltree::Document<'_>, name: &str) -> Vec<i64> {
+    doc.descendants()
+        .filter(|n| n.tag_name().name() == name)
+        .filter(|n| n.attribute("class").is_some_and(|c| c.starts_with("mark ")))
+        .map(|n| {
+            n.attribute("data-value")
+                .and_then(|v| v.parse().ok())
+                .expect("data-value")
+        })
+        .collect()
+}
+
+/// The text table's cells, row by row.
+fn numbers(doc: &roxmltree::Document<'_>) -> Vec<Vec<String>> {
+    doc.descendants()
+        .filter(|n| n.tag_name().name() == "tr")
+        .map(|tr| {
+            tr.children()
+                .filter(|c| c.tag_name().name() == "td")
+                .map(|td| td.text().unwrap_or_default().to_owned())
+                .collect::<Vec<_>>()
+        })
+        .filter(|row| !row.is_empty())
+        .collect()
+}
+
+/// A known history through the real job life cycle: the status page's
+/// freshness and jobs-per-hour charts, the host's failures, and the lorry
+/// page's durations and disk usage, with their numbers as text.
+#[tokio::test]
+async fn charts_show_a_known_history_on_the_status_and_lorry_pages() {
+    let fx = fixture();
+    let hostile = r#"up/<i>&"x'"#;
+    fx.seed(&[
+        NewLorry {
+            from_host: "git.example.org".into(),
+            ..lorry("up/hosted", &git_spec("up/hosted", "git://x/h"))
+        },
+        lorry(hostile, &git_spec(hostile, "git://x/hostile")),
+        lorry("up/never", &git_spec("up/never", "git://x/never")),
+    ]);
+    // Jobs of `path` started at `start`, ended `took` seconds later.
+    let job = |path: &str, start: i64, took: i64, exit: i64, disk: i64| {
+        fx.state.db.set_pretend_time(start);
+        let path = path.to_owned();
+        fx.state
+            .db
+            .write(|tx| tx.move_to_top(&path))
+            .expect("move");
+        let (id, info) = fx
+            .state
+            .db
+            .write(|tx| tx.start_next_job("minion", 42))
+            .expect("give")
+            .expect("a job");
+        assert_eq!(info.path, path);
+        fx.state.db.set_pretend_time(start + took);
+        let update = JobUpdate {
+            exit: Some(exit),
+            disk_usage: Some(disk),
+            ..JobUpdate::default()
+        };
+        fx.state
+            .db
+            .write(|tx| tx.update_job(id, &update))
+            .expect("end");
+    };
+    let hour0 = NOW - NOW % 3600;
+    job("up/hosted", hour0 - 5 * 3600, 60, 0, 1000);
+    job("up/hosted", hour0 - 5 * 3600 + 100, 60, 128, 1000);
+    job(hostile, hour0 - 2 * 3600, 30, 0, 2048);
+    job(hostile, hour0 - 3600, 90, 1, 4096);
+    job(hostile, hour0 + 10, 60, 0, 3072);
+    fx.state.db.set_pretend_time(NOW);
+
+    let html = fx.page("/1.0/status-html").await;
+    let jobs = chart(&html, "chart-jobs");
+    // Oldest hour first: 5 hours ago 1 succeeded + 1 failed, then one job
+    // 2 hours ago, a failure 1 hour ago and a success this hour.
+    assert_eq!(marks(&jobs, "rect"), [1, 1, 1, 1, 1]);
+    let rows = numbers(&jobs);
+    assert_eq!(rows.len(), 24);
+    let counts: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r[1].as_str(), r[2].as_str()))
+        .collect();
+    assert_eq!(counts[18], ("1", "1"));
+    assert_eq!(counts[21..], [("1", "0"), ("0", "1"), ("1", "0")]);
+    assert_eq!(
+        counts.iter().filter(|c| **c != ("0", "0")).count(),
+        4,
+        "{counts:?}"
+    );
+    // Freshness: up/hosted failed last but succeeded 5 h ago (interval
+    // 1 h): more than 4×; the hostile one just now; up/never never.
+    let fresh = chart(&html, "chart-freshness");
+    assert_eq!(marks(&fresh, "rect"), [1, 1, 1]);
+    assert_eq!(
+        numbers(&fresh).iter().map(|r| r[1].as_str()).collect::<Vec<_>>(),
+        ["1", "0", "0", "1", "1"]
+    );
+    // The host's week: one failure, today, of two jobs; also in its row.
+    let host = chart(&html, "chart-host-0");
+    assert_eq!(marks(&host, "rect"), [1]);
+    assert!(html.contains("git.example.org: failed jobs per day, last 7 days"));
+
+    let page = fx
+        .page(&format!("/1.0/lorry-html/{}", super::encode_path(hostile)))
+        .await;
+    assert!(!page.contains("<i>&"), "markup from the path");
+    let durations = chart(&page, "chart-durations");
+    assert_eq!(marks(&durations, "rect"), [30, 90, 60]);
+    assert_eq!(
+        numbers(&durations)
+            .iter()
+            .map(|r| r[4].as_str())
+            .collect::<Vec<_>>(),
+        ["0", "1", "0"]
+    );
+    let caption = durations
+        .descendants()
+        .find(|n| n.tag_name().name() == "figcaption")
+        .and_then(|n| n.text())
+        .expect("caption");
+    assert!(caption.contains(hostile), "{caption}");
+    let disk = chart(&page, "chart-disk");
+    assert_eq!(marks(&disk, "circle"), [2048, 4096, 3072]);
+    // A lorry without ended jobs has no job charts.
+    let never = fx.page("/1.0/lorry-html/up/never").await;
+    assert!(!never.contains("<figure class=\"chart\""));
+}
+
+/// The host table says how many of each configured host's jobs failed in
+/// the last week, and the host gets its chart even with none.
+#[tokio::test]
+async fn configured_hosts_get_a_week_of_failures_even_without_jobs() {
+    let fx = fixture();
+    let confgit = fx._dir.path().join("confgit");
+    std::fs::create_dir_all(&confgit).expect("mkdir");
+    std::fs::write(
+        confgit.join("lorry-controller.conf"),
+        r#"[{"type": "trove", "trovehost": "quiet.example.org", "protocol": "https",
+             "prefixmap": {"q": "q"}, "ls-interval": "1H", "interval": "1H"}]"#,
+    )
+    .expect("conf");
+    let loaded = lc_core::config::load_config(&confgit).expect("load");
+    fx.state
+        .db
+        .write(|tx| tx.apply_config(&loaded))
+        .expect("a configured host");
+    let html = fx.page("/1.0/status-html").await;
+    assert!(html.contains("<td class=\"num\">0 of 0</td>"), "{html}");
+    let host = chart(&html, "chart-host-0");
+    assert!(marks(&host, "rect").is_empty());
+    assert_eq!(numbers(&host).len(), 7);
+}
