@@ -297,6 +297,26 @@ impl Browser {
         std::fs::write(dir.join(format!("{name}.png")), bytes).expect("write screenshot");
     }
 
+    /// A PNG of the element `css` alone, to `target/screenshots/NAME.png`.
+    fn element_screenshot(&self, css: &str, name: &str) {
+        let id = self.find(css);
+        // Chromium crops an element's shot to the viewport.
+        self.script(&format!(
+            "document.querySelector({css:?}).scrollIntoView({{block: 'center'}})"
+        ));
+        let png = self.cmd(
+            reqwest::Method::GET,
+            &format!("/element/{id}/screenshot"),
+            None,
+        );
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(png.as_str().expect("base64 PNG"))
+            .expect("valid base64");
+        let dir = screenshots();
+        std::fs::create_dir_all(&dir).expect("create target/screenshots");
+        std::fs::write(dir.join(format!("{name}.png")), bytes).expect("write screenshot");
+    }
+
     /// The console errors since the last call.
     fn console_errors(&self) -> Vec<Value> {
         let log = self.cmd(
@@ -578,4 +598,159 @@ fn admin_pages_work_in_a_real_browser() {
     browser.wait_for_text("table.queue", "conf/fresh");
     browser.screenshot("status-after-read-configuration");
     browser.assert_no_console_errors("the status page after re-reading CONFGIT");
+}
+
+/// A job of `path` through the API: moved to the top, handed out at
+/// `start`, ended `took` seconds later with `exit` and `disk` bytes.
+fn timed_job(app: &Webapp, path: &str, start: i64, took: i64, exit: i64, disk: i64) {
+    app.pretend_time(start);
+    app.post_ok("/1.0/move-to-top", &[("path", path)]);
+    let job = app.post_ok("/1.0/give-me-job", &[("host", "minion-1"), ("pid", "4242")]);
+    assert_eq!(job["path"], path, "{job}");
+    let id = job["job_id"].as_i64().expect("a job was handed out");
+    app.pretend_time(start + took);
+    app.post_ok(
+        "/1.0/job-update",
+        &[
+            ("job_id", &id.to_string()),
+            ("exit", &exit.to_string()),
+            ("disk_usage", &disk.to_string()),
+        ],
+    );
+}
+
+/// The `data-value`s of the marks matching `css`, in document order.
+fn values(browser: &Browser, css: &str) -> Value {
+    browser.script(&format!(
+        "return Array.from(document.querySelectorAll({css:?})).map(e => Number(e.getAttribute('data-value')))"
+    ))
+}
+
+/// The charts in a real browser, from a known history made through the
+/// API: each is drawn (it has a size), has the right number of bars or
+/// points with the right numbers, failures are hatched (the pattern, not a
+/// colour, fills them), a hostile lorry path is text, and no page logs a
+/// console error. Element screenshots go to `target/screenshots/chart-*`.
+#[test]
+fn charts_show_a_known_history_in_a_real_browser() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = Webapp::init(dir.path()).start();
+    let hour0 = T0 - T0 % 3600;
+    let hostile = r#"up/<b>bold</b>&"q'"#;
+    let mut hosted = git_lorry("up/hosted", 3600, 600);
+    hosted.from_host = "git.example.org".into();
+    app.seed(&[
+        hosted,
+        git_lorry(hostile, 3600, 600),
+        git_lorry("up/never", 3600, 600),
+    ]);
+    timed_job(&app, "up/hosted", hour0 - 5 * 3600, 60, 0, 1000);
+    timed_job(&app, "up/hosted", hour0 - 5 * 3600 + 100, 60, 128, 1000);
+    timed_job(&app, hostile, hour0 - 2 * 3600, 30, 0, 2048);
+    timed_job(&app, hostile, hour0 - 3600, 90, 1, 4096);
+    timed_job(&app, hostile, hour0 + 10, 60, 0, 3072);
+    app.pretend_time(T0);
+
+    let driver = ChromeDriver::start(dir.path());
+    let browser = driver.session(&dir.path().join("chromium-profile"));
+
+    browser.goto(&app.url("/1.0/status-html"));
+    for id in ["chart-freshness", "chart-jobs", "chart-host-0"] {
+        let size = browser.script(&format!(
+            "const r = document.querySelector('#{id} svg').getBoundingClientRect(); \
+             return r.width > 50 && r.height > 30"
+        ));
+        assert_eq!(size, true, "{id} is not drawn");
+        assert_eq!(
+            browser.script(&format!(
+                "return document.querySelector('#{id} svg').getAttribute('role')"
+            )),
+            "img"
+        );
+    }
+    // Five hours ago one success and one failure, then one job in each of
+    // the last three hours.
+    assert_eq!(
+        values(&browser, "#chart-jobs rect.bar"),
+        json!([1, 1, 1, 1, 1])
+    );
+    assert_eq!(
+        browser.find_all("#chart-jobs table tbody tr").len(),
+        24,
+        "a row per hour"
+    );
+    // Last success: up/hosted 5 h ago (over 4× its hour), the hostile one
+    // this hour, up/never never.
+    assert_eq!(
+        values(&browser, "#chart-freshness rect.bar"),
+        json!([1, 1, 1])
+    );
+    assert_eq!(values(&browser, "#chart-host-0 rect.bar"), json!([1]));
+    assert!(
+        browser
+            .text("#chart-host-0 figcaption")
+            .starts_with("git.example.org: failed jobs per day")
+    );
+    // Failures are filled by the hatch pattern, not by a style's colour.
+    let fills = browser.script(
+        "return Array.from(document.querySelectorAll('#chart-jobs rect.bar.failed')) \
+         .map(e => getComputedStyle(e).fill)",
+    );
+    assert_eq!(
+        fills.as_array().map(Vec::len),
+        Some(2),
+        "two failed hours: {fills}"
+    );
+    for fill in fills.as_array().into_iter().flatten() {
+        assert!(
+            fill.as_str()
+                .unwrap_or_default()
+                .contains("chart-jobs-hatch"),
+            "{fill}"
+        );
+    }
+    browser.assert_no_console_errors("the status page with charts");
+    browser.screenshot("charts-status");
+    browser.element_screenshot("section.charts", "chart-status-fleet");
+
+    browser.goto(&app.url(&format!("/1.0/lorry-html/{}", encode(hostile))));
+    assert!(browser.text("h1").contains(hostile));
+    assert_eq!(
+        values(&browser, "#chart-durations rect.bar"),
+        json!([30, 90, 60])
+    );
+    assert_eq!(
+        browser.find_all("#chart-durations rect.bar[fill]").len(),
+        1,
+        "the failed job is hatched"
+    );
+    assert_eq!(browser.text("#chart-durations text.exit"), "1");
+    assert_eq!(
+        values(&browser, "#chart-disk circle.point"),
+        json!([2048, 4096, 3072])
+    );
+    assert!(
+        browser
+            .text("#chart-durations figcaption")
+            .contains(hostile)
+    );
+    assert!(
+        browser.find_all("figure.chart b").is_empty(),
+        "markup from the path"
+    );
+    browser.assert_no_console_errors("the lorry page with charts");
+    browser.screenshot("charts-lorry");
+    browser.element_screenshot("div.charts", "chart-lorry");
+}
+
+/// A lorry path in a URL, each byte outside the unreserved set encoded.
+fn encode(path: &str) -> String {
+    path.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

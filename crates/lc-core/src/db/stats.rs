@@ -50,7 +50,11 @@ impl ReadTx<'_> {
              WHERE hour >= ?1 AND hour <= ?2 GROUP BY hour",
         )?;
         let rows = stmt.query_map(params![first, hour_of(self.now)], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
         })?;
         for row in rows {
             let (hour, succeeded, failed) = row?;

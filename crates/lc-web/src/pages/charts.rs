@@ -122,9 +122,11 @@ impl Frame {
         if value <= 0 || max <= 0 {
             return 0;
         }
-        let h = (i128::from(value) * i128::from(self.plot_h) + i128::from(max) / 2)
-            / i128::from(max);
-        i64::try_from(h).unwrap_or(self.plot_h).clamp(1, self.plot_h)
+        let h =
+            (i128::from(value) * i128::from(self.plot_h) + i128::from(max) / 2) / i128::from(max);
+        i64::try_from(h)
+            .unwrap_or(self.plot_h)
+            .clamp(1, self.plot_h)
     }
 
     /// A label under the baseline.
@@ -191,7 +193,12 @@ pub fn freshness(f: &Freshness, scope: &str) -> Chart {
         ("within 1×", "within 1 interval", "fresh-1", f.within_1x),
         ("within 2×", "within 2 intervals", "fresh-2", f.within_2x),
         ("within 4×", "within 4 intervals", "fresh-4", f.within_4x),
-        ("over 4×", "more than 4 intervals ago", "fresh-old", f.beyond_4x),
+        (
+            "over 4×",
+            "more than 4 intervals ago",
+            "fresh-old",
+            f.beyond_4x,
+        ),
         ("never", "never", "fresh-never", f.never),
     ];
     let (slot, bar) = (72, 52);
@@ -530,11 +537,15 @@ pub fn job_durations(path: &str, jobs: &[JobSummary]) -> Option<Chart> {
             });
         }
     }
-    if let (Some((first, _)), Some((last, _))) = (ended.first(), ended.last()) {
-        texts.push(frame.x_label(frame.left, "start", format!("#{}", first.job_id)));
+    // The first and the last job's ids, under their bars.
+    let under = |i: usize| frame.left + i as i64 * slot + slot / 2;
+    if let Some((first, _)) = ended.first() {
+        texts.push(frame.x_label(under(0), "middle", format!("#{}", first.job_id)));
+    }
+    if let (true, Some((last, _))) = (ended.len() > 1, ended.last()) {
         texts.push(frame.x_label(
-            frame.left + frame.plot_w,
-            "end",
+            under(ended.len() - 1),
+            "middle",
             format!("#{}", last.job_id),
         ));
     }

@@ -775,10 +775,7 @@ async fn charts_show_a_known_history_on_the_status_and_lorry_pages() {
     let job = |path: &str, start: i64, took: i64, exit: i64, disk: i64| {
         fx.state.db.set_pretend_time(start);
         let path = path.to_owned();
-        fx.state
-            .db
-            .write(|tx| tx.move_to_top(&path))
-            .expect("move");
+        fx.state.db.write(|tx| tx.move_to_top(&path)).expect("move");
         let (id, info) = fx
             .state
             .db
@@ -828,7 +825,10 @@ async fn charts_show_a_known_history_on_the_status_and_lorry_pages() {
     let fresh = chart(&html, "chart-freshness");
     assert_eq!(marks(&fresh, "rect"), [1, 1, 1]);
     assert_eq!(
-        numbers(&fresh).iter().map(|r| r[1].as_str()).collect::<Vec<_>>(),
+        numbers(&fresh)
+            .iter()
+            .map(|r| r[1].as_str())
+            .collect::<Vec<_>>(),
         ["1", "0", "0", "1", "1"]
     );
     // The host's week: one failure, today, of two jobs; also in its row.

@@ -131,7 +131,10 @@ fn jobs_per_hour_stacks_failures_hatched_on_successes() {
     assert_eq!(hatched, [false, false, true, true]);
     // The tallest stack (4 jobs) fills the plot; 2 + 2 stack to the same
     // height, the failed part on top.
-    let (h, y) = (|b: &Node<'_, '_>| num(b, "height"), |b: &Node<'_, '_>| num(b, "y"));
+    let (h, y) = (
+        |b: &Node<'_, '_>| num(b, "height"),
+        |b: &Node<'_, '_>| num(b, "y"),
+    );
     assert_eq!(h(&bars[0]), 110);
     assert_eq!(h(&bars[1]) + h(&bars[2]), 110);
     assert_eq!(y(&bars[2]) + h(&bars[2]), y(&bars[1]));
@@ -283,7 +286,12 @@ fn disk_usage_is_a_point_per_measured_job_placed_by_time() {
     let xs: Vec<i64> = points.iter().map(|p| num(p, "cx")).collect();
     assert_eq!(
         xs,
-        [64, 64 + 3660 * 420 / 14430, 64 + 10740 * 420 / 14430, 64 + 420]
+        [
+            64,
+            64 + 3660 * 420 / 14430,
+            64 + 10740 * 420 / 14430,
+            64 + 420
+        ]
     );
     let ys: Vec<i64> = points.iter().map(|p| num(p, "cy")).collect();
     assert_eq!(ys, [112 - 25, 112 - 75, 112 - 50, 12]);
@@ -313,7 +321,11 @@ fn host_failures_have_a_hatched_bar_per_day_with_failures() {
             failed: [0, 3, 0, 0, 1, 0, 6][i as usize],
         })
         .collect();
-    let html = render(&host_failures("chart-host-1".into(), "git.example.org", &days));
+    let html = render(&host_failures(
+        "chart-host-1".into(),
+        "git.example.org",
+        &days,
+    ));
     let doc = Document::parse(&html).expect("well-formed");
     assert_accessible(&doc, "chart-host-1");
     assert_eq!(bar_values(&doc), [3, 1, 6]);
