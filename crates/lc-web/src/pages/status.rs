@@ -1,7 +1,8 @@
 //! The status page, and its copy in `--status-html FILE`.
 //!
-//! At 100,000 lorries the page reads two things: counts per state (one
-//! aggregate query) and one page of rows, never the whole queue.
+//! At 100,000 lorries the page reads counts per state and the fleet's
+//! freshness (one aggregate pass), one page of rows, and at most a week of
+//! per-hour job counts for the charts; never the whole queue.
 //!
 //! # The status file
 //! Every `GET /1.0/status` and `/1.0/status-html` also writes the default
