@@ -56,8 +56,8 @@ pub use lorries::NewLorry;
 pub use metrics::{ERROR_STREAK, FleetSnapshot, LorryHealth};
 pub use provenance::{HISTORY_MAX_LIMIT, Submodule};
 pub use snapshots::{PIN_PREFIX, PinsTodo, Retention, check_snapshot_name, pin_name};
-pub use webhooks::WebhookRow;
 pub use stats::{JOB_STATS_MAX_AGE, JobCounts};
+pub use webhooks::WebhookRow;
 
 /// The schema, one entry per file in `migrations/`, applied in order at start-up.
 const MIGRATIONS: &[M<'static>] = &[
