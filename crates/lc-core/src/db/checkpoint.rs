@@ -32,8 +32,20 @@ const LOG_EVERY: Duration = Duration::from_secs(60);
 
 pub(super) struct Checkpointer {
     /// Dropping this ends the thread.
-    _stop: mpsc::Sender<()>,
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
     shared: Arc<Shared>,
+}
+
+impl Drop for Checkpointer {
+    /// Ends the thread and waits for it, so that its connection is closed
+    /// when STATEDB is: a restore right after sees no other user.
+    fn drop(&mut self) {
+        self.stop.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 struct Shared {
@@ -54,12 +66,13 @@ impl Checkpointer {
         let (stop, stopped) = mpsc::channel::<()>();
         let wal = PathBuf::from(format!("{}-wal", path.display()));
         let thread_shared = Arc::clone(&shared);
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("statedb-checkpoint".into())
             .spawn(move || run(&conn, &wal, &thread_shared, &stopped))
             .map_err(Error::Thread)?;
         Ok(Checkpointer {
-            _stop: stop,
+            stop: Some(stop),
+            thread: Some(thread),
             shared,
         })
     }
