@@ -6,8 +6,8 @@
 //! lorries found by the housekeeping task.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::common;
@@ -15,47 +15,8 @@ use common::http_backend::serve_http_with_auth;
 use common::{READY_TIMEOUT, Webapp, git, wait_for};
 use serde_json::{Value, json};
 
-const MINION: &str = env!("CARGO_BIN_EXE_lorry-controller-minion");
 const SECRET: &str = "PLANTED-SECRET-7f3a";
 const T0: i64 = 1_800_000_000;
-
-/// A minion, killed when dropped.
-struct Minion(Child);
-
-impl Drop for Minion {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_minion(webapp: &Webapp, dir: &Path) -> Minion {
-    let lorry_conf = dir.join("lorry.conf");
-    std::fs::write(
-        &lorry_conf,
-        format!(
-            "[config]\nworking-area = {}\nmirror-base-url-push = {}\n",
-            dir.join("wa").display(),
-            dir.join("downstream").display()
-        ),
-    )
-    .expect("lorry.conf");
-    let lorry = PathBuf::from(env!("CARGO_BIN_EXE_lorry"));
-    let child = Command::new(MINION)
-        .args([
-            "--webapp-host=127.0.0.1".to_owned(),
-            format!("--webapp-port={}", webapp.port),
-            "--sleep=0.1".into(),
-            "--update-interval=0.2".into(),
-            format!("--lorry-path={}", lorry.display()),
-            format!("--lorry-config={}", lorry_conf.display()),
-            format!("--log={}", dir.join("minion.log").display()),
-        ])
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("start minion");
-    Minion(child)
-}
 
 /// A bare upstream `name.git` under `root` with one commit on `main`.
 fn upstream(root: &Path, work: &Path, name: &str) {
@@ -203,7 +164,7 @@ fn state_changes_become_events_in_the_log_and_the_stream() {
     // The host's lorries would only fail here: out of the queue's way.
     webapp.configure(&json!([conf[0]]));
 
-    let _minion = start_minion(&webapp, dir.path());
+    let _minion = common::RealMinion::start(&webapp, dir.path());
     let ended = wait_for_event(&webapp, "job-ended", "ev/good");
     assert_eq!(ended["body"]["exit"], 0, "{ended}");
     let failed = wait_for_event(&webapp, "lorry-failed", "ev/later");
@@ -483,7 +444,7 @@ fn a_rewritten_upstream_is_an_event_with_what_was_preserved() {
     webapp.configure(&json!([
         {"type": "lorries", "prefix": "ev", "interval": "1h", "globs": ["lorries/*.lorry"]},
     ]));
-    let _minion = start_minion(&webapp, dir.path());
+    let _minion = common::RealMinion::start(&webapp, dir.path());
     let first = wait_for_event(&webapp, "job-ended", "ev/rw");
     let summary = &first["body"]["summary"];
     assert_eq!(first["body"]["exit"], 0, "{first}");

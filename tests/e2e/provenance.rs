@@ -6,50 +6,11 @@
 use crate::common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use common::http_backend::serve_http;
 use common::{READY_TIMEOUT, Webapp, git, wait_for};
 use serde_json::Value;
-
-const MINION: &str = env!("CARGO_BIN_EXE_lorry-controller-minion");
-
-/// A running minion, stopped when dropped.
-struct Minion(Child);
-
-impl Drop for Minion {
-    fn drop(&mut self) {
-        common::terminate(&mut self.0);
-    }
-}
-
-fn start_minion(dir: &Path, webapp: &Webapp) -> Minion {
-    let lorry_conf = dir.join("lorry.conf");
-    std::fs::write(
-        &lorry_conf,
-        format!(
-            "[config]\nworking-area = {}\nmirror-base-url-push = {}\n",
-            dir.join("wa").display(),
-            dir.join("downstream").display()
-        ),
-    )
-    .expect("write lorry.conf");
-    let lorry = PathBuf::from(env!("CARGO_BIN_EXE_lorry"));
-    let child = Command::new(MINION)
-        .args([
-            "--webapp-host=127.0.0.1".to_owned(),
-            format!("--webapp-port={}", webapp.port),
-            "--sleep=0.1".into(),
-            "--update-interval=0.2".into(),
-            format!("--lorry-path={}", lorry.display()),
-            format!("--lorry-config={}", lorry_conf.display()),
-            format!("--log={}", dir.join("minion.log").display()),
-        ])
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("start minion");
-    Minion(child)
-}
 
 /// The ended jobs of `path`, oldest first.
 fn ended_jobs(webapp: &Webapp, path: &str) -> Vec<Value> {
@@ -189,7 +150,7 @@ fn the_ref_ledger_follows_real_mirrors_through_moves_rewrites_and_deletions() {
     )
     .expect("lorry file");
     webapp.post_ok("/1.0/read-configuration", &[]);
-    let _minion = start_minion(dir.path(), &webapp);
+    let _minion = common::RealMinion::start(&webapp, dir.path());
 
     let first = nth_job(&webapp, "prov/proj", 1);
     assert_eq!(
@@ -383,7 +344,7 @@ fn snapshots_keep_every_named_commit_through_rewrites_and_gc() {
     )
     .expect("lorry file");
     webapp.post_ok("/1.0/read-configuration", &[]);
-    let _minion = start_minion(dir.path(), &webapp);
+    let _minion = common::RealMinion::start(&webapp, dir.path());
     nth_job(&webapp, "s/proj", 1);
     let first_fol = nth_job(&webapp, "s/fol", 1);
     let down = |name: &str| dir.path().join(format!("downstream/s/{name}.git"));

@@ -418,3 +418,43 @@ pub fn closed_port() -> u16 {
         .expect("a free port")
         .port()
 }
+
+/// A minion running the real `lorry` with a local downstream in
+/// `dir/downstream` and its working area in `dir/wa`; stopped with SIGTERM
+/// when dropped.
+pub struct RealMinion(pub Child);
+
+impl RealMinion {
+    pub fn start(webapp: &Webapp, dir: &std::path::Path) -> RealMinion {
+        let lorry_conf = dir.join("lorry.conf");
+        std::fs::write(
+            &lorry_conf,
+            format!(
+                "[config]\nworking-area = {}\nmirror-base-url-push = {}\n",
+                dir.join("wa").display(),
+                dir.join("downstream").display()
+            ),
+        )
+        .expect("write lorry.conf");
+        let child = Command::new(env!("CARGO_BIN_EXE_lorry-controller-minion"))
+            .args([
+                "--webapp-host=127.0.0.1".to_owned(),
+                format!("--webapp-port={}", webapp.port),
+                "--sleep=0.1".into(),
+                "--update-interval=0.2".into(),
+                format!("--lorry-path={}", env!("CARGO_BIN_EXE_lorry")),
+                format!("--lorry-config={}", lorry_conf.display()),
+                format!("--log={}", dir.join("minion.log").display()),
+            ])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start minion");
+        RealMinion(child)
+    }
+}
+
+impl Drop for RealMinion {
+    fn drop(&mut self) {
+        terminate(&mut self.0);
+    }
+}
