@@ -7,6 +7,7 @@
     reason = "end-to-end tests start the real binaries, git, git daemon, promtool..."
 )]
 
+mod activity;
 mod admin;
 mod api;
 mod architecture;

@@ -35,6 +35,8 @@ pub struct Generated {
     pub metadata: RepoMetadata,
     /// The fingerprint of its refs in the host's manifest (grokmirror).
     pub fingerprint: Option<String>,
+    /// When the host says its repository last changed (`activity-hint`).
+    pub activity: Option<i64>,
 }
 
 /// The outcome of mapping one listing.
@@ -111,6 +113,7 @@ pub fn map_listing(rules: &HostRules<'_>, repos: &[ListedRepo]) -> Mapped {
             },
             metadata: repo.metadata.clone(),
             fingerprint: repo.fingerprint.clone(),
+            activity: repo.activity,
         });
     }
     mapped
@@ -232,6 +235,7 @@ mod tests {
                 clone_url: format!("ssh://git@up/{p}"),
                 metadata: RepoMetadata::default(),
                 fingerprint: None,
+                activity: None,
             })
             .collect()
     }
@@ -365,18 +369,21 @@ mod tests {
                 clone_url: "https://up/g/ok.git".into(),
                 metadata: RepoMetadata::default(),
                 fingerprint: None,
+                activity: None,
             },
             ListedRepo {
                 path: "g/local".into(),
                 clone_url: "/home/lorry/.ssh".into(),
                 metadata: RepoMetadata::default(),
                 fingerprint: None,
+                activity: None,
             },
             ListedRepo {
                 path: "g/other".into(),
                 clone_url: "https://u:pw@elsewhere.example/x.git".into(),
                 metadata: RepoMetadata::default(),
                 fingerprint: None,
+                activity: None,
             },
         ];
         let m = map_listing(

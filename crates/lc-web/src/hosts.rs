@@ -14,10 +14,10 @@ use axum::extract::State;
 use futures_util::future::join_all;
 use lc_api::{HostListing, LsTrovesSummary};
 use lc_base::redact::redact;
-use lc_core::db::{GeneratedLorry, HostToList};
+use lc_core::db::{GeneratedLorry, HostToList, ReportedActivity};
 use lc_hosts::mapping::{HostRules, map_listing};
 use lc_hosts::upstream::grokmirror::{self, ManifestRead, Validators};
-use lc_hosts::upstream::{ListError, ListedRepo, Lister, UpstreamHost};
+use lc_hosts::upstream::{ListError, ListedRepo, Lister, UpstreamHost, activity_granularity};
 
 use crate::AppState;
 use crate::api::Reply;
@@ -177,6 +177,8 @@ async fn list_one(
     );
     listing.ignored = mapped.ignored;
     listing.unmapped = mapped.unmapped;
+    // The listers read activity only when the host section asks for it.
+    let granularity = activity_granularity(&host.host_type);
     let generated: Vec<GeneratedLorry> = mapped
         .lorries
         .into_iter()
@@ -185,6 +187,10 @@ async fn list_one(
             head: g.metadata.valid_head().map(str::to_owned),
             description: g.metadata.clean_description(),
             fingerprint: g.fingerprint,
+            activity: g
+                .activity
+                .zip(granularity)
+                .map(|(at, granularity)| ReportedActivity { at, granularity }),
         })
         .collect();
     let problems: Vec<String> = mapped

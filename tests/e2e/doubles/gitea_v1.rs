@@ -51,11 +51,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
+use super::forge_git::{ForgeGit, forge_now, gitea_updated_at, rfc3339};
 use super::gitlab_v4::decode;
 use super::{Seen, Server};
 
 #[derive(Debug, Clone)]
 pub struct Repo {
+    /// A pull mirror: `updated_at` follows the newest commit it fetched.
+    pub mirror: bool,
+    /// By the forge's clock; `updated_at` starts there.
+    pub created_at: i64,
     pub id: i64,
     pub owner: String,
     pub name: String,
@@ -82,6 +87,9 @@ pub struct GiteaState {
     /// `has_actions` as last set per repository (`owner/name`).
     pub has_actions: Vec<(String, bool)>,
     pub next_id: i64,
+    /// The git repositories behind the double, if attached: `updated_at`
+    /// follows their pushes.
+    pub git: Option<Arc<ForgeGit>>,
     pub seen: Vec<Seen>,
     pub base: String,
 }
@@ -108,6 +116,7 @@ impl GiteaV1 {
             scopes: None,
             root_url: None,
             has_actions: Vec::new(),
+            git: None,
             next_id: 0,
             seen: Vec::new(),
             base: String::new(),
@@ -166,7 +175,10 @@ impl GiteaV1 {
         let mut s = self.state();
         s.next_id += 1;
         let id = s.next_id;
+        let created_at = forge_now(s.git.as_ref());
         s.repos.push(Repo {
+            mirror: false,
+            created_at,
             id,
             owner: owner.into(),
             name: name.into(),
@@ -176,6 +188,15 @@ impl GiteaV1 {
             archived: false,
             empty: false,
         });
+    }
+
+    /// Backs the double's repositories with bare git repositories under
+    /// `dir` (create each with [`ForgeGit::create`]); the activity field
+    /// then follows their pushes, by the forge clock the handle sets.
+    pub fn attach_git(&self, dir: &std::path::Path) -> Arc<ForgeGit> {
+        let git = Arc::new(ForgeGit::new(dir));
+        self.state().git = Some(Arc::clone(&git));
+        git
     }
 
     pub fn changes(&self) -> Vec<(String, Value)> {
@@ -281,7 +302,18 @@ fn repo_json(s: &GiteaState, r: &Repo) -> Value {
     let base = s.root_url.as_deref().unwrap_or(&s.base);
     let host = base.split_once("://").map_or(base, |(_, rest)| rest);
     let host = host.split(':').next().unwrap_or(host);
+    let full_name = format!("{}/{}", r.owner, r.name);
+    let pushes = s
+        .git
+        .as_ref()
+        .map(|g| g.pushes(&full_name))
+        .unwrap_or_default();
+    // Gitea writes times in its server's zone: this one is an hour east.
+    let updated = gitea_updated_at(r.created_at, &pushes, r.mirror);
     json!({
+        "mirror": r.mirror,
+        "created_at": rfc3339(r.created_at, 1, false),
+        "updated_at": rfc3339(updated, 1, false),
         "id": r.id,
         "name": r.name,
         "full_name": format!("{}/{}", r.owner, r.name),
@@ -578,6 +610,8 @@ fn create_repo(s: &mut GiteaState, owner: &str, option: &Value) -> Response {
             .unwrap_or(false),
         archived: false,
         empty: true,
+        mirror: false,
+        created_at: forge_now(s.git.as_ref()),
     };
     let answer = repo_json(s, &repo);
     s.repos.push(repo);

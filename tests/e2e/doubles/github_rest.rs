@@ -39,6 +39,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use serde_json::{Value, json};
 
+use super::forge_git::{ForgeGit, forge_now, github_pushed_at, rfc3339};
 use super::gitlab_v4::decode;
 use super::{Seen, Server};
 
@@ -58,6 +59,8 @@ pub struct Repo {
     pub branches: Vec<String>,
     pub has_issues: bool,
     pub actions_enabled: bool,
+    /// By the forge's clock; `pushed_at` starts there.
+    pub created_at: i64,
 }
 
 #[derive(Debug)]
@@ -76,6 +79,9 @@ pub struct GithubState {
     /// Answer this many requests with a secondary-limit 403 and
     /// `Retry-After: 1`.
     pub secondary: u32,
+    /// The git repositories behind the double, if attached: `pushed_at`
+    /// follows their pushes.
+    pub git: Option<Arc<ForgeGit>>,
     pub seen: Vec<Seen>,
     /// Answers given: status of each request, in order.
     pub statuses: Vec<u16>,
@@ -106,6 +112,7 @@ impl GithubRest {
             limit: 5000,
             reset_at: now() + 3600,
             secondary: 0,
+            git: None,
             seen: Vec::new(),
             statuses: Vec::new(),
             base: String::new(),
@@ -148,6 +155,7 @@ impl GithubRest {
         if owner != self.state().login {
             self.add_org(owner, true);
         }
+        let created_at = forge_now(self.state().git.as_ref());
         self.state().repos.push(Repo {
             owner: owner.into(),
             name: name.into(),
@@ -160,7 +168,17 @@ impl GithubRest {
             branches: vec!["main".into()],
             has_issues: true,
             actions_enabled: true,
+            created_at,
         });
+    }
+
+    /// Backs the double's repositories with bare git repositories under
+    /// `dir` (create each with [`ForgeGit::create`]); `pushed_at` then
+    /// follows their pushes, by the forge clock the returned handle sets.
+    pub fn attach_git(&self, dir: &std::path::Path) -> Arc<ForgeGit> {
+        let git = Arc::new(ForgeGit::new(dir));
+        self.state().git = Some(Arc::clone(&git));
+        git
     }
 
     pub fn repo(&self, full_name: &str) -> Option<Repo> {
@@ -290,6 +308,12 @@ fn repo_json(s: &GithubState, r: &Repo) -> Value {
     let web = s.base.trim_end_matches("/api/v3");
     let host = web.split_once("://").map_or(web, |(_, h)| h);
     let host = host.split(':').next().unwrap_or(host);
+    let full_name = format!("{}/{}", r.owner, r.name);
+    let pushes = s
+        .git
+        .as_ref()
+        .map(|g| g.pushes(&full_name))
+        .unwrap_or_default();
     json!({
         "name": r.name,
         "full_name": format!("{}/{}", r.owner, r.name),
@@ -305,6 +329,9 @@ fn repo_json(s: &GithubState, r: &Repo) -> Value {
         "clone_url": format!("{web}/{}/{}.git", r.owner, r.name),
         "ssh_url": format!("git@{host}:{}/{}.git", r.owner, r.name),
         "html_url": format!("{web}/{}/{}", r.owner, r.name),
+        "mirror_url": null,
+        "created_at": rfc3339(r.created_at, 0, false),
+        "pushed_at": rfc3339(github_pushed_at(r.created_at, &pushes), 0, false),
     })
 }
 
@@ -473,6 +500,7 @@ fn create(s: &mut GithubState, owner: &str, option: &Value) -> Response {
             .and_then(Value::as_bool)
             .unwrap_or(true),
         actions_enabled: true,
+        created_at: forge_now(s.git.as_ref()),
     };
     let answer = repo_json(s, &repo);
     s.repos.push(repo);

@@ -65,6 +65,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 
+use super::forge_git::{ForgeGit, forge_now, gitlab_last_activity_at, rfc3339};
 use super::{Seen, Server};
 
 #[derive(Debug, Clone)]
@@ -99,6 +100,8 @@ pub struct Project {
     pub protected: Vec<(String, bool)>,
     pub archived: bool,
     pub empty_repo: bool,
+    /// By the forge's clock; `last_activity_at` starts there.
+    pub created_at: i64,
 }
 
 #[derive(Debug)]
@@ -120,6 +123,12 @@ pub struct GitlabState {
     /// Answer every request with a `302 Found` to this URL + the request's
     /// path and query (as a moved instance or a hostile proxy might).
     pub redirect_to: Option<String>,
+    /// The git repositories behind the double, if attached:
+    /// `last_activity_at` follows their pushes, by GitLab's hourly rule.
+    pub git: Option<Arc<ForgeGit>>,
+    /// What to answer as `last_activity_at` instead of the real time: a
+    /// broken or older GitLab (`Some(None)`: the field left out).
+    pub activity_override: Option<Option<Value>>,
     pub seen: Vec<Seen>,
     pub base: String,
 }
@@ -152,6 +161,8 @@ impl GitlabV4 {
             restricted_visibility: Vec::new(),
             max_offset: 50_000,
             redirect_to: None,
+            git: None,
+            activity_override: None,
             seen: Vec::new(),
             base: String::new(),
         }));
@@ -282,6 +293,7 @@ impl GitlabV4 {
         };
         s.next_id += 1;
         let id = s.next_id;
+        let created_at = forge_now(s.git.as_ref());
         s.projects.push(Project {
             id,
             name: name.into(),
@@ -295,10 +307,20 @@ impl GitlabV4 {
             protected: Vec::new(),
             archived: false,
             empty_repo: false,
+            created_at,
         });
     }
 
     /// The requests that changed something: `METHOD path` and the body.
+    /// Backs the double's repositories with bare git repositories under
+    /// `dir` (create each with [`ForgeGit::create`]); the activity field
+    /// then follows their pushes, by the forge clock the handle sets.
+    pub fn attach_git(&self, dir: &std::path::Path) -> Arc<ForgeGit> {
+        let git = Arc::new(ForgeGit::new(dir));
+        self.state().git = Some(Arc::clone(&git));
+        git
+    }
+
     pub fn changes(&self) -> Vec<(String, Value)> {
         self.state()
             .seen
@@ -452,7 +474,15 @@ fn param<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
 fn project_json(s: &GitlabState, p: &Project) -> Value {
     let ns = s.namespaces.iter().find(|n| n.id == p.namespace_id);
     let host = s.base.trim_start_matches("http://");
-    json!({
+    let pushes = s
+        .git
+        .as_ref()
+        .map(|g| g.pushes(&p.path_with_namespace))
+        .unwrap_or_default();
+    let last_activity = gitlab_last_activity_at(p.created_at, &pushes);
+    let mut project = json!({
+        "created_at": rfc3339(p.created_at, 0, true),
+        "last_activity_at": rfc3339(last_activity, 0, true),
         "id": p.id,
         "name": p.name,
         "path": p.path,
@@ -466,7 +496,14 @@ fn project_json(s: &GitlabState, p: &Project) -> Value {
         "http_url_to_repo": format!("{}/{}.git", s.base, p.path_with_namespace),
         "web_url": format!("{}/{}", s.base, p.path_with_namespace),
         "namespace": ns.map(|n| json!({"id": n.id, "path": n.path, "full_path": n.full_path, "kind": n.kind})),
-    })
+    });
+    if let (Some(over), Some(fields)) = (&s.activity_override, project.as_object_mut()) {
+        match over {
+            None => fields.remove("last_activity_at"),
+            Some(value) => fields.insert("last_activity_at".into(), value.clone()),
+        };
+    }
+    project
 }
 
 fn namespace_json(n: &Namespace) -> Value {
@@ -865,6 +902,7 @@ async fn create_project(
         protected: Vec::new(),
         archived: false,
         empty_repo: true,
+        created_at: forge_now(s.git.as_ref()),
     };
     let answer = project_json(&s, &project);
     s.projects.push(project);

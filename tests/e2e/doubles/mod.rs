@@ -4,6 +4,7 @@
 //! HTTP doubles run in-process on 127.0.0.1 ephemeral ports, each on its
 //! own thread with a small tokio runtime, and record the requests they get.
 
+pub mod forge_git;
 pub mod gitea_v1;
 pub mod github_rest;
 pub mod gitlab_v4;

@@ -227,6 +227,9 @@ struct RawHost<Token> {
     include_archived: Option<bool>,
     include_empty: Option<bool>,
     include_forks: Option<bool>,
+    /// Trust the listing's activity time of each repository to check it
+    /// without a job (GitLab, Gitea, GitHub; `db/fingerprints.rs`).
+    activity_hint: Option<bool>,
 }
 
 impl RawSection {
@@ -390,11 +393,17 @@ impl<Token> RawHost<Token> {
         if let Some(token) = token {
             type_params.insert("private-token".into(), Value::String(token));
         }
+        if host_type == HostType::Trove && self.activity_hint.is_some() {
+            return Err("activity-hint: a Trove's listing says nothing of activity \
+                 (only gitlab, gitea and github)"
+                .into());
+        }
         if host_type != HostType::Trove {
             for (key, value) in [
                 ("include-archived", self.include_archived),
                 ("include-empty", self.include_empty),
                 ("include-forks", self.include_forks),
+                ("activity-hint", self.activity_hint),
             ] {
                 if let Some(value) = value {
                     type_params.insert(key.into(), Value::Bool(value));
@@ -688,6 +697,26 @@ mod tests {
             panic!("host")
         };
         assert_eq!(h.type_params["include-forks"], true);
+        let s = parse_conf(
+            "c",
+            r#"[{"type": "gitlab", "host": "h", "protocol": "https",
+                 "prefixmap": {}, "activity-hint": true}]"#,
+        )
+        .expect("valid");
+        let Section::Host(h) = &s[0] else {
+            panic!("host")
+        };
+        assert_eq!(h.type_params["activity-hint"], true);
+        let e = conf_err(
+            r#"[{"type": "gitea", "host": "h", "protocol": "https", "prefixmap": {},
+                 "activity-hint": 1}]"#,
+        );
+        assert!(e.problem.contains("activity-hint"), "{e}");
+        let e = conf_err(
+            r#"[{"type": "trove", "host": "h", "protocol": "ssh", "prefixmap": {},
+                 "activity-hint": true}]"#,
+        );
+        assert!(e.problem.contains("activity-hint"), "{e}");
         let e = conf_err(
             r#"[{"type": "gitlab", "host": "h", "protocol": "https", "prefixmap": {},
                  "include-archived": "yes"}]"#,

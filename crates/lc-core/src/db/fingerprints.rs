@@ -1,29 +1,50 @@
-//! Manifest fingerprints: checking a lorry without a job.
+//! Checking a lorry without a job: manifest fingerprints and host activity.
 //!
 //! An Upstream Host of type `grokmirror` publishes a fingerprint of every
 //! repository's refs. A listing of it records each generated lorry's
 //! current fingerprint (`lorry_fingerprints.upstream`); a job copies it
 //! when it starts (`job`), and a successful end keeps it as `success`
 //! (a failed one clears `success`, so a failure never lets a check be
-//! skipped). give-me-job then marks a due lorry checked **without a job**
-//! ("unchanged per manifest": a successful run for freshness and metrics)
-//! when all of these hold:
+//! skipped) and its start time as `full_check`.
 //!
-//! * its current fingerprint is known and equals `success`;
+//! A GitLab, Gitea or GitHub host with `"activity-hint": true` reports
+//! when each repository last changed; the listing records that time plus
+//! the host's documented granularity and [`ACTIVITY_MARGIN`] as
+//! `activity`: from then on a change would show. A time in the future by
+//! our clock (the host's clock is ahead, or the field is nonsense) is not
+//! recorded, nor is anything when the field is missing or unreadable.
+//!
+//! give-me-job then marks a due lorry checked **without a job**
+//! ("unchanged per manifest" or "per host activity": a successful run for
+//! freshness, metrics and the per-hour charts) when all of these hold:
+//!
+//! * its current fingerprint is known and equals `success`, or its
+//!   recorded `activity` is before `full_check` and its last run succeeded;
 //! * its last successful job started less than `--full-check-every` ago
 //!   (the safety net: a full check at least that often);
-//! * its host's manifest was read (or confirmed unchanged) after the
-//!   lorry's previous run started, so the fingerprint says something about
-//!   the time since;
+//! * its host was listed (or its manifest confirmed unchanged) after the
+//!   lorry's previous run started, so the hint says something about the
+//!   time since;
 //! * nobody moved it in the queue (a move asks for a run).
+//!
+//! `activity` is compared with the start of the last successful *job*,
+//! never with a check without one: a change the host reports late (its
+//! clock, its queue) still shows as after that start, so it is only ever
+//! picked up later, never lost.
 
 use rusqlite::{OptionalExtension, params};
 
+use super::host_sync::ReportedActivity;
 use super::{ReadTx, WriteTx};
 use crate::error::{Error, Result};
 
 /// `--full-check-every` unless given: 24 hours.
 pub const DEFAULT_FULL_CHECK_EVERY: i64 = 24 * 3600;
+
+/// Added to a host's reported activity before it is trusted: clock skew
+/// between the host and us of up to this much, times truncated to the
+/// second, and a host's queue that stamps a push a little late.
+pub const ACTIVITY_MARGIN: i64 = 300;
 
 /// At most this many lorries are checked without a job in one give-me-job;
 /// then it answers that nothing is due, and the next one goes on.
@@ -50,9 +71,11 @@ impl ReadTx<'_> {
                  JOIN lorry_fingerprints f ON f.path = l.path
                  JOIN hosts h ON h.host = l.from_host
                  WHERE l.path = ?1 AND l.move_kind = 0 AND l.running_job IS NULL
-                   AND f.upstream IS NOT NULL AND f.upstream = f.success
                    AND f.full_check + ?3 > ?2
-                   AND h.ls_last_run > l.last_run",
+                   AND h.ls_last_run > l.last_run
+                   AND ((f.upstream IS NOT NULL AND f.upstream = f.success)
+                        OR (f.activity IS NOT NULL AND f.activity < f.full_check
+                            AND l.last_run_exit = '0'))",
             )?
             .query_row(params![path, self.now, full_check_every], |_| Ok(()))
             .optional()?
@@ -90,48 +113,68 @@ impl WriteTx<'_> {
     }
 
     /// Marks the due lorry `path` checked now without a job: a successful
-    /// run as far as freshness and metrics go.
+    /// run as far as freshness, metrics and the per-hour counts go (it
+    /// also ends a spell of being overdue, as a successful job does).
     pub(super) fn mark_unchanged(&self, path: &str) -> Result<()> {
-        self.conn()
+        let host: Option<String> = self
+            .conn()
             .prepare(
                 "UPDATE lorries SET last_run = ?2, last_run_exit = '0', last_run_error = NULL,
-                 last_success = ?2, consecutive_failures = 0
-                 WHERE path = ?1 AND running_job IS NULL",
+                 last_success = ?2, consecutive_failures = 0, overdue = 0
+                 WHERE path = ?1 AND running_job IS NULL
+                 RETURNING from_host",
             )?
-            .execute(params![path, self.now])?;
+            .query_row(params![path, self.now], |r| r.get(0))
+            .optional()?;
+        let Some(host) = host else {
+            return Ok(());
+        };
         self.conn()
             .prepare("UPDATE lorry_fingerprints SET skipped = ?2 WHERE path = ?1")?
             .execute(params![path, self.now])?;
-        Ok(())
+        self.count_job_end(&host, true)
     }
 
-    /// The current fingerprint of `path` as listed by its host: `None`
-    /// forgets it (the host no longer gives one). `spec_changed`: the
-    /// lorry's spec changed, so its last success says nothing any more.
-    pub(super) fn set_upstream_fingerprint(
+    /// What the host's listing says of `path` now: the fingerprint of its
+    /// refs (grokmirror) and when it last changed (`activity-hint`);
+    /// `None` forgets what was said before. `spec_changed`: the lorry's
+    /// spec changed, so its last success says nothing any more.
+    pub(super) fn set_upstream_hints(
         &self,
         path: &str,
         fingerprint: Option<&str>,
+        activity: Option<ReportedActivity>,
         spec_changed: bool,
     ) -> Result<()> {
-        match fingerprint {
-            Some(fingerprint) => self
-                .conn()
+        // A time ahead of our clock is not trusted: clocks disagree, or
+        // the field is nonsense; either way it proves nothing.
+        let activity = activity.filter(|a| a.at <= self.now).map(|a| {
+            a.at.saturating_add(a.granularity.max(0))
+                .saturating_add(ACTIVITY_MARGIN)
+        });
+        if fingerprint.is_none() && activity.is_none() {
+            self.conn()
                 .prepare(
-                    "INSERT INTO lorry_fingerprints (path, upstream) VALUES (?1, ?2)
-                     ON CONFLICT (path) DO UPDATE SET upstream = excluded.upstream,
-                         success = CASE WHEN ?3 THEN NULL ELSE success END
-                     WHERE upstream IS NOT excluded.upstream OR ?3",
-                )?
-                .execute(params![path, fingerprint, spec_changed])?,
-            None => self
-                .conn()
-                .prepare(
-                    "UPDATE lorry_fingerprints SET upstream = NULL, success = NULL
+                    "UPDATE lorry_fingerprints SET upstream = NULL, success = NULL,
+                         activity = NULL,
+                         full_check = CASE WHEN ?2 THEN NULL ELSE full_check END
                      WHERE path = ?1",
                 )?
-                .execute([path])?,
-        };
+                .execute(params![path, spec_changed])?;
+            return Ok(());
+        }
+        self.conn()
+            .prepare(
+                "INSERT INTO lorry_fingerprints (path, upstream, activity) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (path) DO UPDATE SET upstream = excluded.upstream,
+                     activity = excluded.activity,
+                     success = CASE WHEN ?4 OR excluded.upstream IS NULL THEN NULL
+                                    ELSE success END,
+                     full_check = CASE WHEN ?4 THEN NULL ELSE full_check END
+                 WHERE upstream IS NOT excluded.upstream OR activity IS NOT excluded.activity
+                       OR ?4",
+            )?
+            .execute(params![path, fingerprint, activity, spec_changed])?;
         Ok(())
     }
 
@@ -176,7 +219,7 @@ impl WriteTx<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::host_sync::GeneratedLorry;
+    use super::super::host_sync::{GeneratedLorry, ReportedActivity};
     use super::super::lorries::NewLorry;
     use super::super::tests::fresh;
     use super::super::{JobUpdate, StateDb};
@@ -198,6 +241,7 @@ mod tests {
                 head: None,
                 description: None,
                 fingerprint: Some((*fp).into()),
+                activity: None,
             })
             .collect()
     }
@@ -321,5 +365,87 @@ mod tests {
         );
         assert!(run_due(&db, 1_100, |_| 0).is_empty());
         assert_eq!(last_run(&db, "a").2, Some(1_100));
+    }
+
+    /// Lists `paths` of host `g` at `now`, each with the activity given
+    /// (GitLab's granularity of an hour).
+    fn list_activity(db: &StateDb, now: i64, activity: &[(&str, Option<i64>)]) {
+        db.set_pretend_time(now);
+        let mut lorries = listed(&activity.iter().map(|(p, _)| (*p, "")).collect::<Vec<_>>());
+        for (lorry, (_, at)) in lorries.iter_mut().zip(activity) {
+            lorry.fingerprint = None;
+            lorry.activity = at.map(|at| ReportedActivity {
+                at,
+                granularity: 3_600,
+            });
+        }
+        let outcome = db
+            .write(|tx| tx.sync_host_lorries("g", &lorries, 1.0, &[]))
+            .expect("sync");
+        assert!(outcome.is_some());
+    }
+
+    #[test]
+    fn activity_older_than_the_last_success_by_the_granularity_checks_without_a_job() {
+        let (_dir, db) = fresh_host();
+        db.write(|tx| tx.set_full_check_every(100_000))
+            .expect("set");
+        let slack = 3_600 + super::ACTIVITY_MARGIN;
+        list_activity(&db, 10_000, &[("a", Some(1_000)), ("b", Some(1_000))]);
+        // Nothing succeeded yet: jobs.
+        assert_eq!(run_due(&db, 10_000, |_| 0), ["a", "b"]);
+        // a: quiet since well before its job started; b: active within the
+        // granularity before the start, so a change may have been missed.
+        list_activity(
+            &db,
+            10_200,
+            &[("a", Some(10_000 - slack - 1)), ("b", Some(10_000 - slack))],
+        );
+        assert_eq!(run_due(&db, 10_200, |_| 0), ["b"]);
+        assert_eq!(last_run(&db, "a"), (10_200, Some("0".into()), Some(10_200)));
+        // The check counts as a success in its hour, like a job.
+        let hours = db.read(|tx| tx.jobs_per_hour(48)).expect("hours");
+        assert_eq!(hours.iter().map(|h| h.succeeded).sum::<i64>(), 4);
+        // Without a newer listing nothing is known: a job.
+        assert_eq!(run_due(&db, 10_300, |_| 0), ["a", "b"]);
+        // Activity ahead of our clock (skewed clocks): not trusted.
+        list_activity(&db, 10_400, &[("a", Some(10_401)), ("b", Some(1_000))]);
+        assert_eq!(run_due(&db, 10_400, |_| 0), ["a"]);
+        // No activity in the listing (missing or unreadable): a job, and
+        // that one fails.
+        list_activity(&db, 10_500, &[("a", Some(1_000)), ("b", None)]);
+        assert_eq!(run_due(&db, 10_500, |p| i64::from(p == "b")), ["b"]);
+        // After a failure, a job until one succeeds again.
+        list_activity(&db, 10_600, &[("a", Some(1_000)), ("b", Some(1_000))]);
+        assert_eq!(run_due(&db, 10_600, |_| 0), ["b"]);
+        list_activity(&db, 10_700, &[("a", Some(1_000)), ("b", Some(1_000))]);
+        assert!(run_due(&db, 10_700, |_| 0).is_empty());
+        // A new spec: its last success says nothing.
+        db.set_pretend_time(10_800);
+        let mut moved = listed(&[("a", ""), ("b", "")]);
+        for lorry in &mut moved {
+            lorry.fingerprint = None;
+            lorry.activity = Some(ReportedActivity {
+                at: 1_000,
+                granularity: 3_600,
+            });
+        }
+        moved[1].lorry.text = moved[1].lorry.text.replace("git://g/", "git://g/new/");
+        db.write(|tx| tx.sync_host_lorries("g", &moved, 1.0, &[]))
+            .expect("sync");
+        assert_eq!(run_due(&db, 10_800, |_| 0), ["b"]);
+        assert_eq!(last_run(&db, "a").2, Some(10_800));
+    }
+
+    #[test]
+    fn the_safety_net_holds_for_activity_too() {
+        let (_dir, db) = fresh_host();
+        db.write(|tx| tx.set_full_check_every(250)).expect("set");
+        list_activity(&db, 10_000, &[("a", Some(1_000))]);
+        assert_eq!(run_due(&db, 10_000, |_| 0), ["a"]);
+        list_activity(&db, 10_100, &[("a", Some(1_000))]);
+        assert!(run_due(&db, 10_100, |_| 0).is_empty());
+        list_activity(&db, 10_250, &[("a", Some(1_000))]);
+        assert_eq!(run_due(&db, 10_250, |_| 0), ["a"]);
     }
 }

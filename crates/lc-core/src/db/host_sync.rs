@@ -55,6 +55,20 @@ pub struct GeneratedLorry {
     pub description: Option<String>,
     /// The fingerprint of its refs in the host's manifest (grokmirror).
     pub fingerprint: Option<String>,
+    /// When the host says the repository last changed, if the host section
+    /// asks for the hint (`activity-hint`) and the listing said so.
+    pub activity: Option<ReportedActivity>,
+}
+
+/// A listing's word on when a repository last changed (GitHub's
+/// `pushed_at`, Gitea's `updated_at`, GitLab's `last_activity_at`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReportedActivity {
+    /// The time reported, in seconds since the epoch, by the host's clock.
+    pub at: i64,
+    /// How much later a change may happen without moving `at`: GitLab
+    /// updates `last_activity_at` at most once an hour, so 3,600 there.
+    pub granularity: i64,
 }
 
 /// What the upstream said of a lorry's repository.
@@ -237,9 +251,10 @@ impl WriteTx<'_> {
                 generated.head.as_deref(),
                 generated.description.as_deref(),
             )?;
-            self.set_upstream_fingerprint(
+            self.set_upstream_hints(
                 &lorry.path,
                 generated.fingerprint.as_deref(),
+                generated.activity,
                 spec_changed,
             )?;
         }
@@ -371,6 +386,7 @@ mod tests {
                 head: Some("main".into()),
                 description: None,
                 fingerprint: None,
+                activity: None,
             })
             .collect()
     }

@@ -49,8 +49,10 @@ use sql::Sql;
 
 pub use config_sync::ConfigPlan;
 pub use events::EventFilter;
-pub use fingerprints::DEFAULT_FULL_CHECK_EVERY;
-pub use host_sync::{GeneratedLorry, HostSyncOutcome, HostToList, UpstreamMetadata};
+pub use fingerprints::{ACTIVITY_MARGIN, DEFAULT_FULL_CHECK_EVERY};
+pub use host_sync::{
+    GeneratedLorry, HostSyncOutcome, HostToList, ReportedActivity, UpstreamMetadata,
+};
 pub use jobs::{DEFAULT_JOB_OUTPUT_MAX, GHOST_EXIT, JobUpdate, LAST_RUN_ERROR_MAX};
 pub use lorries::NewLorry;
 pub use metrics::{ERROR_STREAK, FleetSnapshot, LorryHealth};
@@ -82,6 +84,9 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../../../../migrations/0011_channels.sql")),
     M::up(include_str!("../../../../migrations/0012_webhooks.sql")),
     M::up(include_str!("../../../../migrations/0013_job_stats.sql")),
+    M::up(include_str!(
+        "../../../../migrations/0014_activity_hints.sql"
+    )),
 ];
 
 /// How long a connection waits for another one's lock before giving up.

@@ -18,7 +18,8 @@ use reqwest::{Method, Url};
 use serde_json::Value;
 
 use super::{
-    ListError, ListedRepo, Lister, MAX_PAGES, UpstreamHost, roots, text_field, with_scheme,
+    ListError, ListedRepo, Lister, MAX_PAGES, UpstreamHost, activity, roots, text_field,
+    with_scheme,
 };
 use crate::api::{Api, Auth, link_next};
 use crate::downstream::RepoMetadata;
@@ -123,6 +124,12 @@ async fn list_pages(
             repos.push(ListedRepo {
                 clone_url: clone_url(host, project, &path),
                 fingerprint: None,
+                activity: activity(
+                    host,
+                    project,
+                    "last_activity_at",
+                    project.get("mirror").and_then(Value::as_bool) != Some(true),
+                ),
                 metadata: RepoMetadata {
                     head: text_field(project, "default_branch"),
                     description: text_field(project, "description"),

@@ -127,6 +127,7 @@ pub async fn read(
             path: e.name,
             metadata: e.metadata,
             fingerprint: e.fingerprint,
+            activity: None,
         })
         .collect();
     Ok(ManifestRead::Read { repos, validators })

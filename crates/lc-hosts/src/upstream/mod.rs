@@ -96,6 +96,10 @@ pub struct ListedRepo {
     pub metadata: RepoMetadata,
     /// The fingerprint of its refs, when the host publishes one (grokmirror).
     pub fingerprint: Option<String>,
+    /// When the host says it last changed, in seconds since the epoch by
+    /// the host's clock: only with `"activity-hint": true`, and only when
+    /// the field is there, readable and trustworthy (see [`activity`]).
+    pub activity: Option<i64>,
 }
 
 /// Why a listing failed. Never holds a token or password.
@@ -185,6 +189,7 @@ async fn fake_listing(
             clone_url,
             metadata: RepoMetadata::default(),
             fingerprint: None,
+            activity: None,
         });
     }
     Ok(repos)
@@ -217,6 +222,59 @@ fn with_scheme(url: &str, scheme: &str) -> String {
         Some((_, rest)) => format!("{scheme}://{rest}"),
         None => url.to_owned(),
     }
+}
+
+/// How much later than the activity time a host reports a change may
+/// happen without moving it, by host type; `None`: the type reports none.
+///
+/// * GitLab's `last_activity_at` is moved by an event only when it is at
+///   least an hour old (`Event::RESET_PROJECT_ACTIVITY_INTERVAL`, `1.hour`,
+///   in `app/models/event.rb`; introduced by
+///   <https://gitlab.com/gitlab-org/gitlab-foss/-/merge_requests/6391>,
+///   "Restrict last_activity_at updates to one per hour"): 3,600 s.
+/// * Gitea's `updated_at` is set to the time a push is processed
+///   (`UpdateRepositoryUpdatedTime(ctx, repo.ID, time.Now())` at the end of
+///   `pushUpdates` in `services/repository/push.go`), for branches and
+///   tags alike: 0.
+/// * GitHub's `pushed_at` is documented only as a date-time in the
+///   repository schema
+///   (<https://docs.github.com/en/rest/repos/repos#list-organization-repositories>);
+///   GitHub support describes it as moved by pushes to the repository's
+///   refs (<https://github.com/orgs/community/discussions/24442>): 0. Which
+///   pushes move it is not documented (a push of tags alone, in
+///   particular), so a lorry whose upstream only adds tags may wait for
+///   the full check (`--full-check-every`).
+///
+/// lc-core adds `ACTIVITY_MARGIN` to each for clock skew.
+pub fn activity_granularity(host_type: &str) -> Option<i64> {
+    match host_type {
+        "gitlab" => Some(3_600),
+        "gitea" | "github" => Some(0),
+        _ => None,
+    }
+}
+
+/// No repository changed before git existed (2005-04-07): an activity time
+/// earlier than this is nonsense (a zero date, a wrong field), not a hint.
+const EARLIEST_ACTIVITY: i64 = 1_112_832_000;
+
+/// The activity time in the field `key` of `repo` (RFC 3339, any offset),
+/// when the host section asks for the hint and `trusted` (the host moves
+/// the field on pushes for this repository: not a pull mirror). Missing,
+/// unreadable or absurd: `None`, so the lorry gets its job.
+fn activity(host: &UpstreamHost, repo: &Value, key: &str, trusted: bool) -> Option<i64> {
+    if !trusted || !host.includes("activity-hint") {
+        return None;
+    }
+    let text = repo.get(key).and_then(Value::as_str);
+    let at = text
+        .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+        .map(jiff::Timestamp::as_second)
+        .filter(|at| *at >= EARLIEST_ACTIVITY);
+    if at.is_none() {
+        tracing::debug!(host = %host.host, key, value = ?repo.get(key), "no usable activity time");
+    }
+    at
 }
 
 /// A string field of a JSON object, if present and not empty.
@@ -275,6 +333,26 @@ mod tests {
         assert!(lister.list(&host("trove", "ssh")).await.is_err());
         std::fs::remove_file(&file).expect("rm");
         assert!(lister.list(&host("trove", "ssh")).await.is_err());
+    }
+
+    #[test]
+    fn activity_is_read_only_when_asked_for_trusted_and_sane() {
+        let mut h = host("gitea", "https");
+        let repo = serde_json::json!({
+            "updated_at": "2024-01-02T03:04:05+01:00",
+            "z": "2024-01-02T02:04:05.250Z",
+            "bad": "yesterday", "zero": "0001-01-01T00:00:00Z", "num": 1_700_000_000,
+        });
+        assert_eq!(activity(&h, &repo, "updated_at", true), None);
+        h.type_params = serde_json::json!({"activity-hint": true});
+        assert_eq!(activity(&h, &repo, "updated_at", true), Some(1_704_161_045));
+        assert_eq!(activity(&h, &repo, "z", true), Some(1_704_161_045));
+        assert_eq!(activity(&h, &repo, "updated_at", false), None);
+        for key in ["bad", "zero", "num", "missing"] {
+            assert_eq!(activity(&h, &repo, key, true), None, "{key}");
+        }
+        assert_eq!(activity_granularity("gitlab"), Some(3_600));
+        assert_eq!(activity_granularity("trove"), None);
     }
 
     #[test]

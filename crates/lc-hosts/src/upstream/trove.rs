@@ -28,6 +28,7 @@ pub(super) async fn list(
             path,
             metadata: RepoMetadata::default(),
             fingerprint: None,
+            activity: None,
         })
         .collect())
 }
