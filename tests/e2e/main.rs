@@ -25,6 +25,7 @@ mod fuzz;
 mod grokmirror;
 mod hosts;
 mod limits;
+mod longpoll;
 mod lorry_cli;
 mod mail;
 mod metrics;

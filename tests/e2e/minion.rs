@@ -138,6 +138,34 @@ fn two_minions_run_every_lorry_and_report_exit_and_output() {
     }
 }
 
+/// A minion that would sleep an hour between asks waits in give-me-job
+/// instead (the webapp holds it up to its default 10 s): a lorry that
+/// becomes due meanwhile runs at once, started at its due time.
+#[test]
+fn a_minion_waiting_in_give_me_job_runs_a_lorry_as_it_becomes_due() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lorry = fake_lorry(dir.path());
+    let webapp = Webapp::init(dir.path()).start();
+    webapp.seed(&[git_lorry("e2e/later", 100, 3600)]);
+    webapp.pretend_time(3_000_000);
+    let (id, _) = webapp.give_me_job().expect("a first job");
+    webapp.finish(id, 0);
+    let mut minion = Minion::start_with(&webapp, &lorry, "waiter", &["--sleep=3600"]);
+    wait_for("the minion waiting in give-me-job", READY_TIMEOUT, || {
+        (crate::longpoll::waiting(&webapp) == 1).then_some(())
+    });
+    webapp.pretend_time(3_000_100);
+    let job = wait_for("the lorry's second job ended", READY_TIMEOUT, || {
+        jobs_of(&webapp, "e2e/later")
+            .into_iter()
+            .nth(1)
+            .filter(|job| job["exit"] != "no")
+    });
+    assert_eq!(job["exit"], "0", "{job}");
+    assert_eq!(job["started"], 3_000_100, "{job}");
+    assert!(minion.terminate().success());
+}
+
 #[test]
 fn stop_job_and_lorry_timeout_kill_a_hanging_lorry() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -116,14 +116,28 @@ impl WebappClient {
         self.isolation = Some(isolation.to_owned());
     }
 
-    pub async fn give_me_job(&self, host: &str, pid: u32) -> Result<Option<Job>, ClientError> {
+    /// Asks for a job; when none may start, the webapp may hold the request
+    /// up to `wait` until one may (a webapp that does not know `wait`
+    /// answers at once).
+    pub async fn give_me_job(
+        &self,
+        host: &str,
+        pid: u32,
+        wait: Duration,
+    ) -> Result<Option<Job>, ClientError> {
         let pid = pid.to_string();
+        let wait = format!("{:.3}", wait.as_secs_f64());
         let answer: GiveMeJob = self
             // idle=yes: this minion runs no job, so the webapp ends any it
             // recorded as ours (its answer was lost).
             .post(
                 "/1.0/give-me-job",
-                &[("host", host), ("pid", &pid), ("idle", "yes")],
+                &[
+                    ("host", host),
+                    ("pid", &pid),
+                    ("idle", "yes"),
+                    ("wait", &wait),
+                ],
             )
             .await?;
         match (answer.job_id, answer.lorry) {

@@ -2,7 +2,9 @@
 //! each.
 //!
 //! The loop ([`run`]): `POST /1.0/give-me-job` with the host name and
-//! process id; when a job comes, its spec goes into a private temporary
+//! process id, and `wait` (see [`ask_wait`]): the webapp holds the request
+//! until a job may start, so a lorry that becomes due starts at once
+//! rather than after a sleep; when a job comes, its spec goes into a private temporary
 //! `.lorry` file and `lorry` runs on it in a process group of its own
 //! ([`job::run_job`]). Every [`MinionConfig::update_interval`] the new
 //! stdout and stderr go to `POST /1.0/job-update` with `exit=no`, which is
@@ -127,26 +129,53 @@ pub async fn run(mut config: MinionConfig, mut shutdown: Shutdown) -> Result<(),
             }
             _ => {}
         }
+        let wait = ask_wait(&config);
+        let asked_at = tokio::time::Instant::now();
         let asked = if low.is_some() {
             Ok(None)
         } else {
-            client.give_me_job(&config.host, config.pid).await
+            tokio::select! {
+                asked = client.give_me_job(&config.host, config.pid, wait) => asked,
+                () = shutdown.requested() => break,
+            }
         };
-        match asked {
+        let pause = match asked {
             Ok(Some(job)) => {
                 run_job(&config, &client, job, &mut shutdown).await;
                 continue;
             }
-            Ok(None) => tracing::debug!(sleep = ?config.sleep, "no job"),
-            Err(e) => tracing::warn!(error = %e, sleep = ?config.sleep, "cannot ask for a job"),
-        }
+            Ok(None) if low.is_some() => config.sleep,
+            // The webapp held the request while nothing could start; one
+            // that answered sooner (an older webapp, too many waiting, one
+            // shutting down) is asked again only once `wait` has passed.
+            Ok(None) => wait.saturating_sub(asked_at.elapsed()),
+            Err(e) => {
+                tracing::warn!(error = %e, sleep = ?config.sleep, "cannot ask for a job");
+                config.sleep
+            }
+        };
+        tracing::debug!(?pause, "no job");
         tokio::select! {
-            () = tokio::time::sleep(config.sleep) => {}
+            () = tokio::time::sleep(pause) => {}
             () = shutdown.requested() => {}
         }
     }
     tracing::info!("minion stopped");
     Ok(())
+}
+
+/// The longest the minion asks the webapp to hold a give-me-job: the
+/// webapp's own default cap.
+pub const MAX_ASK_WAIT: Duration = Duration::from_secs(10);
+
+/// How long give-me-job may be held for this minion: its `--sleep` (the
+/// pause it would make anyway), at most [`MAX_ASK_WAIT`] and a third of
+/// its request timeout, which must also cover preparing the repository.
+fn ask_wait(config: &MinionConfig) -> Duration {
+    config
+        .sleep
+        .min(MAX_ASK_WAIT)
+        .min(config.webapp_timeout / 3)
 }
 
 /// Starts the ssh-agent holding the minion's keys for the jobs, when it

@@ -33,7 +33,9 @@ pub struct Options {
     /// Seconds each request to the webapp may take.
     #[arg(long, value_name = "SECONDS", default_value = "60", value_parser = seconds)]
     pub webapp_timeout: Duration,
-    /// Seconds to wait before asking again when there is no job.
+    /// Seconds to wait before asking again when there is no job; the
+    /// webapp is asked to hold the request that long (at most 10 s) and
+    /// answer as soon as a job can start.
     #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = seconds)]
     pub sleep: Duration,
     /// Seconds between updates of a running job's output.

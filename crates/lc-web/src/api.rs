@@ -135,6 +135,9 @@ pub async fn stop_queue(
 async fn set_queue(state: AppState, fields: Fields, running: bool) -> ApiResult<Reply<QueueState>> {
     let redirect = fields.redirect()?;
     state.write(move |tx| tx.set_running_queue(running)).await?;
+    if running {
+        state.queue.wake();
+    }
     let message = if running {
         "Queue set to run"
     } else {
@@ -179,6 +182,7 @@ async fn move_lorry(state: AppState, fields: Fields, top: bool) -> ApiResult<Rep
             }
         })
         .await?;
+    state.queue.wake();
     Ok(Reply::new(redirect, Message { message }))
 }
 
@@ -239,6 +243,7 @@ pub async fn remove_ghost_jobs(
     let removed_jobs = state.write(move |tx| tx.remove_ghost_jobs(timeout)).await?;
     if !removed_jobs.is_empty() {
         tracing::warn!(?removed_jobs, "ended ghost jobs");
+        state.queue.wake();
     }
     Ok(Reply::new(redirect, RemovedGhostJobs { removed_jobs }))
 }
@@ -286,79 +291,27 @@ pub async fn set_max_jobs(
         Some(_) => fields.optional_int("max_jobs")?,
     };
     state.write(move |tx| tx.set_max_jobs(max_jobs)).await?;
+    state.queue.wake();
     Ok(Reply::new(redirect, MaxJobs { max_jobs }))
 }
 
+/// Hands the first job that may start to a minion; with `wait=<seconds>`
+/// the request is held until one may (see longpoll.rs).
 pub async fn give_me_job(
     State(state): State<AppState>,
     fields: Fields,
 ) -> ApiResult<Json<GiveMeJob>> {
-    let host = fields.required("host")?.to_owned();
-    let pid = fields.required_int("pid")?;
-    let none = GiveMeJob {
-        job_id: None,
-        lorry: None,
+    let asker = crate::longpoll::Asker {
+        host: fields.required("host")?.to_owned(),
+        pid: fields.required_int("pid")?,
+        // Our minion says `idle=yes`: it runs no job, so any still recorded
+        // as its own never reached it (the original's minions do not say it).
+        idle: fields.optional("idle") == Some("yes"),
     };
-    if let Some(warning) = state.disk_warning() {
-        if state.logs.due("low-disk") {
-            tracing::warn!(%warning, "no job handed out");
-        }
-        return Ok(Json(none));
-    }
-    // Our minion says `idle=yes`: it runs no job, so any still recorded
-    // as its own never reached it (the original's minions do not say it).
-    let idle = fields.optional("idle") == Some("yes");
-    let (never_received, started) = state
-        .write(move |tx| {
-            let never_received = if idle {
-                tx.end_jobs_never_received(&host, pid)?
-            } else {
-                Vec::new()
-            };
-            let Some((job_id, mut lorry)) = tx.start_next_job(&host, pid)? else {
-                return Ok((never_received, None));
-            };
-            let upstream = tx.upstream_metadata(&lorry.path)?;
-            // The snapshot pins this job is to make ride in its spec.
-            let pins = tx.pins_todo(&lorry.path)?;
-            lorry.text = crate::provenance::with_pins(&lorry.text, &lorry.path, &pins);
-            Ok((never_received, Some((job_id, lorry, upstream))))
-        })
-        .await?;
-    if !never_received.is_empty() {
-        tracing::warn!(
-            jobs = ?never_received,
-            "ended jobs whose minion never received them (it asks for another)"
-        );
-    }
-    let Some((job_id, lorry, upstream)) = started else {
-        return Ok(Json(none));
-    };
-    let metadata = lc_hosts::RepoMetadata {
-        head: upstream.head,
-        description: upstream.description,
-        upstream: lc_hosts::RepoMetadata::upstream_of_spec(&lorry.text),
-    };
-    if let Err(err) = crate::prepare(&state.config.downstream, &lorry.path, &metadata).await {
-        let problem = redact(&err.to_string()).into_owned();
-        tracing::warn!(job_id, path = %lorry.path, %problem, "cannot prepare downstream repository");
-        let update = JobUpdate {
-            exit: Some(1),
-            stderr: format!(
-                "lorry-controller: cannot prepare the downstream repository: {problem}\n"
-            ),
-            ..JobUpdate::default()
-        };
-        state
-            .write(move |tx| tx.update_job(job_id, &update))
-            .await?;
-        return Ok(Json(none));
-    }
-    tracing::info!(job_id, path = %lorry.path, "job started");
-    Ok(Json(GiveMeJob {
-        job_id: Some(job_id),
-        lorry: Some(lorry),
-    }))
+    let wait = crate::longpoll::wait_field(&fields, state.config.give_me_job_max_wait)?;
+    Ok(Json(
+        crate::longpoll::give_me_job(&state, asker, wait).await?,
+    ))
 }
 
 /// After a successful job, in the background (the minion does not wait):
@@ -429,6 +382,7 @@ pub async fn job_update(State(state): State<AppState>, fields: Fields) -> ApiRes
     }
     if let (Some(exit), Some(ended)) = (exit, job.ended) {
         tracing::info!(job_id, path = %job.path, exit, "job ended");
+        state.queue.wake();
         state
             .metrics
             .observe_job(ended.saturating_sub(job.started), exit);
@@ -476,6 +430,7 @@ pub async fn pretend_time(
         )));
     }
     state.db.set_pretend_time(now);
+    state.queue.wake();
     Ok(Json(Message {
         message: format!("Pretending it is {}", timefmt::utc(now)),
     }))

@@ -141,10 +141,15 @@ async fn read_now(state: &AppState, dry_run: bool) -> Result<ReadConfigurationSu
     let db = Arc::clone(&state.db);
     let config = Arc::clone(&state.config);
     let cache = Arc::clone(&state.lorry_files);
-    tokio::task::spawn_blocking(move || read_blocking(&db, &config, &cache, dry_run))
+    let summary = tokio::task::spawn_blocking(move || read_blocking(&db, &config, &cache, dry_run))
         .await
         .map_err(ApiError::internal)?
-        .map_err(ApiError::from)
+        .map_err(ApiError::from)?;
+    if !dry_run {
+        // Lorries may have been added or rescheduled: waiting give-me-jobs look.
+        state.queue.wake();
+    }
+    Ok(summary)
 }
 
 /// Runs the read the caller began, in a task of its own (a caller that

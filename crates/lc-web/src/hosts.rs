@@ -144,6 +144,8 @@ async fn list_one(
                 .await?;
             if known {
                 listing.listed = true;
+                // Lorries may have been added or rescheduled: waiting give-me-jobs look.
+                state.queue.wake();
                 tracing::info!(host = %host.host, "manifest unchanged since its last read");
             } else {
                 listing

@@ -15,6 +15,7 @@ mod export;
 mod form;
 mod hosts;
 mod listen;
+mod longpoll;
 pub mod mail;
 mod manifest;
 mod metrics;
@@ -42,6 +43,7 @@ pub use downstream::{DEFAULT_SHRINK_LIMIT, HostSettings, PrepareError, prepare};
 pub use error::ApiError;
 pub use form::Fields;
 pub use listen::Limits;
+pub use longpoll::{DEFAULT_MAX_WAIT as DEFAULT_GIVE_ME_JOB_MAX_WAIT, MAX_WAITING};
 pub use router::router;
 pub use security::Security;
 
@@ -79,6 +81,9 @@ pub struct WebConfig {
     pub full_check_every: i64,
     /// Bytes of output kept per job (`--job-output-max`).
     pub job_output_max: u64,
+    /// The longest a give-me-job asking with `wait` is held open
+    /// (`--give-me-job-max-wait`; see longpoll.rs).
+    pub give_me_job_max_wait: std::time::Duration,
     /// Below this many bytes free on STATEDB's file system no job is handed
     /// out and the health check fails (`--min-free-disk`; 0: no limit).
     pub min_free_disk: u64,
@@ -136,6 +141,7 @@ impl WebConfig {
             full_check_every: lc_core::db::DEFAULT_FULL_CHECK_EVERY,
             job_output_max: lc_core::db::DEFAULT_JOB_OUTPUT_MAX,
             min_free_disk: DEFAULT_MIN_FREE_DISK,
+            give_me_job_max_wait: longpoll::DEFAULT_MAX_WAIT,
             downstream,
             hosts: HostSettings::default(),
             fake_upstream_hosts: BTreeMap::new(),
@@ -169,6 +175,8 @@ pub struct AppState {
     pub minions: Arc<minions::MinionsSeen>,
     /// When the published manifest last changed (see manifest.rs).
     pub manifest_clock: Arc<manifest::ManifestClock>,
+    /// Wakes give-me-jobs waiting for a job (see longpoll.rs).
+    pub queue: Arc<longpoll::QueueWake>,
 }
 
 impl AppState {
@@ -185,6 +193,7 @@ impl AppState {
             logs: Arc::default(),
             minions: Arc::default(),
             manifest_clock: Arc::default(),
+            queue: Arc::default(),
         }
     }
 
@@ -314,6 +323,13 @@ pub async fn serve_with(
         state.config.webhooks.clone(),
         hooks,
     ));
+    // Waiting give-me-jobs are answered as soon as shutdown begins, so
+    // the connections' graceful end does not wait for them.
+    let queue = Arc::clone(&state.queue);
+    let shutdown = async move {
+        shutdown.await;
+        queue.stop();
+    };
     let served = listen::serve(listener, router(state), limits, shutdown).await;
     housekeeping.abort();
     disk_watch.abort();

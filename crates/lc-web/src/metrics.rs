@@ -120,7 +120,8 @@ pub async fn metrics(
     headers: axum::http::HeaderMap,
 ) -> Result<Response, ApiError> {
     let fleet = state.read(|tx| tx.fleet_snapshot()).await?;
-    let text = render(&state.metrics, &fleet).map_err(ApiError::internal)?;
+    let waiting = i64::try_from(state.queue.waiting()).unwrap_or(i64::MAX);
+    let text = render(&state.metrics, &fleet, waiting).map_err(ApiError::internal)?;
     let wants_openmetrics = headers
         .get_all(header::ACCEPT)
         .iter()
@@ -167,7 +168,12 @@ fn gauge(registry: &mut Registry, name: &str, help: &str, value: i64) {
     registry.register(name, help, gauge);
 }
 
-fn render(metrics: &Metrics, fleet: &FleetSnapshot) -> Result<String, std::fmt::Error> {
+/// `waiting`: give-me-jobs held open now (see longpoll.rs).
+fn render(
+    metrics: &Metrics,
+    fleet: &FleetSnapshot,
+    waiting: i64,
+) -> Result<String, std::fmt::Error> {
     let mut registry = Registry::default();
     let f = fleet;
     gauge(
@@ -202,6 +208,12 @@ fn render(metrics: &Metrics, fleet: &FleetSnapshot) -> Result<String, std::fmt::
         f.never_run,
     );
     gauge(lc, "jobs_running", "Jobs running now", f.running_jobs);
+    gauge(
+        lc,
+        "give_me_job_waiting",
+        "give-me-job requests held open until a job can start",
+        waiting,
+    );
     gauge(
         lc,
         "queue_depth",
@@ -300,7 +312,7 @@ mod tests {
             }],
             ..FleetSnapshot::default()
         };
-        let text = render(&metrics, &fleet).expect("render");
+        let text = render(&metrics, &fleet, 0).expect("render");
         assert!(text.contains("lorry2_total_lorries 2\n"), "{text}");
         assert!(text.contains("lorry2_total_lorries_errors 1\n"), "{text}");
         assert!(

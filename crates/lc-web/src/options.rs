@@ -112,6 +112,11 @@ pub struct Options {
     /// Write the port listened on to this file once connections are accepted.
     #[arg(long, value_name = "FILE")]
     pub debug_port_file: Option<PathBuf>,
+    /// Longest, in seconds, a give-me-job that asks with `wait` is held
+    /// open until a job can start (0: answered at once).
+    #[arg(long, value_name = "SECONDS", default_value_t = crate::DEFAULT_GIVE_ME_JOB_MAX_WAIT.as_secs(),
+          value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub give_me_job_max_wait: u64,
     /// Seconds without an update after which a running job counts as lost.
     #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_GHOST_TIMEOUT)]
     pub ghost_timeout: i64,
@@ -598,6 +603,7 @@ impl Options {
             manifest_file: options.manifest_file.clone(),
             export_fetch_base: options.export_fetch_base.clone(),
             ghost_timeout: options.ghost_timeout,
+            give_me_job_max_wait: std::time::Duration::from_secs(options.give_me_job_max_wait),
             job_max_age: options.job_max_age,
             job_keep_per_lorry: options.job_keep_per_lorry,
             publish_failures: options.publish_failures,
@@ -662,6 +668,7 @@ mod tests {
         assert_eq!(config.confgit_branch, new.confgit_branch);
         assert_eq!(config.debug_real_confgit, new.debug_real_confgit);
         assert_eq!(config.ghost_timeout, new.ghost_timeout);
+        assert_eq!(config.give_me_job_max_wait, new.give_me_job_max_wait);
         assert_eq!(config.job_max_age, new.job_max_age);
         assert_eq!(config.job_keep_per_lorry, new.job_keep_per_lorry);
         assert_eq!(config.publish_failures, new.publish_failures);

@@ -269,6 +269,23 @@ impl WriteTx<'_> {
         Ok(ids)
     }
 
+    /// Ends job `job_id`, just handed out, because the request it answered
+    /// was gone before the answer could be sent (a long-polling minion
+    /// that hung up): nobody runs it. Exit 127, with a line saying why.
+    /// A job that has ended meanwhile is left alone.
+    pub fn end_job_unanswered(&self, job_id: i64) -> Result<()> {
+        let job = self.job_row(job_id)?;
+        if job.ended.is_some() {
+            return Ok(());
+        }
+        self.append_output(
+            job_id,
+            "\nlorry-controller: the minion's request was gone before the answer handing \
+             out this job could be sent; job ended\n",
+        )?;
+        self.end_job(job_id, &job, GHOST_EXIT, None, None)
+    }
+
     /// Records a minion's report. Output is appended (within the cap); an
     /// exit ends the job and frees its lorry; a job past its lorry's
     /// timeout is marked to be killed. Answers the job without its output.
@@ -827,6 +844,29 @@ mod tests {
             db.read(|tx| tx.lorry("a")).expect("lorry").running_job,
             None
         );
+    }
+
+    /// A job whose answer nobody was left to take ends at once, with a
+    /// line saying why, and frees its lorry; one already ended stays as it is.
+    #[test]
+    fn a_job_handed_to_a_request_that_is_gone_ends() {
+        let (_dir, db) = fresh();
+        db.write(|tx| tx.upsert_lorry(&lorry("a", 100)))
+            .expect("setup");
+        let (id, _) = db
+            .write(|tx| tx.start_next_job("m", 1))
+            .expect("give")
+            .expect("a job");
+        db.write(|tx| tx.end_job_unanswered(id)).expect("end");
+        let job = db.read(|tx| tx.job(id)).expect("job");
+        assert_eq!(job.exit, "127");
+        assert!(job.output.contains("request was gone"), "{}", job.output);
+        assert_eq!(
+            db.read(|tx| tx.lorry("a")).expect("lorry").running_job,
+            None
+        );
+        db.write(|tx| tx.end_job_unanswered(id)).expect("again");
+        assert_eq!(db.read(|tx| tx.job(id)).expect("job").output, job.output);
     }
 
     #[test]

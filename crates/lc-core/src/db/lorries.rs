@@ -92,6 +92,12 @@ pub(super) fn next_due_lookups(extra: &str) -> Vec<String> {
 
 static NEXT_DUE: LazyLock<Vec<String>> = LazyLock::new(|| next_due_lookups(""));
 
+/// The earliest due time after `?2` of the idle lorries of move kind `?1`
+/// (0: not moved, 1: moved to the bottom; those moved to the top wait for
+/// nothing): a seek in `lorries_idle_by_due`.
+const NEXT_DUE_TIME: &str = "SELECT due FROM lorries WHERE running_job IS NULL AND move_kind = ?1
+     AND due > ?2 ORDER BY due LIMIT 1";
+
 /// The columns [`lorry_from_row`] reads, in its order.
 pub(super) const LORRY_COLUMNS: &str = "path, text, from_host, from_path, interval, \
      lorry_timeout, last_run, last_run_exit, last_run_error, running_job, disk_usage, due, \
@@ -234,6 +240,25 @@ impl ReadTx<'_> {
     /// grow with the number of lorries.
     pub(super) fn next_due_lorry(&self) -> Result<Option<String>> {
         first_found(self, &NEXT_DUE, &[])
+    }
+
+    /// When the next idle lorry that is not yet due becomes due (Unix
+    /// seconds), if any: what a long-polling give-me-job sleeps until.
+    /// One index seek per move group that waits for its due time.
+    pub fn next_due_time(&self) -> Result<Option<i64>> {
+        let mut next: Option<i64> = None;
+        for kind in [0, 1] {
+            let found: Option<i64> = self
+                .conn()
+                .prepare(NEXT_DUE_TIME)?
+                .query_row(params![kind, self.now], |r| r.get(0))
+                .optional()?;
+            next = match (next, found) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        Ok(next)
     }
 }
 
@@ -449,6 +474,53 @@ pub(crate) mod tests {
         for plan in &plans[..2] {
             assert!(!plan.contains("TEMP B-TREE"), "{plan}");
         }
+    }
+
+    /// The next due time is the earliest due time still to come of the
+    /// idle lorries, not moved or moved to the bottom; found by one seek
+    /// in the due index per move kind, never a scan or a sort.
+    #[test]
+    fn next_due_time_is_the_earliest_idle_due_time_to_come() {
+        let (_dir, db) = fresh();
+        db.set_pretend_time(1_000);
+        let next = |db: &StateDb| db.read(|tx| tx.next_due_time()).expect("next due");
+        assert_eq!(next(&db), None, "no lorry");
+        db.write(|tx| {
+            for (path, interval) in [("a", 50), ("b", 20), ("c", 30), ("d", 10)] {
+                tx.upsert_lorry(&lorry(path, interval))?;
+                tx.conn()
+                    .execute("UPDATE lorries SET last_run = 1000 WHERE path = ?1", [path])?;
+            }
+            // b, moved to the top, runs; c is moved to the bottom.
+            tx.move_to_top("b")?;
+            let started = tx.start_next_job("m", 1)?.map(|(_, l)| l.path);
+            assert_eq!(started.as_deref(), Some("b"));
+            tx.move_to_bottom("c")
+        })
+        .expect("seed");
+        assert_eq!(next(&db), Some(1010));
+        db.set_pretend_time(1_010);
+        assert_eq!(next(&db), Some(1030), "d is due now, b (1020) runs");
+        db.set_pretend_time(1_030);
+        assert_eq!(next(&db), Some(1050));
+        db.set_pretend_time(1_050);
+        assert_eq!(next(&db), None, "all due");
+        let plans = db
+            .read(|tx| {
+                let mut stmt = tx
+                    .conn()
+                    .prepare(&format!("EXPLAIN QUERY PLAN {NEXT_DUE_TIME}"))?;
+                let rows: Vec<String> = stmt
+                    .query_map(params![0, 0], |r| r.get(3))?
+                    .collect::<rusqlite::Result<_>>()?;
+                Ok(rows.join("; "))
+            })
+            .expect("plan");
+        assert!(
+            plans.contains("SEARCH lorries USING INDEX lorries_idle_by_due"),
+            "{plans}"
+        );
+        assert!(!plans.contains("TEMP B-TREE"), "{plans}");
     }
 
     #[test]
