@@ -309,9 +309,7 @@ pub async fn give_me_job(
         idle: fields.optional("idle") == Some("yes"),
     };
     let wait = crate::longpoll::wait_field(&fields, state.config.give_me_job_max_wait)?;
-    Ok(Json(
-        crate::longpoll::give_me_job(&state, asker, wait).await?,
-    ))
+    Ok(Json(crate::longpoll::answer(&state, asker, wait).await?))
 }
 
 /// After a successful job, in the background (the minion does not wait):

@@ -36,6 +36,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use lc_api::GiveMeJob;
 use lc_base::redact::redact;
 use lc_core::db::JobUpdate;
+use tokio::sync::oneshot::channel as oneshot_channel;
 use tokio::sync::{Mutex, oneshot, watch};
 use tokio::time::Instant;
 
@@ -137,11 +138,7 @@ fn no_job() -> GiveMeJob {
 }
 
 /// Answers a give-me-job of `asker` that may wait up to `wait`.
-pub async fn give_me_job(
-    state: &AppState,
-    asker: Asker,
-    wait: Duration,
-) -> Result<GiveMeJob, ApiError> {
+pub async fn answer(state: &AppState, asker: Asker, wait: Duration) -> Result<GiveMeJob, ApiError> {
     if low_disk(state) {
         return Ok(no_job());
     }
@@ -254,8 +251,8 @@ enum Found {
 /// `waiting`: the asker waits, so when nothing starts it wants to know when
 /// the next lorry is due.
 async fn attempt(state: &AppState, asker: &Asker, waiting: bool) -> Result<Attempt, ApiError> {
-    let (found_tx, found_rx) = oneshot::channel::<Result<Option<Option<Instant>>, ApiError>>();
-    let (handed_tx, handed_rx) = oneshot::channel();
+    let (found_tx, found_rx) = oneshot_channel::<Result<Option<Option<Instant>>, ApiError>>();
+    let (handed_tx, handed_rx) = oneshot_channel();
     let (state, asker) = (state.clone(), asker.clone());
     tokio::spawn(async move {
         let found = find(&state, asker, waiting).await;
