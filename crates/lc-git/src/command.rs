@@ -56,6 +56,18 @@ impl Trace {
         }
     }
 
+    /// How many commands have been recorded.
+    pub fn len(&self) -> usize {
+        match self.0.lock() {
+            Ok(lines) => lines.len(),
+            Err(poisoned) => poisoned.into_inner().len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     fn push(&self, line: String) {
         match self.0.lock() {
             Ok(mut lines) => lines.push(line),
@@ -85,6 +97,11 @@ impl Git {
     pub fn traced(mut self, trace: Trace) -> Self {
         self.trace = Some(trace);
         self
+    }
+
+    /// The trace that records this environment's commands, if any.
+    pub fn trace(&self) -> Option<&Trace> {
+        self.trace.as_ref()
     }
 
     /// A new `git` command with this environment.

@@ -1,11 +1,24 @@
-//! Speed of `lorry` beside plain git doing the same work, in the same run.
+//! Speed of `lorry` beside plain git doing the same work, in the same run,
+//! and beside an older `lorry` when one is named (before/after a change).
 //!
-//! 1. First mirror of a generated repository (default 100,000 commits):
-//!    lorry vs `git clone --mirror` + `git push` of heads and tags.
-//! 2. Refresh of N unchanged mirrors (default 1,000), one lorry run per
-//!    mirror as the minion does: lorry vs a bare `git ls-remote` of each
-//!    upstream (the floor of any refresh), and vs `git fetch --prune` +
-//!    `git push` of each (what a plain-git mirror script does).
+//! 1. First mirror of a generated repository (default 100,000 commits;
+//!    `LORRY_BENCH_COMMITS=0` leaves this and case 2 out): lorry vs `git
+//!    clone --mirror` + `git push` of heads and tags.
+//! 2. One new commit upstream, then a refresh of that repository, median of
+//!    `LORRY_BENCH_ROUNDS` (default 5) rounds: lorry vs `git fetch --prune`
+//!    + `git push` of a plain mirror.
+//! 3. First mirror of N small repositories (default 1,000, each 5 commits),
+//!    one lorry run per repository as the minion does: lorry vs `git clone
+//!    --mirror` + `git push` of each.
+//! 4. Refresh of the N unchanged mirrors: lorry vs a bare `git ls-remote`
+//!    of each upstream (the floor of any refresh), and vs `git fetch
+//!    --prune` + `git push` of each.
+//!
+//! lorry runs as a process of its own, as the minion starts it (this bench
+//! runs itself as lorry). With `LORRY_BENCH_BEFORE=PATH`, PATH (an older
+//! `lorry`, or this bench built from an older tree, which also acts as
+//! lorry under `LORRY_BENCH_AS_LORRY=1`) does every case too, on its own
+//! working area and downstream, interleaved with the current one.
 //!
 //! Upstreams are served by `git daemon` on 127.0.0.1; downstreams are local
 //! bare repositories reached through file://.
@@ -13,9 +26,10 @@
 //! `cargo bench -p lc-lorry --bench mirror`; smaller sizes with
 //! `LORRY_BENCH_COMMITS=20000 LORRY_BENCH_MIRRORS=200`.
 //!
-//! Targets (issue 4, part 10): first mirror ≤ 1.1× the git baseline; an
-//! unchanged refresh ≤ 1.2× `git ls-remote`, with no connection to the
-//! downstream at all.
+//! Targets (issue 4, part 10; issue 14, item 4): first mirror ≤ 1.1× the
+//! git baseline; an unchanged refresh ≤ 1.2× `git ls-remote`, with no
+//! connection to the downstream at all; a one-new-commit refresh of the
+//! big repository ≤ 1.2× fetch + push.
 
 #![expect(
     clippy::disallowed_methods,
@@ -29,7 +43,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use lc_git::{Git, Trace};
+use lc_git::Git;
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -135,27 +149,59 @@ impl Drop for Daemon {
     }
 }
 
-/// Runs lorry in-process on one .lorry file; panics unless it exits 0.
-fn lorry(wa: &Path, push_base: &Path, file: &Path, trace: &Trace) {
-    let argv: Vec<OsString> = vec![
-        "lorry".into(),
-        format!("--working-area={}", wa.display()).into(),
-        format!("--mirror-base-url-push=file://{}", push_base.display()).into(),
-        "--allow-local-upstreams".into(),
-        "--bundle=never".into(),
-        "--tarball=never".into(),
-        file.as_os_str().to_owned(),
-    ];
-    let mut out = Vec::new();
-    let mut err = Vec::new();
-    let code = lc_lorry::run(argv, Git::new().traced(trace.clone()), &mut out, &mut err);
-    assert_eq!(
-        code,
-        0,
-        "lorry failed: {}{}",
-        String::from_utf8_lossy(&out),
-        String::from_utf8_lossy(&err)
-    );
+/// A lorry program: this bench (as lorry) or an older one.
+#[derive(Clone)]
+struct Lorry {
+    label: &'static str,
+    program: PathBuf,
+    /// Where its mirrors and downstreams live.
+    wa: PathBuf,
+    down: PathBuf,
+}
+
+impl Lorry {
+    /// Runs lorry on one .lorry file; panics unless it exits 0. Returns
+    /// the git commands it ran (from its `--timings` line).
+    fn run(&self, file: &Path) -> usize {
+        let out = Command::new(&self.program)
+            .env("LORRY_BENCH_AS_LORRY", "1")
+            .arg("--allow-local-upstreams")
+            .arg(format!("--working-area={}", self.wa.display()))
+            .arg(format!(
+                "--mirror-base-url-push=file://{}",
+                self.down.display()
+            ))
+            .args(["--bundle=never", "--tarball=never"])
+            .args(if self.label == "lorry" {
+                &["--timings"][..]
+            } else {
+                &[][..]
+            })
+            .arg(file)
+            .output()
+            .expect("lorry");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{} failed: {stdout}{}",
+            self.label,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+            .lines()
+            .filter(|l| l.starts_with("lorry: timings: "))
+            .filter_map(|l| {
+                l.rsplit_once("; total ")?
+                    .1
+                    .split_once('(')?
+                    .1
+                    .split(' ')
+                    .next()?
+                    .parse::<usize>()
+                    .ok()
+            })
+            .sum()
+    }
 }
 
 fn write_spec(path: &Path, name: &str, url: &str) {
@@ -170,15 +216,55 @@ fn secs(d: Duration) -> String {
     format!("{:.3} s", d.as_secs_f64())
 }
 
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
 struct Row {
     case: String,
-    lorry: Duration,
-    baseline: String,
+    who: &'static str,
+    took: Duration,
+    baseline: &'static str,
     base: Duration,
     target: &'static str,
 }
 
+/// One more commit on main of the bare repository `repo`.
+fn add_commit(repo: &Path, n: usize) {
+    let mut child = lc_git::git()
+        .arg(format!("--git-dir={}", repo.display()))
+        .args(["fast-import", "--quiet", "--done"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("fast-import");
+    {
+        let mut stdin = child.stdin.take().expect("stdin");
+        let content = format!("round {n}\n");
+        write!(
+            stdin,
+            "commit refs/heads/main\ncommitter Bench <b@example.com> {} +0000\ndata 6\nround\nfrom refs/heads/main^0\nM 644 inline rounds.txt\ndata {}\n{content}\ndone\n",
+            1_700_000_000 + n,
+            content.len()
+        )
+        .expect("write");
+    }
+    assert!(child.wait().expect("wait").success());
+}
+
 fn main() {
+    if std::env::var_os("LORRY_BENCH_AS_LORRY").is_some() {
+        let args: Vec<OsString> = std::iter::once(OsString::from("lorry"))
+            .chain(std::env::args_os().skip(1))
+            .collect();
+        let code = lc_lorry::run(
+            args,
+            Git::new(),
+            &mut std::io::stdout(),
+            &mut std::io::stderr(),
+        );
+        std::process::exit(code);
+    }
     // `cargo bench` passes --bench; `cargo test --benches` passes nothing
     // useful either way: run only when invoked as a benchmark.
     if !std::env::args().any(|a| a == "--bench") {
@@ -187,111 +273,134 @@ fn main() {
     }
     let commits = env_usize("LORRY_BENCH_COMMITS", 100_000);
     let mirrors = env_usize("LORRY_BENCH_MIRRORS", 1_000);
+    let rounds = env_usize("LORRY_BENCH_ROUNDS", 5).max(1);
     let tmp = tempfile::tempdir().expect("tempdir");
     let root = tmp.path();
     let served = root.join("served");
     std::fs::create_dir_all(&served).expect("mkdir");
+    let daemon = Daemon::start(&served);
+    let mut lorries = vec![Lorry {
+        label: "lorry",
+        program: std::env::current_exe().expect("self"),
+        wa: root.join("wa"),
+        down: root.join("down"),
+    }];
+    if let Some(before) = std::env::var_os("LORRY_BENCH_BEFORE") {
+        lorries.push(Lorry {
+            label: "before",
+            program: PathBuf::from(before),
+            wa: root.join("wa-before"),
+            down: root.join("down-before"),
+        });
+    }
     let mut rows = Vec::new();
 
-    // ---- 1. First mirror of a large repository.
-    eprintln!("generating a repository of {commits} commits...");
-    let t = Instant::now();
-    generate(&served.join("big.git"), commits, 0);
-    git(&served.join("big.git"), &["repack", "-a", "-d", "-q"]);
-    eprintln!("  generated in {}", secs(t.elapsed()));
-    let daemon = Daemon::start(&served);
-    let big_url = daemon.url("big.git");
+    if commits > 0 {
+        // ---- 1. First mirror of a large repository.
+        eprintln!("generating a repository of {commits} commits...");
+        let t = Instant::now();
+        let big = served.join("big.git");
+        generate(&big, commits, 0);
+        git(&big, &["repack", "-a", "-d", "-q"]);
+        eprintln!("  generated in {}", secs(t.elapsed()));
+        let big_url = daemon.url("big.git");
 
-    // Plain git: clone --mirror, then push heads and tags.
-    let base_down = root.join("base-down");
-    let base_dest = base_down.join("big.git");
-    lc_git::init_bare(&base_dest).expect("init");
-    let t = Instant::now();
-    git(
-        root,
-        &[
-            "clone",
-            "-q",
-            "--mirror",
-            &big_url,
-            root.join("base-mirror.git").to_str().expect("utf8"),
-        ],
-    );
-    git(
-        &root.join("base-mirror.git"),
-        &[
-            "push",
-            "-q",
-            &format!("file://{}", base_dest.display()),
-            "refs/heads/*:refs/heads/*",
-            "refs/tags/*:refs/tags/*",
-        ],
-    );
-    let base_first = t.elapsed();
+        // Plain git: clone --mirror, then push heads and tags.
+        let base_dest = root.join("base-down").join("big.git");
+        lc_git::init_bare(&base_dest).expect("init");
+        let base_mirror = root.join("base-mirror.git");
+        let base_push = |mirror: &Path| {
+            git(
+                mirror,
+                &[
+                    "push",
+                    "-q",
+                    &format!("file://{}", base_dest.display()),
+                    "refs/heads/*:refs/heads/*",
+                    "refs/tags/*:refs/tags/*",
+                ],
+            )
+        };
+        let t = Instant::now();
+        git(
+            root,
+            &[
+                "clone",
+                "-q",
+                "--mirror",
+                &big_url,
+                base_mirror.to_str().expect("utf8"),
+            ],
+        );
+        base_push(&base_mirror);
+        let base_first = t.elapsed();
 
-    let wa = root.join("wa");
-    let down = root.join("down");
-    lc_git::init_bare(&down.join("big.git")).expect("init");
-    let spec = root.join("big.lorry");
-    write_spec(&spec, "big", &big_url);
-    let t = Instant::now();
-    lorry(&wa, &down, &spec, &Trace::new());
-    let lorry_first = t.elapsed();
-    rows.push(Row {
-        case: format!("first mirror, {commits} commits"),
-        lorry: lorry_first,
-        baseline: "git clone --mirror + git push".into(),
-        base: base_first,
-        target: "≤ 1.1×",
-    });
+        let spec = root.join("big.lorry");
+        write_spec(&spec, "big", &big_url);
+        for l in &lorries {
+            lc_git::init_bare(&l.down.join("big.git")).expect("init");
+            let t = Instant::now();
+            l.run(&spec);
+            rows.push(Row {
+                case: format!("first mirror, {commits} commits"),
+                who: l.label,
+                took: t.elapsed(),
+                baseline: "git clone --mirror + git push",
+                base: base_first,
+                target: "≤ 1.1×",
+            });
+        }
 
-    // ---- 2. Refresh of N unchanged mirrors.
+        // ---- 2. One new commit, then a refresh; rounds interleaved.
+        let mut base_times = Vec::new();
+        let mut times: Vec<Vec<Duration>> = vec![Vec::new(); lorries.len()];
+        for round in 0..rounds {
+            add_commit(&big, round);
+            let t = Instant::now();
+            git(&base_mirror, &["fetch", "-q", "--prune", "origin"]);
+            base_push(&base_mirror);
+            base_times.push(t.elapsed());
+            for (i, l) in lorries.iter().enumerate() {
+                let t = Instant::now();
+                l.run(&spec);
+                times[i].push(t.elapsed());
+            }
+        }
+        let base = median(base_times);
+        for (l, t) in lorries.iter().zip(times) {
+            rows.push(Row {
+                case: format!("refresh after 1 commit, {commits} commits (median of {rounds})"),
+                who: l.label,
+                took: median(t),
+                baseline: "git fetch --prune + git push",
+                base,
+                target: "≤ 1.2×",
+            });
+        }
+    }
+
+    // ---- 3. First mirror of N small repositories.
     eprintln!("generating {mirrors} small upstreams...");
     let mut specs = Vec::new();
     for i in 0..mirrors {
         let name = format!("small{i}");
         generate(&served.join(format!("{name}.git")), 5, i + 1);
-        lc_git::init_bare(&down.join(format!("{name}.git"))).expect("init");
+        for l in &lorries {
+            lc_git::init_bare(&l.down.join(format!("{name}.git"))).expect("init");
+        }
         let file = root.join(format!("{name}.lorry"));
         write_spec(&file, &name, &daemon.url(&format!("{name}.git")));
         specs.push((name, file));
     }
-    eprintln!("first mirror of each...");
-    for (_, file) in &specs {
-        lorry(&wa, &down, file, &Trace::new());
-    }
-    // Plain git mirrors of the same, for the fetch + push baseline.
     let plain = root.join("plain");
     std::fs::create_dir_all(&plain).expect("mkdir");
     let plain_down = root.join("plain-down");
     for (name, _) in &specs {
-        git(
-            &plain,
-            &[
-                "clone",
-                "-q",
-                "--mirror",
-                &daemon.url(&format!("{name}.git")),
-                &format!("{name}.git"),
-            ],
-        );
         lc_git::init_bare(&plain_down.join(format!("{name}.git"))).expect("init");
     }
-
-    // Bare ls-remote of each upstream: the floor.
-    let t = Instant::now();
-    for (name, _) in &specs {
-        git(root, &["ls-remote", &daemon.url(&format!("{name}.git"))]);
-    }
-    let ls_remote = t.elapsed();
-
-    // Plain git fetch --prune + push of each.
-    let t = Instant::now();
-    for (name, _) in &specs {
-        let repo = plain.join(format!("{name}.git"));
-        git(&repo, &["fetch", "-q", "--prune", "origin"]);
+    let plain_push = |name: &str| {
         git(
-            &repo,
+            &plain.join(format!("{name}.git")),
             &[
                 "push",
                 "-q",
@@ -303,58 +412,101 @@ fn main() {
                 "refs/tags/*:refs/tags/*",
             ],
         );
+    };
+    eprintln!("first mirror of each...");
+    let t = Instant::now();
+    for (name, _) in &specs {
+        git(
+            &plain,
+            &[
+                "clone",
+                "-q",
+                "--mirror",
+                &daemon.url(&format!("{name}.git")),
+                &format!("{name}.git"),
+            ],
+        );
+        plain_push(name);
+    }
+    let git_first = t.elapsed();
+    for l in &lorries {
+        let t = Instant::now();
+        for (_, file) in &specs {
+            l.run(file);
+        }
+        rows.push(Row {
+            case: format!("first mirror of {mirrors} small repositories"),
+            who: l.label,
+            took: t.elapsed(),
+            baseline: "git clone --mirror + git push of each",
+            base: git_first,
+            target: "≤ 1.1×",
+        });
+    }
+
+    // ---- 4. Refresh of N unchanged mirrors.
+    let t = Instant::now();
+    for (name, _) in &specs {
+        git(root, &["ls-remote", &daemon.url(&format!("{name}.git"))]);
+    }
+    let ls_remote = t.elapsed();
+    let t = Instant::now();
+    for (name, _) in &specs {
+        git(
+            &plain.join(format!("{name}.git")),
+            &["fetch", "-q", "--prune", "origin"],
+        );
+        plain_push(name);
     }
     let fetch_push = t.elapsed();
-
-    // lorry, one run per mirror; count what it ran.
-    let trace = Trace::new();
-    let t = Instant::now();
-    for (_, file) in &specs {
-        lorry(&wa, &down, file, &trace);
+    let mut unchanged_gits = 0;
+    for l in &lorries {
+        let t = Instant::now();
+        for (_, file) in &specs {
+            let gits = l.run(file);
+            if l.label == "lorry" {
+                unchanged_gits += gits;
+            }
+        }
+        let took = t.elapsed();
+        rows.push(Row {
+            case: format!("refresh of {mirrors} unchanged mirrors"),
+            who: l.label,
+            took,
+            baseline: "git ls-remote of each",
+            base: ls_remote,
+            target: "≤ 1.2×",
+        });
+        rows.push(Row {
+            case: format!("refresh of {mirrors} unchanged mirrors"),
+            who: l.label,
+            took,
+            baseline: "git fetch --prune + git push of each",
+            base: fetch_push,
+            target: "(for reference)",
+        });
     }
-    let lorry_refresh = t.elapsed();
-    let lines = trace.lines();
-    let downstream_contacts = lines
-        .iter()
-        .filter(|l| l.contains(&down.display().to_string()))
-        .count();
-    let fetches = lines.iter().filter(|l| l.contains(" fetch ")).count();
-
-    rows.push(Row {
-        case: format!("refresh of {mirrors} unchanged mirrors"),
-        lorry: lorry_refresh,
-        baseline: "git ls-remote of each".into(),
-        base: ls_remote,
-        target: "≤ 1.2×",
-    });
-    rows.push(Row {
-        case: format!("refresh of {mirrors} unchanged mirrors"),
-        lorry: lorry_refresh,
-        baseline: "git fetch --prune + git push of each".into(),
-        base: fetch_push,
-        target: "(for reference)",
-    });
 
     println!();
     println!(
-        "| {:<38} | {:>10} | {:<38} | {:>10} | {:>7} | {:<15} |",
-        "case", "lorry", "plain git", "git time", "ratio", "target"
+        "| {:<52} | {:<6} | {:>10} | {:<38} | {:>10} | {:>7} | {:<15} |",
+        "case", "who", "time", "plain git", "git time", "ratio", "target"
     );
-    println!("|{}|", "-".repeat(38 + 10 + 38 + 10 + 7 + 15 + 17));
+    println!("|{}|", "-".repeat(52 + 6 + 10 + 38 + 10 + 7 + 15 + 20));
     for row in &rows {
         println!(
-            "| {:<38} | {:>10} | {:<38} | {:>10} | {:>6.2}× | {:<15} |",
+            "| {:<52} | {:<6} | {:>10} | {:<38} | {:>10} | {:>6.2}× | {:<15} |",
             row.case,
-            secs(row.lorry),
+            row.who,
+            secs(row.took),
             row.baseline,
             secs(row.base),
-            row.lorry.as_secs_f64() / row.base.as_secs_f64().max(1e-9),
+            row.took.as_secs_f64() / row.base.as_secs_f64().max(1e-9),
             row.target
         );
     }
     println!();
     println!(
-        "unchanged refresh: {} git commands for {mirrors} mirrors, {fetches} fetches, {downstream_contacts} contacts with the downstream",
-        lines.len()
+        "unchanged refresh: {unchanged_gits} git commands for {mirrors} mirrors (lorry --timings)"
     );
 }

@@ -32,6 +32,7 @@ pub mod specs;
 pub mod state;
 pub mod submodules;
 pub mod summary;
+pub mod timings;
 pub mod upstream;
 pub mod workdir;
 
@@ -53,6 +54,8 @@ pub struct Context<'a> {
     pub working_area: PathBuf,
     /// What the current spec's run has done so far.
     pub tally: summary::Tally,
+    /// Where the current spec's run has spent its time (`--timings`).
+    pub timings: timings::Timings,
 }
 
 /// One spec's run: what its steps (import, publish, push) share beside the
@@ -108,12 +111,18 @@ pub fn run(args: Vec<OsString>, git: Git, out: &mut dyn Write, err: &mut dyn Wri
         log.error("lorry: --mirror-base-url-push is required unless --pull-only is given");
         return 2;
     }
+    // --timings counts the git commands each step starts.
+    let git = match git.trace() {
+        None if options.timings => git.traced(lc_git::Trace::new()),
+        _ => git,
+    };
     let mut ctx = Context {
         options: &options,
         git,
         log,
         working_area,
         tally: summary::Tally::default(),
+        timings: timings::Timings::default(),
     };
     let mut result = lc_api::JobResult::default();
     let mut failed = 0usize;
@@ -134,6 +143,7 @@ pub fn run(args: Vec<OsString>, git: Git, out: &mut dyn Write, err: &mut dyn Wri
         for spec in specs {
             match spec {
                 Ok(spec) => {
+                    ctx.timings = timings::Timings::start(ctx.git.trace());
                     let outcome = mirror::mirror(&mut ctx, &spec);
                     let error = outcome
                         .as_ref()
@@ -147,6 +157,11 @@ pub fn run(args: Vec<OsString>, git: Git, out: &mut dyn Write, err: &mut dyn Wri
                         &repo,
                         error.clone(),
                     ));
+                    if options.timings {
+                        ctx.timings.step("result");
+                        let line = ctx.timings.line(&spec.name);
+                        ctx.log.note(&line);
+                    }
                     match error {
                         None => mirrored += 1,
                         Some(e) => {

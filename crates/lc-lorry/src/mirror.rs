@@ -55,6 +55,10 @@ pub enum MirrorError {
     Verify(String),
     #[error("on-rewrite is refuse and upstream rewrote or deleted {0}; left as it was")]
     Refused(String),
+    /// A push against the last run's record failed: the downstream is not
+    /// as that run left it (never leaves [`publish`]).
+    #[error("{0}")]
+    Stale(GitError),
 }
 
 fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> MirrorError {
@@ -222,7 +226,7 @@ fn mirror_locked(
         repo.display()
     ));
 
-    let (refspecs, upstream, new, old) = match &spec.source {
+    let (refspecs, upstream, new, old, known) = match &spec.source {
         Source::Git {
             url,
             refspecs,
@@ -238,41 +242,52 @@ fn mirror_locked(
                     prune_excluded: prune_excluded.unwrap_or(false),
                 },
             )?;
-            let listed = from_upstream.ls_remote(url, &refspecs.src_prefixes())?;
-            let selected =
-                refspecs.select(listed.iter().map(|r| (r.name.as_str(), r.oid.as_str())));
-            let upstream: BTreeMap<String, String> = selected
-                .iter()
-                .map(|(_, dst, oid)| (dst.clone(), oid.clone()))
-                .collect();
-            if let Some(previous) = &previous
-                && previous.upstream == upstream
-                && previous.pushed_to == push_key
-                && previous.refspecs == refspecs.describe()
-                && previous.lfs == lfs
+            // The record of the last run, when it speaks of this push URL,
+            // these refspecs and this LFS setting.
+            let usable = previous.as_ref().filter(|p| {
+                p.pushed_to == push_key && p.refspecs == refspecs.describe() && p.lfs == lfs
+            });
+            // Listing the upstream first is what makes an unchanged upstream
+            // cheap; without a record to compare with (a first run), the
+            // fetch by pattern lists it anyway, over one connection.
+            let listed = if usable.is_some() || refspecs.fetch_exact() || refspecs.has_filters() {
+                let listed = from_upstream.ls_remote(url, &refspecs.src_prefixes())?;
+                let selected =
+                    refspecs.select(listed.iter().map(|r| (r.name.as_str(), r.oid.as_str())));
+                ctx.timings.step("upstream");
+                Some(selected)
+            } else {
+                None
+            };
+            if let (Some(previous), Some(selected)) = (usable, &listed)
+                && selected.len() == previous.upstream.len()
+                && selected
+                    .iter()
+                    .all(|(_, dst, oid)| previous.upstream.get(dst) == Some(oid))
             {
                 ctx.log.note(&format!(
                     "{}: upstream unchanged since the last run ({} refs); nothing fetched or pushed",
                     spec.name,
-                    upstream.len()
+                    previous.upstream.len()
                 ));
                 report_submodules(ctx, &run, url, &previous.refs);
                 if push_key.is_some() {
                     ctx.tally.pushed = lc_api::Pushed::Unchanged;
                 }
                 report_held(ctx, dir, previous)?;
+                ctx.timings.step("result");
                 pin_snapshots(ctx, &run, push_url.as_deref());
+                ctx.timings.step("pins");
                 after_update(ctx, &git, spec, &repo, false)?;
                 return Ok(());
             }
             ctx.log.info(&format!("{}: fetching from {url}", spec.name));
-            let fetch = if refspecs.fetch_exact() {
-                selected
+            let fetch = match &listed {
+                Some(selected) if refspecs.fetch_exact() => selected
                     .iter()
                     .map(|(src, dst, _)| format!("+{src}:{}", refspec::staging_name(dst)))
-                    .collect()
-            } else {
-                refspecs.staging_fetch()
+                    .collect(),
+                _ => refspecs.staging_fetch(),
             };
             let fetched = if fetch.is_empty() {
                 Vec::new()
@@ -287,24 +302,57 @@ fn mirror_locked(
                     .filter(|f| f.status != lc_git::FetchStatus::UpToDate)
                     .count()
             ));
+            ctx.timings.step("fetch");
+            // Every ref of the mirror, read once: staging, preserved tips and
+            // the mirror's own.
+            let all = git.for_each_ref(&repo, &[])?;
+            let old = covered(&all, &refspecs);
             // What was listed and fetched: a staging ref left by an earlier
             // run, or one that appeared upstream between listing and
-            // fetching, waits for a run that lists it.
-            let staged = git.for_each_ref(&repo, &[refspec::STAGING])?;
-            let new: BTreeMap<String, String> = staged
-                .into_iter()
-                .filter_map(|(name, oid)| refspec::from_staging(&name).map(|n| (n, oid)))
-                .filter(|(name, _)| upstream.contains_key(name))
-                .collect();
+            // fetching, waits for a run that lists it. Without a listing,
+            // the fetch (which prunes staging) is the listing.
+            let staged = all
+                .iter()
+                .filter_map(|(name, oid)| refspec::from_staging(name).map(|n| (n, oid.clone())));
+            let (upstream, new): (BTreeMap<String, String>, BTreeMap<String, String>) =
+                match &listed {
+                    Some(selected) => {
+                        let upstream: BTreeMap<String, String> = selected
+                            .iter()
+                            .map(|(_, dst, oid)| (dst.clone(), oid.clone()))
+                            .collect();
+                        let new = staged
+                            .filter(|(name, _)| upstream.contains_key(name))
+                            .collect();
+                        (upstream, new)
+                    }
+                    None => {
+                        let new: BTreeMap<String, String> =
+                            staged.filter(|(name, _)| refspecs.selects(name)).collect();
+                        (new.clone(), new)
+                    }
+                };
+            ctx.timings.step("refs");
             if lfs {
                 fetch_lfs(ctx, &run, &from_upstream, url, &new)?;
+                ctx.timings.step("fetch");
             }
-            let old = covered_refs(&git, &repo, &refspecs)?;
-            (refspecs, upstream, new, old)
+            let known = Known {
+                taken: all
+                    .range(PRESERVED.to_owned()..)
+                    .take_while(|(name, _)| name.starts_with(PRESERVED))
+                    .map(|(name, _)| name.clone())
+                    .collect(),
+                downstream: usable
+                    .filter(|p| p.refs == old)
+                    .and_then(|_| fast_forwards_only(&old, &new, &fetched)),
+            };
+            (refspecs, upstream, new, old, known)
         }
         _ => {
             let refspecs = Refspecs::heads_and_tags();
             let old = covered_refs(&git, &repo, &refspecs)?;
+            ctx.timings.step("refs");
             // The importers reach the upstream: with the allow-list.
             import::import(
                 ctx,
@@ -313,7 +361,10 @@ fn mirror_locked(
                     ..run
                 },
             )?;
-            let new = covered_refs(&git, &repo, &refspecs)?;
+            ctx.timings.step("fetch");
+            let all = git.for_each_ref(&repo, &[])?;
+            let new = covered(&all, &refspecs);
+            ctx.timings.step("refs");
             if let Some(previous) = &previous
                 && previous.refs == new
                 && previous.pushed_to == push_key
@@ -328,22 +379,39 @@ fn mirror_locked(
                 }
                 report_held(ctx, dir, previous)?;
                 pin_snapshots(ctx, &run, push_url.as_deref());
+                ctx.timings.step("pins");
                 after_update(ctx, &git, spec, &repo, false)?;
                 return Ok(());
             }
-            (refspecs, BTreeMap::new(), new, old)
+            let known = Known {
+                taken: all
+                    .into_keys()
+                    .filter(|name| name.starts_with(PRESERVED))
+                    .collect(),
+                downstream: None,
+            };
+            (refspecs, BTreeMap::new(), new, old, known)
         }
     };
 
-    let refused = publish(ctx, &run, &refspecs, push_url.as_deref(), &new, &old, stamp)?;
+    let (refused, final_refs) = publish(
+        ctx,
+        &run,
+        &refspecs,
+        push_url.as_deref(),
+        &new,
+        &old,
+        known,
+        stamp,
+    )?;
     pin_snapshots(ctx, &run, push_url.as_deref());
+    ctx.timings.step("pins");
 
     after_update(ctx, &git, spec, &repo, true)?;
 
     if !refused.is_empty() {
         return Err(MirrorError::Refused(refused.join(", ")));
     }
-    let final_refs = covered_refs(&git, &repo, &refspecs)?;
     if let Source::Git { url, .. } = &spec.source {
         report_submodules(ctx, &run, url, &final_refs);
     }
@@ -562,8 +630,64 @@ fn preserved_name(stamp: &str, name: &str, taken: &BTreeSet<String>) -> String {
 /// Refspecs per `git push` (argv stays well under the kernel's limits).
 const PUSH_CHUNK: usize = 1000;
 
+/// What a run knows of the refs before it contacts the downstream.
+struct Known {
+    /// The preserved tips in the mirror (`refs/lorry/preserved/...`).
+    taken: BTreeSet<String>,
+    /// What the downstream holds, when the last run's record says so and
+    /// every change since is a new ref or a fast-forward of what the mirror
+    /// holds ([`fast_forwards_only`]): no ref can be rewritten, so the
+    /// downstream is not listed; the push's leases catch a downstream
+    /// changed behind lorry's back, and the run then lists it after all.
+    downstream: Option<BTreeMap<String, String>>,
+}
+
+/// The mirror's refs (all of them, by name) that the refspecs write.
+fn covered(all: &BTreeMap<String, String>, refspecs: &Refspecs) -> BTreeMap<String, String> {
+    all.iter()
+        .filter(|(name, _)| refspecs.covers(name))
+        .map(|(name, oid)| (name.clone(), oid.clone()))
+        .collect()
+}
+
+/// `Some(old)` when going from the mirror's refs `old` to `new` only adds
+/// refs and moves refs other than tags forward, each forward move proven by
+/// `git fetch`'s own report (a fast-forward from exactly the old tip, which
+/// git checked as it fetched): then nothing can be a rewrite.
+fn fast_forwards_only(
+    old: &BTreeMap<String, String>,
+    new: &BTreeMap<String, String>,
+    fetched: &[lc_git::FetchedRef],
+) -> Option<BTreeMap<String, String>> {
+    let forward: BTreeMap<String, &lc_git::FetchedRef> = fetched
+        .iter()
+        .filter(|f| f.status == lc_git::FetchStatus::FastForward)
+        .filter_map(|f| refspec::from_staging(&f.local).map(|name| (name, f)))
+        .collect();
+    let names: BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+    let all_forward = names
+        .into_iter()
+        .all(|name| match (old.get(name), new.get(name)) {
+            (Some(o), Some(n)) if o == n => true,
+            (None, Some(_)) => true,
+            (Some(o), Some(n)) => {
+                !name.starts_with("refs/tags/")
+                    && forward
+                        .get(name)
+                        .is_some_and(|f| &f.old == o && &f.new == n)
+            }
+            _ => false,
+        });
+    all_forward.then(|| old.clone())
+}
+
 /// Moves the downstream (unless pulling only) and then the mirror to the
-/// new refs. Returns the refs that `refuse` kept.
+/// new refs. Returns the refs that `refuse` kept, and every covered ref as
+/// the mirror now holds it.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the steps of one spec's run, each named"
+)]
 fn publish(
     ctx: &mut Context<'_>,
     run: &SpecRun<'_>,
@@ -571,10 +695,36 @@ fn publish(
     push_url: Option<&str>,
     new: &BTreeMap<String, String>,
     old: &BTreeMap<String, String>,
+    known: Known,
     stamp: &str,
-) -> Result<Vec<String>, MirrorError> {
+) -> Result<(Vec<String>, BTreeMap<String, String>), MirrorError> {
     let (git, repo, spec) = (run.git, run.repo, run.spec);
-    let mut taken: BTreeSet<String> = git.for_each_ref(repo, &[PRESERVED])?.into_keys().collect();
+    if let (Some(url), Some(held)) = (push_url, known.downstream) {
+        ctx.timings.step("rewrite-check");
+        let taken = known.taken.clone();
+        match publish_against(
+            ctx,
+            run,
+            refspecs,
+            Some(url),
+            new,
+            old,
+            held,
+            taken,
+            stamp,
+            true,
+        ) {
+            Err(MirrorError::Stale(e)) => {
+                ctx.log.note(&format!(
+                    "{}: the downstream is not as the last run left it; listing it",
+                    spec.name
+                ));
+                ctx.log.info(&format!("{}: {e}", spec.name));
+            }
+            other => return other,
+        }
+    }
+    let mut taken = known.taken;
 
     // The base against which rewrites are judged: what the downstream has.
     let base = match push_url {
@@ -596,9 +746,36 @@ fn publish(
         }
         None => old.clone(),
     };
+    publish_against(
+        ctx, run, refspecs, push_url, new, old, base, taken, stamp, false,
+    )
+}
 
+/// [`publish`] against `base`, the downstream's refs (or the mirror's when
+/// nothing is pushed). `known_base`: `base` comes from the last run's
+/// record, not from listing the downstream, and a failed push is
+/// [`MirrorError::Stale`].
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the steps of one spec's run, each named"
+)]
+fn publish_against(
+    ctx: &mut Context<'_>,
+    run: &SpecRun<'_>,
+    refspecs: &Refspecs,
+    push_url: Option<&str>,
+    new: &BTreeMap<String, String>,
+    old: &BTreeMap<String, String>,
+    base: BTreeMap<String, String>,
+    mut taken: BTreeSet<String>,
+    stamp: &str,
+    known_base: bool,
+) -> Result<(Vec<String>, BTreeMap<String, String>), MirrorError> {
+    let (git, repo, spec) = (run.git, run.repo, run.spec);
+    // Against the record, every move is a fast-forward git's fetch has
+    // already proven ([`fast_forwards_only`]).
     let plan = decide(&base, new, spec.on_rewrite, |a, b| {
-        git.is_ancestor(repo, a, b).unwrap_or(false)
+        known_base || git.is_ancestor(repo, a, b).unwrap_or(false)
     });
 
     let mut preserved = Vec::new();
@@ -634,9 +811,13 @@ fn publish(
             spec.name
         ));
     }
+    ctx.timings.step("rewrite-check");
 
     if let Some(url) = push_url {
-        push_and_verify(ctx, run, refspecs, url, &base, &plan, &preserved)?;
+        push_and_verify(
+            ctx, run, refspecs, url, &base, &plan, &preserved, known_base,
+        )?;
+        ctx.timings.step("push");
     }
 
     // The mirror's own refs move last, in one transaction.
@@ -661,7 +842,7 @@ fn publish(
     }
     git.update_refs(repo, &updates)?;
     ctx.tally.record_refs(&base, &plan.target);
-    Ok(plan.refused)
+    Ok((plan.refused, plan.target))
 }
 
 /// Fetches the downstream tips that the mirror lacks (a downstream changed
@@ -702,6 +883,10 @@ fn fetch_missing_downstream(
     Ok(())
 }
 
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the steps of one spec's run, each named"
+)]
 fn push_and_verify(
     ctx: &mut Context<'_>,
     run: &SpecRun<'_>,
@@ -710,6 +895,7 @@ fn push_and_verify(
     base: &BTreeMap<String, String>,
     plan: &Plan,
     preserved: &[(String, String)],
+    known_base: bool,
 ) -> Result<(), MirrorError> {
     let (git, repo, spec) = (run.git, run.repo, run.spec);
     if run.lfs {
@@ -731,7 +917,11 @@ fn push_and_verify(
             lfs::push(git, repo, url, &tips)?;
         }
     }
-    if base.is_empty() && preserved.is_empty() && !plan.target.is_empty() {
+    // What the push's report must show: each pushed ref's new value, or
+    // None for a deletion.
+    let mut expected: BTreeMap<String, Option<String>> = BTreeMap::new();
+    let mut reports = Vec::new();
+    if !known_base && base.is_empty() && preserved.is_empty() && !plan.target.is_empty() {
         // A first push into an empty downstream: everything, by pattern.
         // Explicit per-ref refspecs cost git time in proportion to refs
         // times refspecs, which matters for repositories with many tags.
@@ -743,9 +933,16 @@ fn push_and_verify(
                 spec.name,
                 plan.target.len()
             ));
-            git.push_with_leases(repo, url, &all, &[], &ctx.options.push_option)?;
+            reports = git.push_with_leases(repo, url, &all, &[], &ctx.options.push_option)?;
             ctx.tally.pushed = lc_api::Pushed::Yes;
-            return verify(ctx, git, spec, refspecs, url, plan, preserved);
+            expected.extend(
+                plan.target
+                    .iter()
+                    .map(|(name, oid)| (name.clone(), Some(oid.clone()))),
+            );
+            return check_report(
+                ctx, git, spec, refspecs, url, plan, preserved, &reports, &expected,
+            );
         }
     }
 
@@ -760,6 +957,7 @@ fn push_and_verify(
                 expect: None,
             },
         ));
+        expected.insert(name.clone(), Some(oid.clone()));
     }
     let preserved_count = pushes.len();
     let names: BTreeSet<&String> = base.keys().chain(plan.target.keys()).collect();
@@ -770,6 +968,7 @@ fn push_and_verify(
             (Some(_), None) => format!(":{name}"),
             (None, None) => continue,
         };
+        expected.insert(name.clone(), plan.target.get(name).cloned());
         pushes.push((
             refspec,
             Lease {
@@ -784,19 +983,85 @@ fn push_and_verify(
             "{}: downstream already has every ref; nothing to push",
             spec.name
         ));
-    } else {
-        ctx.log.info(&format!(
-            "{}: pushing {} refs and {preserved_count} preserved tips to {url}",
-            spec.name,
-            pushes.len() - preserved_count,
-        ));
-        for chunk in pushes.chunks(PUSH_CHUNK) {
-            let (refs, leases): (Vec<String>, Vec<Lease>) = chunk.iter().cloned().unzip();
-            git.push_with_leases(repo, url, &refs, &leases, &ctx.options.push_option)?;
-            ctx.tally.pushed = lc_api::Pushed::Yes;
+        // The downstream was listed (or is as the record says) and holds
+        // every planned ref: nothing to check.
+        return Ok(());
+    }
+    ctx.log.info(&format!(
+        "{}: pushing {} refs and {preserved_count} preserved tips to {url}",
+        spec.name,
+        pushes.len() - preserved_count,
+    ));
+    for chunk in pushes.chunks(PUSH_CHUNK) {
+        let (refs, leases): (Vec<String>, Vec<Lease>) = chunk.iter().cloned().unzip();
+        match git.push_with_leases(repo, url, &refs, &leases, &ctx.options.push_option) {
+            Ok(report) => reports.extend(report),
+            // Pushed against the record rather than a listing: the caller
+            // lists the downstream and tries again.
+            Err(e) if known_base => return Err(MirrorError::Stale(e)),
+            Err(e) => return Err(e.into()),
+        }
+        ctx.tally.pushed = lc_api::Pushed::Yes;
+    }
+    check_report(
+        ctx, git, spec, refspecs, url, plan, preserved, &reports, &expected,
+    )
+}
+
+/// Whether `push --porcelain`'s `reports` show every ref of `expected`
+/// (name → new value, None for a deletion) accepted as asked and nothing
+/// else: the downstream then holds what was pushed.
+pub fn report_proves(
+    reports: &[lc_git::PushedRef],
+    expected: &BTreeMap<String, Option<String>>,
+) -> bool {
+    use lc_git::PushStatus as S;
+    let mut seen = BTreeSet::new();
+    for r in reports {
+        let Some(want) = expected.get(&r.remote) else {
+            return false;
+        };
+        let accepted = match want {
+            Some(oid) => {
+                matches!(r.status, S::New | S::FastForward | S::Forced | S::UpToDate)
+                    // An explicit push names the object; a push by pattern
+                    // names the local ref, whose value the plan is.
+                    && (!lc_git::is_oid(&r.local) || &r.local == oid)
+            }
+            None => r.status == S::Deleted,
+        };
+        if !accepted || !seen.insert(r.remote.as_str()) {
+            return false;
         }
     }
+    seen.len() == expected.len()
+}
 
+/// Accepts a push whose report proves the result; otherwise lists the
+/// downstream and checks it ([`verify`]).
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the steps of one spec's run, each named"
+)]
+fn check_report(
+    ctx: &mut Context<'_>,
+    git: &Git,
+    spec: &Spec,
+    refspecs: &Refspecs,
+    url: &str,
+    plan: &Plan,
+    preserved: &[(String, String)],
+    reports: &[lc_git::PushedRef],
+    expected: &BTreeMap<String, Option<String>>,
+) -> Result<(), MirrorError> {
+    if report_proves(reports, expected) {
+        ctx.log.info(&format!(
+            "{}: the push's report shows every ref accepted ({} refs)",
+            spec.name,
+            expected.len()
+        ));
+        return Ok(());
+    }
     verify(ctx, git, spec, refspecs, url, plan, preserved)
 }
 

@@ -119,6 +119,12 @@ pub struct Options {
     pub lfs_default: bool,
     #[arg(long, overrides_with = "lfs_default", hide = true)]
     pub no_lfs_default: bool,
+    /// After each spec, print one `lorry: timings:` line: the wall time of
+    /// each step of its run and the git commands each step started.
+    #[arg(long, overrides_with = "no_timings")]
+    pub timings: bool,
+    #[arg(long, overrides_with = "timings", hide = true)]
+    pub no_timings: bool,
     /// Write what the run did, as JSON (lc_api::JobResult), to this file.
     #[arg(long, value_name = "FILE", overrides_with = "result_file")]
     pub result_file: Option<PathBuf>,

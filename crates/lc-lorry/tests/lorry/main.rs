@@ -11,6 +11,7 @@ mod common;
 mod converters;
 mod git;
 mod http;
+mod lean;
 mod lfs;
 mod refs;
 mod tls;

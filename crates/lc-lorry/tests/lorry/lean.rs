@@ -1,0 +1,223 @@
+//! The lean job path: which git commands a run needs, read from the git
+//! trace (never from timings). A first run lists the downstream once and
+//! trusts the push's report; a run that only adds refs or fast-forwards
+//! them pushes against the last run's record without listing the
+//! downstream; anything else (a rewrite, a deletion, a downstream changed
+//! behind lorry's back) is still judged against the listed downstream and
+//! preserved.
+
+use serde_json::json;
+
+use crate::common::*;
+
+const NAME: &str = "delta/lean";
+
+fn spec(url: &str) -> serde_json::Value {
+    json!({ NAME: { "type": "git", "url": url } })
+}
+
+/// The traced commands that reached the downstream.
+fn downstream_commands(area: &Area, run: &Run) -> Vec<String> {
+    let down = area.downstream_base().display().to_string();
+    run.git
+        .iter()
+        .filter(|l| l.contains(&down))
+        .cloned()
+        .collect()
+}
+
+fn count(lines: &[String], what: &str) -> usize {
+    lines
+        .iter()
+        .filter(|l| l.split_whitespace().any(|w| w == what))
+        .count()
+}
+
+fn result(path: &std::path::Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).expect("result file")).expect("JSON")
+}
+
+#[test]
+fn first_run_fetches_without_listing_and_trusts_the_push_report() {
+    let area = Area::new();
+    let up = Upstream::new(area.path().join("up"));
+    up.branch("feature");
+    up.tag("v1");
+    let down = area.downstream(NAME);
+    let file = area.lorry_file("p.lorry", &spec(&up.url()));
+    let run = area.run(&[&file], &["--timings"]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    assert_eq!(heads_and_tags(&down), up.heads_and_tags());
+    // No record yet: the fetch lists the upstream; the downstream is
+    // listed once (what is already there is judged) and the push's report
+    // stands for the check afterwards.
+    assert_eq!(count(&run.git, "ls-remote"), 1, "{:#?}", run.git);
+    let down_cmds = downstream_commands(&area, &run);
+    assert_eq!(count(&down_cmds, "ls-remote"), 1, "{down_cmds:#?}");
+    assert_eq!(count(&down_cmds, "push"), 1, "{down_cmds:#?}");
+    // --timings: one line with the steps and the git commands they ran.
+    let line = run
+        .out
+        .lines()
+        .find(|l| l.starts_with(&format!("lorry: timings: {NAME}: ")))
+        .unwrap_or_else(|| panic!("no timings line: {}", run.out));
+    for step in ["fetch", "refs", "rewrite-check", "push", "result"] {
+        assert!(line.contains(&format!("{step} ")), "{line}");
+    }
+    assert!(
+        line.contains("; total ") && line.ends_with(&format!("({} git)", run.git.len())),
+        "{line} vs {} commands",
+        run.git.len()
+    );
+    // The summary lines stay last.
+    assert!(
+        run.out
+            .lines()
+            .last()
+            .is_some_and(|l| l.starts_with("lorry: summary: ")),
+        "{}",
+        run.out
+    );
+}
+
+#[test]
+fn a_fast_forward_is_pushed_without_listing_the_downstream() {
+    let area = Area::new();
+    let mut up = Upstream::new(area.path().join("up"));
+    up.tag("v1");
+    let down = area.downstream(NAME);
+    let file = area.lorry_file("p.lorry", &spec(&up.url()));
+    assert_eq!(area.run(&[&file], &[]).code, 0);
+
+    let before = up.head();
+    let after = up.commit("second");
+    up.branch("new-branch");
+    let result_file = area.path().join("result.json");
+    let option = format!("--result-file={}", result_file.display());
+    let run = area.run(&[&file], &[&option]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    assert_eq!(heads_and_tags(&down), up.heads_and_tags());
+    let down_cmds = downstream_commands(&area, &run);
+    assert_eq!(count(&down_cmds, "ls-remote"), 0, "{down_cmds:#?}");
+    assert_eq!(count(&down_cmds, "push"), 1, "{down_cmds:#?}");
+    assert!(!ran(&run, "merge-base"), "{:#?}", run.git);
+    assert!(refs_under(&down, "refs/lorry/").is_empty());
+    // The job result still says exactly what moved, and holds every ref.
+    let spec = &result(&result_file)["specs"][0];
+    assert_eq!(spec["ok"], true, "{spec}");
+    assert_eq!(spec["pushed"], "yes", "{spec}");
+    assert_eq!(spec["preserved"], json!([]), "{spec}");
+    let moved: Vec<(String, serde_json::Value, serde_json::Value)> = spec["refs"]
+        .as_array()
+        .expect("refs")
+        .iter()
+        .map(|r| {
+            (
+                r["name"].as_str().unwrap_or_default().to_owned(),
+                r["old"].clone(),
+                r["new"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        moved,
+        vec![
+            ("refs/heads/main".into(), json!(before), json!(after)),
+            ("refs/heads/new-branch".into(), json!(null), json!(after)),
+        ]
+    );
+    let held: std::collections::BTreeMap<String, String> =
+        serde_json::from_value(spec["held"].clone()).expect("held");
+    assert_eq!(held, up.heads_and_tags());
+
+    // Then a rewrite: the downstream is listed again and the old tip kept.
+    let rewritten = up.force_rewrite();
+    let run = area.run(&[&file], &[]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    let down_cmds = downstream_commands(&area, &run);
+    assert_eq!(count(&down_cmds, "ls-remote"), 1, "{down_cmds:#?}");
+    assert_eq!(refs(&down)["refs/heads/new-branch"], after);
+    assert_eq!(refs(&down)["refs/heads/main"], rewritten);
+    let preserved = refs_under(&down, "refs/lorry/preserved/");
+    assert_eq!(
+        preserved.values().collect::<Vec<_>>(),
+        vec![&after],
+        "{preserved:?}"
+    );
+}
+
+#[test]
+fn a_moved_tag_and_a_deleted_branch_are_still_judged_against_the_downstream() {
+    let area = Area::new();
+    let mut up = Upstream::new(area.path().join("up"));
+    up.tag("v1");
+    up.branch("doomed");
+    let down = area.downstream(NAME);
+    let file = area.lorry_file("p.lorry", &spec(&up.url()));
+    assert_eq!(area.run(&[&file], &[]).code, 0);
+    let old_tag = refs(&down)["refs/tags/v1"].clone();
+    let doomed = refs(&down)["refs/heads/doomed"].clone();
+
+    // A tag moved forward is a rewrite all the same.
+    up.commit("later");
+    git(&up.dir, &["tag", "-f", "-a", "-m", "again", "v1"]);
+    up.delete_branch("doomed");
+    let run = area.run(&[&file], &[]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    let down_cmds = downstream_commands(&area, &run);
+    assert_eq!(count(&down_cmds, "ls-remote"), 1, "{down_cmds:#?}");
+    assert_eq!(heads_and_tags(&down), up.heads_and_tags());
+    let mut kept: Vec<String> = refs_under(&down, "refs/lorry/preserved/")
+        .into_values()
+        .collect();
+    kept.sort();
+    let mut want = vec![old_tag, doomed];
+    want.sort();
+    assert_eq!(kept, want);
+}
+
+#[test]
+fn a_downstream_changed_behind_lorrys_back_fails_the_lease_and_is_preserved() {
+    let area = Area::new();
+    let mut up = Upstream::new(area.path().join("up"));
+    let down = area.downstream(NAME);
+    let file = area.lorry_file("p.lorry", &spec(&up.url()));
+    assert_eq!(area.run(&[&file], &[]).code, 0);
+
+    // Someone pushes unrelated history onto the downstream's main...
+    let mut other = Upstream::new(area.path().join("other"));
+    other.commit("a stranger's work");
+    git(
+        &other.dir,
+        &[
+            "push",
+            "-q",
+            "--force",
+            &format!("file://{}", down.display()),
+            "main:main",
+        ],
+    );
+    let stranger = other.head();
+    // ...while upstream's main moves forward.
+    up.commit("upstream goes on");
+    let result_file = area.path().join("result.json");
+    let option = format!("--result-file={}", result_file.display());
+    let run = area.run(&[&file], &[&option]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    assert!(
+        run.out.contains("not as the last run left it"),
+        "{}",
+        run.out
+    );
+    // The push against the record was refused by its lease; the
+    // downstream was then listed and the stranger's tip kept.
+    let down_cmds = downstream_commands(&area, &run);
+    assert_eq!(count(&down_cmds, "push"), 2, "{down_cmds:#?}");
+    assert_eq!(count(&down_cmds, "ls-remote"), 1, "{down_cmds:#?}");
+    assert_eq!(heads_and_tags(&down), up.heads_and_tags());
+    let preserved = refs_under(&down, "refs/lorry/preserved/");
+    assert_eq!(preserved.values().collect::<Vec<_>>(), vec![&stranger]);
+    let spec = &result(&result_file)["specs"][0];
+    assert_eq!(spec["preserved"][0]["oid"], json!(stranger), "{spec}");
+    assert_eq!(spec["refs"][0]["old"], json!(stranger), "{spec}");
+}
