@@ -270,11 +270,18 @@ fn mirror_locked(
                     spec.name,
                     previous.upstream.len()
                 ));
-                report_submodules(ctx, &run, url, &previous.refs);
+                let mut record = previous.clone();
+                let known = record.submodules.take();
+                record.submodules =
+                    report_submodules(ctx, &run, url, &previous.refs, known.as_ref());
                 if push_key.is_some() {
                     ctx.tally.pushed = lc_api::Pushed::Unchanged;
                 }
-                report_held(ctx, dir, previous)?;
+                if record.held_reported && record.submodules != previous.submodules {
+                    // A record from before submodules were kept in it.
+                    record.save(dir)?;
+                }
+                report_held(ctx, dir, &record)?;
                 ctx.timings.step("result");
                 pin_snapshots(ctx, &run, push_url.as_deref());
                 ctx.timings.step("pins");
@@ -412,9 +419,10 @@ fn mirror_locked(
     if !refused.is_empty() {
         return Err(MirrorError::Refused(refused.join(", ")));
     }
-    if let Source::Git { url, .. } = &spec.source {
-        report_submodules(ctx, &run, url, &final_refs);
-    }
+    let submodules = match &spec.source {
+        Source::Git { url, .. } => report_submodules(ctx, &run, url, &final_refs, None),
+        _ => None,
+    };
     // The ledger gets every ref whenever one moved, and once for a mirror
     // whose refs it never had whole.
     let report = !ctx.tally.refs.is_empty()
@@ -431,6 +439,7 @@ fn mirror_locked(
         refspecs: refspecs.describe().to_owned(),
         lfs,
         held_reported: true,
+        submodules,
     }
     .save(dir)?;
     ctx.log.info(&format!("{}: done", spec.name));
@@ -439,28 +448,44 @@ fn mirror_locked(
 
 /// Names the submodule URLs of the mirrored branches' `.gitmodules`, one
 /// line, for the admin to add lorries for them; nothing is fetched. Best
-/// effort: a failure to read them is noted, never fails the spec.
+/// effort: a failure to read them is noted, never fails the spec. `known`:
+/// what the last run found at these same refs (taken when it was resolved
+/// against the same upstream URL). Returns what to record.
 fn report_submodules(
     ctx: &mut Context<'_>,
     run: &SpecRun<'_>,
     upstream: &str,
     refs: &BTreeMap<String, String>,
-) {
-    let tips = crate::submodules::branch_tips(refs);
-    match crate::submodules::urls(run.git, run.repo, &tips, upstream) {
-        Ok(urls) if urls.is_empty() => {}
-        Ok(urls) => {
-            let urls: Vec<String> = urls.into_iter().collect();
-            ctx.log.note(&format!(
-                "{}: submodules (not fetched; each needs its own lorry): {}",
-                run.spec.name,
-                urls.join(" ")
-            ));
-            ctx.tally.submodules = urls;
+    known: Option<&crate::state::Submodules>,
+) -> Option<crate::state::Submodules> {
+    let urls = match known {
+        Some(known) if known.upstream == upstream => Ok(known.urls.clone()),
+        _ => {
+            let tips = crate::submodules::branch_tips(refs);
+            crate::submodules::urls(run.git, run.repo, &tips, upstream)
+                .map(|urls| urls.into_iter().collect::<Vec<String>>())
         }
-        Err(e) => ctx
-            .log
-            .note(&format!("{}: cannot list submodules: {e}", run.spec.name)),
+    };
+    match urls {
+        Ok(urls) => {
+            if !urls.is_empty() {
+                ctx.log.note(&format!(
+                    "{}: submodules (not fetched; each needs its own lorry): {}",
+                    run.spec.name,
+                    urls.join(" ")
+                ));
+                ctx.tally.submodules = urls.clone();
+            }
+            Some(crate::state::Submodules {
+                upstream: upstream.to_owned(),
+                urls,
+            })
+        }
+        Err(e) => {
+            ctx.log
+                .note(&format!("{}: cannot list submodules: {e}", run.spec.name));
+            None
+        }
     }
 }
 

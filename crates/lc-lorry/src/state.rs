@@ -35,6 +35,18 @@ pub struct State {
     /// that the webapp's ref ledger has them even when nothing moves.
     #[serde(default)]
     pub held_reported: bool,
+    /// The submodule URLs named at `refs`' branch tips, so that a run that
+    /// finds nothing new need not read them again.
+    #[serde(default)]
+    pub submodules: Option<Submodules>,
+}
+
+/// Submodule URLs as reported, with the upstream URL that relative ones
+/// were resolved against.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Submodules {
+    pub upstream: String,
+    pub urls: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]

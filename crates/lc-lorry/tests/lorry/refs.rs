@@ -271,7 +271,8 @@ fn submodule_urls_of_mirrored_branches_are_reported_not_fetched() {
     expected.sort();
     assert_eq!(result()["specs"][0]["submodules"], json!(expected));
     assert!(run.out.contains(" submodules=3 "), "{}", run.out);
-    // Reported again by a run with nothing new.
+    // Reported again by a run with nothing new, from the record of the
+    // last run: no git command reads them again.
     let run = area.run(&[&file], &[&option]);
     assert!(
         run.out.contains("https://example.org/lib.git"),
@@ -279,4 +280,21 @@ fn submodule_urls_of_mirrored_branches_are_reported_not_fetched() {
         run.out
     );
     assert_eq!(result()["specs"][0]["submodules"], json!(expected));
+    assert_eq!(run.git.len(), 1, "only the upstream listing: {:?}", run.git);
+    // A record without them (an older lorry's) gets them on the next
+    // unchanged run, and keeps them.
+    let record = area
+        .working_area()
+        .join(lc_base::spec::working_dir_name(NAME))
+        .join("lorry-state.json");
+    let mut state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&record).expect("record")).expect("json");
+    state.as_object_mut().expect("object").remove("submodules");
+    std::fs::write(&record, state.to_string()).expect("write");
+    for reads in [1, 0] {
+        let run = area.run(&[&file], &[&option]);
+        assert_eq!(result()["specs"][0]["submodules"], json!(expected));
+        let cat_files = run.git.iter().filter(|l| l.contains("cat-file")).count();
+        assert_eq!(cat_files, reads, "{:?}", run.git);
+    }
 }
