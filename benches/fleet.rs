@@ -1,0 +1,786 @@
+//! The fleet bench (issue 14 item 6): N generated repositories served by
+//! `git daemon` (and their grokmirror manifest by Python's `http.server`),
+//! mirrored four ways, each for three phases:
+//!
+//! * **git loop**: `git clone --mirror` + `git push` of heads and tags to a
+//!   local bare repository, one repository after the other; refreshes are
+//!   `git fetch --prune` + the same push;
+//! * **grokmirror**: the real `grok-pull` (PyPI, pull only, two threads)
+//!   reading the origin's manifest made by grokmirror's own
+//!   `grok-manifest`;
+//! * **lorries**: the real webapp with a plain `lorries` section in CONFGIT
+//!   and two real minions running the real `lorry`, local downstream;
+//! * **manifest**: the same with a `grokmirror` Upstream Host reading the
+//!   origin's manifest instead.
+//!
+//! Phases: the first mirror of all, a refresh with nothing changed, and a
+//! refresh after one new commit in every tenth repository. For the product
+//! each phase is timed from the moment the lorries become due (the
+//! read-configuration that makes them, or `POST /1.0/pretend-time` two
+//! hours on; with the grokmirror host, followed by `POST /1.0/ls-troves`)
+//! to the moment `GET /1.0/status` shows every lorry with that run's
+//! result (`last_run` at the pretended time, exit 0). After each phase the
+//! refs of every destination are compared with the origin's. Each system
+//! starts from nothing in each run; the table gives the median of the
+//! runs and each run's time.
+//!
+//! `cargo bench --bench fleet`. Environment: `LC_FLEET_REPOS` (1000),
+//! `LC_FLEET_RUNS` (3), `LC_FLEET_SYSTEMS` (`git,grokmirror,lorries,manifest`),
+//! `LC_FLEET_MINION_SLEEP` (the minions' `--sleep`, 0.2 s: how long an idle
+//! minion waits before asking again). grokmirror comes from
+//! `scripts/test-deps` (a virtual environment under
+//! `~/.cache/lorry-controller/grokmirror`), `$LORRY_TEST_GROKMIRROR` (a
+//! bin directory) or PATH.
+
+#![expect(
+    clippy::disallowed_methods,
+    reason = "the bench drives the real webapp, minions, lorry, git, git daemon and grokmirror"
+)]
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::{Value, json};
+
+const WEBAPP: &str = env!("CARGO_BIN_EXE_lorry-controller-webapp");
+const MINION: &str = env!("CARGO_BIN_EXE_lorry-controller-minion");
+const LORRY: &str = env!("CARGO_BIN_EXE_lorry");
+const PHASES: [&str; 3] = [
+    "first mirror",
+    "refresh, nothing changed",
+    "refresh, 10% changed",
+];
+const TWO_HOURS: i64 = 7_200;
+
+/// A child process, killed when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A hermetic `git`.
+fn git_command() -> Command {
+    let mut cmd = Command::new("git");
+    cmd.env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_TERMINAL_PROMPT", "0");
+    cmd
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = git_command()
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("git");
+    assert!(
+        out.status.success(),
+        "git {args:?} in {}: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs `git fast-import` in the bare repository `repo` on `stream`.
+fn fast_import(repo: &Path, stream: &str) {
+    let mut child = git_command()
+        .arg(format!("--git-dir={}", repo.display()))
+        .args(["fast-import", "--quiet", "--done"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("fast-import");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stream.as_bytes())
+        .expect("write");
+    assert!(child.wait().expect("wait").success(), "fast-import");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+fn wait_until(what: &str, limit: Duration, mut ready: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ready() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A grokmirror program: `$LORRY_TEST_GROKMIRROR`, the virtual environment
+/// `scripts/test-deps` makes, or PATH.
+fn grok_tool(name: &str) -> PathBuf {
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    if let Some(dir) = std::env::var_os("LORRY_TEST_GROKMIRROR") {
+        dirs.push(dir.into());
+    }
+    if let Some(home) = std::env::var_os("HOME") {
+        dirs.push(Path::new(&home).join(".cache/lorry-controller/grokmirror/bin"));
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        dirs.extend(std::env::split_paths(&path));
+    }
+    dirs.into_iter()
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!("{name} not found: run scripts/test-deps (pip installs grokmirror)")
+        })
+}
+
+/// The heads and tags of a bare repository, read from its files (loose
+/// refs over `packed-refs`): a thousand repositories are compared in
+/// milliseconds, with no process per repository.
+fn refs_of(repo: &Path) -> BTreeMap<String, String> {
+    let mut refs = BTreeMap::new();
+    if let Ok(packed) = std::fs::read_to_string(repo.join("packed-refs")) {
+        for line in packed.lines() {
+            if line.starts_with('#') || line.starts_with('^') {
+                continue;
+            }
+            if let Some((oid, name)) = line.split_once(' ') {
+                refs.insert(name.to_owned(), oid.to_owned());
+            }
+        }
+    }
+    let mut todo = vec![repo.join("refs/heads"), repo.join("refs/tags")];
+    while let Some(dir) = todo.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                todo.push(path);
+            } else if let Ok(text) = std::fs::read_to_string(&path) {
+                let name = path
+                    .strip_prefix(repo)
+                    .expect("under repo")
+                    .to_string_lossy()
+                    .into_owned();
+                refs.insert(name, text.trim().to_owned());
+            }
+        }
+    }
+    refs.retain(|name, _| name.starts_with("refs/heads/") || name.starts_with("refs/tags/"));
+    refs
+}
+
+/// The origin: `top/pub/rNNNN.git`, served by git daemon, its manifest by
+/// http.server.
+struct Origin {
+    top: PathBuf,
+    names: Vec<String>,
+    git_port: u16,
+    http_port: u16,
+    /// Each manifest gets a modification time a little later than the one
+    /// before, so that If-Modified-Since (whole seconds) sees every change.
+    manifest_mtime: SystemTime,
+    changes: usize,
+    _daemon: Proc,
+    _http: Proc,
+}
+
+impl Origin {
+    fn new(top: &Path, repos: usize) -> Origin {
+        let mut names = Vec::new();
+        for i in 0..repos {
+            let name = format!("pub/r{i:04}");
+            let repo = top.join(format!("{name}.git"));
+            std::fs::create_dir_all(&repo).expect("mkdir");
+            git(&repo, &["init", "-q", "--bare", "-b", "main"]);
+            let mut stream = String::new();
+            for c in 1..=3 {
+                let content = format!("repository {i} commit {c}\n");
+                stream.push_str(&format!(
+                    "commit refs/heads/main\nmark :{c}\ncommitter Bench <b@example.com> {} +0000\ndata 7\ncommit\nM 644 inline file.txt\ndata {}\n{content}\n",
+                    1_600_000_000 + c,
+                    content.len()
+                ));
+            }
+            stream.push_str("reset refs/tags/v1\nfrom :3\n\ndone\n");
+            fast_import(&repo, &stream);
+            names.push(name);
+        }
+        let git_port = free_port();
+        let exec = git(top, &["--exec-path"]);
+        let daemon = Command::new(Path::new(exec.trim()).join("git-daemon"))
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .args(["--reuseaddr", "--export-all", "--listen=127.0.0.1"])
+            .arg(format!("--port={git_port}"))
+            .arg(format!("--base-path={}", top.display()))
+            .arg(top)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("git daemon");
+        let http_port = free_port();
+        let http = Command::new("python3")
+            .args(["-m", "http.server", "--bind", "127.0.0.1", "--directory"])
+            .arg(top)
+            .arg(http_port.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 -m http.server");
+        for port in [git_port, http_port] {
+            wait_until("the origin's servers", Duration::from_secs(30), || {
+                std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            });
+        }
+        let mut origin = Origin {
+            top: top.to_owned(),
+            names,
+            git_port,
+            http_port,
+            manifest_mtime: SystemTime::now(),
+            changes: 0,
+            _daemon: Proc(daemon),
+            _http: Proc(http),
+        };
+        origin.manifest();
+        origin
+    }
+
+    fn url(&self, name: &str) -> String {
+        format!("git://127.0.0.1:{}/{name}.git", self.git_port)
+    }
+
+    fn manifest_url(&self) -> String {
+        format!("http://127.0.0.1:{}/manifest.js.gz", self.http_port)
+    }
+
+    /// (Re)writes the manifest with grokmirror's own `grok-manifest`.
+    fn manifest(&mut self) {
+        let manifest = self.top.join("manifest.js.gz");
+        let out = Command::new(grok_tool("grok-manifest"))
+            .arg("-m")
+            .arg(&manifest)
+            .arg("-t")
+            .arg(&self.top)
+            .output()
+            .expect("grok-manifest");
+        assert!(
+            out.status.success(),
+            "grok-manifest: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.manifest_mtime = self
+            .manifest_mtime
+            .max(SystemTime::now())
+            .checked_add(Duration::from_secs(2))
+            .expect("time");
+        std::fs::File::options()
+            .write(true)
+            .open(&manifest)
+            .and_then(|f| f.set_modified(self.manifest_mtime))
+            .expect("set the manifest's mtime");
+    }
+
+    /// One new commit on main of every tenth repository, then a new
+    /// manifest, as the origin's post-update hook would write it.
+    fn change(&mut self) {
+        self.changes += 1;
+        for (i, name) in self.names.iter().enumerate().filter(|(i, _)| i % 10 == 0) {
+            let content = format!("repository {i} change {}\n", self.changes);
+            fast_import(
+                &self.top.join(format!("{name}.git")),
+                &format!(
+                    "commit refs/heads/main\ncommitter Bench <b@example.com> {} +0000\ndata 7\nchange\nfrom refs/heads/main^0\nM 644 inline file.txt\ndata {}\n{content}\ndone\n",
+                    1_700_000_000 + self.changes,
+                    content.len()
+                ),
+            );
+        }
+        self.manifest();
+    }
+
+    /// Panics unless every repository's copy (`copy(name)`) has the
+    /// origin's heads and tags.
+    fn verify(&self, system: &str, phase: &str, copy: impl Fn(&str) -> PathBuf) {
+        let mut wrong = Vec::new();
+        for name in &self.names {
+            let want = refs_of(&self.top.join(format!("{name}.git")));
+            let got = refs_of(&copy(name));
+            if want != got {
+                wrong.push(format!("{name}: {got:?} instead of {want:?}"));
+            }
+        }
+        assert!(
+            wrong.is_empty(),
+            "{system}, {phase}: {} of {} repositories differ from the origin, e.g. {}",
+            wrong.len(),
+            self.names.len(),
+            wrong[0]
+        );
+    }
+}
+
+/// The plain git loop: clone --mirror (or fetch --prune) and push, one
+/// repository after the other.
+fn git_loop(origin: &mut Origin, dir: &Path) -> [Duration; 3] {
+    let mirrors = dir.join("mirrors");
+    let down = dir.join("down");
+    for name in &origin.names {
+        std::fs::create_dir_all(mirrors.join(name)).expect("mkdir");
+        git(dir, &["init", "-q", "--bare", &format!("down/{name}.git")]);
+    }
+    let push = |name: &str| {
+        git(
+            &mirrors.join(format!("{name}.git")),
+            &[
+                "push",
+                "-q",
+                &format!("file://{}", down.join(format!("{name}.git")).display()),
+                "refs/heads/*:refs/heads/*",
+                "refs/tags/*:refs/tags/*",
+            ],
+        );
+    };
+    let mut times = [Duration::ZERO; 3];
+    for (phase, time) in times.iter_mut().enumerate() {
+        if phase == 2 {
+            origin.change();
+        }
+        let t = Instant::now();
+        for name in &origin.names {
+            let mirror = mirrors.join(format!("{name}.git"));
+            if phase == 0 {
+                git(
+                    dir,
+                    &[
+                        "clone",
+                        "-q",
+                        "--mirror",
+                        &origin.url(name),
+                        &mirror.display().to_string(),
+                    ],
+                );
+            } else {
+                git(&mirror, &["fetch", "-q", "--prune", "origin"]);
+            }
+            push(name);
+        }
+        *time = t.elapsed();
+        origin.verify("git loop", PHASES[phase], |name| {
+            down.join(format!("{name}.git"))
+        });
+    }
+    times
+}
+
+/// grokmirror's own `grok-pull` (pull only).
+fn grokmirror(origin: &mut Origin, dir: &Path) -> [Duration; 3] {
+    let replica = dir.join("replica");
+    std::fs::create_dir_all(&replica).expect("mkdir");
+    let config = dir.join("pull.conf");
+    std::fs::write(
+        &config,
+        format!(
+            "[core]\ntoplevel = {top}\nmanifest = {top}/manifest.js.gz\nlog = {top}/grok.log\n\
+             [remote]\nsite = git://127.0.0.1:{port}\nmanifest = {manifest}\n\
+             [pull]\npull_threads = 2\nrefresh = 0\n",
+            top = replica.display(),
+            port = origin.git_port,
+            manifest = origin.manifest_url(),
+        ),
+    )
+    .expect("write pull.conf");
+    let mut times = [Duration::ZERO; 3];
+    for (phase, time) in times.iter_mut().enumerate() {
+        if phase == 2 {
+            origin.change();
+        }
+        let t = Instant::now();
+        let out = Command::new(grok_tool("grok-pull"))
+            .arg("-c")
+            .arg(&config)
+            .output()
+            .expect("grok-pull");
+        *time = t.elapsed();
+        assert!(
+            out.status.success(),
+            "grok-pull: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        origin.verify("grokmirror", PHASES[phase], |name| {
+            replica.join(format!("{name}.git"))
+        });
+    }
+    times
+}
+
+/// The real webapp and two real minions in `dir`.
+struct Product {
+    dir: PathBuf,
+    port: u16,
+    client: reqwest::blocking::Client,
+    _minions: Vec<Proc>,
+    _webapp: Proc,
+}
+
+impl Product {
+    fn start(dir: &Path) -> Product {
+        std::fs::create_dir_all(dir.join("confgit")).expect("mkdir");
+        let port_file = dir.join("port");
+        let webapp = Command::new(WEBAPP)
+            .arg(format!("--statedb={}", dir.join("state.db").display()))
+            .arg(format!(
+                "--configuration-directory={}",
+                dir.join("confgit").display()
+            ))
+            .args([
+                "--no-debug-real-confgit",
+                "--debug-allow-pretend-time",
+                "--git-server-type=local",
+                "--log-level=warn",
+                "--debug-port=0",
+            ])
+            .arg(format!(
+                "--local-base-directory={}",
+                dir.join("downstream").display()
+            ))
+            .arg(format!("--log={}", dir.join("webapp.log").display()))
+            .arg(format!("--debug-port-file={}", port_file.display()))
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start the webapp");
+        let webapp = Proc(webapp);
+        let mut port = 0;
+        wait_until("the webapp listening", Duration::from_secs(60), || {
+            port = std::fs::read_to_string(&port_file)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(0);
+            port != 0
+        });
+        let conf = dir.join("lorry.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "[config]\nworking-area = {}\nmirror-base-url-push = {}\n",
+                dir.join("wa").display(),
+                dir.join("downstream").display()
+            ),
+        )
+        .expect("lorry.conf");
+        let sleep: String = env_or("LC_FLEET_MINION_SLEEP", "0.2".to_owned());
+        let minions = (0..2)
+            .map(|m| {
+                Proc(
+                    Command::new(MINION)
+                        .args([
+                            "--webapp-host=127.0.0.1".to_owned(),
+                            format!("--webapp-port={port}"),
+                            format!("--sleep={sleep}"),
+                            format!("--lorry-path={LORRY}"),
+                            format!("--lorry-config={}", conf.display()),
+                            format!("--log={}", dir.join(format!("minion{m}.log")).display()),
+                        ])
+                        .stdin(Stdio::null())
+                        .spawn()
+                        .expect("start a minion"),
+                )
+            })
+            .collect();
+        Product {
+            dir: dir.to_owned(),
+            port,
+            client: reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(300))
+                .build()
+                .expect("client"),
+            _minions: minions,
+            _webapp: webapp,
+        }
+    }
+
+    fn post(&self, path: &str, form: &[(&str, &str)]) -> Value {
+        let answer = self
+            .client
+            .post(format!("http://127.0.0.1:{}{path}", self.port))
+            .form(form)
+            .send()
+            .expect("POST");
+        let status = answer.status();
+        let body = answer.text().unwrap_or_default();
+        assert!(status.is_success(), "POST {path}: {status} {body}");
+        serde_json::from_str(&body).unwrap_or(Value::Null)
+    }
+
+    fn pretend_time(&self, now: i64) {
+        self.post("/1.0/pretend-time", &[("now", &now.to_string())]);
+    }
+
+    /// Waits until every one of `count` lorries shows a successful run that
+    /// started at `since` or later.
+    fn wait_for_results(&self, count: usize, since: i64, started: Instant) {
+        loop {
+            let status: Value = self
+                .client
+                .get(format!("http://127.0.0.1:{}/1.0/status", self.port))
+                .send()
+                .and_then(|a| a.json())
+                .expect("GET /1.0/status");
+            let queue = status["run_queue"].as_array().cloned().unwrap_or_default();
+            let mut done = 0;
+            for entry in &queue {
+                if entry["last_run"].as_i64().unwrap_or(0) >= since
+                    && entry["running_job"].is_null()
+                {
+                    let exit = entry["last_run_exit"].as_str().unwrap_or("");
+                    assert_eq!(
+                        exit, "0",
+                        "{} failed: {}",
+                        entry["path"], entry["last_run_error"]
+                    );
+                    done += 1;
+                }
+            }
+            if queue.len() >= count && done == queue.len() {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(3_600),
+                "{done} of {count} lorries done after an hour; see {}",
+                self.dir.display()
+            );
+            // Asking costs the webapp too: about one poll per 2% of the
+            // time so far, between 20 and 250 ms.
+            let wait = (started.elapsed() / 50)
+                .clamp(Duration::from_millis(20), Duration::from_millis(250));
+            std::thread::sleep(wait);
+        }
+    }
+}
+
+/// The product with a plain `lorries` section (`manifest: false`) or with
+/// a `grokmirror` Upstream Host reading the origin's manifest.
+fn product(origin: &mut Origin, dir: &Path, manifest: bool) -> [Duration; 3] {
+    let product = Product::start(dir);
+    let confgit = dir.join("confgit");
+    let (conf, prefix) = if manifest {
+        (
+            json!([{
+                "type": "grokmirror",
+                "manifest-url": origin.manifest_url(),
+                "clone-base": format!("git://127.0.0.1:{}/", origin.git_port),
+                "prefixmap": {"pub": "fleet"},
+                "interval": "1h",
+                "ls-interval": "1h",
+            }]),
+            "fleet",
+        )
+    } else {
+        for (chunk, names) in origin.names.chunks(100).enumerate() {
+            let specs: serde_json::Map<String, Value> = names
+                .iter()
+                .map(|name| {
+                    let short = name.strip_prefix("pub/").unwrap_or(name);
+                    (
+                        short.to_owned(),
+                        json!({"type": "git", "url": origin.url(name)}),
+                    )
+                })
+                .collect();
+            std::fs::write(
+                confgit.join(format!("fleet{chunk:02}.lorry")),
+                serde_json::to_string_pretty(&specs).expect("json"),
+            )
+            .expect("write .lorry");
+        }
+        (
+            json!([{"type": "lorries", "interval": "1h", "prefix": "fleet", "globs": ["*.lorry"]}]),
+            "fleet",
+        )
+    };
+    std::fs::write(
+        confgit.join("lorry-controller.conf"),
+        serde_json::to_string_pretty(&conf).expect("json"),
+    )
+    .expect("write the conf");
+    let count = origin.names.len();
+    let mut now = 1_900_000_000;
+    product.pretend_time(now);
+    let mut times = [Duration::ZERO; 3];
+    for (phase, time) in times.iter_mut().enumerate() {
+        if phase == 2 {
+            origin.change();
+        }
+        let t = Instant::now();
+        if phase == 0 {
+            product.post("/1.0/read-configuration", &[]);
+        } else {
+            now += TWO_HOURS;
+            product.pretend_time(now);
+        }
+        if manifest {
+            product.post("/1.0/ls-troves", &[]);
+        }
+        product.wait_for_results(count, now, t);
+        *time = t.elapsed();
+        let system = if manifest { "manifest" } else { "lorries" };
+        origin.verify(system, PHASES[phase], |name| {
+            let short = name.strip_prefix("pub/").unwrap_or(name);
+            dir.join(format!("downstream/{prefix}/{short}.git"))
+        });
+    }
+    times
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:").map(|m| m.trim().to_owned()))
+        .unwrap_or_default();
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let git_version = git(Path::new("/"), &["--version"]);
+    let grok = Command::new(grok_tool("grok-pull"))
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    format!(
+        "{cores} cores ({cpu}), {mem} memory, load average at the start {}, {}, grok-pull {grok}",
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
+        git_version.trim()
+    )
+}
+
+fn main() {
+    // `cargo test --benches` runs this too: only as a benchmark.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("fleet benchmark: run with `cargo bench --bench fleet`");
+        return;
+    }
+    let repos: usize = env_or("LC_FLEET_REPOS", 1_000);
+    let runs: usize = env_or("LC_FLEET_RUNS", 3).max(1);
+    let systems: Vec<String> = env_or(
+        "LC_FLEET_SYSTEMS",
+        "git,grokmirror,lorries,manifest".to_owned(),
+    )
+    .split(',')
+    .map(|s| s.trim().to_owned())
+    .collect();
+    println!("machine: {}", machine());
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let t = Instant::now();
+    let mut origin = Origin::new(&tmp.path().join("origin"), repos);
+    println!(
+        "{repos} repositories (3 commits and a tag each) generated, with their manifest, in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    // system → phase → the runs' times
+    let mut results: BTreeMap<String, [Vec<Duration>; 3]> = BTreeMap::new();
+    for run in 0..runs {
+        for system in &systems {
+            let dir = tmp.path().join(format!("run{run}-{system}"));
+            std::fs::create_dir_all(&dir).expect("mkdir");
+            let times = match system.as_str() {
+                "git" => git_loop(&mut origin, &dir),
+                "grokmirror" => grokmirror(&mut origin, &dir),
+                "lorries" => product(&mut origin, &dir, false),
+                "manifest" => product(&mut origin, &dir, true),
+                other => panic!("LC_FLEET_SYSTEMS: no system {other:?}"),
+            };
+            eprintln!(
+                "run {}: {system}: {}",
+                run + 1,
+                times
+                    .iter()
+                    .map(|d| format!("{:.2} s", d.as_secs_f64()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let entry = results.entry(system.clone()).or_default();
+            for (phase, time) in times.into_iter().enumerate() {
+                entry[phase].push(time);
+            }
+            // Free the disk: each run starts from nothing.
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+
+    let label = |s: &str| match s {
+        "git" => "plain git loop".to_owned(),
+        "grokmirror" => "grokmirror (pull only)".to_owned(),
+        "lorries" => "lorry-controller, lorries".to_owned(),
+        "manifest" => "lorry-controller, grokmirror host".to_owned(),
+        other => other.to_owned(),
+    };
+    println!();
+    println!(
+        "{repos} repositories, median of {runs} runs (each run's time in brackets); refs verified after every phase"
+    );
+    println!();
+    let mut header = String::from("| phase |");
+    let mut rule = String::from("|---|");
+    for system in &systems {
+        header.push_str(&format!(" {} |", label(system)));
+        rule.push_str("---|");
+    }
+    println!("{header}");
+    println!("{rule}");
+    for (phase, name) in PHASES.iter().enumerate() {
+        let mut line = format!("| {name} |");
+        let git = results.get("git").map(|r| median(r[phase].clone()));
+        for system in &systems {
+            let times = &results[system][phase];
+            let m = median(times.clone());
+            let all: Vec<String> = times
+                .iter()
+                .map(|d| format!("{:.2}", d.as_secs_f64()))
+                .collect();
+            let ratio = match git {
+                Some(g) if system != "git" => {
+                    format!(" = {:.2}× git", m.as_secs_f64() / g.as_secs_f64().max(1e-9))
+                }
+                _ => String::new(),
+            };
+            line.push_str(&format!(
+                " {:.2} s{ratio} [{}] |",
+                m.as_secs_f64(),
+                all.join(", ")
+            ));
+        }
+        println!("{line}");
+    }
+}
