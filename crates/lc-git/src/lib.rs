@@ -93,6 +93,28 @@ impl Git {
         url: &str,
         refspecs: &[String],
     ) -> Result<Vec<FetchedRef>, GitError> {
+        self.fetch_inner(repo, url, refspecs, false)
+    }
+
+    /// [`Git::fetch`] that also reports every ref that was already up to
+    /// date (`--verbose`): the answer lists every remote ref the refspecs
+    /// cover, so the fetch doubles as `ls-remote` over the same connection.
+    pub fn fetch_listing(
+        &self,
+        repo: &Path,
+        url: &str,
+        refspecs: &[String],
+    ) -> Result<Vec<FetchedRef>, GitError> {
+        self.fetch_inner(repo, url, refspecs, true)
+    }
+
+    fn fetch_inner(
+        &self,
+        repo: &Path,
+        url: &str,
+        refspecs: &[String],
+        verbose: bool,
+    ) -> Result<Vec<FetchedRef>, GitError> {
         let (git, url) = self.with_url_credentials(url);
         let mut cmd = git.in_repo(repo);
         cmd.arg("-c").arg("protocol.version=2");
@@ -106,10 +128,14 @@ impl Git {
             "--no-auto-gc",
             "--no-auto-maintenance",
             "--no-progress",
+        ]);
+        if verbose {
+            cmd.arg("--verbose");
+        }
+        cmd.args([
             // Refspecs on stdin: a spec with `include` names every
             // wanted ref, more than argv may hold.
-            "--stdin",
-            "--",
+            "--stdin", "--",
         ]);
         cmd.arg(url);
         let mut input = refspecs.join("\n");

@@ -10,8 +10,9 @@
 //!   nor deleted, without its old tip being pushed first (in the same atomic
 //!   push) to `refs/lorry/preserved/<UTC timestamp>/<ref>`, unless the spec
 //!   says `on-rewrite: follow`;
-//! * an unchanged upstream costs one `ls-remote` and no connection to the
-//!   downstream.
+//! * an unchanged upstream costs one connection to it (a fetch that brings
+//!   nothing, or for specs with filters an `ls-remote`) and no connection
+//!   to the downstream.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -190,6 +191,7 @@ fn mirror_locked(
         git = git.config("http.sslVerify", "false");
     }
     git.init_bare(&repo)?;
+    ctx.timings.step("init");
     let lfs =
         matches!(spec.source, Source::Git { .. }) && spec.lfs.unwrap_or(ctx.options.lfs_default);
     let run = SpecRun {
@@ -247,10 +249,11 @@ fn mirror_locked(
             let usable = previous.as_ref().filter(|p| {
                 p.pushed_to == push_key && p.refspecs == refspecs.describe() && p.lfs == lfs
             });
-            // Listing the upstream first is what makes an unchanged upstream
-            // cheap; without a record to compare with (a first run), the
-            // fetch by pattern lists it anyway, over one connection.
-            let listed = if usable.is_some() || refspecs.fetch_exact() || refspecs.has_filters() {
+            // Specs with filters list the upstream first (what they fetch
+            // depends on it); the others fetch by pattern at once, and the
+            // fetch's report (every ref, up to date or not) is the listing,
+            // over the same connection.
+            let listed = if refspecs.fetch_exact() || refspecs.has_filters() {
                 let listed = from_upstream.ls_remote(url, &refspecs.src_prefixes())?;
                 let selected =
                     refspecs.select(listed.iter().map(|r| (r.name.as_str(), r.oid.as_str())));
@@ -265,41 +268,54 @@ fn mirror_locked(
                     .iter()
                     .all(|(_, dst, oid)| previous.upstream.get(dst) == Some(oid))
             {
-                ctx.log.note(&format!(
-                    "{}: upstream unchanged since the last run ({} refs); nothing fetched or pushed",
-                    spec.name,
-                    previous.upstream.len()
-                ));
-                let mut record = previous.clone();
-                let known = record.submodules.take();
-                record.submodules =
-                    report_submodules(ctx, &run, url, &previous.refs, known.as_ref());
-                if push_key.is_some() {
-                    ctx.tally.pushed = lc_api::Pushed::Unchanged;
-                }
-                if record.held_reported && record.submodules != previous.submodules {
-                    // A record from before submodules were kept in it.
-                    record.save(dir)?;
-                }
-                report_held(ctx, dir, &record)?;
-                ctx.timings.step("result");
-                pin_snapshots(ctx, &run, push_url.as_deref());
-                ctx.timings.step("pins");
-                after_update(ctx, &git, spec, &repo, false)?;
-                return Ok(());
+                return unchanged(ctx, &run, url, previous, push_url.as_deref());
             }
             ctx.log.info(&format!("{}: fetching from {url}", spec.name));
-            let fetch = match &listed {
-                Some(selected) if refspecs.fetch_exact() => selected
-                    .iter()
-                    .map(|(src, dst, _)| format!("+{src}:{}", refspec::staging_name(dst)))
-                    .collect(),
-                _ => refspecs.staging_fetch(),
-            };
-            let fetched = if fetch.is_empty() {
-                Vec::new()
-            } else {
-                from_upstream.fetch(&repo, url, &fetch)?
+            let fetched = match &listed {
+                Some(selected) => {
+                    let fetch: Vec<String> = if refspecs.fetch_exact() {
+                        selected
+                            .iter()
+                            .map(|(src, dst, _)| format!("+{src}:{}", refspec::staging_name(dst)))
+                            .collect()
+                    } else {
+                        refspecs.staging_fetch()
+                    };
+                    if fetch.is_empty() {
+                        Vec::new()
+                    } else {
+                        from_upstream.fetch(&repo, url, &fetch)?
+                    }
+                }
+                None => {
+                    let fetched =
+                        from_upstream.fetch_listing(&repo, url, &refspecs.staging_fetch())?;
+                    let listing: BTreeMap<String, &str> = fetched
+                        .iter()
+                        .filter(|f| {
+                            !matches!(
+                                f.status,
+                                lc_git::FetchStatus::Pruned | lc_git::FetchStatus::Rejected
+                            )
+                        })
+                        .filter_map(|f| refspec::from_staging(&f.local).map(|n| (n, f)))
+                        .filter(|(n, _)| refspecs.selects(n))
+                        .map(|(n, f)| (n, f.new.as_str()))
+                        .collect();
+                    if let Some(previous) = usable
+                        && fetched
+                            .iter()
+                            .all(|f| f.status == lc_git::FetchStatus::UpToDate)
+                        && listing.len() == previous.upstream.len()
+                        && listing.iter().all(|(n, oid)| {
+                            previous.upstream.get(n).map(String::as_str) == Some(*oid)
+                        })
+                    {
+                        ctx.timings.step("fetch");
+                        return unchanged(ctx, &run, url, previous, push_url.as_deref());
+                    }
+                    fetched
+                }
             };
             ctx.log.info(&format!(
                 "{}: fetched, {} refs changed in staging",
@@ -444,6 +460,39 @@ fn mirror_locked(
     .save(dir)?;
     ctx.log.info(&format!("{}: done", spec.name));
     Ok(())
+}
+
+/// A git spec whose upstream has not changed since the last successful run
+/// (`previous`): nothing is pushed and the downstream is not contacted; the
+/// record's refs and submodules are reported, pins still made.
+fn unchanged(
+    ctx: &mut Context<'_>,
+    run: &SpecRun<'_>,
+    url: &str,
+    previous: &State,
+    push_url: Option<&str>,
+) -> Result<(), MirrorError> {
+    let spec = run.spec;
+    ctx.log.note(&format!(
+        "{}: upstream unchanged since the last run ({} refs); nothing fetched or pushed",
+        spec.name,
+        previous.upstream.len()
+    ));
+    let mut record = previous.clone();
+    let known = record.submodules.take();
+    record.submodules = report_submodules(ctx, run, url, &previous.refs, known.as_ref());
+    if push_url.is_some() {
+        ctx.tally.pushed = lc_api::Pushed::Unchanged;
+    }
+    if record.held_reported && record.submodules != previous.submodules {
+        // A record from before submodules were kept in it.
+        record.save(run.dir)?;
+    }
+    report_held(ctx, run.dir, &record)?;
+    ctx.timings.step("result");
+    pin_snapshots(ctx, run, push_url);
+    ctx.timings.step("pins");
+    after_update(ctx, run.git, spec, run.repo, false)
 }
 
 /// Names the submodule URLs of the mirrored branches' `.gitmodules`, one

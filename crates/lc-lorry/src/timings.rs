@@ -2,11 +2,12 @@
 //! step and the git commands it started, printed as one `lorry: timings:`
 //! line per spec, e.g.
 //!
-//! `lorry: timings: delta/x: upstream 11.2 ms (1 git), fetch 35.0 ms (1 git),
+//! `lorry: timings: delta/x: init 0.3 ms (0 git), fetch 35.0 ms (1 git),
 //! refs 3.1 ms (1 git), rewrite-check 0.0 ms (0 git), push 20.4 ms (1 git),
 //! pins 0.0 ms (0 git), result 6.9 ms (2 git); total 76.6 ms (6 git)`
 //!
-//! Steps: `upstream` (listing the upstream's refs), `fetch` (or the
+//! Steps: `init` (the working area), `upstream` (listing the upstream's
+//! refs, for specs with filters), `fetch` (or the
 //! importer), `refs` (reading the mirror's refs), `rewrite-check` (listing
 //! the downstream and judging non-fast-forward changes), `push` (LFS
 //! objects, refs, and checking the push's report), `pins` (snapshot pins),

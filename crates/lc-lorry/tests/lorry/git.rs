@@ -42,14 +42,18 @@ fn first_mirror_incremental_update_and_no_op_over_git_daemon() {
         "nothing preserved on fast-forward"
     );
 
-    // No-op: one ref listing, no fetch, no push, no contact with downstream.
+    // No-op: one fetch that lists the refs and brings nothing, no push, no
+    // contact with the downstream, no other git command.
+    let objects = || walk_files(&area.mirror(NAME).join("objects"));
+    let before = objects();
     let run = area.run(&[&file], &[]);
     assert_eq!(run.code, 0, "{}", run.all_output());
-    assert!(!ran(&run, "fetch"), "{:?}", run.git);
     assert!(!ran(&run, "push"), "{:?}", run.git);
-    let network: Vec<&String> = run.git.iter().filter(|l| l.contains("ls-remote")).collect();
-    assert_eq!(network.len(), 1, "{:?}", run.git);
-    assert!(network[0].contains(&daemon.url("project")));
+    assert!(!ran(&run, "ls-remote"), "{:?}", run.git);
+    assert_eq!(run.git.len(), 1, "{:?}", run.git);
+    assert!(ran(&run, "fetch"), "{:?}", run.git);
+    assert!(run.git[0].contains(&daemon.url("project")));
+    assert_eq!(objects(), before, "nothing was fetched");
     assert!(
         !run.git
             .iter()
@@ -645,7 +649,15 @@ fn names_that_used_to_collide_get_a_working_directory_each() {
     // A second run finds each unchanged: three state files, one per lorry.
     let run = area.run(&[&file], &["--pull-only"]);
     assert_eq!(run.code, 0, "{}", run.all_output());
-    assert!(!ran(&run, "fetch"), "{:?}", run.git);
+    assert_eq!(
+        run.out
+            .matches("upstream unchanged since the last run")
+            .count(),
+        3,
+        "{}",
+        run.out
+    );
+    assert_eq!(run.git.len(), 3, "one listing fetch each: {:?}", run.git);
 }
 
 #[test]
@@ -668,8 +680,14 @@ fn a_working_directory_under_its_old_name_is_moved_not_fetched_again() {
     assert_eq!(run.code, 0, "{}", run.all_output());
     assert!(!old_dir.exists(), "moved away");
     assert!(run.out.contains("moved working directory"), "{}", run.out);
-    // The state came along: the unchanged upstream is not fetched again.
-    assert!(!ran(&run, "fetch"), "{:?}", run.git);
+    // The state came along: the unchanged upstream is found unchanged
+    // (its listing fetch brings nothing) and nothing is pushed.
+    assert!(
+        run.out.contains("upstream unchanged since the last run"),
+        "{}",
+        run.out
+    );
+    assert_eq!(run.git.len(), 1, "{:?}", run.git);
     assert!(!ran(&run, "push"), "{:?}", run.git);
     assert_eq!(heads_and_tags(&area.mirror(NAME)), up.heads_and_tags());
     assert_eq!(git(&area.mirror(NAME), &["count-objects", "-v"]), objects);
@@ -922,4 +940,22 @@ fn every_run_ends_with_a_summary_line_and_writes_a_result_file() {
         summary(&run)
     );
     assert!(read()["specs"][0]["error"].is_string());
+}
+
+/// Every file under `dir`, sorted.
+fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    let mut todo = vec![dir.to_owned()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
 }
