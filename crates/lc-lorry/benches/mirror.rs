@@ -15,7 +15,9 @@
 //!    --prune` + `git push` of each.
 //!
 //! lorry runs as a process of its own, as the minion starts it (this bench
-//! runs itself as lorry). With `LORRY_BENCH_BEFORE=PATH`, PATH (an older
+//! runs itself as lorry). In cases 2 to 4 the contenders take turns (per
+//! round, per repository), so that the load of a shared machine falls on
+//! all of them alike. With `LORRY_BENCH_BEFORE=PATH`, PATH (an older
 //! `lorry`, or this bench built from an older tree, which also acts as
 //! lorry under `LORRY_BENCH_AS_LORRY=1`) does every case too, on its own
 //! working area and downstream, interleaved with the current one.
@@ -413,9 +415,13 @@ fn main() {
             ],
         );
     };
+    // Each repository in turn by every contender, so that the load of a
+    // shared machine falls on all of them alike.
     eprintln!("first mirror of each...");
-    let t = Instant::now();
-    for (name, _) in &specs {
+    let mut git_first = Duration::ZERO;
+    let mut firsts = vec![Duration::ZERO; lorries.len()];
+    for (name, file) in &specs {
+        let t = Instant::now();
         git(
             &plain,
             &[
@@ -427,17 +433,18 @@ fn main() {
             ],
         );
         plain_push(name);
-    }
-    let git_first = t.elapsed();
-    for l in &lorries {
-        let t = Instant::now();
-        for (_, file) in &specs {
+        git_first += t.elapsed();
+        for (l, total) in lorries.iter().zip(firsts.iter_mut()) {
+            let t = Instant::now();
             l.run(file);
+            *total += t.elapsed();
         }
+    }
+    for (l, took) in lorries.iter().zip(firsts) {
         rows.push(Row {
             case: format!("first mirror of {mirrors} small repositories"),
             who: l.label,
-            took: t.elapsed(),
+            took,
             baseline: "git clone --mirror + git push of each",
             base: git_first,
             target: "≤ 1.1×",
@@ -445,30 +452,32 @@ fn main() {
     }
 
     // ---- 4. Refresh of N unchanged mirrors.
-    let t = Instant::now();
-    for (name, _) in &specs {
+    eprintln!("refresh of each...");
+    let mut ls_remote = Duration::ZERO;
+    let mut fetch_push = Duration::ZERO;
+    let mut refreshes = vec![Duration::ZERO; lorries.len()];
+    let mut unchanged_gits = 0;
+    for (name, file) in &specs {
+        let t = Instant::now();
         git(root, &["ls-remote", &daemon.url(&format!("{name}.git"))]);
-    }
-    let ls_remote = t.elapsed();
-    let t = Instant::now();
-    for (name, _) in &specs {
+        ls_remote += t.elapsed();
+        let t = Instant::now();
         git(
             &plain.join(format!("{name}.git")),
             &["fetch", "-q", "--prune", "origin"],
         );
         plain_push(name);
-    }
-    let fetch_push = t.elapsed();
-    let mut unchanged_gits = 0;
-    for l in &lorries {
-        let t = Instant::now();
-        for (_, file) in &specs {
+        fetch_push += t.elapsed();
+        for (l, total) in lorries.iter().zip(refreshes.iter_mut()) {
+            let t = Instant::now();
             let gits = l.run(file);
+            *total += t.elapsed();
             if l.label == "lorry" {
                 unchanged_gits += gits;
             }
         }
-        let took = t.elapsed();
+    }
+    for (l, took) in lorries.iter().zip(refreshes) {
         rows.push(Row {
             case: format!("refresh of {mirrors} unchanged mirrors"),
             who: l.label,
