@@ -411,6 +411,7 @@ mod tests {
                 problem: "not JSON".into(),
             }],
             publish_failures: false,
+            links: true,
             warning_msg: String::new(),
         };
         assert_eq!(

@@ -198,7 +198,15 @@ pub struct Status {
     pub timestamp: String,
     pub config_problems: Vec<ConfigProblem>,
     pub publish_failures: bool,
+    /// Always true; the original's status had it (for its page template,
+    /// which read the same dictionary).
+    #[serde(default = "yes")]
+    pub links: bool,
     pub warning_msg: String,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// The body of every 4xx and 5xx answer.

@@ -7,8 +7,8 @@ use axum::extract::{Path as UrlPath, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use lc_api::{
-    GiveMeJob, JobIds, JobInfo, LorryInfo, MaxJobs, Message, Queue, QueueEntry, QueueState,
-    RemovedGhostJobs, RemovedJobs, RunningJobs, Status,
+    GiveMeJob, JobIds, JobInfo, LorryInfo, MaxJobs, Message, Queue, QueueState,
+    RemovedGhostJobs, RemovedJobs, RunningJobs,
 };
 use lc_base::redact::redact;
 use lc_base::timefmt;
@@ -52,40 +52,6 @@ impl<T: Serialize> IntoResponse for Reply<T> {
     }
 }
 
-/// Everything `/1.0/status` shows, read in one transaction.
-pub async fn build_status(state: &AppState) -> ApiResult<Status> {
-    let (running_queue, lorries, hosts, max_jobs, config_problems, now) = state
-        .read(|tx| {
-            Ok((
-                tx.running_queue()?,
-                tx.queue_lorries()?,
-                tx.hosts()?,
-                tx.max_jobs()?,
-                tx.config_problems()?,
-                tx.now(),
-            ))
-        })
-        .await?;
-    let run_queue = lorries
-        .into_iter()
-        .map(|lorry| queue_entry(lorry, now))
-        .collect();
-    let disk_free = state.disk_free();
-    Ok(Status {
-        running_queue,
-        run_queue,
-        hosts,
-        max_jobs,
-        disk_free,
-        disk_free_mib: disk_free as f64 / (1024.0 * 1024.0),
-        disk_free_gib: disk_free as f64 / (1024.0 * 1024.0 * 1024.0),
-        timestamp: timefmt::utc(now),
-        config_problems,
-        publish_failures: state.config.publish_failures,
-        warning_msg: state.disk_warning().unwrap_or_default(),
-    })
-}
-
 /// A lorry as shown to admins: credentials in its spec and last error are
 /// hidden. Only give-me-job hands the spec, as written, to a minion.
 pub fn shown(mut lorry: LorryInfo) -> LorryInfo {
@@ -96,21 +62,6 @@ pub fn shown(mut lorry: LorryInfo) -> LorryInfo {
         lorry.last_run_error = Some(error);
     }
     lorry
-}
-
-fn queue_entry(lorry: LorryInfo, now: i64) -> QueueEntry {
-    let lorry = shown(lorry);
-    QueueEntry {
-        interval_nice: timefmt::span(lorry.interval),
-        due_nice: if lorry.running_job.is_some() {
-            "running".to_owned()
-        } else {
-            timefmt::due(lorry.due, now)
-        },
-        last_run_nice: timefmt::utc(lorry.last_run),
-        disk_usage_nice: timefmt::bytes(lorry.disk_usage),
-        lorry,
-    }
 }
 
 pub async fn list_queue(State(state): State<AppState>) -> ApiResult<Json<Queue>> {

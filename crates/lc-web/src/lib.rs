@@ -25,6 +25,7 @@ pub mod options;
 mod pages;
 mod provenance;
 mod router;
+mod status_json;
 pub mod security;
 pub mod start;
 mod throttle;
@@ -59,8 +60,11 @@ pub struct WebConfig {
     /// How long one update of the CONFGIT checkout may take before git is
     /// killed (`--confgit-timeout`).
     pub confgit_timeout: std::time::Duration,
-    /// A copy of the status page is written here on every status request.
+    /// A copy of the status page is written here after status requests
+    /// (see pages/status.rs for when).
     pub status_html: Option<PathBuf>,
+    /// The least time between two writes of `status_html`.
+    pub status_html_gap: std::time::Duration,
     /// A copy of `/1.0/manifest.js.gz` is written here on every request of it.
     pub manifest_file: Option<PathBuf>,
     /// The URL consumers fetch downstream repositories under, for exported
@@ -131,6 +135,7 @@ impl WebConfig {
             debug_real_confgit: true,
             confgit_timeout: std::time::Duration::from_secs(DEFAULT_CONFGIT_TIMEOUT),
             status_html: None,
+            status_html_gap: pages::STATUS_FILE_GAP,
             manifest_file: None,
             export_fetch_base: None,
             static_files: None,
@@ -177,6 +182,10 @@ pub struct AppState {
     pub manifest_clock: Arc<manifest::ManifestClock>,
     /// Wakes give-me-jobs waiting for a job (see longpoll.rs).
     pub queue: Arc<longpoll::QueueWake>,
+    /// The JSON status last built (see status_json.rs).
+    pub status_cache: Arc<status_json::StatusCache>,
+    /// When the status file was last written (see pages/status.rs).
+    pub status_file: Arc<pages::StatusFile>,
 }
 
 impl AppState {
@@ -194,6 +203,8 @@ impl AppState {
             minions: Arc::default(),
             manifest_clock: Arc::default(),
             queue: Arc::default(),
+            status_cache: Arc::default(),
+            status_file: Arc::default(),
         }
     }
 

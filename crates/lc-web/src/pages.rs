@@ -28,7 +28,7 @@ use view::{Chrome, JobRow, PagerLink, When, encode_path, pager};
 
 pub use live::job_output;
 pub(crate) use status::write_atomically;
-pub use status::{status, status_html};
+pub use status::{STATUS_FILE_GAP, StatusFile, status, status_html};
 
 /// Rows per page of the status page and the job list.
 pub const PAGE_SIZE: i64 = 100;

@@ -223,15 +223,35 @@ impl ReadTx<'_> {
 
     /// All lorries in queue order.
     pub fn queue_lorries(&self) -> Result<Vec<LorryInfo>> {
+        let mut lorries = Vec::new();
+        self.for_each_queue_lorry(|lorry| {
+            lorries.push(lorry);
+            Ok::<_, std::convert::Infallible>(())
+        })?
+        .unwrap_or_else(|never| match never {});
+        Ok(lorries)
+    }
+
+    /// Every lorry in queue order, handed to `each` as its row is read;
+    /// nothing is collected, so the JSON status of 100,000 lorries is
+    /// written without holding them all. An `Err` of `each` stops the walk
+    /// and is answered inside the `Ok`.
+    pub fn for_each_queue_lorry<E>(
+        &self,
+        mut each: impl FnMut(LorryInfo) -> std::result::Result<(), E>,
+    ) -> Result<std::result::Result<(), E>> {
         let sql = format!(
             "SELECT {LORRY_COLUMNS} FROM lorries ORDER BY {}",
             *QUEUE_ORDER_TERMS
         );
         let mut stmt = self.conn().prepare(&sql)?;
-        let lorries = stmt
-            .query_map([self.now], lorry_from_row)?
-            .collect::<rusqlite::Result<_>>()?;
-        Ok(lorries)
+        let mut rows = stmt.query([self.now])?;
+        while let Some(row) = rows.next()? {
+            if let Err(err) = each(lorry_from_row(row)?) {
+                return Ok(Err(err));
+            }
+        }
+        Ok(Ok(()))
     }
 
     /// The first lorry in queue order that may run now, if any.

@@ -107,6 +107,9 @@ pub struct StateDb {
     pretended: Mutex<Option<i64>>,
     /// Bytes of output kept per job (`--job-output-max`).
     job_output_max: AtomicU64,
+    /// A connection that only asks `PRAGMA data_version`: see
+    /// [`StateDb::generation`].
+    version_probe: Mutex<Connection>,
 }
 
 /// One read transaction on STATEDB, with the time it runs at: it sees a
@@ -154,6 +157,7 @@ impl StateDb {
             checkpointer: Checkpointer::start(path, connect(path, Access::ReadWrite)?)?,
             pretended: Mutex::new(None),
             job_output_max: AtomicU64::new(DEFAULT_JOB_OUTPUT_MAX),
+            version_probe: Mutex::new(connect(path, Access::ReadOnly)?),
         })
     }
 
@@ -175,9 +179,24 @@ impl StateDb {
     }
 
     /// The time a transaction starting now runs at.
-    fn now(&self) -> i64 {
+    pub fn now(&self) -> i64 {
         let pretended = *lock(&self.pretended);
         pretended.unwrap_or_else(real_now)
+    }
+
+    /// A number that changes whenever a transaction that changed STATEDB
+    /// has committed since the last call, on any connection: this
+    /// process's writer or another process (`PRAGMA data_version` of a
+    /// connection of its own, which never writes). A read transaction
+    /// begun after this call sees at least the state it stands for, so an
+    /// answer built from it may be kept until the number changes
+    /// (`lc-web`'s JSON status). It may also change when nothing did (a
+    /// probe write, a WAL restart): that costs a rebuild, never a stale
+    /// answer. Cheap: SQLite reads the WAL index in shared memory.
+    pub fn generation(&self) -> Result<u64> {
+        let conn = lock(&self.version_probe);
+        let version: i64 = Sql::new(&conn).query_row("PRAGMA data_version", [], |r| r.get(0))?;
+        Ok(version as u64)
     }
 
     /// Runs `f` in one write transaction; commits when it returns `Ok`.
@@ -400,6 +419,31 @@ pub(crate) mod tests {
         Migrations::from_slice(MIGRATIONS)
             .validate()
             .expect("migrations validate");
+    }
+
+    #[test]
+    fn the_generation_changes_with_every_commit_that_changed_something() {
+        let (dir, db) = fresh();
+        let g0 = db.generation().expect("generation");
+        assert_eq!(db.generation().expect("again"), g0, "nothing happened");
+        db.read(|tx| tx.running_queue()).expect("read");
+        db.write(|tx| tx.running_queue()).expect("a write that writes nothing");
+        assert_eq!(db.generation().expect("after reads"), g0);
+
+        db.write(|tx| tx.set_running_queue(false)).expect("write");
+        let g1 = db.generation().expect("after a write");
+        assert_ne!(g1, g0);
+        let failed: Result<()> = db.write(|tx| {
+            tx.set_max_jobs(Some(1))?;
+            Err(Error::UnknownJob(1))
+        });
+        assert!(failed.is_err());
+        assert_eq!(db.generation().expect("after a rollback"), g1);
+
+        // Another connection, as another process would write.
+        let other = StateDb::open(&dir.path().join("state.db")).expect("open again");
+        other.write(|tx| tx.set_max_jobs(Some(2))).expect("other write");
+        assert_ne!(db.generation().expect("after another's write"), g1);
     }
 
     #[test]

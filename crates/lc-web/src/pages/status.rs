@@ -5,10 +5,22 @@
 //! per-hour job counts for the charts; never the whole queue.
 //!
 //! # The status file
-//! Every `GET /1.0/status` and `/1.0/status-html` also writes the default
-//! view (no filter, first page) to `--status-html FILE`, atomically: a
-//! temporary file in the same directory, then a rename. It is meant to be
-//! served by a plain web server while the webapp may be down, so:
+//! `GET /1.0/status` and `/1.0/status-html` also write the default view
+//! (no filter, first page) to `--status-html FILE`, atomically: a
+//! temporary file in the same directory, then a rename. Not on every
+//! request, and never in the request's time: a request asks
+//! ([`refresh_status_file`]) and a task of its own writes the file when
+//! STATEDB has changed since it last did, or that was more than
+//! [`STATUS_FILE_REFRESH`] ago (its relative times, "10 min ago", age),
+//! and never within [`STATUS_FILE_GAP`] of the previous write: a change
+//! asked for meanwhile is written when the gap is over. At 100,000
+//! lorries one write costs about as much as the page (the status page
+//! bench), so a webapp polled many times a second writes it at most
+//! every 5 s. The original wrote it on every request; its timer polls
+//! once a minute, which still rewrites it every time.
+//!
+//! The file is meant to be served by a plain web server while the webapp
+//! may be down, so:
 //! - the stylesheet is inlined: the copy looks right with no webapp;
 //! - it has no buttons (they need the webapp) but a link to the live page;
 //! - its links stay root-relative (`/1.0/lorry-html/...`): they work where
@@ -18,13 +30,15 @@
 //!   ones would depend on where the front server puts the file.
 
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use askama::Template;
-use axum::Json;
 use axum::extract::{RawQuery, State};
-use axum::response::Html;
-use lc_api::{ConfigProblem, Status};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use lc_api::ConfigProblem;
 use lc_base::timefmt;
 use lc_core::db::status::{LorryState, QueueFilter, QueuePage};
 
@@ -463,15 +477,122 @@ pub async fn render(state: &AppState, raw_query: Option<&str>) -> Result<String,
 /// `GET /1.0/status-html`.
 pub async fn status_html(State(state): State<AppState>, RawQuery(raw): RawQuery) -> PageResult {
     let html = render(&state, raw.as_deref()).await?;
-    write_status_file(&state).await;
+    refresh_status_file(&state);
     Ok(Html(html))
 }
 
-/// `GET /1.0/status`: the JSON status, and the status file.
-pub async fn status(State(state): State<AppState>) -> Result<Json<Status>, ApiError> {
-    let status = api::build_status(&state).await?;
-    write_status_file(&state).await;
-    Ok(Json(status))
+/// `GET /1.0/status`: the JSON status, from memory when STATEDB and the
+/// second are those it was built at (see status_json.rs); a 304 when
+/// `If-None-Match` names it. Asks for the status file to be refreshed.
+pub async fn status(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let body = state.status_cache.current(&state).await?;
+    refresh_status_file(&state);
+    let cache = [
+        (header::ETAG, body.etag.clone()),
+        // Clients may keep it, but must ask before they use it again.
+        (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+    ];
+    if crate::status_json::not_modified(&headers, &body.etag) {
+        return Ok((StatusCode::NOT_MODIFIED, cache).into_response());
+    }
+    Ok((
+        cache,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body.json.clone(),
+    )
+        .into_response())
+}
+
+/// Least time between two writes of the status file (`WebConfig::status_html_gap`).
+pub const STATUS_FILE_GAP: Duration = Duration::from_secs(5);
+
+/// Age after which the status file is written again though STATEDB has
+/// not changed, for its relative times.
+pub const STATUS_FILE_REFRESH: Duration = Duration::from_secs(30);
+
+/// When the status file was written, and whether a write is under way.
+#[derive(Default)]
+pub struct StatusFile {
+    inner: Mutex<FileState>,
+    /// Writes so far, failed ones included.
+    writes: AtomicU64,
+}
+
+impl StatusFile {
+    /// Writes so far.
+    pub fn writes(&self) -> u64 {
+        self.writes.load(Ordering::Relaxed)
+    }
+
+    /// Whether a write is under way or waiting for the gap to end.
+    pub fn is_writing(&self) -> bool {
+        lock(&self.inner).writing
+    }
+}
+
+#[derive(Default)]
+struct FileState {
+    /// A task is writing it, or waiting for the gap to end.
+    writing: bool,
+    /// A request asked while it was.
+    asked_again: bool,
+    /// STATEDB's generation before the last write read it, and when.
+    written: Option<(Option<u64>, Instant)>,
+}
+
+fn lock(mutex: &Mutex<FileState>) -> std::sync::MutexGuard<'_, FileState> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Has the status file written, if one is configured and it is out of
+/// date (see the module's documentation); returns at once.
+fn refresh_status_file(state: &AppState) {
+    if state.config.status_html.is_none() {
+        return;
+    }
+    let generation = state.db.generation().ok();
+    let mut file = lock(&state.status_file.inner);
+    if file.writing {
+        file.asked_again = true;
+        return;
+    }
+    if let Some((written, at)) = file.written
+        && written.is_some()
+        && written == generation
+        && at.elapsed() < STATUS_FILE_REFRESH
+    {
+        return;
+    }
+    file.writing = true;
+    drop(file);
+    tokio::spawn(status_file_task(state.clone()));
+}
+
+/// Writes the status file once the gap since the last write is over, and
+/// again while requests that came meanwhile saw a newer STATEDB.
+async fn status_file_task(state: AppState) {
+    loop {
+        let since = lock(&state.status_file.inner).written.map(|(_, at)| at);
+        if let Some(at) = since {
+            tokio::time::sleep_until((at + state.config.status_html_gap).into()).await;
+        }
+        let generation = state.db.generation().ok();
+        let started = Instant::now();
+        write_status_file(&state).await;
+        state.status_file.writes.fetch_add(1, Ordering::Relaxed);
+        let mut file = lock(&state.status_file.inner);
+        file.written = Some((generation, started));
+        let again = std::mem::take(&mut file.asked_again);
+        if !(again && generation.is_some() && state.db.generation().ok() != generation) {
+            file.writing = false;
+            return;
+        }
+    }
 }
 
 /// Writes the default view to `--status-html`, if given. A failure is

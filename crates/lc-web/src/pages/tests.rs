@@ -387,23 +387,48 @@ async fn live_output_streams_until_the_job_ends() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
 
+/// Waits (up to 30 s) until the file at `path` satisfies `ready`.
+async fn file_until(path: &Path, what: &str, ready: impl Fn(&str) -> bool) -> String {
+    for _ in 0..3000 {
+        if let Ok(text) = std::fs::read_to_string(path)
+            && ready(&text)
+        {
+            return text;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("{}: {what}", path.display());
+}
+
 #[tokio::test]
 async fn status_requests_write_the_status_file_atomically() {
-    let fx = fixture_with(|dir| config(dir, Some(dir.join("www/status.html")), false));
+    let fx = fixture_with(|dir| WebConfig {
+        // Short, so the test does not wait; still a gap to honour.
+        status_html_gap: std::time::Duration::from_millis(200),
+        ..config(dir, Some(dir.join("www/status.html")), false)
+    });
     let file = fx.state.config.status_html.clone().expect("configured");
     std::fs::create_dir_all(file.parent().expect("dir")).expect("mkdir");
     fx.seed(&[lorry("up/<i>x", &git_spec("up/<i>x", "git://x/x"))]);
 
     let (status, _, _) = fx.get("/1.0/status").await;
     assert_eq!(status, StatusCode::OK);
-    let copy = std::fs::read_to_string(&file).expect("status file");
-    assert!(copy.contains("up/&#60;i&#62;x"));
+    let copy = file_until(&file, "the first copy", |t| t.contains("up/&#60;i&#62;x")).await;
     assert!(copy.contains("<style>"), "stylesheet inlined");
     assert!(
         !copy.contains("<form method=\"post\""),
         "no buttons in the copy"
     );
     assert!(copy.contains("href=\"/1.0/lorry-html/up/%3Ci%3Ex\""));
+    wait_idle(&fx).await;
+    let writes = fx.state.status_file.writes();
+    assert_eq!(writes, 1);
+
+    // Nothing changed: asking again writes nothing.
+    fx.get("/1.0/status").await;
+    fx.page("/1.0/status-html").await;
+    assert!(!fx.state.status_file.is_writing());
+    assert_eq!(fx.state.status_file.writes(), writes);
 
     // A hard link to the page as it is: an in-place rewrite would change
     // what it shows too; an atomic one (new file renamed over) does not.
@@ -413,23 +438,131 @@ async fn status_requests_write_the_status_file_atomically() {
     fx.seed(&[lorry("up/second", &git_spec("up/second", "git://x/s"))]);
     // A filtered status-html request still writes the default view.
     fx.page("/1.0/status-html?prefix=nothing").await;
-    let copy = std::fs::read_to_string(&file).expect("status file");
-    assert!(copy.contains("up/second"));
+    file_until(&file, "the change", |t| t.contains("up/second")).await;
     let old = std::fs::read_to_string(&link).expect("old page");
     assert!(
         old.contains("up/&#60;i&#62;x") && !old.contains("up/second"),
         "the file was rewritten in place"
     );
+    wait_idle(&fx).await;
     let names: Vec<_> = std::fs::read_dir(file.parent().expect("dir"))
         .expect("list")
         .map(|e| e.expect("entry").file_name())
         .collect();
     assert_eq!(names, ["status.html"], "temporary files left behind");
 
+    // Changes asked for within the gap are written once it is over, the
+    // last one included.
+    for i in 0..5 {
+        let path = format!("up/burst-{i}");
+        fx.seed(&[lorry(&path, &git_spec(&path, "git://x/b"))]);
+        fx.get("/1.0/status").await;
+    }
+    file_until(&file, "the last change", |t| t.contains("up/burst-4")).await;
+    wait_idle(&fx).await;
+    assert!(
+        fx.state.status_file.writes() <= writes + 3,
+        "one write per change in a burst"
+    );
+
     // A status file that cannot be written does not fail the request.
     let broken = fixture_with(|dir| config(dir, Some(dir.join("missing/dir/s.html")), false));
     let (status, _, _) = broken.get("/1.0/status").await;
     assert_eq!(status, StatusCode::OK);
+}
+
+/// Waits until no write of the status file is under way or due.
+async fn wait_idle(fx: &Fixture) {
+    for _ in 0..3000 {
+        if !fx.state.status_file.is_writing() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("the status file is still being written");
+}
+
+/// `GET /1.0/status` with `If-None-Match`: (status, ETag, body).
+async fn status_json(fx: &Fixture, if_none_match: Option<&str>) -> (StatusCode, String, String) {
+    let mut request = Request::get("/1.0/status");
+    if let Some(tag) = if_none_match {
+        request = request.header("if-none-match", tag);
+    }
+    let response = router(fx.state.clone())
+        .oneshot(request.body(Body::empty()).expect("request"))
+        .await
+        .expect("response");
+    let status = response.status();
+    let etag = response
+        .headers()
+        .get("etag")
+        .and_then(|v| v.to_str().ok())
+        .expect("an ETag")
+        .to_owned();
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("body");
+    (status, etag, String::from_utf8(body.to_vec()).expect("utf-8"))
+}
+
+fn builds(fx: &Fixture) -> u64 {
+    fx.state
+        .status_cache
+        .builds
+        .load(std::sync::atomic::Ordering::Relaxed)
+}
+
+#[tokio::test]
+async fn the_json_status_is_built_once_per_state_and_second() {
+    let fx = fixture();
+    fx.seed(&[lorry("up/a", &git_spec("up/a", "git://x/a"))]);
+    let (status, etag, body) = status_json(&fx, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("\"up/a\""));
+    assert_eq!(builds(&fx), 1);
+
+    // Unchanged: the same body, not built again; 304 for its ETag.
+    assert_eq!(status_json(&fx, None).await, (StatusCode::OK, etag.clone(), body.clone()));
+    for tag in [etag.clone(), format!("W/{etag}"), format!("\"x\", {etag}")] {
+        assert_eq!(
+            status_json(&fx, Some(&tag)).await,
+            (StatusCode::NOT_MODIFIED, etag.clone(), String::new()),
+            "{tag}"
+        );
+    }
+    for tag in ["\"stale\"", "garbage", ""] {
+        assert_eq!(status_json(&fx, Some(tag)).await.0, StatusCode::OK, "{tag}");
+    }
+    assert_eq!(builds(&fx), 1);
+
+    // Each change, a new body and ETag; the old ETag gets the body.
+    let mut seen = vec![etag.clone()];
+    let mut changed = |what: &str, etag: String, body: &str, shows: &str| {
+        assert!(!seen.contains(&etag), "{what}: ETag unchanged");
+        assert!(body.contains(shows), "{what}: {body}");
+        seen.push(etag);
+    };
+    fx.seed(&[lorry("up/b", &git_spec("up/b", "git://x/b"))]);
+    let (status, etag2, body) = status_json(&fx, Some(&etag)).await;
+    assert_eq!(status, StatusCode::OK);
+    changed("lorry added", etag2, &body, "\"up/b\"");
+
+    fx.run("up/a", "done\n", Some(0));
+    let (_, etag3, body) = status_json(&fx, None).await;
+    changed("job ended", etag3, &body, "\"last_run_exit\":\"0\"");
+
+    fx.state
+        .db
+        .write(|tx| tx.set_running_queue(false))
+        .expect("stop the queue");
+    let (_, etag4, body) = status_json(&fx, None).await;
+    changed("queue stopped", etag4, &body, "\"running_queue\":false");
+
+    // The time alone: timestamp and due times move with it.
+    fx.state.db.set_pretend_time(NOW + 1);
+    let (_, etag5, body) = status_json(&fx, None).await;
+    changed("a second later", etag5, &body, "\"timestamp\":\"2023-11-14 22:13:21 UTC\"");
+    assert_eq!(builds(&fx), 5);
 }
 
 #[tokio::test]

@@ -1,0 +1,451 @@
+//! `GET /1.0/status`: the JSON status, built at most once per state of
+//! STATEDB and second, and served from memory with an `ETag`.
+//!
+//! # What is cached, and for how long
+//! The body depends on STATEDB and on the time: `timestamp`, each lorry's
+//! `due_nice` ("in 40 s") and the queue's order (due lorries first) move
+//! with the clock even when nothing is written. So a body is kept for one
+//! [`Key`]: STATEDB's generation ([`lc_core::db::StateDb::generation`],
+//! which changes with every committed change, from this process or
+//! another) and the second it was built at (the pretended time in tests).
+//! A client asking again within the same second, with nothing written
+//! meanwhile, gets the same bytes; the body is rebuilt at most once per
+//! second, and only when a client asks. The ETag is the key (and this
+//! process's start, so a restarted webapp never repeats one), so
+//! `If-None-Match` gets a 304 exactly when the body would be the same.
+//!
+//! While one request rebuilds, others whose STATEDB generation is that of
+//! the body held get that body, at most [`STALE_MAX`] seconds old, rather
+//! than waiting; after a change they wait for the new body. Never two
+//! builds at once.
+//!
+//! # Memory
+//! The body is written straight from the rows into one buffer, sized
+//! from the previous body: no vector of lorries, no second copy. Responses
+//! share it (`Bytes`). At most two bodies live at once: the one served and
+//! the one being built (the old one is dropped before a build after a
+//! change, as nothing may serve it then).
+
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, HeaderValue, header};
+use lc_api::{ConfigProblem, HostInfo, LorryInfo, QueueEntry};
+use lc_base::timefmt;
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// Oldest body (in seconds of its time) served while the next one is
+/// being built, when STATEDB has not changed since it was.
+pub const STALE_MAX: i64 = 2;
+
+/// What a body was built from: STATEDB's generation, and the second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Key {
+    generation: u64,
+    now: i64,
+}
+
+/// A built JSON status.
+pub struct StatusBody {
+    key: Key,
+    pub etag: HeaderValue,
+    pub json: Bytes,
+}
+
+/// The body served last, and the one build allowed at a time.
+pub struct StatusCache {
+    /// This process's start (nanoseconds since the epoch): in the ETag, so
+    /// that a restarted webapp never answers 304 for an older body.
+    boot: u128,
+    current: Mutex<Option<Arc<StatusBody>>>,
+    building: tokio::sync::Mutex<()>,
+    /// Bodies built, for tests and the bench.
+    pub builds: std::sync::atomic::AtomicU64,
+}
+
+impl Default for StatusCache {
+    fn default() -> StatusCache {
+        StatusCache {
+            boot: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+            current: Mutex::new(None),
+            building: tokio::sync::Mutex::new(()),
+            builds: Default::default(),
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl StatusCache {
+    /// The current body: the one held if it is current, else a new one.
+    pub async fn current(&self, state: &AppState) -> Result<Arc<StatusBody>, ApiError> {
+        let key = key_now(state)?;
+        let held = lock(&self.current).clone();
+        if let Some(body) = &held
+            && body.key == key
+        {
+            return Ok(Arc::clone(body));
+        }
+        let guard = match self.building.try_lock() {
+            Ok(guard) => guard,
+            Err(_) => {
+                // A build is running: a body of the same state, only a
+                // little older, is served rather than waited for.
+                if let Some(body) = &held
+                    && body.key.generation == key.generation
+                    && key.now - body.key.now <= STALE_MAX
+                {
+                    return Ok(Arc::clone(body));
+                }
+                self.building.lock().await
+            }
+        };
+        drop(held);
+        // The build waited for may have been this one's.
+        let key = key_now(state)?;
+        let size_hint = {
+            let mut current = lock(&self.current);
+            match current.as_ref() {
+                Some(body) if body.key == key => return Ok(Arc::clone(body)),
+                Some(body) if body.key.generation != key.generation => {
+                    // Nothing may serve it any more: let it go before the
+                    // next one is built.
+                    current.take().map_or(0, |b| b.json.len())
+                }
+                Some(body) => body.json.len(),
+                None => 0,
+            }
+        };
+        // On a task of its own, so a client hanging up does not waste the
+        // build: the next request finds it.
+        let state2 = state.clone();
+        let body = tokio::spawn(async move {
+            let body = Arc::new(build(&state2, key.generation, size_hint).await?);
+            let cache = &state2.status_cache;
+            cache
+                .builds
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            *lock(&cache.current) = Some(Arc::clone(&body));
+            Ok::<_, ApiError>(body)
+        })
+        .await
+        .map_err(ApiError::internal)??;
+        drop(guard);
+        Ok(body)
+    }
+}
+
+/// STATEDB's generation, read before the transaction that reads the
+/// state (so the state is at least that new), and the time.
+fn key_now(state: &AppState) -> Result<Key, ApiError> {
+    Ok(Key {
+        generation: state.db.generation()?,
+        now: state.db.now(),
+    })
+}
+
+/// Whether `If-None-Match` of `headers` names `etag` (weak comparison, as
+/// RFC 9110 §13.1.2 asks for this header; `*` matches any). Anything that
+/// is not a list of entity tags matches nothing, so the body is sent.
+pub fn not_modified(headers: &HeaderMap, etag: &HeaderValue) -> bool {
+    let ours = etag.as_bytes();
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .flat_map(|value| value.as_bytes().split(|&b| b == b','))
+        .map(|tag| tag.trim_ascii())
+        .any(|tag| tag == b"*" || tag.strip_prefix(b"W/").unwrap_or(tag) == ours)
+}
+
+/// What the status shows besides STATEDB, read before the transaction.
+struct Outside {
+    disk_free: u64,
+    publish_failures: bool,
+    warning_msg: String,
+}
+
+async fn build(state: &AppState, generation: u64, size_hint: usize) -> Result<StatusBody, ApiError> {
+    let outside = Outside {
+        disk_free: state.disk_free(),
+        publish_failures: state.config.publish_failures,
+        warning_msg: state.disk_warning().unwrap_or_default(),
+    };
+    let boot = state.status_cache.boot;
+    state
+        .read(move |tx| {
+            let now = tx.now();
+            let head = Head {
+                running_queue: tx.running_queue()?,
+                hosts: tx.hosts()?,
+                max_jobs: tx.max_jobs()?,
+                config_problems: tx.config_problems()?,
+                now,
+            };
+            // Room for the previous body and a little growth: one
+            // allocation, whose untouched pages cost nothing.
+            let mut out = Vec::with_capacity(size_hint + size_hint / 8 + 4096);
+            write_status(&mut out, &head, &outside, |each| {
+                tx.for_each_queue_lorry(|lorry| each(queue_entry(lorry, now)))
+            })?;
+            let etag = HeaderValue::from_str(&format!("\"{boot:x}-{generation}-{now}\""))
+                .map_err(|e| lc_core::Error::Corrupt(e.to_string()))?;
+            Ok(StatusBody {
+                key: Key { generation, now },
+                etag,
+                json: Bytes::from(out),
+            })
+        })
+        .await
+}
+
+/// What the status shows of STATEDB, but the run queue.
+struct Head {
+    running_queue: bool,
+    hosts: Vec<HostInfo>,
+    max_jobs: Option<i64>,
+    config_problems: Vec<ConfigProblem>,
+    now: i64,
+}
+
+/// Writes the status object as serde writes [`lc_api::Status`] (the same
+/// keys in the same order, tested), taking the run queue from `queue`,
+/// which hands each entry to the function it is given.
+fn write_status<F>(
+    out: &mut Vec<u8>,
+    head: &Head,
+    outside: &Outside,
+    queue: F,
+) -> lc_core::Result<()>
+where
+    F: FnOnce(
+        &mut dyn FnMut(QueueEntry) -> Result<(), serde_json::Error>,
+    ) -> lc_core::Result<Result<(), serde_json::Error>>,
+{
+    let json = |e: serde_json::Error| lc_core::Error::Corrupt(format!("JSON status: {e}"));
+    let field = |out: &mut Vec<u8>, name: &str, value: &dyn erased::Value| {
+        out.push(if out.is_empty() { b'{' } else { b',' });
+        serde_json::to_writer(&mut *out, name).map_err(json)?;
+        out.push(b':');
+        value.write(out).map_err(json)
+    };
+    field(out, "running_queue", &head.running_queue)?;
+    out.extend_from_slice(b",\"run_queue\":[");
+    let mut first = true;
+    queue(&mut |entry| {
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        serde_json::to_writer(&mut *out, &entry)
+    })?
+    .map_err(json)?;
+    out.push(b']');
+    field(out, "hosts", &head.hosts)?;
+    field(out, "max_jobs", &head.max_jobs)?;
+    field(out, "disk_free", &outside.disk_free)?;
+    field(
+        out,
+        "disk_free_mib",
+        &(outside.disk_free as f64 / (1024.0 * 1024.0)),
+    )?;
+    field(
+        out,
+        "disk_free_gib",
+        &(outside.disk_free as f64 / (1024.0 * 1024.0 * 1024.0)),
+    )?;
+    field(out, "timestamp", &timefmt::utc(head.now))?;
+    field(out, "config_problems", &head.config_problems)?;
+    field(out, "publish_failures", &outside.publish_failures)?;
+    field(out, "links", &true)?;
+    field(out, "warning_msg", &outside.warning_msg)?;
+    out.push(b'}');
+    Ok(())
+}
+
+/// Serialising a value of any type through a `&dyn`.
+mod erased {
+    pub trait Value {
+        fn write(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error>;
+    }
+
+    impl<T: serde::Serialize> Value for T {
+        fn write(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+            serde_json::to_writer(out, self)
+        }
+    }
+}
+
+/// A lorry as the run queue shows it: credentials hidden, times readable.
+fn queue_entry(lorry: LorryInfo, now: i64) -> QueueEntry {
+    let lorry = crate::api::shown(lorry);
+    QueueEntry {
+        interval_nice: timefmt::span(lorry.interval),
+        due_nice: if lorry.running_job.is_some() {
+            "running".to_owned()
+        } else {
+            timefmt::due(lorry.due, now)
+        },
+        last_run_nice: timefmt::utc(lorry.last_run),
+        disk_usage_nice: timefmt::bytes(lorry.disk_usage),
+        lorry,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lc_core::db::{JobUpdate, NewLorry, StateDb};
+
+    const NOW: i64 = 1_700_000_000;
+
+    fn lorry(path: &str, url: &str, interval: i64) -> NewLorry {
+        NewLorry {
+            path: path.into(),
+            text: serde_json::json!({ path: { "type": "git", "url": url } }).to_string(),
+            from_host: String::new(),
+            from_path: String::new(),
+            interval,
+            lorry_timeout: 600,
+        }
+    }
+
+    /// Lorries due, fresh, failed (with a secret in its error), running,
+    /// and one whose spec holds a token.
+    fn seeded() -> (tempfile::TempDir, StateDb) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = StateDb::open(&dir.path().join("state.db")).expect("open");
+        db.set_pretend_time(NOW - 7200);
+        db.write(|tx| {
+            tx.upsert_lorry(&lorry("up/failed", "git://x/f", 3600))?;
+            tx.upsert_lorry(&lorry("up/running", "git://x/r", 3600))?;
+            tx.upsert_lorry(&lorry("up/fresh", "git://x/fr", 86_400))?;
+            tx.upsert_lorry(&lorry("up/due", "https://u:s3cret@x.example/d", 60))?;
+            tx.upsert_lorry(&lorry("up/<odd> \"name\"\u{e9}", "git://x/o", 60))?;
+            for (path, exit) in [("up/failed", Some(1)), ("up/fresh", Some(0))] {
+                let path = path.to_owned();
+                tx.move_to_top(&path)?;
+                let (id, _) = tx.start_next_job("m", 1)?.expect("a job");
+                tx.update_job(
+                    id,
+                    &JobUpdate {
+                        exit,
+                        stderr: "fatal: https://u:s3cret@x.example/f: not found\n".into(),
+                        disk_usage: Some(123_456),
+                        ..JobUpdate::default()
+                    },
+                )?;
+            }
+            tx.move_to_top("up/running")?;
+            tx.start_next_job("m", 2)?.expect("running job");
+            Ok(())
+        })
+        .expect("seed");
+        db.set_pretend_time(NOW);
+        (dir, db)
+    }
+
+    /// The streamed body is byte for byte what serde writes of
+    /// `lc_api::Status` built the plain way: same keys, same order, same
+    /// escaping; so clients see no difference.
+    #[test]
+    fn the_streamed_status_is_what_serde_writes_of_the_struct() {
+        let (_dir, db) = seeded();
+        let outside = Outside {
+            disk_free: 5 << 30,
+            publish_failures: true,
+            warning_msg: "low <disk> \"space\"".into(),
+        };
+        let (streamed, plain) = db
+            .read(|tx| {
+                let now = tx.now();
+                let head = Head {
+                    running_queue: tx.running_queue()?,
+                    hosts: tx.hosts()?,
+                    max_jobs: Some(3),
+                    config_problems: vec![ConfigProblem {
+                        file: "a.lorry".into(),
+                        item: None,
+                        problem: "not \"JSON\"".into(),
+                    }],
+                    now,
+                };
+                let mut streamed = Vec::new();
+                write_status(&mut streamed, &head, &outside, |each| {
+                    tx.for_each_queue_lorry(|lorry| each(queue_entry(lorry, now)))
+                })?;
+                let status = lc_api::Status {
+                    running_queue: head.running_queue,
+                    run_queue: tx
+                        .queue_lorries()?
+                        .into_iter()
+                        .map(|lorry| queue_entry(lorry, now))
+                        .collect(),
+                    hosts: head.hosts.clone(),
+                    max_jobs: head.max_jobs,
+                    disk_free: outside.disk_free,
+                    disk_free_mib: outside.disk_free as f64 / (1024.0 * 1024.0),
+                    disk_free_gib: outside.disk_free as f64 / (1024.0 * 1024.0 * 1024.0),
+                    timestamp: timefmt::utc(now),
+                    config_problems: head.config_problems.clone(),
+                    publish_failures: outside.publish_failures,
+                    links: true,
+                    warning_msg: outside.warning_msg.clone(),
+                };
+                Ok((streamed, serde_json::to_vec(&status).expect("serde")))
+            })
+            .expect("read");
+        let streamed = String::from_utf8(streamed).expect("utf-8");
+        assert_eq!(streamed, String::from_utf8(plain).expect("utf-8"));
+        let status: lc_api::Status = serde_json::from_str(&streamed).expect("parses");
+        assert_eq!(status.run_queue.len(), 5);
+        let running = status.run_queue.iter().find(|e| e.lorry.path == "up/running");
+        assert_eq!(running.map(|e| e.due_nice.as_str()), Some("running"));
+        assert!(!streamed.contains("s3cret"), "{streamed}");
+        assert!(streamed.contains("\"timestamp\":\"2023-11-14 22:13:20 UTC\""));
+    }
+
+    fn etag_headers(values: &[&[u8]]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for value in values {
+            headers.append(
+                header::IF_NONE_MATCH,
+                HeaderValue::from_bytes(value).expect("header value"),
+            );
+        }
+        headers
+    }
+
+    #[test]
+    fn if_none_match_is_compared_weakly_and_anything_else_sends_the_body() {
+        let ours = HeaderValue::from_static("\"ab-7-1700000000\"");
+        let matches = |values: &[&[u8]]| not_modified(&etag_headers(values), &ours);
+        assert!(matches(&[b"\"ab-7-1700000000\""]));
+        assert!(matches(&[b"W/\"ab-7-1700000000\""]));
+        assert!(matches(&[b"\"x\", \"ab-7-1700000000\""]));
+        assert!(matches(&[b"\"x\"", b" \"ab-7-1700000000\" "]));
+        assert!(matches(&[b"*"]));
+        for other in [
+            &b"\"ab-7-1699999999\""[..],
+            b"ab-7-1700000000",
+            b"\"ab-7-1700000000",
+            b"w/\"ab-7-1700000000\"",
+            b"",
+            b",,,",
+            b"\"\xff\xfe\"",
+            b"W/",
+        ] {
+            assert!(!matches(&[other]), "{:?}", String::from_utf8_lossy(other));
+        }
+        assert!(!not_modified(&HeaderMap::new(), &ours));
+        let huge = format!("{}\"nope\"", "\"x\",".repeat(100_000));
+        assert!(!matches(&[huge.as_bytes()]));
+    }
+}
