@@ -25,36 +25,19 @@
     reason = "the bench drives the real webapp, minions, lorry and git daemon"
 )]
 
-use std::collections::BTreeMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{Proc, Scenario, env_or, free_port, memory, percentile, run_clients, wait_until};
 use lc_core::db::{NewLorry, StateDb};
 
-const WEBAPP: &str = env!("CARGO_BIN_EXE_lorry-controller-webapp");
 const MINION: &str = env!("CARGO_BIN_EXE_lorry-controller-minion");
 const LORRY: &str = env!("CARGO_BIN_EXE_lorry");
 const LORRIES: usize = 50;
 const UPSTREAMS: usize = 5;
-
-/// A child process, killed when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
-}
 
 fn git(dir: &Path, args: &[&str]) {
     let status = Command::new("git")
@@ -70,21 +53,6 @@ fn git(dir: &Path, args: &[&str]) {
         .status()
         .expect("git");
     assert!(status.success(), "git {args:?}");
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
-
-fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ready() {
-        assert!(start.elapsed() < Duration::from_secs(120), "{what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// Upstream repositories `r0.git`... with a few commits, and `git daemon`.
@@ -136,41 +104,6 @@ fn upstreams(dir: &Path) -> (Proc, u16) {
     (Proc(daemon), port)
 }
 
-fn start_webapp(dir: &Path) -> (Proc, u16) {
-    std::fs::create_dir_all(dir.join("confgit")).expect("mkdir");
-    let port_file = dir.join("port");
-    let child = Command::new(WEBAPP)
-        .arg(format!("--statedb={}", dir.join("state.db").display()))
-        .arg(format!(
-            "--configuration-directory={}",
-            dir.join("confgit").display()
-        ))
-        .args([
-            "--no-debug-real-confgit",
-            "--git-server-type=local",
-            "--log-level=warn",
-            "--debug-port=0",
-        ])
-        .arg(format!(
-            "--local-base-directory={}",
-            dir.join("downstream").display()
-        ))
-        .arg(format!("--log={}", dir.join("webapp.log").display()))
-        .arg(format!("--debug-port-file={}", port_file.display()))
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("start webapp");
-    let mut port = 0;
-    wait_until("the webapp listening", || {
-        port = std::fs::read_to_string(&port_file)
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(0);
-        port != 0
-    });
-    (Proc(child), port)
-}
-
 fn start_minion(dir: &Path, port: u16, name: &str) -> Proc {
     let conf = dir.join("lorry.conf");
     std::fs::write(
@@ -201,20 +134,6 @@ fn start_minion(dir: &Path, port: u16, name: &str) -> Proc {
 
 fn lorry_path(i: usize) -> String {
     format!("load/g{}/repo{i:03}", i % 7)
-}
-
-/// `VmRSS` and `VmHWM` of `pid`, in KiB.
-fn memory(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
 }
 
 /// One request of the mix: its route name and how to send it.
@@ -308,127 +227,20 @@ impl Route {
     }
 }
 
-/// A client process: `connections` closed loops for `seconds`, each
-/// latency written as `route micros ok` lines to `out`.
-fn client_process() {
-    let port = env_or("LC_LOAD_PORT", 0);
-    let connections = env_or("LC_LOAD_CONNECTIONS", 50) as usize;
-    let seconds = env_or("LC_LOAD_SECONDS", 60);
-    let offset = env_or("LC_LOAD_OFFSET", 0) as usize;
-    let out = PathBuf::from(std::env::var("LC_LOAD_OUT").expect("LC_LOAD_OUT"));
-    let base = format!("http://127.0.0.1:{port}");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    let lines: Vec<String> = runtime.block_on(async move {
-        let tasks: Vec<_> = (0..connections)
-            .map(|c| {
-                let base = base.clone();
-                tokio::spawn(async move {
-                    // A client each: one connection each, kept alive.
-                    let client = reqwest::Client::builder()
-                        .timeout(Duration::from_secs(30))
-                        .pool_max_idle_per_host(1)
-                        .build()
-                        .expect("client");
-                    let mut lines = Vec::new();
-                    let mut n = offset + c * 7919;
-                    while Instant::now() < deadline {
-                        let route = MIX[n % MIX.len()];
-                        let t = Instant::now();
-                        let ok = route.send(&client, &base, n).await;
-                        lines.push(format!(
-                            "{}\t{}\t{}",
-                            route.name(),
-                            t.elapsed().as_micros(),
-                            u8::from(ok)
-                        ));
-                        n += 1;
-                    }
-                    lines
-                })
-            })
-            .collect();
-        let mut all = Vec::new();
-        for task in tasks {
-            all.extend(task.await.expect("client task"));
-        }
-        all
-    });
-    let mut file = std::fs::File::create(out).expect("out");
-    for line in lines {
-        writeln!(file, "{line}").expect("write");
-    }
-}
+/// Every connection asks the mix in turn, from its own place in it.
+#[derive(Clone)]
+struct Mix;
 
-/// Latencies per route: (micros sorted, errors).
-type Samples = BTreeMap<String, (Vec<u64>, usize)>;
-
-fn read_samples(files: &[PathBuf]) -> Samples {
-    let mut samples = Samples::new();
-    for file in files {
-        let text = std::fs::read_to_string(file).expect("client output");
-        for line in text.lines() {
-            let mut parts = line.split('\t');
-            let (Some(route), Some(micros), Some(ok)) = (parts.next(), parts.next(), parts.next())
-            else {
-                continue;
-            };
-            let entry = samples.entry(route.to_owned()).or_default();
-            entry.0.push(micros.parse().unwrap_or(0));
-            if ok != "1" {
-                entry.1 += 1;
-            }
-        }
+impl Scenario for Mix {
+    async fn send(
+        &mut self,
+        client: &reqwest::Client,
+        base: &str,
+        n: usize,
+    ) -> (&'static str, bool) {
+        let route = MIX[n % MIX.len()];
+        (route.name(), route.send(client, base, n).await)
     }
-    for (times, _) in samples.values_mut() {
-        times.sort_unstable();
-    }
-    samples
-}
-
-fn percentile(sorted: &[u64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index] as f64 / 1000.0
-}
-
-fn run_clients(
-    port: u16,
-    processes: u64,
-    per_process: u64,
-    seconds: u64,
-    dir: &Path,
-    tag: &str,
-) -> Samples {
-    let exe = std::env::current_exe().expect("own executable");
-    let mut children = Vec::new();
-    let mut files = Vec::new();
-    for p in 0..processes {
-        let out = dir.join(format!("{tag}-{p}.tsv"));
-        files.push(out.clone());
-        children.push(Proc(
-            Command::new(&exe)
-                .env("LC_LOAD_CLIENT", "1")
-                .env("LC_LOAD_PORT", port.to_string())
-                .env("LC_LOAD_CONNECTIONS", per_process.to_string())
-                .env("LC_LOAD_SECONDS", seconds.to_string())
-                .env("LC_LOAD_OFFSET", (p * 104_729).to_string())
-                .env("LC_LOAD_OUT", &out)
-                .stdin(Stdio::null())
-                .spawn()
-                .expect("client process"),
-        ));
-    }
-    for mut child in children {
-        let status = child.0.wait().expect("wait client");
-        assert!(status.success(), "a client process failed: {status}");
-    }
-    read_samples(&files)
 }
 
 fn get_json(port: u16, path: &str) -> serde_json::Value {
@@ -446,8 +258,8 @@ fn post(port: u16, path: &str) {
 }
 
 fn main() {
-    if std::env::var_os("LC_LOAD_CLIENT").is_some() {
-        client_process();
+    if common::client_scenario().is_some() {
+        common::client_process(Mix);
         return;
     }
     let seconds = env_or("LC_BENCH_SECONDS", 60);
@@ -456,7 +268,7 @@ fn main() {
     let per_process = clients.div_ceil(processes);
     let dir = tempfile::tempdir().expect("tempdir");
     let (_daemon, git_port) = upstreams(dir.path());
-    let (webapp, port) = start_webapp(dir.path());
+    let (webapp, port) = common::start_webapp(dir.path(), &[]);
     let webapp_pid = webapp.0.id();
     {
         let db = StateDb::open(&dir.path().join("state.db")).expect("STATEDB");
@@ -499,7 +311,7 @@ fn main() {
     // Baseline: one client, every route in turn, nothing else running.
     let baseline_seconds = (seconds / 6).max(5);
     eprintln!("baseline: 1 client for {baseline_seconds} s");
-    let baseline = run_clients(port, 1, 1, baseline_seconds, dir.path(), "baseline");
+    let baseline = run_clients(port, 1, 1, baseline_seconds, dir.path(), "baseline", "mix");
     post(port, "/1.0/start-queue");
     let jobs_before = get_json(port, "/1.0/list-jobs")["job_ids"]
         .as_array()
@@ -516,7 +328,15 @@ fn main() {
         }
         peak_rss
     });
-    let load = run_clients(port, processes, per_process, seconds, dir.path(), "load");
+    let load = run_clients(
+        port,
+        processes,
+        per_process,
+        seconds,
+        dir.path(),
+        "load",
+        "mix",
+    );
     let peak_rss = sampler.join().expect("sampler");
     let (end_rss, hwm) = memory(webapp_pid);
 

@@ -37,5 +37,6 @@ mod provenance;
 mod samples;
 mod sandbox;
 mod security;
+mod status;
 mod units;
 mod webhooks;

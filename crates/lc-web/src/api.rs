@@ -7,8 +7,8 @@ use axum::extract::{Path as UrlPath, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use lc_api::{
-    GiveMeJob, JobIds, JobInfo, LorryInfo, MaxJobs, Message, Queue, QueueState,
-    RemovedGhostJobs, RemovedJobs, RunningJobs,
+    GiveMeJob, JobIds, JobInfo, LorryInfo, MaxJobs, Message, Queue, QueueState, RemovedGhostJobs,
+    RemovedJobs, RunningJobs,
 };
 use lc_base::redact::redact;
 use lc_base::timefmt;

@@ -25,9 +25,9 @@ pub mod options;
 mod pages;
 mod provenance;
 mod router;
-mod status_json;
 pub mod security;
 pub mod start;
+mod status_json;
 mod throttle;
 pub mod webhooks;
 

@@ -4,20 +4,26 @@
 //! # What is cached, and for how long
 //! The body depends on STATEDB and on the time: `timestamp`, each lorry's
 //! `due_nice` ("in 40 s") and the queue's order (due lorries first) move
-//! with the clock even when nothing is written. So a body is kept for one
-//! [`Key`]: STATEDB's generation ([`lc_core::db::StateDb::generation`],
-//! which changes with every committed change, from this process or
-//! another) and the second it was built at (the pretended time in tests).
-//! A client asking again within the same second, with nothing written
-//! meanwhile, gets the same bytes; the body is rebuilt at most once per
-//! second, and only when a client asks. The ETag is the key (and this
-//! process's start, so a restarted webapp never repeats one), so
-//! `If-None-Match` gets a 304 exactly when the body would be the same.
+//! with the clock even when nothing is written. A body is kept while
+//! STATEDB's generation ([`lc_core::db::StateDb::generation`], which
+//! changes with every committed change, from this process or another) and
+//! whether the disk is short of `--min-free-disk` (`warning_msg`) stay
+//! what they were when it was built, for at most [`TIME_STEP`] seconds of
+//! its `timestamp` (the pretended time in tests). So a change is seen by
+//! the next request, always; with nothing written, the status is a
+//! snapshot at most 5 s old, consistent with its own `timestamp` (its
+//! `due_nice` are relative to it). Why 5 s and not 1: a rebuilt body has
+//! a new ETag, so a client polling every second would otherwise never get
+//! a 304, and at 100,000 lorries each rebuild costs a few hundred ms and
+//! every polling client ~45 MB. `disk_free` may be as old as the body.
 //!
-//! While one request rebuilds, others whose STATEDB generation is that of
-//! the body held get that body, at most [`STALE_MAX`] seconds old, rather
-//! than waiting; after a change they wait for the new body. Never two
-//! builds at once.
+//! A body is built only when a client asks, never two at once. While one
+//! is being built, a request of the same generation gets the body held
+//! (if its time is at most [`STALE_MAX`] seconds past) rather than
+//! waiting; after a change, requests wait for the new body. The ETag is
+//! the key (generation, time the body was built, low disk) and this
+//! process's start, so a restarted webapp never repeats one;
+//! `If-None-Match` naming it gets a 304.
 //!
 //! # Memory
 //! The body is written straight from the rows into one buffer, sized
@@ -36,15 +42,20 @@ use lc_base::timefmt;
 use crate::AppState;
 use crate::error::ApiError;
 
+/// Seconds a body is served for while STATEDB does not change.
+pub const TIME_STEP: i64 = 5;
+
 /// Oldest body (in seconds of its time) served while the next one is
 /// being built, when STATEDB has not changed since it was.
-pub const STALE_MAX: i64 = 2;
+pub const STALE_MAX: i64 = TIME_STEP + 2;
 
-/// What a body was built from: STATEDB's generation, and the second.
+/// What a body was built from: STATEDB's generation, the second, and
+/// whether the disk was short of `--min-free-disk` (`warning_msg`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Key {
     generation: u64,
     now: i64,
+    low_disk: bool,
 }
 
 /// A built JSON status.
@@ -90,7 +101,7 @@ impl StatusCache {
         let key = key_now(state)?;
         let held = lock(&self.current).clone();
         if let Some(body) = &held
-            && body.key == key
+            && body.key.serves(key)
         {
             return Ok(Arc::clone(body));
         }
@@ -100,7 +111,7 @@ impl StatusCache {
                 // A build is running: a body of the same state, only a
                 // little older, is served rather than waited for.
                 if let Some(body) = &held
-                    && body.key.generation == key.generation
+                    && (body.key.generation, body.key.low_disk) == (key.generation, key.low_disk)
                     && key.now - body.key.now <= STALE_MAX
                 {
                     return Ok(Arc::clone(body));
@@ -114,7 +125,7 @@ impl StatusCache {
         let size_hint = {
             let mut current = lock(&self.current);
             match current.as_ref() {
-                Some(body) if body.key == key => return Ok(Arc::clone(body)),
+                Some(body) if body.key.serves(key) => return Ok(Arc::clone(body)),
                 Some(body) if body.key.generation != key.generation => {
                     // Nothing may serve it any more: let it go before the
                     // next one is built.
@@ -128,7 +139,7 @@ impl StatusCache {
         // build: the next request finds it.
         let state2 = state.clone();
         let body = tokio::spawn(async move {
-            let body = Arc::new(build(&state2, key.generation, size_hint).await?);
+            let body = Arc::new(build(&state2, key, size_hint).await?);
             let cache = &state2.status_cache;
             cache
                 .builds
@@ -143,12 +154,21 @@ impl StatusCache {
     }
 }
 
+impl Key {
+    /// Whether a body built at this key may answer a request at `now`.
+    fn serves(self, now: Key) -> bool {
+        (self.generation, self.low_disk) == (now.generation, now.low_disk)
+            && (0..TIME_STEP).contains(&(now.now - self.now))
+    }
+}
+
 /// STATEDB's generation, read before the transaction that reads the
-/// state (so the state is at least that new), and the time.
+/// state (so the state is at least that new), the time, and the disk.
 fn key_now(state: &AppState) -> Result<Key, ApiError> {
     Ok(Key {
         generation: state.db.generation()?,
         now: state.db.now(),
+        low_disk: state.disk_free() < state.config.min_free_disk,
     })
 }
 
@@ -172,7 +192,7 @@ struct Outside {
     warning_msg: String,
 }
 
-async fn build(state: &AppState, generation: u64, size_hint: usize) -> Result<StatusBody, ApiError> {
+async fn build(state: &AppState, key: Key, size_hint: usize) -> Result<StatusBody, ApiError> {
     let outside = Outside {
         disk_free: state.disk_free(),
         publish_failures: state.config.publish_failures,
@@ -195,10 +215,15 @@ async fn build(state: &AppState, generation: u64, size_hint: usize) -> Result<St
             write_status(&mut out, &head, &outside, |each| {
                 tx.for_each_queue_lorry(|lorry| each(queue_entry(lorry, now)))
             })?;
-            let etag = HeaderValue::from_str(&format!("\"{boot:x}-{generation}-{now}\""))
-                .map_err(|e| lc_core::Error::Corrupt(e.to_string()))?;
+            let key = Key { now, ..key };
+            let etag = HeaderValue::from_str(&format!(
+                "\"{boot:x}-{}-{now}{}\"",
+                key.generation,
+                if key.low_disk { "-low" } else { "" }
+            ))
+            .map_err(|e| lc_core::Error::Corrupt(e.to_string()))?;
             Ok(StatusBody {
-                key: Key { generation, now },
+                key,
                 etag,
                 json: Bytes::from(out),
             })
@@ -406,7 +431,10 @@ mod tests {
         assert_eq!(streamed, String::from_utf8(plain).expect("utf-8"));
         let status: lc_api::Status = serde_json::from_str(&streamed).expect("parses");
         assert_eq!(status.run_queue.len(), 5);
-        let running = status.run_queue.iter().find(|e| e.lorry.path == "up/running");
+        let running = status
+            .run_queue
+            .iter()
+            .find(|e| e.lorry.path == "up/running");
         assert_eq!(running.map(|e| e.due_nice.as_str()), Some("running"));
         assert!(!streamed.contains("s3cret"), "{streamed}");
         assert!(streamed.contains("\"timestamp\":\"2023-11-14 22:13:20 UTC\""));

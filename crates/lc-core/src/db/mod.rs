@@ -427,7 +427,8 @@ pub(crate) mod tests {
         let g0 = db.generation().expect("generation");
         assert_eq!(db.generation().expect("again"), g0, "nothing happened");
         db.read(|tx| tx.running_queue()).expect("read");
-        db.write(|tx| tx.running_queue()).expect("a write that writes nothing");
+        db.write(|tx| tx.running_queue())
+            .expect("a write that writes nothing");
         assert_eq!(db.generation().expect("after reads"), g0);
 
         db.write(|tx| tx.set_running_queue(false)).expect("write");
@@ -442,7 +443,9 @@ pub(crate) mod tests {
 
         // Another connection, as another process would write.
         let other = StateDb::open(&dir.path().join("state.db")).expect("open again");
-        other.write(|tx| tx.set_max_jobs(Some(2))).expect("other write");
+        other
+            .write(|tx| tx.set_max_jobs(Some(2)))
+            .expect("other write");
         assert_ne!(db.generation().expect("after another's write"), g1);
     }
 

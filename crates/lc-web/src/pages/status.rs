@@ -484,7 +484,10 @@ pub async fn status_html(State(state): State<AppState>, RawQuery(raw): RawQuery)
 /// `GET /1.0/status`: the JSON status, from memory when STATEDB and the
 /// second are those it was built at (see status_json.rs); a 304 when
 /// `If-None-Match` names it. Asks for the status file to be refreshed.
-pub async fn status(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn status(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let body = state.status_cache.current(&state).await?;
     refresh_status_file(&state);
     let cache = [

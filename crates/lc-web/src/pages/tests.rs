@@ -502,7 +502,11 @@ async fn status_json(fx: &Fixture, if_none_match: Option<&str>) -> (StatusCode, 
     let body = axum::body::to_bytes(response.into_body(), usize::MAX)
         .await
         .expect("body");
-    (status, etag, String::from_utf8(body.to_vec()).expect("utf-8"))
+    (
+        status,
+        etag,
+        String::from_utf8(body.to_vec()).expect("utf-8"),
+    )
 }
 
 fn builds(fx: &Fixture) -> u64 {
@@ -522,7 +526,10 @@ async fn the_json_status_is_built_once_per_state_and_second() {
     assert_eq!(builds(&fx), 1);
 
     // Unchanged: the same body, not built again; 304 for its ETag.
-    assert_eq!(status_json(&fx, None).await, (StatusCode::OK, etag.clone(), body.clone()));
+    assert_eq!(
+        status_json(&fx, None).await,
+        (StatusCode::OK, etag.clone(), body.clone())
+    );
     for tag in [etag.clone(), format!("W/{etag}"), format!("\"x\", {etag}")] {
         assert_eq!(
             status_json(&fx, Some(&tag)).await,
@@ -558,11 +565,34 @@ async fn the_json_status_is_built_once_per_state_and_second() {
     let (_, etag4, body) = status_json(&fx, None).await;
     changed("queue stopped", etag4, &body, "\"running_queue\":false");
 
-    // The time alone: timestamp and due times move with it.
-    fx.state.db.set_pretend_time(NOW + 1);
+    // The time alone: the same snapshot for a few seconds, then a new
+    // one, its timestamp and due times moved.
+    let (_, etag4, _) = status_json(&fx, None).await;
+    fx.state
+        .db
+        .set_pretend_time(NOW + crate::status_json::TIME_STEP - 1);
+    assert_eq!(
+        status_json(&fx, Some(&etag4)).await.0,
+        StatusCode::NOT_MODIFIED
+    );
+    assert_eq!(builds(&fx), 4);
+    fx.state
+        .db
+        .set_pretend_time(NOW + crate::status_json::TIME_STEP);
     let (_, etag5, body) = status_json(&fx, None).await;
-    changed("a second later", etag5, &body, "\"timestamp\":\"2023-11-14 22:13:21 UTC\"");
-    assert_eq!(builds(&fx), 5);
+    changed(
+        "seconds later",
+        etag5,
+        &body,
+        "\"timestamp\":\"2023-11-14 22:13:25 UTC\"",
+    );
+    // A clock set back is no reason to serve a body from the future: built
+    // again, it is the body of that moment, with its ETag.
+    fx.state.db.set_pretend_time(NOW);
+    let (_, etag6, body) = status_json(&fx, None).await;
+    assert_eq!(etag6, etag4);
+    assert!(body.contains("\"timestamp\":\"2023-11-14 22:13:20 UTC\""));
+    assert_eq!(builds(&fx), 6);
 }
 
 #[tokio::test]

@@ -1,0 +1,391 @@
+//! Benchmark (issue 14 item 7): `GET /1.0/status` of the real webapp
+//! binary at 1,000, 10,000 and 100,000 lorries in a real STATEDB,
+//! measured from outside over HTTP, as a user sees it.
+//!
+//! Per size, against one webapp (with `--status-html`, as deployed):
+//! - one keep-alive client, one request at a time: the first status
+//!   (cold), a status right after a change of state (each one rebuilt: the
+//!   baseline, what every request cost before the cache, minus the status
+//!   file it also wrote then), an unchanged status (from memory, rebuilt
+//!   once per second), and `If-None-Match` with its ETag (304);
+//! - 8 and 64 keep-alive connections in client processes (2 and 4
+//!   processes of this binary, see `common`), closed loops for
+//!   `LC_BENCH_SECONDS` (10): with `If-None-Match` (each connection sends
+//!   the last ETag it got) and with full bodies: requests/s, p50, p99;
+//! - the webapp's resident memory from `/proc` (`VmRSS` idle and after,
+//!   `VmHWM` its peak);
+//! - `GET /1.0/list-queue` and `/1.0/metrics`, one client.
+//!
+//! Targets: status ≤ 2 / 20 / 200 ms at 1,000 / 10,000 / 100,000; at
+//! 1,000 from 64 clients ≥ 5,000/s with `If-None-Match`, ≥ 1,500/s full;
+//! resident ≤ 150 MB at 100,000.
+//!
+//! `cargo bench --bench status_http`; `LC_BENCH_SIZES` (1000,10000,100000),
+//! `LC_BENCH_SECONDS` (10).
+
+#![expect(
+    clippy::disallowed_methods,
+    reason = "the bench drives the real webapp binary and client processes"
+)]
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{Samples, Scenario, env_or, memory, percentile, reset_peak, run_clients};
+use lc_core::db::{JobUpdate, NewLorry, StateDb};
+use reqwest::header::{ETAG, HeaderValue, IF_NONE_MATCH};
+
+/// `n` lorries under 50 prefixes, as the status page bench seeds them: one
+/// in 100 has a failed last job (with 20 lines of error), one in 500 a
+/// running one, the rest are due or fresh.
+fn seed(path: &Path, n: usize) {
+    let db = StateDb::open(path).expect("open STATEDB");
+    let now = lc_core::db::real_now();
+    db.set_pretend_time(now - 600);
+    db.write(|tx| {
+        for i in 0..n {
+            let path = format!("upstream/group-{:02}/project-{i:06}", i % 50);
+            tx.upsert_lorry(&NewLorry {
+                text: format!(
+                    "{{\"{path}\": {{\"type\": \"git\", \"url\": \"https://example.com/{path}.git\"}}}}"
+                ),
+                path,
+                from_host: String::new(),
+                from_path: String::new(),
+                interval: if i % 3 == 0 { 300 } else { 86_400 },
+                lorry_timeout: 3600,
+            })?;
+        }
+        Ok(())
+    })
+    .expect("seed lorries");
+    db.write(|tx| {
+        for j in 0..n / 100 + n / 500 {
+            let Some((id, _)) = tx.start_next_job("bench", 1)? else {
+                break;
+            };
+            if j < n / 100 {
+                tx.update_job(
+                    id,
+                    &JobUpdate {
+                        exit: Some(1),
+                        stderr: "fatal: repository not found\n".repeat(20),
+                        ..JobUpdate::default()
+                    },
+                )?;
+            }
+        }
+        Ok(())
+    })
+    .expect("seed jobs");
+}
+
+/// A connection asking for the status, with or without `If-None-Match`.
+#[derive(Clone)]
+struct StatusClient {
+    if_none_match: bool,
+    etag: Option<HeaderValue>,
+}
+
+impl Scenario for StatusClient {
+    async fn send(
+        &mut self,
+        client: &reqwest::Client,
+        base: &str,
+        _: usize,
+    ) -> (&'static str, bool) {
+        let mut request = client.get(format!("{base}/1.0/status"));
+        if self.if_none_match
+            && let Some(tag) = &self.etag
+        {
+            request = request.header(IF_NONE_MATCH, tag.clone());
+        }
+        match request.send().await {
+            Ok(answer) => {
+                let code = answer.status().as_u16();
+                if let Some(tag) = answer.headers().get(ETAG) {
+                    self.etag = Some(tag.clone());
+                }
+                let ok = (code == 200 || code == 304) && answer.bytes().await.is_ok();
+                (if code == 304 { "304" } else { "200" }, ok)
+            }
+            Err(_) => ("error", false),
+        }
+    }
+}
+
+/// One request with a blocking client: time, status, body length, ETag.
+fn get(
+    client: &reqwest::blocking::Client,
+    url: &str,
+    etag: Option<&str>,
+) -> (Duration, u16, usize, String) {
+    let start = Instant::now();
+    let mut request = client.get(url);
+    if let Some(tag) = etag {
+        request = request.header(IF_NONE_MATCH, tag);
+    }
+    let answer = request.send().expect("GET");
+    let code = answer.status().as_u16();
+    let tag = answer
+        .headers()
+        .get(ETAG)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let len = answer.bytes().expect("body").len();
+    (start.elapsed(), code, len, tag)
+}
+
+fn sorted_micros(times: &[Duration]) -> Vec<u64> {
+    let mut micros: Vec<u64> = times.iter().map(|t| t.as_micros() as u64).collect();
+    micros.sort_unstable();
+    micros
+}
+
+fn p50_p99(times: &[Duration]) -> String {
+    let sorted = sorted_micros(times);
+    format!(
+        "{:.2} / {:.2}",
+        percentile(&sorted, 0.5),
+        percentile(&sorted, 0.99)
+    )
+}
+
+struct Sequential {
+    n: usize,
+    body: usize,
+    first: Duration,
+    rebuilt: Vec<Duration>,
+    unchanged: Vec<Duration>,
+    not_modified: Vec<Duration>,
+}
+
+struct Loaded {
+    n: usize,
+    clients: u64,
+    mode: &'static str,
+    seconds: u64,
+    samples: Samples,
+    /// The webapp's peak resident memory during the run, KiB.
+    peak: u64,
+}
+
+struct Memory {
+    n: usize,
+    idle: u64,
+    /// Peak of the one-client requests.
+    sequential_peak: u64,
+    after: u64,
+    /// Peak of all phases.
+    hwm: u64,
+}
+
+fn main() {
+    if let Some(scenario) = common::client_scenario() {
+        common::client_process(StatusClient {
+            if_none_match: scenario == "if-none-match",
+            etag: None,
+        });
+        return;
+    }
+    let sizes: Vec<usize> = std::env::var("LC_BENCH_SIZES")
+        .unwrap_or_else(|_| "1000,10000,100000".into())
+        .split(',')
+        .map(|s| s.trim().parse().expect("LC_BENCH_SIZES: numbers"))
+        .collect();
+    let seconds = env_or("LC_BENCH_SECONDS", 10);
+    let mut sequential = Vec::new();
+    let mut loaded = Vec::new();
+    let mut memories = Vec::new();
+    let mut others = Vec::new();
+    for n in sizes {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let started = Instant::now();
+        seed(&dir.path().join("state.db"), n);
+        eprintln!(
+            "{n} lorries seeded in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        let www = dir.path().join("www");
+        std::fs::create_dir_all(&www).expect("mkdir");
+        let (webapp, port) = common::start_webapp(
+            dir.path(),
+            &[format!(
+                "--status-html={}",
+                www.join("status.html").display()
+            )],
+        );
+        let pid = webapp.0.id();
+        let (idle, _) = memory(pid);
+        reset_peak(pid);
+        let client = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(120))
+            .build()
+            .expect("client");
+        let url = format!("http://127.0.0.1:{port}/1.0/status");
+        let (first, code, body, _) = get(&client, &url, None);
+        assert_eq!(code, 200);
+
+        // After a change: every request builds the body.
+        let rounds = if n >= 100_000 { 15 } else { 40 };
+        let mut rebuilt = Vec::new();
+        for i in 0..rounds {
+            let answer = client
+                .post(format!("http://127.0.0.1:{port}/1.0/set-max-jobs"))
+                .form(&[("max_jobs", (i % 2 + 1).to_string())])
+                .send()
+                .expect("set-max-jobs");
+            assert!(answer.status().is_success());
+            rebuilt.push(get(&client, &url, None).0);
+        }
+        // Unchanged: from memory, rebuilt when the second changes.
+        let mut unchanged = Vec::new();
+        let mut not_modified = Vec::new();
+        let until = Instant::now() + Duration::from_secs(3);
+        let mut etag = String::new();
+        while Instant::now() < until || unchanged.len() < 20 {
+            let (t, code, _, tag) = get(&client, &url, None);
+            assert_eq!(code, 200);
+            unchanged.push(t);
+            etag = tag;
+            let (t, code, _, tag) = get(&client, &url, Some(&etag));
+            assert!(code == 304 || code == 200, "{code}");
+            not_modified.push(t);
+            etag = tag;
+        }
+        let _ = etag;
+        let (_, sequential_peak) = memory(pid);
+        sequential.push(Sequential {
+            n,
+            body,
+            first,
+            rebuilt,
+            unchanged,
+            not_modified,
+        });
+
+        for (clients, processes) in [(8, 2), (64, 4)] {
+            for mode in ["if-none-match", "full"] {
+                eprintln!("{n} lorries: {clients} clients, {mode}, {seconds} s");
+                reset_peak(pid);
+                let samples = run_clients(
+                    port,
+                    processes,
+                    clients / processes,
+                    seconds,
+                    dir.path(),
+                    &format!("{clients}-{mode}"),
+                    mode,
+                );
+                loaded.push(Loaded {
+                    n,
+                    clients,
+                    mode,
+                    seconds,
+                    samples,
+                    peak: memory(pid).1,
+                });
+            }
+        }
+        let (after, last) = memory(pid);
+        let hwm = loaded
+            .iter()
+            .filter(|l| l.n == n)
+            .map(|l| l.peak)
+            .chain([sequential_peak, last])
+            .max()
+            .unwrap_or(0);
+        memories.push(Memory {
+            n,
+            idle,
+            sequential_peak,
+            after,
+            hwm,
+        });
+        for route in ["/1.0/list-queue", "/1.0/metrics"] {
+            let url = format!("http://127.0.0.1:{port}{route}");
+            let mut times = Vec::new();
+            let mut len = 0;
+            for _ in 0..5 {
+                let (t, code, l, _) = get(&client, &url, None);
+                assert_eq!(code, 200, "{route}");
+                times.push(t);
+                len = l;
+            }
+            others.push((n, route, p50_p99(&times), len));
+        }
+        drop(webapp);
+    }
+
+    println!("\nGET /1.0/status, one keep-alive client, one request at a time (ms, p50 / p99)");
+    println!(
+        "| lorries | body | first (cold) | after a change (rebuilt; baseline) | unchanged | If-None-Match (304) | target |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for s in &sequential {
+        let target = match s.n {
+            n if n <= 1_000 => "≤ 2 ms",
+            n if n <= 10_000 => "≤ 20 ms",
+            _ => "≤ 200 ms",
+        };
+        println!(
+            "| {} | {:.1} MiB | {:.1} | {} | {} | {} | {target} |",
+            s.n,
+            s.body as f64 / (1024.0 * 1024.0),
+            s.first.as_secs_f64() * 1000.0,
+            p50_p99(&s.rebuilt),
+            p50_p99(&s.unchanged),
+            p50_p99(&s.not_modified),
+        );
+    }
+    println!("\nfrom client processes, keep-alive connections in closed loops");
+    println!(
+        "| lorries | clients | mode | requests/s | p50 ms | p99 ms | 304s | errors | webapp peak MiB |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for l in &loaded {
+        let mut all: Vec<u64> = Vec::new();
+        let mut errors = 0;
+        for (times, errs) in l.samples.values() {
+            all.extend(times);
+            errors += errs;
+        }
+        all.sort_unstable();
+        let not_modified = l.samples.get("304").map_or(0, |(t, _)| t.len());
+        println!(
+            "| {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.1}% | {errors} | {:.1} |",
+            l.n,
+            l.clients,
+            l.mode,
+            all.len() as f64 / l.seconds as f64,
+            percentile(&all, 0.5),
+            percentile(&all, 0.99),
+            100.0 * not_modified as f64 / all.len().max(1) as f64,
+            l.peak as f64 / 1024.0,
+        );
+    }
+    println!("\nwebapp resident memory (MiB)");
+    println!(
+        "| lorries | idle | peak, one client | after the runs | peak of the whole run (VmHWM) |"
+    );
+    println!("|---|---|---|---|---|");
+    for m in &memories {
+        println!(
+            "| {} | {:.1} | {:.1} | {:.1} | {:.1} |",
+            m.n,
+            m.idle as f64 / 1024.0,
+            m.sequential_peak as f64 / 1024.0,
+            m.after as f64 / 1024.0,
+            m.hwm as f64 / 1024.0
+        );
+    }
+    println!("\nother whole-fleet reads, one client (ms, p50 / p99 of 5)");
+    println!("| lorries | route | p50 / p99 | body |");
+    println!("|---|---|---|---|");
+    for (n, route, times, len) in &others {
+        println!("| {n} | {route} | {times} | {} KiB |", len / 1024);
+    }
+}
