@@ -326,16 +326,15 @@ pub async fn snapshots_html(State(state): State<AppState>, RawQuery(raw): RawQue
     };
     let (from, to) = (get("from"), get("to"));
     let asked = from.clone().zip(to.clone());
-    let (snapshots, channels, manifests, now) = state
+    let (snapshots, channels, diff, now) = state
         .read(move |tx| {
-            let manifests = match &asked {
-                Some((a, b)) => Some((tx.snapshot_manifest(a)?, tx.snapshot_manifest(b)?)),
+            let diff = match &asked {
+                Some((a, b)) => Some(tx.snapshot_diff(a, b)?),
                 None => None,
             };
-            Ok((tx.snapshots()?, tx.channels()?, manifests, tx.now()))
+            Ok((tx.snapshots()?, tx.channels()?, diff, tx.now()))
         })
         .await?;
-    let diff = manifests.map(|(a, b)| lc_api::SnapshotDiff::between(&a, &b));
     let view = SnapshotsPage {
         chrome: Chrome::new("Snapshots", now),
         diff_rows: diff.as_ref().map(diff_rows).unwrap_or_default(),

@@ -87,6 +87,9 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!(
         "../../../../migrations/0014_activity_hints.sql"
     )),
+    M::up(include_str!(
+        "../../../../migrations/0015_ref_ledger_by_time.sql"
+    )),
 ];
 
 /// How long a connection waits for another one's lock before giving up.

@@ -146,12 +146,71 @@ impl ReadTx<'_> {
         })
     }
 
-    /// What changed from snapshot `a` to snapshot `b`.
+    /// What changed from snapshot `a` to snapshot `b`. With one prefix,
+    /// only the lorries whose ledger has a row that appeared or ended
+    /// between the two times can differ: their refs at both times are
+    /// read, and no other lorry's (the whole manifests are read only when
+    /// the prefixes differ).
     pub fn snapshot_diff(&self, a: &str, b: &str) -> Result<lc_api::SnapshotDiff> {
-        Ok(lc_api::SnapshotDiff::between(
-            &self.snapshot_manifest(a)?,
-            &self.snapshot_manifest(b)?,
-        ))
+        let (taken_a, prefix_a, _) = self.snapshot_row(a)?;
+        let (taken_b, prefix_b, _) = self.snapshot_row(b)?;
+        if prefix_a != prefix_b {
+            return Ok(lc_api::SnapshotDiff::between(
+                &self.snapshot_manifest(a)?,
+                &self.snapshot_manifest(b)?,
+            ));
+        }
+        let partial = |name: &str, taken| SnapshotManifest {
+            name: name.to_owned(),
+            taken,
+            prefix: prefix_a.clone(),
+            lorries: BTreeMap::new(),
+        };
+        let (mut from, mut to) = (partial(a, taken_a), partial(b, taken_b));
+        for path in self.paths_changed_between(taken_a, taken_b, &prefix_a)? {
+            for side in [&mut from, &mut to] {
+                let refs = self.lorry_refs_at(&path, side.taken)?;
+                if !refs.is_empty() {
+                    side.lorries.insert(path.clone(), refs);
+                }
+            }
+        }
+        Ok(lc_api::SnapshotDiff::between(&from, &to))
+    }
+
+    /// The lorries under `prefix` whose ledger or whole span has a row
+    /// that appeared or ended after the earlier of `t1` and `t2` and at or
+    /// before the later: the only ones whose refs can differ between them.
+    fn paths_changed_between(&self, t1: i64, t2: i64, prefix: &str) -> Result<Vec<String>> {
+        let (lo, hi) = (t1.min(t2), t1.max(t2));
+        let mut stmt = self.conn().prepare(
+            "SELECT path FROM ref_ledger WHERE first_seen > ?1 AND first_seen <= ?2
+                 AND substr(path, 1, length(?3)) = ?3
+             UNION SELECT path FROM ref_ledger WHERE ended > ?1 AND ended <= ?2
+                 AND substr(path, 1, length(?3)) = ?3
+             UNION SELECT path FROM ref_ledger_whole
+                 WHERE ((since > ?1 AND since <= ?2) OR (until > ?1 AND until <= ?2))
+                 AND substr(path, 1, length(?3)) = ?3",
+        )?;
+        let paths = stmt
+            .query_map(params![lo, hi, prefix], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(paths)
+    }
+
+    /// `path`'s refs at `time` as a snapshot taken then holds them (none
+    /// when its ledger was not whole then).
+    fn lorry_refs_at(&self, path: &str, time: i64) -> Result<BTreeMap<String, String>> {
+        let mut stmt = self.conn().prepare(
+            "SELECT r.ref, r.oid FROM ref_ledger AS r
+             WHERE r.path = ?1 AND r.first_seen <= ?2 AND (r.ended IS NULL OR r.ended > ?2)
+               AND EXISTS (SELECT 1 FROM ref_ledger_whole AS w WHERE w.path = ?1
+                   AND w.since <= ?2 AND (w.until IS NULL OR w.until > ?2))",
+        )?;
+        let refs = stmt
+            .query_map(params![path, time], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(refs)
     }
 
     /// The pins and unpins waiting for `path`'s next job.
@@ -601,6 +660,77 @@ mod tests {
                 .is_empty()
         );
         db.write(|tx| tx.take_snapshot("s1", "")).expect("s1 again");
+    }
+
+    /// The diff read from the rows between two snapshots equals the diff
+    /// of their whole manifests, whatever happened in between: moves,
+    /// deletions, a ref deleted and made again at the same commit, lorries
+    /// added, removed and added again, changes at a snapshot's own second,
+    /// either order, other prefixes.
+    #[test]
+    fn the_diff_from_the_rows_between_equals_the_diff_of_whole_manifests() {
+        let (_dir, db) = fresh();
+        let (main, topic, tag) = ("refs/heads/main", "refs/heads/topic", "refs/tags/v1");
+        db.write(|tx| {
+            for path in ["a", "b/c", "b/d", "e", "same"] {
+                tx.upsert_lorry(&lorry(path, 0))?;
+            }
+            Ok(())
+        })
+        .expect("setup");
+        let report = |path: &str, held: serde_json::Value| {
+            run_with(&db, path, spec_result(path, serde_json::json!({ "held": held })));
+        };
+        let mut names = Vec::new();
+        let mut snap = |db: &crate::db::StateDb, time: i64, prefix: &str| {
+            db.set_pretend_time(time);
+            let name = format!("s{time}");
+            db.write(|tx| tx.take_snapshot(&name, prefix)).expect("snapshot");
+            names.push(name);
+        };
+        db.set_pretend_time(1_000);
+        report("a", serde_json::json!({main: "A1", topic: "T1"}));
+        report("b/c", serde_json::json!({main: "C1"}));
+        report("same", serde_json::json!({main: "S1"}));
+        snap(&db, 1_100, "");
+        snap(&db, 1_100 + 1, "b/");
+        // Changes in the snapshot's own second belong to it.
+        db.set_pretend_time(1_200);
+        report("a", serde_json::json!({main: "A2", tag: "G1"}));
+        report("b/d", serde_json::json!({main: "D1"}));
+        snap(&db, 1_200, "");
+        db.set_pretend_time(1_300);
+        report("b/c", serde_json::json!({}));
+        report("a", serde_json::json!({main: "A2", tag: "G1", topic: "T1"}));
+        db.write(|tx| tx.remove_lorry("b/d")).expect("remove");
+        snap(&db, 1_400, "");
+        db.set_pretend_time(1_500);
+        db.write(|tx| tx.upsert_lorry(&lorry("b/d", 0))).expect("again");
+        report("b/d", serde_json::json!({main: "D2"}));
+        report("e", serde_json::json!({main: "E1"}));
+        report("b/c", serde_json::json!({main: "C1"}));
+        snap(&db, 1_600, "");
+        snap(&db, 1_601, "b/");
+
+        let mut nonempty = 0;
+        for a in &names {
+            for b in &names {
+                let fast = db.read(|tx| tx.snapshot_diff(a, b)).expect("diff");
+                let whole = lc_api::SnapshotDiff::between(
+                    &db.read(|tx| tx.snapshot_manifest(a)).expect("a"),
+                    &db.read(|tx| tx.snapshot_manifest(b)).expect("b"),
+                );
+                assert_eq!(fast, whole, "{a} -> {b}");
+                if !fast.changed.is_empty() || !fast.lorries_added.is_empty() {
+                    nonempty += 1;
+                }
+            }
+        }
+        assert!(nonempty > 10, "the scenario changes things ({nonempty})");
+        let diff = db.read(|tx| tx.snapshot_diff("s1100", "s1600")).expect("diff");
+        assert_eq!(diff.lorries_added, ["b/d", "e"]);
+        assert!(!diff.changed.contains_key("same") && !diff.changed.contains_key("b/c"));
+        assert_eq!(diff.changed["a"].added.keys().collect::<Vec<_>>(), [tag]);
     }
 
     #[test]
