@@ -115,6 +115,12 @@ impl Minion {
     fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
+
+    /// Stops the minion with SIGTERM, as systemd does.
+    fn stop(&mut self) {
+        let status = terminate(&mut self.child);
+        assert!(status.success(), "minion exited with {status} after SIGTERM");
+    }
 }
 
 impl Drop for Minion {
@@ -369,20 +375,36 @@ esac
     app.seed(&[lorry_of("e2e/fine", git(json!({})))]);
     let fine = ended_job(&app, "e2e/fine", READY_TIMEOUT);
     assert_eq!(fine["exit"], "0", "{fine}");
-    // No job cgroup is left behind.
-    let left = Command::new("sh")
-        .args([
-            "-c",
-            "find /sys/fs/cgroup -maxdepth 6 -name 'lorry-job-*' -type d",
-        ])
-        .output()
-        .expect("find");
+    // The jobs took turns in the minion's one cgroup (the limits of the
+    // ones before neither stay nor count against it).
+    let out = fine["output"].as_str().unwrap_or_default();
+    assert!(!out.contains("reached its"), "{out}");
+    assert!(out.contains("memory-max 1073741824, tasks-max 1000"), "{out}");
     let pid = minion.pid();
-    let mine: Vec<String> = String::from_utf8_lossy(&left.stdout)
-        .lines()
-        .filter(|l| l.contains(&format!("lorry-job-{pid}-")))
-        .map(str::to_owned)
-        .collect();
+    let job_cgroups = || -> Vec<String> {
+        let found = Command::new("sh")
+            .args([
+                "-c",
+                "find /sys/fs/cgroup -maxdepth 6 -name 'lorry-job-*' -type d",
+            ])
+            .output()
+            .expect("find");
+        String::from_utf8_lossy(&found.stdout)
+            .lines()
+            .filter(|l| l.contains(&format!("lorry-job-{pid}-")))
+            .map(str::to_owned)
+            .collect()
+    };
+    let mine = job_cgroups();
+    assert!(!mine.is_empty(), "the minion keeps its slot");
+    assert!(
+        mine.iter().all(|d| d.ends_with(&format!("lorry-job-{pid}-slot"))),
+        "{mine:?}"
+    );
+    assert!(!minion.log().contains("not ready"), "{}", minion.log());
+    // A minion that stops leaves no job cgroup behind.
+    minion.stop();
+    let mine = job_cgroups();
     assert!(mine.is_empty(), "{mine:?}");
 }
 

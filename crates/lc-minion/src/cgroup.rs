@@ -5,10 +5,20 @@
 //! it is mounted) or v2 (one directory; the minion moves itself into a
 //! `minion` leaf so that its own cgroup may enable `memory` and `pids` for
 //! the jobs' siblings, as systemd's `Delegate=yes` allows). The job
-//! cgroups are children of the minion's own, named `lorry-job-<minion
-//! pid>-<job id>`. The job joins its cgroup before anything of it runs: a
-//! `/bin/sh` in front of it writes its own pid into `cgroup.procs` and
-//! executes the rest (no `pre_exec`: `unsafe` is forbidden).
+//! cgroups are children of the minion's own. The job joins its cgroup
+//! before anything of it runs: a `/bin/sh` in front of it writes its own
+//! pid into `cgroup.procs` and executes the rest (no `pre_exec`: `unsafe`
+//! is forbidden).
+//!
+//! A minion runs one job at a time, and its jobs take turns in one cgroup,
+//! `lorry-job-<minion pid>-slot`: the kernel's first use of a fresh memory
+//! cgroup costs a job about 10 ms (`benches/job_sandbox.rs`), a reused one
+//! nothing measurable. Between jobs the slot is emptied (every process
+//! killed), its limits are written anew and its counters read, so that a
+//! job is measured by what changed during it. When the slot cannot be made
+//! ready (a process of an earlier job will not die, a lower memory limit
+//! cannot be reached) the job gets a cgroup of its own, `lorry-job-<minion
+//! pid>-<job id>`, removed after it.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -177,45 +187,91 @@ impl Cgroups {
         removed
     }
 
-    /// Makes the cgroup of job `job_id` with `limits`.
+    /// The cgroup for job `job_id` with `limits`: the minion's slot, or
+    /// one of the job's own when the slot cannot be made ready.
     pub fn create(&self, job_id: i64, limits: &JobLimits) -> std::io::Result<JobCgroup> {
+        let slot = format!("{PREFIX}{}-{SLOT}", std::process::id());
+        match self.prepare(&slot, limits, true) {
+            Ok(group) => Ok(group),
+            Err(e) => {
+                tracing::warn!(error = %e, "the minion's job cgroup is not ready; this job gets one of its own");
+                self.create_own(job_id, limits)
+            }
+        }
+    }
+
+    /// A cgroup of job `job_id`'s own, removed after it (what
+    /// [`Cgroups::create`] falls back to).
+    pub fn create_own(&self, job_id: i64, limits: &JobLimits) -> std::io::Result<JobCgroup> {
         let name = format!("{PREFIX}{}-{job_id}", std::process::id());
+        self.prepare(&name, limits, false)
+    }
+
+    /// Removes the minion's slot (at its end), killing what is in it.
+    pub fn remove_slot(&self) {
+        let name = format!("{PREFIX}{}-{SLOT}", std::process::id());
+        for (_, parent) in self.parents() {
+            remove_dir(&parent.join(&name));
+        }
+    }
+
+    /// Makes (or, `reused`, empties) the cgroup `name`, writes `limits`
+    /// (lifting any limit not asked for) and reads its counters.
+    fn prepare(&self, name: &str, limits: &JobLimits, reused: bool) -> std::io::Result<JobCgroup> {
         let mut group = JobCgroup {
             v2: matches!(self, Cgroups::V2 { .. }),
             dirs: Vec::new(),
             limits: *limits,
+            reused,
+            before: Counters::default(),
         };
         for (controller, parent) in self.parents() {
-            let dir = parent.join(&name);
+            let dir = parent.join(name);
             match std::fs::create_dir(&dir) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(e),
             }
             group.dirs.push((controller, dir.clone()));
-            let write = |file: &str, value: String| std::fs::write(dir.join(file), value);
-            match (controller, limits.memory_max, limits.tasks_max) {
-                ("memory", Some(bytes), _) => {
-                    write("memory.limit_in_bytes", bytes.to_string())?;
-                    // Swap too, where the kernel accounts it.
-                    let _ = write("memory.memsw.limit_in_bytes", bytes.to_string());
+            if reused {
+                kill_all(&dir);
+                if !processes(&dir).is_empty() {
+                    return Err(std::io::Error::other(format!(
+                        "{} still holds processes of an earlier job",
+                        dir.display()
+                    )));
                 }
-                ("pids", _, Some(tasks)) => write("pids.max", tasks.to_string())?,
-                ("v2", memory, tasks) => {
-                    if let Some(bytes) = memory {
-                        write("memory.max", bytes.to_string())?;
-                        let _ = write("memory.swap.max", "0".into());
+            }
+            let write = |file: &str, value: String| std::fs::write(dir.join(file), value);
+            let max = |n: Option<u64>, none: &str| n.map_or_else(|| none.to_owned(), |n| n.to_string());
+            match controller {
+                "memory" => {
+                    // memory+swap must stay at least memory: lifted first,
+                    // then both set (swap only where the kernel counts it).
+                    let _ = write("memory.memsw.limit_in_bytes", "-1".into());
+                    write("memory.limit_in_bytes", max(limits.memory_max, "-1"))?;
+                    if let Some(bytes) = limits.memory_max {
+                        let _ = write("memory.memsw.limit_in_bytes", bytes.to_string());
                     }
-                    if let Some(tasks) = tasks {
-                        write("pids.max", tasks.to_string())?;
-                    }
+                    write("memory.failcnt", "0".into())?;
+                }
+                "pids" => write("pids.max", max(limits.tasks_max, "max"))?,
+                "cpuacct" => write("cpuacct.usage", "0".into())?,
+                "v2" => {
+                    write("memory.max", max(limits.memory_max, "max"))?;
+                    let _ = write("memory.swap.max", "0".into());
+                    write("pids.max", max(limits.tasks_max, "max"))?;
                 }
                 _ => {}
             }
         }
+        group.before = group.counters();
         Ok(group)
     }
 }
+
+/// The suffix of the minion's reused job cgroup.
+const SLOT: &str = "slot";
 
 /// The minion's own path in the v1 hierarchy of `controller`, from
 /// `/proc/self/cgroup` (lines `id:controllers:path`).
@@ -291,18 +347,13 @@ fn v2(own: &str, mounts: &str) -> Result<PathBuf, String> {
     Ok(base)
 }
 
-/// Kills every process in the cgroup `dir` (v2's `cgroup.kill` where
-/// there is one), repeating while processes fork.
+/// Kills every process in the cgroup `dir` (with v2's `cgroup.kill` where
+/// there is one), repeating while processes fork, until it is empty or
+/// half a second has passed.
 fn kill_all(dir: &Path) {
-    if std::fs::write(dir.join("cgroup.kill"), "1").is_ok() {
-        return;
-    }
+    let _ = std::fs::write(dir.join("cgroup.kill"), "1");
     for _ in 0..50 {
-        let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
-        let pids: Vec<i32> = procs
-            .lines()
-            .filter_map(|l| l.trim().parse().ok())
-            .collect();
+        let pids = processes(dir);
         if pids.is_empty() {
             return;
         }
@@ -316,12 +367,51 @@ fn kill_all(dir: &Path) {
     }
 }
 
+/// The pids in the cgroup `dir`.
+fn processes(dir: &Path) -> Vec<i32> {
+    std::fs::read_to_string(dir.join("cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+/// Kills what is left in the cgroup `dir` and removes it. The last
+/// process may still be leaving it (EBUSY): polled briefly, up to half a
+/// second.
+fn remove_dir(dir: &Path) {
+    kill_all(dir);
+    for _ in 0..500 {
+        match std::fs::remove_dir(dir) {
+            Ok(()) => break,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(1)),
+        }
+    }
+}
+
+/// A cgroup's counters that only grow: the job's share is the change.
+#[derive(Debug, Clone, Copy, Default)]
+struct Counters {
+    /// Processes the kernel killed for memory (v1 also counts a failed
+    /// charge while the cgroup was out of memory).
+    oom: u64,
+    /// Forks refused at `pids.max`.
+    tasks: u64,
+    /// CPU seconds.
+    cpu: Option<f64>,
+}
+
 /// One job's cgroup (one directory per v1 controller).
 #[derive(Debug)]
 pub struct JobCgroup {
     v2: bool,
     dirs: Vec<(&'static str, PathBuf)>,
     limits: JobLimits,
+    /// The minion's slot: emptied, not removed, after the job.
+    reused: bool,
+    /// The counters when the job started.
+    before: Counters,
 }
 
 impl JobCgroup {
@@ -353,40 +443,44 @@ impl JobCgroup {
 
     /// CPU seconds the job has used (`cpuacct.usage` or v2's `cpu.stat`).
     pub fn cpu_seconds(&self) -> Option<f64> {
-        if self.v2 {
-            let stat = std::fs::read_to_string(self.dir("v2")?.join("cpu.stat")).ok()?;
-            let usec: u64 = counter(&stat, "usage_usec")?;
-            return Some(usec as f64 / 1e6);
-        }
-        let text = std::fs::read_to_string(self.dir("cpuacct")?.join("cpuacct.usage")).ok()?;
-        let nanos: u64 = text.trim().parse().ok()?;
-        Some(nanos as f64 / 1e9)
+        let now = self.counters().cpu?;
+        Some(now - self.before.cpu.unwrap_or(0.0))
     }
 
-    /// The limits the job ran into, each as a line naming it.
-    pub fn limits_hit(&self) -> Vec<String> {
-        let mut hit = Vec::new();
+    /// The counters as they are now.
+    fn counters(&self) -> Counters {
         let read = |controller: &str, file: &str| {
             self.dir(controller)
                 .and_then(|dir| std::fs::read_to_string(dir.join(file)).ok())
                 .unwrap_or_default()
         };
-        let (oom, tasks) = if self.v2 {
+        if self.v2 {
             let memory = read("v2", "memory.events");
-            (
-                counter(&memory, "oom_kill").unwrap_or(0) + counter(&memory, "max").unwrap_or(0),
-                counter(&read("v2", "pids.events"), "max").unwrap_or(0),
-            )
-        } else {
-            let control = read("memory", "memory.oom_control");
-            let failcnt: u64 = read("memory", "memory.failcnt").trim().parse().unwrap_or(0);
-            (
-                counter(&control, "oom_kill").unwrap_or(0).max(u64::from(
-                    failcnt > 0 && counter(&control, "under_oom").unwrap_or(0) > 0,
-                )),
-                counter(&read("pids", "pids.events"), "max").unwrap_or(0),
-            )
-        };
+            let cpu = counter(&read("v2", "cpu.stat"), "usage_usec");
+            return Counters {
+                oom: counter(&memory, "oom_kill").unwrap_or(0) + counter(&memory, "max").unwrap_or(0),
+                tasks: counter(&read("v2", "pids.events"), "max").unwrap_or(0),
+                cpu: cpu.map(|usec| usec as f64 / 1e6),
+            };
+        }
+        let control = read("memory", "memory.oom_control");
+        let failcnt: u64 = read("memory", "memory.failcnt").trim().parse().unwrap_or(0);
+        let cpu: Option<u64> = read("cpuacct", "cpuacct.usage").trim().parse().ok();
+        Counters {
+            oom: counter(&control, "oom_kill").unwrap_or(0).max(u64::from(
+                failcnt > 0 && counter(&control, "under_oom").unwrap_or(0) > 0,
+            )),
+            tasks: counter(&read("pids", "pids.events"), "max").unwrap_or(0),
+            cpu: cpu.map(|nanos| nanos as f64 / 1e9),
+        }
+    }
+
+    /// The limits the job ran into, each as a line naming it.
+    pub fn limits_hit(&self) -> Vec<String> {
+        let mut hit = Vec::new();
+        let now = self.counters();
+        let oom = now.oom.saturating_sub(self.before.oom);
+        let tasks = now.tasks.saturating_sub(self.before.tasks);
         if let (Some(bytes), true) = (self.limits.memory_max, oom > 0) {
             hit.push(format!(
                 "the job reached its memory-max limit ({bytes} bytes) and the kernel killed a process of it"
@@ -400,20 +494,14 @@ impl JobCgroup {
         hit
     }
 
-    /// Kills what is left in the cgroup and removes it.
+    /// Kills what is left in the cgroup; a cgroup of the job's own is
+    /// removed, the minion's slot kept for the next job.
     pub fn remove(self) {
         for (_, dir) in &self.dirs {
-            kill_all(dir);
-        }
-        // The last process may still be leaving the cgroup (EBUSY): poll
-        // briefly, up to half a second.
-        for (_, dir) in &self.dirs {
-            for _ in 0..500 {
-                match std::fs::remove_dir(dir) {
-                    Ok(()) => break,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
-                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(1)),
-                }
+            if self.reused {
+                kill_all(dir);
+            } else {
+                remove_dir(dir);
             }
         }
     }

@@ -160,6 +160,9 @@ pub async fn run(mut config: MinionConfig, mut shutdown: Shutdown) -> Result<(),
             () = shutdown.requested() => {}
         }
     }
+    if let Some(cgroups) = &config.cgroups {
+        cgroups.remove_slot();
+    }
     tracing::info!("minion stopped");
     Ok(())
 }
