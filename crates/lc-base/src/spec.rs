@@ -170,7 +170,7 @@ pub enum SpecProblem {
     BadCheckCertificates(String),
     #[error("lfs must be true or false, not {0}")]
     BadLfs(String),
-    #[error("type {0}: lfs is only for git specs")]
+    #[error("type {0}: lfs is only for git and raw-file specs")]
     LfsNotForType(String),
     #[error("type {kind}: {reason}")]
     Invalid { kind: String, reason: String },
@@ -362,7 +362,7 @@ fn parse_spec(raw: Value) -> Result<LorrySpec, SpecProblem> {
         Some(Value::Bool(b)) => Some(*b),
         Some(other) => return Err(SpecProblem::BadLfs(other.to_string())),
     };
-    if lfs == Some(true) && !matches!(source, Source::Git { .. }) {
+    if lfs == Some(true) && !matches!(source, Source::Git { .. } | Source::RawFile { .. }) {
         return Err(SpecProblem::LfsNotForType(kind));
     }
     Ok(LorrySpec {
@@ -660,6 +660,16 @@ mod tests {
                 .expect("git")
                 .lfs,
             Some(true)
+        );
+        assert_eq!(
+            one(r#"{"a": {"type": "raw-file", "urls": [{"url": "http://h/f"}], "lfs": true}}"#)
+                .expect("raw-file")
+                .lfs,
+            Some(true)
+        );
+        assert_eq!(
+            one(r#"{"a": {"type": "tarball", "url": "http://h/t.tgz", "lfs": true}}"#),
+            Err(SpecProblem::LfsNotForType("tarball".into()))
         );
         assert_eq!(one(r#"{"a": 3}"#), Err(SpecProblem::NotAMap("a number")));
     }

@@ -1,5 +1,6 @@
 //! Git LFS: the large files a git spec's refs point to, kept in the bare
-//! mirror's own LFS store (`git/lfs/objects/`) and handed downstream.
+//! mirror's own LFS store (`git/lfs/objects/`) and handed downstream; and
+//! the files of a raw-file spec with `lfs: true`, stored there by lorry.
 //!
 //! Invariants:
 //! * the objects of every mirrored ref are fetched (`git lfs fetch --all`
@@ -64,6 +65,46 @@ pub fn store(repo: &Path) -> LfsStore {
         }
     }
     total
+}
+
+/// What a raw-file spec with `lfs: true` commits as `.gitattributes`:
+/// every file is an LFS pointer, except this file itself.
+pub const ALL_FILES_ATTRIBUTES: &str =
+    "* filter=lfs diff=lfs merge=lfs -text\n.gitattributes !filter !diff !merge text\n";
+
+/// Puts `file` (whose SHA-256 is `oid`, hex) into `repo`'s LFS store,
+/// unless it holds it already, and answers the pointer file that stands
+/// for it in a commit (git-lfs's docs/spec.md: `version`, then the other
+/// keys in order, each line ending in a newline). The object arrives
+/// whole or not at all: linked (or copied) beside its place, then renamed.
+pub fn store_file(repo: &Path, file: &Path, oid: &str, size: u64) -> std::io::Result<String> {
+    if oid.len() != 64 || !oid.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(std::io::Error::other(format!(
+            "{oid:?} is not a SHA-256 object id"
+        )));
+    }
+    let oid = oid.to_ascii_lowercase();
+    let dir = repo
+        .join("lfs")
+        .join("objects")
+        .join(&oid[0..2])
+        .join(&oid[2..4]);
+    let dest = dir.join(&oid);
+    if !dest.is_file() {
+        std::fs::create_dir_all(&dir)?;
+        let tmp = dir.join(format!("{oid}.{}.tmp", std::process::id()));
+        let _ = std::fs::remove_file(&tmp);
+        if std::fs::hard_link(file, &tmp).is_err() {
+            std::fs::copy(file, &tmp)?;
+        }
+        if let Err(e) = std::fs::rename(&tmp, &dest) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+    }
+    Ok(format!(
+        "version https://git-lfs.github.com/spec/v1\noid sha256:{oid}\nsize {size}\n"
+    ))
 }
 
 /// `git lfs <action> --all lorry-lfs <tips>` in `repo`, the remote being `url`.

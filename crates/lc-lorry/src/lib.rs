@@ -70,7 +70,8 @@ pub struct SpecRun<'a> {
     /// The bare mirror, `<dir>/git`.
     pub repo: &'a Path,
     pub check_certificates: bool,
-    /// Git LFS objects are mirrored (the spec's `lfs`, or `--lfs-default`).
+    /// Git LFS objects are mirrored (the spec's `lfs`, or `--lfs-default`);
+    /// for a raw-file spec, its files are stored in LFS.
     pub lfs: bool,
 }
 

@@ -192,8 +192,13 @@ fn mirror_locked(
     }
     git.init_bare(&repo)?;
     ctx.timings.step("init");
-    let lfs =
-        matches!(spec.source, Source::Git { .. }) && spec.lfs.unwrap_or(ctx.options.lfs_default);
+    // Raw files go to LFS only when their spec asks: `--lfs-default`
+    // is about mirroring an upstream's LFS objects.
+    let lfs = match spec.source {
+        Source::Git { .. } => spec.lfs.unwrap_or(ctx.options.lfs_default),
+        Source::RawFile { .. } => spec.lfs == Some(true),
+        _ => false,
+    };
     let run = SpecRun {
         git: &git,
         spec,

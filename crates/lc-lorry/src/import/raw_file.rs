@@ -69,9 +69,20 @@ pub(super) fn import_raw_files(
         }
         let mut reader = File::open(&fresh).map_err(io("open", &fresh))?;
         let size = reader.metadata().map_err(io("read", &fresh))?.len();
-        let mark = fi
-            .blob_from(&mut reader, size)
-            .map_err(io("read", &fresh))?;
+        let mark = if run.lfs {
+            // The file into the mirror's LFS store, its pointer into git.
+            let oid = match &expected {
+                Some(checked) => checked.clone(),
+                None => sha256_file(&fresh)?,
+            };
+            let lfs_dir = repo.join("lfs");
+            let pointer = crate::lfs::store_file(repo, &fresh, &oid, size)
+                .map_err(io("store in LFS", &lfs_dir))?;
+            fi.blob(pointer.as_bytes())
+        } else {
+            fi.blob_from(&mut reader, size)
+                .map_err(io("read", &fresh))?
+        };
         entries.push(Entry {
             path: repo_path.clone(),
             mode: "100644",
@@ -85,6 +96,14 @@ pub(super) fn import_raw_files(
         ctx.log
             .info(&format!("{}: every file already imported", spec.name));
         return Ok(());
+    }
+    if run.lfs {
+        let mark = fi.blob(crate::lfs::ALL_FILES_ATTRIBUTES.as_bytes());
+        entries.push(Entry {
+            path: ".gitattributes".into(),
+            mode: "100644",
+            mark,
+        });
     }
     let parent = branch_tip(git, repo, "refs/heads/master")?;
     let when = jiff::Timestamp::now().as_second();

@@ -557,3 +557,103 @@ fn lfs_default_is_harmless_for_repositories_without_lfs_and_a_spec_can_turn_it_o
     assert_eq!(run.code, 0, "{}", run.all_output());
     assert!(!run.git.iter().any(|l| l.contains("lfs")), "{:?}", run.git);
 }
+
+#[test]
+fn raw_files_with_lfs_are_stored_in_lfs_and_clone_whole() {
+    use sha2::{Digest, Sha256};
+    let area = Area::new();
+    let server = crate::http::HttpServer::start();
+    let image: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let notes = b"notes\n".to_vec();
+    let hex = |data: &[u8]| -> String {
+        Sha256::digest(data)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    server.put("/fw/image.bin", image.clone());
+    server.put("/doc/notes.txt", notes.clone());
+    let name = "raw/fw";
+    let down = area.downstream(name);
+    let file = area.lorry_file(
+        "r.lorry",
+        &json!({ name: { "type": "raw-file", "lfs": true, "urls": [
+            { "url": server.url("/fw/image.bin"), "destination": "firmware", "sha256sum": hex(&image) },
+            { "url": server.url("/doc/notes.txt") },
+        ] } }),
+    );
+    let result_file = area.path().join("result.json");
+    let option = format!("--result-file={}", result_file.display());
+    let run = area.run(&[&file], &[&option]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    // git holds pointers; the mirror's and the downstream's LFS stores
+    // hold the files.
+    let pointer = git(&down, &["cat-file", "-p", "master:firmware/image.bin"]);
+    assert_eq!(
+        pointer,
+        format!(
+            "version https://git-lfs.github.com/spec/v1\noid sha256:{}\nsize {}",
+            hex(&image),
+            image.len()
+        )
+    );
+    assert!(
+        git(&down, &["cat-file", "-p", "master:.gitattributes"]).starts_with("* filter=lfs")
+    );
+    let mut oids = vec![hex(&image), hex(&notes)];
+    oids.sort();
+    assert_eq!(lfs_store_oids(&area.mirror(name)), oids);
+    assert_eq!(lfs_store_oids(&down), oids);
+    let result: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&result_file).expect("result"))
+            .expect("json");
+    let bytes = (image.len() + notes.len()) as u64;
+    assert_eq!(result["specs"][0]["lfs_bytes"], bytes);
+    // The LFS objects were pushed before the ref.
+    let lfs_push = run.git.iter().position(|l| l.contains("lfs push"));
+    let ref_push = run.git.iter().position(|l| l.starts_with("push"));
+    assert!(
+        matches!((lfs_push, ref_push), (Some(l), Some(r)) if l < r),
+        "{:?}",
+        run.git
+    );
+    check_clone(
+        &area,
+        &down,
+        &BTreeMap::from([(
+            "master",
+            BTreeMap::from([
+                ("firmware/image.bin", image.clone()),
+                ("notes.txt", notes.clone()),
+            ]),
+        )]),
+    );
+    // A clone's .gitattributes is plain text, not a pointer.
+    let attributes = std::fs::read_to_string(area.path().join("clone/.gitattributes"))
+        .expect("attributes");
+    assert!(attributes.contains(".gitattributes !filter"), "{attributes}");
+
+    // A file added later joins the store; the old ones are not fetched again.
+    let more = b"more data\n".to_vec();
+    server.put("/doc/more.txt", more.clone());
+    let file = area.lorry_file(
+        "r.lorry",
+        &json!({ name: { "type": "raw-file", "lfs": true, "urls": [
+            { "url": server.url("/fw/image.bin"), "destination": "firmware", "sha256sum": hex(&image) },
+            { "url": server.url("/doc/notes.txt") },
+            { "url": server.url("/doc/more.txt") },
+        ] } }),
+    );
+    let run = area.run(&[&file], &[&option]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    assert_eq!(server.hits("/fw/image.bin"), 1);
+    assert_eq!(lfs_store_oids(&down).len(), 3);
+    check_clone(
+        &area,
+        &down,
+        &BTreeMap::from([(
+            "master",
+            BTreeMap::from([("firmware/image.bin", image), ("more.txt", more)]),
+        )]),
+    );
+}
