@@ -122,7 +122,7 @@ fn main() {
                 cpu_seconds: None,
             };
             let mut job_id = 0;
-            let mut with = |fresh: bool| {
+            let mut with = |fresh: bool, job: &[OsString]| {
                 measure(rounds, || {
                     job_id += 1;
                     let cgroup = if fresh {
@@ -132,15 +132,17 @@ fn main() {
                     }
                     .expect("cgroup");
                     let mut argv = cgroup.join_argv();
-                    argv.extend(boxed.iter().cloned());
+                    argv.extend(job.iter().cloned());
                     run(&argv, &boxed_env);
                     assert!(cgroup.limits_hit().is_empty());
                     cgroup.remove();
                 })
             };
-            let slot = with(false);
-            let fresh = with(true);
+            let slot_only = with(false, &lorry);
+            let slot = with(false, &boxed);
+            let fresh = with(true, &boxed);
             cgroups.remove_slot();
+            report(&format!("{} slot alone", cgroups.name()), &slot_only);
             added = report(&format!("bwrap + {} slot", cgroups.name()), &slot);
             report(&format!("bwrap + fresh {}", cgroups.name()), &fresh);
         }

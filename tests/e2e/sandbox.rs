@@ -119,7 +119,10 @@ impl Minion {
     /// Stops the minion with SIGTERM, as systemd does.
     fn stop(&mut self) {
         let status = terminate(&mut self.child);
-        assert!(status.success(), "minion exited with {status} after SIGTERM");
+        assert!(
+            status.success(),
+            "minion exited with {status} after SIGTERM"
+        );
     }
 }
 
@@ -379,7 +382,10 @@ esac
     // ones before neither stay nor count against it).
     let out = fine["output"].as_str().unwrap_or_default();
     assert!(!out.contains("reached its"), "{out}");
-    assert!(out.contains("memory-max 1073741824, tasks-max 1000"), "{out}");
+    assert!(
+        out.contains("memory-max 1073741824, tasks-max 1000"),
+        "{out}"
+    );
     let pid = minion.pid();
     let job_cgroups = || -> Vec<String> {
         let found = Command::new("sh")
@@ -398,7 +404,8 @@ esac
     let mine = job_cgroups();
     assert!(!mine.is_empty(), "the minion keeps its slot");
     assert!(
-        mine.iter().all(|d| d.ends_with(&format!("lorry-job-{pid}-slot"))),
+        mine.iter()
+            .all(|d| d.ends_with(&format!("lorry-job-{pid}-slot"))),
         "{mine:?}"
     );
     assert!(!minion.log().contains("not ready"), "{}", minion.log());

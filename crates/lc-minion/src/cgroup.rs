@@ -243,7 +243,8 @@ impl Cgroups {
                 }
             }
             let write = |file: &str, value: String| std::fs::write(dir.join(file), value);
-            let max = |n: Option<u64>, none: &str| n.map_or_else(|| none.to_owned(), |n| n.to_string());
+            let max =
+                |n: Option<u64>, none: &str| n.map_or_else(|| none.to_owned(), |n| n.to_string());
             match controller {
                 "memory" => {
                     // memory+swap must stay at least memory: lifted first,
@@ -348,22 +349,29 @@ fn v2(own: &str, mounts: &str) -> Result<PathBuf, String> {
 }
 
 /// Kills every process in the cgroup `dir` (with v2's `cgroup.kill` where
-/// there is one), repeating while processes fork, until it is empty or
-/// half a second has passed.
+/// there is one) and waits until it is empty, killing again what forked
+/// meanwhile, for up to half a second.
 fn kill_all(dir: &Path) {
     let _ = std::fs::write(dir.join("cgroup.kill"), "1");
-    for _ in 0..50 {
+    for round in 0..500 {
         let pids = processes(dir);
         if pids.is_empty() {
             return;
         }
-        for pid in pids {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
+        if round % 10 == 0 {
+            signal_all(&pids);
         }
-        std::thread::sleep(std::time::Duration::from_millis(10));
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+/// SIGKILL to each of `pids`.
+fn signal_all(pids: &[i32]) {
+    for &pid in pids {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
     }
 }
 
@@ -458,7 +466,8 @@ impl JobCgroup {
             let memory = read("v2", "memory.events");
             let cpu = counter(&read("v2", "cpu.stat"), "usage_usec");
             return Counters {
-                oom: counter(&memory, "oom_kill").unwrap_or(0) + counter(&memory, "max").unwrap_or(0),
+                oom: counter(&memory, "oom_kill").unwrap_or(0)
+                    + counter(&memory, "max").unwrap_or(0),
                 tasks: counter(&read("v2", "pids.events"), "max").unwrap_or(0),
                 cpu: cpu.map(|usec| usec as f64 / 1e6),
             };
@@ -495,11 +504,15 @@ impl JobCgroup {
     }
 
     /// Kills what is left in the cgroup; a cgroup of the job's own is
-    /// removed, the minion's slot kept for the next job.
+    /// removed, the minion's slot kept for the next job. Processes still
+    /// on their way out (bwrap's own pid 1 may outlive the bwrap the
+    /// minion waited for by a few milliseconds) are not waited for in the
+    /// slot: the next job's [`Cgroups::create`] does that.
     pub fn remove(self) {
         for (_, dir) in &self.dirs {
             if self.reused {
-                kill_all(dir);
+                let _ = std::fs::write(dir.join("cgroup.kill"), "1");
+                signal_all(&processes(dir));
             } else {
                 remove_dir(dir);
             }

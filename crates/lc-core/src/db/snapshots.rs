@@ -679,13 +679,18 @@ mod tests {
         })
         .expect("setup");
         let report = |path: &str, held: serde_json::Value| {
-            run_with(&db, path, spec_result(path, serde_json::json!({ "held": held })));
+            run_with(
+                &db,
+                path,
+                spec_result(path, serde_json::json!({ "held": held })),
+            );
         };
         let mut names = Vec::new();
         let mut snap = |db: &crate::db::StateDb, time: i64, prefix: &str| {
             db.set_pretend_time(time);
             let name = format!("s{time}");
-            db.write(|tx| tx.take_snapshot(&name, prefix)).expect("snapshot");
+            db.write(|tx| tx.take_snapshot(&name, prefix))
+                .expect("snapshot");
             names.push(name);
         };
         db.set_pretend_time(1_000);
@@ -705,7 +710,8 @@ mod tests {
         db.write(|tx| tx.remove_lorry("b/d")).expect("remove");
         snap(&db, 1_400, "");
         db.set_pretend_time(1_500);
-        db.write(|tx| tx.upsert_lorry(&lorry("b/d", 0))).expect("again");
+        db.write(|tx| tx.upsert_lorry(&lorry("b/d", 0)))
+            .expect("again");
         report("b/d", serde_json::json!({main: "D2"}));
         report("e", serde_json::json!({main: "E1"}));
         report("b/c", serde_json::json!({main: "C1"}));
@@ -727,7 +733,9 @@ mod tests {
             }
         }
         assert!(nonempty > 10, "the scenario changes things ({nonempty})");
-        let diff = db.read(|tx| tx.snapshot_diff("s1100", "s1600")).expect("diff");
+        let diff = db
+            .read(|tx| tx.snapshot_diff("s1100", "s1600"))
+            .expect("diff");
         assert_eq!(diff.lorries_added, ["b/d", "e"]);
         assert!(!diff.changed.contains_key("same") && !diff.changed.contains_key("b/c"));
         assert_eq!(diff.changed["a"].added.keys().collect::<Vec<_>>(), [tag]);

@@ -597,9 +597,7 @@ fn raw_files_with_lfs_are_stored_in_lfs_and_clone_whole() {
             image.len()
         )
     );
-    assert!(
-        git(&down, &["cat-file", "-p", "master:.gitattributes"]).starts_with("* filter=lfs")
-    );
+    assert!(git(&down, &["cat-file", "-p", "master:.gitattributes"]).starts_with("* filter=lfs"));
     let mut oids = vec![hex(&image), hex(&notes)];
     oids.sort();
     assert_eq!(lfs_store_oids(&area.mirror(name)), oids);
@@ -629,9 +627,12 @@ fn raw_files_with_lfs_are_stored_in_lfs_and_clone_whole() {
         )]),
     );
     // A clone's .gitattributes is plain text, not a pointer.
-    let attributes = std::fs::read_to_string(area.path().join("clone/.gitattributes"))
-        .expect("attributes");
-    assert!(attributes.contains(".gitattributes !filter"), "{attributes}");
+    let attributes =
+        std::fs::read_to_string(area.path().join("clone/.gitattributes")).expect("attributes");
+    assert!(
+        attributes.contains(".gitattributes !filter"),
+        "{attributes}"
+    );
 
     // A file added later joins the store; the old ones are not fetched again.
     let more = b"more data\n".to_vec();
