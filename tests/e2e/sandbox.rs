@@ -415,6 +415,70 @@ esac
     assert!(mine.is_empty(), "{mine:?}");
 }
 
+/// Without bwrap's PID namespace, a job can leave a process outside its
+/// process group and without its marker: the job's cgroup still holds it,
+/// and it dies with the job, before the next job takes the cgroup.
+#[test]
+fn a_process_escaping_its_job_dies_with_the_jobs_cgroup() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let app = Webapp::init(d).start();
+    let conf = lorry_conf(d);
+    let pids = d.join("escaped");
+    std::fs::create_dir_all(&pids).expect("mkdir");
+    let stand_in = script(
+        d,
+        "escaping-lorry",
+        &format!(
+            r#"for a; do spec=$a; done
+name=$(basename "$(dirname "$spec")")$$
+setsid env -i /bin/sh -c 'echo $$ > "$0.tmp"; mv "$0.tmp" "$0"; exec sleep 300' "{}/$name" </dev/null >/dev/null 2>&1 &
+while [ ! -s "{}/$name" ]; do sleep 0.05; done
+echo left one behind
+"#,
+            pids.display(),
+            pids.display()
+        ),
+    );
+    let mut minion = Minion::start(
+        &app,
+        d,
+        &stand_in,
+        &[
+            format!("--lorry-config={}", conf.display()),
+            "--sandbox=none".into(),
+        ],
+    );
+    if !cgroups_in(&minion.log()) {
+        return;
+    }
+    let spec = json!({"type": "git", "url": "https://example.invalid/x.git"});
+    for path in ["e2e/first", "e2e/second"] {
+        app.seed(&[lorry_of(path, spec.clone())]);
+        let job = ended_job(&app, path, READY_TIMEOUT);
+        assert_eq!(job["exit"], "0", "{job}");
+    }
+    let escaped: Vec<i32> = std::fs::read_dir(&pids)
+        .expect("pids")
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok()?.trim().parse().ok())
+        .collect();
+    assert_eq!(escaped.len(), 2, "{escaped:?}");
+    for pid in escaped {
+        wait_for(
+            &format!("the end of escaped process {pid}"),
+            READY_TIMEOUT,
+            || {
+                // Gone, or a zombie its new parent has not reaped yet.
+                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+                let state = stat.rsplit(") ").next().and_then(|r| r.chars().next());
+                matches!(state, None | Some('Z')).then_some(())
+            },
+        );
+    }
+    assert!(minion.is_running());
+}
+
 #[test]
 fn without_cgroups_the_limits_are_rlimits_and_still_named() {
     if !bwrap_works() {
