@@ -11,7 +11,8 @@ use tokio::signal::unix::{SignalKind, signal};
 fn main() -> anyhow::Result<()> {
     let args = lorry_controller::args_with_config_file(std::env::args_os(), &Options::command())?;
     let options = Options::parse_from(args);
-    options.logging.init()?;
+    // Held to the end: dropping it sends the last spans.
+    let _traces = options.logging.init("lorry-controller-minion")?;
     let own_exe = std::env::current_exe().ok();
     let config = options.into_config(own_exe.as_deref())?;
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -38,7 +38,8 @@ async fn main() -> anyhow::Result<()> {
         println!("{}", lc_web::start::restore(&options)?);
         return Ok(());
     }
-    options.logging.init()?;
+    // Held to the end: dropping it sends the last spans.
+    let _traces = options.logging.init("lorry-controller-webapp")?;
     lc_web::start::run(options, shutdown_signal()).await?;
     Ok(())
 }

@@ -38,5 +38,6 @@ mod samples;
 mod sandbox;
 mod security;
 mod status;
+mod traces;
 mod units;
 mod webhooks;

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use lc_api::{ErrorBody, GiveMeJob, JobInfo};
 use serde::de::DeserializeOwned;
+use tracing::Instrument;
 
 use crate::Error;
 
@@ -62,6 +63,10 @@ pub struct Job {
     /// The `.lorry` spec to mirror.
     pub text: String,
     pub lorry_timeout: i64,
+    /// The `traceparent` of the give-me-job request that brought the job
+    /// (traces on only): the job's span is its child, so the job's
+    /// requests join the give-me-job's trace.
+    pub traceparent: Option<String>,
 }
 
 /// What a `job-update` reports.
@@ -127,10 +132,10 @@ impl WebappClient {
     ) -> Result<Option<Job>, ClientError> {
         let pid = pid.to_string();
         let wait = format!("{:.3}", wait.as_secs_f64());
-        let answer: GiveMeJob = self
+        let (answer, traceparent): (GiveMeJob, _) = self
             // idle=yes: this minion runs no job, so the webapp ends any it
             // recorded as ours (its answer was lost).
-            .post(
+            .post_traced(
                 "/1.0/give-me-job",
                 &[
                     ("host", host),
@@ -147,6 +152,7 @@ impl WebappClient {
                 path: lorry.path,
                 text: lorry.text,
                 lorry_timeout: lorry.lorry_timeout,
+                traceparent,
             })),
             (Some(job_id), None) => Err(ClientError::BadAnswer {
                 url: self.url("/1.0/give-me-job"),
@@ -197,18 +203,55 @@ impl WebappClient {
         endpoint: &str,
         form: &[(&str, &str)],
     ) -> Result<T, ClientError> {
+        Ok(self.post_traced(endpoint, form).await?.0)
+    }
+
+    /// POSTs `form` to `endpoint` in a client span of its own (a child of
+    /// the current span: the job's, for job-updates) whose `traceparent`
+    /// goes with the request and is returned with the answer. Traces off:
+    /// no header, `None`.
+    async fn post_traced<T: DeserializeOwned>(
+        &self,
+        endpoint: &str,
+        form: &[(&str, &str)],
+    ) -> Result<(T, Option<String>), ClientError> {
+        let span = tracing::debug_span!(
+            "webapp request",
+            otel.name = %format_args!("POST {endpoint}"),
+            otel.kind = "client",
+            http.request.method = "POST",
+            url.path = endpoint,
+            http.response.status_code = tracing::field::Empty,
+        );
+        let traceparent = lc_startup::traces::traceparent(&span);
+        let answer = self
+            .send(endpoint, form, traceparent.as_deref())
+            .instrument(span.clone())
+            .await;
+        if let Err(ClientError::Server { status, .. } | ClientError::Refused { status, .. }) =
+            &answer
+        {
+            span.record("http.response.status_code", status);
+        }
+        Ok((answer?, traceparent))
+    }
+
+    async fn send<T: DeserializeOwned>(
+        &self,
+        endpoint: &str,
+        form: &[(&str, &str)],
+        traceparent: Option<&str>,
+    ) -> Result<T, ClientError> {
         let url = self.url(endpoint);
         let unreachable = |e: reqwest::Error| ClientError::Unreachable {
             url: url.clone(),
             reason: lc_base::errors::chain(&e),
         };
-        let response = self
-            .http
-            .post(&url)
-            .form(form)
-            .send()
-            .await
-            .map_err(unreachable)?;
+        let mut request = self.http.post(&url).form(form);
+        if let Some(traceparent) = traceparent {
+            request = request.header(lc_startup::traces::TRACEPARENT, traceparent);
+        }
+        let response = request.send().await.map_err(unreachable)?;
         let status = response.status().as_u16();
         let body = response.bytes().await.map_err(unreachable)?;
         if (200..300).contains(&status) {

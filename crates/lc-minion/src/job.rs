@@ -44,6 +44,9 @@ pub async fn run_job(
     shutdown: &mut Shutdown,
 ) -> JobOutcome {
     let span = tracing::info_span!("job", job_id = job.job_id, path = %job.path);
+    if let Some(parent) = &job.traceparent {
+        lc_startup::traces::continue_trace(&span, parent);
+    }
     job.run(config, client, shutdown).instrument(span).await
 }
 
@@ -364,9 +367,13 @@ impl Job {
                         batch.stderr.text.clone(),
                     );
                     sent = Some(batch);
-                    in_flight = Some(tokio::spawn(async move {
-                        client.job_update(job_id, Exit::Running, &out, &err, None, None).await
-                    }));
+                    // In the job's span: the update's trace is the job's.
+                    in_flight = Some(tokio::spawn(
+                        async move {
+                            client.job_update(job_id, Exit::Running, &out, &err, None, None).await
+                        }
+                        .in_current_span(),
+                    ));
                 }
                 answer = async {
                     match in_flight.as_mut() {
@@ -954,6 +961,7 @@ mod tests {
             path: "up/a".into(),
             text: r#"{"up/a": {"type": "git", "url": "https://u:pw@h/a"}}"#.into(),
             lorry_timeout: 60,
+            traceparent: None,
         };
         let dir = write_spec(&job).expect("write");
         let mode = |p: &std::path::Path| std::fs::metadata(p).expect("stat").permissions().mode();

@@ -1,4 +1,4 @@
-//! Glue shared by the binaries of Lorry Controller: option files and logging.
+//! Glue shared by the binaries of Lorry Controller: option files, logging and traces.
 //!
 //! Every binary parses its options with clap, calls
 //! [`args_with_config_file`] first so that `--config FILE` works as it did
@@ -8,6 +8,7 @@ pub mod logging;
 pub mod options;
 pub mod size;
 pub mod token;
+pub mod traces;
 
 pub use options::args_with_config_file;
 pub use size::parse_size;

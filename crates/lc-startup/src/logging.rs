@@ -6,8 +6,12 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use anyhow::Context;
-use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+use crate::traces::{SpanLayer, Traces};
 
 /// How log lines look.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -35,15 +39,18 @@ pub struct LogOptions {
 }
 
 impl LogOptions {
-    /// Sets up logging as the options say; see [`init_with_format`].
-    pub fn init(&self) -> anyhow::Result<()> {
-        init_with_format(self.log.as_deref(), &self.log_level, self.log_format)
+    /// Sets up logging as the options say, and traces when the
+    /// environment asks for them (see [`crate::traces`]; `service` is the
+    /// default `service.name`). Keep the [`Traces`] until the program
+    /// ends: dropping it sends the last spans.
+    pub fn init(&self, service: &str) -> anyhow::Result<Traces> {
+        init_with_format(
+            self.log.as_deref(),
+            &self.log_level,
+            self.log_format,
+            service,
+        )
     }
-}
-
-/// Human-readable logs to `target`; see [`init_with_format`].
-pub fn init(target: Option<&str>, level: &str) -> anyhow::Result<()> {
-    init_with_format(target, level, LogFormat::Human)
 }
 
 /// Sends tracing output to `target`: `stderr`; `journald` (stderr, which
@@ -52,32 +59,42 @@ pub fn init(target: Option<&str>, level: &str) -> anyhow::Result<()> {
 /// except under systemd, whose journal has the service's stderr and passes
 /// it on to syslog, or where there is no `/dev/log`: stderr); or a file
 /// appended to. `level` is a tracing filter such as `info` or
-/// `lc_web=debug`.
+/// `lc_web=debug`; it filters the log only, not the exported spans.
 pub fn init_with_format(
     target: Option<&str>,
     level: &str,
     format: LogFormat,
-) -> anyhow::Result<()> {
+    service: &str,
+) -> anyhow::Result<Traces> {
     let filter = EnvFilter::try_new(level)
         .with_context(|| format!("--log-level: {level:?} is not a log level"))?;
+    let (spans, traces) = crate::traces::layer(service)?;
     log_panics();
     if target == Some("syslog")
         && std::env::var_os("JOURNAL_STREAM").is_none()
         && let Ok(syslog) = Syslog::connect(Path::new(DEV_LOG))
     {
         // Syslog stamps the time itself.
-        let builder = tracing_subscriber::fmt()
-            .with_env_filter(filter)
+        let layer = tracing_subscriber::fmt::layer()
             .with_target(false)
             .with_ansi(false)
             .without_time()
             .with_level(false)
             .with_writer(syslog);
-        match format {
-            LogFormat::Human => builder.init(),
-            LogFormat::Json => builder.json().with_current_span(true).init(),
-        }
-        return Ok(());
+        let layer = match format {
+            LogFormat::Human => layer.with_filter(filter).boxed(),
+            LogFormat::Json => layer
+                .json()
+                .with_current_span(true)
+                .with_filter(filter)
+                .boxed(),
+        };
+        tracing_subscriber::registry()
+            .with(spans)
+            .with(layer)
+            .init();
+        log_traces_on(&traces);
+        return Ok(traces);
     }
     match target {
         None | Some("") | Some("stderr") | Some("syslog") | Some("journald") => {
@@ -86,6 +103,7 @@ pub fn init_with_format(
                 format,
                 std::io::stderr().is_terminal(),
                 std::io::stderr,
+                spans,
             );
         }
         Some(file) => {
@@ -94,10 +112,17 @@ pub fn init_with_format(
                 .append(true)
                 .open(Path::new(file))
                 .with_context(|| format!("--log: cannot open {file}"))?;
-            install(filter, format, false, Mutex::new(handle));
+            install(filter, format, false, Mutex::new(handle), spans);
         }
     }
-    Ok(())
+    log_traces_on(&traces);
+    Ok(traces)
+}
+
+fn log_traces_on(traces: &Traces) {
+    if traces.enabled() {
+        tracing::info!("traces: exporting spans over OTLP/HTTP (OTEL_EXPORTER_OTLP_*)");
+    }
 }
 
 /// A panic is logged (with where it happened) before the default hook
@@ -110,18 +135,25 @@ fn log_panics() {
     }));
 }
 
-fn install<W>(filter: EnvFilter, format: LogFormat, ansi: bool, writer: W)
+fn install<W>(filter: EnvFilter, format: LogFormat, ansi: bool, writer: W, spans: Option<SpanLayer>)
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let layer = tracing_subscriber::fmt::layer()
         .with_target(false)
         .with_writer(writer);
-    match format {
-        LogFormat::Human => builder.with_ansi(ansi).init(),
-        LogFormat::Json => builder.json().with_current_span(true).init(),
-    }
+    let layer = match format {
+        LogFormat::Human => layer.with_ansi(ansi).with_filter(filter).boxed(),
+        LogFormat::Json => layer
+            .json()
+            .with_current_span(true)
+            .with_filter(filter)
+            .boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(spans)
+        .with(layer)
+        .init();
 }
 
 /// The local syslog socket.

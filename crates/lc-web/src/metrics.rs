@@ -81,8 +81,9 @@ impl Metrics {
 }
 
 /// Middleware counting every request by the route it matched; it also
-/// gives each request a tracing span, and logs the detail of an internal
-/// error, once (see `error.rs`).
+/// gives each request a tracing span (exported as a server span when traces
+/// are on, the child of the caller's `traceparent`), and logs the detail
+/// of an internal error, once (see `error.rs`).
 pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let endpoint = request
         .extensions()
@@ -91,8 +92,29 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
         .unwrap_or_else(|| "unmatched".to_owned());
     let method = request.method().to_string();
     let start = std::time::Instant::now();
-    let span = tracing::debug_span!("request", %method, %endpoint);
-    let response = tracing::Instrument::instrument(next.run(request), span).await;
+    // A server span (OpenTelemetry's names): the route's template, never
+    // the raw path or query, so no token or lorry path with secrets in it.
+    let span = tracing::debug_span!(
+        "request",
+        otel.name = %format_args!("{method} {endpoint}"),
+        otel.kind = "server",
+        http.request.method = %method,
+        http.route = %endpoint,
+        http.response.status_code = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    );
+    if let Some(parent) = request
+        .headers()
+        .get(lc_startup::traces::TRACEPARENT)
+        .and_then(|v| v.to_str().ok())
+    {
+        lc_startup::traces::continue_trace(&span, parent);
+    }
+    let response = tracing::Instrument::instrument(next.run(request), span.clone()).await;
+    span.record("http.response.status_code", response.status().as_u16());
+    if response.status().is_server_error() {
+        span.record("otel.status_code", "error");
+    }
     if let Some(InternalDetail(detail)) = response.extensions().get::<InternalDetail>() {
         tracing::error!(%method, %endpoint, %detail, "internal error");
     }

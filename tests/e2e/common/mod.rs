@@ -426,6 +426,16 @@ pub struct RealMinion(pub Child);
 
 impl RealMinion {
     pub fn start(webapp: &Webapp, dir: &std::path::Path) -> RealMinion {
+        RealMinion::start_with(webapp, dir, &[], &[])
+    }
+
+    /// [`RealMinion::start`] with more options and environment variables.
+    pub fn start_with(
+        webapp: &Webapp,
+        dir: &std::path::Path,
+        args: &[String],
+        env: &[(&str, &str)],
+    ) -> RealMinion {
         let lorry_conf = dir.join("lorry.conf");
         std::fs::write(
             &lorry_conf,
@@ -446,6 +456,8 @@ impl RealMinion {
                 format!("--lorry-config={}", lorry_conf.display()),
                 format!("--log={}", dir.join("minion.log").display()),
             ])
+            .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .spawn()
             .expect("start minion");
