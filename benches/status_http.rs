@@ -11,7 +11,9 @@
 //! - 8 and 64 keep-alive connections in client processes (2 and 4
 //!   processes of this binary, see `common`), closed loops for
 //!   `LC_BENCH_SECONDS` (10): with `If-None-Match` (each connection sends
-//!   the last ETag it got) and with full bodies: requests/s, p50, p99;
+//!   the last ETag it got), with full bodies, and with full bodies
+//!   gzipped (`Accept-Encoding: gzip`, as Python's requests sends; read
+//!   whole, not inflated): requests/s, p50, p99, the webapp's peak memory;
 //! - the webapp's resident memory from `/proc` (`VmRSS` idle and after,
 //!   `VmHWM` its peak);
 //! - `GET /1.0/list-queue` and `/1.0/metrics`, one client.
@@ -35,7 +37,7 @@ use std::time::{Duration, Instant};
 
 use common::{Samples, Scenario, env_or, memory, percentile, reset_peak, run_clients};
 use lc_core::db::{JobUpdate, NewLorry, StateDb};
-use reqwest::header::{ETAG, HeaderValue, IF_NONE_MATCH};
+use reqwest::header::{ACCEPT_ENCODING, ETAG, HeaderValue, IF_NONE_MATCH};
 
 /// `n` lorries under 50 prefixes, as the status page bench seeds them: one
 /// in 100 has a failed last job (with 20 lines of error), one in 500 a
@@ -82,10 +84,13 @@ fn seed(path: &Path, n: usize) {
     .expect("seed jobs");
 }
 
-/// A connection asking for the status, with or without `If-None-Match`.
+/// A connection asking for the status, with or without `If-None-Match`,
+/// accepting gzip or not (a gzipped body is read whole, not inflated: that
+/// is the client's work, not the webapp's).
 #[derive(Clone)]
 struct StatusClient {
     if_none_match: bool,
+    gzip: bool,
     etag: Option<HeaderValue>,
 }
 
@@ -97,6 +102,9 @@ impl Scenario for StatusClient {
         _: usize,
     ) -> (&'static str, bool) {
         let mut request = client.get(format!("{base}/1.0/status"));
+        if self.gzip {
+            request = request.header(ACCEPT_ENCODING, "gzip");
+        }
         if self.if_none_match
             && let Some(tag) = &self.etag
         {
@@ -187,6 +195,7 @@ fn main() {
     if let Some(scenario) = common::client_scenario() {
         common::client_process(StatusClient {
             if_none_match: scenario == "if-none-match",
+            gzip: scenario == "full-gzip",
             etag: None,
         });
         return;
@@ -268,7 +277,7 @@ fn main() {
         });
 
         for (clients, processes) in [(8, 2), (64, 4)] {
-            for mode in ["if-none-match", "full"] {
+            for mode in ["if-none-match", "full", "full-gzip"] {
                 eprintln!("{n} lorries: {clients} clients, {mode}, {seconds} s");
                 reset_peak(pid);
                 let samples = run_clients(

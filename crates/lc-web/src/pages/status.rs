@@ -481,32 +481,46 @@ pub async fn status_html(State(state): State<AppState>, RawQuery(raw): RawQuery)
     Ok(Html(html))
 }
 
-/// `GET /1.0/status`: the JSON status, from memory when STATEDB and the
-/// second are those it was built at (see status_json.rs); a 304 when
-/// `If-None-Match` names it. Asks for the status file to be refreshed.
+/// `GET /1.0/status`: the JSON status, from memory while it is current
+/// (see status_json.rs), gzipped for a client that accepts it; a 304 when
+/// `If-None-Match` names the ETag of what would be sent. Asks for the
+/// status file to be refreshed.
 pub async fn status(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let body = state.status_cache.current(&state).await?;
     refresh_status_file(&state);
-    let cache = [
-        (header::ETAG, body.etag.clone()),
-        // Clients may keep it, but must ask before they use it again.
-        (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
-    ];
-    if crate::status_json::not_modified(&headers, &body.etag) {
-        return Ok((StatusCode::NOT_MODIFIED, cache).into_response());
-    }
-    Ok((
-        cache,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        body.json.clone(),
-    )
-        .into_response())
+    let (etag, bytes, gzip) = if crate::status_json::accepts_gzip(&headers) {
+        let (etag, bytes) = body.gzipped().await?;
+        (etag.clone(), bytes.clone(), true)
+    } else {
+        (body.etag.clone(), body.json.clone(), false)
+    };
+    let mut response = if crate::status_json::not_modified(&headers, &etag) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let mut response = (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            bytes,
+        )
+            .into_response();
+        if gzip {
+            response
+                .headers_mut()
+                .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
+        response
+    };
+    let headers = response.headers_mut();
+    headers.insert(header::ETAG, etag);
+    // Clients may keep it, but must ask before they use it again.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    Ok(response)
 }
 
 /// Least time between two writes of the status file (`WebConfig::status_html_gap`).

@@ -509,6 +509,50 @@ async fn status_json(fx: &Fixture, if_none_match: Option<&str>) -> (StatusCode, 
     )
 }
 
+#[tokio::test]
+async fn the_json_status_is_gzipped_for_who_accepts_it() {
+    use std::io::Read;
+    let fx = fixture();
+    fx.seed(&[lorry("up/a", &git_spec("up/a", "git://x/a"))]);
+    let (_, plain_etag, plain) = status_json(&fx, None).await;
+    let get = |accept: &'static str, tag: Option<String>| {
+        let mut request = Request::get("/1.0/status").header("accept-encoding", accept);
+        if let Some(tag) = tag {
+            request = request.header("if-none-match", tag);
+        }
+        router(fx.state.clone()).oneshot(request.body(Body::empty()).expect("request"))
+    };
+    let response = get("gzip, br", None).await.expect("response");
+    assert_eq!(response.status(), StatusCode::OK);
+    let headers = response.headers().clone();
+    assert_eq!(headers["content-encoding"], "gzip");
+    assert_eq!(headers["vary"], "accept-encoding");
+    let etag = headers["etag"].to_str().expect("etag").to_owned();
+    assert_ne!(etag, plain_etag, "each representation its own ETag");
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("body");
+    let mut json = String::new();
+    flate2::read::GzDecoder::new(&body[..])
+        .read_to_string(&mut json)
+        .expect("gunzip");
+    assert_eq!(json, plain);
+
+    let again = get("gzip", Some(etag.clone())).await.expect("response");
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+    assert!(again.headers().get("content-encoding").is_none());
+    // The plain body's ETag is not the gzipped one's, and the other way.
+    let other = get("gzip", Some(plain_etag.clone()))
+        .await
+        .expect("response");
+    assert_eq!(other.status(), StatusCode::OK);
+    let (status, _, _) = status_json(&fx, Some(&etag)).await;
+    assert_eq!(status, StatusCode::OK);
+    let refused = get("gzip;q=0", None).await.expect("response");
+    assert!(refused.headers().get("content-encoding").is_none());
+    assert_eq!(builds(&fx), 1, "one body, two representations");
+}
+
 fn builds(fx: &Fixture) -> u64 {
     fx.state
         .status_cache
