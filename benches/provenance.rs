@@ -15,15 +15,52 @@
 //!   refs moving per run, for `LC_BENCH_RUNS` runs (default 500),
 //!   extrapolated to a year (8,760 runs; growth is linear: one row per move).
 //!
-//! `refs?at=` is measured in-process (`ReadTx::ledger_refs`, what the route
-//! runs), not over HTTP.
+//! `refs?at=` and the diff are also measured from outside, as a user sees
+//! them: the real webapp binary started on the same STATEDB, `refs?at=`
+//! asked by `LC_BENCH_PROCESSES` client processes (default 4) of 2
+//! keep-alive connections each for `LC_BENCH_SECONDS` (default 10), and
+//! `GET /1.0/snapshots/a/diff/b` five times in a row (the whole JSON body
+//! read); the in-process figures are the diagnosis beside them.
 //!
 //! `cargo bench --bench provenance`; `LC_BENCH_LORRIES` (default 100000).
+
+#![expect(
+    clippy::disallowed_methods,
+    reason = "the bench starts the real webapp and its own client processes"
+)]
 
 use std::collections::HashMap;
 use std::time::Instant;
 
 use lc_core::db::{JobUpdate, NewLorry, StateDb};
+
+mod common;
+
+/// A client connection asking `refs?at=` of the deep lorry, at the middle
+/// of one of its 100 hours of history after another.
+#[derive(Clone)]
+struct RefsAt {
+    first_hour: i64,
+}
+
+impl common::Scenario for RefsAt {
+    async fn send(
+        &mut self,
+        client: &reqwest::Client,
+        base: &str,
+        n: usize,
+    ) -> (&'static str, bool) {
+        let at = self.first_hour + (n % 100) as i64 * 3600 - 1800;
+        let url = format!("{base}/1.0/lorry-refs/deep/one?at={at}");
+        match client.get(url).send().await {
+            Ok(answer) => {
+                let ok = answer.status().is_success();
+                ("refs-at", ok & answer.bytes().await.is_ok())
+            }
+            Err(_) => ("refs-at", false),
+        }
+    }
+}
 
 const REFS: usize = 10;
 
@@ -179,6 +216,15 @@ fn held(i: usize, version: &[usize]) -> Vec<(String, String)> {
 }
 
 fn main() {
+    if let Some(scenario) = common::client_scenario() {
+        // `refs-at:<first hour>`
+        let first_hour = scenario
+            .strip_prefix("refs-at:")
+            .and_then(|v| v.parse().ok())
+            .expect("a refs-at scenario");
+        common::client_process(RefsAt { first_hour });
+        return;
+    }
     let n = env("LC_BENCH_LORRIES", 100_000);
     let runs = env("LC_BENCH_RUNS", 500);
     let dir = tempfile::tempdir().expect("tempdir");
@@ -329,6 +375,42 @@ fn main() {
     let db_bytes = size(&statedb) + size(&dir.path().join("state.db-wal"));
     let (p50, p99) = (lat[lat.len() / 2], lat[lat.len() * 99 / 100]);
 
+    // From outside: the real webapp on this STATEDB.
+    drop(db);
+    let (webapp, port) = common::start_webapp(dir.path(), &[]);
+    let processes = env("LC_BENCH_PROCESSES", 4) as u64;
+    let seconds = env("LC_BENCH_SECONDS", 10) as u64;
+    // The client processes learn the first hour of the deep history from
+    // the scenario's name.
+    let outside = common::run_clients(
+        port,
+        processes,
+        2,
+        seconds,
+        dir.path(),
+        "refs-at",
+        &format!("refs-at:{}", times[0]),
+    );
+    let (refs_times, refs_errors) = outside.get("refs-at").cloned().unwrap_or_default();
+    assert_eq!(refs_errors, 0, "refs?at= answered with errors");
+    let http = reqwest::blocking::Client::new();
+    let mut diff_http: Vec<f64> = (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            let answer = http
+                .get(format!("http://127.0.0.1:{port}/1.0/snapshots/a/diff/b"))
+                .send()
+                .expect("diff");
+            assert!(answer.status().is_success(), "diff over HTTP");
+            let body: serde_json::Value = answer.json().expect("diff JSON");
+            assert_eq!(body["changed"].as_object().map(|m| m.len()), Some(moved));
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    diff_http.sort_by(f64::total_cmp);
+    let (rss_kib, hwm_kib) = common::memory(webapp.0.id());
+    drop(webapp);
+
     // Ledger growth: 1,000 lorries, `runs` hourly runs, 1% of refs moving.
     let gdir = tempfile::tempdir().expect("tempdir");
     let g = StateDb::open(&gdir.path().join("state.db")).expect("open");
@@ -396,8 +478,27 @@ fn main() {
         diff_s / 2.0
     );
     println!(
-        "| `refs?at=` on a lorry with {rows} ledger rows, in-process (`ledger_refs`, no HTTP), 1,000 reads | p50 {p50:.3} ms, p99 {p99:.3} ms | ≤ 5 ms | {:.3} (p99) |",
-        p99 / 5.0
+        "| diff of the same two snapshots over HTTP (`GET /1.0/snapshots/a/diff/b`, whole body, 5 in a row) | median {:.0} ms, worst {:.0} ms | ≤ 2,000 ms | {:.2} (worst) |",
+        diff_http[diff_http.len() / 2],
+        diff_http[diff_http.len() - 1],
+        diff_http[diff_http.len() - 1] / 2000.0
+    );
+    let (rp50, rp99) = (
+        common::percentile(&refs_times, 0.5),
+        common::percentile(&refs_times, 0.99),
+    );
+    println!(
+        "| `refs?at=` on a lorry with {rows} ledger rows over HTTP: {processes} client processes × 2 keep-alive connections, {seconds} s ({} requests) | p50 {rp50:.3} ms, p99 {rp99:.3} ms | ≤ 5 ms | {:.3} (p99) |",
+        refs_times.len(),
+        rp99 / 5.0
+    );
+    println!(
+        "| the same in-process (`ledger_refs`, no HTTP: the diagnosis), 1,000 reads | p50 {p50:.3} ms, p99 {p99:.3} ms | – | – |"
+    );
+    println!(
+        "| webapp resident memory after the HTTP phases (`VmRSS` / `VmHWM`) | {:.0} / {:.0} MiB | – | – |",
+        rss_kib as f64 / 1024.0,
+        hwm_kib as f64 / 1024.0
     );
     println!(
         "| ledger growth, 1,000 lorries × 10 refs, hourly runs, 1% of refs moving per run ({runs} runs in {growth_s:.1} s, × 8,760 / {runs}) | {year_bytes:.0} bytes ({year_rows:.1} rows) per lorry per year | printed (no target) | – |"
