@@ -1,289 +1,300 @@
-//! Benchmark: give-me-job + job-update round trips over loopback, from
-//! several concurrent clients, against the real webapp binary with 1,000,
-//! 10,000 and 100,000 lorries in STATEDB.
+//! Benchmark: give-me-job + job-update pairs against the real webapp
+//! binary, measured from outside over loopback by client processes (this
+//! bench run again, see `support`), each holding keep-alive connections
+//! that ask for a job and end it, in closed loops; with 1,000, 10,000 and
+//! 100,000 lorries in STATEDB.
 //!
-//! Baseline, measured in the same run against the same webapp: a round trip
-//! of `GET /1.0/get-max-jobs` (HTTP plus one trivial read transaction), the
-//! floor under any request. Target: p99 of a job round trip ≤ 5 ms at
-//! 100,000 lorries.
+//! Per size and webapp: the pairs' p50 and p99 latency and their
+//! throughput (pairs over the span from the first client's start to the
+//! last one's end); and the floor, measured the same way against the same
+//! webapp: `GET /1.0/get-max-jobs` (HTTP plus one trivial read
+//! transaction). Targets (issue 14 item 7, 8 keep-alive clients): p99 ≤
+//! 10 ms and ≥ 2,000 pairs/s at 100,000 lorries.
 //!
-//! `cargo bench --bench give_me_job`; `LC_BENCH_SIZES=1000,10000` picks sizes,
-//! `LC_BENCH_ROUNDS` the round trips per client (default 300),
-//! `LC_BENCH_CLIENTS` the concurrent clients (default 4). Every size runs in
-//! the two downstream modes of [`Mode`].
+//! STATEDB is filled by the webapp itself from a CONFGIT directory (so a
+//! baseline of an older schema works). Steady state: the downstream repositories exist (a lorry's first job
+//! creates its repository; `LC_BENCH_NEW_REPOS=1` measures that instead).
+//! Every pair runs a different lorry: none is due again for a day.
+//!
+//! `LC_BENCH_BASELINE_WEBAPP=/path/to/lorry-controller-webapp` (a build of
+//! an older commit) runs every size against it too, in the same run, and
+//! prints the ratios.
+//!
+//! `cargo bench --bench give_me_job`; `LC_BENCH_SIZES=1000,10000`,
+//! `LC_BENCH_PROCESSES` (4) × `LC_BENCH_CONNECTIONS` (2) clients,
+//! `LC_BENCH_ROUNDS` pairs per connection (500).
 
 #![expect(
     clippy::disallowed_methods,
     reason = "the bench drives the real webapp binary from client processes"
 )]
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod support;
 
-use lc_core::db::{NewLorry, StateDb};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
 
-const WEBAPP: &str = env!("CARGO_BIN_EXE_lorry-controller-webapp");
+use support::{env_or, percentile};
 
-struct Webapp {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Webapp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// A CONFGIT directory of `n` lorries, 1,000 per `.lorry` file, each due
+/// at once and then not for an hour. Read by the webapp itself (`POST
+/// /1.0/read-configuration`), so that a baseline binary of an older
+/// schema gets a STATEDB of its own making.
+fn write_confgit(dir: &Path, n: usize) {
+    let confgit = dir.join("confgit");
+    std::fs::create_dir_all(&confgit).expect("mkdir");
+    std::fs::write(
+        confgit.join("lorry-controller.conf"),
+        r#"[{"type": "lorries", "prefix": "bench", "interval": "1h", "globs": ["*.lorry"]}]"#,
+    )
+    .expect("conf");
+    for (file, chunk) in (0..n).collect::<Vec<_>>().chunks(1000).enumerate() {
+        let specs: serde_json::Map<String, serde_json::Value> = chunk
+            .iter()
+            .map(|i| {
+                (
+                    name_of(*i),
+                    serde_json::json!({"type": "git", "url": format!("git://example.invalid/{i}")}),
+                )
+            })
+            .collect();
+        std::fs::write(
+            confgit.join(format!("f{file:04}.lorry")),
+            serde_json::Value::Object(specs).to_string(),
+        )
+        .expect("lorry file");
     }
 }
 
-fn start(dir: &Path) -> Webapp {
-    let port_file = dir.join("port");
-    let child = Command::new(WEBAPP)
-        .arg(format!("--statedb={}", dir.join("state.db").display()))
-        .arg(format!(
-            "--configuration-directory={}",
-            dir.join("confgit").display()
-        ))
-        .arg("--no-debug-real-confgit")
-        .arg("--git-server-type=local")
-        .arg(format!(
-            "--local-base-directory={}",
-            dir.join("downstream").display()
-        ))
-        .arg("--log-level=warn")
-        .args([
-            "--debug-port=0",
-            &format!("--debug-port-file={}", port_file.display()),
-        ])
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("start webapp");
-    let start = Instant::now();
-    let port = loop {
-        if let Some(port) = std::fs::read_to_string(&port_file)
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-        {
-            break port;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "webapp did not start"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    Webapp { child, port }
-}
-
-fn seed(dir: &Path, n: usize) {
-    let db = StateDb::open(&dir.join("state.db")).expect("open STATEDB");
-    db.write(|tx| {
-        for i in 0..n {
-            let path = path_of(i);
-            tx.upsert_lorry(&NewLorry {
-                text: format!(
-                    r#"{{"{path}": {{"type": "git", "url": "git://example.invalid/{i}"}}}}"#
-                ),
-                path,
-                from_host: String::new(),
-                from_path: String::new(),
-                interval: 86_400,
-                lorry_timeout: 3_600,
-            })?;
-        }
-        Ok(())
-    })
-    .expect("seed");
+fn name_of(i: usize) -> String {
+    format!("group{:03}/repo{i:06}", i % 1000)
 }
 
 fn path_of(i: usize) -> String {
-    format!("bench/group{:03}/repo{i:06}", i % 1000)
+    format!("bench/{}", name_of(i))
 }
 
-/// Runs `clients` concurrent connections doing `rounds` of `op` each;
-/// answers sorted latencies. The clients are tasks of one single-threaded
-/// runtime, so that on a small machine they take as little CPU from the
-/// webapp as possible (a thread and a runtime per client made the client
-/// side's scheduling noise show in the p99).
-fn measure<F, Fut>(clients: usize, rounds: usize, op: F) -> Vec<Duration>
-where
-    F: Fn(reqwest::Client) -> Fut + Clone + 'static,
-    Fut: std::future::Future<Output = ()>,
-{
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let local = tokio::task::LocalSet::new();
-    let mut all: Vec<Duration> = local.block_on(&runtime, async move {
-        let workers: Vec<_> = (0..clients)
-            .map(|_| {
-                let op = op.clone();
-                tokio::task::spawn_local(async move {
-                    let client = reqwest::Client::new();
-                    let mut times = Vec::with_capacity(rounds);
-                    for _ in 0..rounds {
-                        let t = Instant::now();
-                        op(client.clone()).await;
-                        times.push(t.elapsed());
-                    }
-                    times
-                })
-            })
-            .collect();
-        let mut all = Vec::new();
-        for w in workers {
-            all.extend(w.await.expect("client"));
-        }
-        all
-    });
-    all.sort();
-    all
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-/// How the downstream is prepared in a run of the benchmark.
-#[derive(Clone, Copy, PartialEq)]
-enum Mode {
-    /// Local downstream whose repositories exist already: the steady state.
-    LocalExisting,
-    /// Local downstream, each job a lorry's first: the repository is created.
-    LocalNew,
-}
-
-impl Mode {
-    fn name(self) -> &'static str {
-        match self {
-            Mode::LocalExisting => "local, repo exists",
-            Mode::LocalNew => "local, creates repo",
-        }
-    }
-}
-
-/// Creates the downstream repositories of the lorries a run will hand out:
-/// all are due alike, so they go in path order.
+/// Makes the downstream repositories of the lorries a run hands out (all
+/// are due alike, so they go in path order) as the local Downstream Host
+/// recognises them: a `HEAD` file.
 fn precreate_repositories(dir: &Path, n: usize, count: usize) {
     let mut paths: Vec<String> = (0..n).map(path_of).collect();
     paths.sort();
     for path in paths.iter().take(count) {
         let repo = dir.join("downstream").join(format!("{path}.git"));
-        let status = Command::new("git")
-            .args(["init", "--bare", "--quiet"])
-            .arg(&repo)
-            .status()
-            .expect("git init");
-        assert!(status.success());
+        std::fs::create_dir_all(&repo).expect("mkdir");
+        std::fs::write(repo.join("HEAD"), "ref: refs/heads/master\n").expect("HEAD");
+    }
+}
+
+/// A client process: `LC_BENCH_CONNECTIONS` connections doing
+/// `LC_BENCH_ROUNDS` rounds of `LC_BENCH_MODE` (`floor` or `pairs`).
+fn client(mut out: support::ClientOut) {
+    let port = env_or("LC_BENCH_PORT", 0);
+    let connections = env_or("LC_BENCH_CONNECTIONS", 2);
+    let rounds = env_or("LC_BENCH_ROUNDS", 500);
+    let pairs = std::env::var("LC_BENCH_MODE").as_deref() == Ok("pairs");
+    let base = format!("http://127.0.0.1:{port}");
+    let runtime = support::client_runtime();
+    let local = tokio::task::LocalSet::new();
+    let clients: Vec<reqwest::Client> = (0..connections).map(|_| support::http_client()).collect();
+    // Each connection opened and warm before the clock starts.
+    local.block_on(&runtime, async {
+        for client in &clients {
+            let r = client
+                .get(format!("{base}/1.0/get-max-jobs"))
+                .send()
+                .await
+                .expect("warm-up");
+            assert!(r.status().is_success());
+        }
+    });
+    out.start();
+    let lines = local.block_on(&runtime, async {
+        let tasks: Vec<_> = clients
+            .into_iter()
+            .map(|client| {
+                let base = base.clone();
+                tokio::task::spawn_local(async move {
+                    let mut lines = Vec::with_capacity(rounds as usize);
+                    for _ in 0..rounds {
+                        let t = Instant::now();
+                        let ok = if pairs {
+                            pair(&client, &base).await
+                        } else {
+                            floor(&client, &base).await
+                        };
+                        lines.push(support::line(
+                            if pairs { "pair" } else { "floor" },
+                            t.elapsed(),
+                            ok,
+                        ));
+                    }
+                    lines
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for task in tasks {
+            all.extend(task.await.expect("client task"));
+        }
+        all
+    });
+    out.end();
+    out.extend(lines);
+}
+
+async fn floor(client: &reqwest::Client, base: &str) -> bool {
+    match client.get(format!("{base}/1.0/get-max-jobs")).send().await {
+        Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
+        Err(_) => false,
+    }
+}
+
+async fn pair(client: &reqwest::Client, base: &str) -> bool {
+    let Ok(answer) = client
+        .post(format!("{base}/1.0/give-me-job"))
+        .form(&[("host", "bench"), ("pid", "1")])
+        .send()
+        .await
+    else {
+        return false;
+    };
+    let Ok(job) = answer.json::<serde_json::Value>().await else {
+        return false;
+    };
+    let Some(id) = job["job_id"].as_i64() else {
+        return false;
+    };
+    let id = id.to_string();
+    match client
+        .post(format!("{base}/1.0/job-update"))
+        .form(&[("job_id", id.as_str()), ("exit", "0"), ("stdout", "done\n")])
+        .send()
+        .await
+    {
+        Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// One size against one webapp binary.
+struct Row {
+    floor50: f64,
+    floor99: f64,
+    p50: f64,
+    p99: f64,
+    per_second: f64,
+    errors: usize,
+}
+
+fn measure(binary: &Path, n: usize, processes: u64, connections: u64, rounds: u64) -> Row {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_confgit(dir.path(), n);
+    let pairs_total = (processes * connections * rounds) as usize;
+    if std::env::var_os("LC_BENCH_NEW_REPOS").is_none() {
+        precreate_repositories(dir.path(), n, pairs_total);
+    }
+    let (_webapp, port) =
+        support::start_webapp(binary, dir.path(), &["--no-debug-real-confgit".to_owned()]);
+    let read: serde_json::Value = reqwest::blocking::Client::builder()
+        .timeout(std::time::Duration::from_secs(600))
+        .build()
+        .expect("client")
+        .post(format!("http://127.0.0.1:{port}/1.0/read-configuration"))
+        .send()
+        .and_then(reqwest::blocking::Response::json)
+        .expect("read-configuration");
+    assert_eq!(
+        read["lorries_added"].as_array().map(Vec::len),
+        Some(n),
+        "every lorry added"
+    );
+    let env = |mode: &str| {
+        vec![
+            ("LC_BENCH_PORT", port.to_string()),
+            ("LC_BENCH_CONNECTIONS", connections.to_string()),
+            ("LC_BENCH_ROUNDS", rounds.to_string()),
+            ("LC_BENCH_MODE", mode.to_owned()),
+        ]
+    };
+    let (floor, _) = support::run_clients(processes, &env("floor"), dir.path(), "floor");
+    let (pairs, span) = support::run_clients(processes, &env("pairs"), dir.path(), "pairs");
+    let (floor, _) = &floor["floor"];
+    let (pairs, errors) = &pairs["pair"];
+    Row {
+        floor50: percentile(floor, 0.5),
+        floor99: percentile(floor, 0.99),
+        p50: percentile(pairs, 0.5),
+        p99: percentile(pairs, 0.99),
+        per_second: pairs.len() as f64 / span.as_secs_f64().max(1e-9),
+        errors: *errors,
     }
 }
 
 fn main() {
+    if let Some((_, out)) = support::client_mode() {
+        client(out);
+        return;
+    }
     let sizes: Vec<usize> = std::env::var("LC_BENCH_SIZES")
         .unwrap_or_else(|_| "1000,10000,100000".into())
         .split(',')
         .filter_map(|s| s.trim().parse().ok())
         .collect();
-    let clients: usize = std::env::var("LC_BENCH_CLIENTS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(4);
-    let rounds: usize = std::env::var("LC_BENCH_ROUNDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(300);
+    let processes = env_or("LC_BENCH_PROCESSES", 4).max(1);
+    let connections = env_or("LC_BENCH_CONNECTIONS", 2).max(1);
+    let rounds = env_or("LC_BENCH_ROUNDS", 500).max(1);
+    let mut binaries: Vec<(&str, PathBuf)> = Vec::new();
+    if let Some(baseline) = support::baseline_webapp() {
+        binaries.push(("baseline", baseline));
+    }
+    binaries.push(("this build", PathBuf::from(support::WEBAPP)));
 
-    println!("give-me-job + job-update round trips, {clients} concurrent clients, {rounds} each");
-    println!("floor: GET /1.0/get-max-jobs on the same webapp (HTTP + one read transaction)");
-    println!("target: job p99 <= 5 ms at 100,000 lorries");
+    let clients = processes * connections;
+    println!(
+        "give-me-job + job-update pairs from {clients} keep-alive clients \
+         ({processes} processes x {connections}), closed loops"
+    );
+    println!("floor: GET /1.0/get-max-jobs, the same clients and webapp");
+    println!("targets at 100,000 lorries: pair p99 <= 10 ms, >= 2,000 pairs/s");
     println!();
     println!(
-        "{:>8} | {:<20} | {:>10} {:>10} | {:>10} {:>10} | {:>9} | {:>6}",
-        "lorries",
-        "downstream",
-        "floor p50",
-        "floor p99",
-        "job p50",
-        "job p99",
-        "p99/floor",
-        "target"
+        "| lorries | webapp | floor p50 / p99 ms | pair p50 ms | pair p99 ms | pairs/s | errors | p99 vs baseline | pairs/s vs baseline | target |"
     );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for n in sizes {
-        for mode in [Mode::LocalExisting, Mode::LocalNew] {
-            let rounds = rounds.min(n / clients);
-            let dir = tempfile::tempdir().expect("tempdir");
-            seed(dir.path(), n);
-            if mode == Mode::LocalExisting {
-                precreate_repositories(dir.path(), n, rounds * clients);
-            }
-            let app = start(dir.path());
-            let base = format!("http://127.0.0.1:{}", app.port);
-
-            let floor = measure(clients, rounds, {
-                let base = base.clone();
-                move |client: reqwest::Client| {
-                    let url = format!("{base}/1.0/get-max-jobs");
-                    async move {
-                        let r = client.get(url).send().await.expect("GET");
-                        assert!(r.status().is_success());
-                    }
-                }
-            });
-            // Every round trip runs a different lorry: they are not due again for a day.
-            let jobs = measure(clients, rounds, {
-                let base = base.clone();
-                move |client: reqwest::Client| {
-                    let base = base.clone();
-                    async move {
-                        let job: serde_json::Value = client
-                            .post(format!("{base}/1.0/give-me-job"))
-                            .form(&[("host", "bench"), ("pid", "1")])
-                            .send()
-                            .await
-                            .expect("give-me-job")
-                            .json()
-                            .await
-                            .expect("give-me-job answer");
-                        let id = job["job_id"].as_i64().expect("a lorry was due").to_string();
-                        let r = client
-                            .post(format!("{base}/1.0/job-update"))
-                            .form(&[("job_id", id.as_str()), ("exit", "0"), ("stdout", "done\n")])
-                            .send()
-                            .await
-                            .expect("job-update");
-                        assert!(r.status().is_success());
-                    }
-                }
-            });
-            let (f50, f99) = (percentile(&floor, 0.5), percentile(&floor, 0.99));
-            let (j50, j99) = (percentile(&jobs, 0.5), percentile(&jobs, 0.99));
-            // The target is the steady state; a first job's cost is the
-            // file system creating a repository, reported for information.
-            let target = match (mode, n >= 100_000, ms(j99) <= 5.0) {
-                (Mode::LocalNew, _, _) => "n/a",
-                (_, _, true) => "met",
-                (_, true, false) => "MISSED",
-                (_, false, false) => "over",
+        let rounds = rounds.min((n as u64 / clients).max(1));
+        let mut baseline: Option<Row> = None;
+        for (name, binary) in &binaries {
+            let row = measure(binary, n, processes, connections, rounds);
+            let ratios = match &baseline {
+                Some(b) => (
+                    format!("{:.2}x", row.p99 / b.p99),
+                    format!("{:.2}x", row.per_second / b.per_second),
+                ),
+                None => ("-".into(), "-".into()),
+            };
+            let met = row.p99 <= 10.0 && row.per_second >= 2000.0;
+            let target = match (n >= 100_000, met) {
+                (_, true) => "met",
+                (true, false) => "MISSED",
+                (false, false) => "over",
             };
             println!(
-                "{n:>8} | {:<20} | {:>7.3} ms {:>7.3} ms | {:>7.3} ms {:>7.3} ms | {:>8.1}x | {target:>6}",
-                mode.name(),
-                ms(f50),
-                ms(f99),
-                ms(j50),
-                ms(j99),
-                ms(j99) / ms(f99)
+                "| {n} | {name} | {:.2} / {:.2} | {:.2} | {:.2} | {:.0} | {} | {} | {} | {target} |",
+                row.floor50,
+                row.floor99,
+                row.p50,
+                row.p99,
+                row.per_second,
+                row.errors,
+                ratios.0,
+                ratios.1,
             );
+            if *name == "baseline" {
+                baseline = Some(row);
+            }
         }
     }
-    println!();
-    println!("'local, creates repo' is a lorry's first job only: its downstream repository");
-    println!("is created in give-me-job; every later job finds it and costs like 'repo exists'.");
 }

@@ -275,6 +275,10 @@ impl GitCommand {
         let stdout = drain(child.stdout.take().map(|p| Box::new(p) as Box<_>));
         let stderr = drain(child.stderr.take().map(|p| Box::new(p) as Box<_>));
         let deadline = Instant::now() + timeout;
+        // Looked at after 1 ms, then ever less often up to every 20 ms: a
+        // quick command (most are a few milliseconds) is not kept waiting
+        // for a fixed pause.
+        let mut pause = Duration::from_millis(1);
         let status = loop {
             if let Some(status) = child.try_wait()? {
                 break Some(status);
@@ -282,7 +286,8 @@ impl GitCommand {
             if Instant::now() >= deadline {
                 break None;
             }
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(20));
         };
         // Whatever git left behind in its group goes too, so that nothing
         // holds the pipes open.

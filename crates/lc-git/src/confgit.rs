@@ -33,8 +33,17 @@ pub const LOW_SPEED_LIMIT: u32 = 1000;
 /// See [`LOW_SPEED_LIMIT`] (`http.lowSpeedTime`).
 pub const LOW_SPEED_TIME: u32 = 30;
 
+/// What an update left checked out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfgitHead {
+    /// The id of the checked-out commit's tree: the same id, the same files.
+    pub tree: String,
+}
+
 /// Clones `url` at `branch` into `dir` if `dir` has no checkout yet,
-/// otherwise fetches `branch` and resets the checkout to it. The whole
+/// otherwise fetches `branch` and resets the checkout to it (skipped when
+/// the checkout already is that commit with nothing changed, untracked or
+/// ignored in it: `git status` costs less than a reset of every file). The whole
 /// update has `timeout`: a git command still running then is killed with
 /// every process it started, and the update fails saying so. Over
 /// http(s), a transfer slower than [`LOW_SPEED_LIMIT`] bytes per second for
@@ -44,7 +53,7 @@ pub fn update_confgit(
     branch: &str,
     dir: &Path,
     timeout: Duration,
-) -> Result<(), ConfgitError> {
+) -> Result<ConfgitHead, ConfgitError> {
     let deadline = Instant::now() + timeout;
     let left = || deadline.saturating_duration_since(Instant::now());
     // Credentials go to git through its environment, never its command line
@@ -88,7 +97,10 @@ pub fn update_confgit(
                 empty_dir(dir);
                 fail(err)
             })?;
-        return Ok(());
+        let tree = rev_parse(&git, dir, &["HEAD^{tree}"], left()).map_err(fail)?;
+        return Ok(ConfgitHead {
+            tree: tree.into_iter().next().unwrap_or_default(),
+        });
     }
     let remote_ref = format!("refs/remotes/origin/{branch}");
     git.command()
@@ -103,6 +115,23 @@ pub fn update_confgit(
         .arg(format!("+refs/heads/{branch}:{remote_ref}"))
         .run_with_timeout(left())
         .map_err(fail)?;
+    let fetched = rev_parse(
+        &git,
+        dir,
+        &[&remote_ref, &format!("{remote_ref}^{{tree}}")],
+        left(),
+    )
+    .map_err(fail)?;
+    let (Some(commit), Some(tree)) = (fetched.first(), fetched.get(1)) else {
+        return Err(fail(GitError::Parse {
+            args: format!("rev-parse {remote_ref}"),
+            line: fetched.join(" "),
+        }));
+    };
+    let head = ConfgitHead { tree: tree.clone() };
+    if checked_out_as_is(&git, dir, commit, left()) {
+        return Ok(head);
+    }
     git.command()
         .current_dir(dir)
         .args(["reset", "--quiet", "--hard"])
@@ -115,7 +144,58 @@ pub fn update_confgit(
         .args(["clean", "--quiet", "-fdx"])
         .run_with_timeout(left())
         .map_err(fail)?;
-    Ok(())
+    Ok(head)
+}
+
+/// The ids `git rev-parse` gives for `names`, one per name.
+fn rev_parse(
+    git: &Git,
+    dir: &Path,
+    names: &[&str],
+    timeout: Duration,
+) -> Result<Vec<String>, GitError> {
+    let out = git
+        .command()
+        .current_dir(dir)
+        // The names are HEAD or start with refs/: never taken for options.
+        .arg("rev-parse")
+        .args(names)
+        .run_with_timeout(timeout)?;
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect())
+}
+
+/// Whether the checkout in `dir` is commit `commit` with nothing changed,
+/// untracked or ignored: then a reset and a clean would change nothing.
+/// Any doubt (git failing, output not understood) answers false.
+fn checked_out_as_is(git: &Git, dir: &Path, commit: &str, timeout: Duration) -> bool {
+    let Ok(out) = git
+        .command()
+        .current_dir(dir)
+        .args([
+            "status",
+            "--porcelain=v2",
+            "--branch",
+            "-z",
+            "--untracked-files=all",
+            "--ignored",
+        ])
+        .run_with_timeout(timeout)
+    else {
+        return false;
+    };
+    let mut head_is_commit = false;
+    for entry in out.stdout.split(|b| *b == 0).filter(|e| !e.is_empty()) {
+        match entry.strip_prefix(b"# branch.oid ") {
+            Some(oid) => head_is_commit = oid == commit.as_bytes(),
+            // Other headers say nothing of the files; any entry is a change.
+            None if entry.starts_with(b"# ") => {}
+            None => return false,
+        }
+    }
+    head_is_commit
 }
 
 /// Removes everything inside `dir`, keeping `dir` (it may be a mount point
@@ -183,6 +263,42 @@ mod tests {
             "[1]"
         );
         assert!(!checkout.join("stray.lorry").exists());
+
+        // Upstream unchanged: a local edit, an untracked file and an
+        // ignored one are dropped all the same, and the tree is the same.
+        std::fs::write(upstream.join(".gitignore"), "*.ignored\n").expect("write");
+        sh(&upstream, &["add", "."]);
+        sh(&upstream, &["commit", "--quiet", "-m", "ignore"]);
+        let head = update_confgit(&url, "main", &checkout, Duration::from_secs(60)).expect("fetch");
+        let same = update_confgit(&url, "main", &checkout, Duration::from_secs(60)).expect("same");
+        assert_eq!(head, same, "nothing changed: the same tree");
+        let tree = crate::git()
+            .current_dir(&checkout)
+            .args(["rev-parse", "HEAD^{tree}"])
+            .output()
+            .expect("git rev-parse");
+        assert_eq!(
+            head.tree,
+            String::from_utf8_lossy(&tree.stdout).trim(),
+            "the checked-out tree"
+        );
+        for (file, text) in [
+            ("lorry-controller.conf", "local"),
+            ("stray.lorry", "x"),
+            ("junk.ignored", "y"),
+        ] {
+            std::fs::write(checkout.join(file), text).expect("local change");
+            let again =
+                update_confgit(&url, "main", &checkout, Duration::from_secs(60)).expect("again");
+            assert_eq!(again, head, "{file}");
+            assert_eq!(
+                std::fs::read_to_string(checkout.join("lorry-controller.conf")).expect("read"),
+                "[1]",
+                "{file}"
+            );
+            assert!(!checkout.join("stray.lorry").exists(), "{file}");
+            assert!(!checkout.join("junk.ignored").exists(), "{file}");
+        }
 
         // History rewritten upstream: still followed.
         sh(

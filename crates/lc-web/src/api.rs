@@ -267,6 +267,11 @@ pub async fn give_me_job(
 /// the Downstream Host's settings that need a pushed branch. The webapp
 /// does this because it holds the host's token; a job never does.
 fn after_push(state: &AppState, path: String) {
+    // A local, Gerrit or Gitano downstream has nothing to settle: no task,
+    // no read of STATEDB per job.
+    if !state.config.downstream.acts_after_push() {
+        return;
+    }
     let host = state.config.downstream.clone();
     let state = state.clone();
     tokio::spawn(async move {

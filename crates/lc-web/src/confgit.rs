@@ -12,7 +12,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use lc_api::{Message, ReadConfigurationSummary};
-use lc_core::config::{ConfError, LorryFileCache, load_config_cached};
+use lc_core::config::{ConfError, LoadedConfig, LorryFileCache, load_config_cached};
 use lc_core::db::StateDb;
 use lc_git::confgit::{ConfgitError, update_confgit};
 
@@ -26,7 +26,13 @@ use crate::{AppState, WebConfig};
 /// further read after it, so that a push landing during a timer's read is
 /// never lost, and no request waits (nor holds a thread) for a running read.
 #[derive(Debug, Default)]
-pub struct ReadGate(Mutex<GateState>);
+pub struct ReadGate {
+    state: Mutex<GateState>,
+    /// The configuration last loaded from the CONFGIT checkout, with the
+    /// id of the git tree it was loaded from: a read that finds the same
+    /// tree checked out (clean) loads the same, so it is not loaded again.
+    last: Mutex<Option<(String, Arc<LoadedConfig>)>>,
+}
 
 #[derive(Debug, Default)]
 struct GateState {
@@ -47,7 +53,13 @@ enum Begin {
 
 impl ReadGate {
     fn state(&self) -> std::sync::MutexGuard<'_, GateState> {
-        self.0
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn last(&self) -> std::sync::MutexGuard<'_, Option<(String, Arc<LoadedConfig>)>> {
+        self.last
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -108,15 +120,34 @@ fn read_blocking(
     db: &StateDb,
     config: &WebConfig,
     cache: &LorryFileCache,
+    gate: &ReadGate,
     dry_run: bool,
 ) -> Result<ReadConfigurationSummary, ReadError> {
     let dir = &config.configuration_directory;
-    if config.debug_real_confgit
-        && let Some(url) = &config.confgit_url
-    {
-        update_confgit(url, &config.confgit_branch, dir, config.confgit_timeout)?;
-    }
-    let loaded = load_config_cached(dir, cache)?;
+    let head = match (&config.confgit_url, config.debug_real_confgit) {
+        (Some(url), true) => Some(update_confgit(
+            url,
+            &config.confgit_branch,
+            dir,
+            config.confgit_timeout,
+        )?),
+        _ => None,
+    };
+    let same_tree = head.as_ref().and_then(|head| {
+        gate.last()
+            .as_ref()
+            .filter(|(tree, _)| *tree == head.tree)
+            .map(|(_, loaded)| Arc::clone(loaded))
+    });
+    let same_tree_reused = same_tree.is_some();
+    let loaded = match same_tree {
+        Some(loaded) => loaded,
+        None => {
+            let loaded = Arc::new(load_config_cached(dir, cache)?);
+            *gate.last() = head.map(|head| (head.tree, Arc::clone(&loaded)));
+            loaded
+        }
+    };
     let summary = if dry_run {
         db.read(|tx| Ok(tx.plan_config(&loaded)?.summary))?
     } else {
@@ -126,6 +157,7 @@ fn read_blocking(
         dry_run,
         files = loaded.files_read,
         parsed = loaded.files_parsed,
+        same_tree_reused,
         added = summary.lorries_added.len(),
         changed = summary.lorries_changed.len(),
         removed = summary.lorries_removed.len(),
@@ -141,10 +173,12 @@ async fn read_now(state: &AppState, dry_run: bool) -> Result<ReadConfigurationSu
     let db = Arc::clone(&state.db);
     let config = Arc::clone(&state.config);
     let cache = Arc::clone(&state.lorry_files);
-    let summary = tokio::task::spawn_blocking(move || read_blocking(&db, &config, &cache, dry_run))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::from)?;
+    let gate = Arc::clone(&state.confgit);
+    let summary =
+        tokio::task::spawn_blocking(move || read_blocking(&db, &config, &cache, &gate, dry_run))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(ApiError::from)?;
     if !dry_run {
         // Lorries may have been added or rescheduled: waiting give-me-jobs look.
         state.queue.wake();

@@ -176,6 +176,14 @@ impl Downstream {
     /// need a pushed branch (GitLab's and Gitea's default branch, force
     /// pushes on GitLab's protected branches). The webapp calls this, as
     /// the holder of the host's token; other hosts need nothing.
+    /// Whether [`Downstream::after_push`] has anything to do on this host.
+    pub fn acts_after_push(&self) -> bool {
+        matches!(
+            self,
+            Downstream::Gitlab(_) | Downstream::Gitea(_) | Downstream::Github(_)
+        )
+    }
+
     pub async fn after_push(
         &self,
         path: &str,
