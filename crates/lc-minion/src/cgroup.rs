@@ -11,9 +11,9 @@
 //! is forbidden).
 //!
 //! A minion runs one job at a time, and its jobs take turns in one cgroup,
-//! `lorry-job-<minion pid>-slot`: the kernel's first use of a fresh memory
-//! cgroup costs a job about 10 ms (`benches/job_sandbox.rs`), a reused one
-//! nothing measurable. Between jobs the slot is emptied (every process
+//! `lorry-job-<minion pid>-slot`: a fresh cgroup cost each job a few ms
+//! more in the kernel and, removed after it, a wait for the sandbox's last
+//! process to leave it (`benches/job_sandbox.rs`; ARCH.md has the figures). Between jobs the slot is emptied (every process
 //! killed), its limits are written anew and its counters read, so that a
 //! job is measured by what changed during it. When the slot cannot be made
 //! ready (a process of an earlier job will not die, a lower memory limit
@@ -466,8 +466,10 @@ impl JobCgroup {
             let memory = read("v2", "memory.events");
             let cpu = counter(&read("v2", "cpu.stat"), "usage_usec");
             return Counters {
-                oom: counter(&memory, "oom_kill").unwrap_or(0)
-                    + counter(&memory, "max").unwrap_or(0),
+                // Not `max`: it counts reclaim at the limit (a job
+                // reclaiming the page cache an earlier one left in the
+                // slot, say), not a kill.
+                oom: counter(&memory, "oom_kill").unwrap_or(0),
                 tasks: counter(&read("v2", "pids.events"), "max").unwrap_or(0),
                 cpu: cpu.map(|usec| usec as f64 / 1e6),
             };

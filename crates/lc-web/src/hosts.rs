@@ -135,12 +135,17 @@ async fn list_one(
         type_params: host.type_params.clone(),
         namespaces: host.prefixmap.keys().cloned().collect(),
     };
+    // What the listing says is as of its start: a push after one page
+    // was read and before the listing ended is not in it. The time
+    // stamped on the host is this, not the end (activity hints and
+    // manifest fingerprints compare it with each lorry's last run).
+    let started = state.db.now();
     let (repos, validators) = match list_host(state, lister, &host, &upstream).await {
         Ok(Listed::Repos(repos, validators)) => (repos, validators),
         Ok(Listed::Unchanged) => {
             let name = host.host.clone();
             let known = state
-                .write(move |tx| tx.record_listing_unchanged(&name))
+                .write(move |tx| tx.record_listing_unchanged(&name, started))
                 .await?;
             if known {
                 listing.listed = true;
@@ -204,7 +209,14 @@ async fn list_one(
     let name = host.host.clone();
     let stored_problems = problems.clone();
     let outcome = state
-        .write(move |tx| tx.sync_host_lorries(&name, &generated, shrink_limit, &stored_problems))
+        .write(move |tx| {
+            let outcome =
+                tx.sync_host_lorries(&name, &generated, shrink_limit, &stored_problems)?;
+            if outcome.as_ref().is_some_and(|o| o.shrink_refused.is_none()) {
+                tx.record_listing_time(&name, started)?;
+            }
+            Ok(outcome)
+        })
         .await?;
     let Some(outcome) = outcome else {
         listing

@@ -105,24 +105,30 @@ impl StatusBody {
 /// Whether `Accept-Encoding` of `headers` accepts gzip: a `gzip` or
 /// `x-gzip` coding, or `*`, whose `q` is not zero (RFC 9110 §12.5.3).
 pub fn accepts_gzip(headers: &HeaderMap) -> bool {
-    headers
+    // RFC 9110 12.5.3: a coding named explicitly has its own weight; `*`
+    // stands only for the codings not named.
+    let mut named: Option<bool> = None;
+    let mut any: Option<bool> = None;
+    for coding in headers
         .get_all(header::ACCEPT_ENCODING)
         .iter()
         .flat_map(|value| value.as_bytes().split(|&b| b == b','))
-        .any(|coding| {
-            let mut parts = coding.split(|&b| b == b';');
-            let name = parts.next().unwrap_or_default().trim_ascii();
-            let named = name.eq_ignore_ascii_case(b"gzip")
-                || name.eq_ignore_ascii_case(b"x-gzip")
-                || name == b"*";
-            let refused = parts.any(|param| {
-                let param = param.trim_ascii();
-                param.len() > 2
-                    && param[..2].eq_ignore_ascii_case(b"q=")
-                    && param[2..].iter().all(|&b| b == b'0' || b == b'.')
-            });
-            named && !refused
-        })
+    {
+        let mut parts = coding.split(|&b| b == b';');
+        let name = parts.next().unwrap_or_default().trim_ascii();
+        let refused = parts.any(|param| {
+            let param = param.trim_ascii();
+            param.len() > 2
+                && param[..2].eq_ignore_ascii_case(b"q=")
+                && param[2..].iter().all(|&b| b == b'0' || b == b'.')
+        });
+        if name.eq_ignore_ascii_case(b"gzip") || name.eq_ignore_ascii_case(b"x-gzip") {
+            named = Some(named.unwrap_or(false) || !refused);
+        } else if name == b"*" {
+            any = Some(any.unwrap_or(false) || !refused);
+        }
+    }
+    named.or(any).unwrap_or(false)
 }
 
 /// The body served last, and the one build allowed at a time.
@@ -561,6 +567,7 @@ mod tests {
             &["identity", "x-gzip"],
             &["*"],
             &["deflate", " gzip ; q=0.001"],
+            &["*;q=0, gzip"],
         ] {
             assert!(accepts(yes), "{yes:?}");
         }
@@ -572,6 +579,10 @@ mod tests {
             &["br, deflate"],
             &["gzipped"],
             &[""],
+            // `*` does not speak for a coding named on its own.
+            &["gzip;q=0, *"],
+            &["*", "x-gzip;q=0"],
+            &["*;q=0"],
         ] {
             assert!(!accepts(no), "{no:?}");
         }

@@ -206,13 +206,22 @@ impl WriteTx<'_> {
         Ok(())
     }
 
-    /// The manifest of `host` was confirmed unchanged (HTTP 304): its
-    /// fingerprints hold as of now. `false` when the host is not configured.
-    pub fn record_listing_unchanged(&self, host: &str) -> Result<bool> {
+    /// The manifest of `host`, asked for at `listed_at`, was confirmed
+    /// unchanged (HTTP 304): its fingerprints hold as of then. `false`
+    /// when the host is not configured.
+    pub fn record_listing_unchanged(&self, host: &str, listed_at: i64) -> Result<bool> {
+        self.record_listing_time(host, listed_at)
+    }
+
+    /// What was listed of `host` is as of `listed_at`, the listing's start
+    /// (not its end: a repository pushed to after its page was read must
+    /// not look unchanged to a lorry whose job started meanwhile). `false`
+    /// when the host is not configured.
+    pub fn record_listing_time(&self, host: &str, listed_at: i64) -> Result<bool> {
         let n = self
             .conn()
             .prepare("UPDATE hosts SET ls_last_run = ?2 WHERE host = ?1")?
-            .execute(params![host, self.now])?;
+            .execute(params![host, listed_at])?;
         Ok(n > 0)
     }
 }
@@ -356,11 +365,11 @@ mod tests {
         assert_eq!(run_due(&db, 1_000, |_| 0), ["a"]);
         db.set_pretend_time(1_100);
         assert!(
-            db.write(|tx| tx.record_listing_unchanged("g"))
+            db.write(|tx| tx.record_listing_unchanged("g", tx.now()))
                 .expect("304")
         );
         assert!(
-            !db.write(|tx| tx.record_listing_unchanged("nope"))
+            !db.write(|tx| tx.record_listing_unchanged("nope", tx.now()))
                 .expect("304")
         );
         assert!(run_due(&db, 1_100, |_| 0).is_empty());
@@ -435,6 +444,27 @@ mod tests {
             .expect("sync");
         assert_eq!(run_due(&db, 10_800, |_| 0), ["b"]);
         assert_eq!(last_run(&db, "a").2, Some(10_800));
+    }
+
+    /// A listing is as of its start: one whose page of `a` was read
+    /// before `a`'s job started says nothing of what happened after.
+    #[test]
+    fn a_listing_begun_before_the_last_run_spares_no_job() {
+        let (_dir, db) = fresh_host();
+        db.write(|tx| tx.set_full_check_every(100_000))
+            .expect("set");
+        list_activity(&db, 5_000, &[("a", Some(1_000))]);
+        assert_eq!(run_due(&db, 10_000, |_| 0), ["a"]);
+        // Begun at 9,990, written at 10,200.
+        list_activity(&db, 10_200, &[("a", Some(1_000))]);
+        db.write(|tx| tx.record_listing_time("g", 9_990))
+            .expect("stamp");
+        assert_eq!(run_due(&db, 10_200, |_| 0), ["a"]);
+        // Begun after the job's start: it covers the time since.
+        list_activity(&db, 10_300, &[("a", Some(1_000))]);
+        db.write(|tx| tx.record_listing_time("g", 10_250))
+            .expect("stamp");
+        assert!(run_due(&db, 10_300, |_| 0).is_empty());
     }
 
     #[test]
