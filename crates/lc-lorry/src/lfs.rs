@@ -67,10 +67,23 @@ pub fn store(repo: &Path) -> LfsStore {
     total
 }
 
-/// What a raw-file spec with `lfs: true` commits as `.gitattributes`:
-/// every file is an LFS pointer, except this file itself.
-pub const ALL_FILES_ATTRIBUTES: &str =
-    "* filter=lfs diff=lfs merge=lfs -text\n.gitattributes !filter !diff !merge text\n";
+/// The `.gitattributes` line that makes `path` an LFS file, as `git lfs
+/// track` writes one: the path anchored at the top, git's pattern
+/// characters escaped, white space as `[[:space:]]`.
+pub fn attribute_line(path: &str) -> String {
+    let mut pattern = String::from("/");
+    for c in path.chars() {
+        match c {
+            c if c.is_whitespace() => pattern.push_str("[[:space:]]"),
+            '*' | '?' | '[' | ']' | '\\' => {
+                pattern.push('\\');
+                pattern.push(c);
+            }
+            c => pattern.push(c),
+        }
+    }
+    format!("{pattern} filter=lfs diff=lfs merge=lfs -text")
+}
 
 /// Puts `file` (whose SHA-256 is `oid`, hex) into `repo`'s LFS store,
 /// unless it holds it already, and answers the pointer file that stands

@@ -97,15 +97,41 @@ pub(super) fn import_raw_files(
             .info(&format!("{}: every file already imported", spec.name));
         return Ok(());
     }
-    if run.lfs {
-        let mark = fi.blob(crate::lfs::ALL_FILES_ATTRIBUTES.as_bytes());
+    let parent = branch_tip(git, repo, "refs/heads/master")?;
+    // `.gitattributes` names each file stored in LFS, and no other: files
+    // imported before `lfs: true` stay ordinary blobs, and one imported
+    // again without it stops being LFS.
+    let before = match &parent {
+        Some(tip) => {
+            let out = git
+                .in_repo(repo)
+                .args(["cat-file", "blob", &format!("{tip}:.gitattributes")])
+                .output()?;
+            if out.status.success() {
+                String::from_utf8_lossy(&out.stdout).into_owned()
+            } else {
+                String::new()
+            }
+        }
+        None => String::new(),
+    };
+    let mut lines: Vec<String> = before.lines().map(str::to_owned).collect();
+    for name in &names {
+        let line = crate::lfs::attribute_line(name);
+        lines.retain(|l| *l != line);
+        if run.lfs {
+            lines.push(line);
+        }
+    }
+    let after: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    if after != before {
+        let mark = fi.blob(after.as_bytes());
         entries.push(Entry {
             path: ".gitattributes".into(),
             mode: "100644",
             mark,
         });
     }
-    let parent = branch_tip(git, repo, "refs/heads/master")?;
     let when = jiff::Timestamp::now().as_second();
     fi.commit(
         "refs/heads/master",

@@ -597,7 +597,11 @@ fn raw_files_with_lfs_are_stored_in_lfs_and_clone_whole() {
             image.len()
         )
     );
-    assert!(git(&down, &["cat-file", "-p", "master:.gitattributes"]).starts_with("* filter=lfs"));
+    assert_eq!(
+        git(&down, &["cat-file", "-p", "master:.gitattributes"]),
+        "/firmware/image.bin filter=lfs diff=lfs merge=lfs -text\n\
+         /notes.txt filter=lfs diff=lfs merge=lfs -text"
+    );
     let mut oids = vec![hex(&image), hex(&notes)];
     oids.sort();
     assert_eq!(lfs_store_oids(&area.mirror(name)), oids);
@@ -626,13 +630,6 @@ fn raw_files_with_lfs_are_stored_in_lfs_and_clone_whole() {
             ]),
         )]),
     );
-    // A clone's .gitattributes is plain text, not a pointer.
-    let attributes =
-        std::fs::read_to_string(area.path().join("clone/.gitattributes")).expect("attributes");
-    assert!(
-        attributes.contains(".gitattributes !filter"),
-        "{attributes}"
-    );
 
     // A file added later joins the store; the old ones are not fetched again.
     let more = b"more data\n".to_vec();
@@ -657,4 +654,87 @@ fn raw_files_with_lfs_are_stored_in_lfs_and_clone_whole() {
             BTreeMap::from([("firmware/image.bin", image), ("more.txt", more)]),
         )]),
     );
+}
+
+/// A raw-file mirror that turns `lfs` on keeps its earlier files as
+/// ordinary blobs, and `.gitattributes` names only the LFS ones, so
+/// git-lfs finds every file what its attributes say it is.
+#[test]
+fn raw_files_turning_lfs_on_later_keep_their_old_files_plain() {
+    let area = Area::new();
+    let server = crate::http::HttpServer::start();
+    let old = b"old plain file\n".to_vec();
+    let new = b"new large file\n".to_vec();
+    server.put("/old.txt", old.clone());
+    server.put("/new.bin", new.clone());
+    let name = "raw/mixed";
+    let down = area.downstream(name);
+    let spec = |lfs: bool, urls: &[&str]| {
+        let urls: Vec<serde_json::Value> = urls
+            .iter()
+            .map(|u| json!({ "url": server.url(u) }))
+            .collect();
+        area.lorry_file(
+            "m.lorry",
+            &json!({ name: { "type": "raw-file", "lfs": lfs, "urls": urls } }),
+        )
+    };
+    let run = area.run(&[&spec(false, &["/old.txt"])], &[]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    let run = area.run(&[&spec(true, &["/old.txt", "/new.bin"])], &[]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    assert_eq!(
+        git(&down, &["cat-file", "-p", "master:old.txt"]),
+        "old plain file"
+    );
+    assert_eq!(
+        git(&down, &["cat-file", "-p", "master:.gitattributes"]),
+        "/new.bin filter=lfs diff=lfs merge=lfs -text"
+    );
+    check_clone(
+        &area,
+        &down,
+        &BTreeMap::from([(
+            "master",
+            BTreeMap::from([("old.txt", old), ("new.bin", new)]),
+        )]),
+    );
+    // git-lfs finds nothing amiss: every pointer where the attributes
+    // say, and no plain file where they ask for one.
+    let clone = area.path().join("clone");
+    let fsck = git(&clone, &["lfs", "fsck", "--pointers"]);
+    assert!(!fsck.contains("should have been"), "{fsck}");
+}
+
+/// The attribute line of an awkward name matches that name, and only it,
+/// as git reads it.
+#[test]
+fn lfs_attribute_lines_match_exactly_their_path() {
+    let area = Area::new();
+    let repo = area.path().join("attrs");
+    std::fs::create_dir_all(&repo).expect("mkdir");
+    git(&repo, &["init", "-q"]);
+    let awkward = "dir/my file [1]*?.bin";
+    std::fs::write(
+        repo.join(".gitattributes"),
+        format!("{}\n", lc_lorry::lfs::attribute_line(awkward)),
+    )
+    .expect("write");
+    let filter = |path: &str| git(&repo, &["check-attr", "filter", "--", path]);
+    assert!(
+        filter(awkward).ends_with(": filter: lfs"),
+        "{}",
+        filter(awkward)
+    );
+    for other in [
+        "dir/my file 1x.bin",
+        "dir/my_file [1]*?.bin",
+        "x/dir/my file [1]*?.bin",
+    ] {
+        assert!(
+            filter(other).ends_with(": filter: unspecified"),
+            "{other}: {}",
+            filter(other)
+        );
+    }
 }
