@@ -166,6 +166,41 @@ fn a_minion_waiting_in_give_me_job_runs_a_lorry_as_it_becomes_due() {
     assert!(minion.terminate().success());
 }
 
+/// A minion asked to stop while it waits in give-me-job still takes the
+/// answer: a job handed to it then is reported as not started, not left
+/// running until its timeout.
+#[test]
+fn a_minion_stopping_in_give_me_job_reports_a_job_handed_to_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lorry = fake_lorry(dir.path());
+    let webapp = Webapp::init(dir.path()).start();
+    webapp.seed(&[git_lorry("e2e/late", 100, 3600)]);
+    webapp.pretend_time(4_000_000);
+    let (id, _) = webapp.give_me_job().expect("a first job");
+    webapp.finish(id, 0);
+    let mut minion = Minion::start_with(&webapp, &lorry, "stopping", &["--sleep=3600"]);
+    wait_for("the minion waiting in give-me-job", READY_TIMEOUT, || {
+        (crate::longpoll::waiting(&webapp) == 1).then_some(())
+    });
+    let pid = nix::unistd::Pid::from_raw(minion.0.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+    webapp.pretend_time(4_000_100);
+    let job = wait_for(
+        "the job handed to the stopping minion ended",
+        READY_TIMEOUT,
+        || {
+            jobs_of(&webapp, "e2e/late")
+                .into_iter()
+                .nth(1)
+                .filter(|job| job["exit"] != "no")
+        },
+    );
+    assert_eq!(job["exit"], "143", "{job}");
+    let out = job["output"].as_str().unwrap_or_default();
+    assert!(out.contains("not started: the minion is stopping"), "{out}");
+    assert!(minion.terminate().success());
+}
+
 #[test]
 fn stop_job_and_lorry_timeout_kill_a_hanging_lorry() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -134,10 +134,12 @@ pub async fn run(mut config: MinionConfig, mut shutdown: Shutdown) -> Result<(),
         let asked = if low.is_some() {
             Ok(None)
         } else {
-            tokio::select! {
-                asked = client.give_me_job(&config.host, config.pid, wait) => asked,
-                () = shutdown.requested() => break,
-            }
+            // Not given up when a stop is asked for: the webapp may have
+            // started a job for this very answer already (a long poll ends
+            // as one becomes due), and a job nobody reports stays running
+            // until its timeout. The wait is bounded (`ask_wait`), and a
+            // job that comes is reported as not started (`run_job`).
+            client.give_me_job(&config.host, config.pid, wait).await
         };
         let pause = match asked {
             Ok(Some(job)) => {
