@@ -1,6 +1,6 @@
 //! Benchmark: give-me-job + job-update pairs against the real webapp
 //! binary, measured from outside over loopback by client processes (this
-//! bench run again, see `support`), each holding keep-alive connections
+//! bench run again, see `common`), each holding keep-alive connections
 //! that ask for a job and end it, in closed loops; with 1,000, 10,000 and
 //! 100,000 lorries in STATEDB.
 //!
@@ -29,12 +29,11 @@
     reason = "the bench drives the real webapp binary from client processes"
 )]
 
-mod support;
+mod common;
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
-use support::{env_or, percentile};
+use common::{Scenario, env_or, percentile};
 
 /// A CONFGIT directory of `n` lorries, 1,000 per `.lorry` file, each due
 /// at once and then not for an hour. Read by the webapp itself (`POST
@@ -87,61 +86,36 @@ fn precreate_repositories(dir: &Path, n: usize, count: usize) {
     }
 }
 
-/// A client process: `LC_BENCH_CONNECTIONS` connections doing
-/// `LC_BENCH_ROUNDS` rounds of `LC_BENCH_MODE` (`floor` or `pairs`).
-fn client(mut out: support::ClientOut) {
-    let port = env_or("LC_BENCH_PORT", 0);
-    let connections = env_or("LC_BENCH_CONNECTIONS", 2);
-    let rounds = env_or("LC_BENCH_ROUNDS", 500);
-    let pairs = std::env::var("LC_BENCH_MODE").as_deref() == Ok("pairs");
-    let base = format!("http://127.0.0.1:{port}");
-    let runtime = support::client_runtime();
-    let local = tokio::task::LocalSet::new();
-    let clients: Vec<reqwest::Client> = (0..connections).map(|_| support::http_client()).collect();
-    // Each connection opened and warm before the clock starts.
-    local.block_on(&runtime, async {
-        for client in &clients {
-            let r = client
-                .get(format!("{base}/1.0/get-max-jobs"))
-                .send()
-                .await
-                .expect("warm-up");
-            assert!(r.status().is_success());
+/// What a client connection does, request after request: a pair
+/// (`pairs`) or the floor. Each connection is opened and warm before the
+/// clock starts.
+#[derive(Clone, Copy)]
+struct Queue {
+    pairs: bool,
+}
+
+impl Scenario for Queue {
+    async fn warm_up(&mut self, client: &reqwest::Client, base: &str) {
+        let r = client
+            .get(format!("{base}/1.0/get-max-jobs"))
+            .send()
+            .await
+            .expect("warm-up");
+        assert!(r.status().is_success());
+    }
+
+    async fn send(
+        &mut self,
+        client: &reqwest::Client,
+        base: &str,
+        _n: usize,
+    ) -> (&'static str, bool) {
+        if self.pairs {
+            ("pair", pair(client, base).await)
+        } else {
+            ("floor", floor(client, base).await)
         }
-    });
-    out.start();
-    let lines = local.block_on(&runtime, async {
-        let tasks: Vec<_> = clients
-            .into_iter()
-            .map(|client| {
-                let base = base.clone();
-                tokio::task::spawn_local(async move {
-                    let mut lines = Vec::with_capacity(rounds as usize);
-                    for _ in 0..rounds {
-                        let t = Instant::now();
-                        let ok = if pairs {
-                            pair(&client, &base).await
-                        } else {
-                            floor(&client, &base).await
-                        };
-                        lines.push(support::line(
-                            if pairs { "pair" } else { "floor" },
-                            t.elapsed(),
-                            ok,
-                        ));
-                    }
-                    lines
-                })
-            })
-            .collect();
-        let mut all = Vec::new();
-        for task in tasks {
-            all.extend(task.await.expect("client task"));
-        }
-        all
-    });
-    out.end();
-    out.extend(lines);
+    }
 }
 
 async fn floor(client: &reqwest::Client, base: &str) -> bool {
@@ -196,7 +170,7 @@ fn measure(binary: &Path, n: usize, processes: u64, connections: u64, rounds: u6
         precreate_repositories(dir.path(), n, pairs_total);
     }
     let (_webapp, port) =
-        support::start_webapp(binary, dir.path(), &["--no-debug-real-confgit".to_owned()]);
+        common::start_webapp_binary(binary, dir.path(), &["--no-debug-real-confgit".to_owned()]);
     let read: serde_json::Value = reqwest::blocking::Client::builder()
         .timeout(std::time::Duration::from_secs(600))
         .build()
@@ -210,16 +184,11 @@ fn measure(binary: &Path, n: usize, processes: u64, connections: u64, rounds: u6
         Some(n),
         "every lorry added"
     );
-    let env = |mode: &str| {
-        vec![
-            ("LC_BENCH_PORT", port.to_string()),
-            ("LC_BENCH_CONNECTIONS", connections.to_string()),
-            ("LC_BENCH_ROUNDS", rounds.to_string()),
-            ("LC_BENCH_MODE", mode.to_owned()),
-        ]
+    let run = |mode: &str| {
+        common::run_client_rounds(port, processes, connections, rounds, dir.path(), mode, mode)
     };
-    let (floor, _) = support::run_clients(processes, &env("floor"), dir.path(), "floor");
-    let (pairs, span) = support::run_clients(processes, &env("pairs"), dir.path(), "pairs");
+    let (floor, _) = run("floor");
+    let (pairs, span) = run("pairs");
     let (floor, _) = &floor["floor"];
     let (pairs, errors) = &pairs["pair"];
     Row {
@@ -233,8 +202,10 @@ fn measure(binary: &Path, n: usize, processes: u64, connections: u64, rounds: u6
 }
 
 fn main() {
-    if let Some((_, out)) = support::client_mode() {
-        client(out);
+    if let Some(mode) = common::client_scenario() {
+        common::client_process(Queue {
+            pairs: mode == "pairs",
+        });
         return;
     }
     let sizes: Vec<usize> = std::env::var("LC_BENCH_SIZES")
@@ -246,10 +217,10 @@ fn main() {
     let connections = env_or("LC_BENCH_CONNECTIONS", 2).max(1);
     let rounds = env_or("LC_BENCH_ROUNDS", 500).max(1);
     let mut binaries: Vec<(&str, PathBuf)> = Vec::new();
-    if let Some(baseline) = support::baseline_webapp() {
+    if let Some(baseline) = common::baseline_webapp() {
         binaries.push(("baseline", baseline));
     }
-    binaries.push(("this build", PathBuf::from(support::WEBAPP)));
+    binaries.push(("this build", PathBuf::from(common::WEBAPP)));
 
     let clients = processes * connections;
     println!(

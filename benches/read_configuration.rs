@@ -23,13 +23,13 @@
     reason = "the bench drives the real webapp binary and git"
 )]
 
-mod support;
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::env_or;
+use common::env_or;
 
 fn git(dir: &Path, args: &[&str]) {
     let status = Command::new("git")
@@ -120,7 +120,7 @@ fn measure(binary: &Path, confgit: &Path, files: usize, repeats: usize, bump: &m
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("file://{}", confgit.display());
     let (_webapp, port) =
-        support::start_webapp(binary, dir.path(), &[format!("--confgit-url={url}")]);
+        common::start_webapp_binary(binary, dir.path(), &[format!("--confgit-url={url}")]);
     let client = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(300))
         .build()
@@ -180,10 +180,10 @@ fn main() {
     let (_, files_alone) = time(|| read_files_only(&tmp.path().join("clone-alone")));
 
     let mut binaries: Vec<(&str, PathBuf)> = Vec::new();
-    if let Some(baseline) = support::baseline_webapp() {
+    if let Some(baseline) = common::baseline_webapp() {
         binaries.push(("baseline", baseline));
     }
-    binaries.push(("this build", PathBuf::from(support::WEBAPP)));
+    binaries.push(("this build", PathBuf::from(common::WEBAPP)));
     println!("read-configuration through HTTP, CONFGIT of {files} .lorry files (git, file:// URL)");
     println!(
         "for scale: git clone alone {:.1} ms, reading the files alone {:.1} ms",

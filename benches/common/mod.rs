@@ -1,12 +1,15 @@
 //! What the benches that drive the real webapp binary from outside share:
-//! starting it, reading its memory from `/proc`, and client processes.
+//! starting it (or a baseline build of it), reading its memory from
+//! `/proc`, and client processes.
 //!
 //! Client processes are the bench binary run again with `LC_LOAD_CLIENT`
 //! set: the bench's `main` sees [`client_scenario`] and calls
 //! [`client_process`] with the [`Scenario`] named. Each process runs its
 //! connections as closed loops (the next request when the answer is in,
-//! one keep-alive connection each) on one thread, and writes a line per
-//! request (`route micros ok`) that [`run_clients`] reads back.
+//! one keep-alive connection each) on one thread, for some seconds
+//! ([`run_clients`]) or some requests each ([`run_client_rounds`]), and
+//! writes a line per request (`route micros ok`) and one with the Unix
+//! microseconds its measured work began and ended, which those read back.
 
 #![allow(dead_code, reason = "each bench uses part of it")]
 
@@ -14,7 +17,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub const WEBAPP: &str = env!("CARGO_BIN_EXE_lorry-controller-webapp");
 
@@ -55,15 +58,26 @@ pub fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
 /// until it listens; answers it and its port.
 pub fn start_webapp(dir: &Path, extra: &[String]) -> (Proc, u16) {
     std::fs::create_dir_all(dir.join("confgit")).expect("mkdir");
+    let mut args = vec!["--no-debug-real-confgit".to_owned()];
+    args.extend_from_slice(extra);
+    start_webapp_binary(Path::new(WEBAPP), dir, &args)
+}
+
+/// Starts `binary` (a webapp) on STATEDB `dir/state.db`, CONFGIT directory
+/// `dir/confgit` (a real CONFGIT unless `extra` says
+/// `--no-debug-real-confgit`), local downstream `dir/downstream`, log
+/// `dir/webapp.log` at warn level, with `extra` arguments; answers it and
+/// its port once it listens.
+pub fn start_webapp_binary(binary: &Path, dir: &Path, extra: &[String]) -> (Proc, u16) {
     let port_file = dir.join("port");
-    let child = Command::new(WEBAPP)
+    let _ = std::fs::remove_file(&port_file);
+    let child = Command::new(binary)
         .arg(format!("--statedb={}", dir.join("state.db").display()))
         .arg(format!(
             "--configuration-directory={}",
             dir.join("confgit").display()
         ))
         .args([
-            "--no-debug-real-confgit",
             "--git-server-type=local",
             "--log-level=warn",
             "--debug-port=0",
@@ -87,6 +101,12 @@ pub fn start_webapp(dir: &Path, extra: &[String]) -> (Proc, u16) {
         port != 0
     });
     (Proc(child), port)
+}
+
+/// The webapp binary to compare with, from `LC_BENCH_BASELINE_WEBAPP` (a
+/// build of an older commit), if set.
+pub fn baseline_webapp() -> Option<PathBuf> {
+    std::env::var_os("LC_BENCH_BASELINE_WEBAPP").map(PathBuf::from)
 }
 
 /// `VmRSS` and `VmHWM` of `pid`, in KiB.
@@ -114,6 +134,9 @@ pub fn reset_peak(pid: u32) {
 /// processes run their connections on one thread, so the futures need
 /// not be `Send`.
 pub trait Scenario: Clone + 'static {
+    /// Readies a connection before the clock starts (by default nothing).
+    async fn warm_up(&mut self, _client: &reqwest::Client, _base: &str) {}
+
     /// Sends request number `n` to `base`; answers the route's name for
     /// the table and whether it succeeded (the whole body read).
     async fn send(
@@ -130,13 +153,15 @@ pub fn client_scenario() -> Option<String> {
     Some(std::env::var("LC_LOAD_SCENARIO").unwrap_or_default())
 }
 
-/// A client process: `LC_LOAD_CONNECTIONS` closed loops of `scenario` for
-/// `LC_LOAD_SECONDS`, each latency written as `route micros ok` lines to
-/// `LC_LOAD_OUT`.
+/// A client process: `LC_LOAD_CONNECTIONS` closed loops of `scenario`,
+/// each for `LC_LOAD_ROUNDS` requests if set, else for `LC_LOAD_SECONDS`;
+/// each latency written as `route micros ok` lines to `LC_LOAD_OUT`, and
+/// the span line of its measured work (after the warm-up).
 pub fn client_process<S: Scenario>(scenario: S) {
     let port = env_or("LC_LOAD_PORT", 0);
     let connections = env_or("LC_LOAD_CONNECTIONS", 50) as usize;
     let seconds = env_or("LC_LOAD_SECONDS", 60);
+    let rounds = env_or("LC_LOAD_ROUNDS", 0);
     let offset = env_or("LC_LOAD_OFFSET", 0) as usize;
     let out = PathBuf::from(std::env::var("LC_LOAD_OUT").expect("LC_LOAD_OUT"));
     let base = format!("http://127.0.0.1:{port}");
@@ -144,23 +169,40 @@ pub fn client_process<S: Scenario>(scenario: S) {
         .enable_all()
         .build()
         .expect("runtime");
-    let deadline = Instant::now() + Duration::from_secs(seconds);
     let local = tokio::task::LocalSet::new();
+    // A client each: one connection each, kept alive.
+    let mut clients: Vec<(reqwest::Client, S)> = (0..connections)
+        .map(|_| {
+            let client = reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .pool_max_idle_per_host(1)
+                .build()
+                .expect("client");
+            (client, scenario.clone())
+        })
+        .collect();
+    local.block_on(&runtime, async {
+        for (client, scenario) in &mut clients {
+            scenario.warm_up(client, &base).await;
+        }
+    });
+    let first = unix_micros();
+    let deadline = Instant::now() + Duration::from_secs(seconds);
     let lines: Vec<String> = local.block_on(&runtime, async move {
-        let tasks: Vec<_> = (0..connections)
-            .map(|c| {
+        let tasks: Vec<_> = clients
+            .into_iter()
+            .enumerate()
+            .map(|(c, (client, mut scenario))| {
                 let base = base.clone();
-                let mut scenario = scenario.clone();
                 tokio::task::spawn_local(async move {
-                    // A client each: one connection each, kept alive.
-                    let client = reqwest::Client::builder()
-                        .timeout(Duration::from_secs(30))
-                        .pool_max_idle_per_host(1)
-                        .build()
-                        .expect("client");
                     let mut lines = Vec::new();
                     let mut n = offset + c * 7919;
-                    while Instant::now() < deadline {
+                    let mut round = 0;
+                    while if rounds > 0 {
+                        round < rounds
+                    } else {
+                        Instant::now() < deadline
+                    } {
                         let t = Instant::now();
                         let (route, ok) = scenario.send(&client, &base, n).await;
                         lines.push(format!(
@@ -169,6 +211,7 @@ pub fn client_process<S: Scenario>(scenario: S) {
                             u8::from(ok)
                         ));
                         n += 1;
+                        round += 1;
                     }
                     lines
                 })
@@ -180,28 +223,46 @@ pub fn client_process<S: Scenario>(scenario: S) {
         }
         all
     });
+    let last = unix_micros();
     let mut file = std::io::BufWriter::new(std::fs::File::create(out).expect("out"));
     for line in lines {
         writeln!(file, "{line}").expect("write");
     }
+    writeln!(file, "{SPAN}\t{first}\t{last}").expect("write");
+}
+
+/// The label of the span lines: `span<TAB>first start<TAB>last end`, in
+/// Unix microseconds, one per client process.
+const SPAN: &str = "span";
+
+fn unix_micros() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros())
 }
 
 /// Latencies per route: (micros sorted, errors).
 pub type Samples = BTreeMap<String, (Vec<u64>, usize)>;
 
-fn read_samples(files: &[PathBuf]) -> Samples {
+/// The samples of these files, and the span of their span lines.
+fn read_samples(files: &[PathBuf]) -> (Samples, Duration) {
     let mut samples = Samples::new();
+    let (mut first, mut last) = (u128::MAX, 0u128);
     for file in files {
         let text = std::fs::read_to_string(file).expect("client output");
         for line in text.lines() {
             let mut parts = line.split('\t');
-            let (Some(route), Some(micros), Some(ok)) = (parts.next(), parts.next(), parts.next())
-            else {
+            let (Some(route), Some(a), Some(b)) = (parts.next(), parts.next(), parts.next()) else {
                 continue;
             };
+            if route == SPAN {
+                first = first.min(a.parse().unwrap_or(u128::MAX));
+                last = last.max(b.parse().unwrap_or(0));
+                continue;
+            }
             let entry = samples.entry(route.to_owned()).or_default();
-            entry.0.push(micros.parse().unwrap_or(0));
-            if ok != "1" {
+            entry.0.push(a.parse().unwrap_or(0));
+            if b != "1" {
                 entry.1 += 1;
             }
         }
@@ -209,7 +270,8 @@ fn read_samples(files: &[PathBuf]) -> Samples {
     for (times, _) in samples.values_mut() {
         times.sort_unstable();
     }
-    samples
+    let span = Duration::from_micros(u64::try_from(last.saturating_sub(first)).unwrap_or(0));
+    (samples, span)
 }
 
 /// The `p` quantile of sorted microseconds, in milliseconds.
@@ -232,6 +294,38 @@ pub fn run_clients(
     tag: &str,
     scenario: &str,
 ) -> Samples {
+    let bound = ("LC_LOAD_SECONDS", seconds);
+    spawn_clients(port, processes, per_process, bound, dir, tag, scenario).0
+}
+
+/// Runs `processes` client processes of `per_process` connections each
+/// against `port`, each connection warmed up and then asking `scenario`
+/// `rounds` times; their samples, and the span from the first client's
+/// start to the last one's end (for throughput).
+pub fn run_client_rounds(
+    port: u16,
+    processes: u64,
+    per_process: u64,
+    rounds: u64,
+    dir: &Path,
+    tag: &str,
+    scenario: &str,
+) -> (Samples, Duration) {
+    let bound = ("LC_LOAD_ROUNDS", rounds);
+    spawn_clients(port, processes, per_process, bound, dir, tag, scenario)
+}
+
+/// [`run_clients`] and [`run_client_rounds`]: `bound` is the variable and
+/// value that end each connection's loop.
+fn spawn_clients(
+    port: u16,
+    processes: u64,
+    per_process: u64,
+    bound: (&str, u64),
+    dir: &Path,
+    tag: &str,
+    scenario: &str,
+) -> (Samples, Duration) {
     let exe = std::env::current_exe().expect("own executable");
     let mut children = Vec::new();
     let mut files = Vec::new();
@@ -244,7 +338,7 @@ pub fn run_clients(
                 .env("LC_LOAD_SCENARIO", scenario)
                 .env("LC_LOAD_PORT", port.to_string())
                 .env("LC_LOAD_CONNECTIONS", per_process.to_string())
-                .env("LC_LOAD_SECONDS", seconds.to_string())
+                .env(bound.0, bound.1.to_string())
                 .env("LC_LOAD_OFFSET", (p * 104_729).to_string())
                 .env("LC_LOAD_OUT", &out)
                 .stdin(Stdio::null())
