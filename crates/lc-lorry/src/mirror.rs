@@ -225,6 +225,17 @@ fn mirror_locked(
     };
     let push_key = push_url.as_deref().map(state::push_key);
     let previous = State::load(dir);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    // Whether the downstream is due a listing: the record's refs stand for
+    // it only for `--downstream-check-every` after it was last listed
+    // (a clock that went back counts as due).
+    let check_due = push_key.is_some()
+        && previous
+            .as_ref()
+            .and_then(|p| p.downstream_listed)
+            .is_none_or(|t| t > now || now - t >= ctx.options.downstream_check_every);
 
     ctx.log.info(&format!(
         "{}: mirroring {} upstream into {}",
@@ -268,6 +279,7 @@ fn mirror_locked(
                 None
             };
             if let (Some(previous), Some(selected)) = (usable, &listed)
+                && !check_due
                 && selected.len() == previous.upstream.len()
                 && selected
                     .iter()
@@ -308,6 +320,7 @@ fn mirror_locked(
                         .map(|(n, f)| (n, f.new.as_str()))
                         .collect();
                     if let Some(previous) = usable
+                        && !check_due
                         && fetched
                             .iter()
                             .all(|f| f.status == lc_git::FetchStatus::UpToDate)
@@ -372,7 +385,7 @@ fn mirror_locked(
                     .map(|(name, _)| name.clone())
                     .collect(),
                 downstream: usable
-                    .filter(|p| p.refs == old)
+                    .filter(|p| p.refs == old && !check_due)
                     .and_then(|_| fast_forwards_only(&old, &new, &fetched)),
             };
             (refspecs, upstream, new, old, known)
@@ -395,6 +408,7 @@ fn mirror_locked(
             ctx.timings.step("refs");
             if let Some(previous) = &previous
                 && previous.refs == new
+                && !check_due
                 && previous.pushed_to == push_key
                 && previous.lfs == lfs
             {
@@ -422,7 +436,7 @@ fn mirror_locked(
         }
     };
 
-    let (refused, final_refs) = publish(
+    let (refused, final_refs, listed) = publish(
         ctx,
         &run,
         &refspecs,
@@ -461,6 +475,11 @@ fn mirror_locked(
         lfs,
         held_reported: true,
         submodules,
+        downstream_listed: if listed {
+            Some(now)
+        } else {
+            previous.as_ref().and_then(|p| p.downstream_listed)
+        },
     }
     .save(dir)?;
     ctx.log.info(&format!("{}: done", spec.name));
@@ -760,9 +779,13 @@ fn fast_forwards_only(
     all_forward.then(|| old.clone())
 }
 
+/// What [`publish`] returns: the refs `refuse` kept, every covered ref as
+/// the mirror now holds it, and whether the downstream was listed.
+type Published = (Vec<String>, BTreeMap<String, String>, bool);
+
 /// Moves the downstream (unless pulling only) and then the mirror to the
-/// new refs. Returns the refs that `refuse` kept, and every covered ref as
-/// the mirror now holds it.
+/// new refs. Returns the refs that `refuse` kept, every covered ref as the
+/// mirror now holds it, and whether the downstream was listed.
 #[expect(
     clippy::too_many_arguments,
     reason = "the steps of one spec's run, each named"
@@ -776,7 +799,7 @@ fn publish(
     old: &BTreeMap<String, String>,
     known: Known,
     stamp: &str,
-) -> Result<(Vec<String>, BTreeMap<String, String>), MirrorError> {
+) -> Result<Published, MirrorError> {
     let (git, repo, spec) = (run.git, run.repo, run.spec);
     if let (Some(url), Some(held)) = (push_url, known.downstream) {
         ctx.timings.step("rewrite-check");
@@ -800,7 +823,7 @@ fn publish(
                 ));
                 ctx.log.info(&format!("{}: {e}", spec.name));
             }
-            other => return other,
+            other => return other.map(|(refused, refs)| (refused, refs, false)),
         }
     }
     let mut taken = known.taken;
@@ -825,9 +848,10 @@ fn publish(
         }
         None => old.clone(),
     };
-    publish_against(
+    let (refused, refs) = publish_against(
         ctx, run, refspecs, push_url, new, old, base, taken, stamp, false,
-    )
+    )?;
+    Ok((refused, refs, push_url.is_some()))
 }
 
 /// [`publish`] against `base`, the downstream's refs (or the mirror's when

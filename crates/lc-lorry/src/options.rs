@@ -125,6 +125,20 @@ pub struct Options {
     pub timings: bool,
     #[arg(long, overrides_with = "timings", hide = true)]
     pub no_timings: bool,
+    /// How long the last run's record of the downstream is trusted: a run
+    /// pushes only what moved upstream, without listing the downstream,
+    /// while the downstream was listed within this time; after it, the
+    /// run lists the downstream and repairs any drift, even when nothing
+    /// changed upstream. Seconds, or a number with s, m, h or d; 0 lists
+    /// it on every run.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "24h",
+        value_parser = parse_duration,
+        overrides_with = "downstream_check_every"
+    )]
+    pub downstream_check_every: u64,
     /// Write what the run did, as JSON (lc_api::JobResult), to this file.
     #[arg(long, value_name = "FILE", overrides_with = "result_file")]
     pub result_file: Option<PathBuf>,
@@ -161,6 +175,24 @@ impl Options {
     }
 }
 
+/// A duration in seconds: a number with an optional unit `s`, `m`, `h` or
+/// `d` (any case).
+fn parse_duration(text: &str) -> Result<u64, String> {
+    let bad = || format!("bad duration {text:?} (e.g. 3600, 30m, 24h, 1d)");
+    let t = text.trim();
+    let digits_end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(digits_end);
+    let number: u64 = number.parse().map_err(|_| bad())?;
+    let factor = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return Err(bad()),
+    };
+    number.checked_mul(factor).ok_or_else(bad)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,6 +213,7 @@ mod tests {
         assert_eq!(o.tarball, When::First);
         assert!(!o.pull_only);
         assert!(!o.allow_local_upstreams);
+        assert_eq!(o.downstream_check_every, 24 * 3600);
         assert_eq!(o.files, vec![PathBuf::from("a.lorry")]);
     }
 
@@ -221,7 +254,7 @@ mod tests {
         let conf = dir.path().join("lorry.conf");
         std::fs::write(
             &conf,
-            "[config]\nworking-area = /srv/wa\npull-only = yes\nallow-local-upstreams = yes\nlfs-default = yes\nrepack = no\nbundle = always\npush_option = ci.skip\npush-option = two\n",
+            "[config]\nworking-area = /srv/wa\npull-only = yes\nallow-local-upstreams = yes\nlfs-default = yes\nrepack = no\ndownstream-check-every = 90m\nbundle = always\npush_option = ci.skip\npush-option = two\n",
         )
         .expect("write");
         let conf_arg = format!("--config={}", conf.display());
@@ -233,6 +266,27 @@ mod tests {
         assert!(o.repack_enabled());
         assert_eq!(o.bundle, When::Always);
         assert_eq!(o.push_option, vec!["ci.skip", "two"]);
+        assert_eq!(o.downstream_check_every, 90 * 60);
+    }
+
+    #[test]
+    fn downstream_check_every_takes_units_and_refuses_the_rest() {
+        for (text, secs) in [
+            ("0", 0),
+            ("45", 45),
+            ("10s", 10),
+            ("2H", 7200),
+            ("1d", 86400),
+        ] {
+            let arg = format!("--downstream-check-every={text}");
+            let o = Options::parse(args(&[&arg, "x"])).expect("parse");
+            assert_eq!(o.downstream_check_every, secs, "{text}");
+        }
+        for text in ["", "-1", "1w", "h", "99999999999999999999d"] {
+            let arg = format!("--downstream-check-every={text}");
+            let err = Options::parse(args(&[&arg, "x"])).expect_err(text);
+            assert!(err.to_string().contains("downstream-check-every"), "{err}");
+        }
     }
 
     #[test]

@@ -39,6 +39,12 @@ pub struct State {
     /// finds nothing new need not read them again.
     #[serde(default)]
     pub submodules: Option<Submodules>,
+    /// When (Unix seconds) the downstream was last listed: the lean path
+    /// trusts `refs` as the downstream's for `--downstream-check-every`
+    /// after it. `None` (a record from before it was kept, or a pull-only
+    /// run): never listed.
+    #[serde(default)]
+    pub downstream_listed: Option<u64>,
 }
 
 /// Submodule URLs as reported, with the upstream URL that relative ones

@@ -221,3 +221,189 @@ fn a_downstream_changed_behind_lorrys_back_fails_the_lease_and_is_preserved() {
     assert_eq!(spec["preserved"][0]["oid"], json!(stranger), "{spec}");
     assert_eq!(spec["refs"][0]["old"], json!(stranger), "{spec}");
 }
+
+/// The `lorry-state.json` of the spec.
+fn state_file(area: &Area) -> std::path::PathBuf {
+    area.mirror(NAME)
+        .parent()
+        .expect("spec dir")
+        .join("lorry-state.json")
+}
+
+fn moved_refs(spec: &serde_json::Value) -> Vec<(String, serde_json::Value)> {
+    spec["refs"]
+        .as_array()
+        .expect("refs")
+        .iter()
+        .map(|r| {
+            (
+                r["name"].as_str().unwrap_or_default().to_owned(),
+                r["new"].clone(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn refs_deleted_downstream_are_restored_when_the_check_is_due() {
+    let area = Area::new();
+    let mut up = Upstream::new(area.path().join("up"));
+    up.branch("feature");
+    up.tag("v1");
+    let down = area.downstream(NAME);
+    let file = area.lorry_file("p.lorry", &spec(&up.url()));
+    assert_eq!(area.run(&[&file], &[]).code, 0);
+    let feature = refs(&down)["refs/heads/feature"].clone();
+    let tag = refs(&down)["refs/tags/v1"].clone();
+
+    // Behind lorry's back the downstream loses a branch and a tag (which
+    // never move upstream); then upstream's main moves forward.
+    git(&down, &["update-ref", "-d", "refs/heads/feature"]);
+    git(&down, &["update-ref", "-d", "refs/tags/v1"]);
+    let after = up.commit("second");
+    let conf = area.path().join("lorry.conf");
+    std::fs::write(&conf, "[config]\ndownstream-check-every = 0\n").expect("conf");
+    let conf = format!("--config={}", conf.display());
+    let result_file = area.path().join("result.json");
+    let option = format!("--result-file={}", result_file.display());
+    let run = area.run(&[&file], &[&conf, &option]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    let down_cmds = downstream_commands(&area, &run);
+    assert_eq!(count(&down_cmds, "ls-remote"), 1, "{down_cmds:#?}");
+    assert_eq!(heads_and_tags(&down), up.heads_and_tags());
+    let spec = &result(&result_file)["specs"][0];
+    assert_eq!(spec["ok"], true, "{spec}");
+    assert_eq!(spec["pushed"], "yes", "{spec}");
+    assert_eq!(
+        moved_refs(spec),
+        vec![
+            ("refs/heads/feature".into(), json!(feature)),
+            ("refs/heads/main".into(), json!(after)),
+            ("refs/tags/v1".into(), json!(tag)),
+        ],
+        "{spec}"
+    );
+}
+
+#[test]
+fn a_downstream_recreated_empty_is_filled_again_when_the_check_is_due() {
+    let area = Area::new();
+    let up = Upstream::new(area.path().join("up"));
+    up.branch("feature");
+    up.tag("v1");
+    let down = area.downstream(NAME);
+    let file = area.lorry_file("p.lorry", &spec(&up.url()));
+    assert_eq!(area.run(&[&file], &[]).code, 0);
+
+    // The downstream project is deleted and created again, empty (as the
+    // webapp's prepare does after a host lost it); upstream adds a tag.
+    std::fs::remove_dir_all(&down).expect("remove downstream");
+    let down = area.downstream(NAME);
+    up.tag("v2");
+    let run = area.run(&[&file], &["--downstream-check-every=0"]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    assert_eq!(heads_and_tags(&down), up.heads_and_tags());
+    assert_eq!(heads_and_tags(&down).len(), 4);
+}
+
+#[test]
+fn a_record_that_never_saw_the_downstream_listed_lists_it() {
+    let area = Area::new();
+    let mut up = Upstream::new(area.path().join("up"));
+    let down = area.downstream(NAME);
+    let file = area.lorry_file("p.lorry", &spec(&up.url()));
+    assert_eq!(area.run(&[&file], &[]).code, 0);
+
+    // A record from before listings were recorded.
+    let path = state_file(&area);
+    let mut record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("record")).expect("JSON");
+    let fields = record.as_object_mut().expect("object");
+    assert!(fields["downstream_listed"].is_u64(), "{fields:?}");
+    fields.remove("downstream_listed");
+    std::fs::write(&path, record.to_string()).expect("write record");
+
+    up.commit("second");
+    let run = area.run(&[&file], &[]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    let down_cmds = downstream_commands(&area, &run);
+    assert_eq!(count(&down_cmds, "ls-remote"), 1, "{down_cmds:#?}");
+    assert_eq!(heads_and_tags(&down), up.heads_and_tags());
+
+    // Now recorded: the next fast-forward is lean again.
+    up.commit("third");
+    let run = area.run(&[&file], &[]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    let down_cmds = downstream_commands(&area, &run);
+    assert_eq!(count(&down_cmds, "ls-remote"), 0, "{down_cmds:#?}");
+    assert_eq!(heads_and_tags(&down), up.heads_and_tags());
+}
+
+#[test]
+fn an_unchanged_upstream_repairs_the_downstream_when_the_check_is_due() {
+    let area = Area::new();
+    let up = Upstream::new(area.path().join("up"));
+    up.branch("feature");
+    let down = area.downstream(NAME);
+    let file = area.lorry_file("p.lorry", &spec(&up.url()));
+    assert_eq!(area.run(&[&file], &[]).code, 0);
+    let feature = refs(&down)["refs/heads/feature"].clone();
+
+    // Nothing moves upstream; the downstream loses a branch and gets a
+    // stranger's history on main.
+    git(&down, &["update-ref", "-d", "refs/heads/feature"]);
+    let mut other = Upstream::new(area.path().join("other"));
+    other.commit("a stranger's work");
+    git(
+        &other.dir,
+        &[
+            "push",
+            "-q",
+            "--force",
+            &format!("file://{}", down.display()),
+            "main:main",
+        ],
+    );
+    let stranger = other.head();
+
+    // Within the check interval the run trusts its record: nothing is
+    // fetched into or asked of the downstream.
+    let run = area.run(&[&file], &[]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    assert!(
+        downstream_commands(&area, &run).is_empty(),
+        "{:#?}",
+        run.git
+    );
+
+    let result_file = area.path().join("result.json");
+    let option = format!("--result-file={}", result_file.display());
+    let run = area.run(&[&file], &["--downstream-check-every=0s", &option]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    let down_cmds = downstream_commands(&area, &run);
+    assert_eq!(count(&down_cmds, "ls-remote"), 1, "{down_cmds:#?}");
+    assert_eq!(heads_and_tags(&down), up.heads_and_tags());
+    let preserved = refs_under(&down, "refs/lorry/preserved/");
+    assert_eq!(preserved.values().collect::<Vec<_>>(), vec![&stranger]);
+    let spec = &result(&result_file)["specs"][0];
+    assert_eq!(spec["ok"], true, "{spec}");
+    assert_eq!(spec["pushed"], "yes", "{spec}");
+    assert_eq!(spec["preserved"][0]["oid"], json!(stranger), "{spec}");
+    assert_eq!(
+        moved_refs(spec),
+        vec![
+            ("refs/heads/feature".into(), json!(feature)),
+            ("refs/heads/main".into(), json!(up.head())),
+        ],
+        "{spec}"
+    );
+
+    // Repaired and listed: with the check not due, nothing to do.
+    let run = area.run(&[&file], &[]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    assert!(
+        downstream_commands(&area, &run).is_empty(),
+        "{:#?}",
+        run.git
+    );
+}
