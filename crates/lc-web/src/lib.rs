@@ -99,6 +99,9 @@ pub struct WebConfig {
     pub fake_upstream_hosts: BTreeMap<String, PathBuf>,
     /// Whether `POST /1.0/pretend-time` is served (tests).
     pub allow_pretend_time: bool,
+    /// No event is recorded (`--debug-bench-without-events`: the baseline
+    /// of `benches/event_cost.rs`).
+    pub bench_without_events: bool,
     /// Overdue lorries and event retention (see events.rs).
     pub housekeeping: events::Housekeeping,
     /// Where events are POSTed (see webhooks.rs).
@@ -151,6 +154,7 @@ impl WebConfig {
             hosts: HostSettings::default(),
             fake_upstream_hosts: BTreeMap::new(),
             allow_pretend_time: false,
+            bench_without_events: false,
             housekeeping: events::Housekeeping::default(),
             webhooks: webhooks::WebhookSettings::default(),
             mqtt: None,
@@ -191,6 +195,12 @@ pub struct AppState {
 impl AppState {
     pub fn new(db: StateDb, config: WebConfig) -> AppState {
         db.set_job_output_max(config.job_output_max);
+        if config.bench_without_events {
+            tracing::warn!(
+                "--debug-bench-without-events: no event is recorded (a bench's baseline)"
+            );
+            db.set_without_events_for_bench(true);
+        }
         AppState {
             db: Arc::new(db),
             config: Arc::new(config),

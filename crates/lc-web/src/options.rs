@@ -223,6 +223,10 @@ pub struct Options {
     /// Serve POST /1.0/pretend-time (tests).
     #[arg(long)]
     pub debug_allow_pretend_time: bool,
+    /// Record no events: the baseline of benches/event_cost.rs only
+    /// (webhooks, MQTT, mail and /1.0/events then see nothing).
+    #[arg(long, hide = true)]
+    pub debug_bench_without_events: bool,
     /// Events older than this many seconds are forgotten.
     #[arg(long, value_name = "SECONDS", default_value_t = crate::events::DEFAULT_EVENT_MAX_AGE)]
     pub event_max_age: i64,
@@ -615,6 +619,7 @@ impl Options {
             },
             fake_upstream_hosts,
             allow_pretend_time: options.debug_allow_pretend_time,
+            bench_without_events: options.debug_bench_without_events,
             housekeeping: crate::events::Housekeeping {
                 interval: options.housekeeping_interval,
                 overdue_factor: options.overdue_factor,

@@ -219,6 +219,9 @@ impl WriteTx<'_> {
         host: Option<&str>,
         body: Value,
     ) -> Result<()> {
+        if !self.record_events {
+            return Ok(());
+        }
         self.conn()
             .prepare(
                 "INSERT INTO events (time, type, path, host, body) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -470,6 +473,28 @@ mod tests {
         });
         assert!(err.is_err());
         assert!(all(&db).is_empty());
+    }
+
+    #[test]
+    fn the_benchs_switch_records_nothing_and_changes_nothing_else() {
+        let (_dir, db) = fresh();
+        db.write(|tx| tx.upsert_lorry(&lorry("a", 0)))
+            .expect("setup");
+        db.set_without_events_for_bench(true);
+        let (job_id, _) = db
+            .write(|tx| tx.start_next_job("m", 1))
+            .expect("start")
+            .expect("a job");
+        db.write(|tx| tx.set_running_queue(false)).expect("stop");
+        assert!(all(&db).is_empty());
+        assert_eq!(
+            db.read(|tx| tx.running_job_ids()).expect("jobs"),
+            [job_id],
+            "the job runs as it would with events"
+        );
+        db.set_without_events_for_bench(false);
+        db.write(|tx| tx.set_running_queue(true)).expect("start");
+        assert_eq!(kinds(&db), [("queue-started", None)]);
     }
 
     #[test]

@@ -36,7 +36,7 @@ mod webhooks;
 
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -110,6 +110,9 @@ pub struct StateDb {
     pretended: Mutex<Option<i64>>,
     /// Bytes of output kept per job (`--job-output-max`).
     job_output_max: AtomicU64,
+    /// No event is recorded (`--debug-bench-without-events`: the baseline
+    /// of `benches/event_cost.rs`, nothing else).
+    without_events: AtomicBool,
     /// A connection that only asks `PRAGMA data_version`: see
     /// [`StateDb::generation`].
     version_probe: Mutex<Connection>,
@@ -132,6 +135,8 @@ pub struct WriteTx<'c> {
     read: ReadTx<'c>,
     /// Bytes of output kept per job.
     job_output_max: u64,
+    /// Whether [`WriteTx::record_event`] records (see `events.rs`).
+    record_events: bool,
 }
 
 impl<'c> Deref for WriteTx<'c> {
@@ -160,6 +165,7 @@ impl StateDb {
             checkpointer: Checkpointer::start(path, connect(path, Access::ReadWrite)?)?,
             pretended: Mutex::new(None),
             job_output_max: AtomicU64::new(DEFAULT_JOB_OUTPUT_MAX),
+            without_events: AtomicBool::new(false),
             version_probe: Mutex::new(connect(path, Access::ReadOnly)?),
         })
     }
@@ -179,6 +185,14 @@ impl StateDb {
     /// recent tail, see `jobs.rs`) from the next write on.
     pub fn set_job_output_max(&self, bytes: u64) {
         self.job_output_max.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Records no event from the next write on: the baseline of the
+    /// event-cost bench (`--debug-bench-without-events`), never for use
+    /// in service, since webhooks, MQTT, mail and `/1.0/events` then see
+    /// nothing.
+    pub fn set_without_events_for_bench(&self, without: bool) {
+        self.without_events.store(without, Ordering::Relaxed);
     }
 
     /// The time a transaction starting now runs at.
@@ -212,6 +226,7 @@ impl StateDb {
                 now: self.now(),
             },
             job_output_max: self.job_output_max.load(Ordering::Relaxed),
+            record_events: !self.without_events.load(Ordering::Relaxed),
         })?;
         tx.commit()?;
         self.checkpointer.note_write();

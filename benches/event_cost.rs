@@ -1,0 +1,359 @@
+//! Benchmark: what recording events costs give-me-job + job-update (issue
+//! 17 item 6), at 100,000 lorries, measured from outside over loopback HTTP
+//! by several client processes against the real webapp binary.
+//!
+//! Two modes of the same binary on copies of the same seeded STATEDB:
+//! events on (as shipped), and off: `--debug-bench-without-events`, a
+//! hidden option (only this bench uses it) that makes `record_event`
+//! return at once: no statement, no serialised body, no row. The callers
+//! still build their bodies (small `json!` values of numbers and names)
+//! before the call, so "off" keeps that part of the cost: the ratio is a
+//! slight underestimate of what events cost. The modes alternate, `LC_BENCH_RUNS` times each, the order
+//! swapped every run, so drift of the shared machine's load falls on both.
+//!
+//! Every pair is a minion's work for one job: give-me-job (a lorry
+//! handed out: one `job-started` event) then the final job-update with
+//! exit 0 and a line of output (one `job-ended` event), on one keep-alive
+//! connection per client. No result JSON is sent, so the event is as large
+//! a part of the pair as it can be. The downstream is `local` with every
+//! repository handed out made beforehand, so no pair creates one. After
+//! each run the bench checks the event log: two events a pair when on,
+//! none when off.
+//!
+//! Printed: per mode the pairs, p50, p90, p99, mean latency of a pair and
+//! the pairs per second of all clients together, then the ratios on/off.
+//! Target: events add < 10% (mean and p50 ratio < 1.10).
+//!
+//! `cargo bench --bench event_cost`; `LC_BENCH_LORRIES` (100000),
+//! `LC_BENCH_PROCESSES` (4 client processes, this binary run again),
+//! `LC_BENCH_PAIRS` (per process per run, 400), `LC_BENCH_RUNS` (3).
+
+#![expect(
+    clippy::disallowed_methods,
+    reason = "the bench drives the real webapp binary from client processes"
+)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use lc_core::db::{NewLorry, StateDb};
+
+const WEBAPP: &str = env!("CARGO_BIN_EXE_lorry-controller-webapp");
+
+/// A child process, killed when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+fn path_of(i: usize) -> String {
+    format!("bench/group{:03}/repo{i:06}", i % 1000)
+}
+
+/// A STATEDB with `n` lorries, all due alike (handed out in path order).
+fn seed(db_path: &Path, n: usize) {
+    let db = StateDb::open(db_path).expect("open STATEDB");
+    db.write(|tx| {
+        for i in 0..n {
+            let path = path_of(i);
+            tx.upsert_lorry(&NewLorry {
+                text: format!(
+                    r#"{{"{path}": {{"type": "git", "url": "git://example.invalid/{i}"}}}}"#
+                ),
+                path,
+                from_host: String::new(),
+                from_path: String::new(),
+                interval: 86_400,
+                lorry_timeout: 3_600,
+            })?;
+        }
+        Ok(())
+    })
+    .expect("seed");
+}
+
+/// The downstream repositories of the first `count` lorries handed out.
+fn precreate_repositories(downstream: &Path, n: usize, count: usize) {
+    let mut paths: Vec<String> = (0..n).map(path_of).collect();
+    paths.sort();
+    for chunk in paths[..count.min(n)].chunks(200) {
+        let mut script = String::from("set -e\n");
+        for path in chunk {
+            let repo = downstream.join(format!("{path}.git"));
+            script.push_str(&format!("git init --bare --quiet '{}'\n", repo.display()));
+        }
+        let status = Command::new("sh")
+            .args(["-c", &script])
+            .status()
+            .expect("git init");
+        assert!(status.success());
+    }
+}
+
+fn start(dir: &Path, downstream: &Path, events: bool) -> (Proc, u16) {
+    let port_file = dir.join("port");
+    let mut command = Command::new(WEBAPP);
+    command
+        .arg(format!("--statedb={}", dir.join("state.db").display()))
+        .arg(format!(
+            "--configuration-directory={}",
+            dir.join("confgit").display()
+        ))
+        .arg("--no-debug-real-confgit")
+        .arg("--git-server-type=local")
+        .arg(format!("--local-base-directory={}", downstream.display()))
+        .arg("--log-level=warn")
+        // The housekeeping task's first pass runs at start; none during a run.
+        .arg("--housekeeping-interval=86400")
+        .arg(format!("--log={}", dir.join("webapp.log").display()))
+        .arg("--debug-port=0")
+        .arg(format!("--debug-port-file={}", port_file.display()))
+        .stdin(Stdio::null());
+    if !events {
+        command.arg("--debug-bench-without-events");
+    }
+    let child = Proc(command.spawn().expect("start webapp"));
+    let start = Instant::now();
+    let port = loop {
+        if let Some(port) = std::fs::read_to_string(&port_file)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+        {
+            break port;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "webapp did not start"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    (child, port)
+}
+
+/// A client process: waits for the `go` file, then does `pairs` of
+/// give-me-job + job-update on one keep-alive connection, writing each
+/// pair's microseconds to `out`, one a line.
+fn client_process() {
+    let port = env_or("LC_EVENT_COST_PORT", 0);
+    let pairs = env_or("LC_EVENT_COST_PAIRS", 0);
+    let go = PathBuf::from(std::env::var("LC_EVENT_COST_GO").expect("go file"));
+    let out = PathBuf::from(std::env::var("LC_EVENT_COST_OUT").expect("out file"));
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(1)
+        .build()
+        .expect("client");
+    let pid = std::process::id().to_string();
+    while !go.exists() {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let mut lines = String::new();
+    for _ in 0..pairs {
+        let t = Instant::now();
+        let job: serde_json::Value = client
+            .post(format!("{base}/1.0/give-me-job"))
+            .form(&[("host", "bench"), ("pid", pid.as_str())])
+            .send()
+            .and_then(|r| r.error_for_status())
+            .and_then(|r| r.json())
+            .expect("give-me-job");
+        let id = job["job_id"].as_i64().expect("a lorry was due").to_string();
+        let answer = client
+            .post(format!("{base}/1.0/job-update"))
+            .form(&[("job_id", id.as_str()), ("exit", "0"), ("stdout", "done\n")])
+            .send()
+            .expect("job-update");
+        assert!(
+            answer.status().is_success(),
+            "job-update {}",
+            answer.status()
+        );
+        answer.bytes().expect("job-update answer");
+        lines.push_str(&format!("{}\n", t.elapsed().as_micros()));
+    }
+    std::fs::write(out, lines).expect("write samples");
+}
+
+/// One run: the clients against a webapp on a fresh copy of STATEDB.
+/// Answers the pairs' microseconds and the wall time of all of them.
+fn run(
+    template: &Path,
+    downstream: &Path,
+    events: bool,
+    processes: usize,
+    pairs: usize,
+) -> (Vec<u64>, Duration) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join("confgit")).expect("confgit");
+    std::fs::copy(template, dir.path().join("state.db")).expect("copy STATEDB");
+    let (_webapp, port) = start(dir.path(), downstream, events);
+    let exe = std::env::current_exe().expect("own executable");
+    let go = dir.path().join("go");
+    let mut children = Vec::new();
+    let mut files = Vec::new();
+    for p in 0..processes {
+        let out = dir.path().join(format!("client-{p}.txt"));
+        files.push(out.clone());
+        children.push(Proc(
+            Command::new(&exe)
+                .env("LC_EVENT_COST_CLIENT", "1")
+                .env("LC_EVENT_COST_PORT", port.to_string())
+                .env("LC_EVENT_COST_PAIRS", pairs.to_string())
+                .env("LC_EVENT_COST_GO", &go)
+                .env("LC_EVENT_COST_OUT", &out)
+                .stdin(Stdio::null())
+                .spawn()
+                .expect("client process"),
+        ));
+    }
+    // The clients start and the housekeeping task's first pass ends
+    // before the clock starts.
+    std::thread::sleep(Duration::from_secs(1));
+    let started = Instant::now();
+    std::fs::write(&go, "").expect("go");
+    for mut child in children {
+        let status = child.0.wait().expect("wait client");
+        assert!(status.success(), "a client process failed: {status}");
+    }
+    let wall = started.elapsed();
+    let mut samples = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(file).expect("client output");
+        samples.extend(text.lines().filter_map(|l| l.parse::<u64>().ok()));
+    }
+    assert_eq!(samples.len(), processes * pairs);
+    // Events as the mode says: two a pair, or none.
+    let page: serde_json::Value =
+        reqwest::blocking::get(format!("http://127.0.0.1:{port}/1.0/events?last=1"))
+            .and_then(|r| r.json())
+            .expect("GET /1.0/events");
+    let newest = page["events"][0]["id"].as_i64().unwrap_or(0) as usize;
+    if events {
+        assert!(newest >= 2 * processes * pairs, "too few events: {page}");
+    } else {
+        assert_eq!(newest, 0, "events recorded with events off: {page}");
+    }
+    (samples, wall)
+}
+
+struct Figures {
+    pairs: usize,
+    p50: f64,
+    p90: f64,
+    p99: f64,
+    mean: f64,
+    per_second: f64,
+}
+
+fn figures(mut samples: Vec<u64>, wall: Duration) -> Figures {
+    samples.sort_unstable();
+    let at = |p: f64| {
+        let index = ((samples.len() as f64 - 1.0) * p).round() as usize;
+        samples[index] as f64 / 1000.0
+    };
+    let mean = samples.iter().sum::<u64>() as f64 / samples.len() as f64 / 1000.0;
+    Figures {
+        pairs: samples.len(),
+        p50: at(0.5),
+        p90: at(0.9),
+        p99: at(0.99),
+        mean,
+        per_second: samples.len() as f64 / wall.as_secs_f64(),
+    }
+}
+
+fn main() {
+    if std::env::var_os("LC_EVENT_COST_CLIENT").is_some() {
+        client_process();
+        return;
+    }
+    let lorries = env_or("LC_BENCH_LORRIES", 100_000);
+    let processes = env_or("LC_BENCH_PROCESSES", 4).max(1);
+    let pairs = env_or("LC_BENCH_PAIRS", 400).max(1);
+    let runs = env_or("LC_BENCH_RUNS", 3).max(1);
+    assert!(processes * pairs <= lorries, "more pairs than lorries");
+
+    let work = tempfile::tempdir().expect("tempdir");
+    let template = work.path().join("template.db");
+    let t = Instant::now();
+    seed(&template, lorries);
+    let downstream = work.path().join("downstream");
+    precreate_repositories(&downstream, lorries, processes * pairs);
+    println!(
+        "event cost: give-me-job + job-update pairs, {lorries} lorries, {processes} client processes x {pairs} pairs, {runs} runs per mode (set-up {:.1} s)",
+        t.elapsed().as_secs_f64()
+    );
+
+    let mut on = (Vec::new(), Duration::ZERO);
+    let mut off = (Vec::new(), Duration::ZERO);
+    for r in 0..runs {
+        let order = if r % 2 == 0 {
+            [true, false]
+        } else {
+            [false, true]
+        };
+        for events in order {
+            let (samples, wall) = run(&template, &downstream, events, processes, pairs);
+            let f = figures(samples.clone(), wall);
+            println!(
+                "  run {} events {:<3}: p50 {:.3} ms, p99 {:.3} ms, mean {:.3} ms, {:.0} pairs/s",
+                r + 1,
+                if events { "on" } else { "off" },
+                f.p50,
+                f.p99,
+                f.mean,
+                f.per_second
+            );
+            let into = if events { &mut on } else { &mut off };
+            into.0.extend(samples);
+            into.1 += wall;
+        }
+    }
+    let on = figures(on.0, on.1);
+    let off = figures(off.0, off.1);
+    println!();
+    println!(
+        "{:<10} | {:>6} | {:>9} | {:>9} | {:>9} | {:>9} | {:>8}",
+        "events", "pairs", "p50 ms", "p90 ms", "p99 ms", "mean ms", "pairs/s"
+    );
+    for (name, f) in [("off", &off), ("on", &on)] {
+        println!(
+            "{name:<10} | {:>6} | {:>9.3} | {:>9.3} | {:>9.3} | {:>9.3} | {:>8.0}",
+            f.pairs, f.p50, f.p90, f.p99, f.mean, f.per_second
+        );
+    }
+    let mean_ratio = on.mean / off.mean;
+    println!(
+        "{:<10} | {:>6} | {:>9.3} | {:>9.3} | {:>9.3} | {:>9.3} | {:>8.3}",
+        "on / off",
+        "",
+        on.p50 / off.p50,
+        on.p90 / off.p90,
+        on.p99 / off.p99,
+        mean_ratio,
+        off.per_second / on.per_second
+    );
+    println!();
+    println!(
+        "target: events add < 10% to a pair (mean ratio {mean_ratio:.3}, p50 ratio {:.3}): {}",
+        on.p50 / off.p50,
+        if mean_ratio < 1.10 && on.p50 / off.p50 < 1.10 {
+            "met"
+        } else {
+            "MISSED"
+        }
+    );
+}
