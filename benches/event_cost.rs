@@ -33,29 +33,16 @@
     reason = "the bench drives the real webapp binary from client processes"
 )]
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use lc_core::db::{NewLorry, StateDb};
 
-const WEBAPP: &str = env!("CARGO_BIN_EXE_lorry-controller-webapp");
-
-/// A child process, killed when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+mod common;
 
 fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
+    common::env_or(name, default as u64) as usize
 }
 
 fn path_of(i: usize) -> String {
@@ -102,93 +89,49 @@ fn precreate_repositories(downstream: &Path, n: usize, count: usize) {
     }
 }
 
-fn start(dir: &Path, downstream: &Path, events: bool) -> (Proc, u16) {
-    let port_file = dir.join("port");
-    let mut command = Command::new(WEBAPP);
-    command
-        .arg(format!("--statedb={}", dir.join("state.db").display()))
-        .arg(format!(
-            "--configuration-directory={}",
-            dir.join("confgit").display()
-        ))
-        .arg("--no-debug-real-confgit")
-        .arg("--git-server-type=local")
-        .arg(format!("--local-base-directory={}", downstream.display()))
-        .arg("--log-level=warn")
-        // The housekeeping task's first pass runs at start; none during a run.
-        .arg("--housekeeping-interval=86400")
-        .arg(format!("--log={}", dir.join("webapp.log").display()))
-        .arg("--debug-port=0")
-        .arg(format!("--debug-port-file={}", port_file.display()))
-        .stdin(Stdio::null());
-    if !events {
-        command.arg("--debug-bench-without-events");
-    }
-    let child = Proc(command.spawn().expect("start webapp"));
-    let start = Instant::now();
-    let port = loop {
-        if let Some(port) = std::fs::read_to_string(&port_file)
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-        {
-            break port;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "webapp did not start"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    (child, port)
-}
+/// A minion's work for one job: give-me-job, then the final job-update
+/// (exit 0, a line of output), on the connection's keep-alive client.
+#[derive(Clone)]
+struct Pairs;
 
-/// A client process: waits for the `go` file, then does `pairs` of
-/// give-me-job + job-update on one keep-alive connection, writing each
-/// pair's microseconds to `out`, one a line.
-fn client_process() {
-    let port = env_or("LC_EVENT_COST_PORT", 0);
-    let pairs = env_or("LC_EVENT_COST_PAIRS", 0);
-    let go = PathBuf::from(std::env::var("LC_EVENT_COST_GO").expect("go file"));
-    let out = PathBuf::from(std::env::var("LC_EVENT_COST_OUT").expect("out file"));
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .pool_max_idle_per_host(1)
-        .build()
-        .expect("client");
-    let pid = std::process::id().to_string();
-    while !go.exists() {
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    let mut lines = String::new();
-    for _ in 0..pairs {
-        let t = Instant::now();
-        let job: serde_json::Value = client
+impl common::Scenario for Pairs {
+    async fn send(
+        &mut self,
+        client: &reqwest::Client,
+        base: &str,
+        _: usize,
+    ) -> (&'static str, bool) {
+        let pid = std::process::id().to_string();
+        let job: Option<serde_json::Value> = match client
             .post(format!("{base}/1.0/give-me-job"))
             .form(&[("host", "bench"), ("pid", pid.as_str())])
             .send()
-            .and_then(|r| r.error_for_status())
-            .and_then(|r| r.json())
-            .expect("give-me-job");
-        let id = job["job_id"].as_i64().expect("a lorry was due").to_string();
-        let answer = client
+            .await
+        {
+            Ok(answer) if answer.status().is_success() => answer.json().await.ok(),
+            _ => None,
+        };
+        let Some(id) = job.and_then(|job| job["job_id"].as_i64()) else {
+            return ("pair", false);
+        };
+        let id = id.to_string();
+        match client
             .post(format!("{base}/1.0/job-update"))
             .form(&[("job_id", id.as_str()), ("exit", "0"), ("stdout", "done\n")])
             .send()
-            .expect("job-update");
-        assert!(
-            answer.status().is_success(),
-            "job-update {}",
-            answer.status()
-        );
-        answer.bytes().expect("job-update answer");
-        lines.push_str(&format!("{}\n", t.elapsed().as_micros()));
+            .await
+        {
+            Ok(answer) => {
+                let ok = answer.status().is_success();
+                ("pair", ok & answer.bytes().await.is_ok())
+            }
+            Err(_) => ("pair", false),
+        }
     }
-    std::fs::write(out, lines).expect("write samples");
 }
 
 /// One run: the clients against a webapp on a fresh copy of STATEDB.
-/// Answers the pairs' microseconds and the wall time of all of them.
+/// Answers the pairs' microseconds and the time all of them took.
 fn run(
     template: &Path,
     downstream: &Path,
@@ -197,43 +140,33 @@ fn run(
     pairs: usize,
 ) -> (Vec<u64>, Duration) {
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::create_dir_all(dir.path().join("confgit")).expect("confgit");
     std::fs::copy(template, dir.path().join("state.db")).expect("copy STATEDB");
-    let (_webapp, port) = start(dir.path(), downstream, events);
-    let exe = std::env::current_exe().expect("own executable");
-    let go = dir.path().join("go");
-    let mut children = Vec::new();
-    let mut files = Vec::new();
-    for p in 0..processes {
-        let out = dir.path().join(format!("client-{p}.txt"));
-        files.push(out.clone());
-        children.push(Proc(
-            Command::new(&exe)
-                .env("LC_EVENT_COST_CLIENT", "1")
-                .env("LC_EVENT_COST_PORT", port.to_string())
-                .env("LC_EVENT_COST_PAIRS", pairs.to_string())
-                .env("LC_EVENT_COST_GO", &go)
-                .env("LC_EVENT_COST_OUT", &out)
-                .stdin(Stdio::null())
-                .spawn()
-                .expect("client process"),
-        ));
+    // Every run hands out repositories made once, beforehand.
+    std::os::unix::fs::symlink(downstream, dir.path().join("downstream")).expect("symlink");
+    let mut extra = vec![
+        // The housekeeping task's first pass runs at start; none during a run.
+        "--housekeeping-interval=86400".to_owned(),
+    ];
+    if !events {
+        extra.push("--debug-bench-without-events".to_owned());
     }
-    // The clients start and the housekeeping task's first pass ends
-    // before the clock starts.
+    let (_webapp, port) = common::start_webapp(dir.path(), &extra);
+    // The housekeeping task's first pass ends before the clock starts.
     std::thread::sleep(Duration::from_secs(1));
-    let started = Instant::now();
-    std::fs::write(&go, "").expect("go");
-    for mut child in children {
-        let status = child.0.wait().expect("wait client");
-        assert!(status.success(), "a client process failed: {status}");
-    }
-    let wall = started.elapsed();
-    let mut samples = Vec::new();
-    for file in files {
-        let text = std::fs::read_to_string(file).expect("client output");
-        samples.extend(text.lines().filter_map(|l| l.parse::<u64>().ok()));
-    }
+    let (samples, wall) = common::run_client_rounds(
+        port,
+        processes as u64,
+        1,
+        pairs as u64,
+        dir.path(),
+        "pairs",
+        "pairs",
+    );
+    let (samples, errors) = samples.get("pair").cloned().unwrap_or_default();
+    assert_eq!(
+        errors, 0,
+        "pairs failed (is the disk low? the webapp's log says)"
+    );
     assert_eq!(samples.len(), processes * pairs);
     // Events as the mode says: two a pair, or none.
     let page: serde_json::Value =
@@ -276,8 +209,8 @@ fn figures(mut samples: Vec<u64>, wall: Duration) -> Figures {
 }
 
 fn main() {
-    if std::env::var_os("LC_EVENT_COST_CLIENT").is_some() {
-        client_process();
+    if common::client_scenario().is_some() {
+        common::client_process(Pairs);
         return;
     }
     let lorries = env_or("LC_BENCH_LORRIES", 100_000);
