@@ -40,6 +40,16 @@ pub enum GitError {
     TimedOut { args: String, seconds: u64 },
 }
 
+impl GitError {
+    /// Whether a push failed because a ref's lease did not hold (`stale
+    /// info`: the remote ref is not what the pusher expected), rather than
+    /// for any other reason (network, credentials, a hook's refusal).
+    pub fn is_stale_lease(&self) -> bool {
+        matches!(self, GitError::Failed { stderr, .. }
+            if stderr.lines().any(|l| l.starts_with("rejected ") && l.contains("stale info")))
+    }
+}
+
 /// A git object name, as 40 (SHA-1) or 64 (SHA-256) lower-case hex digits.
 pub type Oid = String;
 
@@ -451,6 +461,46 @@ mod tests {
         // Credentials went to git through its environment: not even masked
         // in its command line.
         assert!(text.contains("-- http://127.0.0.1:1/x.git"), "{text}");
+    }
+
+    /// A push refused for a lease that does not hold is told apart from
+    /// one a hook refuses.
+    #[test]
+    fn stale_leases_are_told_from_other_push_failures() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (up, down) = (dir.path().join("up.git"), dir.path().join("down.git"));
+        let git = Git::new();
+        git.init_bare(&up).expect("init up");
+        git.init_bare(&down).expect("init down");
+        let stream = b"commit refs/heads/main\ncommitter T <t@e> 0 +0000\ndata 2\nm\nM 644 inline f\ndata 1\nx\ndone\n";
+        git.fast_import(&up, stream).expect("fast-import");
+        let url = format!("file://{}", down.display());
+        let main = vec!["refs/heads/main:refs/heads/main".to_owned()];
+        // The downstream lacks main, the lease expects it at A: stale.
+        let lease = |expect: Option<&str>| Lease {
+            name: "refs/heads/main".into(),
+            expect: expect.map(str::to_owned),
+        };
+        let err = git
+            .push_with_leases(&up, &url, &main, &[lease(Some(A))], &[])
+            .expect_err("stale");
+        assert!(err.is_stale_lease(), "{err}");
+        // A hook's refusal is not.
+        let hook = down.join("hooks/pre-receive");
+        std::fs::write(&hook, "#!/bin/sh\necho 'no pushes today' >&2\nexit 1\n").expect("hook");
+        std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+        let err = git
+            .push_with_leases(&up, &url, &main, &[lease(None)], &[])
+            .expect_err("refused");
+        assert!(!err.is_stale_lease(), "{err}");
+        assert!(err.to_string().contains("no pushes today"), "{err}");
+        // Nor is a downstream that is not there.
+        let gone = format!("file://{}", dir.path().join("gone.git").display());
+        let err = git
+            .push_with_leases(&up, &gone, &main, &[lease(None)], &[])
+            .expect_err("no repository");
+        assert!(!err.is_stale_lease(), "{err}");
     }
 
     #[test]

@@ -1099,9 +1099,10 @@ fn push_and_verify(
         let (refs, leases): (Vec<String>, Vec<Lease>) = chunk.iter().cloned().unzip();
         match git.push_with_leases(repo, url, &refs, &leases, &ctx.options.push_option) {
             Ok(report) => reports.extend(report),
-            // Pushed against the record rather than a listing: the caller
-            // lists the downstream and tries again.
-            Err(e) if known_base => return Err(MirrorError::Stale(e)),
+            // Pushed against the record rather than a listing, and a lease
+            // did not hold: the caller lists the downstream and tries again.
+            // Any other failure (network, credentials, a hook) is the run's.
+            Err(e) if known_base && e.is_stale_lease() => return Err(MirrorError::Stale(e)),
             Err(e) => return Err(e.into()),
         }
         ctx.tally.pushed = lc_api::Pushed::Yes;
