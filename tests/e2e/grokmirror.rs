@@ -450,3 +450,199 @@ fn grok_pull_replicates_our_downstream_from_our_manifest() {
     let third = grok_pull(&config, false);
     assert!(third.contains("manifest: unchanged"), "{third}");
 }
+
+/// The refs of `repo` that lorry reports as mirrored (`held`): all but
+/// its own `refs/lorry/` ones.
+fn held_refs(repo: &Path) -> serde_json::Map<String, Value> {
+    refs_of(repo)
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .filter(|(_, name)| !name.starts_with("refs/lorry/"))
+        .map(|(oid, name)| (name.to_owned(), Value::from(oid)))
+        .collect()
+}
+
+/// Runs the job of lorry `path` (moved to the top, so it is the one
+/// handed out) to success with the result lorry would send for `spec`.
+fn run_with_result(webapp: &Webapp, path: &str, spec: Value) {
+    webapp.post_ok("/1.0/move-to-top", &[("path", path)]);
+    let (id, given) = webapp.give_me_job().expect("a job");
+    assert_eq!(given, path);
+    let mut spec_result = json!({
+        "name": path, "importer": "git", "ok": true, "refs": [], "preserved": [],
+        "bytes_received": 0, "pushed": "yes",
+    });
+    if let (Some(base), Some(extra)) = (spec_result.as_object_mut(), spec.as_object()) {
+        base.extend(extra.clone());
+    }
+    let result = json!({"version": 1, "specs": [spec_result]}).to_string();
+    webapp.post_ok(
+        "/1.0/job-update",
+        &[
+            ("job_id", &id.to_string()),
+            ("exit", "0"),
+            ("result", &result),
+        ],
+    );
+}
+
+/// GET the manifest with `If-Modified-Since: since`: status, its
+/// `Last-Modified`, and the manifest when there is a body.
+fn get_manifest(webapp: &Webapp, since: Option<&str>) -> (u16, String, Option<Value>) {
+    let client = reqwest::blocking::Client::new();
+    let mut request = client.get(webapp.url("/1.0/manifest.js.gz"));
+    if let Some(since) = since {
+        request = request.header("If-Modified-Since", since);
+    }
+    let response = request.send().expect("GET manifest");
+    let status = response.status().as_u16();
+    let modified = response
+        .headers()
+        .get("last-modified")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let bytes = response.bytes().expect("body");
+    let manifest = (status == 200).then(|| gunzip(&bytes));
+    (status, modified, manifest)
+}
+
+/// A remote downstream (the GitLab double): the manifest is built from
+/// the refs the jobs reported, and its fingerprints are those the real
+/// `grok-manifest` computes from repositories holding the same refs (what
+/// lorry pushed: the mirrored refs and the preserved old tips). A job
+/// that moves refs changes that entry alone; an unchanged manifest is
+/// answered 304.
+#[test]
+fn a_remote_downstreams_manifest_has_grokmirrors_fingerprints_of_the_refs_jobs_reported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // What the remote downstream holds, as bare repositories grok-manifest
+    // can read: the test plays lorry, pushing there and reporting it.
+    let held = dir.path().join("held");
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&work).expect("mkdir");
+    for path in ["up/a", "up/b"] {
+        let bare = held.join(format!("{path}.git"));
+        std::fs::create_dir_all(&bare).expect("mkdir");
+        git(&bare, &["init", "-q", "--bare", "-b", "main"]);
+        commit(&held, &work, &format!("{path}.git"), "one");
+    }
+    let clone = work.join("up_b.git");
+    git(&clone, &["tag", "-a", "-m", "annotated", "v1"]);
+    git(&clone, &["tag", "light"]);
+    git(
+        &clone,
+        &[
+            "push",
+            "-q",
+            "origin",
+            "v1",
+            "light",
+            "HEAD:refs/heads/topic",
+        ],
+    );
+    let gitlab = crate::doubles::gitlab_v4::GitlabV4::start("manifest-token");
+    let token = dir.path().join("token");
+    std::fs::write(&token, "manifest-token\n").expect("token");
+    let webapp = Webapp::init(dir.path())
+        .with_downstream(&[
+            "--git-server-type=gitlab".into(),
+            format!("--downstream-http-url={}", gitlab.server.url()),
+            format!("--gitlab-private-token-file={}", token.display()),
+        ])
+        .start();
+    webapp.seed(
+        &["up/a", "up/b", "up/never-reported"]
+            .iter()
+            .map(|p| common::git_lorry(p, 3600, 600))
+            .collect::<Vec<_>>(),
+    );
+    // Nothing reported yet: an empty manifest, not a 404.
+    let (status, _, manifest) = get_manifest(&webapp, None);
+    assert_eq!((status, manifest), (200, Some(json!({}))));
+    for path in ["up/a", "up/b"] {
+        let refs = held_refs(&held.join(format!("{path}.git")));
+        run_with_result(&webapp, path, json!({"held": refs}));
+    }
+    // A job that reports no refs at all (an older lorry): left out.
+    run_with_result(&webapp, "up/never-reported", json!({}));
+
+    let fingerprints = |m: &Value| -> Vec<(String, Value)> {
+        let mut v: Vec<_> = m
+            .as_object()
+            .expect("object")
+            .iter()
+            .map(|(k, e)| (k.clone(), e["fingerprint"].clone()))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    };
+    let theirs = |top: &Path| {
+        grok_manifest(top, 0);
+        gunzip(&std::fs::read(top.join("manifest.js.gz")).expect("read"))
+    };
+    let (status, first_date, ours) = get_manifest(&webapp, None);
+    assert_eq!(status, 200);
+    let ours = ours.expect("manifest");
+    let before = theirs(&held);
+    assert_eq!(
+        fingerprints(&ours),
+        fingerprints(&before),
+        "{ours}\n{before}"
+    );
+    assert_eq!(fingerprints(&ours).len(), 2, "{ours}");
+    // Unchanged: 304, however often asked.
+    for _ in 0..3 {
+        let (status, date, body) = get_manifest(&webapp, Some(&first_date));
+        assert_eq!(
+            (status, date.as_str(), body),
+            (304, first_date.as_str(), None)
+        );
+    }
+
+    // upstream rewrote b's topic: lorry kept the old tip under
+    // refs/lorry/preserved/ and pushed both.
+    let b = held.join("up/b.git");
+    let old = git(&b, &["rev-parse", "refs/heads/topic"])
+        .trim()
+        .to_owned();
+    let preserved = "refs/lorry/preserved/20270101T000000Z/refs/heads/topic";
+    git(&b, &["update-ref", preserved, &old]);
+    git(&clone, &["checkout", "-q", "--orphan", "other"]);
+    std::fs::write(clone.join("other"), "other").expect("write");
+    git(&clone, &["add", "."]);
+    git(&clone, &["commit", "-q", "-m", "other"]);
+    git(
+        &clone,
+        &["push", "-q", "-f", "origin", "HEAD:refs/heads/topic"],
+    );
+    let new = git(&b, &["rev-parse", "refs/heads/topic"])
+        .trim()
+        .to_owned();
+    // A second apart, so that If-Modified-Since (whole seconds) can tell.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    run_with_result(
+        &webapp,
+        "up/b",
+        json!({
+            "refs": [{"name": "refs/heads/topic", "old": old, "new": new}],
+            "preserved": [{"name": "refs/heads/topic", "oid": old, "kept_as": preserved}],
+            "held": held_refs(&b),
+        }),
+    );
+    let (status, second_date, ours_after) = get_manifest(&webapp, Some(&first_date));
+    assert_eq!(status, 200, "a changed manifest is sent again");
+    assert_ne!(second_date, first_date);
+    let ours_after = ours_after.expect("manifest");
+    let after = theirs(&held);
+    assert_eq!(
+        fingerprints(&ours_after),
+        fingerprints(&after),
+        "{ours_after}\n{after}"
+    );
+    assert_eq!(ours_after["/up/a.git"], ours["/up/a.git"]);
+    assert_ne!(
+        ours_after["/up/b.git"]["fingerprint"],
+        ours["/up/b.git"]["fingerprint"]
+    );
+}

@@ -65,7 +65,7 @@ pub struct WebConfig {
     pub status_html: Option<PathBuf>,
     /// The least time between two writes of `status_html`.
     pub status_html_gap: std::time::Duration,
-    /// A copy of `/1.0/manifest.js.gz` is written here on every request of it.
+    /// A copy of `/1.0/manifest.js.gz` is written here whenever it changes.
     pub manifest_file: Option<PathBuf>,
     /// The URL consumers fetch downstream repositories under, for exported
     /// snapshot manifests (`None`: a local downstream's directory).

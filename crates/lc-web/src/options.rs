@@ -85,7 +85,7 @@ pub struct Options {
     #[arg(long, value_name = "FILE")]
     pub status_html: Option<PathBuf>,
     /// Write a copy of the grokmirror manifest (`/1.0/manifest.js.gz`) to
-    /// this file (atomically) whenever it is requested.
+    /// this file (atomically) when it is requested and has changed.
     #[arg(long, value_name = "FILE")]
     pub manifest_file: Option<PathBuf>,
     /// The URL under which consumers fetch the downstream's repositories

@@ -26,6 +26,7 @@ mod host_sync;
 mod hosts;
 mod jobs;
 mod lorries;
+mod manifest;
 mod metrics;
 mod provenance;
 mod snapshots;
@@ -55,6 +56,7 @@ pub use host_sync::{
 };
 pub use jobs::{DEFAULT_JOB_OUTPUT_MAX, GHOST_EXIT, JobUpdate, LAST_RUN_ERROR_MAX};
 pub use lorries::NewLorry;
+pub use manifest::PublishedMirror;
 pub use metrics::{ERROR_STREAK, FleetSnapshot, LorryHealth};
 pub use provenance::{HISTORY_MAX_LIMIT, Submodule};
 pub use snapshots::{PIN_PREFIX, PinsTodo, Retention, check_snapshot_name, pin_name};
