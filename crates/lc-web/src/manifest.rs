@@ -20,9 +20,10 @@
 //! grok-pull needs the header and sends the condition.
 //!
 //! Caching: a remote downstream's manifest depends on STATEDB alone, so
-//! it is rebuilt only when `ReadTx::manifest_marker` (a few aggregates)
-//! differs from the one it was built at; an unchanged manifest costs that
-//! one query. A local one is read from the repositories each time (they
+//! it is served again as it was while `StateDb::generation` has not moved
+//! (no query at all), and rebuilt only when `ReadTx::manifest_marker` (a
+//! few aggregates) differs from the one it was built at: a job's output
+//! moves the generation, not the marker. A local one is read from the repositories each time (they
 //! change under us), but an unchanged text is neither compressed nor
 //! written again.
 
@@ -58,6 +59,8 @@ pub struct ManifestClock {
 struct Served {
     /// `manifest_marker` when it was built (remote downstreams only).
     marker: Option<String>,
+    /// STATEDB's generation that marker was read at or after.
+    generation: Option<u64>,
     digest: u64,
     body: Bytes,
     modified: u64,
@@ -83,6 +86,18 @@ impl ManifestClock {
         };
         *seen = Some((digest, at));
         at
+    }
+
+    /// The manifest served still holds at STATEDB's `generation`.
+    fn seen_at(&self, generation: Option<u64>) {
+        if let Some(served) = self
+            .served
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_mut()
+        {
+            served.generation = generation;
+        }
     }
 
     fn served(&self) -> Option<Served> {
@@ -129,19 +144,36 @@ pub async fn manifest(
             publish(&state, text, None).await?
         }
         _ => {
-            let marker = state.read(|tx| tx.manifest_marker()).await?;
-            match state.manifest_clock.served() {
-                Some(served) if served.marker.as_ref() == Some(&marker) => {
+            // Read before the transactions below, which then see at least
+            // the state it stands for.
+            let generation = state.db.generation().ok();
+            let served = state.manifest_clock.served();
+            match served {
+                // Nothing written since: not even the marker is read.
+                Some(served)
+                    if served.marker.is_some()
+                        && generation.is_some()
+                        && served.generation == generation =>
+                {
                     (served.body, served.modified)
                 }
-                _ => {
-                    let (marker, mirrors) = state
-                        .read(|tx| Ok((tx.manifest_marker()?, tx.published_mirrors()?)))
-                        .await?;
-                    let text = tokio::task::spawn_blocking(move || remote_text(&mirrors))
-                        .await
-                        .map_err(ApiError::internal)?;
-                    publish(&state, text, Some(marker)).await?
+                served => {
+                    let marker = state.read(|tx| tx.manifest_marker()).await?;
+                    match served {
+                        Some(served) if served.marker.as_ref() == Some(&marker) => {
+                            state.manifest_clock.seen_at(generation);
+                            (served.body, served.modified)
+                        }
+                        _ => {
+                            let (marker, mirrors) = state
+                                .read(|tx| Ok((tx.manifest_marker()?, tx.published_mirrors()?)))
+                                .await?;
+                            let text = tokio::task::spawn_blocking(move || remote_text(&mirrors))
+                                .await
+                                .map_err(ApiError::internal)?;
+                            publish(&state, text, Some((marker, generation))).await?
+                        }
+                    }
                 }
             }
         }
@@ -202,13 +234,14 @@ fn remote_text(mirrors: &[PublishedMirror]) -> String {
     Value::Object(map).to_string()
 }
 
-/// Dates, compresses and records `text` (built at `marker`), and writes
+/// Dates, compresses and records `text` (built at `marker`, read at or
+/// after STATEDB's generation), and writes
 /// it to `--manifest-file`, unless it is the text last served: then the
 /// body already made is used again. Answers the body and its date.
 async fn publish(
     state: &AppState,
     text: String,
-    marker: Option<String>,
+    marker: Option<(String, Option<u64>)>,
 ) -> Result<(Bytes, u64), ApiError> {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -241,7 +274,8 @@ async fn publish(
         .served
         .lock()
         .unwrap_or_else(|p| p.into_inner()) = Some(Served {
-        marker,
+        generation: marker.as_ref().and_then(|(_, g)| *g),
+        marker: marker.map(|(m, _)| m),
         digest,
         body: body.clone(),
         modified,
