@@ -6,7 +6,6 @@
 //! lorries found by the housekeeping task.
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -17,27 +16,6 @@ use serde_json::{Value, json};
 
 const SECRET: &str = "PLANTED-SECRET-7f3a";
 const T0: i64 = 1_800_000_000;
-
-/// A bare upstream `name.git` under `root` with one commit on `main`.
-fn upstream(root: &Path, work: &Path, name: &str) {
-    let bare = root.join(format!("{name}.git"));
-    std::fs::create_dir_all(&bare).expect("mkdir");
-    git(&bare, &["init", "-q", "--bare", "-b", "main"]);
-    let clone = work.join(name);
-    git(
-        work,
-        &[
-            "clone",
-            "-q",
-            &bare.display().to_string(),
-            &clone.display().to_string(),
-        ],
-    );
-    std::fs::write(clone.join("f"), name).expect("write");
-    git(&clone, &["add", "."]);
-    git(&clone, &["commit", "-q", "-m", name]);
-    git(&clone, &["push", "-q", "origin", "main"]);
-}
 
 /// Every event, read page by page with `limit`, checking the pages join up.
 fn all_events(webapp: &Webapp, query: &str, limit: usize) -> Vec<Value> {
@@ -112,7 +90,7 @@ fn state_changes_become_events_in_the_log_and_the_stream() {
     let upstreams = dir.path().join("upstreams");
     let work = dir.path().join("work");
     std::fs::create_dir_all(&work).expect("mkdir");
-    upstream(&upstreams, &work, "good");
+    common::one_commit_upstream(&upstreams, &work, "good");
     let (_http, port) =
         serve_http_with_auth(&upstreams, dir.path(), Some(&format!("mirror:{SECRET}")));
     let fake = dir.path().join("fake.json");
@@ -193,7 +171,7 @@ fn state_changes_become_events_in_the_log_and_the_stream() {
     assert_eq!(overdue["body"]["consecutive_failures"], 2, "{overdue}");
 
     // The upstream appears: the next run recovers.
-    upstream(&upstreams, &work, "later");
+    common::one_commit_upstream(&upstreams, &work, "later");
     webapp.pretend_time(T0 + 2 * 3_601);
     let recovered = wait_for_event(&webapp, "lorry-recovered", "ev/later");
     assert_eq!(recovered["body"]["failures"], 2, "{recovered}");
@@ -425,7 +403,7 @@ fn a_rewritten_upstream_is_an_event_with_what_was_preserved() {
     let upstreams = dir.path().join("upstreams");
     let work = dir.path().join("work");
     std::fs::create_dir_all(&work).expect("mkdir");
-    upstream(&upstreams, &work, "rw");
+    common::one_commit_upstream(&upstreams, &work, "rw");
     let clone = work.join("rw");
     git(&clone, &["push", "-q", "origin", "main:refs/heads/gone"]);
     let (_http, port) =

@@ -18,7 +18,9 @@ use prost::Message;
 use serde_json::json;
 
 use crate::common::http_backend::{HttpServer, serve_http_with_auth};
-use crate::common::{READY_TIMEOUT, RealMinion, Webapp, closed_port, git, wait_for};
+use crate::common::{
+    READY_TIMEOUT, RealMinion, Webapp, closed_port, git, one_commit_upstream, wait_for,
+};
 use crate::doubles::Server;
 
 const MINION_TOKEN: &str = "minion-token-5e1d0c";
@@ -137,34 +139,13 @@ impl Receiver {
     }
 }
 
-/// A bare upstream `name.git` under `root` with one commit.
-fn upstream(root: &std::path::Path, work: &std::path::Path, name: &str) {
-    let bare = root.join(format!("{name}.git"));
-    std::fs::create_dir_all(&bare).expect("mkdir");
-    git(&bare, &["init", "-q", "--bare", "-b", "main"]);
-    let clone = work.join(name);
-    git(
-        work,
-        &[
-            "clone",
-            "-q",
-            &bare.display().to_string(),
-            &clone.display().to_string(),
-        ],
-    );
-    std::fs::write(clone.join("f"), name).expect("write");
-    git(&clone, &["add", "."]);
-    git(&clone, &["commit", "-q", "-m", name]);
-    git(&clone, &["push", "-q", "origin", "main"]);
-}
-
 /// A webapp with a minion token and one lorry whose upstream URL holds a
 /// password, and the minion options that send the token.
 fn scene(dir: &std::path::Path, env: &[(&str, &str)]) -> (Webapp, Vec<String>, HttpServer) {
     let upstreams = dir.join("upstreams");
     let work = dir.join("work");
     std::fs::create_dir_all(&work).expect("mkdir");
-    upstream(&upstreams, &work, "traced");
+    one_commit_upstream(&upstreams, &work, "traced");
     let (http, port) = serve_http_with_auth(&upstreams, dir, Some(&format!("mirror:{PASSWORD}")));
     let token = dir.join("minion.token");
     std::fs::write(&token, format!("{MINION_TOKEN}\n")).expect("token");

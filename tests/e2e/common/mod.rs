@@ -470,3 +470,24 @@ impl Drop for RealMinion {
         terminate(&mut self.0);
     }
 }
+
+/// A bare upstream `name.git` under `root` with one commit on `main`.
+pub fn one_commit_upstream(root: &Path, work: &Path, name: &str) {
+    let bare = root.join(format!("{name}.git"));
+    std::fs::create_dir_all(&bare).expect("mkdir");
+    git(&bare, &["init", "-q", "--bare", "-b", "main"]);
+    let clone = work.join(name);
+    git(
+        work,
+        &[
+            "clone",
+            "-q",
+            &bare.display().to_string(),
+            &clone.display().to_string(),
+        ],
+    );
+    std::fs::write(clone.join("f"), name).expect("write");
+    git(&clone, &["add", "."]);
+    git(&clone, &["commit", "-q", "-m", name]);
+    git(&clone, &["push", "-q", "origin", "main"]);
+}
