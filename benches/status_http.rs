@@ -32,57 +32,11 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{Samples, Scenario, env_or, memory, percentile, reset_peak, run_clients};
-use lc_core::db::{JobUpdate, NewLorry, StateDb};
+use lc_core::db::StateDb;
 use reqwest::header::{ACCEPT_ENCODING, ETAG, HeaderValue, IF_NONE_MATCH};
-
-/// `n` lorries under 50 prefixes, as the status page bench seeds them: one
-/// in 100 has a failed last job (with 20 lines of error), one in 500 a
-/// running one, the rest are due or fresh.
-fn seed(path: &Path, n: usize) {
-    let db = StateDb::open(path).expect("open STATEDB");
-    let now = lc_core::db::real_now();
-    db.set_pretend_time(now - 600);
-    db.write(|tx| {
-        for i in 0..n {
-            let path = format!("upstream/group-{:02}/project-{i:06}", i % 50);
-            tx.upsert_lorry(&NewLorry {
-                text: format!(
-                    "{{\"{path}\": {{\"type\": \"git\", \"url\": \"https://example.com/{path}.git\"}}}}"
-                ),
-                path,
-                from_host: String::new(),
-                from_path: String::new(),
-                interval: if i % 3 == 0 { 300 } else { 86_400 },
-                lorry_timeout: 3600,
-            })?;
-        }
-        Ok(())
-    })
-    .expect("seed lorries");
-    db.write(|tx| {
-        for j in 0..n / 100 + n / 500 {
-            let Some((id, _)) = tx.start_next_job("bench", 1)? else {
-                break;
-            };
-            if j < n / 100 {
-                tx.update_job(
-                    id,
-                    &JobUpdate {
-                        exit: Some(1),
-                        stderr: "fatal: repository not found\n".repeat(20),
-                        ..JobUpdate::default()
-                    },
-                )?;
-            }
-        }
-        Ok(())
-    })
-    .expect("seed jobs");
-}
 
 /// A connection asking for the status, with or without `If-None-Match`,
 /// accepting gzip or not (a gzipped body is read whole, not inflated: that
@@ -213,7 +167,9 @@ fn main() {
     for n in sizes {
         let dir = tempfile::tempdir().expect("tempdir");
         let started = Instant::now();
-        seed(&dir.path().join("state.db"), n);
+        let db = StateDb::open(&dir.path().join("state.db")).expect("open STATEDB");
+        common::seed_status_fleet(&db, n, lc_core::db::real_now() - 600);
+        drop(db);
         eprintln!(
             "{n} lorries seeded in {:.1} s",
             started.elapsed().as_secs_f64()

@@ -16,11 +16,17 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::Request;
-use lc_core::db::{JobUpdate, NewLorry, StateDb};
+use lc_core::db::StateDb;
 use lc_hosts::Downstream;
 use lc_hosts::downstream::Local;
 use lc_web::{AppState, WebConfig};
 use tower::ServiceExt;
+
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the shared module also starts binaries; this bench only seeds with it"
+)]
+mod common;
 
 const NOW: i64 = 1_700_000_000;
 
@@ -33,50 +39,6 @@ fn config(dir: &std::path::Path) -> WebConfig {
         publish_failures: true,
         ..WebConfig::new(dir.join("confgit"), downstream)
     }
-}
-
-/// `n` lorries under 50 prefixes; one in 100 has a failed last job, one in
-/// 500 a running one, the rest are due or fresh.
-fn seed(db: &StateDb, n: usize) {
-    db.set_pretend_time(NOW - 600);
-    db.write(|tx| {
-        for i in 0..n {
-            let path = format!("upstream/group-{:02}/project-{i:06}", i % 50);
-            tx.upsert_lorry(&NewLorry {
-                text: format!(
-                    "{{\"{path}\": {{\"type\": \"git\", \"url\": \"https://example.com/{path}.git\"}}}}"
-                ),
-                path,
-                from_host: String::new(),
-                from_path: String::new(),
-                interval: if i % 3 == 0 { 300 } else { 86_400 },
-                lorry_timeout: 3600,
-            })?;
-        }
-        Ok(())
-    })
-    .expect("seed lorries");
-    let jobs = n / 100 + n / 500;
-    db.write(|tx| {
-        for j in 0..jobs {
-            let Some((id, _)) = tx.start_next_job("bench", 1)? else {
-                break;
-            };
-            if j < n / 100 {
-                tx.update_job(
-                    id,
-                    &JobUpdate {
-                        exit: Some(1),
-                        stderr: "fatal: repository not found\n".repeat(20),
-                        ..JobUpdate::default()
-                    },
-                )?;
-            }
-        }
-        Ok(())
-    })
-    .expect("seed jobs");
-    db.set_pretend_time(NOW);
 }
 
 async fn get(state: &AppState, uri: &str) -> (Duration, usize) {
@@ -121,7 +83,8 @@ async fn main() {
     for n in sizes {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = StateDb::open(&dir.path().join("state.db")).expect("open STATEDB");
-        seed(&db, n);
+        common::seed_status_fleet(&db, n, NOW - 600);
+        db.set_pretend_time(NOW);
         let state = AppState::new(db, config(dir.path()));
         let target = if n <= 10_000 { 50 } else { 300 };
         let mut html = Vec::new();

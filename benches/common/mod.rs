@@ -352,3 +352,46 @@ fn spawn_clients(
     }
     read_samples(&files)
 }
+
+/// The status benches' fleet, seeded at pretend time `at`: `n` lorries under 50 prefixes; one in 100 has a failed last job, one in
+/// 500 a running one, the rest are due or fresh.
+pub fn seed_status_fleet(db: &lc_core::db::StateDb, n: usize, at: i64) {
+    db.set_pretend_time(at);
+    db.write(|tx| {
+        for i in 0..n {
+            let path = format!("upstream/group-{:02}/project-{i:06}", i % 50);
+            tx.upsert_lorry(&lc_core::db::NewLorry {
+                text: format!(
+                    "{{\"{path}\": {{\"type\": \"git\", \"url\": \"https://example.com/{path}.git\"}}}}"
+                ),
+                path,
+                from_host: String::new(),
+                from_path: String::new(),
+                interval: if i % 3 == 0 { 300 } else { 86_400 },
+                lorry_timeout: 3600,
+            })?;
+        }
+        Ok(())
+    })
+    .expect("seed lorries");
+    let jobs = n / 100 + n / 500;
+    db.write(|tx| {
+        for j in 0..jobs {
+            let Some((id, _)) = tx.start_next_job("bench", 1)? else {
+                break;
+            };
+            if j < n / 100 {
+                tx.update_job(
+                    id,
+                    &lc_core::db::JobUpdate {
+                        exit: Some(1),
+                        stderr: "fatal: repository not found\n".repeat(20),
+                        ..lc_core::db::JobUpdate::default()
+                    },
+                )?;
+            }
+        }
+        Ok(())
+    })
+    .expect("seed jobs");
+}
