@@ -114,6 +114,40 @@ fn lorry(app: &Webapp, path: &str) -> Value {
     app.get_ok(&format!("/1.0/lorry/{path}"))
 }
 
+/// What operators are told of `path`'s last check without a job, in
+/// `/1.0/lorry`, `/1.0/status` and on the pages: when (`checked`), how,
+/// and when its last job started (`job`); `latest`: no job since.
+fn assert_checked(app: &Webapp, path: &str, checked: i64, job: i64, latest: bool) {
+    let how = "unchanged per host activity";
+    let lorry = lorry(app, path);
+    let status = app.get_ok("/1.0/status");
+    let entry = status["run_queue"]
+        .as_array()
+        .expect("run_queue")
+        .iter()
+        .find(|e| e["path"] == path)
+        .unwrap_or_else(|| panic!("{path} in {status}"));
+    for shown in [&lorry, entry] {
+        assert_eq!(shown["last_checked_without_job"], checked, "{shown}");
+        assert_eq!(shown["checked_without_job_how"], how, "{shown}");
+        assert_eq!(shown["last_job_run"], job, "{shown}");
+    }
+    let page = app.get(&format!("/1.0/lorry-html/{path}")).text;
+    assert!(
+        page.contains("<dt>Checked without a job</dt>") && page.contains(how),
+        "{page}"
+    );
+    assert_eq!(page.contains("badge checked"), latest, "{page}");
+    // The status page's row of the lorry says so only while the check is
+    // its latest run.
+    let status_page = app.get("/1.0/status-html").text;
+    let row = status_page
+        .split("<tr class=\"state-")
+        .find(|row| row.contains(&format!(">{path}</a>")))
+        .unwrap_or_else(|| panic!("no row of {path}: {status_page}"));
+    assert_eq!(row.contains(&format!("no job: {how}")), latest, "{row}");
+}
+
 #[test]
 fn gitlab_last_activity_skips_unchanged_projects_within_its_hourly_granularity() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -145,6 +179,7 @@ fn gitlab_last_activity_skips_unchanged_projects_within_its_hourly_granularity()
         assert_eq!(lorry["last_run"], t1, "{lorry}");
         assert_eq!(lorry["last_run_exit"], "0", "{lorry}");
     }
+    assert_checked(&app, "gl/a", t1, T0, true);
 
     // b is pushed to shortly before its next job starts (last_activity_at
     // moves: it was older than an hour), and again just after it started
@@ -152,6 +187,9 @@ fn gitlab_last_activity_skips_unchanged_projects_within_its_hourly_granularity()
     let t2 = t1 + 2 * HOUR;
     push_commit(&forge, &work, "grp/b", "second", t2 - 600);
     assert_eq!(list_and_run(&app, t2), ["gl/b"]);
+    // b's latest run is a job again; its check is still told, a's too.
+    assert_checked(&app, "gl/b", t1, t2, false);
+    assert_checked(&app, "gl/a", t2, T0, true);
     push_commit(&forge, &work, "grp/b", "third", t2 + 60);
 
     // The listing shows no change since b's job started, but GitLab does

@@ -12,6 +12,7 @@
 //! the same thing a client crate would send, without its dependency tree.
 
 use crate::common;
+use crate::doubles::gitlab_v4::GitlabV4;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -741,6 +742,90 @@ fn charts_show_a_known_history_in_a_real_browser() {
     browser.assert_no_console_errors("the lorry page with charts");
     browser.screenshot("charts-lorry");
     browser.element_screenshot("div.charts", "chart-lorry");
+}
+
+/// A lorry checked without a job says so in a real browser: its GitLab
+/// host (the double, `"activity-hint": true`) reports no activity since
+/// its job, so the next due run is a check without one. The status page's
+/// row and the lorry page say how and when the last job ran; a lorry
+/// whose latest run was a job says nothing of the kind.
+#[test]
+fn a_check_without_a_job_shows_on_the_pages_in_a_real_browser() {
+    const HOUR: i64 = 3_600;
+    // After the forge's stated activity below, as a pretended clock.
+    const T: i64 = 1_800_000_000;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let gitlab = GitlabV4::start("browser-double-token");
+    for path in ["grp/quiet", "grp/busy"] {
+        gitlab.add_project(path, Some("main"), None);
+    }
+    gitlab.state().activity_override = Some(Some(json!("2026-01-01T00:00:00Z")));
+    let app = Webapp::init(dir.path()).start();
+    let list_and_run = |now: i64| {
+        app.pretend_time(now);
+        app.post_ok("/1.0/force-ls-troves", &[]);
+        let mut ran = Vec::new();
+        while let Some((id, path)) = app.give_me_job() {
+            app.finish(id, 0);
+            ran.push(path);
+        }
+        ran.sort();
+        ran
+    };
+    app.pretend_time(T);
+    app.configure(&json!([{
+        "type": "gitlab", "host": gitlab.server.host(), "protocol": "http",
+        "private-token": "browser-double-token", "activity-hint": true,
+        "interval": "1h", "prefixmap": {"grp": "gl"}
+    }]));
+    assert_eq!(list_and_run(T), ["gl/busy", "gl/quiet"]);
+    // busy is moved to the top: a move always asks for a job.
+    app.pretend_time(T + 2 * HOUR);
+    app.post_ok("/1.0/move-to-top", &[("path", "gl/busy")]);
+    assert_eq!(list_and_run(T + 2 * HOUR), ["gl/busy"]);
+
+    let driver = ChromeDriver::start(dir.path());
+    let browser = driver.session(&dir.path().join("chromium-profile"));
+    browser.goto(&app.url("/1.0/status-html"));
+    let how = "unchanged per host activity";
+    let quiet = browser.script(
+        "return Array.from(document.querySelectorAll('table.queue tbody tr')) \
+         .map(r => [r.querySelector('td.path') && r.querySelector('td.path').innerText, \
+                    r.querySelector('span.checked') && r.querySelector('span.checked').innerText, \
+                    r.querySelector('span.checked') && r.querySelector('span.checked').title])",
+    );
+    let rows = quiet.as_array().expect("rows");
+    let row = |path: &str| {
+        rows.iter()
+            .find(|r| r[0] == path)
+            .unwrap_or_else(|| panic!("no row of {path}: {quiet}"))
+            .clone()
+    };
+    assert_eq!(
+        row("gl/quiet")[1],
+        format!("no job: {how}; last job 2 h ago")
+    );
+    let title = row("gl/quiet")[2].as_str().unwrap_or_default().to_owned();
+    assert!(
+        title.contains(how) && title.contains("2027-01-15 08:00:00"),
+        "{title}"
+    );
+    assert_eq!(row("gl/busy")[1], Value::Null, "its latest run was a job");
+    browser.assert_no_console_errors("the status page with a check without a job");
+    browser.screenshot("checked-without-job-status");
+
+    browser.goto(&app.url("/1.0/lorry-html/gl/quiet"));
+    assert_eq!(browser.text("span.badge.checked"), "no job");
+    assert_eq!(
+        browser.text("dd.checked-without-job"),
+        format!("just now, {how}")
+    );
+    assert_eq!(browser.text("dd.last-job"), "2 h ago");
+    browser.assert_no_console_errors("the lorry page with a check without a job");
+    browser.screenshot("checked-without-job-lorry");
+    browser.goto(&app.url("/1.0/lorry-html/gl/busy"));
+    assert!(browser.find_all("span.badge.checked").is_empty());
+    assert!(browser.find_all("dd.checked-without-job").is_empty());
 }
 
 /// A lorry path in a URL, each byte outside the unreserved set encoded.

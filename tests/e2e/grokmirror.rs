@@ -192,11 +192,18 @@ fn unchanged_repositories_per_manifest_are_checked_without_a_job() {
     webapp.post_ok("/1.0/ls-troves", &[]);
     assert_eq!((answers(&log, 200), answers(&log, 304)), (1, 1));
     assert!(run_due(&webapp).is_empty());
+    let first_jobs = now - hour - 1;
     for path in ["kernel/a", "kernel/b"] {
         let lorry = webapp.get_ok(&format!("/1.0/lorry/{path}"));
         assert_eq!(lorry["last_run"], now, "{lorry}");
         assert_eq!(lorry["last_run_exit"], "0", "{lorry}");
+        // Operators see that no job ran, why, and when the last one did.
+        assert_eq!(lorry["last_checked_without_job"], now, "{lorry}");
+        assert_eq!(lorry["checked_without_job_how"], "unchanged per manifest");
+        assert_eq!(lorry["last_job_run"], first_jobs, "{lorry}");
     }
+    let page = webapp.get("/1.0/lorry-html/kernel/a").text;
+    assert!(page.contains("unchanged per manifest"), "{page}");
 
     // Without a newer read of the manifest nothing is known: jobs.
     now += hour + 1;

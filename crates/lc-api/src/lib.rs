@@ -57,6 +57,20 @@ pub struct LorryInfo {
     /// Ids of the jobs the webapp remembers for this lorry (only in `/1.0/lorry/<path>`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jobs: Option<Vec<i64>>,
+    /// Unix time the lorry was last checked without a job: its Upstream
+    /// Host said it was unchanged, and that counted as a successful run
+    /// (`last_run` and `last_success` moved too). Absent when it never was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_checked_without_job: Option<i64>,
+    /// What said so: `unchanged per manifest` or `unchanged per host
+    /// activity`. Present with `last_checked_without_job`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checked_without_job_how: Option<String>,
+    /// Unix time its latest job (a real one) started. Present with
+    /// `last_checked_without_job`; the lorry's latest run was that check
+    /// when `last_checked_without_job` is later than this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_job_run: Option<i64>,
 }
 
 /// One row of the run queue in `/1.0/status`: lorry info plus readable times.

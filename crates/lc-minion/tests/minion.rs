@@ -179,6 +179,9 @@ async fn give_me_job(
             last_success: None,
             consecutive_failures: 0,
             jobs: None,
+            last_checked_without_job: None,
+            checked_without_job_how: None,
+            last_job_run: None,
         }),
     })
 }

@@ -24,7 +24,7 @@ use lc_core::db::status::LorryState;
 use crate::AppState;
 use crate::api;
 use crate::error::{ApiError, JobId};
-use view::{Chrome, JobRow, PagerLink, When, encode_path, pager};
+use view::{CheckedWithoutJob, Chrome, JobRow, PagerLink, When, encode_path, pager};
 
 pub use live::job_output;
 pub(crate) use status::write_atomically;
@@ -130,6 +130,8 @@ struct LorryPage {
     timeout: String,
     due: When,
     last_run: When,
+    /// Its last check without a job, if it had one.
+    checked: Option<CheckedWithoutJob>,
     exit: String,
     failures: i64,
     last_success: When,
@@ -220,6 +222,7 @@ pub async fn lorry_html(
         timeout: timefmt::span(lorry.lorry_timeout),
         due: When::due(&lorry, now),
         last_run: When::ago(lorry.last_run, now),
+        checked: CheckedWithoutJob::of(&lorry, now),
         exit: lorry.last_run_exit.clone().unwrap_or_else(|| "—".into()),
         failures: lorry.consecutive_failures,
         last_success: When::ago(lorry.last_success.unwrap_or(0), now),

@@ -46,6 +46,42 @@ pub const DEFAULT_FULL_CHECK_EVERY: i64 = 24 * 3600;
 /// second, and a host's queue that stamps a push a little late.
 pub const ACTIVITY_MARGIN: i64 = 300;
 
+/// What said a lorry checked without a job was unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnchangedPer {
+    /// Its host's manifest gave the fingerprint of its last success.
+    Manifest,
+    /// Its host's listing reported no activity since its last success.
+    Activity,
+}
+
+impl UnchangedPer {
+    /// As stored in `lorries.checked_how`.
+    pub(super) fn code(self) -> &'static str {
+        match self {
+            UnchangedPer::Manifest => "manifest",
+            UnchangedPer::Activity => "activity",
+        }
+    }
+
+    /// The stored `code`, if it is one.
+    pub(super) fn from_code(code: &str) -> Option<UnchangedPer> {
+        match code {
+            "manifest" => Some(UnchangedPer::Manifest),
+            "activity" => Some(UnchangedPer::Activity),
+            _ => None,
+        }
+    }
+
+    /// As the API and the pages say it (`checked_without_job_how`).
+    pub fn phrase(self) -> &'static str {
+        match self {
+            UnchangedPer::Manifest => "unchanged per manifest",
+            UnchangedPer::Activity => "unchanged per host activity",
+        }
+    }
+}
+
 /// At most this many lorries are checked without a job in one give-me-job;
 /// then it answers that nothing is due, and the next one goes on.
 pub(super) const UNCHANGED_PER_CALL: usize = 10_000;
@@ -62,12 +98,17 @@ impl ReadTx<'_> {
     }
 
     /// Whether the due lorry `path` may be marked checked without a job
-    /// (see the module's comment).
-    pub(super) fn unchanged_per_manifest(&self, path: &str, full_check_every: i64) -> Result<bool> {
-        Ok(self
+    /// (see the module's comment), and by which hint; the manifest's when
+    /// both hold.
+    pub(super) fn unchanged_per_hint(
+        &self,
+        path: &str,
+        full_check_every: i64,
+    ) -> Result<Option<UnchangedPer>> {
+        let by_manifest: Option<bool> = self
             .conn()
             .prepare(
-                "SELECT 1 FROM lorries l
+                "SELECT f.upstream IS NOT NULL AND f.upstream IS f.success FROM lorries l
                  JOIN lorry_fingerprints f ON f.path = l.path
                  JOIN hosts h ON h.host = l.from_host
                  WHERE l.path = ?1 AND l.move_kind = 0 AND l.running_job IS NULL
@@ -77,16 +118,22 @@ impl ReadTx<'_> {
                         OR (f.activity IS NOT NULL AND f.activity < f.full_check
                             AND l.last_run_exit = '0'))",
             )?
-            .query_row(params![path, self.now, full_check_every], |_| Ok(()))
-            .optional()?
-            .is_some())
+            .query_row(params![path, self.now, full_check_every], |r| r.get(0))
+            .optional()?;
+        Ok(by_manifest.map(|manifest| {
+            if manifest {
+                UnchangedPer::Manifest
+            } else {
+                UnchangedPer::Activity
+            }
+        }))
     }
 
     /// When `path` was last checked without a job, if ever.
     pub fn last_unchanged_check(&self, path: &str) -> Result<Option<i64>> {
         Ok(self
             .conn()
-            .prepare("SELECT skipped FROM lorry_fingerprints WHERE path = ?1")?
+            .prepare("SELECT checked_without_job FROM lorries WHERE path = ?1")?
             .query_row([path], |r| r.get(0))
             .optional()?
             .flatten())
@@ -115,23 +162,22 @@ impl WriteTx<'_> {
     /// Marks the due lorry `path` checked now without a job: a successful
     /// run as far as freshness, metrics and the per-hour counts go (it
     /// also ends a spell of being overdue, as a successful job does).
-    pub(super) fn mark_unchanged(&self, path: &str) -> Result<()> {
+    /// `how` is kept for the pages and the API.
+    pub(super) fn mark_unchanged(&self, path: &str, how: UnchangedPer) -> Result<()> {
         let host: Option<String> = self
             .conn()
             .prepare(
                 "UPDATE lorries SET last_run = ?2, last_run_exit = '0', last_run_error = NULL,
-                 last_success = ?2, consecutive_failures = 0, overdue = 0
+                 last_success = ?2, consecutive_failures = 0, overdue = 0,
+                 checked_without_job = ?2, checked_how = ?3
                  WHERE path = ?1 AND running_job IS NULL
                  RETURNING from_host",
             )?
-            .query_row(params![path, self.now], |r| r.get(0))
+            .query_row(params![path, self.now, how.code()], |r| r.get(0))
             .optional()?;
         let Some(host) = host else {
             return Ok(());
         };
-        self.conn()
-            .prepare("UPDATE lorry_fingerprints SET skipped = ?2 WHERE path = ?1")?
-            .execute(params![path, self.now])?;
         self.count_job_end(&host, true)
     }
 
@@ -444,6 +490,76 @@ mod tests {
             .expect("sync");
         assert_eq!(run_due(&db, 10_800, |_| 0), ["b"]);
         assert_eq!(last_run(&db, "a").2, Some(10_800));
+    }
+
+    /// What `/1.0/lorry` and `/1.0/status` say of it: no key until a check
+    /// without a job; then when, what said so, and when the last job
+    /// started, which a later job moves.
+    #[test]
+    fn a_lorry_says_when_and_why_it_was_checked_without_a_job_and_when_its_job_ran() {
+        let (_dir, db) = fresh_host();
+        db.write(|tx| tx.set_full_check_every(100_000))
+            .expect("set");
+        let shown = |path: &str| {
+            let lorry = db.read(|tx| tx.lorry(path)).expect("lorry");
+            (
+                lorry.last_checked_without_job,
+                lorry.checked_without_job_how,
+                lorry.last_job_run,
+            )
+        };
+        list(&db, 10_000, &[("a", "A1"), ("b", "B1")]);
+        assert_eq!(run_due(&db, 10_000, |_| 0), ["a", "b"]);
+        assert_eq!(shown("a"), (None, None, None));
+        let json = serde_json::to_value(db.read(|tx| tx.lorry("a")).expect("lorry")).expect("json");
+        for key in [
+            "last_checked_without_job",
+            "checked_without_job_how",
+            "last_job_run",
+        ] {
+            assert!(json.get(key).is_none(), "{json}");
+        }
+
+        list(&db, 10_100, &[("a", "A1"), ("b", "B1")]);
+        assert!(run_due(&db, 10_100, |_| 0).is_empty());
+        let manifest = (
+            Some(10_100),
+            Some("unchanged per manifest".to_owned()),
+            Some(10_000),
+        );
+        assert_eq!(shown("a"), manifest);
+        assert_eq!(shown("b"), manifest);
+
+        // a: the host now gives an activity time only, long ago; b: nothing,
+        // so a job, which leaves its check as it was.
+        list_activity(&db, 10_200, &[("a", Some(1_000)), ("b", None)]);
+        assert_eq!(run_due(&db, 10_200, |_| 0), ["b"]);
+        assert_eq!(
+            shown("a"),
+            (
+                Some(10_200),
+                Some("unchanged per host activity".to_owned()),
+                Some(10_000)
+            )
+        );
+        assert_eq!(
+            shown("b"),
+            (
+                Some(10_100),
+                Some("unchanged per manifest".to_owned()),
+                Some(10_200)
+            )
+        );
+        // The run queue (the JSON status) reads the same row mapping.
+        let queue = db.read(|tx| tx.queue_lorries()).expect("queue");
+        let a = queue.iter().find(|l| l.path == "a").expect("a");
+        let json = serde_json::to_value(a).expect("json");
+        assert_eq!(json["last_checked_without_job"], 10_200, "{json}");
+        assert_eq!(
+            json["checked_without_job_how"],
+            "unchanged per host activity"
+        );
+        assert_eq!(json["last_job_run"], 10_000);
     }
 
     /// A listing is as of its start: one whose page of `a` was read

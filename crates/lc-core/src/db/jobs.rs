@@ -204,13 +204,13 @@ impl WriteTx<'_> {
             let Some(path) = self.next_due_lorry_within_host_cap()? else {
                 return Ok(None);
             };
-            if !self.unchanged_per_manifest(&path, full_check_every)? {
+            let Some(how) = self.unchanged_per_hint(&path, full_check_every)? else {
                 break path;
-            }
+            };
             if unchanged == super::fingerprints::UNCHANGED_PER_CALL {
                 return Ok(None);
             }
-            self.mark_unchanged(&path)?;
+            self.mark_unchanged(&path, how)?;
             unchanged += 1;
         };
         self.conn()
@@ -222,7 +222,8 @@ impl WriteTx<'_> {
         let job_id = self.conn().last_insert_rowid();
         self.conn()
             .prepare(
-                "UPDATE lorries SET running_job = ?2, last_run = ?3, move_kind = 0, move_seq = 0
+                "UPDATE lorries SET running_job = ?2, last_run = ?3, last_job = ?3, move_kind = 0,
+                 move_seq = 0
              WHERE path = ?1",
             )?
             .execute(params![path, job_id, self.now])?;

@@ -14,6 +14,7 @@ use std::sync::LazyLock;
 use lc_api::LorryInfo;
 use rusqlite::{OptionalExtension, Row, params, params_from_iter, types::Value};
 
+use super::fingerprints::UnchangedPer;
 use super::{ReadTx, WriteTx};
 use crate::error::{Error, Result};
 
@@ -101,11 +102,11 @@ const NEXT_DUE_TIME: &str = "SELECT due FROM lorries WHERE running_job IS NULL A
 /// The columns [`lorry_from_row`] reads, in its order.
 pub(super) const LORRY_COLUMNS: &str = "path, text, from_host, from_path, interval, \
      lorry_timeout, last_run, last_run_exit, last_run_error, running_job, disk_usage, due, \
-     last_success, consecutive_failures";
+     last_success, consecutive_failures, checked_without_job, checked_how, last_job";
 
 /// A lorry row selected as [`LORRY_COLUMNS`].
 pub(super) fn lorry_from_row(row: &Row<'_>) -> rusqlite::Result<LorryInfo> {
-    Ok(LorryInfo {
+    let mut lorry = LorryInfo {
         path: row.get(0)?,
         text: row.get(1)?,
         from_host: row.get(2)?,
@@ -121,7 +122,23 @@ pub(super) fn lorry_from_row(row: &Row<'_>) -> rusqlite::Result<LorryInfo> {
         last_success: row.get(12)?,
         consecutive_failures: row.get(13)?,
         jobs: None,
-    })
+        last_checked_without_job: None,
+        checked_without_job_how: None,
+        last_job_run: None,
+    };
+    // Shown only for a lorry that was checked without a job (no key in
+    // the JSON otherwise; see `lc_api::LorryInfo`).
+    let checked: Option<i64> = row.get(14)?;
+    if let Some(checked) = checked {
+        let how: Option<String> = row.get(15)?;
+        lorry.last_checked_without_job = Some(checked);
+        lorry.checked_without_job_how = how
+            .as_deref()
+            .and_then(UnchangedPer::from_code)
+            .map(|how| how.phrase().to_owned());
+        lorry.last_job_run = row.get(16)?;
+    }
+    Ok(lorry)
 }
 
 /// A lorry as read from CONFGIT or generated from an Upstream Host.

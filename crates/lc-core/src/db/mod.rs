@@ -92,6 +92,9 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!(
         "../../../../migrations/0015_ref_ledger_by_time.sql"
     )),
+    M::up(include_str!(
+        "../../../../migrations/0016_checked_without_job.sql"
+    )),
 ];
 
 /// How long a connection waits for another one's lock before giving up.
@@ -589,6 +592,63 @@ pub(crate) mod tests {
         assert_eq!(db.read(|tx| tx.running_job_ids()).expect("ids"), [2, 3]);
         assert_eq!(db.read(|tx| tx.lorry("a")).expect("a").running_job, Some(2));
         assert_eq!(db.read(|tx| tx.lorry("b")).expect("b").running_job, Some(3));
+    }
+
+    /// A lorry checked without a job before the pages said so: the
+    /// upgrade keeps when, infers how from the fingerprints it had, and
+    /// takes its last job's start from the jobs remembered.
+    #[test]
+    fn upgrading_keeps_checks_without_a_job_for_the_pages() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("state.db");
+        let ours = MIGRATIONS
+            .iter()
+            .position(|m| format!("{m:?}").contains("ADD COLUMN checked_without_job"))
+            .expect("the migration");
+        {
+            let mut conn = Connection::open(&path).expect("open");
+            Migrations::from_slice(&MIGRATIONS[..ours])
+                .to_latest(&mut conn)
+                .expect("the schema before");
+            for sql in [
+                "INSERT INTO lorries (path, text, interval, lorry_timeout)
+                 VALUES ('m', '{}', 100, 60), ('a', '{}', 100, 60), ('n', '{}', 100, 60)",
+                "INSERT INTO jobs (host, pid, path, started, updated, ended, timeout, exit)
+                 VALUES ('h', 1, 'm', 10, 15, 15, 60, '0'), ('h', 2, 'm', 20, 25, 25, 60, '0'),
+                        ('h', 3, 'n', 30, 35, 35, 60, '0')",
+                "INSERT INTO lorry_fingerprints (path, upstream, success, full_check, skipped)
+                 VALUES ('m', 'F', 'F', 20, 50)",
+                "INSERT INTO lorry_fingerprints (path, full_check, skipped, activity)
+                 VALUES ('a', 7, 60, 1)",
+            ] {
+                conn.prepare_cached(sql)
+                    .and_then(|mut stmt| stmt.execute([]))
+                    .expect("data before");
+            }
+        }
+        let db = StateDb::open(&path).expect("upgrade");
+        let shown = |path: &str| {
+            let lorry = db.read(|tx| tx.lorry(path)).expect("lorry");
+            (
+                lorry.last_checked_without_job,
+                lorry.checked_without_job_how,
+                lorry.last_job_run,
+            )
+        };
+        assert_eq!(
+            shown("m"),
+            (Some(50), Some("unchanged per manifest".into()), Some(20))
+        );
+        // No job remembered: the start of its last success.
+        assert_eq!(
+            shown("a"),
+            (
+                Some(60),
+                Some("unchanged per host activity".into()),
+                Some(7)
+            )
+        );
+        assert_eq!(shown("n"), (None, None, None));
     }
 
     #[test]

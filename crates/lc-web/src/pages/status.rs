@@ -43,7 +43,7 @@ use lc_base::timefmt;
 use lc_core::db::status::{LorryState, QueueFilter, QueuePage};
 
 use super::charts::{self, Chart};
-use super::view::{Chrome, PagerLink, When, encode_path, pager, range_text};
+use super::view::{CheckedWithoutJob, Chrome, PagerLink, When, encode_path, pager, range_text};
 use super::{PAGE_SIZE, PageError, PageResult, builtin_css, page_number, query_pairs};
 use crate::AppState;
 use crate::api;
@@ -129,6 +129,8 @@ struct Row {
     interval: String,
     job: Option<i64>,
     last_run: When,
+    /// The check without a job that was its latest run, if it was one.
+    checked: Option<CheckedWithoutJob>,
     exit: String,
     disk: String,
     error: Option<String>,
@@ -356,6 +358,7 @@ fn build(
                 interval: timefmt::span(lorry.interval),
                 job: lorry.running_job,
                 last_run: When::ago(lorry.last_run, now),
+                checked: CheckedWithoutJob::of(&lorry, now).filter(|c| c.latest),
                 exit: lorry.last_run_exit.clone().unwrap_or_default(),
                 disk: timefmt::bytes(lorry.disk_usage),
                 error,

@@ -89,6 +89,34 @@ impl When {
     }
 }
 
+/// A lorry's last check without a job (its host said it was unchanged).
+pub struct CheckedWithoutJob {
+    pub when: When,
+    /// `unchanged per manifest` or `unchanged per host activity`.
+    pub how: String,
+    /// When its latest real job started.
+    pub last_job: When,
+    /// The check is the lorry's latest run: no job has started since.
+    pub latest: bool,
+}
+
+impl CheckedWithoutJob {
+    /// `None` when the lorry was never checked without a job.
+    pub fn of(lorry: &LorryInfo, now: i64) -> Option<CheckedWithoutJob> {
+        let when = lorry.last_checked_without_job?;
+        let last_job = lorry.last_job_run.unwrap_or(0);
+        Some(CheckedWithoutJob {
+            when: When::ago(when, now),
+            how: lorry
+                .checked_without_job_how
+                .clone()
+                .unwrap_or_else(|| "unchanged".into()),
+            last_job: When::ago(last_job, now),
+            latest: lorry.running_job.is_none() && when > last_job,
+        })
+    }
+}
+
 /// A job in a table.
 pub struct JobRow {
     pub id: i64,
