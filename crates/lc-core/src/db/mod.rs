@@ -95,6 +95,9 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!(
         "../../../../migrations/0016_checked_without_job.sql"
     )),
+    M::up(include_str!(
+        "../../../../migrations/0017_ref_ledger_by_ref.sql"
+    )),
 ];
 
 /// How long a connection waits for another one's lock before giving up.
