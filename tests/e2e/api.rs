@@ -627,13 +627,8 @@ fn pretend_time_is_refused_unless_allowed() {
 #[test]
 fn ls_troves_lists_due_hosts_and_force_ls_troves_all() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let fake = dir.path().join("fake.json");
-    std::fs::write(&fake, r#"{"ls-output": ["a/one", "a/two", "b/other"]}"#).expect("fake");
     let app = Webapp::init(dir.path())
-        .with_args(&[&format!(
-            "--debug-fake-upstream-host=fake.example={}",
-            fake.display()
-        )])
+        .with_fake_host(&["a/one", "a/two", "b/other"])
         .start();
     app.pretend_time(T0);
     app.configure(&serde_json::json!([{
@@ -915,12 +910,6 @@ fn pretended_time_does_not_outlive_the_webapp() {
 fn read_configuration_races_itself_ls_troves_and_give_me_job() {
     let dir = tempfile::tempdir().expect("tempdir");
     let listed: Vec<String> = (0..30).map(|i| format!("h/r{i:02}")).collect();
-    let fake = dir.path().join("fake.json");
-    std::fs::write(
-        &fake,
-        serde_json::json!({ "ls-output": listed }).to_string(),
-    )
-    .expect("fake");
     let confgit = dir.path().join("confgit");
     std::fs::create_dir_all(&confgit).expect("confgit");
     std::fs::write(
@@ -942,12 +931,7 @@ fn read_configuration_races_itself_ls_troves_and_give_me_job() {
         }
         std::fs::write(confgit.join(format!("f{file}.lorry")), text).expect("lorry");
     }
-    let app = Webapp::init(dir.path())
-        .with_args(&[&format!(
-            "--debug-fake-upstream-host=fake.example={}",
-            fake.display()
-        )])
-        .start();
+    let app = Webapp::init(dir.path()).with_fake_host(&listed).start();
     app.pretend_time(T0);
 
     let post = |path: &str, form: &[(&str, &str)]| {

@@ -39,6 +39,19 @@ fn gitlab_app(dir: &Path, gitlab: &GitlabV4, extra: &[&str]) -> Webapp {
         .start()
 }
 
+/// A webapp whose downstream is the Gitea double, its token in the
+/// environment.
+fn gitea_app(dir: &Path, gitea: &GiteaV1, extra: &[&str]) -> Webapp {
+    Webapp::init(dir)
+        .with_downstream(&[
+            "--git-server-type=gitea".into(),
+            format!("--downstream-http-url={}", gitea.server.url()),
+        ])
+        .with_args(extra)
+        .with_env(&[("LORRY_GITEA_ACCESS_TOKEN", TOKEN)])
+        .start()
+}
+
 /// A webapp with a local downstream in `dir/downstream`.
 fn local_app(dir: &Path, extra: &[&str], env: &[(String, String)]) -> Webapp {
     Webapp::init(dir).with_args(extra).with_env(env).start()
@@ -245,18 +258,12 @@ fn gitlab_refuses_paths_outside_its_rules_and_the_job_says_which_rule() {
         "\u{e9}t\u{e9}/repo",
         "grp/x.atom",
     ];
-    let mut lorries: Vec<_> = refused.iter().map(|p| lorry(p)).collect();
-    lorries.push(lorry("grp/fine_1.0"));
-    app.seed(&lorries);
-    assert_eq!(drain(&app), ["grp/fine_1.0"]);
-    for (path, out) in refused.iter().zip(failed_outputs(&app, &refused)) {
-        assert!(out.contains("400"), "{path}: {out}");
+    let outputs = only_fine_is_created(&app, &refused, "grp/fine_1.0", "400");
+    for (path, out) in refused.iter().zip(outputs) {
         assert!(
             out.contains("can contain only letters, digits"),
             "{path}: {out}"
         );
-        assert!(out.contains(&format!("cannot create {path:?}")), "{out}");
-        assert_no_secret("job output", &out);
     }
     assert!(gitlab.project("grp/fine_1.0").is_some());
     assert!(
@@ -672,14 +679,7 @@ fn gitea_downstream_creates_the_organisation_then_the_repository() {
     let gitea = GiteaV1::start(TOKEN);
     gitea.add_org("existing");
     gitea.add_repo("existing", "repo", "main", "");
-    let app = Webapp::init(dir.path())
-        .with_downstream(&[
-            "--git-server-type=gitea".into(),
-            format!("--downstream-http-url={}", gitea.server.url()),
-            "--downstream-visibility=public".into(),
-        ])
-        .with_env(&[("LORRY_GITEA_ACCESS_TOKEN", TOKEN)])
-        .start();
+    let app = gitea_app(dir.path(), &gitea, &["--downstream-visibility=public"]);
     app.pretend_time(T0);
     app.seed(&[
         lorry("team/app"),
@@ -725,14 +725,25 @@ fn gitea_downstream_creates_the_organisation_then_the_repository() {
     assert_no_secret("the log", &app.log());
 }
 
-/// The output of the last job of each of `paths`, which must have failed.
-fn failed_outputs(app: &Webapp, paths: &[&str]) -> Vec<String> {
-    paths
+/// Seeds lorries `refused` and `fine` and runs every job against the
+/// downstream: only `fine` is handed out to mirror, and each refused
+/// lorry's job failed with HTTP `status`, naming its path and no secret.
+/// The refused jobs' outputs, in `refused`'s order.
+fn only_fine_is_created(app: &Webapp, refused: &[&str], fine: &str, status: &str) -> Vec<String> {
+    let mut lorries: Vec<_> = refused.iter().map(|p| lorry(p)).collect();
+    lorries.push(lorry(fine));
+    app.seed(&lorries);
+    assert_eq!(drain(app), [fine]);
+    refused
         .iter()
         .map(|path| {
             let job = last_job(app, path);
             assert_eq!(job["exit"], "1", "{path}: {job}");
-            job["output"].as_str().expect("output").to_owned()
+            let out = job["output"].as_str().expect("output").to_owned();
+            assert!(out.contains(status), "{path}: {out}");
+            assert!(out.contains(&format!("cannot create {path:?}")), "{out}");
+            assert_no_secret("job output", &out);
+            out
         })
         .collect()
 }
@@ -745,13 +756,7 @@ fn gitea_refuses_names_outside_its_rules_and_the_job_says_which_rule() {
     let dir = tempfile::tempdir().expect("tempdir");
     let gitea = GiteaV1::start(TOKEN);
     gitea.add_org("org");
-    let app = Webapp::init(dir.path())
-        .with_downstream(&[
-            "--git-server-type=gitea".into(),
-            format!("--downstream-http-url={}", gitea.server.url()),
-        ])
-        .with_env(&[("LORRY_GITEA_ACCESS_TOKEN", TOKEN)])
-        .start();
+    let app = gitea_app(dir.path(), &gitea, &[]);
     app.pretend_time(T0);
     let refused = [
         "org/caf\u{e9}",
@@ -759,16 +764,7 @@ fn gitea_refuses_names_outside_its_rules_and_the_job_says_which_rule() {
         "org/old.git",
         "sp ace/repo",
     ];
-    let mut lorries: Vec<_> = refused.iter().map(|p| lorry(p)).collect();
-    lorries.push(lorry("org/fine-1.0"));
-    app.seed(&lorries);
-    assert_eq!(drain(&app), ["org/fine-1.0"]);
-    let outputs = failed_outputs(&app, &refused);
-    for (path, out) in refused.iter().zip(&outputs) {
-        assert!(out.contains("422"), "{path}: {out}");
-        assert!(out.contains(&format!("cannot create {path:?}")), "{out}");
-        assert_no_secret("job output", out);
-    }
+    let outputs = only_fine_is_created(&app, &refused, "org/fine-1.0", "422");
     assert!(
         outputs[0].contains("[Name]: AlphaDashDot"),
         "{}",
@@ -804,13 +800,7 @@ fn gitea_downstream_without_the_scope_or_the_right_fails_saying_what_is_needed()
     gitea.add_org("other");
     gitea.state().foreign_orgs = vec!["other".into()];
     gitea.state().scopes = Some(vec!["write:repository".into(), "read:user".into()]);
-    let app = Webapp::init(dir.path())
-        .with_downstream(&[
-            "--git-server-type=gitea".into(),
-            format!("--downstream-http-url={}", gitea.server.url()),
-        ])
-        .with_env(&[("LORRY_GITEA_ACCESS_TOKEN", TOKEN)])
-        .start();
+    let app = gitea_app(dir.path(), &gitea, &[]);
     app.pretend_time(T0);
     app.seed(&[lorry("team/app")]);
     assert_eq!(app.give_me_job(), None);
@@ -1199,22 +1189,18 @@ fn trove_upstream_over_http_uses_basic_auth_and_records_failures() {
 #[test]
 fn fake_upstream_host_with_ignore_and_prefixmap_edge_cases() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let fake = dir.path().join("fake.json");
-    std::fs::write(
-        &fake,
-        json!({"ls-output": ["foo/bar", "foobar/x", "foo", "foo/a/b", "baz/q", "foo/skip-me",
-                             "foo/../escape", "example/foo"]})
-        .to_string(),
-    )
-    .expect("fake");
-    let app = local_app(
-        dir.path(),
-        &[&format!(
-            "--debug-fake-upstream-host=fake.example={}",
-            fake.display()
-        )],
-        &[],
-    );
+    let app = Webapp::init(dir.path())
+        .with_fake_host(&[
+            "foo/bar",
+            "foobar/x",
+            "foo",
+            "foo/a/b",
+            "baz/q",
+            "foo/skip-me",
+            "foo/../escape",
+            "example/foo",
+        ])
+        .start();
     app.pretend_time(T0);
     app.configure(&json!([{
         "type": "trove", "host": "fake.example", "protocol": "ssh",
@@ -1239,20 +1225,8 @@ fn fake_upstream_host_with_ignore_and_prefixmap_edge_cases() {
 #[test]
 fn the_shrink_guard_removes_nothing_and_status_says_why() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let fake = dir.path().join("fake.json");
-    let write = |n: usize| {
-        let list: Vec<String> = (0..n).map(|i| format!("up/r{i:02}")).collect();
-        std::fs::write(&fake, json!({ "ls-output": list }).to_string()).expect("fake");
-    };
-    write(40);
-    let app = local_app(
-        dir.path(),
-        &[&format!(
-            "--debug-fake-upstream-host=fake.example={}",
-            fake.display()
-        )],
-        &[],
-    );
+    let repos = |n: usize| -> Vec<String> { (0..n).map(|i| format!("up/r{i:02}")).collect() };
+    let app = Webapp::init(dir.path()).with_fake_host(&repos(40)).start();
     app.pretend_time(T0);
     app.configure(&json!([{
         "type": "trove", "host": "fake.example", "protocol": "ssh",
@@ -1262,7 +1236,7 @@ fn the_shrink_guard_removes_nothing_and_status_says_why() {
     assert_eq!(app.queue().len(), 40);
 
     // 3 of 40 would go: more than 5%, so none goes.
-    write(37);
+    app.fake_host_lists(&repos(37));
     app.pretend_time(T0 + 10);
     let summary = app.post_ok("/1.0/force-ls-troves", &[]);
     assert_eq!(summary["hosts"][0]["lorries_removed"], json!([]));
@@ -1287,7 +1261,7 @@ fn the_shrink_guard_removes_nothing_and_status_says_why() {
     );
 
     // 2 of 40 is 5%: allowed, and the error is cleared.
-    write(38);
+    app.fake_host_lists(&repos(38));
     app.pretend_time(T0 + 20);
     let summary = app.post_ok("/1.0/force-ls-troves", &[]);
     assert_eq!(
@@ -1303,15 +1277,10 @@ fn the_shrink_guard_removes_nothing_and_status_says_why() {
 
     // A higher limit lets a real shrink through.
     drop(app);
-    write(10);
-    let app = local_app(
-        dir.path(),
-        &[
-            &format!("--debug-fake-upstream-host=fake.example={}", fake.display()),
-            "--ls-shrink-limit=80%",
-        ],
-        &[],
-    );
+    let app = Webapp::init(dir.path())
+        .with_fake_host(&repos(10))
+        .with_args(&["--ls-shrink-limit=80%"])
+        .start();
     let summary = app.post_ok("/1.0/force-ls-troves", &[]);
     assert_eq!(
         summary["hosts"][0]["lorries_removed"]
@@ -1326,16 +1295,9 @@ fn the_shrink_guard_removes_nothing_and_status_says_why() {
 fn failed_listings_remove_nothing_and_are_shown_in_status() {
     let dir = tempfile::tempdir().expect("tempdir");
     let gitlab_host = format!("127.0.0.1:{}", common::closed_port());
-    let fake = dir.path().join("fake.json");
-    std::fs::write(&fake, r#"{"ls-output": ["up/a", "up/b"]}"#).expect("fake");
-    let app = local_app(
-        dir.path(),
-        &[&format!(
-            "--debug-fake-upstream-host=fake.example={}",
-            fake.display()
-        )],
-        &[],
-    );
+    let app = Webapp::init(dir.path())
+        .with_fake_host(&["up/a", "up/b"])
+        .start();
     app.pretend_time(T0);
     app.configure(&json!([
         {"type": "trove", "host": "fake.example", "protocol": "ssh", "prefixmap": {"up": "up"}},
@@ -1353,7 +1315,7 @@ fn failed_listings_remove_nothing_and_are_shown_in_status() {
     assert_eq!(summary["hosts"][1]["listed"], true);
     assert_eq!(app.queue(), ["up/a", "up/b"]);
 
-    std::fs::write(&fake, "not json").expect("break");
+    std::fs::write(dir.path().join(common::FAKE_LISTING), "not json").expect("break");
     app.pretend_time(T0 + 5);
     let summary = app.post_ok("/1.0/force-ls-troves", &[]);
     assert_eq!(summary["hosts"][1]["listed"], false);
@@ -1382,16 +1344,7 @@ fn failed_listings_remove_nothing_and_are_shown_in_status() {
 #[test]
 fn ls_troves_lists_only_hosts_whose_interval_has_passed_and_redirects() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let fake = dir.path().join("fake.json");
-    std::fs::write(&fake, r#"{"ls-output": ["up/a"]}"#).expect("fake");
-    let app = local_app(
-        dir.path(),
-        &[&format!(
-            "--debug-fake-upstream-host=fake.example={}",
-            fake.display()
-        )],
-        &[],
-    );
+    let app = Webapp::init(dir.path()).with_fake_host(&["up/a"]).start();
     app.pretend_time(T0);
     app.configure(&json!([{
         "type": "trove", "host": "fake.example", "protocol": "ssh",
@@ -1425,16 +1378,10 @@ fn ls_troves_lists_only_hosts_whose_interval_has_passed_and_redirects() {
 #[test]
 fn max_jobs_per_host_caps_running_jobs_of_one_upstream_host() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let fake = dir.path().join("fake.json");
-    std::fs::write(&fake, r#"{"ls-output": ["up/a", "up/b", "up/c"]}"#).expect("fake");
-    let app = local_app(
-        dir.path(),
-        &[
-            &format!("--debug-fake-upstream-host=fake.example={}", fake.display()),
-            "--max-jobs-per-host=2",
-        ],
-        &[],
-    );
+    let app = Webapp::init(dir.path())
+        .with_fake_host(&["up/a", "up/b", "up/c"])
+        .with_args(&["--max-jobs-per-host=2"])
+        .start();
     app.pretend_time(T0);
     app.configure(&json!([{
         "type": "trove", "host": "fake.example", "protocol": "ssh", "prefixmap": {"up": "up"},

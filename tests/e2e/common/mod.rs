@@ -67,6 +67,19 @@ fn strings<S: AsRef<str>>(list: &[S]) -> Vec<String> {
     list.iter().map(|s| s.as_ref().to_owned()).collect()
 }
 
+/// The file `fake.example`'s listing is read from (see
+/// [`WebappBuilder::with_fake_host`]).
+pub const FAKE_LISTING: &str = "fake.json";
+
+fn write_fake_listing<S: AsRef<str>>(dir: &Path, repos: &[S]) {
+    let repos: Vec<&str> = repos.iter().map(AsRef::as_ref).collect();
+    std::fs::write(
+        dir.join(FAKE_LISTING),
+        serde_json::json!({ "ls-output": repos }).to_string(),
+    )
+    .expect("fake host listing");
+}
+
 impl WebappBuilder {
     /// Adds command-line options after the default ones.
     pub fn with_args<S: AsRef<str>>(mut self, args: &[S]) -> Self {
@@ -78,6 +91,19 @@ impl WebappBuilder {
     /// downstream options.
     pub fn with_downstream<S: AsRef<str>>(mut self, args: &[S]) -> Self {
         self.downstream = strings(args);
+        self
+    }
+
+    /// Adds the Upstream Host `fake.example` (`--debug-fake-upstream-host`)
+    /// listing `repos`. The webapp reads its listing from `fake.json` in
+    /// the test's directory at each listing: [`Webapp::fake_host_lists`]
+    /// changes it.
+    pub fn with_fake_host<S: AsRef<str>>(mut self, repos: &[S]) -> Self {
+        write_fake_listing(&self.dir, repos);
+        self.args.push(format!(
+            "--debug-fake-upstream-host=fake.example={}",
+            self.dir.join(FAKE_LISTING).display()
+        ));
         self
     }
 
@@ -178,6 +204,12 @@ impl Webapp {
             env,
             client,
         }
+    }
+
+    /// What `fake.example` lists from now on (see
+    /// [`WebappBuilder::with_fake_host`]).
+    pub fn fake_host_lists<S: AsRef<str>>(&self, repos: &[S]) {
+        write_fake_listing(&self.dir, repos);
     }
 
     /// Stops the webapp with SIGTERM and starts it again with the same

@@ -647,7 +647,13 @@ pub(crate) mod tests {
         let (_dir, db) = fresh();
         db.write(|tx| tx.upsert_lorry(&lorry("a", 0)))
             .expect("setup");
-        let names = ["refs/heads/a", "refs/heads/b", "refs/tags/c", "refs/x", "refs/y/z"];
+        let names = [
+            "refs/heads/a",
+            "refs/heads/b",
+            "refs/tags/c",
+            "refs/x",
+            "refs/y/z",
+        ];
         // A fixed pseudo-random walk: refs appear, move, vanish and come
         // back; some runs share a second with the one before.
         let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
@@ -676,7 +682,11 @@ pub(crate) mod tests {
                 }
             }
             db.set_pretend_time(time);
-            run_with(&db, "a", spec_result("a", serde_json::json!({ "held": held })));
+            run_with(
+                &db,
+                "a",
+                spec_result("a", serde_json::json!({ "held": held })),
+            );
             times.push(time);
         }
         assert!(ledger_rows(&db) > 100, "the walk moved refs often");
