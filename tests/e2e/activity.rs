@@ -12,6 +12,7 @@ use std::process::Command;
 use serde_json::{Value, json};
 
 use crate::common::{Webapp, git};
+use crate::doubles::Forge;
 use crate::doubles::forge_git::ForgeGit;
 use crate::doubles::gitea_v1::GiteaV1;
 use crate::doubles::github_rest::GithubRest;

@@ -9,6 +9,7 @@ use crate::doubles;
 use std::path::Path;
 use std::time::Duration;
 
+use doubles::Forge;
 use doubles::gitea_v1::GiteaV1;
 use doubles::github_rest::GithubRest;
 use doubles::gitlab_v4::GitlabV4;

@@ -53,7 +53,7 @@ use serde_json::{Value, json};
 
 use super::forge_git::{ForgeGit, forge_now, gitea_updated_at, rfc3339};
 use super::gitlab_v4::decode;
-use super::{Seen, Server};
+use super::{Seen, Server, forge_double};
 
 #[derive(Debug, Clone)]
 pub struct Repo {
@@ -190,28 +190,6 @@ impl GiteaV1 {
         });
     }
 
-    /// Backs the double's repositories with bare git repositories under
-    /// `dir` (create each with [`ForgeGit::create`]); the activity field
-    /// then follows their pushes, by the forge clock the handle sets.
-    pub fn attach_git(&self, dir: &std::path::Path) -> Arc<ForgeGit> {
-        let git = Arc::new(ForgeGit::new(dir));
-        self.state().git = Some(Arc::clone(&git));
-        git
-    }
-
-    pub fn changes(&self) -> Vec<(String, Value)> {
-        self.state()
-            .seen
-            .iter()
-            .filter(|r| r.method != "GET")
-            .map(|r| (r.line(), r.body.clone()))
-            .collect()
-    }
-
-    pub fn seen(&self) -> Vec<Seen> {
-        self.state().seen.clone()
-    }
-
     pub fn repo(&self, full_name: &str) -> Option<Repo> {
         self.state()
             .repos
@@ -220,6 +198,8 @@ impl GiteaV1 {
             .cloned()
     }
 }
+
+forge_double!(GiteaV1, GiteaState);
 
 type Shared = State<Arc<Mutex<GiteaState>>>;
 
@@ -242,18 +222,10 @@ fn not_found() -> Response {
 }
 
 async fn guard(State(state): Shared, request: Request, next: Next) -> Response {
-    let (parts, body) = request.into_parts();
-    let bytes = axum::body::to_bytes(body, 1 << 20)
-        .await
-        .unwrap_or_default();
+    let (parts, bytes, seen) = Seen::record(request).await;
     {
         let mut s = state.lock().expect("lock");
-        s.seen.push(Seen {
-            method: parts.method.to_string(),
-            path: decode(parts.uri.path()),
-            query: parts.uri.query().unwrap_or("").to_owned(),
-            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        });
+        s.seen.push(seen);
         let auth = parts
             .headers
             .get("authorization")

@@ -41,7 +41,7 @@ use serde_json::{Value, json};
 
 use super::forge_git::{ForgeGit, forge_now, github_pushed_at, rfc3339};
 use super::gitlab_v4::decode;
-use super::{Seen, Server};
+use super::{Seen, Server, forge_double};
 
 const DOCS: &str = "https://docs.github.com/rest";
 
@@ -172,15 +172,6 @@ impl GithubRest {
         });
     }
 
-    /// Backs the double's repositories with bare git repositories under
-    /// `dir` (create each with [`ForgeGit::create`]); `pushed_at` then
-    /// follows their pushes, by the forge clock the returned handle sets.
-    pub fn attach_git(&self, dir: &std::path::Path) -> Arc<ForgeGit> {
-        let git = Arc::new(ForgeGit::new(dir));
-        self.state().git = Some(Arc::clone(&git));
-        git
-    }
-
     pub fn repo(&self, full_name: &str) -> Option<Repo> {
         self.state()
             .repos
@@ -198,20 +189,9 @@ impl GithubRest {
             .expect("repo");
         change(r);
     }
-
-    pub fn seen(&self) -> Vec<Seen> {
-        self.state().seen.clone()
-    }
-
-    pub fn changes(&self) -> Vec<(String, Value)> {
-        self.state()
-            .seen
-            .iter()
-            .filter(|r| r.method != "GET")
-            .map(|r| (r.line(), r.body.clone()))
-            .collect()
-    }
 }
+
+forge_double!(GithubRest, GithubState);
 
 type Shared = State<Arc<Mutex<GithubState>>>;
 
@@ -240,18 +220,10 @@ fn rate_headers(s: &GithubState, headers: &mut HeaderMap) {
 
 /// Records the request; the rate limits, then authentication.
 async fn guard(State(state): Shared, request: Request, next: Next) -> Response {
-    let (parts, body) = request.into_parts();
-    let bytes = axum::body::to_bytes(body, 1 << 20)
-        .await
-        .unwrap_or_default();
+    let (parts, bytes, seen) = Seen::record(request).await;
     let refusal = {
         let mut s = state.lock().expect("lock");
-        s.seen.push(Seen {
-            method: parts.method.to_string(),
-            path: decode(parts.uri.path()),
-            query: parts.uri.query().unwrap_or("").to_owned(),
-            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        });
+        s.seen.push(seen);
         if now() >= s.reset_at {
             s.remaining = s.limit;
             s.reset_at = now() + 3600;

@@ -66,7 +66,7 @@ use axum::routing::get;
 use serde_json::{Value, json};
 
 use super::forge_git::{ForgeGit, forge_now, gitlab_last_activity_at, rfc3339};
-use super::{Seen, Server};
+use super::{Seen, Server, forge_double};
 
 #[derive(Debug, Clone)]
 pub struct Namespace {
@@ -311,29 +311,6 @@ impl GitlabV4 {
         });
     }
 
-    /// The requests that changed something: `METHOD path` and the body.
-    /// Backs the double's repositories with bare git repositories under
-    /// `dir` (create each with [`ForgeGit::create`]); the activity field
-    /// then follows their pushes, by the forge clock the handle sets.
-    pub fn attach_git(&self, dir: &std::path::Path) -> Arc<ForgeGit> {
-        let git = Arc::new(ForgeGit::new(dir));
-        self.state().git = Some(Arc::clone(&git));
-        git
-    }
-
-    pub fn changes(&self) -> Vec<(String, Value)> {
-        self.state()
-            .seen
-            .iter()
-            .filter(|r| r.method != "GET")
-            .map(|r| (r.line(), r.body.clone()))
-            .collect()
-    }
-
-    pub fn seen(&self) -> Vec<Seen> {
-        self.state().seen.clone()
-    }
-
     pub fn project(&self, path: &str) -> Option<Project> {
         self.state()
             .projects
@@ -380,6 +357,8 @@ fn add_namespace(s: &mut GitlabState, full_path: &str, kind: &'static str, hidde
     id
 }
 
+forge_double!(GitlabV4, GitlabState);
+
 type Shared = State<Arc<Mutex<GitlabState>>>;
 
 fn message(status: StatusCode, message: Value) -> Response {
@@ -388,19 +367,10 @@ fn message(status: StatusCode, message: Value) -> Response {
 
 /// Records the request, then answers 429 when busy and 401 without the token.
 async fn guard(State(state): Shared, request: Request, next: Next) -> Response {
-    let (parts, body) = request.into_parts();
-    let bytes = axum::body::to_bytes(body, 1 << 20)
-        .await
-        .unwrap_or_default();
-    let body_json: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    let (parts, bytes, seen) = Seen::record(request).await;
     {
         let mut s = state.lock().expect("lock");
-        s.seen.push(Seen {
-            method: parts.method.to_string(),
-            path: decode(parts.uri.path()),
-            query: parts.uri.query().unwrap_or("").to_owned(),
-            body: body_json,
-        });
+        s.seen.push(seen);
         if s.busy > 0 {
             s.busy -= 1;
             return (

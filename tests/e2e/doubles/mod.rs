@@ -11,7 +11,12 @@ pub mod gitlab_v4;
 pub mod ssh;
 pub mod trove_http;
 
+use std::sync::{Arc, MutexGuard};
+
 use serde_json::Value;
+
+use forge_git::ForgeGit;
+use gitlab_v4::decode;
 
 /// An HTTP double serving a router until dropped.
 pub struct Server {
@@ -84,3 +89,90 @@ impl Seen {
         format!("{} {}", self.method, self.path)
     }
 }
+
+impl Seen {
+    /// Reads `request`'s body (at most 1 MiB, as the forges cap it well
+    /// above anything Lorry Controller sends) and records it: the parts,
+    /// the body to hand on, and what was seen.
+    pub async fn record(
+        request: axum::extract::Request,
+    ) -> (axum::http::request::Parts, axum::body::Bytes, Seen) {
+        let (parts, body) = request.into_parts();
+        let bytes = axum::body::to_bytes(body, 1 << 20)
+            .await
+            .unwrap_or_default();
+        let seen = Seen {
+            method: parts.method.to_string(),
+            path: decode(parts.uri.path()),
+            query: parts.uri.query().unwrap_or("").to_owned(),
+            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        };
+        (parts, bytes, seen)
+    }
+}
+
+/// The state every forge double (GitLab, Gitea, GitHub) keeps besides its
+/// own: the requests it got and the bare repositories behind it, if any.
+pub trait ForgeState {
+    fn seen(&self) -> &[Seen];
+    fn set_git(&mut self, git: Arc<ForgeGit>);
+}
+
+/// What the forge doubles' handles share.
+pub trait Forge {
+    type State: ForgeState;
+
+    fn lock_state(&self) -> MutexGuard<'_, Self::State>;
+
+    /// Backs the double's repositories with bare git repositories under
+    /// `dir` (create each with [`ForgeGit::create`]); the forge's activity
+    /// field (GitLab `last_activity_at`, Gitea `updated_at`, GitHub
+    /// `pushed_at`) then follows their pushes, by the forge clock the
+    /// returned handle sets.
+    fn attach_git(&self, dir: &std::path::Path) -> Arc<ForgeGit> {
+        let git = Arc::new(ForgeGit::new(dir));
+        self.lock_state().set_git(Arc::clone(&git));
+        git
+    }
+
+    /// Every request the double got, in order.
+    fn seen(&self) -> Vec<Seen> {
+        self.lock_state().seen().to_vec()
+    }
+
+    /// The requests that changed something: `METHOD path` and the body.
+    fn changes(&self) -> Vec<(String, Value)> {
+        self.lock_state()
+            .seen()
+            .iter()
+            .filter(|r| r.method != "GET")
+            .map(|r| (r.line(), r.body.clone()))
+            .collect()
+    }
+}
+
+/// Implements [`ForgeState`] and [`Forge`] for a double whose handle has
+/// `fn state(&self) -> MutexGuard<State>` and whose state has the fields
+/// `seen: Vec<Seen>` and `git: Option<Arc<ForgeGit>>`.
+macro_rules! forge_double {
+    ($handle:ty, $state:ty) => {
+        impl $crate::doubles::ForgeState for $state {
+            fn seen(&self) -> &[$crate::doubles::Seen] {
+                &self.seen
+            }
+
+            fn set_git(&mut self, git: ::std::sync::Arc<$crate::doubles::forge_git::ForgeGit>) {
+                self.git = Some(git);
+            }
+        }
+
+        impl $crate::doubles::Forge for $handle {
+            type State = $state;
+
+            fn lock_state(&self) -> ::std::sync::MutexGuard<'_, $state> {
+                self.state()
+            }
+        }
+    };
+}
+pub(crate) use forge_double;
