@@ -10,6 +10,7 @@ use lc_api::{Event, EventType, JobResult};
 use rusqlite::{OptionalExtension, params};
 use serde_json::{Value, json};
 
+use super::sql::Sql;
 use super::{ReadTx, WriteTx};
 use crate::error::{Error, Result};
 
@@ -120,6 +121,16 @@ pub(super) fn clean(text: &str) -> String {
     lc_base::redact::redact(text).into_owned()
 }
 
+/// The highest event id given before migration 18 (0 when none was).
+pub(super) fn event_id_floor(conn: &Sql<'_>) -> Result<i64> {
+    Ok(conn
+        .query_row("SELECT floor FROM event_id_floor WHERE id = 1", [], |r| {
+            r.get(0)
+        })
+        .optional()?
+        .unwrap_or(0))
+}
+
 impl ReadTx<'_> {
     /// The events `filter` selects, oldest first, and whether more matched.
     pub fn events(&self, filter: &EventFilter) -> Result<(Vec<Event>, bool)> {
@@ -212,6 +223,15 @@ impl ReadTx<'_> {
 
 impl WriteTx<'_> {
     /// Records one event at this transaction's time.
+    ///
+    /// Its id is SQLite's rowid rule, one more than the newest row's (no
+    /// AUTOINCREMENT: that rewrote `sqlite_sequence`'s page in every
+    /// transaction recording an event). Ids never go back because the
+    /// newest row is never deleted (the `events_keep_newest` trigger,
+    /// migration 18), and ids given before that migration are above no
+    /// new one: a row whose id is not above the floor (only the first one
+    /// recorded into a log retention had emptied then) is moved just above
+    /// it. The check costs nothing when it does not apply.
     pub(super) fn record_event(
         &self,
         event_type: EventType,
@@ -233,10 +253,18 @@ impl WriteTx<'_> {
                 host,
                 body.to_string()
             ])?;
+        let id = self.conn().last_insert_rowid();
+        if id <= self.event_id_floor {
+            self.conn()
+                .prepare("UPDATE events SET id = ?2 WHERE id = ?1")?
+                .execute(params![id, self.event_id_floor + 1])?;
+        }
         Ok(())
     }
 
-    /// Forgets events older than `max_age` seconds; answers how many.
+    /// Forgets events older than `max_age` seconds, except the newest
+    /// event, which is kept however old (its id is the high-water mark of
+    /// ids: see [`WriteTx::record_event`]); answers how many.
     pub fn remove_old_events(&self, max_age: i64) -> Result<usize> {
         if max_age < 0 {
             return Err(Error::Invalid {
@@ -245,6 +273,14 @@ impl WriteTx<'_> {
             });
         }
         let cutoff = self.now - max_age;
+        let Some(newest) = self
+            .conn()
+            .query_row("SELECT MAX(id) FROM events", [], |r| {
+                r.get::<_, Option<i64>>(0)
+            })?
+        else {
+            return Ok(0);
+        };
         // Ids grow with time: the old ones are those before the first young
         // one. Finding it walks only the rows about to go.
         let first_young: Option<i64> = self
@@ -255,13 +291,10 @@ impl WriteTx<'_> {
                 |r| r.get(0),
             )
             .optional()?;
-        let removed = match first_young {
-            Some(id) => self
-                .conn()
-                .execute("DELETE FROM events WHERE id < ?1", [id])?,
-            None => self.conn().execute("DELETE FROM events", [])?,
-        };
-        Ok(removed)
+        let keep_from = first_young.map_or(newest, |young| young.min(newest));
+        Ok(self
+            .conn()
+            .execute("DELETE FROM events WHERE id < ?1", [keep_from])?)
     }
 
     /// Records disk-low (`low`) or disk-ok with the free space seen and
@@ -604,10 +637,126 @@ mod tests {
         assert_eq!(db.write(|tx| tx.remove_old_events(500)).expect("old"), 3);
         assert_eq!(all(&db).len(), 2);
         db.set_pretend_time(10_000);
-        assert_eq!(db.write(|tx| tx.remove_old_events(500)).expect("all"), 2);
+        // All are old now: the newest is kept all the same.
+        assert_eq!(db.write(|tx| tx.remove_old_events(500)).expect("all"), 1);
         let last = db.read(|tx| tx.last_event_id()).expect("last");
+        assert_eq!(all(&db).iter().map(|e| e.id).collect::<Vec<_>>(), [last]);
         run(&db, 0);
-        assert!(all(&db)[0].id > last, "ids are never reused");
+        assert!(all(&db)[1].id > last, "ids are never reused");
+    }
+
+    /// Without AUTOINCREMENT, ids still only grow: retention never removes
+    /// the newest event (a delete of it is refused by the schema), so the
+    /// next id is above every id given, in this process or a later one.
+    #[test]
+    fn ids_never_go_back_after_retention() {
+        let (dir, db) = fresh();
+        db.set_pretend_time(1_000);
+        for _ in 0..3 {
+            db.write(|tx| tx.set_running_queue(false)).expect("stop");
+            db.write(|tx| tx.set_running_queue(true)).expect("start");
+        }
+        let newest = db.read(|tx| tx.last_event_id()).expect("newest");
+        assert_eq!(newest, 6);
+        db.set_pretend_time(1_000_000);
+        assert_eq!(db.write(|tx| tx.remove_old_events(10)).expect("old"), 5);
+        assert_eq!(db.write(|tx| tx.remove_old_events(10)).expect("again"), 0);
+        let refused = db.write(|tx| {
+            tx.conn()
+                .execute("DELETE FROM events WHERE id = ?1", [newest])?;
+            Ok(())
+        });
+        assert!(
+            refused
+                .as_ref()
+                .is_err_and(|e| e.to_string().contains("newest event is never deleted")),
+            "{refused:?}"
+        );
+        // A lone newest row under no pressure of retention: still kept.
+        assert_eq!(all(&db).iter().map(|e| e.id).collect::<Vec<_>>(), [6]);
+        drop(db);
+        let db = StateDb::open(&dir.path().join("state.db")).expect("reopen");
+        db.write(|tx| tx.set_running_queue(false)).expect("stop");
+        assert_eq!(all(&db).last().map(|e| e.id), Some(7));
+    }
+
+    /// A STATEDB of schema 17 (events with AUTOINCREMENT) brought to the
+    /// current one, as `StateDb::open` does.
+    fn upgraded(setup: &[&str]) -> (tempfile::TempDir, StateDb) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("state.db");
+        {
+            let mut conn = rusqlite::Connection::open(&path).expect("open");
+            rusqlite_migration::Migrations::from_slice(&super::super::MIGRATIONS[..17])
+                .to_latest(&mut conn)
+                .expect("the schema before");
+            for sql in setup {
+                conn.prepare_cached(sql)
+                    .and_then(|mut stmt| stmt.execute([]))
+                    .expect("data");
+            }
+        }
+        let db = StateDb::open(&path).expect("upgrade");
+        (dir, db)
+    }
+
+    const OLD_EVENTS: &str = "INSERT INTO events (time, type, path, host, body)
+         VALUES (10, 'queue-stopped', NULL, NULL, '{}'),
+                (20, 'queue-started', NULL, NULL, '{}'),
+                (30, 'job-started', 'a', 'h', '{\"job_id\": 1}')";
+
+    /// Migration 18 keeps the events, their ids and bodies; the next id
+    /// follows the newest; no `sqlite_sequence` row is written for events
+    /// any more.
+    #[test]
+    fn the_migration_keeps_events_and_ids() {
+        let (_dir, db) = upgraded(&[OLD_EVENTS, "DELETE FROM events WHERE id = 1"]);
+        let before = all(&db);
+        assert_eq!(
+            before
+                .iter()
+                .map(|e| (e.id, e.event_type.name()))
+                .collect::<Vec<_>>(),
+            [(2, "queue-started"), (3, "job-started")]
+        );
+        assert_eq!(before[1].body["job_id"], 1);
+        assert_eq!(before[1].host.as_deref(), Some("h"));
+        db.write(|tx| tx.set_running_queue(false)).expect("stop");
+        assert_eq!(all(&db).last().map(|e| e.id), Some(4));
+        let (sequences, autoincrement): (i64, i64) = db
+            .read(|tx| {
+                Ok(tx.conn().query_row(
+                    "SELECT (SELECT COUNT(*) FROM sqlite_sequence WHERE name = 'events'),
+                            (SELECT COUNT(*) FROM sqlite_schema
+                             WHERE name = 'events' AND sql LIKE '%AUTOINCREMENT%')",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?)
+            })
+            .expect("schema");
+        assert_eq!((sequences, autoincrement), (0, 0));
+    }
+
+    /// Retention before migration 18 could remove every event, leaving the
+    /// highest id only in `sqlite_sequence`: the first event after the
+    /// upgrade still gets a higher id, and so do the later ones, also in
+    /// a STATEDB opened again.
+    #[test]
+    fn an_emptied_log_keeps_its_ids_through_the_migration() {
+        let (dir, db) = upgraded(&[OLD_EVENTS, "DELETE FROM events"]);
+        assert!(all(&db).is_empty());
+        assert_eq!(db.read(|tx| tx.last_event_id()).expect("last"), 0);
+        db.write(|tx| tx.set_running_queue(false)).expect("stop");
+        db.write(|tx| tx.set_running_queue(true)).expect("start");
+        assert_eq!(
+            all(&db).iter().map(|e| e.id).collect::<Vec<_>>(),
+            [4, 5],
+            "above the 3 given before the upgrade"
+        );
+        drop(db);
+        let db = StateDb::open(&dir.path().join("state.db")).expect("reopen");
+        db.write(|tx| tx.set_running_queue(false)).expect("stop");
+        assert_eq!(all(&db).last().map(|e| e.id), Some(6));
     }
 
     /// Text from outside reaches an event body with URL credentials hidden;

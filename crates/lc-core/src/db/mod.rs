@@ -98,6 +98,9 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!(
         "../../../../migrations/0017_ref_ledger_by_ref.sql"
     )),
+    M::up(include_str!(
+        "../../../../migrations/0018_event_ids_without_autoincrement.sql"
+    )),
 ];
 
 /// How long a connection waits for another one's lock before giving up.
@@ -121,6 +124,9 @@ pub struct StateDb {
     /// No event is recorded (`--debug-bench-without-events`: the baseline
     /// of `benches/event_cost.rs`, nothing else).
     without_events: AtomicBool,
+    /// The highest event id given before migration 18, read once at open
+    /// (see `events.rs`).
+    event_id_floor: i64,
     /// A connection that only asks `PRAGMA data_version`: see
     /// [`StateDb::generation`].
     version_probe: Mutex<Connection>,
@@ -145,6 +151,8 @@ pub struct WriteTx<'c> {
     job_output_max: u64,
     /// Whether [`WriteTx::record_event`] records (see `events.rs`).
     record_events: bool,
+    /// [`StateDb`]'s `event_id_floor`.
+    event_id_floor: i64,
 }
 
 impl<'c> Deref for WriteTx<'c> {
@@ -166,6 +174,7 @@ impl StateDb {
                 path: path.to_owned(),
                 source,
             })?;
+        let event_id_floor = events::event_id_floor(&Sql::new(&writer))?;
         Ok(StateDb {
             path: path.to_owned(),
             writer: Mutex::new(writer),
@@ -174,6 +183,7 @@ impl StateDb {
             pretended: Mutex::new(None),
             job_output_max: AtomicU64::new(DEFAULT_JOB_OUTPUT_MAX),
             without_events: AtomicBool::new(false),
+            event_id_floor,
             version_probe: Mutex::new(connect(path, Access::ReadOnly)?),
         })
     }
@@ -235,6 +245,7 @@ impl StateDb {
             },
             job_output_max: self.job_output_max.load(Ordering::Relaxed),
             record_events: !self.without_events.load(Ordering::Relaxed),
+            event_id_floor: self.event_id_floor,
         })?;
         tx.commit()?;
         self.checkpointer.note_write();
