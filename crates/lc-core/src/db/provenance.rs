@@ -96,6 +96,10 @@ impl ReadTx<'_> {
     }
 }
 
+/// The most ref names for which `refs?at=` seeks each name's row rather
+/// than reading every row that had started by then (`ledger_refs`).
+pub const REFS_AT_BY_NAME_MAX: i64 = 256;
+
 /// The most history entries one read returns.
 pub const HISTORY_MAX_LIMIT: i64 = 1000;
 
@@ -131,35 +135,64 @@ impl ReadTx<'_> {
 
     /// The refs `path`'s mirror held at `at`, by name.
     pub fn ledger_refs(&self, path: &str, at: i64) -> Result<Vec<RefTip>> {
-        // For each ref name the ledger has ever had, its newest row that
-        // had started by `at`; the refs held then are those of these rows
-        // not ended by `at` (a ref's rows follow one another, so an earlier
-        // row cannot be the one held). One index seek per ref name
-        // (`ref_ledger_by_ref`) instead of reading every row that started
-        // before `at`: a lorry whose 10 refs moved 10,000 times reads 10
-        // rows, not 10,000. (A snapshot diff reads lorries with short
-        // histories, where the plain scan is cheaper: db/snapshots.rs.)
-        let mut stmt = self.conn().prepare(
-            "WITH RECURSIVE
-                names(ref) AS (
+        // Two plans, both reading the ledger's definition (the rows that had
+        // started by `at` and not ended by then):
+        // - by name: for each ref name the ledger has had, its newest row
+        //   that had started by `at`, kept unless ended by `at` (a ref's
+        //   rows follow one another, so an earlier row cannot be the one
+        //   held): one seek per name (`ref_ledger_by_ref`), so 10 refs that
+        //   moved 1,000 times each are 10 reads, not 10,000;
+        // - by time: every row that had started by `at` (`ref_ledger_by_path`),
+        //   cheaper when the lorry has many names that rarely move (tags).
+        // Names are counted first, by seeks, up to REFS_AT_BY_NAME_MAX: the
+        // most the first plan costs over the second is that many seeks.
+        let names: i64 = self.conn().query_row(
+            &format!(
+                "WITH RECURSIVE names(ref) AS (
                     SELECT MIN(ref) FROM ref_ledger WHERE path = ?1
                     UNION ALL
                     SELECT (SELECT MIN(ref) FROM ref_ledger WHERE path = ?1 AND ref > names.ref)
                     FROM names WHERE names.ref IS NOT NULL
-                ),
-                live(id) AS (
-                    SELECT (SELECT id FROM ref_ledger
-                            WHERE path = ?1 AND ref = names.ref AND first_seen <= ?2
-                            ORDER BY first_seen DESC, id DESC LIMIT 1)
-                    FROM names WHERE names.ref IS NOT NULL
-                )
-             SELECT r.ref, r.oid, r.first_seen, r.ended,
-                    CASE WHEN r.ended IS NULL THEN l.last_success ELSE r.last_seen END
-             FROM live JOIN ref_ledger AS r ON r.id = live.id
-                  LEFT JOIN lorries AS l ON l.path = r.path
-             WHERE r.ended IS NULL OR r.ended > ?2
-             ORDER BY r.ref",
+                    LIMIT {}
+                 )
+                 SELECT COUNT(*) FROM names WHERE ref IS NOT NULL",
+                REFS_AT_BY_NAME_MAX + 1
+            ),
+            [path],
+            |r| r.get(0),
         )?;
+        let mut stmt = if names <= REFS_AT_BY_NAME_MAX {
+            self.conn().prepare(
+                "WITH RECURSIVE
+                    names(ref) AS (
+                        SELECT MIN(ref) FROM ref_ledger WHERE path = ?1
+                        UNION ALL
+                        SELECT (SELECT MIN(ref) FROM ref_ledger WHERE path = ?1 AND ref > names.ref)
+                        FROM names WHERE names.ref IS NOT NULL
+                    ),
+                    live(id) AS (
+                        SELECT (SELECT id FROM ref_ledger
+                                WHERE path = ?1 AND ref = names.ref AND first_seen <= ?2
+                                ORDER BY first_seen DESC, id DESC LIMIT 1)
+                        FROM names WHERE names.ref IS NOT NULL
+                    )
+                 SELECT r.ref, r.oid, r.first_seen, r.ended,
+                        CASE WHEN r.ended IS NULL THEN l.last_success ELSE r.last_seen END
+                 FROM live JOIN ref_ledger AS r ON r.id = live.id
+                      LEFT JOIN lorries AS l ON l.path = r.path
+                 WHERE r.ended IS NULL OR r.ended > ?2
+                 ORDER BY r.ref",
+            )?
+        } else {
+            self.conn().prepare(
+                "SELECT r.ref, r.oid, r.first_seen, r.ended,
+                        CASE WHEN r.ended IS NULL THEN l.last_success ELSE r.last_seen END
+                 FROM ref_ledger AS r INDEXED BY ref_ledger_by_path
+                      LEFT JOIN lorries AS l ON l.path = r.path
+                 WHERE r.path = ?1 AND r.first_seen <= ?2 AND (r.ended IS NULL OR r.ended > ?2)
+                 ORDER BY r.ref",
+            )?
+        };
         let rows = stmt
             .query_map(params![path, at], |r| {
                 Ok(RefTip {
@@ -377,16 +410,16 @@ impl WriteTx<'_> {
 
 impl ReadTx<'_> {
     /// Ledger rows (of `path`, or all) and an estimate of the bytes they
-    /// take: each row's text and integers, plus its entries in the two
-    /// indexes (path and ref; path and time). For the growth bench and
-    /// capacity planning.
+    /// take: each row's text and integers, plus its entries in the indexes
+    /// (path and ref while held; path and time; path, ref and time; time
+    /// seen; time ended). For the growth bench and capacity planning.
     pub fn ledger_stats(&self, path: Option<&str>) -> Result<(i64, i64)> {
         Ok(self.conn().query_row(
             "SELECT count(*), COALESCE(sum(
-                 3 * length(path) + 2 * length(ref) + length(oid)
+                 4 * length(path) + 3 * length(ref) + length(oid)
                  + COALESCE(length(prev_oid), 0) + length(came)
                  + COALESCE(length(prev_kept_as), 0) + COALESCE(length(gone), 0)
-                 + COALESCE(length(kept_as), 0) + 8 * 10), 0)
+                 + COALESCE(length(kept_as), 0) + 8 * 16), 0)
              FROM ref_ledger WHERE ?1 IS NULL OR path = ?1",
             [path],
             |r| Ok((r.get(0)?, r.get(1)?)),
@@ -626,7 +659,7 @@ pub(crate) mod tests {
     }
 
     /// The refs held at a time as the ledger defines them: every row that
-    /// had started and not yet ended (what `ledger_refs` finds by seeks).
+    /// had started and not yet ended (what `ledger_refs` finds, by either plan).
     fn tips_by_definition(db: &StateDb, path: &str, at: i64) -> Vec<(String, String)> {
         db.read(|tx| {
             let mut stmt = tx.conn().prepare(
@@ -642,20 +675,11 @@ pub(crate) mod tests {
         .expect("refs by definition")
     }
 
-    #[test]
-    fn the_refs_at_a_time_are_those_the_ledger_held_then() {
-        let (_dir, db) = fresh();
-        db.write(|tx| tx.upsert_lorry(&lorry("a", 0)))
-            .expect("setup");
-        let names = [
-            "refs/heads/a",
-            "refs/heads/b",
-            "refs/tags/c",
-            "refs/x",
-            "refs/y/z",
-        ];
-        // A fixed pseudo-random walk: refs appear, move, vanish and come
-        // back; some runs share a second with the one before.
+    /// Runs `runs` jobs of `path` whose reports follow a fixed
+    /// pseudo-random walk over `names` (refs appear, move, vanish and come
+    /// back; some runs share a second with the one before), then checks
+    /// `ledger_refs` against the ledger's definition around every run.
+    fn walk_and_check(db: &StateDb, path: &str, names: &[String], runs: usize) {
         let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
         let mut next = move || {
             seed ^= seed << 13;
@@ -666,7 +690,7 @@ pub(crate) mod tests {
         let mut held: BTreeMap<String, String> = BTreeMap::new();
         let mut time = 1_000;
         let mut times = Vec::new();
-        for run in 0..80 {
+        for run in 0..runs {
             if next() % 4 != 0 {
                 time += 10;
             }
@@ -676,32 +700,58 @@ pub(crate) mod tests {
                         held.remove(name);
                     }
                     1 | 2 => {
-                        held.insert(name.to_owned(), format!("{name}@{run}"));
+                        held.insert(name.clone(), format!("{name}@{run}"));
                     }
                     _ => {}
                 }
             }
             db.set_pretend_time(time);
             run_with(
-                &db,
-                "a",
-                spec_result("a", serde_json::json!({ "held": held })),
+                db,
+                path,
+                spec_result(path, serde_json::json!({ "held": held })),
             );
             times.push(time);
         }
-        assert!(ledger_rows(&db) > 100, "the walk moved refs often");
         for at in times.iter().flat_map(|t| [t - 1, *t, t + 5]) {
             assert_eq!(
-                tips(&db, "a", at),
-                tips_by_definition(&db, "a", at),
-                "the refs at {at}"
+                tips(db, path, at),
+                tips_by_definition(db, path, at),
+                "{path}'s refs at {at}"
             );
         }
         assert_eq!(
-            tips(&db, "a", time).into_iter().collect::<BTreeMap<_, _>>(),
+            tips(db, path, time).into_iter().collect::<BTreeMap<_, _>>(),
             held,
-            "the refs now are the last report's"
+            "{path}'s refs now are the last report's"
         );
+    }
+
+    #[test]
+    fn the_refs_at_a_time_are_those_the_ledger_held_then() {
+        let (_dir, db) = fresh();
+        db.write(|tx| {
+            tx.upsert_lorry(&lorry("few", 0))?;
+            tx.upsert_lorry(&lorry("many", 0))
+        })
+        .expect("setup");
+        // Few names, moving often: each name's row is found by a seek.
+        let few: Vec<String> = [
+            "refs/heads/a",
+            "refs/heads/b",
+            "refs/tags/c",
+            "refs/x",
+            "refs/y/z",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        walk_and_check(&db, "few", &few, 80);
+        // More names than the seeks are worth: the rows are read by time.
+        let many: Vec<String> = (0..=REFS_AT_BY_NAME_MAX)
+            .map(|i| format!("refs/tags/v{i}"))
+            .collect();
+        walk_and_check(&db, "many", &many, 12);
+        assert!(ledger_rows(&db) > 1_000, "the walks moved refs often");
     }
 
     #[test]
