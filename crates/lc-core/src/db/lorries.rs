@@ -312,10 +312,11 @@ impl WriteTx<'_> {
             .conn()
             .prepare(
                 "INSERT INTO lorries (path, text, from_host, from_path, interval, lorry_timeout,
-                                      running_job, last_run)
+                                      running_job, last_run, last_job)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6,
                      (SELECT job_id FROM jobs WHERE path = ?1 AND ended IS NULL),
-                     COALESCE((SELECT started FROM jobs WHERE path = ?1 AND ended IS NULL), 0))
+                     COALESCE((SELECT started FROM jobs WHERE path = ?1 AND ended IS NULL), 0),
+                     (SELECT started FROM jobs WHERE path = ?1 AND ended IS NULL))
              ON CONFLICT (path) DO UPDATE SET
                  text = excluded.text, from_host = excluded.from_host,
                  from_path = excluded.from_path, interval = excluded.interval,
@@ -473,6 +474,36 @@ pub(crate) mod tests {
             db.read(|tx| tx.lorry("a")),
             Err(Error::UnknownLorry(_))
         ));
+    }
+
+    #[test]
+    fn a_lorry_added_again_while_its_job_runs_takes_the_job_and_its_start() {
+        let (_dir, db) = fresh();
+        db.set_pretend_time(100);
+        db.write(|tx| tx.upsert_lorry(&lorry("a", 10)))
+            .expect("insert");
+        let (job, _) = db
+            .write(|tx| tx.start_next_job("m", 1))
+            .expect("give")
+            .expect("a job");
+        db.set_pretend_time(150);
+        db.write(|tx| tx.remove_lorry("a")).expect("remove");
+        db.write(|tx| tx.upsert_lorry(&lorry("a", 10)))
+            .expect("add again");
+        let again = db.read(|tx| tx.lorry("a")).expect("lorry");
+        assert_eq!(again.running_job, Some(job));
+        assert_eq!(again.last_run, 100);
+        // Shown as `last_job_run` once it is checked without a job.
+        let last_job: Option<i64> = db
+            .read(|tx| {
+                Ok(tx.conn().query_row(
+                    "SELECT last_job FROM lorries WHERE path = 'a'",
+                    [],
+                    |r| r.get(0),
+                )?)
+            })
+            .expect("last_job");
+        assert_eq!(last_job, Some(100), "its latest job started then");
     }
 
     /// The query plan of each next-due lookup with `extra`.
