@@ -187,11 +187,19 @@ pub fn restore(backup: &Path, statedb: &Path) -> Result<BackupInfo> {
     if statedb.exists() {
         // Job ids are never reused, not even across a restore: a minion
         // still running a job begun after the backup must not find its id
-        // given to another job.
-        let last_job = fold_in_wal(statedb)?;
-        if let Some(last_job) = last_job
-            && let Err(err) = keep_job_ids_ahead(&tmp, last_job)
-        {
+        // given to another job. Nor are event ids: a consumer that read
+        // up to an event recorded after the backup (`since`,
+        // `Last-Event-ID`) must not miss the events recorded next.
+        let last = fold_in_wal(statedb)?;
+        let kept = match last.job {
+            Some(last_job) => keep_job_ids_ahead(&tmp, last_job),
+            None => Ok(()),
+        }
+        .and_then(|()| match last.event {
+            Some(last_event) => keep_event_ids_ahead(&tmp, last_event),
+            None => Ok(()),
+        });
+        if let Err(err) = kept {
             for leftover in sidecars(&tmp) {
                 let _ = remove_if_present(&leftover);
             }
@@ -223,10 +231,47 @@ fn keep_job_ids_ahead(path: &Path, last_job: i64) -> Result<()> {
     Ok(())
 }
 
+/// Makes the next event id of the database at `path` follow `last_event`:
+/// its `event_id_floor` (migration 18) is raised to it, or, in a backup of
+/// an older schema, the `sqlite_sequence` value that migration 18 turns
+/// into the floor (and that AUTOINCREMENT, before it, starts after).
+fn keep_event_ids_ahead(path: &Path, last_event: i64) -> Result<()> {
+    let conn = connect(path, Access::ReadWrite)?;
+    let sql = Sql::new(&conn);
+    let has_floor: i64 = sql.query_row(
+        "SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND name = 'event_id_floor'",
+        [],
+        |r| r.get(0),
+    )?;
+    if has_floor > 0 {
+        sql.execute(
+            "UPDATE event_id_floor SET floor = max(floor, ?1) WHERE id = 1",
+            [last_event],
+        )?;
+    } else {
+        sql.execute(
+            "UPDATE sqlite_sequence SET seq = max(seq, ?1) WHERE name = 'events'",
+            [last_event],
+        )?;
+        sql.execute(
+            "INSERT INTO sqlite_sequence (name, seq) SELECT 'events', ?1
+             WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'events')",
+            [last_event],
+        )?;
+    }
+    Ok(())
+}
+
+/// The last ids a STATEDB gave out, where it can tell.
+struct LastIds {
+    job: Option<i64>,
+    event: Option<i64>,
+}
+
 /// Checkpoints the WAL of the STATEDB at `path` into it and truncates it;
 /// refused when another process has the database open (a running webapp).
-/// Answers the last job id it gave out, if it can tell.
-fn fold_in_wal(path: &Path) -> Result<Option<i64>> {
+/// Answers the last job and event ids it gave out, if it can tell.
+fn fold_in_wal(path: &Path) -> Result<LastIds> {
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE)
         .map_err(|e| backup_err(path, e.to_string()))?;
     conn.busy_timeout(Duration::ZERO)?;
@@ -258,9 +303,26 @@ fn fold_in_wal(path: &Path) -> Result<Option<i64>> {
             |r| r.get::<_, i64>(0),
         )
         .ok();
+    // The newest event's id, the floor (migration 18 on) and the
+    // AUTOINCREMENT value (before it), whichever this schema has.
+    let last_event = [
+        "SELECT MAX(id) FROM events",
+        "SELECT floor FROM event_id_floor WHERE id = 1",
+        "SELECT seq FROM sqlite_sequence WHERE name = 'events'",
+    ]
+    .iter()
+    .filter_map(|query| {
+        sql.query_row(query, [], |r| r.get::<_, Option<i64>>(0))
+            .ok()
+            .flatten()
+    })
+    .max();
     conn.close()
         .map_err(|(_, e)| backup_err(path, e.to_string()))?;
-    Ok(last_job)
+    Ok(LastIds {
+        job: last_job,
+        event: last_event,
+    })
 }
 
 /// SQLite's files beside a database: itself, its WAL and shared memory.
@@ -312,6 +374,60 @@ mod tests {
         let db = StateDb::open(&dir.path().join("state.db")).expect("reopen");
         assert_eq!(db.read(|tx| tx.max_jobs()).expect("read"), Some(7));
         assert!(!dir.path().join("state.db.restoring").exists());
+    }
+
+    /// Events recorded after the backup keep their ids for themselves: the
+    /// restored STATEDB's next event comes after them, also from a backup
+    /// of the schema before migration 18.
+    #[test]
+    fn event_ids_stay_ahead_across_a_restore() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let statedb = dir.path().join("state.db");
+        let toggle = |db: &StateDb, times: usize| {
+            for _ in 0..times {
+                db.write(|tx| tx.set_running_queue(false)).expect("stop");
+                db.write(|tx| tx.set_running_queue(true)).expect("start");
+            }
+        };
+        let newest = |db: &StateDb| db.read(|tx| tx.last_event_id()).expect("newest");
+        let db = StateDb::open(&statedb).expect("open");
+        toggle(&db, 1);
+        let copy = dir.path().join("copy.db");
+        db.backup_to(&copy).expect("backup");
+        toggle(&db, 2);
+        assert_eq!(newest(&db), 6);
+        drop(db);
+        restore(&copy, &statedb).expect("restore");
+        let db = StateDb::open(&statedb).expect("reopen");
+        assert_eq!(newest(&db), 2, "the backup's events");
+        toggle(&db, 1);
+        let ids: Vec<i64> = db
+            .read(|tx| {
+                tx.events(&super::super::EventFilter {
+                    limit: 10,
+                    ..super::super::EventFilter::default()
+                })
+            })
+            .expect("events")
+            .0
+            .iter()
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(ids, [1, 2, 7, 8]);
+        drop(db);
+
+        // A backup of schema 17 (events with AUTOINCREMENT).
+        let old = dir.path().join("old.db");
+        {
+            let mut conn = Connection::open(&old).expect("open");
+            rusqlite_migration::Migrations::from_slice(&MIGRATIONS[..17])
+                .to_latest(&mut conn)
+                .expect("the schema before");
+        }
+        restore(&old, &statedb).expect("restore the old one");
+        let db = StateDb::open(&statedb).expect("upgrade");
+        toggle(&db, 1);
+        assert_eq!(newest(&db), 10, "after the 8 of the STATEDB replaced");
     }
 
     #[test]
