@@ -4,10 +4,12 @@
 //!
 //! Per size, against one webapp (with `--status-html`, as deployed):
 //! - one keep-alive client, one request at a time: the first status
-//!   (cold), a status right after a change of state (each one rebuilt: the
-//!   baseline, what every request cost before the cache, minus the status
-//!   file it also wrote then), an unchanged status (from memory, rebuilt
-//!   once per second), and `If-None-Match` with its ETag (304);
+//!   (cold), a status right after a write of this bench's own connection
+//!   to STATEDB (as another process's: every row read again, the full
+//!   build, the baseline), right after a `set-max-jobs` (the webapp's own
+//!   write: built from the last body, no lorry changed), right after a
+//!   `move-to-top` (one lorry changed), an unchanged status (from memory,
+//!   built again every 5 s), and `If-None-Match` with its ETag (304);
 //! - 8 and 64 keep-alive connections in client processes (2 and 4
 //!   processes of this binary, see `common`), closed loops for
 //!   `LC_BENCH_SECONDS` (10): with `If-None-Match` (each connection sends
@@ -120,7 +122,9 @@ struct Sequential {
     n: usize,
     body: usize,
     first: Duration,
+    full: Vec<Duration>,
     rebuilt: Vec<Duration>,
+    moved: Vec<Duration>,
     unchanged: Vec<Duration>,
     not_modified: Vec<Duration>,
 }
@@ -194,10 +198,18 @@ fn main() {
         let (first, code, body, _) = get(&client, &url, None);
         assert_eq!(code, 200);
 
-        // After a change: every request builds the body.
+        // After a change: every request builds the body; after another
+        // connection's write, from every row.
         let rounds = if n >= 100_000 { 15 } else { 40 };
+        let other = StateDb::open(&dir.path().join("state.db")).expect("open STATEDB");
+        let mut full = Vec::new();
         let mut rebuilt = Vec::new();
+        let mut moved = Vec::new();
         for i in 0..rounds {
+            other
+                .write(|tx| tx.set_max_jobs(Some((i % 2 + 3) as i64)))
+                .expect("other write");
+            full.push(get(&client, &url, None).0);
             let answer = client
                 .post(format!("http://127.0.0.1:{port}/1.0/set-max-jobs"))
                 .form(&[("max_jobs", (i % 2 + 1).to_string())])
@@ -205,7 +217,16 @@ fn main() {
                 .expect("set-max-jobs");
             assert!(answer.status().is_success());
             rebuilt.push(get(&client, &url, None).0);
+            let path = format!("upstream/group-{:02}/project-{:06}", (i * 7) % 50, i * 7);
+            let answer = client
+                .post(format!("http://127.0.0.1:{port}/1.0/move-to-top"))
+                .form(&[("path", path)])
+                .send()
+                .expect("move-to-top");
+            assert!(answer.status().is_success());
+            moved.push(get(&client, &url, None).0);
         }
+        drop(other);
         // Unchanged: from memory, rebuilt when the second changes.
         let mut unchanged = Vec::new();
         let mut not_modified = Vec::new();
@@ -227,7 +248,9 @@ fn main() {
             n,
             body,
             first,
+            full,
             rebuilt,
+            moved,
             unchanged,
             not_modified,
         });
@@ -287,9 +310,9 @@ fn main() {
 
     println!("\nGET /1.0/status, one keep-alive client, one request at a time (ms, p50 / p99)");
     println!(
-        "| lorries | body | first (cold) | after a change (rebuilt; baseline) | unchanged | If-None-Match (304) | target |"
+        "| lorries | body | first (cold) | after another process's write (full build; baseline) | after set-max-jobs | after move-to-top | unchanged | If-None-Match (304) | target |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for s in &sequential {
         let target = match s.n {
             n if n <= 1_000 => "≤ 2 ms",
@@ -297,11 +320,13 @@ fn main() {
             _ => "≤ 200 ms",
         };
         println!(
-            "| {} | {:.1} MiB | {:.1} | {} | {} | {} | {target} |",
+            "| {} | {:.1} MiB | {:.1} | {} | {} | {} | {} | {} | {target} |",
             s.n,
             s.body as f64 / (1024.0 * 1024.0),
             s.first.as_secs_f64() * 1000.0,
+            p50_p99(&s.full),
             p50_p99(&s.rebuilt),
+            p50_p99(&s.moved),
             p50_p99(&s.unchanged),
             p50_p99(&s.not_modified),
         );

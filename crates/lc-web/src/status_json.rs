@@ -25,19 +25,34 @@
 //! process's start, so a restarted webapp never repeats one;
 //! `If-None-Match` naming it gets a 304.
 //!
+//! # Built from the rows that changed
+//! The builder keeps, beside the last body, where each lorry's entry sits
+//! in it and what places it in the queue ([`QueueIndex`], by rowid). A
+//! build asks STATEDB which `lorries` rows changed since the last one
+//! ([`lc_core::db::StateDb::read_tracked`]), reads those rows alone,
+//! sorts all lorries in Rust ([`lc_core::db::queue_place`], the order the
+//! query sorts by) and writes the new body: a changed lorry's entry
+//! serialised afresh, every other one copied from the last body with its
+//! `due_nice` written anew (the one part that moves with the clock). The
+//! whole queue is read (in the query's order, streamed) only for the first
+//! body, after another process wrote STATEDB, or after a failed build.
+//! `incremental_builds_equal_full_builds` checks the two give the same
+//! bytes after random changes.
+//!
 //! # Memory
-//! The body is written straight from the rows into one buffer, sized
-//! from the previous body: no vector of lorries, no second copy. Responses
-//! share it (`Bytes`). At most two bodies live at once: the one served and
-//! the one being built (the old one is dropped before a build after a
-//! change, as nothing may serve it then).
+//! The body is written straight from the rows or the last body into one
+//! buffer, sized from the previous body: no vector of lorries. Responses
+//! share it (`Bytes`). While a body is built the last one is kept (it is
+//! copied from); the index is about 60 bytes and the path per lorry.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderValue, header};
-use lc_api::{ConfigProblem, HostInfo, LorryInfo, QueueEntry};
+use lc_api::{ConfigProblem, HostInfo};
 use lc_base::timefmt;
+use lc_core::db::{LorryChanges, LorryTracker, QueueRow, ReadTx, StateDb};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -137,7 +152,9 @@ pub struct StatusCache {
     /// that a restarted webapp never answers 304 for an older body.
     boot: u128,
     current: Mutex<Option<Arc<StatusBody>>>,
-    building: tokio::sync::Mutex<()>,
+    /// Held by the one build at a time, with what it builds from (`None`
+    /// before the first build and after a failed one).
+    building: Arc<tokio::sync::Mutex<Option<QueueIndex>>>,
     /// Bodies built, for tests and the bench.
     pub builds: std::sync::atomic::AtomicU64,
 }
@@ -149,7 +166,7 @@ impl Default for StatusCache {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos()),
             current: Mutex::new(None),
-            building: tokio::sync::Mutex::new(()),
+            building: Arc::default(),
             builds: Default::default(),
         }
     }
@@ -171,7 +188,7 @@ impl StatusCache {
         {
             return Ok(Arc::clone(body));
         }
-        let guard = match self.building.try_lock() {
+        let mut guard = match Arc::clone(&self.building).try_lock_owned() {
             Ok(guard) => guard,
             Err(_) => {
                 // A build is running: a body of the same state, only a
@@ -182,7 +199,7 @@ impl StatusCache {
                 {
                     return Ok(Arc::clone(body));
                 }
-                self.building.lock().await
+                Arc::clone(&self.building).lock_owned().await
             }
         };
         drop(held);
@@ -201,21 +218,25 @@ impl StatusCache {
                 None => 0,
             }
         };
-        // On a task of its own, so a client hanging up does not waste the
-        // build: the next request finds it.
+        // On a task of its own, holding the build's lock, so a client
+        // hanging up does not waste the build: the next request finds it.
+        // A failed build leaves no index: the next one reads every row.
+        let index = guard.take();
         let state2 = state.clone();
         let body = tokio::spawn(async move {
-            let body = Arc::new(build(&state2, key, size_hint).await?);
+            let (body, index) = build(&state2, key, size_hint, index).await?;
+            let body = Arc::new(body);
+            *guard = Some(index);
             let cache = &state2.status_cache;
             cache
                 .builds
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             *lock(&cache.current) = Some(Arc::clone(&body));
+            drop(guard);
             Ok::<_, ApiError>(body)
         })
         .await
         .map_err(ApiError::internal)??;
-        drop(guard);
         Ok(body)
     }
 }
@@ -258,44 +279,248 @@ struct Outside {
     warning_msg: String,
 }
 
-async fn build(state: &AppState, key: Key, size_hint: usize) -> Result<StatusBody, ApiError> {
+async fn build(
+    state: &AppState,
+    key: Key,
+    size_hint: usize,
+    index: Option<QueueIndex>,
+) -> Result<(StatusBody, QueueIndex), ApiError> {
     let outside = Outside {
         disk_free: state.disk_free(),
         publish_failures: state.config.publish_failures,
         warning_msg: state.disk_warning().unwrap_or_default(),
     };
     let boot = state.status_cache.boot;
-    state
-        .read(move |tx| {
-            let now = tx.now();
-            let head = Head {
-                running_queue: tx.running_queue()?,
-                hosts: tx.hosts()?,
-                max_jobs: tx.max_jobs()?,
-                config_problems: tx.config_problems()?,
-                now,
-            };
-            // Room for the previous body and a little growth: one
-            // allocation, whose untouched pages cost nothing.
-            let mut out = Vec::with_capacity(size_hint + size_hint / 8 + 4096);
-            write_status(&mut out, &head, &outside, |each| {
-                tx.for_each_queue_lorry(|lorry| each(queue_entry(lorry, now)))
-            })?;
-            let key = Key { now, ..key };
-            let etag = HeaderValue::from_str(&format!(
-                "\"{boot:x}-{}-{now}{}\"",
-                key.generation,
-                if key.low_disk { "-low" } else { "" }
-            ))
-            .map_err(|e| lc_core::Error::Corrupt(e.to_string()))?;
-            Ok(StatusBody {
-                key,
-                etag,
-                json: Bytes::from(out),
-                gzip: tokio::sync::OnceCell::new(),
-            })
+    let db = Arc::clone(&state.db);
+    tokio::task::spawn_blocking(move || {
+        let (now, json, index) = build_json(&db, index, &outside, size_hint)?;
+        let key = Key { now, ..key };
+        let etag = HeaderValue::from_str(&format!(
+            "\"{boot:x}-{}-{now}{}\"",
+            key.generation,
+            if key.low_disk { "-low" } else { "" }
+        ))
+        .map_err(ApiError::internal)?;
+        let body = StatusBody {
+            key,
+            etag,
+            json,
+            gzip: tokio::sync::OnceCell::new(),
+        };
+        Ok((body, index))
+    })
+    .await
+    .map_err(ApiError::internal)?
+}
+
+/// Builds the JSON status from `index` (the last build's) and the rows
+/// changed since, or from every row when there is no index or STATEDB
+/// cannot say what changed; answers its time, the body and the index of it.
+fn build_json(
+    db: &StateDb,
+    index: Option<QueueIndex>,
+    outside: &Outside,
+    size_hint: usize,
+) -> lc_core::Result<(i64, Bytes, QueueIndex)> {
+    let (tracker, last) = match index {
+        Some(QueueIndex {
+            tracker,
+            body,
+            entries,
+        }) => (tracker, Some((body, entries))),
+        None => (db.lorry_tracker(), None),
+    };
+    let (now, out, entries) = db.read_tracked(&tracker, |tx, changes| {
+        let now = tx.now();
+        let head = Head::read(tx, now)?;
+        // Room for the previous body and a little growth: one
+        // allocation, whose untouched pages cost nothing.
+        let mut out = Vec::with_capacity(size_hint + size_hint / 8 + 4096);
+        let entries = match (changes, last) {
+            (LorryChanges::Rows(rows), Some((body, entries))) => {
+                let mut queue = Incremental::new(tx, &rows, body, entries)?;
+                write_status(&mut out, &head, outside, |out| queue.write(out, now))?;
+                queue.entries
+            }
+            (_, last) => {
+                // Nothing to copy from: let the last body go first.
+                drop(last);
+                let mut entries = HashMap::new();
+                write_status(&mut out, &head, outside, |out| {
+                    let mut first = true;
+                    tx.for_each_queue_row(|row| {
+                        if !std::mem::take(&mut first) {
+                            out.push(b',');
+                        }
+                        let rowid = row.rowid;
+                        let entry = write_fresh(out, row, now)?;
+                        entries.insert(rowid, entry);
+                        Ok::<_, lc_core::Error>(())
+                    })?
+                })?;
+                entries
+            }
+        };
+        Ok((now, out, entries))
+    })?;
+    let body = Bytes::from(out);
+    let index = QueueIndex {
+        tracker,
+        body: body.clone(),
+        entries,
+    };
+    Ok((now, body, index))
+}
+
+/// What the last build wrote the run queue from: the tracker of the
+/// `lorries` rows changed since, its body, and where each lorry's entry
+/// sits in it, by rowid.
+pub struct QueueIndex {
+    tracker: LorryTracker,
+    body: Bytes,
+    entries: HashMap<i64, Entry>,
+}
+
+/// One lorry's entry in a body: what places it in the queue, and where it
+/// is (`start..end`, its `due_nice` value `due_start..due_end`).
+struct Entry {
+    path: Box<str>,
+    running: bool,
+    move_kind: i64,
+    move_seq: i64,
+    due: i64,
+    start: usize,
+    due_start: usize,
+    due_end: usize,
+    end: usize,
+}
+
+impl Entry {
+    fn place(&self, now: i64) -> (i64, i64) {
+        lc_core::db::queue_place(self.running, self.move_kind, self.move_seq, self.due, now)
+    }
+}
+
+/// A run queue written from the last body and the rows changed since.
+struct Incremental {
+    body: Bytes,
+    entries: HashMap<i64, Entry>,
+    /// Rows changed and still there, by rowid.
+    fresh: HashMap<i64, QueueRow>,
+}
+
+impl Incremental {
+    /// Reads the rows `changed` (and forgets the entries of those gone).
+    fn new(
+        tx: &ReadTx<'_>,
+        changed: &[i64],
+        body: Bytes,
+        mut entries: HashMap<i64, Entry>,
+    ) -> lc_core::Result<Incremental> {
+        let mut fresh = HashMap::with_capacity(changed.len());
+        for &rowid in changed {
+            entries.remove(&rowid);
+            if let Some(row) = tx.queue_row_by_rowid(rowid)? {
+                fresh.insert(rowid, row);
+            }
+        }
+        Ok(Incremental {
+            body,
+            entries,
+            fresh,
         })
-        .await
+    }
+
+    /// Writes the entries, comma-separated, in queue order at `now`, and
+    /// points the index at where they are now.
+    fn write(&mut self, out: &mut Vec<u8>, now: i64) -> lc_core::Result<()> {
+        let mut order: Vec<((i64, i64), &str, i64)> = self
+            .entries
+            .iter()
+            .map(|(&rowid, e)| (e.place(now), &*e.path, rowid))
+            .chain(
+                self.fresh
+                    .iter()
+                    .map(|(&rowid, row)| (row.place(now), row.lorry.path.as_str(), rowid)),
+            )
+            .collect();
+        // Paths are unique: the order is total.
+        order.sort_unstable_by(|a, b| (a.0, a.1.as_bytes()).cmp(&(b.0, b.1.as_bytes())));
+        let order: Vec<i64> = order.into_iter().map(|(_, _, rowid)| rowid).collect();
+        for (i, rowid) in order.into_iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            if let Some(row) = self.fresh.remove(&rowid) {
+                let entry = write_fresh(out, row, now)?;
+                self.entries.insert(rowid, entry);
+            } else if let Some(entry) = self.entries.get_mut(&rowid) {
+                let old = &self.body;
+                let start = out.len();
+                out.extend_from_slice(&old[entry.start..entry.due_start]);
+                let due_start = out.len();
+                write_due_nice(out, entry.running, entry.due, now)?;
+                let due_end = out.len();
+                out.extend_from_slice(&old[entry.due_end..entry.end]);
+                (entry.start, entry.due_start, entry.due_end, entry.end) =
+                    (start, due_start, due_end, out.len());
+            }
+        }
+        Ok(())
+    }
+}
+
+fn json_err(e: serde_json::Error) -> lc_core::Error {
+    lc_core::Error::Corrupt(format!("JSON status: {e}"))
+}
+
+/// A run queue entry's `due_nice`, as a JSON string.
+fn write_due_nice(out: &mut Vec<u8>, running: bool, due: i64, now: i64) -> lc_core::Result<()> {
+    if running {
+        out.extend_from_slice(b"\"running\"");
+    } else if due <= now {
+        out.extend_from_slice(b"\"now\"");
+    } else {
+        serde_json::to_writer(&mut *out, &timefmt::due(due, now)).map_err(json_err)?;
+    }
+    Ok(())
+}
+
+/// Writes `row` as serde writes its [`lc_api::QueueEntry`] (credentials
+/// hidden, times readable; tested), and answers where it is.
+fn write_fresh(out: &mut Vec<u8>, row: QueueRow, now: i64) -> lc_core::Result<Entry> {
+    let lorry = crate::api::shown(row.lorry);
+    let running = lorry.running_job.is_some();
+    let start = out.len();
+    serde_json::to_writer(&mut *out, &lorry).map_err(json_err)?;
+    // The flattened lorry's fields come first, then the entry's own.
+    if out.pop() != Some(b'}') {
+        return Err(lc_core::Error::Corrupt(
+            "JSON status: a lorry is not an object".into(),
+        ));
+    }
+    out.extend_from_slice(b",\"interval_nice\":");
+    serde_json::to_writer(&mut *out, &timefmt::span(lorry.interval)).map_err(json_err)?;
+    out.extend_from_slice(b",\"due_nice\":");
+    let due_start = out.len();
+    write_due_nice(out, running, lorry.due, now)?;
+    let due_end = out.len();
+    out.extend_from_slice(b",\"last_run_nice\":");
+    serde_json::to_writer(&mut *out, &timefmt::utc(lorry.last_run)).map_err(json_err)?;
+    out.extend_from_slice(b",\"disk_usage_nice\":");
+    serde_json::to_writer(&mut *out, &timefmt::bytes(lorry.disk_usage)).map_err(json_err)?;
+    out.push(b'}');
+    Ok(Entry {
+        path: lorry.path.into_boxed_str(),
+        running,
+        move_kind: row.move_kind,
+        move_seq: row.move_seq,
+        due: lorry.due,
+        start,
+        due_start,
+        due_end,
+        end: out.len(),
+    })
 }
 
 /// What the status shows of STATEDB, but the run queue.
@@ -307,38 +532,36 @@ struct Head {
     now: i64,
 }
 
+impl Head {
+    fn read(tx: &ReadTx<'_>, now: i64) -> lc_core::Result<Head> {
+        Ok(Head {
+            running_queue: tx.running_queue()?,
+            hosts: tx.hosts()?,
+            max_jobs: tx.max_jobs()?,
+            config_problems: tx.config_problems()?,
+            now,
+        })
+    }
+}
+
 /// Writes the status object as serde writes [`lc_api::Status`] (the same
-/// keys in the same order, tested), taking the run queue from `queue`,
-/// which hands each entry to the function it is given.
-fn write_status<F>(
+/// keys in the same order, tested); `queue` writes the run queue's
+/// entries, comma-separated.
+fn write_status(
     out: &mut Vec<u8>,
     head: &Head,
     outside: &Outside,
-    queue: F,
-) -> lc_core::Result<()>
-where
-    F: FnOnce(
-        &mut dyn FnMut(QueueEntry) -> Result<(), serde_json::Error>,
-    ) -> lc_core::Result<Result<(), serde_json::Error>>,
-{
-    let json = |e: serde_json::Error| lc_core::Error::Corrupt(format!("JSON status: {e}"));
+    queue: impl FnOnce(&mut Vec<u8>) -> lc_core::Result<()>,
+) -> lc_core::Result<()> {
     let field = |out: &mut Vec<u8>, name: &str, value: &dyn erased::Value| {
         out.push(if out.is_empty() { b'{' } else { b',' });
-        serde_json::to_writer(&mut *out, name).map_err(json)?;
+        serde_json::to_writer(&mut *out, name).map_err(json_err)?;
         out.push(b':');
-        value.write(out).map_err(json)
+        value.write(out).map_err(json_err)
     };
     field(out, "running_queue", &head.running_queue)?;
     out.extend_from_slice(b",\"run_queue\":[");
-    let mut first = true;
-    queue(&mut |entry| {
-        if !first {
-            out.push(b',');
-        }
-        first = false;
-        serde_json::to_writer(&mut *out, &entry)
-    })?
-    .map_err(json)?;
+    queue(out)?;
     out.push(b']');
     field(out, "hosts", &head.hosts)?;
     field(out, "max_jobs", &head.max_jobs)?;
@@ -375,28 +598,72 @@ mod erased {
     }
 }
 
-/// A lorry as the run queue shows it: credentials hidden, times readable.
-fn queue_entry(lorry: LorryInfo, now: i64) -> QueueEntry {
-    let lorry = crate::api::shown(lorry);
-    QueueEntry {
-        interval_nice: timefmt::span(lorry.interval),
-        due_nice: if lorry.running_job.is_some() {
-            "running".to_owned()
-        } else {
-            timefmt::due(lorry.due, now)
-        },
-        last_run_nice: timefmt::utc(lorry.last_run),
-        disk_usage_nice: timefmt::bytes(lorry.disk_usage),
-        lorry,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lc_api::{LorryInfo, QueueEntry};
     use lc_core::db::{JobUpdate, NewLorry, StateDb};
 
     const NOW: i64 = 1_700_000_000;
+
+    /// A lorry as the run queue shows it, built the plain way.
+    fn queue_entry(lorry: LorryInfo, now: i64) -> QueueEntry {
+        let lorry = crate::api::shown(lorry);
+        QueueEntry {
+            interval_nice: timefmt::span(lorry.interval),
+            due_nice: if lorry.running_job.is_some() {
+                "running".to_owned()
+            } else {
+                timefmt::due(lorry.due, now)
+            },
+            last_run_nice: timefmt::utc(lorry.last_run),
+            disk_usage_nice: timefmt::bytes(lorry.disk_usage),
+            lorry,
+        }
+    }
+
+    fn outside() -> Outside {
+        Outside {
+            disk_free: 5 << 30,
+            publish_failures: true,
+            warning_msg: "low <disk> \"space\"".into(),
+        }
+    }
+
+    /// The status serde writes of `lc_api::Status` built the plain way,
+    /// from one read of every lorry.
+    fn plain_status(db: &StateDb, outside: &Outside) -> String {
+        let plain = db
+            .read(|tx| {
+                let now = tx.now();
+                let head = Head::read(tx, now)?;
+                let status = lc_api::Status {
+                    running_queue: head.running_queue,
+                    run_queue: tx
+                        .queue_lorries()?
+                        .into_iter()
+                        .map(|lorry| queue_entry(lorry, now))
+                        .collect(),
+                    hosts: head.hosts.clone(),
+                    max_jobs: head.max_jobs,
+                    disk_free: outside.disk_free,
+                    disk_free_mib: outside.disk_free as f64 / (1024.0 * 1024.0),
+                    disk_free_gib: outside.disk_free as f64 / (1024.0 * 1024.0 * 1024.0),
+                    timestamp: timefmt::utc(now),
+                    config_problems: head.config_problems.clone(),
+                    publish_failures: outside.publish_failures,
+                    links: true,
+                    warning_msg: outside.warning_msg.clone(),
+                };
+                Ok(serde_json::to_vec(&status).expect("serde"))
+            })
+            .expect("read");
+        String::from_utf8(plain).expect("utf-8")
+    }
+
+    fn text(json: &Bytes) -> String {
+        String::from_utf8(json.to_vec()).expect("utf-8")
+    }
 
     fn lorry(path: &str, url: &str, interval: i64) -> NewLorry {
         NewLorry {
@@ -446,56 +713,17 @@ mod tests {
 
     /// The streamed body is byte for byte what serde writes of
     /// `lc_api::Status` built the plain way: same keys, same order, same
-    /// escaping; so clients see no difference.
+    /// escaping; so clients see no difference. So is one built again from
+    /// it with nothing changed, at a later time.
     #[test]
     fn the_streamed_status_is_what_serde_writes_of_the_struct() {
         let (_dir, db) = seeded();
-        let outside = Outside {
-            disk_free: 5 << 30,
-            publish_failures: true,
-            warning_msg: "low <disk> \"space\"".into(),
-        };
-        let (streamed, plain) = db
-            .read(|tx| {
-                let now = tx.now();
-                let head = Head {
-                    running_queue: tx.running_queue()?,
-                    hosts: tx.hosts()?,
-                    max_jobs: Some(3),
-                    config_problems: vec![ConfigProblem {
-                        file: "a.lorry".into(),
-                        item: None,
-                        problem: "not \"JSON\"".into(),
-                    }],
-                    now,
-                };
-                let mut streamed = Vec::new();
-                write_status(&mut streamed, &head, &outside, |each| {
-                    tx.for_each_queue_lorry(|lorry| each(queue_entry(lorry, now)))
-                })?;
-                let status = lc_api::Status {
-                    running_queue: head.running_queue,
-                    run_queue: tx
-                        .queue_lorries()?
-                        .into_iter()
-                        .map(|lorry| queue_entry(lorry, now))
-                        .collect(),
-                    hosts: head.hosts.clone(),
-                    max_jobs: head.max_jobs,
-                    disk_free: outside.disk_free,
-                    disk_free_mib: outside.disk_free as f64 / (1024.0 * 1024.0),
-                    disk_free_gib: outside.disk_free as f64 / (1024.0 * 1024.0 * 1024.0),
-                    timestamp: timefmt::utc(now),
-                    config_problems: head.config_problems.clone(),
-                    publish_failures: outside.publish_failures,
-                    links: true,
-                    warning_msg: outside.warning_msg.clone(),
-                };
-                Ok((streamed, serde_json::to_vec(&status).expect("serde")))
-            })
-            .expect("read");
-        let streamed = String::from_utf8(streamed).expect("utf-8");
-        assert_eq!(streamed, String::from_utf8(plain).expect("utf-8"));
+        db.write(|tx| tx.set_max_jobs(Some(3))).expect("max jobs");
+        let outside = outside();
+        let (now, streamed, index) = build_json(&db, None, &outside, 0).expect("build");
+        assert_eq!(now, NOW);
+        let streamed = text(&streamed);
+        assert_eq!(streamed, plain_status(&db, &outside));
         let status: lc_api::Status = serde_json::from_str(&streamed).expect("parses");
         assert_eq!(status.run_queue.len(), 5);
         let running = status
@@ -505,6 +733,121 @@ mod tests {
         assert_eq!(running.map(|e| e.due_nice.as_str()), Some("running"));
         assert!(!streamed.contains("s3cret"), "{streamed}");
         assert!(streamed.contains("\"timestamp\":\"2023-11-14 22:13:20 UTC\""));
+
+        db.set_pretend_time(NOW + 3_700);
+        let (_, again, _) = build_json(&db, Some(index), &outside, 0).expect("again");
+        assert_eq!(text(&again), plain_status(&db, &outside));
+    }
+
+    /// Random changes of every kind a lorry's row sees (added with odd
+    /// paths and secrets, removed, moved, jobs started and ended with
+    /// errors, specs changed, the clock moved past due times), each batch
+    /// followed by a build from the last one: its body is byte for byte
+    /// a full build's and what serde writes of the plain struct.
+    #[test]
+    fn incremental_builds_equal_full_builds() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = StateDb::open(&dir.path().join("state.db")).expect("open");
+        let outside = outside();
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let mut now = NOW;
+        db.set_pretend_time(now);
+        let mut index = None;
+        let mut incremental_builds = 0;
+        for round in 0..60 {
+            db.write(|tx| {
+                for _ in 0..next(12) {
+                    let path = format!(
+                        "up/{}{}",
+                        next(40),
+                        ["", "é", " \"q\"", "<x>", "\\"][next(5) as usize]
+                    );
+                    match next(10) {
+                        0..=2 => {
+                            let url = if next(3) == 0 {
+                                "https://u:s3cret@x.example/r"
+                            } else {
+                                "git://x/r"
+                            };
+                            let interval = [60, 3_600, 86_400, 100_000][next(4) as usize];
+                            tx.upsert_lorry(&lorry(&path, url, interval))?;
+                        }
+                        3 => {
+                            tx.remove_lorry(&path)?;
+                        }
+                        4 => {
+                            let _ = tx.move_to_top(&path);
+                        }
+                        5 => {
+                            let _ = tx.move_to_bottom(&path);
+                        }
+                        6 | 7 => {
+                            tx.start_next_job("m", 1)?;
+                        }
+                        _ => {
+                            if let Some(&id) = tx.running_job_ids()?.first() {
+                                tx.update_job(
+                                    id,
+                                    &JobUpdate {
+                                        exit: Some(next(2) as i64),
+                                        stderr: "fatal: https://u:s3cret@x.example/f\n".into(),
+                                        disk_usage: Some(next(1 << 30) as i64),
+                                        ..JobUpdate::default()
+                                    },
+                                )?;
+                            }
+                        }
+                    }
+                }
+                if round % 9 == 0 {
+                    tx.set_max_jobs(Some(round))?;
+                }
+                Ok(())
+            })
+            .expect("changes");
+            now += [0, 1, 7, 59, 3_600][next(5) as usize] as i64;
+            db.set_pretend_time(now);
+            let (built_at, incremental, next_index) =
+                build_json(&db, index.take(), &outside, 0).expect("incremental");
+            assert_eq!(built_at, now);
+            let (_, full, _) = build_json(&db, None, &outside, 0).expect("full");
+            assert_eq!(text(&incremental), text(&full), "round {round}");
+            assert_eq!(
+                text(&incremental),
+                plain_status(&db, &outside),
+                "round {round}"
+            );
+            if round > 0 {
+                incremental_builds += 1;
+            }
+            index = Some(next_index);
+        }
+        assert!(incremental_builds > 50);
+        let lorries = db.read(|tx| tx.lorry_paths()).expect("paths").len();
+        assert!(lorries > 20, "{lorries}");
+    }
+
+    /// A write by another process (another connection) is not seen by the
+    /// update hook: the next build reads every row.
+    #[test]
+    fn another_process_writing_means_a_full_build() {
+        let (dir, db) = seeded();
+        let outside = outside();
+        let (_, _, index) = build_json(&db, None, &outside, 0).expect("build");
+        let other = StateDb::open(&dir.path().join("state.db")).expect("open again");
+        other.set_pretend_time(NOW);
+        other
+            .write(|tx| tx.upsert_lorry(&lorry("up/other", "git://x/o2", 60)))
+            .expect("other write");
+        let (_, json, _) = build_json(&db, Some(index), &outside, 0).expect("again");
+        assert!(text(&json).contains("\"up/other\""));
+        assert_eq!(text(&json), plain_status(&db, &outside));
     }
 
     fn etag_headers(values: &[&[u8]]) -> HeaderMap {

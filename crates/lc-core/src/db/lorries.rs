@@ -99,6 +99,60 @@ static NEXT_DUE: LazyLock<Vec<String>> = LazyLock::new(|| next_due_lookups(""));
 const NEXT_DUE_TIME: &str = "SELECT due FROM lorries WHERE running_job IS NULL AND move_kind = ?1
      AND due > ?2 ORDER BY due LIMIT 1";
 
+/// A lorry's place in the run queue at `now`, the order of
+/// [`QUEUE_ORDER_TERMS`] computed in Rust: sort by it, then by path (as
+/// bytes, SQLite's `BINARY`). For an answer that keeps the lorries between
+/// reads and sorts them again when only the time moved (lc-web's JSON
+/// status); `queue_place_sorts_as_the_query_does` holds the two together.
+pub fn queue_place(running: bool, move_kind: i64, move_seq: i64, due: i64, now: i64) -> (i64, i64) {
+    let rest = IDLE_GROUPS.len() as i64;
+    if running {
+        return (rest, due);
+    }
+    match move_kind {
+        -1 => (0, -move_seq),
+        0 if due <= now => (1, due),
+        1 if due <= now => (2, move_seq),
+        _ => (rest, due),
+    }
+}
+
+/// A `lorries` row with what places it in the queue and its rowid (which
+/// [`super::LorryChanges`] names).
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueRow {
+    pub rowid: i64,
+    pub move_kind: i64,
+    pub move_seq: i64,
+    pub lorry: LorryInfo,
+}
+
+impl QueueRow {
+    /// Its place in the queue at `now` (see [`queue_place`]).
+    pub fn place(&self, now: i64) -> (i64, i64) {
+        queue_place(
+            self.lorry.running_job.is_some(),
+            self.move_kind,
+            self.move_seq,
+            self.lorry.due,
+            now,
+        )
+    }
+}
+
+/// [`LORRY_COLUMNS`] and what [`queue_row`] reads besides.
+static QUEUE_ROW_COLUMNS: LazyLock<String> =
+    LazyLock::new(|| format!("{LORRY_COLUMNS}, move_kind, move_seq, rowid"));
+
+fn queue_row(row: &Row<'_>) -> rusqlite::Result<QueueRow> {
+    Ok(QueueRow {
+        lorry: lorry_from_row(row)?,
+        move_kind: row.get(14)?,
+        move_seq: row.get(15)?,
+        rowid: row.get(16)?,
+    })
+}
+
 /// The columns [`lorry_from_row`] reads, in its order.
 pub(super) const LORRY_COLUMNS: &str = "path, text, from_host, from_path, interval, \
      lorry_timeout, last_run, last_run_exit, last_run_error, running_job, disk_usage, due, \
@@ -257,18 +311,39 @@ impl ReadTx<'_> {
         &self,
         mut each: impl FnMut(LorryInfo) -> std::result::Result<(), E>,
     ) -> Result<std::result::Result<(), E>> {
+        self.for_each_queue_row(|row| each(row.lorry))
+    }
+
+    /// [`ReadTx::for_each_queue_lorry`] with each row's rowid and move.
+    pub fn for_each_queue_row<E>(
+        &self,
+        mut each: impl FnMut(QueueRow) -> std::result::Result<(), E>,
+    ) -> Result<std::result::Result<(), E>> {
         let sql = format!(
-            "SELECT {LORRY_COLUMNS} FROM lorries ORDER BY {}",
-            *QUEUE_ORDER_TERMS
+            "SELECT {} FROM lorries ORDER BY {}",
+            *QUEUE_ROW_COLUMNS, *QUEUE_ORDER_TERMS
         );
         let mut stmt = self.conn().prepare(&sql)?;
         let mut rows = stmt.query([self.now])?;
         while let Some(row) = rows.next()? {
-            if let Err(err) = each(lorry_from_row(row)?) {
+            if let Err(err) = each(queue_row(row)?) {
                 return Ok(Err(err));
             }
         }
         Ok(Ok(()))
+    }
+
+    /// The `lorries` row of `rowid`, if there is one.
+    pub fn queue_row_by_rowid(&self, rowid: i64) -> Result<Option<QueueRow>> {
+        let sql = format!(
+            "SELECT {} FROM lorries WHERE rowid = ?1",
+            *QUEUE_ROW_COLUMNS
+        );
+        Ok(self
+            .conn()
+            .prepare(&sql)?
+            .query_row([rowid], queue_row)
+            .optional()?)
     }
 
     /// The first lorry in queue order that may run now, if any.
@@ -392,6 +467,80 @@ pub(crate) mod tests {
 
     fn queue(db: &StateDb) -> Vec<String> {
         db.read(|tx| tx.queue()).expect("queue")
+    }
+
+    /// Sorting rows by [`QueueRow::place`] and path gives the query's
+    /// order, on lorries of every group (moved either way, due or not,
+    /// running, equal due times and paths that differ only late), at times
+    /// before, at and after their due times.
+    #[test]
+    fn queue_place_sorts_as_the_query_does() {
+        let (_dir, db) = fresh();
+        db.set_pretend_time(10_000);
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        db.write(|tx| {
+            for i in 0..400 {
+                let path = format!(
+                    "g{}/p{}{}",
+                    next(5),
+                    next(50),
+                    if i % 7 == 0 { "é" } else { "" }
+                );
+                tx.upsert_lorry(&lorry(&path, 10 + next(4) as i64 * 100))?;
+                tx.conn().execute(
+                    "UPDATE lorries SET last_run = ?2 WHERE path = ?1",
+                    params![path, 9_500 + next(4) as i64 * 100],
+                )?;
+                match next(6) {
+                    0 => tx.move_to_top(&path)?,
+                    1 => tx.move_to_bottom(&path)?,
+                    _ => {}
+                }
+            }
+            for _ in 0..20 {
+                tx.start_next_job("m", 1)?;
+            }
+            Ok(())
+        })
+        .expect("seed");
+        for now in [9_000, 9_600, 9_810, 10_000, 10_500, 20_000] {
+            db.set_pretend_time(now);
+            let (mut rows, sql) = db
+                .read(|tx| {
+                    let mut rows = Vec::new();
+                    tx.for_each_queue_row(|row| {
+                        rows.push(row);
+                        Ok::<_, std::convert::Infallible>(())
+                    })?
+                    .unwrap_or_else(|never| match never {});
+                    Ok((rows, tx.queue()?))
+                })
+                .expect("read");
+            let in_sql_order: Vec<String> = rows.iter().map(|r| r.lorry.path.clone()).collect();
+            assert_eq!(in_sql_order, sql);
+            rows.reverse();
+            rows.sort_by(|a, b| {
+                (a.place(now), a.lorry.path.as_bytes())
+                    .cmp(&(b.place(now), b.lorry.path.as_bytes()))
+            });
+            let sorted: Vec<String> = rows.iter().map(|r| r.lorry.path.clone()).collect();
+            assert_eq!(sorted, sql, "at {now}");
+            let by_rowid = db
+                .read(|tx| tx.queue_row_by_rowid(rows[3].rowid))
+                .expect("by rowid");
+            assert_eq!(by_rowid.as_ref(), Some(&rows[3]));
+        }
+        assert_eq!(
+            db.read(|tx| tx.queue_row_by_rowid(1_000_000))
+                .expect("none"),
+            None
+        );
     }
 
     #[test]

@@ -33,6 +33,7 @@ mod snapshots;
 mod sql;
 mod stats;
 pub mod status;
+mod tracking;
 mod webhooks;
 
 use std::ops::Deref;
@@ -55,12 +56,13 @@ pub use host_sync::{
     GeneratedLorry, HostSyncOutcome, HostToList, ReportedActivity, UpstreamMetadata,
 };
 pub use jobs::{DEFAULT_JOB_OUTPUT_MAX, GHOST_EXIT, JobUpdate, LAST_RUN_ERROR_MAX};
-pub use lorries::NewLorry;
+pub use lorries::{NewLorry, QueueRow, queue_place};
 pub use manifest::PublishedMirror;
 pub use metrics::{ERROR_STREAK, FleetSnapshot, LorryHealth};
 pub use provenance::{HISTORY_MAX_LIMIT, Submodule};
 pub use snapshots::{PIN_PREFIX, PinsTodo, Retention, check_snapshot_name, pin_name};
 pub use stats::{JOB_STATS_MAX_AGE, JobCounts};
+pub use tracking::{LorryChanges, LorryTracker};
 pub use webhooks::WebhookRow;
 
 /// The schema, one entry per file in `migrations/`, applied in order at start-up.
@@ -130,6 +132,9 @@ pub struct StateDb {
     /// A connection that only asks `PRAGMA data_version`: see
     /// [`StateDb::generation`].
     version_probe: Mutex<Connection>,
+    /// Those the writer's update hook notes changed `lorries` rows in
+    /// (`tracking.rs`).
+    trackers: tracking::Trackers,
 }
 
 /// One read transaction on STATEDB, with the time it runs at: it sees a
@@ -175,6 +180,8 @@ impl StateDb {
                 source,
             })?;
         let event_id_floor = events::event_id_floor(&Sql::new(&writer))?;
+        let trackers = tracking::Trackers::default();
+        tracking::install(&writer, &trackers);
         Ok(StateDb {
             path: path.to_owned(),
             writer: Mutex::new(writer),
@@ -185,6 +192,7 @@ impl StateDb {
             without_events: AtomicBool::new(false),
             event_id_floor,
             version_probe: Mutex::new(connect(path, Access::ReadOnly)?),
+            trackers,
         })
     }
 
