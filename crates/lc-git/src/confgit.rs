@@ -1,11 +1,18 @@
-//! Keeping the local checkout of CONFGIT up to date.
+//! Keeping the webapp's copy of CONFGIT up to date, and listing it.
 //!
-//! The checkout is the webapp's own: it is cloned when absent, otherwise
-//! fetched and hard-reset to the remote branch, and cleaned of untracked
-//! files, so local edits never survive a read. Errors name the URL with any
-//! credential hidden.
+//! The copy is a repository of the webapp's own, `.git` inside the
+//! configuration directory, into which the branch is fetched; no working
+//! tree is written (10,000 `.lorry` files cost seconds to check out and
+//! nothing to read from the object store). Local edits cannot survive a
+//! read, as there is nothing to edit: the files read are the fetched
+//! commit's ([`ConfgitTree`]). Errors name the URL with any credential
+//! hidden. A checkout left by an older version is fetched into alike; its
+//! files are no longer updated nor read.
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use lc_base::redact::redact;
@@ -25,6 +32,8 @@ pub enum ConfgitError {
     },
     #[error("{dir} exists and is not a git checkout; refusing to overwrite it with CONFGIT")]
     NotACheckout { dir: String },
+    #[error("cannot read CONFGIT's fetched tree in {dir}: {problem}")]
+    Read { dir: String, problem: String },
 }
 
 /// Below this many bytes per second for [`LOW_SPEED_TIME`] seconds, git
@@ -33,21 +42,29 @@ pub const LOW_SPEED_LIMIT: u32 = 1000;
 /// See [`LOW_SPEED_LIMIT`] (`http.lowSpeedTime`).
 pub const LOW_SPEED_TIME: u32 = 30;
 
-/// What an update left checked out.
+/// Symbolic links followed one after another at most (as Linux's
+/// `MAXSYMLINKS`); a longer chain is a file that is not there.
+const MAX_LINKS: usize = 40;
+
+/// What an update fetched.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfgitHead {
-    /// The id of the checked-out commit's tree: the same id, the same files.
+    /// The id of the fetched commit's tree: the same id, the same files.
     pub tree: String,
 }
 
-/// Clones `url` at `branch` into `dir` if `dir` has no checkout yet,
-/// otherwise fetches `branch` and resets the checkout to it (skipped when
-/// the checkout already is that commit with nothing changed, untracked or
-/// ignored in it: `git status` costs less than a reset of every file). The whole
-/// update has `timeout`: a git command still running then is killed with
-/// every process it started, and the update fails saying so. Over
-/// http(s), a transfer slower than [`LOW_SPEED_LIMIT`] bytes per second for
-/// [`LOW_SPEED_TIME`] seconds fails sooner.
+/// The repository holding the copy of CONFGIT in `dir`.
+pub fn git_dir(dir: &Path) -> PathBuf {
+    dir.join(".git")
+}
+
+/// Fetches `branch` of `url` into the repository in `dir` (made, bare, when
+/// `dir` is empty or absent; a `dir` holding anything else is refused), and
+/// answers the fetched commit's tree. The whole update has `timeout`: a git
+/// command still running then is killed with every process it started,
+/// and the update fails saying so. Over http(s), a transfer slower than
+/// [`LOW_SPEED_LIMIT`] bytes per second for [`LOW_SPEED_TIME`] seconds
+/// fails sooner. One git process when the repository exists.
 pub fn update_confgit(
     url: &str,
     branch: &str,
@@ -57,7 +74,7 @@ pub fn update_confgit(
     let deadline = Instant::now() + timeout;
     let left = || deadline.saturating_duration_since(Instant::now());
     // Credentials go to git through its environment, never its command line
-    // nor the checkout's configuration.
+    // nor the repository's configuration.
     let (git, bare_url) = Git::new()
         .config("http.lowSpeedLimit", LOW_SPEED_LIMIT.to_string())
         .config("http.lowSpeedTime", LOW_SPEED_TIME.to_string())
@@ -69,133 +86,230 @@ pub fn update_confgit(
         dir: shown_dir.clone(),
         source: Box::new(source),
     };
-    let has_checkout = dir.join(".git").exists();
-    let is_empty_or_absent = match std::fs::read_dir(dir) {
-        Ok(mut entries) => entries.next().is_none(),
-        Err(_) => true,
+    let repo = git_dir(dir);
+    let read_fail = |problem: String| ConfgitError::Read {
+        dir: dir.display().to_string(),
+        problem,
     };
-    if !has_checkout {
+    let fresh = !repo.exists();
+    let existed = dir.exists();
+    // A first fetch failing or killed half-way leaves a repository with no
+    // branch: the directory is put back as it was, and the next read
+    // starts again.
+    let undo = || {
+        if existed {
+            empty_dir(dir);
+        } else if let Err(err) = std::fs::remove_dir_all(dir) {
+            tracing::warn!(dir = %dir.display(), %err, "cannot remove a failed copy of CONFGIT");
+        }
+    };
+    if fresh {
+        let is_empty_or_absent = match std::fs::read_dir(dir) {
+            Ok(mut entries) => entries.next().is_none(),
+            Err(_) => true,
+        };
         if !is_empty_or_absent {
             return Err(ConfgitError::NotACheckout { dir: shown_dir });
         }
-        git.command()
-            .args([
-                "clone",
-                "--quiet",
-                "--no-tags",
-                "--single-branch",
-                "--branch",
-            ])
-            .arg(branch)
-            .arg("--")
-            .arg(&bare_url)
-            .arg(dir.as_os_str())
-            .run_with_timeout(left())
-            .map_err(|err| {
-                // A clone killed half-way leaves a directory that is not a
-                // checkout; emptied, the next read clones again.
-                empty_dir(dir);
-                fail(err)
-            })?;
-        let tree = rev_parse(&git, dir, &["HEAD^{tree}"], left()).map_err(fail)?;
-        return Ok(ConfgitHead {
-            tree: tree.into_iter().next().unwrap_or_default(),
-        });
+        // In-process: no git process for an empty repository.
+        git2::Repository::init_bare(&repo).map_err(|e| {
+            undo();
+            read_fail(e.message().to_owned())
+        })?;
+    }
+    let repository =
+        git2::Repository::open_bare(&repo).map_err(|e| read_fail(e.message().to_owned()))?;
+    // The URL (without credentials) as the origin remote of the
+    // repository, as a checkout had it; written only when it changed.
+    let mut config = repository
+        .config()
+        .and_then(|c| c.open_level(git2::ConfigLevel::Local))
+        .map_err(|e| read_fail(e.message().to_owned()))?;
+    if config.get_string("remote.origin.url").ok().as_deref() != Some(bare_url.as_str()) {
+        config
+            .set_str("remote.origin.url", &bare_url)
+            .map_err(|e| read_fail(e.message().to_owned()))?;
     }
     let remote_ref = format!("refs/remotes/origin/{branch}");
-    git.command()
-        .current_dir(dir)
-        .args(["remote", "set-url", "origin", "--"])
-        .arg(&bare_url)
-        .run_with_timeout(left())
-        .map_err(fail)?;
-    git.command()
-        .current_dir(dir)
-        .args(["fetch", "--quiet", "--no-tags", "--prune", "origin"])
+    git.in_repo(&repo)
+        .args([
+            "fetch",
+            "--quiet",
+            "--no-tags",
+            "--no-write-fetch-head",
+            "origin",
+        ])
         .arg(format!("+refs/heads/{branch}:{remote_ref}"))
         .run_with_timeout(left())
-        .map_err(fail)?;
-    let fetched = rev_parse(
-        &git,
-        dir,
-        &[&remote_ref, &format!("{remote_ref}^{{tree}}")],
-        left(),
-    )
-    .map_err(fail)?;
-    let (Some(commit), Some(tree)) = (fetched.first(), fetched.get(1)) else {
-        return Err(fail(GitError::Parse {
-            args: format!("rev-parse {remote_ref}"),
-            line: fetched.join(" "),
-        }));
-    };
-    let head = ConfgitHead { tree: tree.clone() };
-    if checked_out_as_is(&git, dir, commit, left()) {
-        return Ok(head);
+        .map_err(|err| {
+            if fresh {
+                undo();
+            }
+            fail(err)
+        })?;
+    let tree = repository
+        .find_reference(&remote_ref)
+        .and_then(|r| r.peel_to_tree())
+        .map_err(|e| read_fail(format!("{remote_ref}: {}", e.message())))?;
+    Ok(ConfgitHead {
+        tree: tree.id().to_string(),
+    })
+}
+
+/// A file of a [`ConfgitTree`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TreeEntry {
+    /// A blob, by id (hex).
+    Blob(String),
+    /// A symbolic link leading out of the tree: the path a checkout in
+    /// the configuration directory would have reached.
+    Outside(PathBuf),
+}
+
+/// The files of a fetched CONFGIT tree, and its repository to read them.
+pub struct ConfgitTree {
+    repo: Mutex<git2::Repository>,
+    /// Every regular file, symbolic links followed, by its path from the
+    /// top (`/` between components). Links to directories are not
+    /// followed, nor are submodules: a checkout had neither as a file.
+    pub files: BTreeMap<String, TreeEntry>,
+}
+
+impl std::fmt::Debug for ConfgitTree {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConfgitTree")
+            .field("files", &self.files.len())
+            .finish()
     }
-    git.command()
-        .current_dir(dir)
-        .args(["reset", "--quiet", "--hard"])
-        .arg(&remote_ref)
-        .arg("--")
-        .run_with_timeout(left())
-        .map_err(fail)?;
-    git.command()
-        .current_dir(dir)
-        .args(["clean", "--quiet", "-fdx"])
-        .run_with_timeout(left())
-        .map_err(fail)?;
-    Ok(head)
 }
 
-/// The ids `git rev-parse` gives for `names`, one per name.
-fn rev_parse(
-    git: &Git,
-    dir: &Path,
-    names: &[&str],
-    timeout: Duration,
-) -> Result<Vec<String>, GitError> {
-    let out = git
-        .command()
-        .current_dir(dir)
-        // The names are HEAD or start with refs/: never taken for options.
-        .arg("rev-parse")
-        .args(names)
-        .run_with_timeout(timeout)?;
-    Ok(String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_owned)
-        .collect())
+/// What a tree holds at a path, before links are followed.
+enum Raw {
+    File(git2::Oid),
+    Link(Vec<u8>),
+    Dir,
 }
 
-/// Whether the checkout in `dir` is commit `commit` with nothing changed,
-/// untracked or ignored: then a reset and a clean would change nothing.
-/// Any doubt (git failing, output not understood) answers false.
-fn checked_out_as_is(git: &Git, dir: &Path, commit: &str, timeout: Duration) -> bool {
-    let Ok(out) = git
-        .command()
-        .current_dir(dir)
-        .args([
-            "status",
-            "--porcelain=v2",
-            "--branch",
-            "-z",
-            "--untracked-files=all",
-            "--ignored",
-        ])
-        .run_with_timeout(timeout)
-    else {
-        return false;
-    };
-    let mut head_is_commit = false;
-    for entry in out.stdout.split(|b| *b == 0).filter(|e| !e.is_empty()) {
-        match entry.strip_prefix(b"# branch.oid ") {
-            Some(oid) => head_is_commit = oid == commit.as_bytes(),
-            // Other headers say nothing of the files; any entry is a change.
-            None if entry.starts_with(b"# ") => {}
-            None => return false,
+impl ConfgitTree {
+    /// Lists tree `tree` (an id [`update_confgit`] answered) of the
+    /// repository in `dir`.
+    pub fn read(dir: &Path, tree: &str) -> Result<ConfgitTree, ConfgitError> {
+        let fail = |problem: String| ConfgitError::Read {
+            dir: dir.display().to_string(),
+            problem,
+        };
+        let repo =
+            git2::Repository::open_bare(git_dir(dir)).map_err(|e| fail(e.message().to_owned()))?;
+        let mut raw: BTreeMap<String, Raw> = BTreeMap::new();
+        {
+            let oid = git2::Oid::from_str(tree).map_err(|e| fail(e.message().to_owned()))?;
+            let tree = repo
+                .find_tree(oid)
+                .map_err(|e| fail(e.message().to_owned()))?;
+            let mut failure = None;
+            tree.walk(git2::TreeWalkMode::PreOrder, |parent, entry| {
+                let Ok(name) = entry.name() else {
+                    // Not UTF-8: no glob of the conf file names it.
+                    return git2::TreeWalkResult::Skip;
+                };
+                let path = format!("{parent}{name}");
+                match entry.filemode() {
+                    0o100644 | 0o100755 => {
+                        raw.insert(path, Raw::File(entry.id()));
+                    }
+                    0o120000 => match repo.find_blob(entry.id()) {
+                        Ok(blob) => {
+                            raw.insert(path, Raw::Link(blob.content().to_vec()));
+                        }
+                        Err(e) => {
+                            failure = Some(e.message().to_owned());
+                            return git2::TreeWalkResult::Abort;
+                        }
+                    },
+                    0o040000 => {
+                        raw.insert(path, Raw::Dir);
+                    }
+                    _ => {}
+                }
+                git2::TreeWalkResult::Ok
+            })
+            .map_err(|e| fail(failure.clone().unwrap_or_else(|| e.message().to_owned())))?;
         }
+        let mut files = BTreeMap::new();
+        for (path, entry) in &raw {
+            let resolved = match entry {
+                Raw::File(oid) => Some(TreeEntry::Blob(oid.to_string())),
+                Raw::Link(_) => follow(&raw, path, dir),
+                Raw::Dir => None,
+            };
+            if let Some(resolved) = resolved {
+                files.insert(path.clone(), resolved);
+            }
+        }
+        Ok(ConfgitTree {
+            repo: Mutex::new(repo),
+            files,
+        })
     }
-    head_is_commit
+
+    /// The content of blob `id`.
+    pub fn read_blob(&self, id: &str) -> Result<Vec<u8>, String> {
+        let repo = self
+            .repo
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let oid = git2::Oid::from_str(id).map_err(|e| e.message().to_owned())?;
+        let blob = repo.find_blob(oid).map_err(|e| e.message().to_owned())?;
+        Ok(blob.content().to_vec())
+    }
+}
+
+/// Where the link at `path` leads, as a checkout in `dir` would have
+/// followed it: a regular file of the tree, a path out of it, or nothing
+/// (dangling, a directory, a loop).
+fn follow(raw: &BTreeMap<String, Raw>, path: &str, dir: &Path) -> Option<TreeEntry> {
+    let mut at = path.to_owned();
+    for _ in 0..MAX_LINKS {
+        let target = match raw.get(&at)? {
+            Raw::File(oid) => return Some(TreeEntry::Blob(oid.to_string())),
+            Raw::Dir => return None,
+            Raw::Link(target) => target,
+        };
+        let target = Path::new(std::ffi::OsStr::from_bytes(target));
+        let parent = Path::new(&at).parent().unwrap_or(Path::new(""));
+        if target.is_absolute() {
+            return Some(TreeEntry::Outside(target.to_owned()));
+        }
+        // Lexically, from the link's directory; out of the top, the file
+        // system beyond the configuration directory (lexically too: the
+        // directories of the tree are not on disk).
+        let joined = parent.join(target);
+        let mut parts: Vec<&std::ffi::OsStr> = Vec::new();
+        for component in joined.components() {
+            match component {
+                Component::Normal(part) => parts.push(part),
+                Component::ParentDir => {
+                    if parts.pop().is_none() {
+                        let mut outside = dir.to_path_buf();
+                        for component in joined.components() {
+                            match component {
+                                Component::Normal(part) => outside.push(part),
+                                Component::ParentDir => {
+                                    outside.pop();
+                                }
+                                _ => {}
+                            }
+                        }
+                        return Some(TreeEntry::Outside(outside));
+                    }
+                }
+                _ => {}
+            }
+        }
+        let next: PathBuf = parts.iter().collect();
+        at = next.to_str()?.to_owned();
+    }
+    None
 }
 
 /// Removes everything inside `dir`, keeping `dir` (it may be a mount point
@@ -235,8 +349,26 @@ mod tests {
         assert!(out.status.success(), "{args:?}: {out:?}");
     }
 
+    fn file(tree: &ConfgitTree, path: &str) -> Option<String> {
+        match tree.files.get(path)? {
+            TreeEntry::Blob(id) => {
+                Some(String::from_utf8(tree.read_blob(id).expect("blob")).expect("utf-8"))
+            }
+            TreeEntry::Outside(path) => Some(format!("outside {}", path.display())),
+        }
+    }
+
+    fn upstream_tree(upstream: &Path) -> String {
+        let out = crate::git()
+            .current_dir(upstream)
+            .args(["rev-parse", "HEAD^{tree}"])
+            .output()
+            .expect("git rev-parse");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
     #[test]
-    fn clones_then_follows_the_branch_and_drops_local_changes() {
+    fn fetches_then_follows_the_branch_and_writes_no_checkout() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let upstream = tmp.path().join("up");
         std::fs::create_dir(&upstream).expect("mkdir");
@@ -245,67 +377,106 @@ mod tests {
         sh(&upstream, &["add", "."]);
         sh(&upstream, &["commit", "--quiet", "-m", "one"]);
         let url = format!("file://{}", upstream.display());
-        let checkout = tmp.path().join("confgit");
+        let copy = tmp.path().join("confgit");
+        let update = || update_confgit(&url, "main", &copy, Duration::from_secs(60));
 
-        update_confgit(&url, "main", &checkout, Duration::from_secs(60)).expect("clone");
-        assert_eq!(
-            std::fs::read_to_string(checkout.join("lorry-controller.conf")).expect("read"),
-            "[]"
-        );
+        let head = update().expect("first");
+        assert_eq!(head.tree, upstream_tree(&upstream));
+        let tree = ConfgitTree::read(&copy, &head.tree).expect("tree");
+        assert_eq!(file(&tree, "lorry-controller.conf").as_deref(), Some("[]"));
+        let on_disk: Vec<_> = std::fs::read_dir(&copy)
+            .expect("read_dir")
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(on_disk, [".git"], "no working tree");
 
         std::fs::write(upstream.join("lorry-controller.conf"), "[1]").expect("write");
         sh(&upstream, &["commit", "--quiet", "-am", "two"]);
-        std::fs::write(checkout.join("stray.lorry"), "x").expect("stray");
-        std::fs::write(checkout.join("lorry-controller.conf"), "local").expect("edit");
-        update_confgit(&url, "main", &checkout, Duration::from_secs(60)).expect("fetch");
+        // Files written beside the repository are never read.
+        std::fs::write(copy.join("stray.lorry"), "x").expect("stray");
+        std::fs::write(copy.join("lorry-controller.conf"), "local").expect("edit");
+        let head = update().expect("fetch");
+        let tree = ConfgitTree::read(&copy, &head.tree).expect("tree");
+        assert_eq!(file(&tree, "lorry-controller.conf").as_deref(), Some("[1]"));
+        assert_eq!(tree.files.len(), 1, "{:?}", tree.files);
         assert_eq!(
-            std::fs::read_to_string(checkout.join("lorry-controller.conf")).expect("read"),
-            "[1]"
+            update().expect("same"),
+            head,
+            "nothing changed: the same tree"
         );
-        assert!(!checkout.join("stray.lorry").exists());
-
-        // Upstream unchanged: a local edit, an untracked file and an
-        // ignored one are dropped all the same, and the tree is the same.
-        std::fs::write(upstream.join(".gitignore"), "*.ignored\n").expect("write");
-        sh(&upstream, &["add", "."]);
-        sh(&upstream, &["commit", "--quiet", "-m", "ignore"]);
-        let head = update_confgit(&url, "main", &checkout, Duration::from_secs(60)).expect("fetch");
-        let same = update_confgit(&url, "main", &checkout, Duration::from_secs(60)).expect("same");
-        assert_eq!(head, same, "nothing changed: the same tree");
-        let tree = crate::git()
-            .current_dir(&checkout)
-            .args(["rev-parse", "HEAD^{tree}"])
-            .output()
-            .expect("git rev-parse");
-        assert_eq!(
-            head.tree,
-            String::from_utf8_lossy(&tree.stdout).trim(),
-            "the checked-out tree"
-        );
-        for (file, text) in [
-            ("lorry-controller.conf", "local"),
-            ("stray.lorry", "x"),
-            ("junk.ignored", "y"),
-        ] {
-            std::fs::write(checkout.join(file), text).expect("local change");
-            let again =
-                update_confgit(&url, "main", &checkout, Duration::from_secs(60)).expect("again");
-            assert_eq!(again, head, "{file}");
-            assert_eq!(
-                std::fs::read_to_string(checkout.join("lorry-controller.conf")).expect("read"),
-                "[1]",
-                "{file}"
-            );
-            assert!(!checkout.join("stray.lorry").exists(), "{file}");
-            assert!(!checkout.join("junk.ignored").exists(), "{file}");
-        }
 
         // History rewritten upstream: still followed.
         sh(
             &upstream,
             &["commit", "--quiet", "--amend", "-m", "rewritten"],
         );
-        update_confgit(&url, "main", &checkout, Duration::from_secs(60)).expect("forced");
+        std::fs::write(upstream.join("b"), "b").expect("write");
+        sh(&upstream, &["add", "."]);
+        sh(&upstream, &["commit", "--quiet", "-m", "b"]);
+        let head = update().expect("forced");
+        assert_eq!(head.tree, upstream_tree(&upstream));
+
+        // A checkout an older version cloned is fetched into alike.
+        let old = tmp.path().join("old");
+        sh(tmp.path(), &["clone", "--quiet", &url, "old"]);
+        let head = update_confgit(&url, "main", &old, Duration::from_secs(60)).expect("old");
+        assert_eq!(head.tree, upstream_tree(&upstream));
+        let tree = ConfgitTree::read(&old, &head.tree).expect("tree");
+        assert_eq!(file(&tree, "b").as_deref(), Some("b"));
+    }
+
+    /// Symbolic links lead where a checkout's would have: to a file of
+    /// the tree, out of it (read from the file system), or nowhere
+    /// (dangling, a loop, a directory).
+    #[test]
+    fn symbolic_links_are_followed_as_in_a_checkout() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let upstream = tmp.path().join("up");
+        std::fs::create_dir_all(upstream.join("l/sub")).expect("mkdir");
+        sh(&upstream, &["init", "--quiet", "-b", "main"]);
+        std::fs::write(upstream.join("real.lorry"), "real").expect("write");
+        std::fs::write(upstream.join("l/sub/x.lorry"), "x").expect("write");
+        for (link, target) in [
+            ("l/in.lorry", "../real.lorry"),
+            ("l/twice.lorry", "in.lorry"),
+            ("l/abs.lorry", "/etc/hostname"),
+            ("l/out.lorry", "../../outside.lorry"),
+            ("l/dir", "sub"),
+            ("l/dangling.lorry", "nope.lorry"),
+            ("l/loop1.lorry", "loop2.lorry"),
+            ("l/loop2.lorry", "loop1.lorry"),
+        ] {
+            std::os::unix::fs::symlink(target, upstream.join(link)).expect("symlink");
+        }
+        sh(&upstream, &["add", "."]);
+        sh(&upstream, &["commit", "--quiet", "-m", "links"]);
+        let copy = tmp.path().join("confgit");
+        let url = format!("file://{}", upstream.display());
+        let head = update_confgit(&url, "main", &copy, Duration::from_secs(60)).expect("fetch");
+        let tree = ConfgitTree::read(&copy, &head.tree).expect("tree");
+        assert_eq!(file(&tree, "l/in.lorry").as_deref(), Some("real"));
+        assert_eq!(file(&tree, "l/twice.lorry").as_deref(), Some("real"));
+        assert_eq!(
+            tree.files.get("l/abs.lorry"),
+            Some(&TreeEntry::Outside(PathBuf::from("/etc/hostname")))
+        );
+        assert_eq!(
+            tree.files.get("l/out.lorry"),
+            Some(&TreeEntry::Outside(tmp.path().join("outside.lorry"))),
+            "as from a checkout in {}",
+            copy.display()
+        );
+        for none in [
+            "l/dir",
+            "l/dangling.lorry",
+            "l/loop1.lorry",
+            "l/loop2.lorry",
+            "l/sub",
+        ] {
+            assert!(!tree.files.contains_key(none), "{none}");
+        }
+        assert_eq!(file(&tree, "l/sub/x.lorry").as_deref(), Some("x"));
     }
 
     #[test]

@@ -12,9 +12,12 @@ use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use lc_api::{Message, ReadConfigurationSummary};
-use lc_core::config::{ConfError, LoadedConfig, LorryFileCache, load_config_cached};
+use lc_core::config::{
+    BlobCache, ConfError, ConfigTree, LoadedConfig, LorryFileCache, TreeFile, load_config_cached,
+    load_config_tree,
+};
 use lc_core::db::StateDb;
-use lc_git::confgit::{ConfgitError, update_confgit};
+use lc_git::confgit::{ConfgitError, ConfgitTree, TreeEntry, update_confgit};
 
 use crate::api::Reply;
 use crate::error::ApiError;
@@ -32,6 +35,8 @@ pub struct ReadGate {
     /// id of the git tree it was loaded from: a read that finds the same
     /// tree checked out (clean) loads the same, so it is not loaded again.
     last: Mutex<Option<(String, Arc<LoadedConfig>)>>,
+    /// The `.lorry` files of the trees read, parsed, by blob id.
+    blobs: BlobCache,
 }
 
 #[derive(Debug, Default)]
@@ -140,13 +145,32 @@ fn read_blocking(
             .map(|(_, loaded)| Arc::clone(loaded))
     });
     let same_tree_reused = same_tree.is_some();
-    let loaded = match same_tree {
-        Some(loaded) => loaded,
-        None => {
-            let loaded = Arc::new(load_config_cached(dir, cache)?);
-            *gate.last() = head.map(|head| (head.tree, Arc::clone(&loaded)));
+    let loaded = match (same_tree, head) {
+        (Some(loaded), _) => loaded,
+        (None, Some(head)) => {
+            // Read from the fetched tree: no checkout.
+            let tree = Arc::new(ConfgitTree::read(dir, &head.tree)?);
+            let files = tree
+                .files
+                .iter()
+                .map(|(path, entry)| {
+                    let file = match entry {
+                        TreeEntry::Blob(id) => TreeFile::Blob(id.clone()),
+                        TreeEntry::Outside(path) => TreeFile::Outside(path.clone()),
+                    };
+                    (path.clone(), file)
+                })
+                .collect();
+            let tree = ConfigTree {
+                shown: dir.display().to_string(),
+                files,
+                read: Box::new(move |id: &str| tree.read_blob(id)),
+            };
+            let loaded = Arc::new(load_config_tree(&tree, &gate.blobs)?);
+            *gate.last() = Some((head.tree, Arc::clone(&loaded)));
             loaded
         }
+        (None, None) => Arc::new(load_config_cached(dir, cache)?),
     };
     let summary = if dry_run {
         db.read(|tx| Ok(tx.plan_config(&loaded)?.summary))?

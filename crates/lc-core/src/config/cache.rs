@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use lc_base::spec::{self, parse_lorry_file};
 
 /// A `.lorry` file parsed: its specs, or why the file as a whole is bad.
-type ParsedFile = Arc<Result<Vec<spec::SpecEntry>, String>>;
+pub(super) type ParsedFile = Arc<Result<Vec<spec::SpecEntry>, String>>;
 
 /// How long after a file's last change a cached parse of it is trusted.
 /// File times tick coarsely (a few milliseconds): a file changed within the
@@ -143,27 +143,38 @@ type Read = (usize, String, PathBuf, FileStamp, ParsedFile);
 
 /// Reads and parses `.lorry` files on all cores, answering in the order given.
 fn read_and_parse(files: Vec<ToRead>) -> Vec<Read> {
-    let one = |(index, rel, path, stamp): ToRead| -> Read {
+    on_all_cores(files, |(index, rel, path, stamp): ToRead| -> Read {
         let parsed = match std::fs::read_to_string(&path) {
-            Ok(text) => parse_lorry_file(&text).map_err(|e| e.to_string()),
+            Ok(text) => parse_text(&text),
             Err(e) => Err(format!("cannot read: {e}")),
         };
         (index, rel, path, stamp, Arc::new(parsed))
-    };
+    })
+}
+
+/// A `.lorry` file's text parsed, or why it is bad.
+pub(super) fn parse_text(text: &str) -> Result<Vec<spec::SpecEntry>, String> {
+    parse_lorry_file(text).map_err(|e| e.to_string())
+}
+
+/// `f` of each of `items` on all cores (in this thread when they are
+/// few), answering in the order given.
+pub(super) fn on_all_cores<T: Send, U: Send>(items: Vec<T>, f: impl Fn(T) -> U + Sync) -> Vec<U> {
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    if threads < 2 || files.len() < 64 {
-        return files.into_iter().map(one).collect();
+    if threads < 2 || items.len() < 64 {
+        return items.into_iter().map(f).collect();
     }
-    let chunk = files.len().div_ceil(threads);
-    let mut chunks: Vec<Vec<_>> = Vec::new();
-    let mut rest = files.into_iter().peekable();
+    let chunk = items.len().div_ceil(threads);
+    let mut chunks: Vec<Vec<T>> = Vec::new();
+    let mut rest = items.into_iter().peekable();
     while rest.peek().is_some() {
         chunks.push(rest.by_ref().take(chunk).collect());
     }
+    let f = &f;
     std::thread::scope(|scope| {
         let handles: Vec<_> = chunks
             .into_iter()
-            .map(|c| scope.spawn(move || c.into_iter().map(one).collect::<Vec<_>>()))
+            .map(|c| scope.spawn(move || c.into_iter().map(f).collect::<Vec<_>>()))
             .collect();
         handles
             .into_iter()

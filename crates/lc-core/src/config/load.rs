@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use lc_api::ConfigProblem;
 use lc_base::spec;
 
-use super::cache::LorryFileCache;
+use super::cache::{LorryFileCache, ParsedFile};
 use super::conf::{ConfError, HostSpec, Section, parse_conf};
+use super::tree::{BlobCache, ConfigTree, TreeSource};
 use crate::db::NewLorry;
 
 /// The conf file names looked for, in order.
@@ -38,15 +39,101 @@ pub fn load_config(dir: &Path) -> Result<LoadedConfig, ConfError> {
 /// not changed since an earlier read from `cache` instead of reading and
 /// parsing them again. The conf file itself is always read.
 pub fn load_config_cached(dir: &Path, cache: &LorryFileCache) -> Result<LoadedConfig, ConfError> {
+    let source = Checkout { dir, cache };
+    let loaded = load_from(&source, &dir.display().to_string(), dir.is_dir())?;
+    Ok(loaded)
+}
+
+/// Reads CONFGIT from a git tree (`tree`, see [`ConfigTree`]) as
+/// [`load_config_cached`] reads a checkout of it: the same conf file, the
+/// same files named by the same globs, the same problems. `.lorry` files
+/// whose blob id is in `cache` are not read nor parsed again.
+pub fn load_config_tree(tree: &ConfigTree, cache: &BlobCache) -> Result<LoadedConfig, ConfError> {
+    load_from(&TreeSource { tree, cache }, &tree.shown, true)
+}
+
+/// Where CONFGIT's files are read from: a checkout or a git tree.
+pub(super) trait Source {
+    /// The text of the conf file `name` (one of [`CONF_FILES`]), `None`
+    /// when there is none.
+    fn conf(&self, name: &str) -> std::io::Result<Option<String>>;
+    /// The regular files (symbolic links followed) `pattern` matches,
+    /// relative to CONFGIT's top with `/` between components, sorted.
+    fn glob(&self, pattern: &str) -> Result<Vec<String>, String>;
+    /// `files` parsed, in the order given; and how many were parsed afresh.
+    fn parse(&self, files: Vec<String>) -> (Vec<(String, ParsedFile)>, usize);
+    /// The files of the whole read were `seen`: forget the others.
+    fn keep_only(&self, seen: &[String]);
+}
+
+/// A checkout in a directory; `.lorry` files cached by their `stat`.
+struct Checkout<'a> {
+    dir: &'a Path,
+    cache: &'a LorryFileCache,
+}
+
+pub(super) const GLOB_OPTIONS: glob::MatchOptions = glob::MatchOptions {
+    case_sensitive: true,
+    require_literal_separator: true,
+    require_literal_leading_dot: true,
+};
+
+impl Source for Checkout<'_> {
+    fn conf(&self, name: &str) -> std::io::Result<Option<String>> {
+        match std::fs::read_to_string(self.dir.join(name)) {
+            Ok(text) => Ok(Some(text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn glob(&self, pattern: &str) -> Result<Vec<String>, String> {
+        let escaped_dir = glob::Pattern::escape(&self.dir.to_string_lossy());
+        let full = format!("{escaped_dir}/{pattern}");
+        let paths = glob::glob_with(&full, GLOB_OPTIONS).map_err(|p| p.to_string())?;
+        let mut files = Vec::new();
+        for path in paths.flatten() {
+            if let Ok(rel) = path.strip_prefix(self.dir)
+                && std::fs::metadata(&path).is_ok_and(|m| m.is_file())
+            {
+                files.push(rel.to_string_lossy().into_owned());
+            }
+        }
+        files.sort();
+        Ok(files)
+    }
+
+    fn parse(&self, files: Vec<String>) -> (Vec<(String, ParsedFile)>, usize) {
+        let files = files
+            .into_iter()
+            .filter_map(|rel| {
+                let path = self.dir.join(&rel);
+                let meta = std::fs::metadata(&path).ok()?;
+                Some((rel, path, meta))
+            })
+            .collect();
+        self.cache.read_and_parse(files)
+    }
+
+    fn keep_only(&self, seen: &[String]) {
+        let paths: Vec<PathBuf> = seen.iter().map(|rel| self.dir.join(rel)).collect();
+        self.cache.keep_only(&paths);
+    }
+}
+
+fn load_from(
+    source: &dyn Source,
+    shown_dir: &str,
+    dir_exists: bool,
+) -> Result<LoadedConfig, ConfError> {
     let mut found = None;
     for name in CONF_FILES {
-        let path = dir.join(name);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => {
+        match source.conf(name) {
+            Ok(Some(text)) => {
                 found = Some((*name, text));
                 break;
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Ok(None) => {}
             Err(e) => {
                 return Err(ConfError {
                     file: (*name).to_owned(),
@@ -61,17 +148,13 @@ pub fn load_config_cached(dir: &Path, cache: &LorryFileCache) -> Result<LoadedCo
     // --configuration-directory or a CONFGIT not yet set up must never
     // remove every lorry.
     let Some((name, text)) = found else {
-        let problem = if dir.is_dir() {
+        let problem = if dir_exists {
             format!(
-                "not found in {} (nor {})",
-                dir.display(),
+                "not found in {shown_dir} (nor {})",
                 CONF_FILES[1..].join(", ")
             )
         } else {
-            format!(
-                "the configuration directory {} does not exist",
-                dir.display()
-            )
+            format!("the configuration directory {shown_dir} does not exist")
         };
         return Err(ConfError {
             file: CONF_FILES[0].to_owned(),
@@ -81,7 +164,7 @@ pub fn load_config_cached(dir: &Path, cache: &LorryFileCache) -> Result<LoadedCo
         });
     };
     let sections = parse_conf(name, &text)?;
-    load_sections(dir, name, &sections, cache)
+    load_sections(source, name, &sections)
 }
 
 struct Candidate {
@@ -90,23 +173,16 @@ struct Candidate {
 }
 
 fn load_sections(
-    dir: &Path,
+    source: &dyn Source,
     conf_name: &str,
     sections: &[Section],
-    cache: &LorryFileCache,
 ) -> Result<LoadedConfig, ConfError> {
-    let mut seen: Vec<PathBuf> = Vec::new();
+    let mut seen: Vec<String> = Vec::new();
     let mut files_parsed = 0;
     let mut problems = Vec::new();
     let mut candidates: Vec<Candidate> = Vec::new();
     let mut hosts = Vec::new();
     let mut files_read = 0;
-    let escaped_dir = glob::Pattern::escape(&dir.to_string_lossy());
-    let options = glob::MatchOptions {
-        case_sensitive: true,
-        require_literal_separator: true,
-        require_literal_leading_dot: true,
-    };
     for (i, section) in sections.iter().enumerate() {
         let s = match section {
             Section::Host(h) => {
@@ -117,31 +193,18 @@ fn load_sections(
         };
         let mut files = Vec::new();
         for pattern in &s.globs {
-            let full = format!("{escaped_dir}/{pattern}");
-            let paths = glob::glob_with(&full, options).map_err(|p| ConfError {
+            files.extend(source.glob(pattern).map_err(|p| ConfError {
                 file: conf_name.to_owned(),
                 section: Some(i),
                 section_type: Some("lorries".into()),
                 problem: format!("glob {pattern:?}: {p}"),
-            })?;
-            for path in paths.flatten() {
-                if let Ok(rel) = path.strip_prefix(dir) {
-                    files.push((rel.to_string_lossy().into_owned(), path));
-                }
-            }
+            })?);
         }
         files.sort();
         files.dedup();
-        let files: Vec<(String, PathBuf, std::fs::Metadata)> = files
-            .into_iter()
-            .filter_map(|(rel, path)| {
-                let meta = std::fs::metadata(&path).ok()?;
-                meta.is_file().then_some((rel, path, meta))
-            })
-            .collect();
         files_read += files.len();
-        seen.extend(files.iter().map(|(_, path, _)| path.clone()));
-        let (parsed_files, parsed_now) = cache.read_and_parse(files);
+        seen.extend(files.iter().cloned());
+        let (parsed_files, parsed_now) = source.parse(files);
         files_parsed += parsed_now;
         for (rel, parsed) in parsed_files {
             let entries = match parsed.as_ref() {
@@ -172,7 +235,7 @@ fn load_sections(
             }
         }
     }
-    cache.keep_only(&seen);
+    source.keep_only(&seen);
     // Same path twice: the file that sorts first wins; both are reported.
     candidates.sort_by(|a, b| (&a.lorry.path, &a.file).cmp(&(&b.lorry.path, &b.file)));
     let mut lorries: Vec<NewLorry> = Vec::with_capacity(candidates.len());

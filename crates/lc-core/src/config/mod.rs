@@ -13,6 +13,7 @@ mod cache;
 mod check;
 mod conf;
 mod load;
+mod tree;
 
 pub use cache::{LorryFileCache, RACY_MARGIN};
 pub use check::{CheckReport, check_config};
@@ -20,7 +21,8 @@ pub use conf::{
     ConfError, DEFAULT_INTERVAL, DEFAULT_LORRY_TIMEOUT, DEFAULT_LS_INTERVAL, HostSpec, HostType,
     LorriesSection, Section, parse_conf, parse_duration,
 };
-pub use load::{CONF_FILES, LoadedConfig, load_config, load_config_cached};
+pub use load::{CONF_FILES, LoadedConfig, load_config, load_config_cached, load_config_tree};
+pub use tree::{BlobCache, BlobReader, ConfigTree, TreeFile};
 
 #[cfg(test)]
 pub(crate) mod tests {
