@@ -288,20 +288,19 @@ fn follow(raw: &BTreeMap<String, Raw>, path: &str, dir: &Path) -> Option<TreeEnt
         for component in joined.components() {
             match component {
                 Component::Normal(part) => parts.push(part),
-                Component::ParentDir => {
-                    if parts.pop().is_none() {
-                        let mut outside = dir.to_path_buf();
-                        for component in joined.components() {
-                            match component {
-                                Component::Normal(part) => outside.push(part),
-                                Component::ParentDir => {
-                                    outside.pop();
-                                }
-                                _ => {}
+                // `..` takes a part off; with none left, it leaves the tree.
+                Component::ParentDir if parts.pop().is_none() => {
+                    let mut outside = dir.to_path_buf();
+                    for component in joined.components() {
+                        match component {
+                            Component::Normal(part) => outside.push(part),
+                            Component::ParentDir => {
+                                outside.pop();
                             }
+                            _ => {}
                         }
-                        return Some(TreeEntry::Outside(outside));
                     }
+                    return Some(TreeEntry::Outside(outside));
                 }
                 _ => {}
             }

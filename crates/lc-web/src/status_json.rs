@@ -46,6 +46,8 @@
 //! copied from); the index is about 60 bytes and the path per lorry.
 
 use std::collections::HashMap;
+
+use futures_util::StreamExt;
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
@@ -63,6 +65,15 @@ pub const TIME_STEP: i64 = 5;
 /// Oldest body (in seconds of its time) served while the next one is
 /// being built, when STATEDB has not changed since it was.
 pub const STALE_MAX: i64 = TIME_STEP + 2;
+
+/// Oldest body (in seconds of its time) served, when STATEDB has not
+/// changed since it was, while an older body is still being sent: so
+/// that slow clients of full bodies (47 MB at 100,000 lorries) keep at
+/// most two alive, not one more every [`TIME_STEP`].
+pub const SENDING_MAX: i64 = 30;
+
+/// A body is sent in slices of this size (no copy).
+const SEND_CHUNK: usize = 1 << 20;
 
 /// What a body was built from: STATEDB's generation, the second, and
 /// whether the disk was short of `--min-free-disk` (`warning_msg`).
@@ -157,6 +168,8 @@ pub struct StatusCache {
     building: Arc<tokio::sync::Mutex<Option<QueueIndex>>>,
     /// Bodies built, for tests and the bench.
     pub builds: std::sync::atomic::AtomicU64,
+    /// The bodies responses were given, alive while one is being sent.
+    sending: Mutex<Vec<std::sync::Weak<StatusBody>>>,
 }
 
 impl Default for StatusCache {
@@ -168,6 +181,7 @@ impl Default for StatusCache {
             current: Mutex::new(None),
             building: Arc::default(),
             builds: Default::default(),
+            sending: Mutex::default(),
         }
     }
 }
@@ -184,7 +198,10 @@ impl StatusCache {
         let key = key_now(state)?;
         let held = lock(&self.current).clone();
         if let Some(body) = &held
-            && body.key.serves(key)
+            && (body.key.serves(key)
+                || (body.key.same_state(key)
+                    && key.now - body.key.now <= SENDING_MAX
+                    && self.older_being_sent(body)))
         {
             return Ok(Arc::clone(body));
         }
@@ -194,7 +211,7 @@ impl StatusCache {
                 // A build is running: a body of the same state, only a
                 // little older, is served rather than waited for.
                 if let Some(body) = &held
-                    && (body.key.generation, body.key.low_disk) == (key.generation, key.low_disk)
+                    && body.key.same_state(key)
                     && key.now - body.key.now <= STALE_MAX
                 {
                     return Ok(Arc::clone(body));
@@ -244,8 +261,49 @@ impl StatusCache {
 impl Key {
     /// Whether a body built at this key may answer a request at `now`.
     fn serves(self, now: Key) -> bool {
-        (self.generation, self.low_disk) == (now.generation, now.low_disk)
-            && (0..TIME_STEP).contains(&(now.now - self.now))
+        self.same_state(now) && (0..TIME_STEP).contains(&(now.now - self.now))
+    }
+
+    /// Whether only the time differs.
+    fn same_state(self, other: Key) -> bool {
+        (self.generation, self.low_disk) == (other.generation, other.low_disk)
+    }
+}
+
+impl StatusCache {
+    /// Whether a body other than `current` is still being sent.
+    fn older_being_sent(&self, current: &Arc<StatusBody>) -> bool {
+        let mut sending = lock(&self.sending);
+        sending.retain(|b| b.strong_count() > 0);
+        sending
+            .iter()
+            .any(|b| !std::ptr::eq(b.as_ptr(), Arc::as_ptr(current)))
+    }
+
+    /// A response body of `bytes` (of `body`: its JSON or gzip), in
+    /// slices of [`SEND_CHUNK`] sharing its memory, that keeps `body`
+    /// counted as being sent until the last slice is taken.
+    pub fn sending(&self, body: Arc<StatusBody>, bytes: Bytes) -> axum::body::Body {
+        {
+            let mut sending = lock(&self.sending);
+            if !sending
+                .iter()
+                .any(|b| std::ptr::eq(b.as_ptr(), Arc::as_ptr(&body)))
+            {
+                sending.push(Arc::downgrade(&body));
+            }
+        }
+        let chunks: Vec<Bytes> = (0..bytes.len())
+            .step_by(SEND_CHUNK)
+            .map(|at| bytes.slice(at..bytes.len().min(at + SEND_CHUNK)))
+            .collect();
+        let mut held = Some(body);
+        let chunks = futures_util::stream::iter(chunks).map(move |chunk| {
+            // Keeps the body alive until the stream is dropped.
+            let _ = &mut held;
+            Ok::<_, std::convert::Infallible>(chunk)
+        });
+        axum::body::Body::from_stream(chunks)
     }
 }
 

@@ -503,12 +503,16 @@ pub async fn status(
     let mut response = if crate::status_json::not_modified(&headers, &etag) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
+        let length = bytes.len();
         let mut response = (
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            )],
-            bytes,
+            [
+                (
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                ),
+                (header::CONTENT_LENGTH, HeaderValue::from(length)),
+            ],
+            state.status_cache.sending(body, bytes),
         )
             .into_response();
         if gzip {
