@@ -560,6 +560,50 @@ fn builds(fx: &Fixture) -> u64 {
         .load(std::sync::atomic::Ordering::Relaxed)
 }
 
+/// Slow clients of full bodies keep at most two alive: while an older
+/// body is still being sent and nothing changed, the current one is
+/// served up to `SENDING_MAX` seconds old; a change is always seen. What
+/// a response sends is the body, whole.
+#[tokio::test]
+async fn slow_clients_keep_at_most_two_status_bodies_alive() {
+    use crate::status_json::{SENDING_MAX, TIME_STEP};
+    let fx = fixture();
+    fx.seed(&[lorry("up/a", &git_spec("up/a", "git://x/a"))]);
+    let cache = &fx.state.status_cache;
+    let at = |t: i64| fx.state.db.set_pretend_time(NOW + t);
+    let first = cache.current(&fx.state).await.expect("first");
+    let slow = cache.sending(std::sync::Arc::clone(&first), first.json.clone());
+    at(TIME_STEP);
+    let second = cache.current(&fx.state).await.expect("second");
+    assert_eq!(builds(&fx), 2, "only the current body was being sent");
+    let also_slow = cache.sending(std::sync::Arc::clone(&second), second.json.clone());
+    at(3 * TIME_STEP);
+    let held = cache.current(&fx.state).await.expect("held");
+    assert_eq!(held.etag, second.etag, "an older body is still being sent");
+    assert_eq!(builds(&fx), 2);
+    at(TIME_STEP + SENDING_MAX + 1);
+    let old_enough = cache.current(&fx.state).await.expect("too old");
+    assert_ne!(old_enough.etag, second.etag);
+    assert_eq!(builds(&fx), 3);
+    let third = cache.sending(std::sync::Arc::clone(&old_enough), old_enough.json.clone());
+    fx.seed(&[lorry("up/b", &git_spec("up/b", "git://x/b"))]);
+    let changed = cache.current(&fx.state).await.expect("changed");
+    assert!(String::from_utf8_lossy(&changed.json).contains("\"up/b\""));
+    assert_eq!(builds(&fx), 4, "a change is built whatever is being sent");
+
+    // Sent whole; once sent, nothing older holds the next build back.
+    for (response, body) in [(slow, &first), (also_slow, &second), (third, &old_enough)] {
+        let sent = axum::body::to_bytes(response, usize::MAX)
+            .await
+            .expect("sent");
+        assert_eq!(sent, body.json);
+    }
+    drop((first, second, held, old_enough));
+    at(TIME_STEP + SENDING_MAX + 1 + TIME_STEP);
+    cache.current(&fx.state).await.expect("next");
+    assert_eq!(builds(&fx), 5);
+}
+
 #[tokio::test]
 async fn the_json_status_is_built_once_per_state_and_second() {
     let fx = fixture();
