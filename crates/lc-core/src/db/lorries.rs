@@ -144,12 +144,16 @@ impl QueueRow {
 static QUEUE_ROW_COLUMNS: LazyLock<String> =
     LazyLock::new(|| format!("{LORRY_COLUMNS}, move_kind, move_seq, rowid"));
 
+/// How many columns [`LORRY_COLUMNS`] names.
+static LORRY_COLUMN_COUNT: LazyLock<usize> = LazyLock::new(|| LORRY_COLUMNS.split(',').count());
+
 fn queue_row(row: &Row<'_>) -> rusqlite::Result<QueueRow> {
+    let n = *LORRY_COLUMN_COUNT;
     Ok(QueueRow {
         lorry: lorry_from_row(row)?,
-        move_kind: row.get(14)?,
-        move_seq: row.get(15)?,
-        rowid: row.get(16)?,
+        move_kind: row.get(n)?,
+        move_seq: row.get(n + 1)?,
+        rowid: row.get(n + 2)?,
     })
 }
 
