@@ -40,96 +40,26 @@
     reason = "the bench drives the real webapp, minions, lorry, git, git daemon and grokmirror"
 )]
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{Value, json};
 
-const WEBAPP: &str = env!("CARGO_BIN_EXE_lorry-controller-webapp");
-const MINION: &str = env!("CARGO_BIN_EXE_lorry-controller-minion");
-const LORRY: &str = env!("CARGO_BIN_EXE_lorry");
+use common::mirrors::{
+    Product, differing, fast_import, fill_small_repository, git, git_daemon, machine, median,
+};
+use common::{Proc, env_or, free_port, wait_until};
+
 const PHASES: [&str; 3] = [
     "first mirror",
     "refresh, nothing changed",
     "refresh, 10% changed",
 ];
 const TWO_HOURS: i64 = 7_200;
-
-/// A child process, killed when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
-}
-
-/// A hermetic `git`.
-fn git_command() -> Command {
-    let mut cmd = Command::new("git");
-    cmd.env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_TERMINAL_PROMPT", "0");
-    cmd
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = git_command()
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("git");
-    assert!(
-        out.status.success(),
-        "git {args:?} in {}: {}",
-        dir.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Runs `git fast-import` in the bare repository `repo` on `stream`.
-fn fast_import(repo: &Path, stream: &str) {
-    let mut child = git_command()
-        .arg(format!("--git-dir={}", repo.display()))
-        .args(["fast-import", "--quiet", "--done"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .expect("fast-import");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stream.as_bytes())
-        .expect("write");
-    assert!(child.wait().expect("wait").success(), "fast-import");
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
-
-fn wait_until(what: &str, limit: Duration, mut ready: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ready() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 /// A grokmirror program: `$LORRY_TEST_GROKMIRROR`, the virtual environment
 /// `scripts/test-deps` makes, or PATH.
@@ -150,41 +80,6 @@ fn grok_tool(name: &str) -> PathBuf {
         .unwrap_or_else(|| {
             panic!("{name} not found: run scripts/test-deps (pip installs grokmirror)")
         })
-}
-
-/// The heads and tags of a bare repository, read from its files (loose
-/// refs over `packed-refs`): a thousand repositories are compared in
-/// milliseconds, with no process per repository.
-fn refs_of(repo: &Path) -> BTreeMap<String, String> {
-    let mut refs = BTreeMap::new();
-    if let Ok(packed) = std::fs::read_to_string(repo.join("packed-refs")) {
-        for line in packed.lines() {
-            if line.starts_with('#') || line.starts_with('^') {
-                continue;
-            }
-            if let Some((oid, name)) = line.split_once(' ') {
-                refs.insert(name.to_owned(), oid.to_owned());
-            }
-        }
-    }
-    let mut todo = vec![repo.join("refs/heads"), repo.join("refs/tags")];
-    while let Some(dir) = todo.pop() {
-        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                todo.push(path);
-            } else if let Ok(text) = std::fs::read_to_string(&path) {
-                let name = path
-                    .strip_prefix(repo)
-                    .expect("under repo")
-                    .to_string_lossy()
-                    .into_owned();
-                refs.insert(name, text.trim().to_owned());
-            }
-        }
-    }
-    refs.retain(|name, _| name.starts_with("refs/heads/") || name.starts_with("refs/tags/"));
-    refs
 }
 
 /// The origin: `top/pub/rNNNN.git`, served by git daemon, its manifest by
@@ -210,32 +105,10 @@ impl Origin {
             let repo = top.join(format!("{name}.git"));
             std::fs::create_dir_all(&repo).expect("mkdir");
             git(&repo, &["init", "-q", "--bare", "-b", "main"]);
-            let mut stream = String::new();
-            for c in 1..=3 {
-                let content = format!("repository {i} commit {c}\n");
-                stream.push_str(&format!(
-                    "commit refs/heads/main\nmark :{c}\ncommitter Bench <b@example.com> {} +0000\ndata 7\ncommit\nM 644 inline file.txt\ndata {}\n{content}\n",
-                    1_600_000_000 + c,
-                    content.len()
-                ));
-            }
-            stream.push_str("reset refs/tags/v1\nfrom :3\n\ndone\n");
-            fast_import(&repo, &stream);
+            fill_small_repository(&repo, i);
             names.push(name);
         }
-        let git_port = free_port();
-        let exec = git(top, &["--exec-path"]);
-        let daemon = Command::new(Path::new(exec.trim()).join("git-daemon"))
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .args(["--reuseaddr", "--export-all", "--listen=127.0.0.1"])
-            .arg(format!("--port={git_port}"))
-            .arg(format!("--base-path={}", top.display()))
-            .arg(top)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("git daemon");
+        let (daemon, git_port) = git_daemon(top);
         let http_port = free_port();
         let http = Command::new("python3")
             .args(["-m", "http.server", "--bind", "127.0.0.1", "--directory"])
@@ -245,11 +118,9 @@ impl Origin {
             .stderr(Stdio::null())
             .spawn()
             .expect("python3 -m http.server");
-        for port in [git_port, http_port] {
-            wait_until("the origin's servers", Duration::from_secs(30), || {
-                std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-            });
-        }
+        wait_until("the origin's http.server", || {
+            std::net::TcpStream::connect(("127.0.0.1", http_port)).is_ok()
+        });
         let mut origin = Origin {
             top: top.to_owned(),
             names,
@@ -257,7 +128,7 @@ impl Origin {
             http_port,
             manifest_mtime: SystemTime::now(),
             changes: 0,
-            _daemon: Proc(daemon),
+            _daemon: daemon,
             _http: Proc(http),
         };
         origin.manifest();
@@ -320,15 +191,7 @@ impl Origin {
     /// The repositories whose copy (`copy(name)`) lacks the origin's heads
     /// and tags, each with what it has.
     fn differing(&self, copy: impl Fn(&str) -> PathBuf) -> Vec<String> {
-        let mut wrong = Vec::new();
-        for name in &self.names {
-            let want = refs_of(&self.top.join(format!("{name}.git")));
-            let got = refs_of(&copy(name));
-            if want != got {
-                wrong.push(format!("{name}: {got:?} instead of {want:?}"));
-            }
-        }
-        wrong
+        differing(&self.top, &self.names, copy)
     }
 
     /// Panics unless every repository's copy (`copy(name)`) has the
@@ -480,154 +343,11 @@ fn grokmirror(origin: &mut Origin, dir: &Path) -> [Duration; 3] {
     times
 }
 
-/// The real webapp and two real minions in `dir`.
-struct Product {
-    dir: PathBuf,
-    port: u16,
-    client: reqwest::blocking::Client,
-    _minions: Vec<Proc>,
-    _webapp: Proc,
-}
-
-impl Product {
-    fn start(dir: &Path) -> Product {
-        std::fs::create_dir_all(dir.join("confgit")).expect("mkdir");
-        let port_file = dir.join("port");
-        let webapp = Command::new(WEBAPP)
-            .arg(format!("--statedb={}", dir.join("state.db").display()))
-            .arg(format!(
-                "--configuration-directory={}",
-                dir.join("confgit").display()
-            ))
-            .args([
-                "--no-debug-real-confgit",
-                "--debug-allow-pretend-time",
-                "--git-server-type=local",
-                "--log-level=warn",
-                "--debug-port=0",
-            ])
-            .arg(format!(
-                "--local-base-directory={}",
-                dir.join("downstream").display()
-            ))
-            .arg(format!("--log={}", dir.join("webapp.log").display()))
-            .arg(format!("--debug-port-file={}", port_file.display()))
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("start the webapp");
-        let webapp = Proc(webapp);
-        let mut port = 0;
-        wait_until("the webapp listening", Duration::from_secs(60), || {
-            port = std::fs::read_to_string(&port_file)
-                .ok()
-                .and_then(|s| s.trim().parse().ok())
-                .unwrap_or(0);
-            port != 0
-        });
-        let conf = dir.join("lorry.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "[config]\nworking-area = {}\nmirror-base-url-push = {}\n",
-                dir.join("wa").display(),
-                dir.join("downstream").display()
-            ),
-        )
-        .expect("lorry.conf");
-        let sleep: String = env_or("LC_FLEET_MINION_SLEEP", "0.2".to_owned());
-        let minions = (0..2)
-            .map(|m| {
-                Proc(
-                    Command::new(MINION)
-                        .args([
-                            "--webapp-host=127.0.0.1".to_owned(),
-                            format!("--webapp-port={port}"),
-                            format!("--sleep={sleep}"),
-                            format!("--lorry-path={LORRY}"),
-                            format!("--lorry-config={}", conf.display()),
-                            format!("--log={}", dir.join(format!("minion{m}.log")).display()),
-                        ])
-                        .stdin(Stdio::null())
-                        .spawn()
-                        .expect("start a minion"),
-                )
-            })
-            .collect();
-        Product {
-            dir: dir.to_owned(),
-            port,
-            client: reqwest::blocking::Client::builder()
-                .timeout(Duration::from_secs(300))
-                .build()
-                .expect("client"),
-            _minions: minions,
-            _webapp: webapp,
-        }
-    }
-
-    fn post(&self, path: &str, form: &[(&str, &str)]) -> Value {
-        let answer = self
-            .client
-            .post(format!("http://127.0.0.1:{}{path}", self.port))
-            .form(form)
-            .send()
-            .expect("POST");
-        let status = answer.status();
-        let body = answer.text().unwrap_or_default();
-        assert!(status.is_success(), "POST {path}: {status} {body}");
-        serde_json::from_str(&body).unwrap_or(Value::Null)
-    }
-
-    fn pretend_time(&self, now: i64) {
-        self.post("/1.0/pretend-time", &[("now", &now.to_string())]);
-    }
-
-    /// Waits until every one of `count` lorries shows a successful run that
-    /// started at `since` or later.
-    fn wait_for_results(&self, count: usize, since: i64, started: Instant) {
-        loop {
-            let status: Value = self
-                .client
-                .get(format!("http://127.0.0.1:{}/1.0/status", self.port))
-                .send()
-                .and_then(|a| a.json())
-                .expect("GET /1.0/status");
-            let queue = status["run_queue"].as_array().cloned().unwrap_or_default();
-            let mut done = 0;
-            for entry in &queue {
-                if entry["last_run"].as_i64().unwrap_or(0) >= since
-                    && entry["running_job"].is_null()
-                {
-                    let exit = entry["last_run_exit"].as_str().unwrap_or("");
-                    assert_eq!(
-                        exit, "0",
-                        "{} failed: {}",
-                        entry["path"], entry["last_run_error"]
-                    );
-                    done += 1;
-                }
-            }
-            if queue.len() >= count && done == queue.len() {
-                return;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(3_600),
-                "{done} of {count} lorries done after an hour; see {}",
-                self.dir.display()
-            );
-            // Asking costs the webapp too: about one poll per 2% of the
-            // time so far, between 20 and 250 ms.
-            let wait = (started.elapsed() / 50)
-                .clamp(Duration::from_millis(20), Duration::from_millis(250));
-            std::thread::sleep(wait);
-        }
-    }
-}
-
 /// The product with a plain `lorries` section (`manifest: false`) or with
 /// a `grokmirror` Upstream Host reading the origin's manifest.
 fn product(origin: &mut Origin, dir: &Path, manifest: bool) -> [Duration; 3] {
-    let product = Product::start(dir);
+    let sleep: String = env_or("LC_FLEET_MINION_SLEEP", "0.2".to_owned());
+    let product = Product::start(dir, 2, &sleep);
     let confgit = dir.join("confgit");
     let (conf, prefix) = if manifest {
         (
@@ -664,11 +384,7 @@ fn product(origin: &mut Origin, dir: &Path, manifest: bool) -> [Duration; 3] {
             "fleet",
         )
     };
-    std::fs::write(
-        confgit.join("lorry-controller.conf"),
-        serde_json::to_string_pretty(&conf).expect("json"),
-    )
-    .expect("write the conf");
+    product.write_conf(&conf);
     let count = origin.names.len();
     let mut now = 1_900_000_000;
     product.pretend_time(now);
@@ -698,41 +414,14 @@ fn product(origin: &mut Origin, dir: &Path, manifest: bool) -> [Duration; 3] {
     times
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("model name")
-                .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
-        })
-        .unwrap_or_default();
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let mem = std::fs::read_to_string("/proc/meminfo")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:").map(|m| m.trim().to_owned()))
-        .unwrap_or_default();
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let git_version = git(Path::new("/"), &["--version"]);
+/// The machine, and the grokmirror the bench runs.
+fn machine_and_grokmirror() -> String {
     let grok = Command::new(grok_tool("grok-pull"))
         .arg("--version")
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_default();
-    format!(
-        "{cores} cores ({cpu}), {mem} memory, load average at the start {}, {}, grok-pull {grok}",
-        load.split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" "),
-        git_version.trim()
-    )
+    format!("{}, grok-pull {grok}", machine())
 }
 
 fn main() {
@@ -750,7 +439,7 @@ fn main() {
     .split(',')
     .map(|s| s.trim().to_owned())
     .collect();
-    println!("machine: {}", machine());
+    println!("machine: {}", machine_and_grokmirror());
     let tmp = tempfile::tempdir().expect("tempdir");
     let t = Instant::now();
     let mut origin = Origin::new(&tmp.path().join("origin"), repos);

@@ -28,32 +28,14 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Proc, Scenario, env_or, free_port, memory, percentile, run_clients, wait_until};
+use common::mirrors::{self, git, git_daemon};
+use common::{Proc, Scenario, env_or, memory, percentile, run_clients, wait_until};
 use lc_core::db::{NewLorry, StateDb};
 
-const MINION: &str = env!("CARGO_BIN_EXE_lorry-controller-minion");
-const LORRY: &str = env!("CARGO_BIN_EXE_lorry");
 const LORRIES: usize = 50;
 const UPSTREAMS: usize = 5;
-
-fn git(dir: &Path, args: &[&str]) {
-    let status = Command::new("git")
-        .current_dir(dir)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_AUTHOR_NAME", "B")
-        .env("GIT_AUTHOR_EMAIL", "b@example.com")
-        .env("GIT_COMMITTER_NAME", "B")
-        .env("GIT_COMMITTER_EMAIL", "b@example.com")
-        .args(args)
-        .stdout(Stdio::null())
-        .status()
-        .expect("git");
-    assert!(status.success(), "git {args:?}");
-}
 
 /// Upstream repositories `r0.git`... with a few commits, and `git daemon`.
 fn upstreams(dir: &Path) -> (Proc, u16) {
@@ -80,55 +62,15 @@ fn upstreams(dir: &Path) -> (Proc, u16) {
             ],
         );
     }
-    let port = free_port();
-    let exec = String::from_utf8(
-        Command::new("git")
-            .arg("--exec-path")
-            .output()
-            .expect("git --exec-path")
-            .stdout,
-    )
-    .expect("utf-8");
-    let daemon = Command::new(Path::new(exec.trim()).join("git-daemon"))
-        .args(["--reuseaddr", "--export-all", "--listen=127.0.0.1"])
-        .arg(format!("--port={port}"))
-        .arg(format!("--base-path={}", base.display()))
-        .arg(&base)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("git daemon");
-    wait_until("git daemon", || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
-    (Proc(daemon), port)
+    git_daemon(&base)
 }
 
 fn start_minion(dir: &Path, port: u16, name: &str) -> Proc {
-    let conf = dir.join("lorry.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "[config]\nworking-area = {}\nmirror-base-url-push = {}\n",
-            dir.join("wa").display(),
-            dir.join("downstream").display()
-        ),
-    )
-    .expect("lorry.conf");
-    Proc(
-        Command::new(MINION)
-            .args([
-                "--webapp-host=127.0.0.1".to_owned(),
-                format!("--webapp-port={port}"),
-                "--sleep=0.2".into(),
-                "--update-interval=1".into(),
-                format!("--lorry-path={LORRY}"),
-                format!("--lorry-config={}", conf.display()),
-                format!("--log={}", dir.join(format!("{name}.log")).display()),
-            ])
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("start minion"),
+    mirrors::start_minion(
+        dir,
+        port,
+        name,
+        &["--sleep=0.2".to_owned(), "--update-interval=1".to_owned()],
     )
 }
 
@@ -262,9 +204,9 @@ fn main() {
         common::client_process(Mix);
         return;
     }
-    let seconds = env_or("LC_BENCH_SECONDS", 60);
-    let clients = env_or("LC_BENCH_CLIENTS", 200);
-    let processes = env_or("LC_BENCH_PROCESSES", 4).max(1);
+    let seconds: u64 = env_or("LC_BENCH_SECONDS", 60);
+    let clients: u64 = env_or("LC_BENCH_CLIENTS", 200);
+    let processes: u64 = env_or("LC_BENCH_PROCESSES", 4).max(1);
     let per_process = clients.div_ceil(processes);
     let dir = tempfile::tempdir().expect("tempdir");
     let (_daemon, git_port) = upstreams(dir.path());

@@ -13,6 +13,16 @@
 
 #![allow(dead_code, reason = "each bench uses part of it")]
 
+pub mod mirrors;
+
+/// At `crate::common::git`, where the end-to-end doubles a bench borrows
+/// (`tests/e2e/doubles/`) look for it.
+#[allow(
+    unused_imports,
+    reason = "only the benches that borrow the doubles use it"
+)]
+pub use mirrors::git;
+
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -31,7 +41,9 @@ impl Drop for Proc {
     }
 }
 
-pub fn env_or(name: &str, default: u64) -> u64 {
+/// The environment variable `name` parsed, or `default` when it is unset
+/// or does not parse.
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
         .ok()
         .and_then(|s| s.parse().ok())

@@ -131,6 +131,10 @@ pub struct GitlabState {
     pub activity_override: Option<Option<Value>>,
     pub seen: Vec<Seen>,
     pub base: String,
+    /// Where `http_url_to_repo` points instead of `base`: a git server of
+    /// the bench's own on the same host name (GitLab's `external_url`
+    /// serves both; the double serves no git).
+    pub clone_base: Option<String>,
 }
 
 pub struct GitlabV4 {
@@ -165,6 +169,7 @@ impl GitlabV4 {
             activity_override: None,
             seen: Vec::new(),
             base: String::new(),
+            clone_base: None,
         }));
         let router = Router::new()
             .route("/api/v4/projects", get(list_projects).post(create_project))
@@ -463,7 +468,7 @@ fn project_json(s: &GitlabState, p: &Project) -> Value {
         "archived": p.archived,
         "empty_repo": p.empty_repo,
         "ssh_url_to_repo": format!("git@{}:{}.git", host.split(':').next().unwrap_or(host), p.path_with_namespace),
-        "http_url_to_repo": format!("{}/{}.git", s.base, p.path_with_namespace),
+        "http_url_to_repo": format!("{}/{}.git", s.clone_base.as_deref().unwrap_or(&s.base), p.path_with_namespace),
         "web_url": format!("{}/{}", s.base, p.path_with_namespace),
         "namespace": ns.map(|n| json!({"id": n.id, "path": n.path, "full_path": n.full_path, "kind": n.kind})),
     });
