@@ -23,8 +23,11 @@ use crate::error::{Error, Result};
 const TICK: Duration = Duration::from_millis(100);
 /// Idle time after the last write that makes a good moment.
 const IDLE: Duration = Duration::from_millis(250);
-/// Under constant load, checkpoint anyway when the WAL is this large...
-const MAX_WAL_BYTES: u64 = 64 * 1024 * 1024;
+/// Under constant load, checkpoint anyway when the WAL has grown this much
+/// since the last checkpoint... (also the size a WAL file is cut back to
+/// when SQLite starts writing it from the start again:
+/// `journal_size_limit`, set in `connect`).
+pub(super) const MAX_WAL_BYTES: u64 = 64 * 1024 * 1024;
 /// ... or when writes have waited this long.
 const MAX_DELAY: Duration = Duration::from_secs(60);
 /// A failing checkpoint is logged at most this often.
@@ -89,6 +92,8 @@ fn run(conn: &Connection, wal: &Path, shared: &Shared, stopped: &mpsc::Receiver<
     let mut checkpointed_writes = 0;
     let mut last_checkpoint = Instant::now();
     let mut last_failure_logged = None;
+    let wal_len = || std::fs::metadata(wal).map(|m| m.len()).unwrap_or(0);
+    let mut wal_len_at_checkpoint = wal_len();
     while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(TICK) {
         let writes = shared.writes.load(Ordering::Relaxed);
         if writes == checkpointed_writes {
@@ -97,12 +102,13 @@ fn run(conn: &Connection, wal: &Path, shared: &Shared, stopped: &mpsc::Receiver<
         let now_ms = shared.started.elapsed().as_millis() as u64;
         let idle = now_ms.saturating_sub(shared.last_write_ms.load(Ordering::Relaxed))
             >= IDLE.as_millis() as u64;
-        let large = std::fs::metadata(wal)
-            .map(|m| m.len() >= MAX_WAL_BYTES)
-            .unwrap_or(false);
+        let large = grown_too_much(wal_len(), wal_len_at_checkpoint);
         if idle || large || last_checkpoint.elapsed() >= MAX_DELAY {
             match Sql::new(conn).query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                Ok(()) => checkpointed_writes = writes,
+                Ok(()) => {
+                    checkpointed_writes = writes;
+                    wal_len_at_checkpoint = wal_len();
+                }
                 Err(err) => {
                     // Once a minute at most: a full disk fails every try.
                     if last_failure_logged.is_none_or(|at: Instant| at.elapsed() >= LOG_EVERY) {
@@ -117,5 +123,32 @@ fn run(conn: &Connection, wal: &Path, shared: &Shared, stopped: &mpsc::Receiver<
     // Leave a small WAL behind when the database is closed.
     if let Err(err) = Sql::new(conn).query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
         tracing::debug!(%err, "final STATEDB checkpoint failed");
+    }
+}
+
+/// Whether a WAL now `len` bytes long, `at_checkpoint` after the last
+/// checkpoint, has grown enough to checkpoint under load. Its growth, not
+/// its length: a checkpoint does not shrink the file (SQLite writes it
+/// again from the start), so a length once past the limit would call for a
+/// checkpoint, and a sync, at every tick for as long as writes go on.
+fn grown_too_much(len: u64, at_checkpoint: u64) -> bool {
+    len >= at_checkpoint.saturating_add(MAX_WAL_BYTES)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_large_wal_calls_for_a_checkpoint_once_not_at_every_tick() {
+        // Grown by the limit from an empty WAL: due.
+        assert!(grown_too_much(MAX_WAL_BYTES, 0));
+        assert!(!grown_too_much(MAX_WAL_BYTES - 1, 0));
+        // Just checkpointed, the file as long as before: not due again
+        // until it has grown by the limit once more.
+        let big = 3 * MAX_WAL_BYTES;
+        assert!(!grown_too_much(big, big));
+        assert!(!grown_too_much(big + MAX_WAL_BYTES - 1, big));
+        assert!(grown_too_much(big + MAX_WAL_BYTES, big));
     }
 }

@@ -355,6 +355,14 @@ fn connect(path: &Path, access: Access) -> Result<Connection> {
     // The checkpointer thread does it, off the request path: see checkpoint.rs.
     conn.pragma_update(None, "wal_autocheckpoint", 0)
         .map_err(open_err)?;
+    // A WAL that a burst made large is cut back when it is written from
+    // the start again, rather than kept at its largest for good.
+    conn.pragma_update(
+        None,
+        "journal_size_limit",
+        i64::try_from(checkpoint::MAX_WAL_BYTES).unwrap_or(i64::MAX),
+    )
+    .map_err(open_err)?;
     // Every statement is prepared through the cache (`Sql`); rusqlite's
     // default of 16 is fewer than the webapp's distinct statements, and a
     // statement evicted is parsed again on its next use.
@@ -714,7 +722,7 @@ mod pragma_tests {
     #[test]
     fn connections_use_wal_with_normal_sync() {
         let (_dir, db) = fresh();
-        let (mode, sync, fk, autocheckpoint): (String, i64, i64, i64) = db
+        let (mode, sync, fk, autocheckpoint, size_limit): (String, i64, i64, i64, i64) = db
             .read(|tx| {
                 Ok((
                     tx.conn()
@@ -725,9 +733,14 @@ mod pragma_tests {
                         .query_row("PRAGMA foreign_keys", [], |r| r.get(0))?,
                     tx.conn()
                         .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))?,
+                    tx.conn()
+                        .query_row("PRAGMA journal_size_limit", [], |r| r.get(0))?,
                 ))
             })
             .expect("pragmas");
-        assert_eq!((mode.as_str(), sync, fk, autocheckpoint), ("wal", 1, 1, 0));
+        assert_eq!(
+            (mode.as_str(), sync, fk, autocheckpoint, size_limit),
+            ("wal", 1, 1, 0, 64 * 1024 * 1024)
+        );
     }
 }
