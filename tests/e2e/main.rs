@@ -12,6 +12,7 @@ mod admin;
 mod api;
 mod architecture;
 mod backup;
+mod batch;
 mod browser;
 mod common;
 mod confgit;

@@ -7,8 +7,13 @@
 
 use serde::{Deserialize, Serialize};
 
+mod batch;
 mod provenance;
 mod result;
+pub use batch::{
+    BATCH_MAX, BatchCheck, BatchJob, BatchLorry, BatchResult, BatchSpec, is_compared_ref,
+    refs_digest,
+};
 pub use provenance::{
     ChannelInfo, ChannelPointing, Channels, LorryDiff, LorryHistory, LorryRefs, MovedRef,
     PinCounts, RefHistoryEntry, RefTip, SnapshotDiff, SnapshotInfo, SnapshotManifest, Snapshots,
@@ -90,6 +95,11 @@ pub struct GiveMeJob {
     pub job_id: Option<i64>,
     #[serde(flatten)]
     pub lorry: Option<LorryInfo>,
+    /// A batch of lorries to check (only for a minion that asked with
+    /// `batch=N`; `job_id` is then null, so a client that does not know
+    /// batches sees no job).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<BatchJob>,
 }
 
 /// Everything the webapp knows about one job.

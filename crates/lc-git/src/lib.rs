@@ -58,6 +58,17 @@ impl Git {
     /// v2 where the server speaks it), limited to the given ref prefixes when
     /// any are given. Peeled tags and `HEAD` are not listed.
     pub fn ls_remote(&self, url: &str, prefixes: &[&str]) -> Result<Vec<RemoteRef>, GitError> {
+        self.ls_remote_within(url, prefixes, None)
+    }
+
+    /// [`Git::ls_remote`] killed (with everything it started) once
+    /// `timeout` has passed, when one is given.
+    pub fn ls_remote_within(
+        &self,
+        url: &str,
+        prefixes: &[&str],
+        timeout: Option<std::time::Duration>,
+    ) -> Result<Vec<RemoteRef>, GitError> {
         let (git, url) = self.with_url_credentials(url);
         let url = url.as_str();
         let mut cmd = git.command();
@@ -80,7 +91,10 @@ impl Git {
             cmd.arg("--tags");
         }
         cmd.arg("--").arg(url);
-        let out = cmd.run()?;
+        let out = match timeout {
+            Some(timeout) => cmd.run_with_timeout(timeout)?,
+            None => cmd.run()?,
+        };
         let mut refs = Vec::new();
         for line in String::from_utf8_lossy(&out.stdout).lines() {
             let Some(r) = parse_ls_remote_line(line) else {

@@ -20,6 +20,7 @@
 //! [`log::Log`], which redacts credentials; one failed spec never stops the
 //! others, and the exit code is 0 only when every spec was mirrored.
 
+pub mod check;
 pub mod import;
 pub mod lfs;
 pub mod log;
@@ -104,6 +105,13 @@ pub fn run(args: Vec<OsString>, git: Git, out: &mut dyn Write, err: &mut dyn Wri
         }
     };
     let mut log = Log::new(out, err, options.verbose);
+    if options.check_refs {
+        let [file] = options.files.as_slice() else {
+            log.error("lorry: --check-refs takes one batch file");
+            return 2;
+        };
+        return check::run(&options, file, git, &mut log);
+    }
     let Some(working_area) = options.working_area.clone() else {
         log.error("lorry: --working-area is required");
         return 2;

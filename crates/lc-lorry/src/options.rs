@@ -139,6 +139,12 @@ pub struct Options {
         overrides_with = "downstream_check_every"
     )]
     pub downstream_check_every: u64,
+    /// The file is a batch check (lc_api::BatchSpec, as the minion writes
+    /// it): list each upstream's heads and tags, in parallel, with bounded
+    /// `git ls-remote`s, and write their digests (lc_api::BatchResult) to
+    /// --result-file. Needs no working area and pushes nothing.
+    #[arg(long)]
+    pub check_refs: bool,
     /// Write what the run did, as JSON (lc_api::JobResult), to this file.
     #[arg(long, value_name = "FILE", overrides_with = "result_file")]
     pub result_file: Option<PathBuf>,

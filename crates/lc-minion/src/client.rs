@@ -67,6 +67,18 @@ pub struct Job {
     /// (traces on only): the job's span is its child, so the job's
     /// requests join the give-me-job's trace.
     pub traceparent: Option<String>,
+    /// A batch check rather than a lorry's job: `text` is then the
+    /// [`lc_api::BatchSpec`] for `lorry --check-refs`, `path` says how
+    /// many lorries it holds, and `job_id` is the batch's.
+    pub batch: bool,
+}
+
+/// How a minion asks for batch checks (see [`WebappClient::give_me_job`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchAsk {
+    pub max: usize,
+    pub parallel: usize,
+    pub ls_remote_timeout: Duration,
 }
 
 /// What a `job-update` reports.
@@ -124,35 +136,64 @@ impl WebappClient {
     /// Asks for a job; when none may start, the webapp may hold the request
     /// up to `wait` until one may (a webapp that does not know `wait`
     /// answers at once).
+    /// `batch`: with `Some`, up to `max` lorries may come as one batch
+    /// check, listed `parallel` at a time with each `ls-remote` killed
+    /// after `ls_remote_timeout`.
     pub async fn give_me_job(
         &self,
         host: &str,
         pid: u32,
         wait: Duration,
+        batch: Option<BatchAsk>,
     ) -> Result<Option<Job>, ClientError> {
         let pid = pid.to_string();
         let wait = format!("{:.3}", wait.as_secs_f64());
-        let (answer, traceparent): (GiveMeJob, _) = self
-            // idle=yes: this minion runs no job, so the webapp ends any it
-            // recorded as ours (its answer was lost).
-            .post_traced(
-                "/1.0/give-me-job",
-                &[
-                    ("host", host),
-                    ("pid", &pid),
-                    ("idle", "yes"),
-                    ("wait", &wait),
-                ],
-            )
-            .await?;
+        let max = batch.map(|b| b.max.to_string());
+        // idle=yes: this minion runs no job, so the webapp ends any it
+        // recorded as ours (its answer was lost).
+        let mut form = vec![
+            ("host", host),
+            ("pid", pid.as_str()),
+            ("idle", "yes"),
+            ("wait", wait.as_str()),
+        ];
+        if let Some(max) = &max {
+            form.push(("batch", max.as_str()));
+        }
+        let (answer, traceparent): (GiveMeJob, _) =
+            self.post_traced("/1.0/give-me-job", &form).await?;
         match (answer.job_id, answer.lorry) {
-            (None, _) => Ok(None),
+            (None, _) => match (answer.batch, batch) {
+                (Some(given), Some(ask)) if !given.lorries.is_empty() => {
+                    let spec = lc_api::BatchSpec {
+                        parallel: ask.parallel,
+                        ls_remote_timeout: ask.ls_remote_timeout.as_secs().max(1),
+                        deadline: u64::try_from(given.timeout).unwrap_or(0),
+                        lorries: given.lorries,
+                    };
+                    let text =
+                        serde_json::to_string(&spec).map_err(|e| ClientError::BadAnswer {
+                            url: self.url("/1.0/give-me-job"),
+                            reason: format!("batch {}: {e}", given.job_id),
+                        })?;
+                    Ok(Some(Job {
+                        job_id: given.job_id,
+                        path: format!("batch of {}", spec.lorries.len()),
+                        text,
+                        lorry_timeout: given.timeout,
+                        traceparent,
+                        batch: true,
+                    }))
+                }
+                _ => Ok(None),
+            },
             (Some(job_id), Some(lorry)) => Ok(Some(Job {
                 job_id,
                 path: lorry.path,
                 text: lorry.text,
                 lorry_timeout: lorry.lorry_timeout,
                 traceparent,
+                batch: false,
             })),
             (Some(job_id), None) => Err(ClientError::BadAnswer {
                 url: self.url("/1.0/give-me-job"),

@@ -23,6 +23,12 @@ pub struct MinionConfig {
     pub sleep: Duration,
     /// How often a running job's new output is sent (the job's heartbeat).
     pub update_interval: Duration,
+    /// The most lorries taken as one batch check (`--batch`; 0: none).
+    pub batch: usize,
+    /// `ls-remote`s of a batch run at once.
+    pub batch_parallel: usize,
+    /// The longest one `ls-remote` of a batch may take.
+    pub batch_ls_remote_timeout: Duration,
     /// Longest wait between retries while the webapp is unreachable.
     pub retry_max: Duration,
     /// Time between SIGTERM and SIGKILL to lorry's process group.
@@ -75,6 +81,9 @@ impl MinionConfig {
             webapp_timeout: Duration::from_secs(60),
             sleep: Duration::from_secs(30),
             update_interval: Duration::from_secs(5),
+            batch: 0,
+            batch_parallel: 8,
+            batch_ls_remote_timeout: Duration::from_secs(60),
             retry_max: Duration::from_secs(60),
             kill_grace: Duration::from_secs(5),
             shutdown_report_timeout: Duration::from_secs(30),
@@ -257,6 +266,17 @@ impl LorryCommand {
 
     /// lorry and its arguments alone, without `prlimit`.
     pub fn lorry_argv(&self, spec_file: &Path, result_file: Option<&Path>) -> Vec<OsString> {
+        self.lorry_argv_for(spec_file, result_file, false)
+    }
+
+    /// [`LorryCommand::lorry_argv`], or with `check_refs` for a batch
+    /// check of the batch file `spec_file`.
+    pub fn lorry_argv_for(
+        &self,
+        spec_file: &Path,
+        result_file: Option<&Path>,
+        check_refs: bool,
+    ) -> Vec<OsString> {
         let mut argv: Vec<OsString> = vec![self.program.clone().into()];
         if let Some(config) = &self.config {
             argv.push("--config".into());
@@ -269,6 +289,9 @@ impl LorryCommand {
         if let Some(file) = result_file {
             argv.push("--result-file".into());
             argv.push(file.into());
+        }
+        if check_refs {
+            argv.push("--check-refs".into());
         }
         argv.push(spec_file.into());
         argv

@@ -518,6 +518,7 @@ impl Job {
             };
         }
         let usage = match &config.working_area {
+            Some(_) if self.batch => None,
             Some(area) => {
                 let dir = working_dir(area, &self.path);
                 tokio::task::spawn_blocking(move || match disk_usage(&dir) {
@@ -718,7 +719,13 @@ fn prepare(
     spec_file: &std::path::Path,
     result_file: &std::path::Path,
 ) -> Result<Prepared, String> {
-    let spec: serde_json::Value = serde_json::from_str(&job.text).unwrap_or_default();
+    // A batch's file is no spec: no working directory, no local upstream
+    // shown, the minion's limits.
+    let spec: serde_json::Value = if job.batch {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_str(&job.text).unwrap_or_default()
+    };
     let limits = config.job_limits.lowered_by(&spec)?;
     let mut notes = Vec::new();
     let cgroup =
@@ -776,7 +783,11 @@ fn prepare(
         };
         argv.extend(sandbox.argv(&paths));
     }
-    argv.extend(config.lorry.lorry_argv(spec_file, Some(result_file)));
+    argv.extend(
+        config
+            .lorry
+            .lorry_argv_for(spec_file, Some(result_file), job.batch),
+    );
     let show = |n: Option<u64>| n.map_or_else(|| "none".to_owned(), |n| n.to_string());
     let isolation = format!(
         "{} (memory-max {}, tasks-max {}, cpu-seconds {})",
@@ -962,6 +973,7 @@ mod tests {
             text: r#"{"up/a": {"type": "git", "url": "https://u:pw@h/a"}}"#.into(),
             lorry_timeout: 60,
             traceparent: None,
+            batch: false,
         };
         let dir = write_spec(&job).expect("write");
         let mode = |p: &std::path::Path| std::fs::metadata(p).expect("stat").permissions().mode();

@@ -139,7 +139,14 @@ pub async fn run(mut config: MinionConfig, mut shutdown: Shutdown) -> Result<(),
             // as one becomes due), and a job nobody reports stays running
             // until its timeout. The wait is bounded (`ask_wait`), and a
             // job that comes is reported as not started (`run_job`).
-            client.give_me_job(&config.host, config.pid, wait).await
+            let batch = (config.batch > 0).then_some(client::BatchAsk {
+                max: config.batch,
+                parallel: config.batch_parallel,
+                ls_remote_timeout: config.batch_ls_remote_timeout,
+            });
+            client
+                .give_me_job(&config.host, config.pid, wait, batch)
+                .await
         };
         let pause = match asked {
             Ok(Some(job)) => {

@@ -38,6 +38,20 @@ pub struct Options {
     /// answer as soon as a job can start.
     #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = seconds)]
     pub sleep: Duration,
+    /// Take up to this many due git lorries at once as a batch check
+    /// (parallel `ls-remote`s, one report; the webapp hands back the
+    /// changed ones as ordinary jobs). 0: ordinary jobs only.
+    #[arg(long, value_name = "LORRIES", default_value_t = 0,
+          value_parser = clap::value_parser!(u64).range(0..=lc_api::BATCH_MAX as u64))]
+    pub batch: u64,
+    /// How many `ls-remote`s of a batch run at once.
+    #[arg(long, value_name = "N", default_value_t = 8,
+          value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub batch_parallel: u64,
+    /// Seconds one `ls-remote` of a batch may take before it is killed
+    /// (its lorry then gets an ordinary job).
+    #[arg(long, value_name = "SECONDS", default_value = "60", value_parser = seconds)]
+    pub batch_ls_remote_timeout: Duration,
     /// Seconds between updates of a running job's output.
     #[arg(long, value_name = "SECONDS", default_value = "5", value_parser = seconds)]
     pub update_interval: Duration,
@@ -166,6 +180,9 @@ impl Options {
         })?;
         config.sleep = self.sleep;
         config.update_interval = self.update_interval;
+        config.batch = usize::try_from(self.batch).unwrap_or(0);
+        config.batch_parallel = usize::try_from(self.batch_parallel).unwrap_or(1);
+        config.batch_ls_remote_timeout = self.batch_ls_remote_timeout;
         config.retry_max = self.webapp_retry_max;
         config.kill_grace = self.kill_grace;
         config.update_max_bytes = usize::try_from(self.update_max_bytes).unwrap_or(usize::MAX);

@@ -157,6 +157,7 @@ async fn give_me_job(
         return Json(GiveMeJob {
             job_id: None,
             lorry: None,
+            batch: None,
         });
     };
     let text =
@@ -183,6 +184,7 @@ async fn give_me_job(
             checked_without_job_how: None,
             last_job_run: None,
         }),
+        batch: None,
     })
 }
 

@@ -258,6 +258,16 @@ pub async fn give_me_job(
         // Our minion says `idle=yes`: it runs no job, so any still recorded
         // as its own never reached it (the original's minions do not say it).
         idle: fields.optional("idle") == Some("yes"),
+        // A newer minion may take a batch of lorries to check (see
+        // lc_core's batches.rs); others are answered exactly as before.
+        batch: {
+            let n = fields.optional_int("batch")?.unwrap_or(0);
+            usize::try_from(n).map_err(|_| {
+                ApiError::BadRequest(format!(
+                    "field batch must be a number of lorries from 0, not {n}"
+                ))
+            })?
+        },
     };
     let wait = crate::longpoll::wait_field(&fields, state.config.give_me_job_max_wait)?;
     Ok(Json(crate::longpoll::answer(&state, asker, wait).await?))
@@ -334,7 +344,14 @@ pub async fn job_update(State(state): State<AppState>, fields: Fields) -> ApiRes
             },
         );
     }
-    if let (Some(exit), Some(ended)) = (exit, job.ended) {
+    if let (Some(exit), Some(_)) = (exit, job.ended)
+        && job.path.is_empty()
+    {
+        // A batch check (its answer names no lorry): its lorries were
+        // checked or handed back; nothing was pushed.
+        tracing::info!(job_id, exit, verdicts = %job.output, "batch ended");
+        state.queue.wake();
+    } else if let (Some(exit), Some(ended)) = (exit, job.ended) {
         tracing::info!(job_id, path = %job.path, exit, "job ended");
         state.queue.wake();
         state

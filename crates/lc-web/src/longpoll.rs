@@ -35,7 +35,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lc_api::GiveMeJob;
 use lc_base::redact::redact;
-use lc_core::db::JobUpdate;
+use lc_core::db::{Handout, JobUpdate};
 use tokio::sync::oneshot::channel as oneshot_channel;
 use tokio::sync::{Mutex, oneshot, watch};
 use tokio::time::Instant;
@@ -56,6 +56,9 @@ pub struct Asker {
     pub pid: i64,
     /// The minion says it runs no job (`idle=yes`).
     pub idle: bool,
+    /// The most lorries it takes as one batch check (`batch=N`; 0: jobs
+    /// only, as every minion before batches).
+    pub batch: usize,
 }
 
 /// What wakes waiting give-me-jobs, and what the last fruitless try found.
@@ -134,6 +137,7 @@ fn no_job() -> GiveMeJob {
     GiveMeJob {
         job_id: None,
         lorry: None,
+        batch: None,
     }
 }
 
@@ -243,7 +247,12 @@ impl Handed {
 /// What the transaction of a try found.
 enum Found {
     Job(Box<(i64, lc_api::LorryInfo, lc_core::db::UpstreamMetadata)>),
-    Nothing { next_due: Option<i64>, now: i64 },
+    /// Lorries held for a batch check: nothing to prepare.
+    Batch(lc_api::BatchJob),
+    Nothing {
+        next_due: Option<i64>,
+        now: i64,
+    },
 }
 
 /// One try: in a task of its own, which finishes whatever becomes of the
@@ -266,12 +275,36 @@ async fn attempt(state: &AppState, asker: &Asker, waiting: bool) -> Result<Attem
                 return;
             }
             Ok(Found::Job(job)) => *job,
+            Ok(Found::Batch(batch)) => {
+                let _ = found_tx.send(Ok(None));
+                let (job_id, lorries) = (batch.job_id, batch.lorries.len());
+                let answer = Ok(GiveMeJob {
+                    batch: Some(batch),
+                    ..no_job()
+                });
+                if handed_tx.send(answer).is_err() {
+                    tracing::warn!(
+                        job_id,
+                        lorries,
+                        "the request was gone before its batch could be handed out: batch released"
+                    );
+                    let ended = state.write(move |tx| tx.end_job_unanswered(job_id)).await;
+                    if let Err(err) = ended {
+                        tracing::warn!(job_id, ?err, "cannot release a batch nobody received");
+                    }
+                    state.queue.wake();
+                } else {
+                    tracing::debug!(job_id, lorries, "batch handed out");
+                }
+                return;
+            }
         };
         let _ = found_tx.send(Ok(None));
         let answer = prepare(&state, job_id, lorry, upstream).await;
         if let Err(Ok(GiveMeJob {
             job_id: Some(job_id),
             lorry: Some(lorry),
+            ..
         })) = handed_tx.send(answer)
         {
             tracing::warn!(job_id, path = %lorry.path, "the request was gone before its job could be handed out: job ended");
@@ -294,7 +327,12 @@ async fn attempt(state: &AppState, asker: &Asker, waiting: bool) -> Result<Attem
 /// The write transaction of a try: ends the jobs an idle minion never
 /// received, then starts the next job, or says when the next lorry is due.
 async fn find(state: &AppState, asker: Asker, waiting: bool) -> Result<Found, ApiError> {
-    let Asker { host, pid, idle } = asker;
+    let Asker {
+        host,
+        pid,
+        idle,
+        batch,
+    } = asker;
     let (never_received, found) = state
         .write(move |tx| {
             let never_received = if idle {
@@ -302,15 +340,19 @@ async fn find(state: &AppState, asker: Asker, waiting: bool) -> Result<Found, Ap
             } else {
                 Vec::new()
             };
-            let Some((job_id, mut lorry)) = tx.start_next_job(&host, pid)? else {
-                let next_due = if waiting { tx.next_due_time()? } else { None };
-                return Ok((
-                    never_received,
-                    Found::Nothing {
-                        next_due,
-                        now: tx.now(),
-                    },
-                ));
+            let (job_id, mut lorry) = match tx.start_next(&host, pid, batch)? {
+                Some(Handout::Job(job_id, lorry)) => (job_id, *lorry),
+                Some(Handout::Batch(batch)) => return Ok((never_received, Found::Batch(batch))),
+                None => {
+                    let next_due = if waiting { tx.next_due_time()? } else { None };
+                    return Ok((
+                        never_received,
+                        Found::Nothing {
+                            next_due,
+                            now: tx.now(),
+                        },
+                    ));
+                }
             };
             let upstream = tx.upstream_metadata(&lorry.path)?;
             // The snapshot pins this job is to make ride in its spec.
@@ -365,6 +407,7 @@ async fn prepare(
     Ok(GiveMeJob {
         job_id: Some(job_id),
         lorry: Some(lorry),
+        batch: None,
     })
 }
 

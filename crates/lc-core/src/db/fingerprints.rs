@@ -53,6 +53,9 @@ pub enum UnchangedPer {
     Manifest,
     /// Its host's listing reported no activity since its last success.
     Activity,
+    /// A batch check's listing of its upstream equalled the refs its
+    /// mirror holds per the ref ledger (batches.rs).
+    Listing,
 }
 
 impl UnchangedPer {
@@ -61,6 +64,7 @@ impl UnchangedPer {
         match self {
             UnchangedPer::Manifest => "manifest",
             UnchangedPer::Activity => "activity",
+            UnchangedPer::Listing => "listing",
         }
     }
 
@@ -69,6 +73,7 @@ impl UnchangedPer {
         match code {
             "manifest" => Some(UnchangedPer::Manifest),
             "activity" => Some(UnchangedPer::Activity),
+            "listing" => Some(UnchangedPer::Listing),
             _ => None,
         }
     }
@@ -78,6 +83,7 @@ impl UnchangedPer {
         match self {
             UnchangedPer::Manifest => "unchanged per manifest",
             UnchangedPer::Activity => "unchanged per host activity",
+            UnchangedPer::Listing => "unchanged per upstream listing (batch check)",
         }
     }
 }

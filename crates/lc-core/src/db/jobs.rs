@@ -4,6 +4,7 @@ use lc_api::{EXIT_RUNNING, EventType, JobInfo, JobResult, LorryInfo};
 use rusqlite::{OptionalExtension, params};
 use serde_json::json;
 
+use super::batches::Hold;
 use super::{ReadTx, WriteTx};
 use crate::error::{Error, Result};
 use lc_base::timefmt;
@@ -49,10 +50,12 @@ struct JobRow {
     kill: bool,
     exit: Option<String>,
     disk_usage: Option<i64>,
+    /// The batch a hold belongs to (batches.rs); `None` for a job.
+    batch: Option<i64>,
 }
 
 impl ReadTx<'_> {
-    fn running_job_count(&self) -> Result<i64> {
+    pub(super) fn running_job_count(&self) -> Result<i64> {
         Ok(self
             .conn()
             .query_row("SELECT COUNT(*) FROM jobs WHERE ended IS NULL", [], |r| {
@@ -116,7 +119,8 @@ impl ReadTx<'_> {
     fn job_row(&self, job_id: i64) -> Result<JobRow> {
         self.conn()
             .prepare(
-                "SELECT host, pid, path, started, ended, updated, timeout, kill, exit, disk_usage
+                "SELECT host, pid, path, started, ended, updated, timeout, kill, exit, disk_usage,
+                        batch
                  FROM jobs WHERE job_id = ?1",
             )?
             .query_row([job_id], |r| {
@@ -131,6 +135,7 @@ impl ReadTx<'_> {
                     kill: r.get(7)?,
                     exit: r.get(8)?,
                     disk_usage: r.get(9)?,
+                    batch: r.get(10)?,
                 })
             })
             .optional()?
@@ -186,33 +191,16 @@ impl ReadTx<'_> {
 impl WriteTx<'_> {
     /// Hands the first due lorry to a minion: marks it running and creates
     /// its job. `None` when the queue is stopped, `max_jobs` jobs already run,
-    /// or nothing is due.
+    /// or nothing is due. (`start_next` with batches, in batches.rs.)
     pub fn start_next_job(&self, host: &str, pid: i64) -> Result<Option<(i64, LorryInfo)>> {
-        if !self.running_queue()? {
-            return Ok(None);
-        }
-        if let Some(max) = self.max_jobs()?
-            && self.running_job_count()? >= max
-        {
-            return Ok(None);
-        }
-        // Due lorries unchanged per their host's manifest are checked
-        // here without a job (see fingerprints.rs), up to a bound per call.
-        let full_check_every = self.full_check_every()?;
-        let mut unchanged = 0;
-        let path = loop {
-            let Some(path) = self.next_due_lorry_within_host_cap()? else {
-                return Ok(None);
-            };
-            let Some(how) = self.unchanged_per_hint(&path, full_check_every)? else {
-                break path;
-            };
-            if unchanged == super::fingerprints::UNCHANGED_PER_CALL {
-                return Ok(None);
-            }
-            self.mark_unchanged(&path, how)?;
-            unchanged += 1;
-        };
+        Ok(match self.start_next(host, pid, 0)? {
+            Some(super::Handout::Job(job_id, lorry)) => Some((job_id, *lorry)),
+            _ => None,
+        })
+    }
+
+    /// Starts the job of the due lorry `path` for minion `host`/`pid`.
+    pub(super) fn start_job(&self, host: &str, pid: i64, path: &str) -> Result<(i64, LorryInfo)> {
         self.conn()
             .prepare(
                 "INSERT INTO jobs (host, pid, path, started, updated, timeout)
@@ -227,17 +215,17 @@ impl WriteTx<'_> {
              WHERE path = ?1",
             )?
             .execute(params![path, job_id, self.now])?;
-        self.fingerprint_job_started(&path)?;
+        self.fingerprint_job_started(path)?;
         let lorry = self
-            .lorry_row(&path)?
-            .ok_or_else(|| Error::UnknownLorry(path.clone()))?;
+            .lorry_row(path)?
+            .ok_or_else(|| Error::UnknownLorry(path.to_owned()))?;
         self.record_event(
             EventType::JobStarted,
-            Some(&path),
+            Some(path),
             upstream_host(&lorry.from_host),
             json!({ "job_id": job_id, "minion": host, "pid": pid }),
         )?;
-        Ok(Some((job_id, lorry)))
+        Ok((job_id, lorry))
     }
 
     /// Ends the jobs still running under minion `host`/`pid`, which says
@@ -256,6 +244,14 @@ impl WriteTx<'_> {
             .query_map(params![host, pid], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
         for job_id in &ids {
+            match self.hold_of(*job_id)? {
+                Hold::Gone => continue,
+                Hold::Batch(batch) => {
+                    self.release_batch(batch)?;
+                    continue;
+                }
+                Hold::Job => {}
+            }
             self.append_output(
                 *job_id,
                 &format!(
@@ -275,6 +271,10 @@ impl WriteTx<'_> {
     /// that hung up): nobody runs it. Exit 127, with a line saying why.
     /// A job that has ended meanwhile is left alone.
     pub fn end_job_unanswered(&self, job_id: i64) -> Result<()> {
+        if let Hold::Batch(batch) = self.hold_of(job_id)? {
+            self.release_batch(batch)?;
+            return Ok(());
+        }
         let job = self.job_row(job_id)?;
         if job.ended.is_some() {
             return Ok(());
@@ -294,6 +294,9 @@ impl WriteTx<'_> {
         let job = self.job_row(job_id)?;
         if job.ended.is_some() {
             return Err(Error::JobEnded(job_id));
+        }
+        if let Some(batch) = job.batch {
+            return self.update_batch(batch, update);
         }
         self.append_output(job_id, &update.stdout)?;
         self.append_output(job_id, &update.stderr)?;
@@ -577,6 +580,16 @@ impl WriteTx<'_> {
             .query_map([ghost_timeout, self.now], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<rusqlite::Result<_>>()?;
         for (job_id, updated) in &ghosts {
+            match self.hold_of(*job_id)? {
+                Hold::Gone => continue,
+                // A batch's holds go without a verdict: their lorries are
+                // due as they were.
+                Hold::Batch(batch) => {
+                    self.release_batch(batch)?;
+                    continue;
+                }
+                Hold::Job => {}
+            }
             self.append_output(
                 *job_id,
                 &format!(

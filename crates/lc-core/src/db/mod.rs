@@ -17,6 +17,7 @@
 //! [`StateDb::write`] and [`StateDb::read`] from blocking tasks.
 
 pub mod backup;
+mod batches;
 mod checkpoint;
 mod config_sync;
 mod events;
@@ -49,6 +50,7 @@ use crate::error::{Error, Result};
 use checkpoint::Checkpointer;
 use sql::Sql;
 
+pub use batches::{BATCH_TIMEOUT, Handout};
 pub use config_sync::ConfigPlan;
 pub use events::EventFilter;
 pub use fingerprints::{ACTIVITY_MARGIN, DEFAULT_FULL_CHECK_EVERY};
@@ -103,6 +105,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!(
         "../../../../migrations/0018_event_ids_without_autoincrement.sql"
     )),
+    M::up(include_str!("../../../../migrations/0019_batch_checks.sql")),
 ];
 
 /// How long a connection waits for another one's lock before giving up.
