@@ -8,7 +8,7 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use lc_base::redact::redact;
 
@@ -274,34 +274,35 @@ impl GitCommand {
         };
         let stdout = drain(child.stdout.take().map(|p| Box::new(p) as Box<_>));
         let stderr = drain(child.stderr.take().map(|p| Box::new(p) as Box<_>));
-        let deadline = Instant::now() + timeout;
-        // Looked at after 1 ms, then ever less often up to every 20 ms: a
-        // quick command (most are a few milliseconds) is not kept waiting
-        // for a fixed pause.
-        let mut pause = Duration::from_millis(1);
-        let status = loop {
-            if let Some(status) = child.try_wait()? {
-                break Some(status);
-            }
-            if Instant::now() >= deadline {
-                break None;
-            }
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(20));
+        // A watchdog kills the group at the deadline while this thread
+        // waits for git: the end is seen the moment it comes, with no
+        // polling pause added to each command.
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let timed_out = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let watchdog = {
+            let timed_out = std::sync::Arc::clone(&timed_out);
+            std::thread::spawn(move || {
+                if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(timeout)
+                {
+                    timed_out.store(true, std::sync::atomic::Ordering::SeqCst);
+                    let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+                }
+            })
         };
+        let waited = child.wait();
+        let _ = stop.send(());
+        let _ = watchdog.join();
         // Whatever git left behind in its group goes too, so that nothing
         // holds the pipes open.
         let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
-        let status = match status {
-            Some(status) => status,
-            None => {
-                let _ = child.wait();
-                return Err(GitError::TimedOut {
-                    args: self.shown(),
-                    seconds: timeout.as_secs_f64().ceil() as u64,
-                });
-            }
-        };
+        let status = waited?;
+        if timed_out.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(GitError::TimedOut {
+                args: self.shown(),
+                seconds: timeout.as_secs_f64().ceil() as u64,
+            });
+        }
         let out = Output {
             status,
             stdout: stdout.join().unwrap_or_default(),
