@@ -31,37 +31,15 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Proc, env_or, free_port, start_webapp, wait_until};
+use common::mirrors::{git, git_daemon, start_minion};
+use common::{env_or, start_webapp};
 
-const MINION: &str = env!("CARGO_BIN_EXE_lorry-controller-minion");
-const LORRY: &str = env!("CARGO_BIN_EXE_lorry");
 const T0: i64 = 1_800_000_000;
 const HOUR: i64 = 3600;
-
-/// A hermetic `git`.
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .current_dir(dir)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_AUTHOR_NAME", "B")
-        .env("GIT_AUTHOR_EMAIL", "b@example.com")
-        .env("GIT_COMMITTER_NAME", "B")
-        .env("GIT_COMMITTER_EMAIL", "b@example.com")
-        .args(args)
-        .output()
-        .expect("git");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("mkdir");
@@ -114,25 +92,6 @@ fn make_repos(root: &Path, n: usize) -> Vec<(String, String)> {
         copy_dir(&template, &repos.join(format!("r{i}.git")));
     }
     refs
-}
-
-fn daemon(base: &Path) -> (Proc, u16) {
-    let port = free_port();
-    let exec_path = git(base, &["--exec-path"]);
-    let child = Command::new(Path::new(exec_path.trim()).join("git-daemon"))
-        .args(["--reuseaddr", "--export-all", "--listen=127.0.0.1"])
-        .arg("--max-connections=0")
-        .arg(format!("--port={port}"))
-        .arg(format!("--base-path={}", base.display()))
-        .arg(base)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("git daemon");
-    wait_until("git daemon", || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
-    (Proc(child), port)
 }
 
 /// One lorry per repository, each with a recorded first mirror (a job
@@ -267,7 +226,7 @@ fn main() {
     let root = dir.path();
     let set_up = Instant::now();
     let refs = make_repos(root, n);
-    let (_daemon, port) = daemon(&root.join("repos"));
+    let (_daemon, port) = git_daemon(&root.join("repos"));
     let web = root.join("web");
     std::fs::create_dir_all(&web).expect("mkdir");
     seed(&web.join("state.db"), n, port, &refs);
@@ -292,37 +251,21 @@ fn main() {
         "/1.0/pretend-time",
         &[("now", &T0.to_string())],
     );
-    let lorry_conf = root.join("lorry.conf");
-    std::fs::write(
-        &lorry_conf,
-        format!(
-            "[config]\nworking-area = {}\nmirror-base-url-push = {}\n",
-            root.join("wa").display(),
-            web.join("downstream").display()
-        ),
-    )
-    .expect("lorry.conf");
     let minion = |name: &str| {
-        Proc(
-            Command::new(MINION)
-                .args([
-                    "--webapp-host=127.0.0.1".to_owned(),
-                    format!("--webapp-port={web_port}"),
-                    "--sleep=1".into(),
-                    format!("--batch={size}"),
-                    format!("--batch-parallel={parallel}"),
-                    "--batch-ls-remote-timeout=60".into(),
-                    format!("--lorry-path={LORRY}"),
-                    format!("--lorry-config={}", lorry_conf.display()),
-                    format!("--log={}", root.join(format!("{name}.log")).display()),
-                    format!(
-                        "--state-dir={}",
-                        root.join(format!("{name}-state")).display()
-                    ),
-                ])
-                .stdin(Stdio::null())
-                .spawn()
-                .expect("minion"),
+        start_minion(
+            &web,
+            web_port,
+            name,
+            &[
+                "--sleep=1".into(),
+                format!("--batch={size}"),
+                format!("--batch-parallel={parallel}"),
+                "--batch-ls-remote-timeout=60".into(),
+                format!(
+                    "--state-dir={}",
+                    web.join(format!("{name}-state")).display()
+                ),
+            ],
         )
     };
     let _minions = [minion("m1"), minion("m2")];

@@ -79,9 +79,11 @@ pub fn fill_small_repository(repo: &Path, i: usize) {
     fast_import(repo, &stream);
 }
 
-/// `git daemon` exporting every repository under `base` on 127.0.0.1;
-/// answers it and its port once it listens. The `git-daemon` program is
-/// started itself, not through `git`, so that killing it ends it.
+/// `git daemon` exporting every repository under `base` on 127.0.0.1,
+/// with no cap on connections (its default of 32 would throttle parallel
+/// listings); answers it and its port once it listens. The `git-daemon`
+/// program is started itself, not through `git`, so that killing it ends
+/// it.
 pub fn git_daemon(base: &Path) -> (Proc, u16) {
     let port = free_port();
     let exec = git(base, &["--exec-path"]);
@@ -89,6 +91,7 @@ pub fn git_daemon(base: &Path) -> (Proc, u16) {
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
         .args(["--reuseaddr", "--export-all", "--listen=127.0.0.1"])
+        .arg("--max-connections=0")
         .arg(format!("--port={port}"))
         .arg(format!("--base-path={}", base.display()))
         .arg(base)
