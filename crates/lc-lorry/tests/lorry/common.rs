@@ -123,6 +123,26 @@ impl Upstream {
 }
 
 /// `<git --exec-path>/git-daemon`.
+/// Pushes (with force) a stranger's unrelated one-commit history onto the
+/// `main` of the bare repository `down`, as someone working behind lorry's
+/// back would; answers the stranger's commit. The stranger's repository is
+/// made in `dir`.
+pub fn stranger_pushes_main(dir: PathBuf, down: &Path) -> String {
+    let mut other = Upstream::new(dir);
+    other.commit("a stranger's work");
+    git(
+        &other.dir,
+        &[
+            "push",
+            "-q",
+            "--force",
+            &format!("file://{}", down.display()),
+            "main:main",
+        ],
+    );
+    other.head()
+}
+
 pub fn git_daemon_program() -> PathBuf {
     let exec_path = lc_git::git()
         .arg("--exec-path")

@@ -268,18 +268,7 @@ fn a_downstream_changed_behind_lorrys_back_is_preserved_not_lost() {
     let up = Upstream::new(area.path().join("up"));
     let down = area.downstream(NAME);
     // The downstream already holds a branch main with unrelated history.
-    let mut other = Upstream::new(area.path().join("other"));
-    other.commit("a stranger's work");
-    git(
-        &other.dir,
-        &[
-            "push",
-            "-q",
-            &format!("file://{}", down.display()),
-            "main:main",
-        ],
-    );
-    let stranger = other.head();
+    let stranger = stranger_pushes_main(area.path().join("other"), &down);
     let file = area.lorry_file("p.lorry", &spec(&up.url()));
     let run = area.run(&[&file], &[]);
     assert_eq!(run.code, 0, "{}", run.all_output());

@@ -185,19 +185,7 @@ fn a_downstream_changed_behind_lorrys_back_fails_the_lease_and_is_preserved() {
     assert_eq!(area.run(&[&file], &[]).code, 0);
 
     // Someone pushes unrelated history onto the downstream's main...
-    let mut other = Upstream::new(area.path().join("other"));
-    other.commit("a stranger's work");
-    git(
-        &other.dir,
-        &[
-            "push",
-            "-q",
-            "--force",
-            &format!("file://{}", down.display()),
-            "main:main",
-        ],
-    );
-    let stranger = other.head();
+    let stranger = stranger_pushes_main(area.path().join("other"), &down);
     // ...while upstream's main moves forward.
     up.commit("upstream goes on");
     let result_file = area.path().join("result.json");
@@ -352,19 +340,7 @@ fn an_unchanged_upstream_repairs_the_downstream_when_the_check_is_due() {
     // Nothing moves upstream; the downstream loses a branch and gets a
     // stranger's history on main.
     git(&down, &["update-ref", "-d", "refs/heads/feature"]);
-    let mut other = Upstream::new(area.path().join("other"));
-    other.commit("a stranger's work");
-    git(
-        &other.dir,
-        &[
-            "push",
-            "-q",
-            "--force",
-            &format!("file://{}", down.display()),
-            "main:main",
-        ],
-    );
-    let stranger = other.head();
+    let stranger = stranger_pushes_main(area.path().join("other"), &down);
 
     // Within the check interval the run trusts its record: nothing is
     // fetched into or asked of the downstream.
