@@ -25,7 +25,8 @@
 //! resident ≤ 150 MB at 100,000.
 //!
 //! `cargo bench --bench status_http`; `LC_BENCH_SIZES` (1000,10000,100000),
-//! `LC_BENCH_SECONDS` (10).
+//! `LC_BENCH_SECONDS` (10); `LC_BENCH_BASELINE_WEBAPP`: measure that
+//! webapp binary instead (an older build, for before/after comparisons).
 
 #![expect(
     clippy::disallowed_methods,
@@ -180,13 +181,19 @@ fn main() {
         );
         let www = dir.path().join("www");
         std::fs::create_dir_all(&www).expect("mkdir");
-        let (webapp, port) = common::start_webapp(
-            dir.path(),
-            &[format!(
-                "--status-html={}",
-                www.join("status.html").display()
-            )],
-        );
+        let status_html = format!("--status-html={}", www.join("status.html").display());
+        let (webapp, port) = match common::baseline_webapp() {
+            // Another build of the webapp (before/after comparisons).
+            Some(binary) => {
+                std::fs::create_dir_all(dir.path().join("confgit")).expect("mkdir");
+                common::start_webapp_binary(
+                    &binary,
+                    dir.path(),
+                    &["--no-debug-real-confgit".to_owned(), status_html],
+                )
+            }
+            None => common::start_webapp(dir.path(), &[status_html]),
+        };
         let pid = webapp.0.id();
         let (idle, _) = memory(pid);
         reset_peak(pid);

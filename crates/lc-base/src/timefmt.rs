@@ -15,19 +15,33 @@ pub fn utc(unix: i64) -> String {
 
 /// A span of seconds in the largest two units: `1 d 2 h`, `1 h 5 min`, `40 s`.
 pub fn span(seconds: i64) -> String {
+    let mut text = String::new();
+    // Writing to a String cannot fail.
+    let _ = write_span(&mut text, seconds);
+    text
+}
+
+/// Writes [`span`] of `seconds` to `out`, allocating nothing (ASCII
+/// letters, digits and spaces only).
+pub fn write_span(out: &mut impl std::fmt::Write, seconds: i64) -> std::fmt::Result {
     let s = seconds.unsigned_abs();
     let (d, h, m, sec) = (s / 86_400, s % 86_400 / 3_600, s % 3_600 / 60, s % 60);
-    let parts: Vec<String> = [(d, "d"), (h, "h"), (m, "min"), (sec, "s")]
-        .iter()
+    let mut written = 0;
+    for (n, unit) in [(d, "d"), (h, "h"), (m, "min"), (sec, "s")]
+        .into_iter()
         .filter(|(n, _)| *n > 0)
         .take(2)
-        .map(|(n, unit)| format!("{n} {unit}"))
-        .collect();
-    if parts.is_empty() {
-        "0 s".to_owned()
-    } else {
-        parts.join(" ")
+    {
+        if written > 0 {
+            out.write_char(' ')?;
+        }
+        write!(out, "{n} {unit}")?;
+        written += 1;
     }
+    if written == 0 {
+        out.write_str("0 s")?;
+    }
+    Ok(())
 }
 
 /// When something falls due: `now` when it already has, else `in 1 h 5 min`.
@@ -81,6 +95,8 @@ mod tests {
         assert_eq!(span(3_900), "1 h 5 min");
         assert_eq!(span(90_061), "1 d 1 h");
         assert_eq!(span(86_400), "1 d");
+        assert_eq!(span(86_701), "1 d 5 min", "zero units are skipped");
+        assert_eq!(span(-61), "1 min 1 s");
     }
 
     #[test]

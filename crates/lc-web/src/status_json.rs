@@ -31,27 +31,50 @@
 //! process's start, so a restarted webapp never repeats one;
 //! `If-None-Match` naming it gets a 304.
 //!
-//! # Built from the rows that changed
-//! The builder keeps, beside the last body, where each lorry's entry sits
-//! in it and what places it in the queue ([`QueueIndex`], by rowid). A
-//! build asks STATEDB which `lorries` rows changed since the last one
-//! ([`lc_core::db::StateDb::read_tracked`]), reads those rows alone,
-//! sorts all lorries in Rust ([`lc_core::db::queue_place`], the order the
-//! query sorts by) and writes the new body: a changed lorry's entry
-//! serialised afresh, every other one copied from the last body with its
-//! `due_nice` written anew (the one part that moves with the clock). The
-//! whole queue is read (in the query's order, streamed) only for the first
-//! body, after another process wrote STATEDB, or after a failed build.
+//! # Built from the rows that changed, in shared parts
+//! A body is a list of parts ([`Parts`]), each a slice of a buffer
+//! (`Bytes`); a build writes only what is new into a buffer of its own and
+//! takes everything else as slices of the buffers the last body used. The
+//! builder keeps, beside them, a [`Slot`] per lorry in queue order: what
+//! places it in the queue, and where its entry lies (buffer, range, its
+//! `due_nice` value's range; every entry is followed by a comma there,
+//! which the last one's part leaves out). A build asks STATEDB which
+//! `lorries` rows changed since the last one
+//! ([`lc_core::db::StateDb::read_tracked`]) and reads those rows alone;
+//! the slots whose place ([`lc_core::db::queue_place`], the order the
+//! query sorts by) is the same as at the last build's time stay in order,
+//! the others and the changed rows are sorted (a few) and merged in, so
+//! 100,000 lorries are not sorted again. Then, in queue order: a changed
+//! row's entry is serialised afresh into the new buffer; an unchanged
+//! one whose `due_nice` reads the same now as then (worked out from the
+//! two times, without reading the body) is a slice of its buffer, joined
+//! to the part before it when it lies right after it; one whose
+//! `due_nice` reads differently is copied into the new buffer with it
+//! written anew. The head and tail of the object are new each time. So
+//! after a change of a few lorries a build writes a few kilobytes, and
+//! two bodies alive at once (one still being sent) share their entries.
+//!
+//! Parts keep whole buffers alive. After each build the builder drops the
+//! buffers no slot lies in, and when those it keeps hold more than a
+//! quarter (and a MiB) more than the entries, or the body is in more than
+//! [`MAX_PARTS`] parts, the next build copies every entry into one new
+//! buffer (compacting). The whole queue is read (in the query's order,
+//! streamed, into one buffer) only for the first body, after another
+//! process wrote STATEDB, or after a failed build.
 //! `incremental_builds_equal_full_builds` checks the two give the same
-//! bytes after random changes.
+//! bytes after random changes (and compactions);
+//! `unchanged_entries_are_shared_not_copied` that they are shared.
+//!
+//! A response sends the parts as they are (sliced to [`SEND_CHUNK`]),
+//! runs of parts under [`SEND_SMALL`] copied together one chunk at a time;
+//! gzip compresses the parts in order.
 //!
 //! # Memory
-//! The body is written straight from the rows or the last body into one
-//! buffer, sized from the previous body: no vector of lorries. Responses
-//! share it (`Bytes`). While a body is built the last one is kept (it is
-//! copied from); the index is about 60 bytes and the path per lorry.
-
-use std::collections::HashMap;
+//! Nothing but the new bytes is written for a build: no vector of
+//! lorries, no copy of the last body. Responses share a body's parts. A
+//! slot is about 90 bytes and the path per lorry; the slots' vector is
+//! filtered and merged in place, never allocated again while the number
+//! of lorries holds.
 
 use futures_util::StreamExt;
 use std::sync::{Arc, Mutex};
@@ -94,9 +117,9 @@ struct Key {
 pub struct StatusBody {
     key: Key,
     pub etag: HeaderValue,
-    pub json: Bytes,
+    pub json: Parts,
     /// The body gzipped, made for the first client that accepts it.
-    gzip: tokio::sync::OnceCell<(HeaderValue, Bytes)>,
+    gzip: tokio::sync::OnceCell<(HeaderValue, Parts)>,
 }
 
 impl StatusBody {
@@ -104,7 +127,7 @@ impl StatusBody {
     /// about tenfold even so), and its ETag: compressed once, on a
     /// blocking thread, by the first request that asks; the others wait
     /// for that one.
-    pub async fn gzipped(&self) -> Result<&(HeaderValue, Bytes), ApiError> {
+    pub async fn gzipped(&self) -> Result<&(HeaderValue, Parts), ApiError> {
         self.gzip
             .get_or_try_init(|| async {
                 let json = self.json.clone();
@@ -114,7 +137,9 @@ impl StatusBody {
                         Vec::with_capacity(json.len() / 8 + 64),
                         flate2::Compression::fast(),
                     );
-                    encoder.write_all(&json)?;
+                    for part in json.iter() {
+                        encoder.write_all(part)?;
+                    }
                     encoder.finish()
                 })
                 .await
@@ -128,9 +153,109 @@ impl StatusBody {
                     String::from_utf8_lossy(tag.strip_suffix(b"\"").unwrap_or(tag))
                 );
                 let etag = HeaderValue::from_str(&tag).map_err(ApiError::internal)?;
-                Ok::<_, ApiError>((etag, Bytes::from(gzip)))
+                Ok::<_, ApiError>((etag, Parts::new(vec![Bytes::from(gzip)])))
             })
             .await
+    }
+}
+
+/// The bytes of a body in parts, in order: each a slice of a buffer that
+/// other bodies built from the same entries share (see "Built from the
+/// rows that changed" above).
+#[derive(Clone, Default)]
+pub struct Parts {
+    parts: Arc<[Bytes]>,
+    len: usize,
+}
+
+impl Parts {
+    fn new(parts: Vec<Bytes>) -> Parts {
+        let len = parts.iter().map(Bytes::len).sum();
+        Parts {
+            parts: parts.into(),
+            len,
+        }
+    }
+
+    /// Bytes in all.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// How many parts.
+    pub fn count(&self) -> usize {
+        self.parts.len()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Bytes> {
+        self.parts.iter()
+    }
+
+    /// The bytes in one piece (a copy).
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut all = Vec::with_capacity(self.len);
+        for part in self.iter() {
+            all.extend_from_slice(part);
+        }
+        all
+    }
+
+    /// The body as sent: parts of at least [`SEND_SMALL`] bytes in slices
+    /// of at most [`SEND_CHUNK`] (no copy), runs of smaller ones copied
+    /// together into chunks of about [`SEND_GATHER`], one at a time.
+    fn chunks(&self) -> Chunks {
+        Chunks {
+            parts: self.clone(),
+            part: 0,
+            at: 0,
+        }
+    }
+}
+
+/// A part at least this large is sent as it is (sliced).
+const SEND_SMALL: usize = 16 << 10;
+
+/// Smaller parts are copied together into chunks of up to this size.
+const SEND_GATHER: usize = 64 << 10;
+
+/// [`Parts::chunks`].
+struct Chunks {
+    parts: Parts,
+    part: usize,
+    at: usize,
+}
+
+impl Iterator for Chunks {
+    type Item = Bytes;
+
+    fn next(&mut self) -> Option<Bytes> {
+        let mut gathered: Vec<u8> = Vec::new();
+        while let Some(part) = self.parts.parts.get(self.part) {
+            let rest = part.len() - self.at;
+            if rest == 0 {
+                (self.part, self.at) = (self.part + 1, 0);
+                continue;
+            }
+            if gathered.is_empty() && rest >= SEND_SMALL {
+                let n = rest.min(SEND_CHUNK);
+                let chunk = part.slice(self.at..self.at + n);
+                self.at += n;
+                return Some(chunk);
+            }
+            if !gathered.is_empty() && (rest >= SEND_SMALL || gathered.len() + rest > SEND_GATHER) {
+                break;
+            }
+            if gathered.capacity() == 0 {
+                gathered.reserve_exact(SEND_GATHER);
+            }
+            gathered.extend_from_slice(&part[self.at..]);
+            (self.part, self.at) = (self.part + 1, 0);
+        }
+        (!gathered.is_empty()).then(|| Bytes::from(gathered))
     }
 }
 
@@ -287,9 +412,9 @@ impl StatusCache {
     }
 
     /// A response body of `bytes` (of `body`: its JSON or gzip), in
-    /// slices of [`SEND_CHUNK`] sharing its memory, that keeps `body`
-    /// counted as being sent until the last slice is taken.
-    pub fn sending(&self, body: Arc<StatusBody>, bytes: Bytes) -> axum::body::Body {
+    /// chunks sharing its memory ([`Parts::chunks`]), that keeps `body`
+    /// counted as being sent until the last chunk is taken.
+    pub fn sending(&self, body: Arc<StatusBody>, bytes: Parts) -> axum::body::Body {
         {
             let mut sending = lock(&self.sending);
             if !sending
@@ -299,12 +424,8 @@ impl StatusCache {
                 sending.push(Arc::downgrade(&body));
             }
         }
-        let chunks: Vec<Bytes> = (0..bytes.len())
-            .step_by(SEND_CHUNK)
-            .map(|at| bytes.slice(at..bytes.len().min(at + SEND_CHUNK)))
-            .collect();
         let mut held = Some(body);
-        let chunks = futures_util::stream::iter(chunks).map(move |chunk| {
+        let chunks = futures_util::stream::iter(bytes.chunks()).map(move |chunk| {
             // Keeps the body alive until the stream is dropped.
             let _ = &mut held;
             Ok::<_, std::convert::Infallible>(chunk)
@@ -385,160 +506,429 @@ fn build_json(
     index: Option<QueueIndex>,
     outside: &Outside,
     size_hint: usize,
-) -> lc_core::Result<(i64, Bytes, QueueIndex)> {
+) -> lc_core::Result<(i64, Parts, QueueIndex)> {
     let (tracker, last) = match index {
         Some(QueueIndex {
             tracker,
-            body,
-            entries,
-        }) => (tracker, Some((body, entries))),
+            store,
+            slots,
+            built_at,
+            compact,
+        }) => (tracker, Some((store, slots, built_at, compact))),
         None => (db.lorry_tracker(), None),
     };
-    let (now, out, entries) = db.read_tracked(&tracker, |tx, changes| {
+    let (now, parts, store, slots, compact) = db.read_tracked(&tracker, |tx, changes| {
         let now = tx.now();
         let head = Head::read(tx, now)?;
-        // Room for the previous body and a little growth: one
-        // allocation, whose untouched pages cost nothing.
-        let mut out = Vec::with_capacity(size_hint + size_hint / 8 + 4096);
-        let entries = match (changes, last) {
-            (LorryChanges::Rows(rows), Some((body, entries))) => {
-                let mut queue = Incremental::new(tx, &rows, body, entries)?;
-                write_status(&mut out, &head, outside, |out| queue.write(out, now))?;
-                queue.entries
+        match (changes, last) {
+            (LorryChanges::Rows(rows), Some((store, slots, built_at, compact))) => {
+                // Compacting copies every entry: room for all of them.
+                let capacity = if compact {
+                    size_hint + size_hint / 8
+                } else {
+                    0
+                };
+                let mut out = Vec::with_capacity(capacity + 4096);
+                let mut writer = Writer::new(store, now, compact);
+                let mut queue = Incremental::new(tx, &rows, slots, built_at, now)?;
+                let mut entries = 0;
+                write_status(&mut out, &head, outside, |out| {
+                    writer.head(out);
+                    entries = queue.write(out, &mut writer)?;
+                    writer.end_queue(out, entries);
+                    Ok(())
+                })?;
+                let slots = queue.into_slots(now);
+                let (parts, store, compact) = writer.finish(out, &slots);
+                Ok((now, parts, store, slots, compact))
             }
             (_, last) => {
-                // Nothing to copy from: the last body goes first. Its
-                // index's table is kept, emptied: freeing a block of
+                // Nothing to copy from: the last body's buffers go first.
+                // Its slots' vector is kept, emptied: freeing a block of
                 // megabytes makes glibc's malloc keep that much more in
                 // its arenas from then on (its mmap threshold follows the
                 // largest block freed), which the webapp's resident
                 // memory showed.
-                let mut entries = last.map_or_else(HashMap::new, |(body, mut entries)| {
-                    drop(body);
-                    entries.clear();
-                    entries
+                let mut slots = last.map_or_else(Vec::new, |(store, mut slots, _, _)| {
+                    drop(store);
+                    slots.clear();
+                    slots
                 });
+                let mut out = Vec::with_capacity(size_hint + size_hint / 8 + 4096);
+                let mut writer = Writer::new(Store::default(), now, false);
                 write_status(&mut out, &head, outside, |out| {
-                    let mut first = true;
+                    writer.head(out);
+                    let mut entries = 0;
                     tx.for_each_queue_row(|row| {
-                        if !std::mem::take(&mut first) {
-                            out.push(b',');
-                        }
-                        let rowid = row.rowid;
-                        let entry = write_fresh(out, row, now)?;
-                        entries.insert(rowid, entry);
+                        entries += 1;
+                        slots.push(writer.fresh(out, row)?);
                         Ok::<_, lc_core::Error>(())
-                    })?
+                    })??;
+                    writer.end_queue(out, entries);
+                    Ok(())
                 })?;
-                entries
+                let (parts, store, compact) = writer.finish(out, &slots);
+                Ok((now, parts, store, slots, compact))
             }
-        };
-        Ok((now, out, entries))
+        }
     })?;
-    let body = Bytes::from(out);
     let index = QueueIndex {
         tracker,
-        body: body.clone(),
-        entries,
+        store,
+        slots,
+        built_at: now,
+        compact,
     };
-    Ok((now, body, index))
+    Ok((now, parts, index))
 }
+
+/// Parts in a body beyond which the next build copies every entry into
+/// one buffer again (see [`Writer::finish`]).
+const MAX_PARTS: usize = 4096;
 
 /// What the last build wrote the run queue from: the tracker of the
-/// `lorries` rows changed since, its body, and where each lorry's entry
-/// sits in it, by rowid.
+/// `lorries` rows changed since, the buffers its entries lie in, each
+/// lorry's slot in queue order, and when it was built.
 pub struct QueueIndex {
     tracker: LorryTracker,
-    body: Bytes,
-    entries: HashMap<i64, Entry>,
+    store: Store,
+    slots: Vec<Slot>,
+    built_at: i64,
+    /// Whether the next build copies every entry into one new buffer
+    /// (the buffers hold too much that no entry uses, or the body is in
+    /// too many parts).
+    compact: bool,
 }
 
-/// One lorry's entry in a body: what places it in the queue, and where it
-/// is (`start..end`, its `due_nice` value `due_start..due_end`).
-struct Entry {
+/// The buffers that entries of the last body lie in, by number (`None`:
+/// a free number).
+#[derive(Default)]
+struct Store {
+    buffers: Vec<Option<Bytes>>,
+}
+
+impl Store {
+    fn bytes(&self, buffer: u32) -> &[u8] {
+        self.buffers
+            .get(buffer as usize)
+            .and_then(Option::as_ref)
+            .map_or(&[], |b| &b[..])
+    }
+}
+
+/// One lorry's entry in the last body: what places it in the queue, and
+/// where it lies (`start..end` of buffer `buffer`, followed there by a
+/// comma; its `due_nice` value `due_start..due_end`).
+#[derive(Default)]
+struct Slot {
+    rowid: i64,
     path: Box<str>,
-    running: bool,
-    move_kind: i64,
     move_seq: i64,
     due: i64,
     start: usize,
     due_start: usize,
     due_end: usize,
     end: usize,
+    buffer: u32,
+    move_kind: i64,
+    running: bool,
 }
 
-impl Entry {
+impl Slot {
     fn place(&self, now: i64) -> (i64, i64) {
         lc_core::db::queue_place(self.running, self.move_kind, self.move_seq, self.due, now)
+    }
+
+    /// Its key in queue order at `now`: place, then path (paths are
+    /// unique, so the order is total).
+    fn key(&self, now: i64) -> ((i64, i64), &[u8]) {
+        (self.place(now), self.path.as_bytes())
+    }
+
+    /// Whether its `due_nice` reads the same at `now` as at `then`,
+    /// worked out without looking at the body.
+    fn due_reads_the_same(&self, then: i64, now: i64, scratch: &mut [Vec<u8>; 2]) -> bool {
+        if self.running || then == now || (self.due <= then && self.due <= now) {
+            return true;
+        }
+        if self.due <= then || self.due <= now {
+            return false;
+        }
+        let [a, b] = scratch;
+        a.clear();
+        b.clear();
+        write_due_nice(a, false, self.due, then);
+        write_due_nice(b, false, self.due, now);
+        a == b
+    }
+}
+
+/// A lorry to place among the others: one whose place moved, or a row
+/// that changed.
+enum Mover {
+    Old(Slot),
+    New((i64, i64), QueueRow),
+}
+
+impl Mover {
+    fn key(&self, now: i64) -> ((i64, i64), &[u8]) {
+        match self {
+            Mover::Old(slot) => slot.key(now),
+            Mover::New(place, row) => (*place, row.lorry.path.as_bytes()),
+        }
     }
 }
 
 /// A run queue written from the last body and the rows changed since.
 struct Incremental {
-    body: Bytes,
-    entries: HashMap<i64, Entry>,
-    /// Rows changed and still there, by rowid.
-    fresh: HashMap<i64, QueueRow>,
+    /// The lorries whose place did not move, in queue order.
+    stable: Vec<Slot>,
+    /// The others and the rows changed, in queue order.
+    movers: Vec<Mover>,
+    /// The movers' slots once written.
+    moved: Vec<Slot>,
+    /// When the last body was built.
+    then: i64,
 }
 
 impl Incremental {
-    /// Reads the rows `changed` (and forgets the entries of those gone).
+    /// Splits the last body's `slots` into those whose place in the
+    /// queue is the same at `now` and the others, reads the rows
+    /// `changed` (forgetting their slots), and sorts what moved.
     fn new(
         tx: &ReadTx<'_>,
         changed: &[i64],
-        body: Bytes,
-        mut entries: HashMap<i64, Entry>,
+        mut slots: Vec<Slot>,
+        then: i64,
+        now: i64,
     ) -> lc_core::Result<Incremental> {
-        let mut fresh = HashMap::with_capacity(changed.len());
+        let changed_set: std::collections::HashSet<i64> = changed.iter().copied().collect();
+        let mut movers = Vec::new();
+        // In place: the vector of 100,000 slots is not allocated again.
+        slots.retain_mut(|slot| {
+            if changed_set.contains(&slot.rowid) {
+                return false;
+            }
+            if slot.place(then) == slot.place(now) {
+                return true;
+            }
+            movers.push(Mover::Old(std::mem::take(slot)));
+            false
+        });
         for &rowid in changed {
-            entries.remove(&rowid);
             if let Some(row) = tx.queue_row_by_rowid(rowid)? {
-                fresh.insert(rowid, row);
+                movers.push(Mover::New(row.place(now), row));
             }
         }
+        movers.sort_unstable_by(|a, b| a.key(now).cmp(&b.key(now)));
         Ok(Incremental {
-            body,
-            entries,
-            fresh,
+            stable: slots,
+            movers,
+            moved: Vec::new(),
+            then,
         })
     }
 
-    /// Writes the entries, comma-separated, in queue order at `now`, and
-    /// points the index at where they are now.
-    fn write(&mut self, out: &mut Vec<u8>, now: i64) -> lc_core::Result<()> {
-        let mut order: Vec<((i64, i64), &str, i64)> = self
-            .entries
-            .iter()
-            .map(|(&rowid, e)| (e.place(now), &*e.path, rowid))
-            .chain(
-                self.fresh
-                    .iter()
-                    .map(|(&rowid, row)| (row.place(now), row.lorry.path.as_str(), rowid)),
-            )
-            .collect();
-        // Paths are unique: the order is total.
-        order.sort_unstable_by(|a, b| (a.0, a.1.as_bytes()).cmp(&(b.0, b.1.as_bytes())));
-        let order: Vec<i64> = order.into_iter().map(|(_, _, rowid)| rowid).collect();
-        for (i, rowid) in order.into_iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
+    /// Writes the entries in queue order and answers how many there are.
+    fn write(&mut self, out: &mut Vec<u8>, writer: &mut Writer) -> lc_core::Result<usize> {
+        let now = writer.now;
+        let mut movers = std::mem::take(&mut self.movers).into_iter().peekable();
+        self.moved.reserve(movers.len());
+        for slot in &mut self.stable {
+            while let Some(mover) = movers.next_if(|m| m.key(now) < slot.key(now)) {
+                self.moved.push(writer.mover(out, mover, self.then)?);
             }
-            if let Some(row) = self.fresh.remove(&rowid) {
-                let entry = write_fresh(out, row, now)?;
-                self.entries.insert(rowid, entry);
-            } else if let Some(entry) = self.entries.get_mut(&rowid) {
-                let old = &self.body;
-                let start = out.len();
-                out.extend_from_slice(&old[entry.start..entry.due_start]);
-                let due_start = out.len();
-                write_due_nice(out, entry.running, entry.due, now)?;
-                let due_end = out.len();
-                out.extend_from_slice(&old[entry.due_end..entry.end]);
-                (entry.start, entry.due_start, entry.due_end, entry.end) =
-                    (start, due_start, due_end, out.len());
-            }
+            writer.old(out, slot, self.then);
         }
-        Ok(())
+        for mover in movers {
+            self.moved.push(writer.mover(out, mover, self.then)?);
+        }
+        Ok(self.stable.len() + self.moved.len())
+    }
+
+    /// All slots in queue order at `now`: the movers merged into the
+    /// stable ones, from the back, in the stable ones' vector.
+    fn into_slots(self, now: i64) -> Vec<Slot> {
+        let Incremental {
+            stable: mut slots,
+            mut moved,
+            ..
+        } = self;
+        let (mut i, mut j) = (slots.len(), moved.len());
+        slots.resize_with(i + j, Slot::default);
+        let mut k = slots.len();
+        while j > 0 {
+            if i > 0 && slots[i - 1].key(now) > moved[j - 1].key(now) {
+                slots.swap(i - 1, k - 1);
+                i -= 1;
+            } else {
+                std::mem::swap(&mut slots[k - 1], &mut moved[j - 1]);
+                j -= 1;
+            }
+            k -= 1;
+        }
+        slots
+    }
+}
+
+/// One part of a body being built: `start..end` of buffer `buffer`.
+#[derive(Clone, Copy)]
+struct Span {
+    buffer: u32,
+    start: usize,
+    end: usize,
+}
+
+/// Writes a body as parts: new bytes (the head, changed entries, the
+/// tail) into a new buffer, numbered `buffer` in the store; entries that
+/// read the same as in the last body as parts of the buffers they lie in.
+struct Writer {
+    store: Store,
+    buffer: u32,
+    parts: Vec<Span>,
+    now: i64,
+    /// Whether every entry is copied into the new buffer.
+    copy: bool,
+    tail_start: usize,
+    scratch: [Vec<u8>; 2],
+}
+
+impl Writer {
+    fn new(store: Store, now: i64, copy: bool) -> Writer {
+        let buffer = store
+            .buffers
+            .iter()
+            .position(Option::is_none)
+            .unwrap_or(store.buffers.len()) as u32;
+        Writer {
+            store,
+            buffer,
+            parts: Vec::new(),
+            now,
+            copy,
+            tail_start: 0,
+            scratch: Default::default(),
+        }
+    }
+
+    /// Adds `start..end` of `buffer` to the body, to the last part if it
+    /// ends where this starts.
+    fn push(parts: &mut Vec<Span>, buffer: u32, start: usize, end: usize) {
+        match parts.last_mut() {
+            Some(last) if last.buffer == buffer && last.end == start => last.end = end,
+            _ => parts.push(Span { buffer, start, end }),
+        }
+    }
+
+    /// The body so far (up to the run queue's `[`) is a part.
+    fn head(&mut self, out: &[u8]) {
+        Writer::push(&mut self.parts, self.buffer, 0, out.len());
+    }
+
+    /// After the last entry: its comma is not part of the body, and the
+    /// tail comes next in `out`.
+    fn end_queue(&mut self, out: &[u8], entries: usize) {
+        self.tail_start = out.len();
+        if entries > 0
+            && let Some(last) = self.parts.last_mut()
+        {
+            last.end -= 1;
+        }
+    }
+
+    /// Writes a changed row's entry afresh.
+    fn fresh(&mut self, out: &mut Vec<u8>, row: QueueRow) -> lc_core::Result<Slot> {
+        let slot = write_fresh(out, row, self.now, self.buffer)?;
+        out.push(b',');
+        Writer::push(&mut self.parts, self.buffer, slot.start, slot.end + 1);
+        Ok(slot)
+    }
+
+    fn mover(&mut self, out: &mut Vec<u8>, mover: Mover, then: i64) -> lc_core::Result<Slot> {
+        match mover {
+            Mover::Old(mut slot) => {
+                self.old(out, &mut slot, then);
+                Ok(slot)
+            }
+            Mover::New(_, row) => self.fresh(out, row),
+        }
+    }
+
+    /// Adds the entry of `slot` (written at `then`) as it lies in its
+    /// buffer if its `due_nice` reads the same now and not every entry is
+    /// copied; else copies it with its `due_nice` written anew.
+    fn old(&mut self, out: &mut Vec<u8>, slot: &mut Slot, then: i64) {
+        if !self.copy && slot.due_reads_the_same(then, self.now, &mut self.scratch) {
+            Writer::push(&mut self.parts, slot.buffer, slot.start, slot.end + 1);
+            return;
+        }
+        let old = self.store.bytes(slot.buffer);
+        let start = out.len();
+        out.extend_from_slice(&old[slot.start..slot.due_start]);
+        let due_start = out.len();
+        write_due_nice(out, slot.running, slot.due, self.now);
+        let due_end = out.len();
+        out.extend_from_slice(&old[slot.due_end..slot.end]);
+        let end = out.len();
+        out.push(b',');
+        (
+            slot.buffer,
+            slot.start,
+            slot.due_start,
+            slot.due_end,
+            slot.end,
+        ) = (self.buffer, start, due_start, due_end, end);
+        Writer::push(&mut self.parts, self.buffer, start, end + 1);
+    }
+
+    /// The body: `out` (the whole body written, the tail last) becomes
+    /// the new buffer; the store keeps the buffers `slots` lie in, and
+    /// says whether the next build should copy every entry into one
+    /// buffer again: when the buffers kept hold a quarter (and a MiB) more
+    /// than the entries, or the body is in more than [`MAX_PARTS`] parts.
+    fn finish(self, mut out: Vec<u8>, slots: &[Slot]) -> (Parts, Store, bool) {
+        let Writer {
+            mut store,
+            buffer,
+            mut parts,
+            tail_start,
+            ..
+        } = self;
+        // The tail: what was written after the run queue.
+        Writer::push(&mut parts, buffer, tail_start, out.len());
+        if out.capacity() > out.len() + (1 << 16) {
+            out.shrink_to_fit();
+        }
+        let new = Bytes::from(out);
+        let at = buffer as usize;
+        if store.buffers.len() <= at {
+            store.buffers.resize_with(at + 1, || None);
+        }
+        store.buffers[at] = Some(new);
+        let mut live = vec![0usize; store.buffers.len()];
+        for slot in slots {
+            live[slot.buffer as usize] += slot.end + 1 - slot.start;
+        }
+        let body = Parts::new(
+            parts
+                .drain(..)
+                .map(|p| {
+                    store.buffers[p.buffer as usize]
+                        .as_ref()
+                        .map_or_else(Bytes::new, |b| b.slice(p.start..p.end))
+                })
+                .collect(),
+        );
+        let mut held = 0;
+        for (buffer, live) in store.buffers.iter_mut().zip(&live) {
+            if *live == 0 {
+                *buffer = None;
+            }
+            held += buffer.as_ref().map_or(0, Bytes::len);
+        }
+        let live: usize = live.iter().sum();
+        let compact = held > live + live / 4 + (1 << 20) || body.count() > MAX_PARTS;
+        (body, store, compact)
     }
 }
 
@@ -546,21 +936,35 @@ fn json_err(e: serde_json::Error) -> lc_core::Error {
     lc_core::Error::Corrupt(format!("JSON status: {e}"))
 }
 
-/// A run queue entry's `due_nice`, as a JSON string.
-fn write_due_nice(out: &mut Vec<u8>, running: bool, due: i64, now: i64) -> lc_core::Result<()> {
+/// Text written into a byte buffer (`due_nice`'s span).
+struct Text<'a>(&'a mut Vec<u8>);
+
+impl std::fmt::Write for Text<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
+/// A run queue entry's `due_nice`, as a JSON string (what serde writes of
+/// `timefmt::due`, or `running`; tested), allocating nothing.
+fn write_due_nice(out: &mut Vec<u8>, running: bool, due: i64, now: i64) {
     if running {
         out.extend_from_slice(b"\"running\"");
     } else if due <= now {
         out.extend_from_slice(b"\"now\"");
     } else {
-        serde_json::to_writer(&mut *out, &timefmt::due(due, now)).map_err(json_err)?;
+        // A span is ASCII letters, digits and spaces: nothing to escape.
+        out.extend_from_slice(b"\"in ");
+        let _ = timefmt::write_span(&mut Text(out), due.saturating_sub(now));
+        out.push(b'"');
     }
-    Ok(())
 }
 
 /// Writes `row` as serde writes its [`lc_api::QueueEntry`] (credentials
-/// hidden, times readable; tested), and answers where it is.
-fn write_fresh(out: &mut Vec<u8>, row: QueueRow, now: i64) -> lc_core::Result<Entry> {
+/// hidden, times readable; tested) into buffer `buffer` (`out`), and
+/// answers its slot.
+fn write_fresh(out: &mut Vec<u8>, row: QueueRow, now: i64, buffer: u32) -> lc_core::Result<Slot> {
     let lorry = crate::api::shown(row.lorry);
     let running = lorry.running_job.is_some();
     let start = out.len();
@@ -575,23 +979,25 @@ fn write_fresh(out: &mut Vec<u8>, row: QueueRow, now: i64) -> lc_core::Result<En
     serde_json::to_writer(&mut *out, &timefmt::span(lorry.interval)).map_err(json_err)?;
     out.extend_from_slice(b",\"due_nice\":");
     let due_start = out.len();
-    write_due_nice(out, running, lorry.due, now)?;
+    write_due_nice(out, running, lorry.due, now);
     let due_end = out.len();
     out.extend_from_slice(b",\"last_run_nice\":");
     serde_json::to_writer(&mut *out, &timefmt::utc(lorry.last_run)).map_err(json_err)?;
     out.extend_from_slice(b",\"disk_usage_nice\":");
     serde_json::to_writer(&mut *out, &timefmt::bytes(lorry.disk_usage)).map_err(json_err)?;
     out.push(b'}');
-    Ok(Entry {
+    Ok(Slot {
+        rowid: row.rowid,
         path: lorry.path.into_boxed_str(),
-        running,
-        move_kind: row.move_kind,
         move_seq: row.move_seq,
         due: lorry.due,
         start,
         due_start,
         due_end,
         end: out.len(),
+        buffer,
+        move_kind: row.move_kind,
+        running,
     })
 }
 
@@ -733,7 +1139,7 @@ mod tests {
         String::from_utf8(plain).expect("utf-8")
     }
 
-    fn text(json: &Bytes) -> String {
+    fn text(json: &Parts) -> String {
         String::from_utf8(json.to_vec()).expect("utf-8")
     }
 
@@ -830,7 +1236,7 @@ mod tests {
         };
         let mut now = NOW;
         db.set_pretend_time(now);
-        let mut index = None;
+        let mut index: Option<QueueIndex> = None;
         let mut incremental_builds = 0;
         for round in 0..60 {
             db.write(|tx| {
@@ -883,11 +1289,22 @@ mod tests {
                 Ok(())
             })
             .expect("changes");
-            now += [0, 1, 7, 59, 3_600][next(5) as usize] as i64;
+            now += [0, 1, 7, 59, 3_600, -7][next(6) as usize];
             db.set_pretend_time(now);
+            // Every seventh build copies every entry into one buffer.
+            let compacting = round % 7 == 3;
+            if let Some(index) = &mut index {
+                index.compact |= compacting;
+            }
             let (built_at, incremental, next_index) =
                 build_json(&db, index.take(), &outside, 0).expect("incremental");
             assert_eq!(built_at, now);
+            let held = next_index.store.buffers.iter().flatten().count();
+            if compacting {
+                assert_eq!(held, 1, "round {round}");
+                assert!(incremental.count() <= 2, "round {round}");
+            }
+            assert!(held <= 1 + round as usize, "round {round}");
             let (_, full, _) = build_json(&db, None, &outside, 0).expect("full");
             assert_eq!(text(&incremental), text(&full), "round {round}");
             assert_eq!(
@@ -920,6 +1337,168 @@ mod tests {
         let (_, json, _) = build_json(&db, Some(index), &outside, 0).expect("again");
         assert!(text(&json).contains("\"up/other\""));
         assert_eq!(text(&json), plain_status(&db, &outside));
+    }
+
+    /// A build after one lorry moved writes that lorry's entry, the head
+    /// and the tail, and shares every other entry with the last body; a
+    /// second later only the entries whose `due_nice` reads differently
+    /// are written again.
+    #[test]
+    fn unchanged_entries_are_shared_not_copied() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = StateDb::open(&dir.path().join("state.db")).expect("open");
+        let outside = outside();
+        db.set_pretend_time(NOW - 1_000);
+        db.write(|tx| {
+            for i in 0..200 {
+                let interval = [60, 3_600, 86_400, 200_000][i % 4];
+                tx.upsert_lorry(&lorry(&format!("up/{i:03}"), "git://x/r", interval))?;
+            }
+            // Half of them ran: due later, at different times.
+            for _ in 0..100 {
+                let (id, _) = tx.start_next_job("m", 1)?.expect("a job");
+                tx.update_job(
+                    id,
+                    &JobUpdate {
+                        exit: Some(0),
+                        ..JobUpdate::default()
+                    },
+                )?;
+            }
+            Ok(())
+        })
+        .expect("seed");
+        db.set_pretend_time(NOW);
+        let (_, first, index) = build_json(&db, None, &outside, 0).expect("first");
+        assert!(first.count() <= 2);
+        let first_buffer = first.iter().next().expect("a part").as_ptr() as usize;
+
+        db.write(|tx| tx.move_to_top("up/150")).expect("move");
+        let (_, moved, index) = build_json(&db, Some(index), &outside, 0).expect("moved");
+        assert_eq!(text(&moved), plain_status(&db, &outside));
+        let written = index.store.buffers.iter().flatten().map(Bytes::len).min();
+        assert!(written < Some(2_000), "{written:?}");
+        assert!(moved.count() <= 6, "{}", moved.count());
+        let shared: usize = moved
+            .iter()
+            .filter(|p| {
+                let at = p.as_ptr() as usize;
+                (first_buffer..first_buffer + first.len()).contains(&at)
+            })
+            .map(Bytes::len)
+            .sum();
+        assert!(shared > first.len() * 9 / 10, "{shared} of {}", first.len());
+
+        // A second later: the entries due within the hour read
+        // differently ("in 59 min 59 s"), the others do not.
+        let reads_differently = db
+            .read(|tx| tx.queue_lorries())
+            .expect("lorries")
+            .iter()
+            .filter(|l| {
+                l.running_job.is_none() && timefmt::due(l.due, NOW) != timefmt::due(l.due, NOW + 1)
+            })
+            .count();
+        assert!(reads_differently > 0);
+        db.set_pretend_time(NOW + 1);
+        let (_, later, index) = build_json(&db, Some(index), &outside, 0).expect("later");
+        assert_eq!(text(&later), plain_status(&db, &outside));
+        let newest = index.store.buffers.iter().flatten().map(Bytes::len).min();
+        let entry = first.len() / 200;
+        assert!(
+            newest < Some((reads_differently + 2) * entry),
+            "{newest:?}: {reads_differently} entries of ~{entry} bytes"
+        );
+    }
+
+    /// `due_nice` written without allocating is what serde writes of
+    /// `timefmt::due`; `due_reads_the_same` says whether two times give
+    /// the same text.
+    #[test]
+    fn due_nice_is_written_as_serde_writes_it() {
+        let mut scratch = Default::default();
+        let mut out = Vec::new();
+        let spans = (0..200)
+            .chain([3_599, 3_600, 3_601, 86_399, 86_400, 86_401, 86_460, 90_061])
+            .chain((0..40).map(|i| 7_i64.pow(i % 12) + i64::from(i)));
+        for span in spans {
+            for then in [NOW - 1, NOW, NOW + 1, NOW + 59, NOW + 3_600] {
+                let due = NOW + span;
+                out.clear();
+                write_due_nice(&mut out, false, due, then);
+                let serde = serde_json::to_vec(&timefmt::due(due, then)).expect("json");
+                assert_eq!(out, serde, "{due} at {then}");
+                for running in [false, true] {
+                    let slot = Slot {
+                        due,
+                        running,
+                        ..Slot::default()
+                    };
+                    let text = |at| {
+                        let mut text = Vec::new();
+                        write_due_nice(&mut text, running, due, at);
+                        text
+                    };
+                    assert_eq!(
+                        slot.due_reads_the_same(then, NOW, &mut scratch),
+                        text(then) == text(NOW),
+                        "{due} at {then}"
+                    );
+                }
+            }
+        }
+        out.clear();
+        write_due_nice(&mut out, true, NOW + 5, NOW);
+        assert_eq!(out, b"\"running\"");
+    }
+
+    /// A body is sent whole in chunks: large parts sliced, runs of small
+    /// ones copied together, none larger than a slice.
+    #[test]
+    fn parts_are_sent_whole_in_bounded_chunks() {
+        let mut seed = 7_u64;
+        let mut next = move |n: u64| {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            (seed >> 33) % n
+        };
+        for round in 0..50 {
+            let parts: Vec<Bytes> = (0..next(30))
+                .map(|i| {
+                    let len = match next(8) {
+                        0 => 0,
+                        1..=3 => next(100),
+                        4..=6 => next(40 << 10),
+                        _ => next(5 * SEND_CHUNK as u64 / 2),
+                    } as usize;
+                    Bytes::from(vec![(i % 251) as u8; len])
+                })
+                .collect();
+            let parts = Parts::new(parts);
+            let chunks: Vec<Bytes> = parts.chunks().collect();
+            let mut sent = Vec::new();
+            for chunk in &chunks {
+                sent.extend_from_slice(chunk);
+            }
+            assert_eq!(sent, parts.to_vec(), "round {round}");
+            assert!(
+                chunks
+                    .iter()
+                    .all(|c| !c.is_empty() && c.len() <= SEND_CHUNK)
+            );
+            // Small parts are gathered: never two small chunks in a row
+            // that would have fitted in one.
+            for pair in chunks.windows(2) {
+                assert!(
+                    pair[0].len() >= SEND_SMALL
+                        || pair[1].len() >= SEND_SMALL
+                        || pair[0].len() + pair[1].len() > SEND_GATHER,
+                    "round {round}: {} then {}",
+                    pair[0].len(),
+                    pair[1].len()
+                );
+            }
+        }
+        assert_eq!(Parts::default().chunks().count(), 0);
     }
 
     fn etag_headers(values: &[&[u8]]) -> HeaderMap {
