@@ -520,6 +520,12 @@ fn build_json(
     let (now, parts, store, slots, compact) = db.read_tracked(&tracker, |tx, changes| {
         let now = tx.now();
         let head = Head::read(tx, now)?;
+        let changes = match (changes, &last) {
+            (LorryChanges::All, Some((_, slots, _, _))) if !slots.is_empty() => {
+                compared(tx, slots)?
+            }
+            (changes, _) => changes,
+        };
         match (changes, last) {
             (LorryChanges::Rows(rows), Some((store, slots, built_at, compact))) => {
                 // Compacting copies every entry: room for all of them.
@@ -582,6 +588,33 @@ fn build_json(
     Ok((now, parts, index))
 }
 
+/// The rows added, gone, or whose fingerprint is not their slot's:
+/// what changed, whoever wrote it (another process: the tracker cannot
+/// say). [`LorryChanges::All`] when that is more than a quarter of them:
+/// reading those rows one by one would cost more than reading them all.
+fn compared(tx: &ReadTx<'_>, slots: &[Slot]) -> lc_core::Result<LorryChanges> {
+    let mut known: Vec<(i64, u64)> = slots.iter().map(|s| (s.rowid, s.fingerprint)).collect();
+    known.sort_unstable();
+    let mut known = known.into_iter().peekable();
+    let mut changed = Vec::new();
+    // Both in ascending rowid order: one walk.
+    tx.for_each_row_fingerprint(|rowid, print| {
+        while let Some((gone, _)) = known.next_if(|&(r, _)| r < rowid) {
+            changed.push(gone);
+        }
+        match known.next_if(|&(r, _)| r == rowid) {
+            Some((_, was)) if was == print => {}
+            _ => changed.push(rowid),
+        }
+    })?;
+    changed.extend(known.map(|(gone, _)| gone));
+    Ok(if changed.len() > slots.len() / 4 {
+        LorryChanges::All
+    } else {
+        LorryChanges::Rows(changed)
+    })
+}
+
 /// Parts in a body beyond which the next build copies every entry into
 /// one buffer again (see [`Writer::finish`]).
 const MAX_PARTS: usize = 4096;
@@ -622,6 +655,8 @@ impl Store {
 #[derive(Default)]
 struct Slot {
     rowid: i64,
+    /// Its row's [`QueueRow::fingerprint`].
+    fingerprint: u64,
     path: Box<str>,
     move_seq: i64,
     due: i64,
@@ -988,6 +1023,7 @@ fn write_fresh(out: &mut Vec<u8>, row: QueueRow, now: i64, buffer: u32) -> lc_co
     out.push(b'}');
     Ok(Slot {
         rowid: row.rowid,
+        fingerprint: row.fingerprint,
         path: lorry.path.into_boxed_str(),
         move_seq: row.move_seq,
         due: lorry.due,
@@ -1234,63 +1270,75 @@ mod tests {
             seed ^= seed << 17;
             seed % n
         };
+        // Another process: its writes are found by fingerprints.
+        let other = StateDb::open(&dir.path().join("state.db")).expect("open again");
         let mut now = NOW;
         db.set_pretend_time(now);
+        other.set_pretend_time(now);
         let mut index: Option<QueueIndex> = None;
         let mut incremental_builds = 0;
+        let mut by_other = 0;
         for round in 0..60 {
-            db.write(|tx| {
-                for _ in 0..next(12) {
-                    let path = format!(
-                        "up/{}{}",
-                        next(40),
-                        ["", "é", " \"q\"", "<x>", "\\"][next(5) as usize]
-                    );
-                    match next(10) {
-                        0..=2 => {
-                            let url = if next(3) == 0 {
-                                "https://u:s3cret@x.example/r"
-                            } else {
-                                "git://x/r"
-                            };
-                            let interval = [60, 3_600, 86_400, 100_000][next(4) as usize];
-                            tx.upsert_lorry(&lorry(&path, url, interval))?;
-                        }
-                        3 => {
-                            tx.remove_lorry(&path)?;
-                        }
-                        4 => {
-                            let _ = tx.move_to_top(&path);
-                        }
-                        5 => {
-                            let _ = tx.move_to_bottom(&path);
-                        }
-                        6 | 7 => {
-                            tx.start_next_job("m", 1)?;
-                        }
-                        _ => {
-                            if let Some(&id) = tx.running_job_ids()?.first() {
-                                tx.update_job(
-                                    id,
-                                    &JobUpdate {
-                                        exit: Some(next(2) as i64),
-                                        stderr: "fatal: https://u:s3cret@x.example/f\n".into(),
-                                        disk_usage: Some(next(1 << 30) as i64),
-                                        ..JobUpdate::default()
-                                    },
-                                )?;
+            let writer = if next(4) == 0 {
+                by_other += 1;
+                &other
+            } else {
+                &db
+            };
+            writer
+                .write(|tx| {
+                    for _ in 0..next(12) {
+                        let path = format!(
+                            "up/{}{}",
+                            next(40),
+                            ["", "é", " \"q\"", "<x>", "\\"][next(5) as usize]
+                        );
+                        match next(10) {
+                            0..=2 => {
+                                let url = if next(3) == 0 {
+                                    "https://u:s3cret@x.example/r"
+                                } else {
+                                    "git://x/r"
+                                };
+                                let interval = [60, 3_600, 86_400, 100_000][next(4) as usize];
+                                tx.upsert_lorry(&lorry(&path, url, interval))?;
+                            }
+                            3 => {
+                                tx.remove_lorry(&path)?;
+                            }
+                            4 => {
+                                let _ = tx.move_to_top(&path);
+                            }
+                            5 => {
+                                let _ = tx.move_to_bottom(&path);
+                            }
+                            6 | 7 => {
+                                tx.start_next_job("m", 1)?;
+                            }
+                            _ => {
+                                if let Some(&id) = tx.running_job_ids()?.first() {
+                                    tx.update_job(
+                                        id,
+                                        &JobUpdate {
+                                            exit: Some(next(2) as i64),
+                                            stderr: "fatal: https://u:s3cret@x.example/f\n".into(),
+                                            disk_usage: Some(next(1 << 30) as i64),
+                                            ..JobUpdate::default()
+                                        },
+                                    )?;
+                                }
                             }
                         }
                     }
-                }
-                if round % 9 == 0 {
-                    tx.set_max_jobs(Some(round))?;
-                }
-                Ok(())
-            })
-            .expect("changes");
+                    if round % 9 == 0 {
+                        tx.set_max_jobs(Some(round))?;
+                    }
+                    Ok(())
+                })
+                .expect("changes");
             now += [0, 1, 7, 59, 3_600, -7][next(6) as usize];
             db.set_pretend_time(now);
+            other.set_pretend_time(now);
             // Every seventh build copies every entry into one buffer.
             let compacting = round % 7 == 3;
             if let Some(index) = &mut index {
@@ -1318,14 +1366,16 @@ mod tests {
             index = Some(next_index);
         }
         assert!(incremental_builds > 50);
+        assert!(by_other > 5, "{by_other}");
         let lorries = db.read(|tx| tx.lorry_paths()).expect("paths").len();
         assert!(lorries > 20, "{lorries}");
     }
 
     /// A write by another process (another connection) is not seen by the
-    /// update hook: the next build reads every row.
+    /// update hook: the next build compares every row's fingerprint with
+    /// the last build's and writes the rows that differ.
     #[test]
-    fn another_process_writing_means_a_full_build() {
+    fn another_process_writing_is_found_by_fingerprints() {
         let (dir, db) = seeded();
         let outside = outside();
         let (_, _, index) = build_json(&db, None, &outside, 0).expect("build");
@@ -1334,9 +1384,12 @@ mod tests {
         other
             .write(|tx| tx.upsert_lorry(&lorry("up/other", "git://x/o2", 60)))
             .expect("other write");
-        let (_, json, _) = build_json(&db, Some(index), &outside, 0).expect("again");
+        let (_, json, index) = build_json(&db, Some(index), &outside, 0).expect("again");
         assert!(text(&json).contains("\"up/other\""));
         assert_eq!(text(&json), plain_status(&db, &outside));
+        // Not a full build: the last body's buffer is still used.
+        assert_eq!(index.store.buffers.iter().flatten().count(), 2);
+        assert!(json.count() >= 3, "{}", json.count());
     }
 
     /// A build after one lorry moved writes that lorry's entry, the head

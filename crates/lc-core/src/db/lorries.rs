@@ -12,7 +12,8 @@
 use std::sync::LazyLock;
 
 use lc_api::LorryInfo;
-use rusqlite::{OptionalExtension, Row, params, params_from_iter, types::Value};
+use rusqlite::types::{Value, ValueRef};
+use rusqlite::{OptionalExtension, Row, params, params_from_iter};
 
 use super::fingerprints::UnchangedPer;
 use super::{ReadTx, WriteTx};
@@ -124,6 +125,10 @@ pub struct QueueRow {
     pub rowid: i64,
     pub move_kind: i64,
     pub move_seq: i64,
+    /// A fingerprint of every column read (but the rowid): a row read
+    /// again with the same fingerprint holds the same values (see
+    /// [`ReadTx::for_each_row_fingerprint`]).
+    pub fingerprint: u64,
     pub lorry: LorryInfo,
 }
 
@@ -153,8 +158,42 @@ fn queue_row(row: &Row<'_>) -> rusqlite::Result<QueueRow> {
         lorry: lorry_from_row(row)?,
         move_kind: row.get(n)?,
         move_seq: row.get(n + 1)?,
+        fingerprint: fingerprint(row, n + 2)?,
         rowid: row.get(n + 2)?,
     })
+}
+
+/// Keys of [`fingerprint`], this process's own: SipHash with secret keys,
+/// so no value can be chosen to give a row the fingerprint of another.
+static FINGERPRINT_KEYS: LazyLock<std::hash::RandomState> =
+    LazyLock::new(std::hash::RandomState::new);
+
+/// A fingerprint of the first `columns` columns of `row`: each value's
+/// type and bytes (with lengths), hashed with [`FINGERPRINT_KEYS`]; read
+/// in place, nothing allocated. Equal values give equal fingerprints;
+/// different ones differ but by a 64-bit hash's chance.
+fn fingerprint(row: &Row<'_>, columns: usize) -> rusqlite::Result<u64> {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hash = FINGERPRINT_KEYS.build_hasher();
+    for i in 0..columns {
+        match row.get_ref(i)? {
+            ValueRef::Null => hash.write_u8(0),
+            ValueRef::Integer(n) => {
+                hash.write_u8(1);
+                hash.write_i64(n);
+            }
+            ValueRef::Real(x) => {
+                hash.write_u8(2);
+                hash.write_u64(x.to_bits());
+            }
+            ValueRef::Text(bytes) | ValueRef::Blob(bytes) => {
+                hash.write_u8(3);
+                hash.write_usize(bytes.len());
+                hash.write(bytes);
+            }
+        }
+    }
+    Ok(hash.finish())
 }
 
 /// The columns [`lorry_from_row`] reads, in its order.
@@ -337,6 +376,21 @@ impl ReadTx<'_> {
         Ok(Ok(()))
     }
 
+    /// Every `lorries` row's rowid and [`QueueRow::fingerprint`], in
+    /// ascending rowid order (the table's own; no sort), handed to
+    /// `each`: so an answer kept from earlier reads can find the rows
+    /// another process changed without building a lorry of every row.
+    pub fn for_each_row_fingerprint(&self, mut each: impl FnMut(i64, u64)) -> Result<()> {
+        let sql = format!("SELECT {} FROM lorries ORDER BY rowid", *QUEUE_ROW_COLUMNS);
+        let mut stmt = self.conn().prepare(&sql)?;
+        let mut rows = stmt.query([])?;
+        let n = *LORRY_COLUMN_COUNT;
+        while let Some(row) = rows.next()? {
+            each(row.get(n + 2)?, fingerprint(row, n + 2)?);
+        }
+        Ok(())
+    }
+
     /// The `lorries` row of `rowid`, if there is one.
     pub fn queue_row_by_rowid(&self, rowid: i64) -> Result<Option<QueueRow>> {
         let sql = format!(
@@ -471,6 +525,79 @@ pub(crate) mod tests {
 
     fn queue(db: &StateDb) -> Vec<String> {
         db.read(|tx| tx.queue()).expect("queue")
+    }
+
+    /// The scan's fingerprints are the queue rows' own, in rowid order; a
+    /// row written with the same values keeps its fingerprint, a change of
+    /// any column read moves it (and only that row's).
+    #[test]
+    fn fingerprints_follow_every_column_read() {
+        let (_dir, db) = fresh();
+        db.set_pretend_time(10_000);
+        db.write(|tx| {
+            for path in ["a", "b", "c"] {
+                tx.upsert_lorry(&lorry(path, 60))?;
+            }
+            Ok(())
+        })
+        .expect("seed");
+        let prints = |db: &StateDb| {
+            db.read(|tx| {
+                let mut scan = Vec::new();
+                tx.for_each_row_fingerprint(|rowid, print| scan.push((rowid, print)))?;
+                let mut rows = Vec::new();
+                tx.for_each_queue_row(|row| {
+                    rows.push((row.rowid, row.fingerprint));
+                    Ok::<_, std::convert::Infallible>(())
+                })?
+                .unwrap_or_else(|never| match never {});
+                rows.sort_unstable();
+                assert_eq!(scan, rows);
+                Ok(scan)
+            })
+            .expect("read")
+        };
+        let before = prints(&db);
+        assert_eq!(before.len(), 3);
+        assert!(before.windows(2).all(|w| w[0].0 < w[1].0));
+        db.write(|tx| tx.upsert_lorry(&lorry("a", 60)))
+            .expect("same values");
+        assert_eq!(prints(&db), before);
+        let mut seen = vec![before[1].1];
+        // `due` is generated from `last_run` and `interval`.
+        let columns: Vec<&str> = LORRY_COLUMNS
+            .split(',')
+            .map(str::trim)
+            .filter(|&c| c != "due")
+            .chain(["move_kind", "move_seq"])
+            .collect();
+        let count = columns.len();
+        for column in columns {
+            // A NULL becomes a value of the column's type.
+            let null = match column {
+                "last_run_exit" | "last_run_error" => "'z'",
+                "checked_how" => "'manifest'",
+                _ => "7",
+            };
+            db.write(|tx| {
+                tx.conn().execute(
+                    &format!(
+                        "UPDATE lorries SET {column} = CASE WHEN typeof({column}) = 'integer'
+                         THEN {column} + 1 WHEN typeof({column}) = 'null' THEN {null}
+                         ELSE {column} || 'z' END
+                         WHERE rowid = ?1"
+                    ),
+                    [before[1].0],
+                )?;
+                Ok(())
+            })
+            .expect("change");
+            let after = prints(&db);
+            assert_eq!((after[0], after[2]), (before[0], before[2]), "{column}");
+            assert!(!seen.contains(&after[1].1), "{column}");
+            seen.push(after[1].1);
+        }
+        assert_eq!(seen.len(), 1 + count);
     }
 
     /// Sorting rows by [`QueueRow::place`] and path gives the query's
