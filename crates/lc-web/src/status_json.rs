@@ -58,9 +58,17 @@
 //! buffers no slot lies in, and when those it keeps hold more than a
 //! quarter (and a MiB) more than the entries, or the body is in more than
 //! [`MAX_PARTS`] parts, the next build copies every entry into one new
-//! buffer (compacting). The whole queue is read (in the query's order,
-//! streamed, into one buffer) only for the first body, after another
-//! process wrote STATEDB, or after a failed build.
+//! buffer (compacting).
+//!
+//! A write by another process (the admin CLI on STATEDB) is not seen by
+//! the tracker ([`LorryChanges::All`]): then every row's fingerprint
+//! ([`lc_core::db::QueueRow::fingerprint`], a keyed hash of the columns
+//! read) is read in one walk of the table in rowid order, without building
+//! a lorry of any, and compared with the slots' ([`compared`]); the rows
+//! added, gone or different are those changed, and the build goes on as
+//! above. The whole queue is read (in the query's order, streamed, into
+//! one buffer) only for the first body, after a failed build, or when
+//! more than a quarter of the rows changed.
 //! `incremental_builds_equal_full_builds` checks the two give the same
 //! bytes after random changes (and compactions);
 //! `unchanged_entries_are_shared_not_copied` that they are shared.

@@ -14,7 +14,9 @@
 //! What the hook cannot see is answered [`LorryChanges::All`]: writes of
 //! other connections (another process; seen by the writer's `PRAGMA
 //! data_version`, which moves only for other connections' commits), a
-//! tracker's first read, and more rows noted than [`MAX_NOTED`]. SQLite
+//! tracker's first read, and more rows noted than [`MAX_NOTED`] (an answer
+//! kept from earlier reads may then find the rows that changed by their
+//! fingerprints, [`ReadTx::for_each_row_fingerprint`]). SQLite
 //! does not call the hook for rows deleted by the truncate optimisation
 //! (`DELETE FROM lorries` without `WHERE`) or by `REPLACE` conflict
 //! resolution: nothing writes `lorries` that way
