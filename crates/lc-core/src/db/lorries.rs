@@ -153,12 +153,17 @@ static QUEUE_ROW_COLUMNS: LazyLock<String> =
 static LORRY_COLUMN_COUNT: LazyLock<usize> = LazyLock::new(|| LORRY_COLUMNS.split(',').count());
 
 fn queue_row(row: &Row<'_>) -> rusqlite::Result<QueueRow> {
+    queue_row_printed(row, true)
+}
+
+/// [`queue_row`], with its fingerprint (0 if not `printed`).
+fn queue_row_printed(row: &Row<'_>, printed: bool) -> rusqlite::Result<QueueRow> {
     let n = *LORRY_COLUMN_COUNT;
     Ok(QueueRow {
         lorry: lorry_from_row(row)?,
         move_kind: row.get(n)?,
         move_seq: row.get(n + 1)?,
-        fingerprint: fingerprint(row, n + 2)?,
+        fingerprint: if printed { fingerprint(row, n + 2)? } else { 0 },
         rowid: row.get(n + 2)?,
     })
 }
@@ -354,12 +359,21 @@ impl ReadTx<'_> {
         &self,
         mut each: impl FnMut(LorryInfo) -> std::result::Result<(), E>,
     ) -> Result<std::result::Result<(), E>> {
-        self.for_each_queue_row(|row| each(row.lorry))
+        self.walk_queue(false, |row| each(row.lorry))
     }
 
-    /// [`ReadTx::for_each_queue_lorry`] with each row's rowid and move.
+    /// [`ReadTx::for_each_queue_lorry`] with each row's rowid, move and
+    /// fingerprint.
     pub fn for_each_queue_row<E>(
         &self,
+        each: impl FnMut(QueueRow) -> std::result::Result<(), E>,
+    ) -> Result<std::result::Result<(), E>> {
+        self.walk_queue(true, each)
+    }
+
+    fn walk_queue<E>(
+        &self,
+        printed: bool,
         mut each: impl FnMut(QueueRow) -> std::result::Result<(), E>,
     ) -> Result<std::result::Result<(), E>> {
         let sql = format!(
@@ -369,7 +383,7 @@ impl ReadTx<'_> {
         let mut stmt = self.conn().prepare(&sql)?;
         let mut rows = stmt.query([self.now])?;
         while let Some(row) = rows.next()? {
-            if let Err(err) = each(queue_row(row)?) {
+            if let Err(err) = each(queue_row_printed(row, printed)?) {
                 return Ok(Err(err));
             }
         }
