@@ -710,7 +710,7 @@ impl Slot {
 /// that changed.
 enum Mover {
     Old(Slot),
-    New((i64, i64), QueueRow),
+    New((i64, i64), Box<QueueRow>),
 }
 
 impl Mover {
@@ -760,7 +760,7 @@ impl Incremental {
         });
         for &rowid in changed {
             if let Some(row) = tx.queue_row_by_rowid(rowid)? {
-                movers.push(Mover::New(row.place(now), row));
+                movers.push(Mover::New(row.place(now), Box::new(row)));
             }
         }
         movers.sort_unstable_by(|a, b| a.key(now).cmp(&b.key(now)));
@@ -893,7 +893,7 @@ impl Writer {
                 self.old(out, &mut slot, then);
                 Ok(slot)
             }
-            Mover::New(_, row) => self.fresh(out, row),
+            Mover::New(_, row) => self.fresh(out, *row),
         }
     }
 
