@@ -17,8 +17,9 @@
 //! refresh after one new commit in every tenth repository. For the product
 //! each phase is timed from the moment the lorries become due (the
 //! read-configuration that makes them, or `POST /1.0/pretend-time` two
-//! hours on; with the grokmirror host, followed by `POST /1.0/ls-troves`)
-//! to the moment `GET /1.0/status` shows every lorry with that run's
+//! hours on; with the grokmirror host, the clock moves while the queue is
+//! stopped and the phase is timed from `POST /1.0/ls-troves`, after which
+//! the queue starts) to the moment `GET /1.0/status` shows every lorry with that run's
 //! result (`last_run` at the pretended time, exit 0). grok-pull is timed to
 //! its exit, or to the moment its replica holds every ref when it does not
 //! exit (grokmirror 2.0.12 sometimes keeps waiting on its queues after the
@@ -393,16 +394,30 @@ fn product(origin: &mut Origin, dir: &Path, manifest: bool) -> [Duration; 3] {
         if phase == 2 {
             origin.change();
         }
-        let t = Instant::now();
-        if phase == 0 {
+        let t = if phase == 0 {
+            let t = Instant::now();
             product.post("/1.0/read-configuration", &[]);
-        } else {
+            if manifest {
+                product.post("/1.0/ls-troves", &[]);
+            }
+            t
+        } else if manifest {
+            // The queue is stopped while the clock moves, so that no minion
+            // takes a lorry due before the listing of the new manifest says
+            // whether it changed (it would be judged by the old one).
+            product.post("/1.0/stop-queue", &[]);
             now += TWO_HOURS;
             product.pretend_time(now);
-        }
-        if manifest {
+            let t = Instant::now();
             product.post("/1.0/ls-troves", &[]);
-        }
+            product.post("/1.0/start-queue", &[]);
+            t
+        } else {
+            let t = Instant::now();
+            now += TWO_HOURS;
+            product.pretend_time(now);
+            t
+        };
         product.wait_for_results(count, now, t);
         *time = t.elapsed();
         let system = if manifest { "manifest" } else { "lorries" };
