@@ -126,6 +126,31 @@ fn commit(top: &Path, work: &Path, repo: &str, file: &str) {
     git(&clone, &["push", "-q", "origin", "HEAD:main"]);
 }
 
+/// The bare repository `top/<repo>` on `main`, with one commit `file`
+/// (made through a clone in `work`, see [`commit`]) unless `file` is None.
+fn bare_repository(top: &Path, work: &Path, repo: &str, file: Option<&str>) {
+    let bare = top.join(repo);
+    std::fs::create_dir_all(&bare).expect("mkdir");
+    git(&bare, &["init", "-q", "--bare", "-b", "main"]);
+    if let Some(file) = file {
+        commit(top, work, repo, file);
+    }
+}
+
+/// In the clone [`commit`] made of `up/b.git`: the annotated tag `v1` and,
+/// when `light`, the lightweight tag `light`, pushed with `refspecs`.
+fn tag_up_b(work: &Path, light: bool, refspecs: &[&str]) {
+    let clone = work.join("up_b.git");
+    git(&clone, &["tag", "-a", "-m", "annotated", "v1"]);
+    let mut push = vec!["push", "-q", "origin", "v1"];
+    if light {
+        git(&clone, &["tag", "light"]);
+        push.push("light");
+    }
+    push.extend(refspecs);
+    git(&clone, &push);
+}
+
 #[test]
 fn unchanged_repositories_per_manifest_are_checked_without_a_job() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -139,12 +164,8 @@ fn unchanged_repositories_per_manifest_are_checked_without_a_job() {
         "pub/scm/empty.git",
         "other/d.git",
     ] {
-        let bare = top.join(repo);
-        std::fs::create_dir_all(&bare).expect("mkdir");
-        git(&bare, &["init", "-q", "--bare", "-b", "main"]);
-        if !repo.contains("empty") {
-            commit(&top, &work, repo, "first");
-        }
+        let first = (!repo.contains("empty")).then_some("first");
+        bare_repository(&top, &work, repo, first);
     }
     grok_manifest(&top, 0);
     let log = dir.path().join("http.log");
@@ -281,24 +302,13 @@ fn our_manifest_has_grokmirrors_fingerprints() {
     std::fs::create_dir_all(&work).expect("mkdir");
     let paths = ["up/a", "up/b", "c", "up/never-pushed"];
     for path in paths {
-        let bare = downstream.join(format!("{path}.git"));
-        std::fs::create_dir_all(&bare).expect("mkdir");
-        git(&bare, &["init", "-q", "--bare", "-b", "main"]);
+        let first = (path != "up/never-pushed").then_some("one");
+        bare_repository(&downstream, &work, &format!("{path}.git"), first);
     }
-    commit(&downstream, &work, "up/a.git", "one");
-    commit(&downstream, &work, "up/b.git", "one");
-    commit(&downstream, &work, "c.git", "one");
-    let clone = work.join("up_b.git");
-    git(&clone, &["tag", "-a", "-m", "annotated", "v1"]);
-    git(&clone, &["tag", "light"]);
-    git(
-        &clone,
+    tag_up_b(
+        &work,
+        true,
         &[
-            "push",
-            "-q",
-            "origin",
-            "v1",
-            "light",
             "HEAD:refs/heads/topic",
             "HEAD:refs/lorry/preserved/20260101T000000Z/refs/heads/x",
         ],
@@ -384,20 +394,12 @@ fn grok_pull_replicates_our_downstream_from_our_manifest() {
     std::fs::create_dir_all(&replica).expect("mkdir");
     let paths = ["up/a", "up/b", "c"];
     for path in paths {
-        let bare = downstream.join(format!("{path}.git"));
-        std::fs::create_dir_all(&bare).expect("mkdir");
-        git(&bare, &["init", "-q", "--bare", "-b", "main"]);
-        commit(&downstream, &work, &format!("{path}.git"), "one");
+        bare_repository(&downstream, &work, &format!("{path}.git"), Some("one"));
     }
-    let clone = work.join("up_b.git");
-    git(&clone, &["tag", "-a", "-m", "annotated", "v1"]);
-    git(
-        &clone,
+    tag_up_b(
+        &work,
+        false,
         &[
-            "push",
-            "-q",
-            "origin",
-            "v1",
             "HEAD:refs/heads/topic",
             "HEAD:refs/lorry/preserved/20260101T000000Z/refs/heads/x",
         ],
@@ -529,25 +531,9 @@ fn a_remote_downstreams_manifest_has_grokmirrors_fingerprints_of_the_refs_jobs_r
     let work = dir.path().join("work");
     std::fs::create_dir_all(&work).expect("mkdir");
     for path in ["up/a", "up/b"] {
-        let bare = held.join(format!("{path}.git"));
-        std::fs::create_dir_all(&bare).expect("mkdir");
-        git(&bare, &["init", "-q", "--bare", "-b", "main"]);
-        commit(&held, &work, &format!("{path}.git"), "one");
+        bare_repository(&held, &work, &format!("{path}.git"), Some("one"));
     }
-    let clone = work.join("up_b.git");
-    git(&clone, &["tag", "-a", "-m", "annotated", "v1"]);
-    git(&clone, &["tag", "light"]);
-    git(
-        &clone,
-        &[
-            "push",
-            "-q",
-            "origin",
-            "v1",
-            "light",
-            "HEAD:refs/heads/topic",
-        ],
-    );
+    tag_up_b(&work, true, &["HEAD:refs/heads/topic"]);
     let gitlab = crate::doubles::gitlab_v4::GitlabV4::start("manifest-token");
     let token = dir.path().join("token");
     std::fs::write(&token, "manifest-token\n").expect("token");
@@ -615,6 +601,7 @@ fn a_remote_downstreams_manifest_has_grokmirrors_fingerprints_of_the_refs_jobs_r
         .to_owned();
     let preserved = "refs/lorry/preserved/20270101T000000Z/refs/heads/topic";
     git(&b, &["update-ref", preserved, &old]);
+    let clone = work.join("up_b.git");
     git(&clone, &["checkout", "-q", "--orphan", "other"]);
     std::fs::write(clone.join("other"), "other").expect("write");
     git(&clone, &["add", "."]);
