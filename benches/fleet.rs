@@ -31,7 +31,8 @@
 //! `cargo bench --bench fleet`. Environment: `LC_FLEET_REPOS` (1000),
 //! `LC_FLEET_RUNS` (3), `LC_FLEET_SYSTEMS` (`git,grokmirror,lorries,manifest`),
 //! `LC_FLEET_MINION_SLEEP` (the minions' `--sleep`, 0.2 s: how long an idle
-//! minion waits before asking again). grokmirror comes from
+//! minion waits before asking again), `LC_FLEET_KEEP` (keep every run's
+//! directory: STATEDB and logs). grokmirror comes from
 //! `scripts/test-deps` (a virtual environment under
 //! `~/.cache/lorry-controller/grokmirror`), `$LORRY_TEST_GROKMIRROR` (a
 //! bin directory) or PATH.
@@ -455,9 +456,19 @@ fn main() {
     .map(|s| s.trim().to_owned())
     .collect();
     println!("machine: {}", machine_and_grokmirror());
+    let keep = std::env::var_os("LC_FLEET_KEEP").is_some();
     let tmp = tempfile::tempdir().expect("tempdir");
+    // With LC_FLEET_KEEP every system's directory (STATEDB, logs) stays
+    // for a look at where the time went.
+    let (top, _removed_at_the_end) = if keep {
+        let top = tmp.keep();
+        println!("kept in {}", top.display());
+        (top, None)
+    } else {
+        (tmp.path().to_owned(), Some(tmp))
+    };
     let t = Instant::now();
-    let mut origin = Origin::new(&tmp.path().join("origin"), repos);
+    let mut origin = Origin::new(&top.join("origin"), repos);
     println!(
         "{repos} repositories (3 commits and a tag each) generated, with their manifest, in {:.1} s",
         t.elapsed().as_secs_f64()
@@ -466,7 +477,7 @@ fn main() {
     let mut results: BTreeMap<String, [Vec<Duration>; 3]> = BTreeMap::new();
     for run in 0..runs {
         for system in &systems {
-            let dir = tmp.path().join(format!("run{run}-{system}"));
+            let dir = top.join(format!("run{run}-{system}"));
             std::fs::create_dir_all(&dir).expect("mkdir");
             let times = match system.as_str() {
                 "git" => git_loop(&mut origin, &dir),
@@ -489,7 +500,9 @@ fn main() {
                 entry[phase].push(time);
             }
             // Free the disk: each run starts from nothing.
-            let _ = std::fs::remove_dir_all(&dir);
+            if !keep {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
         }
     }
 

@@ -195,18 +195,20 @@ pub struct Product {
 }
 
 impl Product {
-    /// `minions` minions that sleep `sleep` seconds between asks when idle.
+    /// `minions` minions that sleep `sleep` seconds between asks when idle,
+    /// with the arguments in `$LC_BENCH_MINION_ARGS` (split at white
+    /// space; to see what an option costs, e.g. `--sandbox=none`).
     pub fn start(dir: &Path, minions: usize, sleep: &str) -> Product {
         let (webapp, port) = start_webapp(dir, &["--debug-allow-pretend-time".to_owned()]);
+        let mut extra = vec![format!("--sleep={sleep}")];
+        extra.extend(
+            std::env::var("LC_BENCH_MINION_ARGS")
+                .unwrap_or_default()
+                .split_whitespace()
+                .map(str::to_owned),
+        );
         let minions = (0..minions)
-            .map(|m| {
-                start_minion(
-                    dir,
-                    port,
-                    &format!("minion{m}"),
-                    &[format!("--sleep={sleep}")],
-                )
-            })
+            .map(|m| start_minion(dir, port, &format!("minion{m}"), &extra))
             .collect();
         Product {
             dir: dir.to_owned(),
