@@ -368,6 +368,32 @@ impl Git {
         Ok(())
     }
 
+    /// A bare repository at `path` for lorry's own mirror, made in-process
+    /// (libgit2: no git process, none of git's sample hooks copied; HEAD
+    /// names `master`, as a hermetic `git init` does); missing parents are
+    /// made, an existing repository is left as it is. Answers whether the
+    /// directory was new, so that a caller knows it holds no refs but what
+    /// it writes itself. Not in the [`Trace`], which records git processes.
+    pub fn init_mirror(&self, path: &Path) -> Result<bool, GitError> {
+        if path.join("HEAD").is_file() {
+            return Ok(false);
+        }
+        let fresh = !path.exists();
+        let mut options = git2::RepositoryInitOptions::new();
+        options
+            .bare(true)
+            .mkpath(true)
+            // Neither the user's templates nor git's: lorry's hermetic git
+            // reads no user configuration.
+            .external_template(false)
+            .initial_head("master");
+        git2::Repository::init_opts(path, &options).map_err(|e| GitError::Failed {
+            args: format!("init --bare (in-process) {}", path.display()),
+            stderr: e.message().to_owned(),
+        })?;
+        Ok(fresh)
+    }
+
     /// Packs all objects of `repo` into one pack, as the original Lorry did
     /// (`repack -a -d --depth=250 --window=250`, window memory 128 MiB), and
     /// removes loose objects that are now packed.
@@ -456,6 +482,45 @@ mod tests {
             std::fs::read_to_string(repo.join("description")).expect("read"),
             "kept"
         );
+    }
+
+    /// The mirror's repository is made without a git process or git's
+    /// sample hooks, is one git uses as it uses its own, and is made once.
+    #[test]
+    fn init_mirror_makes_a_plain_bare_repository_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let repo = dir.path().join("a/git");
+        let trace = Trace::new();
+        let git = Git::new().traced(trace.clone());
+        assert!(git.init_mirror(&repo).expect("init"), "a new directory");
+        assert!(trace.is_empty(), "{:?}", trace.lines());
+        let hooks: Vec<_> = std::fs::read_dir(repo.join("hooks"))
+            .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(
+            !hooks
+                .iter()
+                .any(|h| h.to_string_lossy().starts_with("pre-")),
+            "{hooks:?}"
+        );
+        let head = std::fs::read_to_string(repo.join("HEAD")).expect("HEAD");
+        assert_eq!(head.trim(), "ref: refs/heads/master");
+        let stream = b"commit refs/heads/main\ncommitter T <t@e> 0 +0000\ndata 2\nm\ndone\n";
+        git.fast_import(&repo, stream).expect("git writes to it");
+        let out = git
+            .in_repo(&repo)
+            .args(["rev-parse", "--is-bare-repository"])
+            .run()
+            .expect("rev-parse");
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "true");
+        assert!(!git.init_mirror(&repo).expect("again"), "already there");
+        assert_eq!(git.for_each_ref(&repo, &[]).expect("refs").len(), 1);
+        // A directory that existed without a repository is not "new": it
+        // may hold refs from a run cut short.
+        let half = dir.path().join("half");
+        std::fs::create_dir_all(half.join("refs/heads")).expect("mkdir");
+        assert!(!git.init_mirror(&half).expect("init half"));
+        assert!(half.join("HEAD").is_file());
     }
 
     #[test]

@@ -190,7 +190,8 @@ fn mirror_locked(
     if !check_certificates {
         git = git.config("http.sslVerify", "false");
     }
-    git.init_bare(&repo)?;
+    // A new mirror holds no refs but what this run's fetch writes.
+    let created = git.init_mirror(&repo)?;
     ctx.timings.step("init");
     // Raw files go to LFS only when their spec asks: `--lfs-default`
     // is about mirroring an upstream's LFS objects.
@@ -345,8 +346,22 @@ fn mirror_locked(
             ));
             ctx.timings.step("fetch");
             // Every ref of the mirror, read once: staging, preserved tips and
-            // the mirror's own.
-            let all = git.for_each_ref(&repo, &[])?;
+            // the mirror's own; in a mirror made by this run, what its fetch
+            // wrote (atomically: all of it or nothing).
+            let all = if created {
+                fetched
+                    .iter()
+                    .filter(|f| {
+                        !matches!(
+                            f.status,
+                            lc_git::FetchStatus::Pruned | lc_git::FetchStatus::Rejected
+                        )
+                    })
+                    .map(|f| (f.local.clone(), f.new.clone()))
+                    .collect()
+            } else {
+                git.for_each_ref(&repo, &[])?
+            };
             let old = covered(&all, &refspecs);
             // What was listed and fetched: a staging ref left by an earlier
             // run, or one that appeared upstream between listing and
@@ -378,15 +393,28 @@ fn mirror_locked(
                 fetch_lfs(ctx, &run, &from_upstream, url, &new)?;
                 ctx.timings.step("fetch");
             }
+            let lean = usable
+                .filter(|p| p.refs == old && !check_due)
+                .and_then(|_| fast_forwards_only(&old, &new, &fetched));
+            // A first run (no record, a mirror that holds none of these
+            // refs, something to push) expects the downstream to lack every
+            // ref it pushes: the push's leases say "absent", and a
+            // downstream that holds any of them elsewhere fails it and is
+            // listed after all.
+            let first = lean.is_none()
+                && previous.is_none()
+                && old.is_empty()
+                && !new.is_empty()
+                && ctx.options.downstream_check_every > 0
+                && new.len() <= ABSENT_LEASES_MAX;
             let known = Known {
                 taken: all
                     .range(PRESERVED.to_owned()..)
                     .take_while(|(name, _)| name.starts_with(PRESERVED))
                     .map(|(name, _)| name.clone())
                     .collect(),
-                downstream: usable
-                    .filter(|p| p.refs == old && !check_due)
-                    .and_then(|_| fast_forwards_only(&old, &new, &fetched)),
+                downstream: lean.or_else(|| first.then(BTreeMap::new)),
+                first,
             };
             (refspecs, upstream, new, old, known)
         }
@@ -431,6 +459,7 @@ fn mirror_locked(
                     .filter(|name| name.starts_with(PRESERVED))
                     .collect(),
                 downstream: None,
+                first: false,
             };
             (refspecs, BTreeMap::new(), new, old, known)
         }
@@ -737,8 +766,17 @@ struct Known {
     /// holds ([`fast_forwards_only`]): no ref can be rewritten, so the
     /// downstream is not listed; the push's leases catch a downstream
     /// changed behind lorry's back, and the run then lists it after all.
+    /// Empty on a first run that expects an empty downstream (`first`).
     downstream: Option<BTreeMap<String, String>>,
+    /// `downstream` is not a record but the guess of a first run: every
+    /// ref is pushed with a lease that says it must not exist.
+    first: bool,
 }
+
+/// The most refs a first run pushes with "absent" leases rather than
+/// listing the downstream first: git matches every lease against every
+/// pushed ref, which grows with their product.
+const ABSENT_LEASES_MAX: usize = 256;
 
 /// The mirror's refs (all of them, by name) that the refspecs write.
 fn covered(all: &BTreeMap<String, String>, refspecs: &Refspecs) -> BTreeMap<String, String> {
@@ -818,12 +856,20 @@ fn publish(
         ) {
             Err(MirrorError::Stale(e)) => {
                 ctx.log.note(&format!(
-                    "{}: the downstream is not as the last run left it; listing it",
-                    spec.name
+                    "{}: {}; listing it",
+                    spec.name,
+                    if known.first {
+                        "the downstream already holds some of the refs of this first run"
+                    } else {
+                        "the downstream is not as the last run left it"
+                    }
                 ));
                 ctx.log.info(&format!("{}: {e}", spec.name));
             }
-            other => return other.map(|(refused, refs)| (refused, refs, false)),
+            // A first push whose every lease held proved that none of its
+            // refs was downstream before: that stands for a listing (refs
+            // downstream that it did not name wait for the next check).
+            other => return other.map(|(refused, refs)| (refused, refs, known.first)),
         }
     }
     let mut taken = known.taken;
@@ -916,11 +962,27 @@ fn publish_against(
     }
     ctx.timings.step("rewrite-check");
 
+    // What the downstream held before the push: `base`, and the refs the
+    // push found already where they had to go (a first run's guess of an
+    // empty downstream can meet copies of the mirror's refs).
+    let mut before = base.clone();
     if let Some(url) = push_url {
-        push_and_verify(
+        let reports = push_and_verify(
             ctx, run, refspecs, url, &base, &plan, &preserved, known_base,
         )?;
         ctx.timings.step("push");
+        let up_to_date: Vec<&lc_git::PushedRef> = reports
+            .iter()
+            .filter(|r| r.status == lc_git::PushStatus::UpToDate)
+            .collect();
+        for r in &up_to_date {
+            if let Some(oid) = plan.target.get(&r.remote) {
+                before.insert(r.remote.clone(), oid.clone());
+            }
+        }
+        if !reports.is_empty() && up_to_date.len() == reports.len() {
+            ctx.tally.pushed = lc_api::Pushed::Unchanged;
+        }
     }
 
     // The mirror's own refs move last, in one transaction.
@@ -944,7 +1006,8 @@ fn publish_against(
         }
     }
     git.update_refs(repo, &updates)?;
-    ctx.tally.record_refs(&base, &plan.target);
+    ctx.timings.step("result");
+    ctx.tally.record_refs(&before, &plan.target);
     Ok((plan.refused, plan.target))
 }
 
@@ -999,7 +1062,7 @@ fn push_and_verify(
     plan: &Plan,
     preserved: &[(String, String)],
     known_base: bool,
-) -> Result<(), MirrorError> {
+) -> Result<Vec<lc_git::PushedRef>, MirrorError> {
     let (git, repo, spec) = (run.git, run.repo, run.spec);
     if run.lfs {
         // The LFS objects first: no ref reaches the downstream before the
@@ -1043,9 +1106,10 @@ fn push_and_verify(
                     .iter()
                     .map(|(name, oid)| (name.clone(), Some(oid.clone()))),
             );
-            return check_report(
+            check_report(
                 ctx, git, spec, refspecs, url, plan, preserved, &reports, &expected,
-            );
+            )?;
+            return Ok(reports);
         }
     }
 
@@ -1088,7 +1152,7 @@ fn push_and_verify(
         ));
         // The downstream was listed (or is as the record says) and holds
         // every planned ref: nothing to check.
-        return Ok(());
+        return Ok(Vec::new());
     }
     ctx.log.info(&format!(
         "{}: pushing {} refs and {preserved_count} preserved tips to {url}",
@@ -1109,7 +1173,8 @@ fn push_and_verify(
     }
     check_report(
         ctx, git, spec, refspecs, url, plan, preserved, &reports, &expected,
-    )
+    )?;
+    Ok(reports)
 }
 
 /// Whether `push --porcelain`'s `reports` show every ref of `expected`

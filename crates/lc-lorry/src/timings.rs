@@ -12,11 +12,25 @@
 //! the downstream and judging non-fast-forward changes), `push` (LFS
 //! objects, refs, and checking the push's report), `pins` (snapshot pins),
 //! `result` (moving the mirror's refs, submodules, repack, bundle, tarball,
-//! the state record). A step that did not run is not printed.
+//! the state record). A step that did not run is not printed; the steps
+//! are printed in that order, whatever order they ran in (the mirror's refs
+//! move before the pins are made, and count for `result`).
 
 use std::time::{Duration, Instant};
 
 use lc_git::Trace;
+
+/// The steps in the order they are printed.
+const ORDER: [&str; 8] = [
+    "init",
+    "upstream",
+    "fetch",
+    "refs",
+    "rewrite-check",
+    "push",
+    "pins",
+    "result",
+];
 
 /// The steps of one spec's run so far.
 #[derive(Debug, Clone)]
@@ -62,17 +76,20 @@ impl Timings {
         self.mark_count = count;
     }
 
-    /// The steps as `(name, time, git commands)`, in the order they first
-    /// ended.
-    pub fn steps(&self) -> &[(&'static str, Duration, usize)] {
-        &self.steps
+    /// The steps as `(name, time, git commands)`, in their order (see
+    /// the module's documentation; unknown names last, in the order they
+    /// first ended).
+    pub fn steps(&self) -> Vec<(&'static str, Duration, usize)> {
+        let mut steps = self.steps.clone();
+        steps.sort_by_key(|(n, _, _)| ORDER.iter().position(|o| o == n).unwrap_or(ORDER.len()));
+        steps
     }
 
     /// The `lorry: timings:` line of spec `name`.
     pub fn line(&self, name: &str) -> String {
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         let steps: Vec<String> = self
-            .steps
+            .steps()
             .iter()
             .map(|(n, d, g)| format!("{n} {:.1} ms ({g} git)", ms(*d)))
             .collect();
@@ -100,14 +117,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn steps_add_up_in_the_order_they_first_ended() {
+    fn steps_add_up_and_print_in_their_order() {
         let trace = Trace::new();
         let mut t = Timings::start(Some(&trace));
-        t.step("upstream");
         t.step("fetch");
         t.step("upstream");
+        t.step("result");
+        t.step("pins");
+        t.step("fetch");
         let names: Vec<&str> = t.steps().iter().map(|s| s.0).collect();
-        assert_eq!(names, ["upstream", "fetch"]);
+        assert_eq!(names, ["upstream", "fetch", "pins", "result"]);
         let line = t.line("a/b");
         assert!(line.starts_with("lorry: timings: a/b: upstream "), "{line}");
         assert!(line.contains("(0 git)"), "{line}");

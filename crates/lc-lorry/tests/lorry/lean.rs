@@ -37,33 +37,80 @@ fn result(path: &std::path::Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).expect("result file")).expect("JSON")
 }
 
+/// The git commands each step of spec NAME's `lorry: timings:` line ran,
+/// by step.
+fn step_gits(line: &str) -> std::collections::BTreeMap<String, usize> {
+    let steps = line
+        .strip_prefix(&format!("lorry: timings: {NAME}: "))
+        .and_then(|rest| rest.split_once("; total "))
+        .map_or("", |(steps, _)| steps);
+    steps
+        .split(", ")
+        .filter_map(|step| {
+            let (name, rest) = step.split_once(' ')?;
+            let gits = rest.split_once('(')?.1.split_once(' ')?.0.parse().ok()?;
+            Some((name.to_owned(), gits))
+        })
+        .collect()
+}
+
 #[test]
-fn first_run_fetches_without_listing_and_trusts_the_push_report() {
+fn first_run_lists_neither_side_and_pushes_with_absent_leases() {
     let area = Area::new();
     let up = Upstream::new(area.path().join("up"));
     up.branch("feature");
     up.tag("v1");
     let down = area.downstream(NAME);
     let file = area.lorry_file("p.lorry", &spec(&up.url()));
-    let run = area.run(&[&file], &["--timings"]);
+    let result_file = area.path().join("result.json");
+    let option = format!("--result-file={}", result_file.display());
+    let run = area.run(&[&file], &["--timings", &option]);
     assert_eq!(run.code, 0, "{}", run.all_output());
     assert_eq!(heads_and_tags(&down), up.heads_and_tags());
-    // No record yet: the fetch lists the upstream; the downstream is
-    // listed once (what is already there is judged) and the push's report
-    // stands for the check afterwards.
-    assert_eq!(count(&run.git, "ls-remote"), 1, "{:#?}", run.git);
+    // No record yet: the fetch lists the upstream; the downstream is not
+    // listed: every ref goes with a lease that says it must not be there,
+    // and the push's report stands for the check afterwards. The mirror is
+    // made without a git process.
+    assert_eq!(count(&run.git, "ls-remote"), 0, "{:#?}", run.git);
+    assert_eq!(count(&run.git, "init"), 0, "{:#?}", run.git);
+    assert_eq!(count(&run.git, "for-each-ref"), 0, "{:#?}", run.git);
     let down_cmds = downstream_commands(&area, &run);
-    assert_eq!(count(&down_cmds, "ls-remote"), 1, "{down_cmds:#?}");
-    assert_eq!(count(&down_cmds, "push"), 1, "{down_cmds:#?}");
-    // --timings: one line with the steps and the git commands they ran.
+    assert_eq!(down_cmds.len(), 1, "{down_cmds:#?}");
+    for name in ["refs/heads/feature", "refs/heads/main", "refs/tags/v1"] {
+        assert!(
+            down_cmds[0].contains(&format!("--force-with-lease={name}: ")),
+            "{down_cmds:#?}"
+        );
+    }
+    let spec = &result(&result_file)["specs"][0];
+    assert_eq!(spec["ok"], true, "{spec}");
+    assert_eq!(spec["preserved"], json!([]), "{spec}");
+    assert_eq!(spec["refs"].as_array().map(Vec::len), Some(3), "{spec}");
+    // --timings: one line with the steps and the git commands they ran;
+    // the mirror's refs move under "result", not "pins".
     let line = run
         .out
         .lines()
         .find(|l| l.starts_with(&format!("lorry: timings: {NAME}: ")))
         .unwrap_or_else(|| panic!("no timings line: {}", run.out));
-    for step in ["fetch", "refs", "rewrite-check", "push", "result"] {
-        assert!(line.contains(&format!("{step} ")), "{line}");
-    }
+    let gits = step_gits(line);
+    assert_eq!(gits.get("init"), Some(&0), "{line}");
+    assert_eq!(gits.get("fetch"), Some(&1), "{line}");
+    assert_eq!(gits.get("push"), Some(&1), "{line}");
+    assert_eq!(gits.get("pins"), Some(&0), "{line}");
+    // update-ref, and cat-file for the submodules.
+    assert_eq!(gits.get("result"), Some(&2), "{line}");
+    let names: Vec<&String> = gits.keys().collect();
+    assert!(
+        ["refs", "rewrite-check"]
+            .iter()
+            .all(|s| names.iter().any(|n| n == s)),
+        "{line}"
+    );
+    assert!(
+        line.find(" pins ") < line.find(" result "),
+        "steps in their order: {line}"
+    );
     assert!(
         line.contains("; total ") && line.ends_with(&format!("({} git)", run.git.len())),
         "{line} vs {} commands",
@@ -78,6 +125,15 @@ fn first_run_fetches_without_listing_and_trusts_the_push_report() {
         "{}",
         run.out
     );
+
+    // The first push counts as a listing: the next fast-forward is lean.
+    let mut up = up;
+    up.commit("second");
+    let run = area.run(&[&file], &[]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    let down_cmds = downstream_commands(&area, &run);
+    assert_eq!(count(&down_cmds, "ls-remote"), 0, "{down_cmds:#?}");
+    assert_eq!(heads_and_tags(&down), up.heads_and_tags());
 }
 
 #[test]
@@ -382,4 +438,171 @@ fn an_unchanged_upstream_repairs_the_downstream_when_the_check_is_due() {
         "{:#?}",
         run.git
     );
+}
+
+/// A first run whose downstream someone already filled: the "absent"
+/// leases fail, the downstream is listed and judged as ever, and the
+/// stranger's tip is kept.
+#[test]
+fn a_first_run_into_a_filled_downstream_fails_its_leases_and_preserves() {
+    let area = Area::new();
+    let up = Upstream::new(area.path().join("up"));
+    up.tag("v1");
+    let down = area.downstream(NAME);
+    let stranger = stranger_pushes_main(area.path().join("other"), &down);
+    let file = area.lorry_file("p.lorry", &spec(&up.url()));
+    let result_file = area.path().join("result.json");
+    let option = format!("--result-file={}", result_file.display());
+    let run = area.run(&[&file], &[&option]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    assert!(
+        run.out
+            .contains("already holds some of the refs of this first run"),
+        "{}",
+        run.out
+    );
+    let down_cmds = downstream_commands(&area, &run);
+    assert_eq!(count(&down_cmds, "push"), 2, "{down_cmds:#?}");
+    assert_eq!(count(&down_cmds, "ls-remote"), 1, "{down_cmds:#?}");
+    assert_eq!(heads_and_tags(&down), up.heads_and_tags());
+    let preserved = refs_under(&down, "refs/lorry/preserved/");
+    assert_eq!(preserved.values().collect::<Vec<_>>(), vec![&stranger]);
+    let spec = &result(&result_file)["specs"][0];
+    assert_eq!(spec["preserved"][0]["oid"], json!(stranger), "{spec}");
+    let main = spec["refs"]
+        .as_array()
+        .and_then(|refs| refs.iter().find(|r| r["name"] == "refs/heads/main"))
+        .unwrap_or_else(|| panic!("main moved: {spec}"));
+    assert_eq!(main["old"], json!(stranger), "{spec}");
+    assert_eq!(main["new"], json!(up.head()), "{spec}");
+}
+
+/// With `on-rewrite: refuse`, the same first run fails as a listing would
+/// have made it fail, and leaves the stranger's ref where it was.
+#[test]
+fn a_first_run_into_a_filled_downstream_refuses_as_a_listing_would() {
+    let area = Area::new();
+    let up = Upstream::new(area.path().join("up"));
+    up.branch("side");
+    let down = area.downstream(NAME);
+    let stranger = stranger_pushes_main(area.path().join("other"), &down);
+    let file = area.lorry_file(
+        "p.lorry",
+        &json!({ NAME: { "type": "git", "url": up.url(), "on-rewrite": "refuse" } }),
+    );
+    let run = area.run(&[&file], &[]);
+    assert_eq!(run.code, 1, "{}", run.all_output());
+    assert!(
+        run.err.contains(
+            "on-rewrite is refuse and upstream rewrote or deleted refs/heads/main; left as it was"
+        ),
+        "{}",
+        run.err
+    );
+    assert_eq!(refs(&down)["refs/heads/main"], stranger);
+    assert_eq!(refs(&down)["refs/heads/side"], up.head());
+    assert!(refs_under(&down, "refs/lorry/").is_empty());
+}
+
+/// A working area lost (or a lorry that moved to another minion): its
+/// first run finds the downstream holding every ref already where it must
+/// go (git's push calls them up to date before it looks at a lease), and
+/// reports that nothing moved.
+#[test]
+fn a_first_run_into_a_downstream_that_is_already_a_copy_pushes_nothing() {
+    let area = Area::new();
+    let up = Upstream::new(area.path().join("up"));
+    up.branch("feature");
+    up.tag("v1");
+    let down = area.downstream(NAME);
+    let file = area.lorry_file("p.lorry", &spec(&up.url()));
+    assert_eq!(area.run(&[&file], &[]).code, 0);
+    std::fs::remove_dir_all(area.working_area()).expect("lose the working area");
+    let result_file = area.path().join("result.json");
+    let option = format!("--result-file={}", result_file.display());
+    let run = area.run(&[&file], &[&option]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    let down_cmds = downstream_commands(&area, &run);
+    assert_eq!(count(&down_cmds, "ls-remote"), 0, "{down_cmds:#?}");
+    assert_eq!(count(&down_cmds, "push"), 1, "{down_cmds:#?}");
+    assert_eq!(heads_and_tags(&down), up.heads_and_tags());
+    assert!(refs_under(&down, "refs/lorry/").is_empty());
+    let spec = &result(&result_file)["specs"][0];
+    assert_eq!(spec["ok"], true, "{spec}");
+    assert_eq!(spec["pushed"], "unchanged", "{spec}");
+    assert_eq!(spec["preserved"], json!([]), "{spec}");
+    assert_eq!(spec["refs"], json!([]), "{spec}");
+    let held: std::collections::BTreeMap<String, String> =
+        serde_json::from_value(spec["held"].clone()).expect("held");
+    assert_eq!(held, up.heads_and_tags());
+
+    // An older copy: main is behind downstream, so its lease fails; the
+    // downstream is listed and main moves forward, nothing preserved.
+    std::fs::remove_dir_all(area.working_area()).expect("lose it again");
+    let mut up = up;
+    let after = up.commit("second");
+    let run = area.run(&[&file], &[&option]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    let down_cmds = downstream_commands(&area, &run);
+    assert_eq!(count(&down_cmds, "ls-remote"), 1, "{down_cmds:#?}");
+    assert_eq!(heads_and_tags(&down), up.heads_and_tags());
+    assert!(refs_under(&down, "refs/lorry/").is_empty());
+    let spec = &result(&result_file)["specs"][0];
+    assert_eq!(spec["pushed"], "yes", "{spec}");
+    assert_eq!(
+        moved_refs(spec),
+        vec![("refs/heads/main".into(), json!(after))]
+    );
+}
+
+/// What a first run does not name downstream, it leaves as it is (no
+/// history is lost), until the downstream check lists and judges it.
+#[test]
+fn a_first_run_leaves_other_downstream_refs_to_the_check() {
+    let area = Area::new();
+    let up = Upstream::new(area.path().join("up"));
+    let down = area.downstream(NAME);
+    let mut other = Upstream::new(area.path().join("other"));
+    let legacy = other.commit("legacy work");
+    git(
+        &other.dir,
+        &[
+            "push",
+            "-q",
+            &format!("file://{}", down.display()),
+            "main:refs/heads/legacy",
+        ],
+    );
+    let file = area.lorry_file("p.lorry", &spec(&up.url()));
+    let run = area.run(&[&file], &[]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    assert_eq!(count(&downstream_commands(&area, &run), "ls-remote"), 0);
+    assert_eq!(refs(&down)["refs/heads/legacy"], legacy);
+    assert_eq!(refs(&down)["refs/heads/main"], up.head());
+
+    let run = area.run(&[&file], &["--downstream-check-every=0"]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    assert_eq!(heads_and_tags(&down), up.heads_and_tags());
+    let preserved = refs_under(&down, "refs/lorry/preserved/");
+    assert_eq!(preserved.values().collect::<Vec<_>>(), vec![&legacy]);
+}
+
+/// `--downstream-check-every=0` lists the downstream on every run, the
+/// first one too.
+#[test]
+fn a_first_run_with_the_check_every_run_lists_the_downstream() {
+    let area = Area::new();
+    let up = Upstream::new(area.path().join("up"));
+    let down = area.downstream(NAME);
+    let file = area.lorry_file("p.lorry", &spec(&up.url()));
+    let run = area.run(&[&file], &["--downstream-check-every=0"]);
+    assert_eq!(run.code, 0, "{}", run.all_output());
+    let down_cmds = downstream_commands(&area, &run);
+    assert_eq!(count(&down_cmds, "ls-remote"), 1, "{down_cmds:#?}");
+    assert_eq!(count(&down_cmds, "push"), 1, "{down_cmds:#?}");
+    assert!(
+        !down_cmds[1].contains("--force-with-lease"),
+        "{down_cmds:#?}"
+    );
+    assert_eq!(heads_and_tags(&down), up.heads_and_tags());
 }
