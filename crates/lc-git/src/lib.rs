@@ -21,7 +21,7 @@ pub mod confgit;
 mod credentials;
 mod porcelain;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 pub use command::{Git, GitCommand, Trace, git};
@@ -355,6 +355,56 @@ impl Git {
         Ok(missing)
     }
 
+    /// The blobs at `path` in the trees of `tips` (commits, or tags peeled
+    /// to theirs), each once; a tip that is missing or has no blob there
+    /// adds nothing. Read in-process (libgit2: no git process); should
+    /// libgit2 fail on the repository, one `git cat-file --batch-check`
+    /// answers instead.
+    pub fn blobs_at(
+        &self,
+        repo: &Path,
+        tips: &[&str],
+        path: &str,
+    ) -> Result<BTreeSet<Oid>, GitError> {
+        let mut found = BTreeSet::new();
+        if tips.is_empty() {
+            return Ok(found);
+        }
+        let in_process = || -> Result<BTreeSet<Oid>, git2::Error> {
+            let repository = git2::Repository::open_bare(repo)?;
+            let mut found = BTreeSet::new();
+            for tip in tips {
+                let oid = git2::Oid::from_str(tip)?;
+                let Ok(tree) = repository
+                    .find_object(oid, None)
+                    .and_then(|o| o.peel_to_tree())
+                else {
+                    continue;
+                };
+                if let Ok(entry) = tree.get_path(Path::new(path))
+                    && entry.kind() == Some(git2::ObjectType::Blob)
+                {
+                    found.insert(entry.id().to_string());
+                }
+            }
+            Ok(found)
+        };
+        if let Ok(blobs) = in_process() {
+            return Ok(blobs);
+        }
+        let input: String = tips.iter().map(|t| format!("{t}:{path}\n")).collect();
+        let out = self
+            .in_repo(repo)
+            .args(["cat-file", "--batch-check=%(objectname) %(objecttype)"])
+            .run_with_input(input.as_bytes())?;
+        found.extend(
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter_map(|line| line.strip_suffix(" blob").map(str::to_owned)),
+        );
+        Ok(found)
+    }
+
     /// `git init --bare` at `path` (missing parents are made); an existing
     /// repository is left as it is.
     pub fn init_bare(&self, path: &Path) -> Result<(), GitError> {
@@ -521,6 +571,46 @@ mod tests {
         std::fs::create_dir_all(half.join("refs/heads")).expect("mkdir");
         assert!(!git.init_mirror(&half).expect("init half"));
         assert!(half.join("HEAD").is_file());
+    }
+
+    /// `.gitmodules` found at branch tips in-process, and through git when
+    /// libgit2 cannot read the repository (here: git's reftable refs).
+    #[test]
+    fn blobs_at_tips_in_process_and_through_git() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let git = Git::new();
+        let stream = b"commit refs/heads/with\ncommitter T <t@e> 0 +0000\ndata 2\nm\nM 644 inline .gitmodules\ndata 4\nmods\nM 644 inline sub/.gitmodules\ndata 5\nother\n\ncommit refs/heads/without\ncommitter T <t@e> 0 +0000\ndata 2\nn\nM 644 inline README\ndata 2\nhi\n\ntag t\nfrom refs/heads/with\ntagger T <t@e> 0 +0000\ndata 2\nt\ndone\n";
+        let files = git2::Repository::init_bare(dir.path().join("files.git")).expect("init");
+        drop(files);
+        let reftable = dir.path().join("reftable.git");
+        git.command()
+            .args(["init", "-q", "--bare", "--ref-format=reftable"])
+            .arg(reftable.as_os_str())
+            .run()
+            .expect("init reftable");
+        for name in ["files.git", "reftable.git"] {
+            let repo = dir.path().join(name);
+            git.fast_import(&repo, stream).expect("fast-import");
+            let refs = git.for_each_ref(&repo, &[]).expect("refs");
+            let trace = Trace::new();
+            let traced = git.clone().traced(trace.clone());
+            let tips = [
+                refs["refs/heads/with"].as_str(),
+                refs["refs/heads/without"].as_str(),
+                refs["refs/tags/t"].as_str(),
+                A,
+            ];
+            let blobs = traced.blobs_at(&repo, &tips, ".gitmodules").expect("blobs");
+            let out = git
+                .in_repo(&repo)
+                .args(["rev-parse", "refs/heads/with:.gitmodules"])
+                .run()
+                .expect("rev-parse");
+            let want = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+            assert_eq!(blobs.into_iter().collect::<Vec<_>>(), vec![want], "{name}");
+            let gits = trace.len();
+            assert_eq!(gits, usize::from(name == "reftable.git"), "{name}");
+        }
     }
 
     #[test]

@@ -213,6 +213,14 @@ fn mirror_locked(
     let from_upstream = git
         .clone()
         .env("GIT_ALLOW_PROTOCOL", upstream::git_protocols(allow_local));
+    // A new mirror keeps what it fetches as the pack it came in, as `git
+    // clone` does, rather than as loose objects (git's default below 100
+    // objects), which the first push would then have to pack again.
+    let from_upstream = if created {
+        from_upstream.config("fetch.unpackLimit", "1")
+    } else {
+        from_upstream
+    };
 
     let push_url = if ctx.options.pull_only {
         None

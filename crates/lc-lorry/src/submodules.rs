@@ -1,9 +1,9 @@
 //! Submodules named by the mirrored branches: lorry fetches none of them,
 //! it reports their URLs so that an admin can add lorries for them.
 //!
-//! The `.gitmodules` at the tip of every mirrored branch is read (one `git
-//! cat-file --batch-check` finds them all, each distinct file is read once
-//! with `git config --blob`, so git's own config syntax decides), and
+//! The `.gitmodules` at the tip of every mirrored branch is read (found
+//! in-process by [`Git::blobs_at`], each distinct file read once with `git
+//! config --blob`, so git's own config syntax decides), and
 //! relative URLs (`../other.git`) are resolved against the upstream's URL
 //! as git resolves them against the superproject's remote.
 
@@ -24,16 +24,7 @@ pub fn urls(
     if tips.is_empty() {
         return Ok(found);
     }
-    let input: String = tips.iter().map(|t| format!("{t}:.gitmodules\n")).collect();
-    let out = git
-        .in_repo(repo)
-        .args(["cat-file", "--batch-check=%(objectname) %(objecttype)"])
-        .run_with_input(input.as_bytes())?;
-    let blobs: BTreeSet<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|line| line.strip_suffix(" blob").map(str::to_owned))
-        .collect();
-    for blob in blobs {
+    for blob in git.blobs_at(repo, tips, ".gitmodules")? {
         let out = git
             .in_repo(repo)
             .args([

@@ -98,8 +98,20 @@ fn first_run_lists_neither_side_and_pushes_with_absent_leases() {
     assert_eq!(gits.get("fetch"), Some(&1), "{line}");
     assert_eq!(gits.get("push"), Some(&1), "{line}");
     assert_eq!(gits.get("pins"), Some(&0), "{line}");
-    // update-ref, and cat-file for the submodules.
-    assert_eq!(gits.get("result"), Some(&2), "{line}");
+    // update-ref; the submodules are looked for in-process.
+    assert_eq!(gits.get("result"), Some(&1), "{line}");
+    assert_eq!(count(&run.git, "cat-file"), 0, "{:#?}", run.git);
+    // What the fetch brought stays the one pack it came in, as a clone
+    // keeps it: no loose objects for the push to pack again.
+    let mirror = area.mirror(NAME);
+    assert_eq!(lc_git::pack_count(&mirror).expect("packs"), 1);
+    let loose: usize = std::fs::read_dir(mirror.join("objects"))
+        .expect("objects")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().len() == 2)
+        .map(|e| std::fs::read_dir(e.path()).map_or(0, Iterator::count))
+        .sum();
+    assert_eq!(loose, 0);
     let names: Vec<&String> = gits.keys().collect();
     assert!(
         ["refs", "rewrite-check"]
