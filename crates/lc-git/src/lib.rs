@@ -72,7 +72,7 @@ impl Git {
         let (git, url) = self.with_url_credentials(url);
         let url = url.as_str();
         let mut cmd = git.command();
-        cmd.arg("-c").arg("protocol.version=2");
+        cmd.arg("-c").arg(protocol_setting(url));
         cmd.arg("ls-remote").arg("--refs");
         // With protocol v2 the server lists only the asked-for namespaces;
         // --heads and --tags are the only prefixes ls-remote can send
@@ -141,7 +141,7 @@ impl Git {
     ) -> Result<Vec<FetchedRef>, GitError> {
         let (git, url) = self.with_url_credentials(url);
         let mut cmd = git.in_repo(repo);
-        cmd.arg("-c").arg("protocol.version=2");
+        cmd.arg("-c").arg(protocol_setting(&url));
         cmd.args([
             "fetch",
             "--porcelain",
@@ -476,6 +476,25 @@ impl Git {
     }
 }
 
+/// The protocol git speaks to `url` when listing or fetching: version 2
+/// (the server lists only the namespaces asked for), except over `git://`.
+/// There each exchange of version 2 where the client speaks first (the
+/// `ls-refs` command, then `fetch`) waits out the server's delayed ACK of
+/// git's small writes, about 40 ms on Linux, so listing a small repository
+/// through `git daemon` took 48 ms in version 2 and 5 ms in version 0, in
+/// which the server speaks first; the cost is that version 0 advertises
+/// every ref of the repository.
+fn protocol_setting(url: &str) -> &'static str {
+    if url
+        .get(..6)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("git://"))
+    {
+        "protocol.version=0"
+    } else {
+        "protocol.version=2"
+    }
+}
+
 /// Creates a bare repository at `path`, with missing parents; an existing
 /// repository is left as it is.
 pub fn init_bare(path: &Path) -> Result<(), GitError> {
@@ -610,6 +629,22 @@ mod tests {
             assert_eq!(blobs.into_iter().collect::<Vec<_>>(), vec![want], "{name}");
             let gits = trace.len();
             assert_eq!(gits, usize::from(name == "reftable.git"), "{name}");
+        }
+    }
+
+    #[test]
+    fn git_urls_are_spoken_to_in_protocol_version_0() {
+        assert_eq!(protocol_setting("git://h/x.git"), "protocol.version=0");
+        assert_eq!(protocol_setting("GIT://h/x.git"), "protocol.version=0");
+        for url in [
+            "https://h/x.git",
+            "ssh://h/x",
+            "h:x",
+            "file:///x",
+            "/x",
+            "git",
+        ] {
+            assert_eq!(protocol_setting(url), "protocol.version=2", "{url}");
         }
     }
 

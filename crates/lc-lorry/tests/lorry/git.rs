@@ -53,6 +53,13 @@ fn first_mirror_incremental_update_and_no_op_over_git_daemon() {
     assert_eq!(run.git.len(), 1, "{:?}", run.git);
     assert!(ran(&run, "fetch"), "{:?}", run.git);
     assert!(run.git[0].contains(&daemon.url("project")));
+    // Over git:// in protocol version 0, where the server speaks first (no
+    // waits for delayed ACKs; see lc-git).
+    assert!(
+        run.git[0].starts_with("-c protocol.version=0 fetch "),
+        "{:?}",
+        run.git
+    );
     assert_eq!(objects(), before, "nothing was fetched");
     assert!(
         !run.git
