@@ -191,8 +191,15 @@ fn fingerprint(row: &Row<'_>, columns: usize) -> rusqlite::Result<u64> {
                 hash.write_u8(2);
                 hash.write_u64(x.to_bits());
             }
-            ValueRef::Text(bytes) | ValueRef::Blob(bytes) => {
+            // A BLOB of a TEXT's bytes is another value: a full read
+            // refuses it as a string, and SQLite sorts it after all text.
+            ValueRef::Text(bytes) => {
                 hash.write_u8(3);
+                hash.write_usize(bytes.len());
+                hash.write(bytes);
+            }
+            ValueRef::Blob(bytes) => {
+                hash.write_u8(4);
                 hash.write_usize(bytes.len());
                 hash.write(bytes);
             }
@@ -612,6 +619,28 @@ pub(crate) mod tests {
             seen.push(after[1].1);
         }
         assert_eq!(seen.len(), 1 + count);
+        // The same bytes stored as a BLOB by another program are another
+        // value (a full read would refuse it).
+        let scan = |db: &StateDb| {
+            db.read(|tx| {
+                let mut scan = Vec::new();
+                tx.for_each_row_fingerprint(|rowid, print| scan.push((rowid, print)))?;
+                Ok(scan)
+            })
+            .expect("scan")
+        };
+        let text = scan(&db);
+        db.write(|tx| {
+            tx.conn().execute(
+                "UPDATE lorries SET text = CAST(text AS BLOB) WHERE rowid = ?1",
+                [before[1].0],
+            )?;
+            Ok(())
+        })
+        .expect("to a blob");
+        let blob = scan(&db);
+        assert_eq!((blob[0], blob[2]), (text[0], text[2]));
+        assert_ne!(blob[1].1, text[1].1);
     }
 
     /// Sorting rows by [`QueueRow::place`] and path gives the query's

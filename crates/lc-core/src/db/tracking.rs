@@ -123,8 +123,15 @@ impl StateDb {
                     .query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
                         r.get::<_, i64>(0)
                     })?;
+                // Another process may have committed between the version
+                // read and the snapshot's start, so be in the snapshot
+                // unnoted: read the version again, and if it moved, all
+                // (keeping the first, so that the next read is all too: the
+                // commit may as well have come after the start).
+                let after: i64 =
+                    Sql::new(&writer).query_row("PRAGMA data_version", [], |r| r.get(0))?;
                 let mut noted = lock(&tracker.noted);
-                let all = noted.all || noted.writer_version != Some(version);
+                let all = noted.all || noted.writer_version != Some(version) || after != version;
                 noted.all = false;
                 noted.writer_version = Some(version);
                 let rows = std::mem::take(&mut noted.rows);
@@ -240,6 +247,62 @@ mod tests {
             .write(|tx| tx.set_max_jobs(Some(1)))
             .expect("other write");
         assert_eq!(changes(&db, &tracker), LorryChanges::All);
+    }
+
+    /// Another process committing while a tracked read begins: whatever
+    /// the snapshot holds of its commits, the read says all, never only
+    /// this process's rows. The other process keeps one lorry's interval
+    /// at 1000 + max_jobs; a read answering `Rows` must see the same
+    /// interval as the read before it.
+    #[test]
+    fn a_commit_racing_the_snapshots_start_is_all() {
+        let (dir, db) = fresh();
+        db.write(|tx| tx.upsert_lorry(&lorry("other", 1000)))
+            .expect("seed");
+        let tracker = db.lorry_tracker();
+        let interval = |tx: &crate::db::ReadTx<'_>| -> Result<i64> {
+            Ok(tx.conn.query_row(
+                "SELECT interval FROM lorries WHERE path = 'other'",
+                [],
+                |r| r.get(0),
+            )?)
+        };
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = {
+            let stop = Arc::clone(&stop);
+            let file = dir.path().join("state.db");
+            std::thread::spawn(move || {
+                let other = StateDb::open(&file).expect("open again");
+                let mut i = 0_i64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    i += 1;
+                    other
+                        .write(|tx| tx.upsert_lorry(&lorry("other", 1000 + i)))
+                        .expect("other write");
+                    // Commits at uneven moments, now and then inside the
+                    // few microseconds of the read's start.
+                    std::thread::sleep(std::time::Duration::from_micros(
+                        (i as u64).wrapping_mul(2_654_435_761) % 700,
+                    ));
+                }
+                i
+            })
+        };
+        let mut last = None;
+        let mut wrong = Vec::new();
+        for read in 0..20_000 {
+            let (changes, seen) = db
+                .read_tracked(&tracker, |tx, changes| Ok((changes, interval(tx)?)))
+                .expect("read");
+            if matches!(changes, LorryChanges::Rows(_)) && last != Some(seen) {
+                wrong.push((read, last, seen));
+            }
+            last = Some(seen);
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let commits = writer.join().expect("writer");
+        assert!(commits > 10, "{commits} commits");
+        assert!(wrong.is_empty(), "{commits} commits, unnoted: {wrong:?}");
     }
 
     /// A checkpoint of the checkpointer thread (PASSIVE, on a connection
