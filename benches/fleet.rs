@@ -32,7 +32,9 @@
 //! `LC_FLEET_RUNS` (3), `LC_FLEET_SYSTEMS` (`git,grokmirror,lorries,manifest`),
 //! `LC_FLEET_MINION_SLEEP` (the minions' `--sleep`, 0.2 s: how long an idle
 //! minion waits before asking again), `LC_FLEET_KEEP` (keep every run's
-//! directory: STATEDB and logs). grokmirror comes from
+//! directory: STATEDB and logs), `LC_FLEET_BASELINE_PROTOCOL` (the git
+//! protocol version of the git loop and grok-pull; unset, git's default
+//! 2: lorry speaks version 0 to `git://` upstreams, see ARCH). grokmirror comes from
 //! `scripts/test-deps` (a virtual environment under
 //! `~/.cache/lorry-controller/grokmirror`), `$LORRY_TEST_GROKMIRROR` (a
 //! bin directory) or PATH.
@@ -210,6 +212,27 @@ impl Origin {
     }
 }
 
+/// `$LC_FLEET_BASELINE_PROTOCOL`: the git protocol version the git loop
+/// and grok-pull use (unset: git's default, version 2).
+fn baseline_protocol() -> Option<String> {
+    std::env::var("LC_FLEET_BASELINE_PROTOCOL")
+        .ok()
+        .filter(|v| !v.is_empty())
+}
+
+/// [`git`] with `-c protocol.version=` [`baseline_protocol`] when set.
+fn baseline_git(dir: &Path, args: &[&str]) -> String {
+    match baseline_protocol() {
+        Some(version) => {
+            let setting = format!("protocol.version={version}");
+            let mut all = vec!["-c", setting.as_str()];
+            all.extend_from_slice(args);
+            git(dir, &all)
+        }
+        None => git(dir, args),
+    }
+}
+
 /// The plain git loop: clone --mirror (or fetch --prune) and push, one
 /// repository after the other.
 fn git_loop(origin: &mut Origin, dir: &Path) -> [Duration; 3] {
@@ -240,7 +263,7 @@ fn git_loop(origin: &mut Origin, dir: &Path) -> [Duration; 3] {
         for name in &origin.names {
             let mirror = mirrors.join(format!("{name}.git"));
             if phase == 0 {
-                git(
+                baseline_git(
                     dir,
                     &[
                         "clone",
@@ -251,7 +274,7 @@ fn git_loop(origin: &mut Origin, dir: &Path) -> [Duration; 3] {
                     ],
                 );
             } else {
-                git(&mirror, &["fetch", "-q", "--prune", "origin"]);
+                baseline_git(&mirror, &["fetch", "-q", "--prune", "origin"]);
             }
             push(name);
         }
@@ -287,7 +310,15 @@ fn grokmirror(origin: &mut Origin, dir: &Path) -> [Duration; 3] {
         }
         let log = dir.join(format!("grok-pull-{phase}.out"));
         let t = Instant::now();
-        let mut child = Command::new(grok_tool("grok-pull"))
+        let mut command = Command::new(grok_tool("grok-pull"));
+        if let Some(version) = baseline_protocol() {
+            // grok-pull runs git: the version through git's environment.
+            command
+                .env("GIT_CONFIG_COUNT", "1")
+                .env("GIT_CONFIG_KEY_0", "protocol.version")
+                .env("GIT_CONFIG_VALUE_0", version);
+        }
+        let mut child = command
             .arg("-c")
             .arg(&config)
             .stdout(std::fs::File::create(&log).expect("grok-pull output"))
@@ -456,6 +487,10 @@ fn main() {
     .map(|s| s.trim().to_owned())
     .collect();
     println!("machine: {}", machine_and_grokmirror());
+    println!(
+        "git loop and grok-pull: git protocol {}",
+        baseline_protocol().unwrap_or_else(|| "git's default (2)".to_owned())
+    );
     let keep = std::env::var_os("LC_FLEET_KEEP").is_some();
     let tmp = tempfile::tempdir().expect("tempdir");
     // With LC_FLEET_KEEP every system's directory (STATEDB, logs) stays
