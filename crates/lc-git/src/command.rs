@@ -87,6 +87,12 @@ impl Git {
         self
     }
 
+    /// Whether the git setting `key` is given (names compared as git
+    /// does, ignoring case).
+    pub fn has_config(&self, key: &str) -> bool {
+        self.config.iter().any(|(k, _)| k.eq_ignore_ascii_case(key))
+    }
+
     /// Adds an environment variable for every command.
     pub fn env(mut self, key: impl Into<String>, value: impl Into<OsString>) -> Self {
         self.env.push((key.into(), value.into()));

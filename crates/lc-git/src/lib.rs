@@ -20,6 +20,7 @@ mod command;
 pub mod confgit;
 mod credentials;
 mod porcelain;
+pub mod proxy;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -72,7 +73,7 @@ impl Git {
         let (git, url) = self.with_url_credentials(url);
         let url = url.as_str();
         let mut cmd = git.command();
-        cmd.arg("-c").arg(protocol_setting(url));
+        cmd.arg("-c").arg(git.protocol_setting(url));
         cmd.arg("ls-remote").arg("--refs");
         // With protocol v2 the server lists only the asked-for namespaces;
         // --heads and --tags are the only prefixes ls-remote can send
@@ -141,7 +142,7 @@ impl Git {
     ) -> Result<Vec<FetchedRef>, GitError> {
         let (git, url) = self.with_url_credentials(url);
         let mut cmd = git.in_repo(repo);
-        cmd.arg("-c").arg(protocol_setting(&url));
+        cmd.arg("-c").arg(git.protocol_setting(&url));
         cmd.args([
             "fetch",
             "--porcelain",
@@ -476,22 +477,27 @@ impl Git {
     }
 }
 
-/// The protocol git speaks to `url` when listing or fetching: version 2
-/// (the server lists only the namespaces asked for), except over `git://`.
-/// There each exchange of version 2 where the client speaks first (the
-/// `ls-refs` command, then `fetch`) waits out the server's delayed ACK of
-/// git's small writes, about 40 ms on Linux, so listing a small repository
-/// through `git daemon` took 48 ms in version 2 and 5 ms in version 0, in
-/// which the server speaks first; the cost is that version 0 advertises
-/// every ref of the repository.
-fn protocol_setting(url: &str) -> &'static str {
-    if url
-        .get(..6)
-        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("git://"))
-    {
-        "protocol.version=0"
-    } else {
-        "protocol.version=2"
+impl Git {
+    /// The protocol git speaks to `url` when listing or fetching: version 2
+    /// (the server lists only the namespaces asked for), except over
+    /// `git://` without the proxy of [`proxy`]. There each exchange where
+    /// the client speaks first waits out the server's delayed ACK of git's
+    /// small writes, about 40 ms on Linux, and version 2 has two such
+    /// exchanges where version 0 (the server speaks first) has one when
+    /// fetching and none when listing: listing a small repository through
+    /// `git daemon` took 48 ms in version 2 and 5 ms in version 0. Version
+    /// 0's price is the advertisement of every ref of the repository.
+    /// Through the proxy (lorry's own, which turns Nagle's algorithm off)
+    /// version 2 waits for nothing: 6.5 ms.
+    fn protocol_setting(&self, url: &str) -> &'static str {
+        let git_scheme = url
+            .get(..6)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("git://"));
+        if git_scheme && !self.has_config("core.gitProxy") {
+            "protocol.version=0"
+        } else {
+            "protocol.version=2"
+        }
     }
 }
 
@@ -633,9 +639,13 @@ mod tests {
     }
 
     #[test]
-    fn git_urls_are_spoken_to_in_protocol_version_0() {
-        assert_eq!(protocol_setting("git://h/x.git"), "protocol.version=0");
-        assert_eq!(protocol_setting("GIT://h/x.git"), "protocol.version=0");
+    fn git_urls_are_spoken_to_in_protocol_version_0_unless_through_the_proxy() {
+        let plain = Git::new();
+        let proxied = Git::new().config("core.gitProxy", "/usr/bin/lorry");
+        for url in ["git://h/x.git", "GIT://h/x.git"] {
+            assert_eq!(plain.protocol_setting(url), "protocol.version=0");
+            assert_eq!(proxied.protocol_setting(url), "protocol.version=2");
+        }
         for url in [
             "https://h/x.git",
             "ssh://h/x",
@@ -644,7 +654,8 @@ mod tests {
             "/x",
             "git",
         ] {
-            assert_eq!(protocol_setting(url), "protocol.version=2", "{url}");
+            assert_eq!(plain.protocol_setting(url), "protocol.version=2", "{url}");
+            assert_eq!(proxied.protocol_setting(url), "protocol.version=2");
         }
     }
 
