@@ -6,6 +6,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use common::{Webapp, git_lorry};
+use lc_core::db::StateDb;
 
 fn metric(text: &str, sample: &str) -> Option<f64> {
     text.lines()
@@ -101,6 +102,94 @@ fn metrics_describe_the_fleet_and_pass_promtool() {
         "promtool check metrics:\n{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `/1.0/metrics` and `/1.0/list-queue` are kept between requests (see
+/// lc-web fleet.rs): each answer must still be the one of the moment,
+/// after writes of another process (which the webapp's own change
+/// tracking cannot see: only STATEDB's generation tells) and as the
+/// pretended clock moves with nothing written.
+#[test]
+fn kept_metrics_and_queue_follow_other_writers_and_the_clock() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = Webapp::init(dir.path()).start();
+    app.pretend_time(50);
+    // Never run: due at their interval (last run 0).
+    app.seed(&[
+        git_lorry("up/a", 100, 600),
+        git_lorry("up/b", 200, 600),
+        git_lorry("up/c", 400, 600),
+    ]);
+    let metrics = || app.get("/1.0/metrics").text;
+    let text = metrics();
+    assert_eq!(metric(&text, "lorry2_total_lorries"), Some(3.0), "{text}");
+    assert_eq!(metric(&text, "lorry_controller_queue_depth"), Some(0.0));
+    assert_eq!(app.queue(), ["up/a", "up/b", "up/c"]);
+    // Asked again, unchanged: the same answers, from memory.
+    assert_eq!(metric(&metrics(), "lorry2_total_lorries"), Some(3.0));
+    assert_eq!(app.queue(), ["up/a", "up/b", "up/c"]);
+
+    // Another process adds a lorry that is due and moves one to the bottom.
+    app.seed(&[git_lorry("up/d", 10, 600)]);
+    let other = StateDb::open(&app.statedb).expect("open STATEDB");
+    other
+        .write(|tx| tx.move_to_bottom("up/a"))
+        .expect("other process");
+    let text = metrics();
+    assert_eq!(metric(&text, "lorry2_total_lorries"), Some(4.0), "{text}");
+    assert_eq!(metric(&text, "lorry_controller_queue_depth"), Some(1.0));
+    assert_eq!(
+        metric(
+            &text,
+            r#"lorry_controller_lorry_consecutive_failures{path="up/d"}"#
+        ),
+        Some(0.0)
+    );
+    assert_eq!(app.queue(), ["up/d", "up/a", "up/b", "up/c"]);
+    other
+        .write(|tx| tx.remove_lorry("up/d"))
+        .expect("other process removes");
+    let text = metrics();
+    assert_eq!(metric(&text, "lorry2_total_lorries"), Some(3.0), "{text}");
+    assert!(!text.contains(r#"path="up/d""#), "{text}");
+    assert_eq!(app.queue(), ["up/a", "up/b", "up/c"]);
+
+    // Only the clock moves: nothing is written meanwhile (checked), so
+    // only the time can change the answers. At 250, b and a (moved to the
+    // bottom) are due, a for more than its interval; at 900 all three
+    // are, a still last.
+    let before = other.generation().expect("generation");
+    app.pretend_time(250);
+    let text = metrics();
+    assert_eq!(
+        metric(&text, "lorry_controller_queue_depth"),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(metric(&text, "lorry_controller_lorries_overdue"), Some(1.0));
+    assert_eq!(
+        metric(&text, "lorry_controller_oldest_waiting_seconds"),
+        Some(150.0)
+    );
+    assert_eq!(app.queue(), ["up/b", "up/a", "up/c"]);
+    app.pretend_time(900);
+    let text = metrics();
+    assert_eq!(
+        metric(&text, "lorry_controller_queue_depth"),
+        Some(3.0),
+        "{text}"
+    );
+    assert_eq!(metric(&text, "lorry_controller_lorries_overdue"), Some(3.0));
+    assert_eq!(
+        metric(&text, "lorry_controller_oldest_waiting_seconds"),
+        Some(800.0)
+    );
+    assert_eq!(app.queue(), ["up/b", "up/c", "up/a"]);
+    assert_eq!(
+        other.generation().expect("generation"),
+        before,
+        "something wrote STATEDB while only the clock was to move"
     );
 }
 

@@ -7,7 +7,7 @@ use axum::extract::{Path as UrlPath, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use lc_api::{
-    GiveMeJob, JobIds, JobInfo, LorryInfo, MaxJobs, Message, Queue, QueueState, RemovedGhostJobs,
+    GiveMeJob, JobIds, JobInfo, LorryInfo, MaxJobs, Message, QueueState, RemovedGhostJobs,
     RemovedJobs, RunningJobs,
 };
 use lc_base::redact::redact;
@@ -64,9 +64,10 @@ pub fn shown(mut lorry: LorryInfo) -> LorryInfo {
     lorry
 }
 
-pub async fn list_queue(State(state): State<AppState>) -> ApiResult<Json<Queue>> {
-    let queue = state.read(|tx| tx.queue()).await?;
-    Ok(Json(Queue { queue }))
+/// `{"queue": [paths]}`, as `Json(Queue)` writes it (see fleet.rs).
+pub async fn list_queue(State(state): State<AppState>) -> ApiResult<Response> {
+    let json = state.fleet.queue_json(&state).await?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response())
 }
 
 pub async fn start_queue(

@@ -7,11 +7,13 @@
 mod access;
 mod api;
 mod backup;
+mod cache;
 mod confgit;
 mod downstream;
 mod error;
 pub mod events;
 mod export;
+mod fleet;
 mod form;
 mod hosts;
 mod listen;
@@ -188,6 +190,8 @@ pub struct AppState {
     pub queue: Arc<longpoll::QueueWake>,
     /// The JSON status last built (see status_json.rs).
     pub status_cache: Arc<status_json::StatusCache>,
+    /// The fleet of `/1.0/metrics` and `/1.0/list-queue` (see fleet.rs).
+    pub fleet: Arc<fleet::FleetCache>,
     /// When the status file was last written (see pages/status.rs).
     pub status_file: Arc<pages::StatusFile>,
 }
@@ -214,6 +218,7 @@ impl AppState {
             manifest_clock: Arc::default(),
             queue: Arc::default(),
             status_cache: Arc::default(),
+            fleet: Arc::default(),
             status_file: Arc::default(),
         }
     }

@@ -22,6 +22,7 @@ mod checkpoint;
 mod config_sync;
 mod events;
 mod fingerprints;
+mod fleet;
 mod host_jobs;
 mod host_sync;
 mod hosts;
@@ -54,6 +55,7 @@ pub use batches::{BATCH_TIMEOUT, Handout};
 pub use config_sync::ConfigPlan;
 pub use events::EventFilter;
 pub use fingerprints::{ACTIVITY_MARGIN, DEFAULT_FULL_CHECK_EVERY};
+pub use fleet::{Fleet, FleetHealth, FleetRow, LastExit};
 pub use host_sync::{
     GeneratedLorry, HostSyncOutcome, HostToList, ReportedActivity, UpstreamMetadata,
 };
