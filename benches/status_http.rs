@@ -18,7 +18,10 @@
 //!   whole, not inflated): requests/s, p50, p99, the webapp's peak memory;
 //! - the webapp's resident memory from `/proc` (`VmRSS` idle and after,
 //!   `VmHWM` its peak);
-//! - `GET /1.0/list-queue` and `/1.0/metrics`, one client.
+//! - `GET /1.0/list-queue` and `/1.0/metrics`, one client: after another
+//!   process's write, after the webapp's own change, unchanged (see
+//!   `fleet_reads`; with `LC_BENCH_FLEET_BASELINE`, against that build
+//!   too, interleaved).
 //!
 //! Targets: status ≤ 2 / 20 / 200 ms at 1,000 / 10,000 / 100,000; at
 //! 1,000 from 64 clients ≥ 5,000/s with `If-None-Match`, ≥ 1,500/s full;
@@ -26,7 +29,9 @@
 //!
 //! `cargo bench --bench status_http`; `LC_BENCH_SIZES` (1000,10000,100000),
 //! `LC_BENCH_SECONDS` (10); `LC_BENCH_BASELINE_WEBAPP`: measure that
-//! webapp binary instead (an older build, for before/after comparisons).
+//! webapp binary instead (an older build, for before/after comparisons);
+//! `LC_BENCH_FLEET_BASELINE`: a webapp binary of an older commit that
+//! answers list-queue and metrics beside this one, interleaved.
 
 #![expect(
     clippy::disallowed_methods,
@@ -300,18 +305,7 @@ fn main() {
             after,
             hwm,
         });
-        for route in ["/1.0/list-queue", "/1.0/metrics"] {
-            let url = format!("http://127.0.0.1:{port}{route}");
-            let mut times = Vec::new();
-            let mut len = 0;
-            for _ in 0..5 {
-                let (t, code, l, _) = get(&client, &url, None);
-                assert_eq!(code, 200, "{route}");
-                times.push(t);
-                len = l;
-            }
-            others.push((n, route, p50_p99(&times), len));
-        }
+        others.extend(fleet_reads(n, dir.path(), port, &client));
         drop(webapp);
     }
 
@@ -379,10 +373,96 @@ fn main() {
             m.hwm as f64 / 1024.0
         );
     }
-    println!("\nother whole-fleet reads, one client (ms, p50 / p99 of 5)");
-    println!("| lorries | route | p50 / p99 | body |");
-    println!("|---|---|---|---|");
-    for (n, route, times, len) in &others {
-        println!("| {n} | {route} | {times} | {} KiB |", len / 1024);
+    println!("\nother whole-fleet reads, one client (ms, p50 / p99)");
+    println!(
+        "| lorries | route | webapp | after another process's write | after the webapp's own move-to-top | unchanged | body |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for r in &others {
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {} KiB |",
+            r.n,
+            r.route,
+            r.webapp,
+            p50_p99(&r.other_write),
+            p50_p99(&r.own_change),
+            p50_p99(&r.unchanged),
+            r.body / 1024
+        );
     }
+}
+
+/// One route of [`fleet_reads`] on one webapp.
+struct FleetRead {
+    n: usize,
+    route: &'static str,
+    webapp: &'static str,
+    other_write: Vec<Duration>,
+    own_change: Vec<Duration>,
+    unchanged: Vec<Duration>,
+    body: usize,
+}
+
+/// `GET /1.0/list-queue` and `/1.0/metrics`, one client, each round: after
+/// a write of this bench's own connection (another process's: every row
+/// read again), after a `move-to-top` through the webapp (one lorry
+/// changed), and unchanged. With `LC_BENCH_FLEET_BASELINE`, a webapp
+/// built from that binary on the same STATEDB answers the same requests,
+/// interleaved round by round (same machine load for both).
+fn fleet_reads(
+    n: usize,
+    dir: &std::path::Path,
+    port: u16,
+    client: &reqwest::blocking::Client,
+) -> Vec<FleetRead> {
+    let baseline = std::env::var_os("LC_BENCH_FLEET_BASELINE").map(|binary| {
+        common::start_webapp_binary(std::path::Path::new(&binary), dir, &["--no-debug-real-confgit".to_owned()])
+    });
+    let mut webapps = vec![("this", port)];
+    if let Some((_, port)) = &baseline {
+        webapps.push(("baseline", *port));
+    }
+    let other = StateDb::open(&dir.join("state.db")).expect("open STATEDB");
+    let rounds = if n >= 100_000 { 15 } else { 40 };
+    let mut reads = Vec::new();
+    for route in ["/1.0/list-queue", "/1.0/metrics"] {
+        let mut runs: Vec<FleetRead> = webapps
+            .iter()
+            .map(|(webapp, _)| FleetRead {
+                n,
+                route,
+                webapp,
+                other_write: Vec::new(),
+                own_change: Vec::new(),
+                unchanged: Vec::new(),
+                body: 0,
+            })
+            .collect();
+        for i in 0..rounds {
+            for ((_, port), run) in webapps.iter().zip(&mut runs) {
+                let url = format!("http://127.0.0.1:{port}{route}");
+                let mut timed = |times: &mut Vec<Duration>| {
+                    let (t, code, len, _) = get(client, &url, None);
+                    assert_eq!(code, 200, "{route}");
+                    times.push(t);
+                    len
+                };
+                other
+                    .write(|tx| tx.set_max_jobs(Some((i % 2 + 3) as i64)))
+                    .expect("other write");
+                run.body = timed(&mut run.other_write);
+                let path = format!("upstream/group-{:02}/project-{:06}", (i * 7) % 50, i * 7);
+                let answer = client
+                    .post(format!("http://127.0.0.1:{port}/1.0/move-to-top"))
+                    .form(&[("path", path)])
+                    .send()
+                    .expect("move-to-top");
+                assert!(answer.status().is_success());
+                timed(&mut run.own_change);
+                timed(&mut run.unchanged);
+            }
+        }
+        reads.extend(runs);
+    }
+    reads
 }

@@ -6,6 +6,7 @@ use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use common::http_backend::{serve_http, serve_http_with_auth};
 use common::{Webapp, git};
@@ -139,6 +140,118 @@ fn confgit_over_file_url() {
     let url = format!("file://{}", confgit.bare.display());
     let webapp = start_webapp(dir.path(), &url);
     exercise(&webapp, &confgit);
+    webapp.stop();
+}
+
+/// Upgrading from the Python Lorry Controller (or an older version of
+/// ours), whose configuration directory is a checkout of CONFGIT that
+/// scripts may read: the webapp says so at start-up, reads the fetched
+/// commit, and keeps the checkout at it (changed, added and removed files;
+/// the operator's own files kept). A local edit in its way is never lost:
+/// the checkout stays, the problem is shown until the edit is undone.
+/// Removing the directory ends the checkout.
+#[test]
+fn a_checkout_left_by_an_older_version_is_kept_at_the_fetched_commit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let confgit = Confgit::new(dir.path());
+    let url = format!("file://{}", confgit.bare.display());
+    let a = |n: u32| format!("a: {{type: git, url: 'https://example.org/a{n}.git'}}\n");
+    confgit.commit(
+        &[
+            ("lorry-controller.conf", CONF),
+            ("lorries/a.lorry", &a(1)),
+            (
+                "lorries/b.lorry",
+                "b: {type: git, url: 'https://example.org/b.git'}\n",
+            ),
+        ],
+        &[],
+    );
+    // What the original's first read left: `git clone -b <branch>`.
+    let checkout = dir.path().join("confgit");
+    git(
+        dir.path(),
+        &["clone", "--quiet", "-b", "master", &url, "confgit"],
+    );
+    std::fs::write(checkout.join("operator-notes.txt"), "mine").expect("write");
+    let webapp = start_webapp(dir.path(), &url);
+    common::wait_for("the start-up notice", Duration::from_secs(30), || {
+        webapp
+            .log()
+            .contains("is a checkout left by an older version")
+            .then_some(())
+    });
+    let read = |name: &str| std::fs::read_to_string(checkout.join(name)).ok();
+    let problems =
+        |answer: &serde_json::Value| answer["problems"].as_array().expect("list").clone();
+
+    confgit.commit(
+        &[
+            ("lorries/a.lorry", &a(2)),
+            (
+                "lorries/c.lorry",
+                "c: {type: git, url: 'https://example.org/c.git'}\n",
+            ),
+        ],
+        &["lorries/b.lorry"],
+    );
+    let s = webapp.post_ok("/1.0/read-configuration", &[]);
+    assert!(problems(&s).is_empty(), "{s}");
+    assert_eq!(webapp.queue(), ["up/a", "up/c"]);
+    assert_eq!(read("lorries/a.lorry"), Some(a(2)));
+    assert!(read("lorries/c.lorry").is_some());
+    assert_eq!(read("lorries/b.lorry"), None);
+    assert_eq!(read("operator-notes.txt").as_deref(), Some("mine"));
+    assert_eq!(
+        git(&checkout, &["status", "--porcelain"]),
+        "?? operator-notes.txt\n"
+    );
+
+    // An edit made in the checkout, in the way of the next commit.
+    std::fs::write(checkout.join("lorries/a.lorry"), "edited here").expect("edit");
+    confgit.commit(&[("lorries/a.lorry", &a(3))], &[]);
+    let s = webapp.post_ok("/1.0/read-configuration", &[]);
+    assert!(
+        webapp
+            .get_ok("/1.0/lorry/up/a")
+            .to_string()
+            .contains("a3.git")
+    );
+    assert_eq!(read("lorries/a.lorry").as_deref(), Some("edited here"));
+    let problem = &problems(&s)[0];
+    assert_eq!(problem["file"], ".", "{s}");
+    let text = problem["problem"].as_str().expect("text");
+    assert!(
+        text.contains("stale") && text.contains("lorries/a.lorry"),
+        "{text}"
+    );
+    let status = webapp.get_ok("/1.0/status");
+    assert_eq!(status["config_problems"][0]["problem"], text);
+    assert!(webapp.log().contains("was not updated"));
+
+    // Undone: followed again, and the problem is gone.
+    git(&checkout, &["checkout", "--quiet", "lorries/a.lorry"]);
+    let s = webapp.post_ok("/1.0/read-configuration", &[]);
+    assert!(problems(&s).is_empty(), "{s}");
+    assert_eq!(read("lorries/a.lorry"), Some(a(3)));
+    assert!(
+        webapp.get_ok("/1.0/status")["config_problems"]
+            .as_array()
+            .expect("list")
+            .is_empty()
+    );
+
+    // The operator removes the directory: the next read fetches CONFGIT
+    // again, into a repository without a working tree.
+    std::fs::remove_dir_all(&checkout).expect("rm");
+    let s = webapp.post_ok("/1.0/read-configuration", &[]);
+    assert_eq!(s["lorries_unchanged"], 2, "{s}");
+    let left: Vec<_> = std::fs::read_dir(&checkout)
+        .expect("dir")
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(left, [".git"]);
     webapp.stop();
 }
 

@@ -6,8 +6,13 @@
 //! nothing to read from the object store). Local edits cannot survive a
 //! read, as there is nothing to edit: the files read are the fetched
 //! commit's ([`ConfgitTree`]). Errors name the URL with any credential
-//! hidden. A checkout left by an older version is fetched into alike; its
-//! files are no longer updated nor read.
+//! hidden.
+//!
+//! A checkout left by an older version (the Python Lorry Controller cloned
+//! CONFGIT there and reset it to the branch at each read) is fetched into
+//! alike, and its files are never read; [`keep_checkout`] keeps them at
+//! the fetched commit, for scripts that read them, without ever losing a
+//! local change.
 
 use std::collections::BTreeMap;
 use std::os::unix::ffi::OsStrExt;
@@ -154,6 +159,84 @@ pub fn update_confgit(
     Ok(ConfgitHead {
         tree: tree.id().to_string(),
     })
+}
+
+/// What [`keep_checkout`] found or did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Checkout {
+    /// No working tree: `.git` is the webapp's own bare repository.
+    None,
+    /// The checkout is at the fetched commit already.
+    UpToDate,
+    /// Moved from commit `from` (none: unborn) to `to`, the fetched one.
+    Updated { from: Option<String>, to: String },
+    /// Left as it was: moving it would have lost a local change, or git
+    /// failed; what git said (redacted).
+    Kept { to: String, why: String },
+}
+
+/// Whether the configuration directory `dir` is a working tree: a checkout
+/// left by the Python Lorry Controller or an older version, not only the
+/// webapp's own bare repository.
+pub fn is_checkout(dir: &Path) -> bool {
+    git2::Repository::open(git_dir(dir)).is_ok_and(|repo| !repo.is_bare())
+}
+
+/// Brings a checkout left in `dir` by an older version to the commit of
+/// `branch` that [`update_confgit`] fetched, as the original's
+/// `git reset --hard origin/<branch>` did, but with `git reset --keep`:
+/// the branch checked out moves, the files that differ between the two
+/// commits are rewritten, and nothing happens at all when one of them has
+/// local changes or an untracked file is in the way (then `Kept` says
+/// why). Untracked files are never removed. Costs two reference lookups
+/// when the checkout is already there or `dir` has none.
+pub fn keep_checkout(dir: &Path, branch: &str, timeout: Duration) -> Checkout {
+    let Ok(repo) = git2::Repository::open(git_dir(dir)) else {
+        return Checkout::None;
+    };
+    if repo.is_bare() {
+        return Checkout::None;
+    }
+    let remote_ref = format!("refs/remotes/origin/{branch}");
+    let to = match repo
+        .find_reference(&remote_ref)
+        .and_then(|r| r.peel_to_commit())
+    {
+        Ok(commit) => commit.id(),
+        Err(e) => {
+            return Checkout::Kept {
+                to: remote_ref,
+                why: e.message().to_owned(),
+            };
+        }
+    };
+    let from = repo
+        .head()
+        .and_then(|h| h.peel_to_commit())
+        .ok()
+        .map(|c| c.id());
+    if from == Some(to) {
+        return Checkout::UpToDate;
+    }
+    let mut work_tree = std::ffi::OsString::from("--work-tree=");
+    work_tree.push(dir.as_os_str());
+    let reset = Git::new()
+        .in_repo(&git_dir(dir))
+        .arg(work_tree)
+        .current_dir(dir)
+        .args(["reset", "--quiet", "--keep"])
+        .arg(to.to_string())
+        .run_with_timeout(timeout);
+    match reset {
+        Ok(_) => Checkout::Updated {
+            from: from.map(|c| c.to_string()),
+            to: to.to_string(),
+        },
+        Err(err) => Checkout::Kept {
+            to: to.to_string(),
+            why: err.to_string(),
+        },
+    }
 }
 
 /// A file of a [`ConfgitTree`].
@@ -423,6 +506,72 @@ mod tests {
         assert_eq!(head.tree, upstream_tree(&upstream));
         let tree = ConfgitTree::read(&old, &head.tree).expect("tree");
         assert_eq!(file(&tree, "b").as_deref(), Some("b"));
+    }
+
+    /// A checkout left by an older version follows the fetched commit,
+    /// keeping untracked files, and is left alone (saying why) when a
+    /// local change would be lost; the webapp's own bare copy has none.
+    #[test]
+    fn a_checkout_left_by_an_older_version_follows_without_losing_local_changes() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let upstream = tmp.path().join("up");
+        std::fs::create_dir(&upstream).expect("mkdir");
+        sh(&upstream, &["init", "--quiet", "-b", "main"]);
+        std::fs::write(upstream.join("a.lorry"), "a1").expect("write");
+        std::fs::write(upstream.join("b.lorry"), "b1").expect("write");
+        sh(&upstream, &["add", "."]);
+        sh(&upstream, &["commit", "--quiet", "-m", "one"]);
+        let url = format!("file://{}", upstream.display());
+        let old = tmp.path().join("old");
+        sh(tmp.path(), &["clone", "--quiet", "-b", "main", &url, "old"]);
+        assert!(is_checkout(&old));
+        let fetch_and_keep = || {
+            update_confgit(&url, "main", &old, Duration::from_secs(60)).expect("fetch");
+            keep_checkout(&old, "main", Duration::from_secs(60))
+        };
+        assert_eq!(fetch_and_keep(), Checkout::UpToDate);
+
+        // Changed, added and removed upstream; an operator's own file beside.
+        std::fs::write(upstream.join("a.lorry"), "a2").expect("write");
+        std::fs::write(upstream.join("c.lorry"), "c").expect("write");
+        sh(&upstream, &["rm", "--quiet", "b.lorry"]);
+        sh(&upstream, &["add", "."]);
+        sh(&upstream, &["commit", "--quiet", "-m", "two"]);
+        std::fs::write(old.join("notes.txt"), "mine").expect("write");
+        assert!(matches!(
+            fetch_and_keep(),
+            Checkout::Updated { from: Some(_), .. }
+        ));
+        let read = |name: &str| std::fs::read_to_string(old.join(name)).ok();
+        assert_eq!(read("a.lorry").as_deref(), Some("a2"));
+        assert_eq!(read("c.lorry").as_deref(), Some("c"));
+        assert_eq!(read("b.lorry"), None);
+        assert_eq!(read("notes.txt").as_deref(), Some("mine"), "untracked kept");
+        assert_eq!(fetch_and_keep(), Checkout::UpToDate);
+
+        // A local edit of a file the next commit changes: nothing moves.
+        std::fs::write(old.join("a.lorry"), "edited here").expect("edit");
+        std::fs::write(upstream.join("a.lorry"), "a3").expect("write");
+        sh(&upstream, &["commit", "--quiet", "-am", "three"]);
+        let kept = fetch_and_keep();
+        let Checkout::Kept { why, .. } = &kept else {
+            panic!("{kept:?}");
+        };
+        assert!(why.contains("a.lorry"), "{why}");
+        assert_eq!(read("a.lorry").as_deref(), Some("edited here"));
+        // Undone by the operator: followed at the next read.
+        sh(&old, &["checkout", "--quiet", "a.lorry"]);
+        assert!(matches!(fetch_and_keep(), Checkout::Updated { .. }));
+        assert_eq!(read("a.lorry").as_deref(), Some("a3"));
+
+        // The webapp's own copy has no working tree.
+        let own = tmp.path().join("own");
+        update_confgit(&url, "main", &own, Duration::from_secs(60)).expect("own");
+        assert!(!is_checkout(&own));
+        assert_eq!(
+            keep_checkout(&own, "main", Duration::from_secs(60)),
+            Checkout::None
+        );
     }
 
     /// Symbolic links lead where a checkout's would have: to a file of

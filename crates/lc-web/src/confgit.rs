@@ -1,39 +1,52 @@
-//! `POST /1.0/read-configuration`: bring the CONFGIT checkout up to date,
-//! read it, and sync STATEDB with it (or, on a dry run, say what would change).
+//! `POST /1.0/read-configuration`: fetch CONFGIT into the webapp's copy
+//! (a repository in the configuration directory, no working tree), read
+//! the fetched commit's files, and sync STATEDB with them (or, on a dry
+//! run, say what would change).
+//!
+//! A working tree left in the configuration directory by an older version
+//! (the Python Lorry Controller kept a checkout there) is not read; it is
+//! brought to the fetched commit after each read that applies, for
+//! scripts that read it, by `lc_git::confgit::keep_checkout`, which never
+//! loses a local change: when one stands in the way the checkout stays as
+//! it is, and a config problem (file `.`) says so on the status page and
+//! in the read's answer until it is resolved.
 //!
 //! A conf file that does not parse or validate is the caller's problem (400,
 //! naming file, section and problem) and leaves STATEDB untouched. A CONFGIT
 //! that cannot be fetched is 503, naming the URL with credentials hidden.
 
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use lc_api::{Message, ReadConfigurationSummary};
+use lc_api::{ConfigProblem, Message, ReadConfigurationSummary};
 use lc_core::config::{
     BlobCache, ConfError, ConfigTree, LoadedConfig, LorryFileCache, TreeFile, load_config_cached,
     load_config_tree,
 };
 use lc_core::db::StateDb;
-use lc_git::confgit::{ConfgitError, ConfgitTree, TreeEntry, update_confgit};
+use lc_git::confgit::{
+    Checkout, ConfgitError, ConfgitTree, TreeEntry, keep_checkout, update_confgit,
+};
 
 use crate::api::Reply;
 use crate::error::ApiError;
 use crate::form::Fields;
 use crate::{AppState, WebConfig};
 
-/// One read of CONFGIT at a time (two would race on the checkout), and
+/// One read of CONFGIT at a time (two would race on the repository), and
 /// none refused: a read asked for while one runs is coalesced into a single
 /// further read after it, so that a push landing during a timer's read is
 /// never lost, and no request waits (nor holds a thread) for a running read.
 #[derive(Debug, Default)]
 pub struct ReadGate {
     state: Mutex<GateState>,
-    /// The configuration last loaded from the CONFGIT checkout, with the
-    /// id of the git tree it was loaded from: a read that finds the same
-    /// tree checked out (clean) loads the same, so it is not loaded again.
+    /// The configuration last loaded from CONFGIT, with the id of the
+    /// git tree it was loaded from: a read that fetches the same tree
+    /// loads the same, so it is not loaded again.
     last: Mutex<Option<(String, Arc<LoadedConfig>)>>,
     /// The `.lorry` files of the trees read, parsed, by blob id.
     blobs: BlobCache,
@@ -138,6 +151,15 @@ fn read_blocking(
         )?),
         _ => None,
     };
+    let checkout = match &head {
+        Some(_) if !dry_run => Some(keep_checkout(
+            dir,
+            &config.confgit_branch,
+            config.confgit_timeout,
+        )),
+        _ => None,
+    };
+    let checkout_problem = checkout.and_then(|checkout| checkout_problem(dir, checkout));
     let same_tree = head.as_ref().and_then(|head| {
         gate.last()
             .as_ref()
@@ -172,6 +194,14 @@ fn read_blocking(
         }
         (None, None) => Arc::new(load_config_cached(dir, cache)?),
     };
+    let loaded = match checkout_problem {
+        Some(problem) => {
+            let mut with_problem = LoadedConfig::clone(&loaded);
+            with_problem.problems.push(problem);
+            Arc::new(with_problem)
+        }
+        None => loaded,
+    };
     let summary = if dry_run {
         db.read(|tx| Ok(tx.plan_config(&loaded)?.summary))?
     } else {
@@ -189,6 +219,38 @@ fn read_blocking(
         "read configuration"
     );
     Ok(summary)
+}
+
+/// Logs what [`keep_checkout`] did with a checkout left in `dir` by an
+/// older version; the config problem to show when it could not follow.
+fn checkout_problem(dir: &Path, checkout: Checkout) -> Option<ConfigProblem> {
+    let dir = dir.display();
+    match checkout {
+        Checkout::None | Checkout::UpToDate => None,
+        Checkout::Updated { from, to } => {
+            tracing::info!(
+                %dir,
+                from = from.as_deref().unwrap_or("none"),
+                %to,
+                "the checkout left by an older version follows CONFGIT's fetched commit"
+            );
+            None
+        }
+        Checkout::Kept { to, why } => {
+            tracing::warn!(%dir, %to, %why, "the checkout left by an older version was not updated");
+            Some(ConfigProblem {
+                file: ".".to_owned(),
+                item: None,
+                problem: format!(
+                    "the checkout in {dir}, left by an older version, was not brought to \
+                     CONFGIT's commit {to}, so its files are stale (the webapp reads the \
+                     fetched commit, not them): {why}. Undo the local changes there, or \
+                     remove the directory to stop keeping a checkout (the next read \
+                     fetches CONFGIT again)"
+                ),
+            })
+        }
+    }
 }
 
 /// Reads CONFGIT and syncs STATEDB (or only plans, when `dry_run`), on a

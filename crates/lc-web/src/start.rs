@@ -105,6 +105,20 @@ pub async fn run(
             })?;
     }
     tracing::info!(address = %local, statedb = %statedb.display(), "listening");
+    let confdir = &config.configuration_directory;
+    if config.confgit_url.is_some()
+        && config.debug_real_confgit
+        && lc_git::confgit::is_checkout(confdir)
+    {
+        tracing::info!(
+            dir = %confdir.display(),
+            "the configuration directory is a checkout left by an older version: CONFGIT \
+             is read from the commit fetched into its .git, not from these files, which \
+             are brought to that commit after each read (git reset --keep: a local change \
+             stops it and is shown as a config problem); remove the directory to stop \
+             keeping a checkout"
+        );
+    }
     let state = AppState::new(db, config).with_security(security);
     serve_with(listener, state, limits, shutdown)
         .await
