@@ -441,7 +441,7 @@ fn fleet_reads(
         for i in 0..rounds {
             for ((_, port), run) in webapps.iter().zip(&mut runs) {
                 let url = format!("http://127.0.0.1:{port}{route}");
-                let mut timed = |times: &mut Vec<Duration>| {
+                let timed = |times: &mut Vec<Duration>| {
                     let (t, code, len, _) = get(client, &url, None);
                     assert_eq!(code, 200, "{route}");
                     times.push(t);

@@ -355,7 +355,7 @@ pub fn per_lorry_text(rows: &[FleetRow]) -> Result<String, std::fmt::Error> {
             text.push_str(name);
             text.push_str("{path=\"");
             escape_label_value(&mut text, &row.path);
-            write!(text, "\"}} {value}\n")?;
+            writeln!(text, "\"}} {value}")?;
         }
     }
     Ok(text)
