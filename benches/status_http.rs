@@ -416,7 +416,11 @@ fn fleet_reads(
     client: &reqwest::blocking::Client,
 ) -> Vec<FleetRead> {
     let baseline = std::env::var_os("LC_BENCH_FLEET_BASELINE").map(|binary| {
-        common::start_webapp_binary(std::path::Path::new(&binary), dir, &["--no-debug-real-confgit".to_owned()])
+        common::start_webapp_binary(
+            std::path::Path::new(&binary),
+            dir,
+            &["--no-debug-real-confgit".to_owned()],
+        )
     });
     let mut webapps = vec![("this", port)];
     if let Some((_, port)) = &baseline {
