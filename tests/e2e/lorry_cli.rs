@@ -4,6 +4,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
@@ -297,5 +298,92 @@ fn git_urls_go_through_lorry_itself_as_proxy() {
     assert_eq!(
         crate::common::git(&mirror, &["rev-parse", "refs/heads/main"]),
         crate::common::git(&root.join("r.git"), &["rev-parse", "refs/heads/main"])
+    );
+}
+
+/// A `git://` server that answers with an empty advertisement (a flush:
+/// no refs) and then keeps its connection open, ignoring the client's
+/// end of input (a half-close a middlebox does not pass on, or a server
+/// that simply does not hang up).
+fn server_that_never_hangs_up() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            std::thread::spawn(move || {
+                use std::io::Read;
+                let mut buf = [0u8; 4096];
+                // The request line, then "no refs".
+                let _ = conn.read(&mut buf);
+                let _ = conn.write_all(b"0000");
+                while conn.read(&mut buf).is_ok_and(|n| n > 0) {}
+                std::thread::sleep(std::time::Duration::from_secs(120));
+            });
+        }
+    });
+    port
+}
+
+/// Hostile review: git waits for its `core.gitProxy` to exit
+/// (`finish_connect`), and lorry's proxy exits only when the server closes.
+/// Without the proxy git closes its socket and is done at once; through
+/// it, a server that does not hang up keeps the proxy, git and the whole
+/// lorry run waiting for ever (nothing kills a fetch but the minion's
+/// lorry-timeout). When git dies instead (a protocol error), the proxy
+/// outlives it holding git's stderr, and lorry's wait for git's output
+/// hangs the same way.
+#[test]
+fn a_git_server_that_never_hangs_up_does_not_hang_lorry() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let port = server_that_never_hangs_up();
+    let url = format!("git://127.0.0.1:{port}/r.git");
+    // Control: git by itself is done (it closes its socket and ends).
+    let plain = Command::new("git")
+        .args(["-c", "protocol.version=0", "ls-remote", &url])
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .output()
+        .expect("git");
+    assert!(plain.status.success(), "{plain:?}");
+    let spec = tmp.path().join("r.lorry");
+    std::fs::write(
+        &spec,
+        format!(r#"{{"r": {{"type": "git", "url": "{url}"}}}}"#),
+    )
+    .expect("write");
+    let mut child = lorry()
+        .arg("--pull-only")
+        .arg(format!(
+            "--working-area={}",
+            tmp.path().join("wa").display()
+        ))
+        .arg(&spec)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()
+        .expect("run");
+    // A hang guard: lorry ends as soon as git is done, long before this.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let finished = loop {
+        if child.try_wait().expect("wait").is_some() {
+            break true;
+        }
+        if std::time::Instant::now() > deadline {
+            break false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    if !finished {
+        let group = i32::try_from(child.id()).expect("pid");
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{group}")])
+            .status();
+        let _ = child.wait();
+    }
+    assert!(
+        finished,
+        "lorry still waiting after 60 s for a server that never hangs up"
     );
 }

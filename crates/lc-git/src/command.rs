@@ -22,6 +22,9 @@ pub struct Git {
     config: Vec<(String, String)>,
     env: Vec<(String, OsString)>,
     trace: Option<Trace>,
+    /// The program `git://` listings and fetches go through, see
+    /// [`crate::proxy`].
+    pub(crate) proxy: Option<String>,
 }
 
 /// Names the environment variables without their values: they may hold
@@ -33,6 +36,7 @@ impl std::fmt::Debug for Git {
             .field("config", &self.config)
             .field("env", &env)
             .field("traced", &self.trace.is_some())
+            .field("proxy", &self.proxy)
             .finish()
     }
 }
@@ -85,6 +89,18 @@ impl Git {
     pub fn config(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.config.push((key.into(), value.into()));
         self
+    }
+
+    /// Lists and fetches `git://` URLs through `program` (lorry's own, see
+    /// [`crate::proxy`]).
+    pub fn git_proxy(mut self, program: impl Into<String>) -> Self {
+        self.proxy = Some(program.into());
+        self
+    }
+
+    /// The program set by [`Git::git_proxy`].
+    pub fn proxy_program(&self) -> Option<&str> {
+        self.proxy.as_deref()
     }
 
     /// Whether the git setting `key` is given (names compared as git

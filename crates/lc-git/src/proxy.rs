@@ -54,11 +54,13 @@ pub fn run(args: &[OsString]) -> i32 {
     }
 }
 
-/// Relays `input` to `stream` (shutting its write side at the end of
-/// `input`) and `stream` to `output`, flushing each piece, until `stream`
-/// ends. Nagle's algorithm is off on `stream`. The input side runs on a
-/// thread of its own, left behind when the server has closed (git may keep
-/// its end open).
+/// Relays `input` to `stream` and `stream` to `output`, flushing each
+/// piece, with Nagle's algorithm off on `stream`, until either the server
+/// closes or `input` ends. git closes its ends of the proxy's pipes only
+/// when its conversation is over (listings and fetches; pushes do not come
+/// here), so the end of `input` ends the relay even when the server keeps
+/// the connection open: a server that never hangs up cannot keep git, and
+/// the run, waiting. The input side runs on a thread of its own.
 pub fn relay(
     stream: &TcpStream,
     mut input: impl Read + Send + 'static,
@@ -78,7 +80,8 @@ pub fn relay(
                 }
             }
         }
-        let _ = up.shutdown(Shutdown::Write);
+        // Both ways: the read below returns at once.
+        let _ = up.shutdown(Shutdown::Both);
     });
     let mut down = stream;
     let mut buf = vec![0; 64 * 1024];
@@ -87,6 +90,8 @@ pub fn relay(
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            // Shut down by the input side.
+            Err(e) if e.kind() == std::io::ErrorKind::NotConnected => break,
             Err(e) => return Err(e),
         };
         output.write_all(&buf[..n])?;
@@ -121,21 +126,69 @@ mod tests {
         (port, server)
     }
 
+    /// The relay in a thread of its own, its input and output through
+    /// socket pairs; answers the test's ends and the relay's outcome.
+    fn relay_on(
+        port: u16,
+    ) -> (
+        std::os::unix::net::UnixStream,
+        std::os::unix::net::UnixStream,
+        std::sync::mpsc::Receiver<std::io::Result<bool>>,
+    ) {
+        use std::os::unix::net::UnixStream;
+        let (to_relay, input) = UnixStream::pair().expect("pair");
+        let (output, from_relay) = UnixStream::pair().expect("pair");
+        let (done, outcome) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+            let result = relay(&stream, input, output);
+            let _ = done.send(result.map(|()| stream.nodelay().unwrap_or(false)));
+        });
+        (to_relay, from_relay, outcome)
+    }
+
+    /// A hang guard, not a timing: a relay that never ends fails here.
+    const ENDS_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
+
     #[test]
     fn relays_both_ways_until_the_server_closes() {
         let (port, server) = upper_server();
-        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-        let mut output = Vec::new();
-        relay(
-            &stream,
-            std::io::Cursor::new(b"want abc\n0000done\n".to_vec()),
-            &mut output,
-        )
-        .expect("relay");
-        assert!(stream.nodelay().expect("nodelay"));
-        assert_eq!(output, b"WANT ABC\n0000DONE\n");
-        // The server saw the end of the input (the write side shut).
+        let (mut to_relay, mut from_relay, outcome) = relay_on(port);
+        to_relay.write_all(b"want abc\n").expect("write");
+        let mut answer = [0; 9];
+        from_relay.read_exact(&mut answer).expect("answer");
+        assert_eq!(&answer, b"WANT ABC\n");
+        to_relay.write_all(b"0000done\n").expect("write");
+        let mut answer = [0; 9];
+        from_relay.read_exact(&mut answer).expect("answer");
+        assert_eq!(&answer, b"0000DONE\n");
+        drop(to_relay);
+        let nodelay = outcome.recv_timeout(ENDS_WITHIN).expect("ended");
+        assert!(nodelay.expect("relay"));
+        // The server saw the end of the input.
         assert!(server.join().expect("server"));
+    }
+
+    /// git done with a server that never hangs up nor answers: the relay
+    /// ends all the same.
+    #[test]
+    fn the_end_of_gits_input_ends_the_relay_even_if_the_server_stays() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let held = std::thread::spawn(move || {
+            let (conn, _) = listener.accept().expect("accept");
+            // Held open, never answered, for as long as the test runs.
+            std::thread::sleep(ENDS_WITHIN * 2);
+            drop(conn);
+        });
+        let (mut to_relay, _from_relay, outcome) = relay_on(port);
+        to_relay.write_all(b"0000").expect("write");
+        drop(to_relay);
+        outcome
+            .recv_timeout(ENDS_WITHIN)
+            .expect("the relay ended")
+            .expect("relay");
+        drop(held);
     }
 
     #[test]

@@ -94,8 +94,8 @@ pub fn main() -> i32 {
     )
 }
 
-/// The git environment of a lorry run: `git://` connections go through
-/// `exe` (lorry's own program) as `core.gitProxy`, which turns Nagle's
+/// The git environment of a lorry run: `git://` listings and fetches go
+/// through `exe` (lorry's own program) as `core.gitProxy`, which turns Nagle's
 /// algorithm off (see [`lc_git::proxy`]: 40 ms saved per exchange). A
 /// program replaced on disk since it started (an upgrade) is named by its
 /// path, which holds the new one; without a program file, git connects
@@ -108,9 +108,7 @@ fn lorry_git(exe: Option<std::path::PathBuf>) -> Git {
         },
     );
     match exe.filter(|exe| exe.is_file()) {
-        Some(exe) => Git::new()
-            .config("core.gitProxy", exe.to_string_lossy())
-            .env(lc_git::proxy::CHILD_ENV, "1"),
+        Some(exe) => Git::new().git_proxy(exe.to_string_lossy()),
         None => Git::new(),
     }
 }
@@ -259,12 +257,22 @@ mod git_proxy_tests {
     #[test]
     fn lorry_is_the_git_proxy_when_its_program_is_there() {
         let exe = std::env::current_exe().expect("exe");
-        assert!(lorry_git(Some(exe.clone())).has_config("core.gitProxy"));
+        let program = exe.to_string_lossy().into_owned();
+        assert_eq!(
+            lorry_git(Some(exe.clone())).proxy_program(),
+            Some(program.as_str())
+        );
         // Replaced on disk since it started: the path holds the new one.
         let mut deleted = exe.into_os_string();
         deleted.push(" (deleted)");
-        assert!(lorry_git(Some(PathBuf::from(deleted))).has_config("core.gitProxy"));
-        assert!(!lorry_git(Some(PathBuf::from("/nonexistent/lorry"))).has_config("core.gitProxy"));
-        assert!(!lorry_git(None).has_config("core.gitProxy"));
+        assert_eq!(
+            lorry_git(Some(PathBuf::from(deleted))).proxy_program(),
+            Some(program.as_str())
+        );
+        assert_eq!(
+            lorry_git(Some(PathBuf::from("/nonexistent/lorry"))).proxy_program(),
+            None
+        );
+        assert_eq!(lorry_git(None).proxy_program(), None);
     }
 }

@@ -618,3 +618,31 @@ fn a_first_run_with_the_check_every_run_lists_the_downstream() {
     );
     assert_eq!(heads_and_tags(&down), up.heads_and_tags());
 }
+
+/// Hostile review: git matches a `--force-with-lease=NAME:...` against a
+/// pushed ref by DWIM (`refname_match`: NAME, refs/NAME, refs/heads/NAME,
+/// ...), the first lease given that matches wins. The lease of
+/// `refs/heads/main` (sorted first) therefore also governs the pushed ref
+/// `refs/heads/refs/heads/main`, whose own lease is never read. An
+/// upstream that creates `refs/heads/refs/heads/main` while `main` moves
+/// makes every push fail as stale: the lean push, the listed retry, and
+/// every run after it.
+#[test]
+fn a_ref_named_like_another_refs_full_name_does_not_borrow_its_lease() {
+    let area = Area::new();
+    let mut up = Upstream::new(area.path().join("up"));
+    let down = area.downstream(NAME);
+    let file = area.lorry_file("p.lorry", &spec(&up.url()));
+    let first = area.run(&[&file], &[]);
+    assert_eq!(first.code, 0, "{}", first.all_output());
+    up.commit("forward");
+    git(
+        &up.dir,
+        &["update-ref", "refs/heads/refs/heads/main", "HEAD"],
+    );
+    for attempt in 0..2 {
+        let run = area.run(&[&file], &[]);
+        assert_eq!(run.code, 0, "attempt {attempt}: {}", run.all_output());
+        assert_eq!(heads_and_tags(&down), up.heads_and_tags());
+    }
+}
