@@ -25,6 +25,15 @@ fn lorry() -> Command {
     cmd
 }
 
+/// lorry `--pull-only` on `spec`, its working area `dir/wa`.
+fn pull_only(dir: &std::path::Path, spec: &std::path::Path) -> Command {
+    let mut cmd = lorry();
+    cmd.arg("--pull-only")
+        .arg(format!("--working-area={}", dir.join("wa").display()))
+        .arg(spec);
+    cmd
+}
+
 /// A fake proxy on 127.0.0.1: records each request line and the
 /// Proxy-Authorization header, answers every request with `body`.
 fn fake_proxy(body: &'static [u8]) -> (u16, Arc<Mutex<Vec<String>>>) {
@@ -110,15 +119,7 @@ fn help_usage_and_exit_codes() {
         r#"{"x": {"type": "git", "url": "file:///nonexistent/x"}}"#,
     )
     .expect("write");
-    let out = lorry()
-        .arg("--pull-only")
-        .arg(format!(
-            "--working-area={}",
-            tmp.path().join("wa").display()
-        ))
-        .arg(&spec)
-        .output()
-        .expect("run");
+    let out = pull_only(tmp.path(), &spec).output().expect("run");
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
@@ -273,15 +274,7 @@ fn git_urls_go_through_lorry_itself_as_proxy() {
         ),
     )
     .expect("write");
-    let out = lorry()
-        .arg("--pull-only")
-        .arg(format!(
-            "--working-area={}",
-            tmp.path().join("wa").display()
-        ))
-        .arg(&spec)
-        .output()
-        .expect("run");
+    let out = pull_only(tmp.path(), &spec).output().expect("run");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(!stderr.contains("Error mirroring r:"), "{stderr}");
@@ -352,13 +345,7 @@ fn a_git_server_that_never_hangs_up_does_not_hang_lorry() {
         format!(r#"{{"r": {{"type": "git", "url": "{url}"}}}}"#),
     )
     .expect("write");
-    let mut child = lorry()
-        .arg("--pull-only")
-        .arg(format!(
-            "--working-area={}",
-            tmp.path().join("wa").display()
-        ))
-        .arg(&spec)
+    let mut child = pull_only(tmp.path(), &spec)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .process_group(0)

@@ -2,9 +2,10 @@
 //!
 //! Every invocation is hermetic and non-interactive: no system or user git
 //! configuration, no terminal prompts, `LC_ALL=C`. Settings (TLS
-//! verification, proxies, protocol version) reach git through
+//! verification, proxies, credential helpers) reach git through
 //! `GIT_CONFIG_COUNT`/`GIT_CONFIG_KEY_n`/`GIT_CONFIG_VALUE_n`, never through
-//! argv, so a token in a setting cannot show up in a process listing.
+//! argv, so a token in a setting cannot show up in a process listing; only
+//! the protocol version of a listing or fetch (no secret) is a `-c` argument.
 //! Everything that could hold a credential (argv, stderr) is redacted with
 //! [`lc_base::redact`] before it reaches an error message.
 //!

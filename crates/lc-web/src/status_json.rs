@@ -1455,6 +1455,22 @@ mod tests {
     /// and the tail, and shares every other entry with the last body; a
     /// second later only the entries whose `due_nice` reads differently
     /// are written again.
+    /// `n` jobs of the queue's next lorries, each started and ended with
+    /// success.
+    fn run_successfully(tx: &lc_core::db::WriteTx<'_>, n: usize) -> lc_core::Result<()> {
+        for _ in 0..n {
+            let (id, _) = tx.start_next_job("m", 1)?.expect("a job");
+            tx.update_job(
+                id,
+                &JobUpdate {
+                    exit: Some(0),
+                    ..JobUpdate::default()
+                },
+            )?;
+        }
+        Ok(())
+    }
+
     #[test]
     fn unchanged_entries_are_shared_not_copied() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -1467,17 +1483,7 @@ mod tests {
                 tx.upsert_lorry(&lorry(&format!("up/{i:03}"), "git://x/r", interval))?;
             }
             // Half of them ran: due later, at different times.
-            for _ in 0..100 {
-                let (id, _) = tx.start_next_job("m", 1)?.expect("a job");
-                tx.update_job(
-                    id,
-                    &JobUpdate {
-                        exit: Some(0),
-                        ..JobUpdate::default()
-                    },
-                )?;
-            }
-            Ok(())
+            run_successfully(tx, 100)
         })
         .expect("seed");
         db.set_pretend_time(NOW);
@@ -1712,17 +1718,7 @@ mod tests {
                 tx.upsert_lorry(&lorry(&format!("up/{i:04}"), &url, 3600))?;
             }
             // 90% ran in the last hour: due within the hour.
-            for _ in 0..1800 {
-                let (id, _) = tx.start_next_job("m", 1)?.expect("a job");
-                tx.update_job(
-                    id,
-                    &JobUpdate {
-                        exit: Some(0),
-                        ..JobUpdate::default()
-                    },
-                )?;
-            }
-            Ok(())
+            run_successfully(tx, 1800)
         })
         .expect("seed");
         db.set_pretend_time(NOW);

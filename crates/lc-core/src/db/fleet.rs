@@ -271,9 +271,8 @@ impl Fleet {
 
 #[cfg(test)]
 mod tests {
-    use rusqlite::params;
 
-    use super::super::lorries::tests::lorry;
+    use super::super::lorries::tests::{lcg, lorry, random_fleet};
     use super::super::tests::fresh;
     use super::super::{JobUpdate, StateDb};
     use super::*;
@@ -307,25 +306,9 @@ mod tests {
     #[test]
     fn fleet_agrees_with_the_queries() {
         let (_dir, db) = fresh();
-        let mut seed: u64 = 11;
-        let mut next = move |n: u64| {
-            seed = seed
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            (seed >> 33) % n
-        };
+        let mut next = lcg(11);
         db.set_pretend_time(100);
-        db.write(|tx| {
-            for i in 0..40 {
-                tx.upsert_lorry(&lorry(&format!("l{i:02}"), 1 + next(50) as i64))?;
-                tx.conn().execute(
-                    "UPDATE lorries SET last_run = ?2 WHERE path = ?1",
-                    params![format!("l{i:02}"), next(100) as i64],
-                )?;
-            }
-            Ok(())
-        })
-        .expect("fleet");
+        random_fleet(&db, 40, &mut next);
         let tracker = db.lorry_tracker();
         let mut fleet = Fleet::default();
         // What the steps went through: the test would prove little otherwise.

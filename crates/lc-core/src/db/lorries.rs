@@ -533,6 +533,33 @@ pub(crate) mod tests {
     use super::super::tests::fresh;
     use super::*;
 
+    /// A small linear congruential generator: `next(n)` is in `0..n`, the
+    /// same sequence for the same seed on every run.
+    pub(crate) fn lcg(mut seed: u64) -> impl FnMut(u64) -> u64 {
+        move |n: u64| {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 33) % n
+        }
+    }
+
+    /// Lorries `l00`.. (`count` of them) with intervals and last runs drawn
+    /// from `next`.
+    pub(crate) fn random_fleet(db: &StateDb, count: usize, next: &mut impl FnMut(u64) -> u64) {
+        db.write(|tx| {
+            for i in 0..count {
+                tx.upsert_lorry(&lorry(&format!("l{i:02}"), 1 + next(50) as i64))?;
+                tx.conn().execute(
+                    "UPDATE lorries SET last_run = ?2 WHERE path = ?1",
+                    params![format!("l{i:02}"), next(100) as i64],
+                )?;
+            }
+            Ok(())
+        })
+        .expect("fleet");
+    }
+
     pub(crate) fn lorry(path: &str, interval: i64) -> NewLorry {
         NewLorry {
             path: path.into(),
@@ -948,25 +975,8 @@ pub(crate) mod tests {
     #[test]
     fn next_due_agrees_with_the_queue_order() {
         let (_dir, db) = fresh();
-        // A small linear congruential generator: the same "random" fleet each run.
-        let mut seed: u64 = 7;
-        let mut next = move |n: u64| {
-            seed = seed
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            (seed >> 33) % n
-        };
-        db.write(|tx| {
-            for i in 0..60 {
-                tx.upsert_lorry(&lorry(&format!("l{i:02}"), 1 + next(50) as i64))?;
-                tx.conn().execute(
-                    "UPDATE lorries SET last_run = ?2 WHERE path = ?1",
-                    params![format!("l{i:02}"), next(100) as i64],
-                )?;
-            }
-            Ok(())
-        })
-        .expect("fleet");
+        let mut next = lcg(7);
+        random_fleet(&db, 60, &mut next);
         for step in 0..300 {
             let path = format!("l{:02}", next(60));
             db.set_pretend_time(50 + next(100) as i64);
